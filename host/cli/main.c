@@ -1,0 +1,399 @@
+/*
+ * main.c -- the usagi executable: a Lua 5.4 interpreter with the usagi
+ * module preloaded and the project's Lua library and plugins on the paths.
+ *
+ * It behaves like lua5.4 for `usagi script.lua args...`, -e, -l, -i, -v, -W,
+ * `-` (stdin) and `--`, so that tools such as busted run inside it and see
+ * the real plugins. With no script it opens a plain prompt (the full REPL
+ * is its own piece of work). No math here.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "usagi/lua.h"
+
+static const char *progname = "usagi";
+
+static const char usage_text[] =
+    "usage: %s [options] [script [args]]\n"
+    "Available options are:\n"
+    "  -e stat   execute string 'stat'\n"
+    "  -i        enter interactive mode after executing 'script'\n"
+    "  -l mod    require library 'mod' into global 'mod'\n"
+    "  -l g=mod  require library 'mod' into global 'g'\n"
+    "  -v        show version information\n"
+    "  -E        ignore environment variables (LUA_PATH, LUA_CPATH)\n"
+    "  -W        turn warnings on\n"
+    "  -h        show this help\n"
+    "  --        stop handling options\n"
+    "  -         stop handling options and execute stdin\n"
+    "With no script, usagi opens an interactive prompt. The global 'usagi'\n"
+    "is the tensor library; see the README for a tour.\n";
+
+/* ==== Messages and tracebacks ========================================== */
+
+static void l_message(const char *msg)
+{
+    if (progname) fprintf(stderr, "%s: ", progname);
+    fprintf(stderr, "%s\n", msg);
+    fflush(stderr);
+}
+
+static int report(lua_State *L, int status)
+{
+    if (status != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        l_message(msg ? msg : "(error object is not a string)");
+        lua_pop(L, 1);
+    }
+    return status;
+}
+
+static int msghandler(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (msg == NULL) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            return 1;
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+/* Ctrl-C during a call: a hook that raises an error at the next Lua step. */
+static lua_State *global_L;
+
+static void lstop(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    luaL_error(L, "interrupted!");
+}
+
+static void laction(int sig)
+{
+    signal(sig, SIG_DFL);
+    lua_sethook(global_L, lstop, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+static int docall(lua_State *L, int narg, int nres)
+{
+    int base = lua_gettop(L) - narg;
+    lua_pushcfunction(L, msghandler);
+    lua_insert(L, base);
+    global_L = L;
+    signal(SIGINT, laction);
+    int status = lua_pcall(L, narg, nres, base);
+    signal(SIGINT, SIG_DFL);
+    lua_remove(L, base);
+    return status;
+}
+
+/* ==== Paths ============================================================= */
+
+/* Put the project's Lua library and plugins first on package.path/cpath:
+ * from the source and build trees when this binary is the one in the build
+ * tree, else from the install tree next to the binary. */
+static void setup_paths(lua_State *L)
+{
+    char exe[PATH_MAX], buf[4 * PATH_MAX + 256];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    const char *dir = dirname(exe);
+    const char *lpath, *cpath;
+    char lbuf[2 * PATH_MAX + 64], cbuf[2 * PATH_MAX + 64];
+    if (strcmp(dir, USAGI_BUILD_DIR) == 0) {
+        snprintf(lbuf, sizeof lbuf, "%s/scripts/?.lua;%s/scripts/?/init.lua;",
+                 USAGI_SOURCE_DIR, USAGI_SOURCE_DIR);
+        snprintf(cbuf, sizeof cbuf, "%s/modules/?.so;", USAGI_BUILD_DIR);
+    } else {
+        snprintf(lbuf, sizeof lbuf, "%s/../" USAGI_LUA_DATADIR "/?.lua;%s/../"
+                 USAGI_LUA_DATADIR "/?/init.lua;", dir, dir);
+        snprintf(cbuf, sizeof cbuf, "%s/../" USAGI_LUA_LIBDIR "/?.so;", dir);
+    }
+    lpath = lbuf; cpath = cbuf;
+    lua_getglobal(L, "package");                        /* [package] */
+    lua_getfield(L, -1, "path");                        /* [package, path] */
+    snprintf(buf, sizeof buf, "%s%s", lpath, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    lua_pushstring(L, buf);
+    lua_setfield(L, -2, "path");
+    lua_getfield(L, -1, "cpath");
+    snprintf(buf, sizeof buf, "%s%s", cpath, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    lua_pushstring(L, buf);
+    lua_setfield(L, -2, "cpath");
+    lua_pop(L, 1);                                      /* [] */
+}
+
+/* ==== Running chunks ==================================================== */
+
+static int dochunk(lua_State *L, int status)
+{
+    if (status == LUA_OK) status = docall(L, 0, 0);
+    return report(L, status);
+}
+
+static int dostring(lua_State *L, const char *s, const char *name)
+{
+    return dochunk(L, luaL_loadbuffer(L, s, strlen(s), name));
+}
+
+/* -l mod or -l g=mod */
+static int dolibrary(lua_State *L, char *spec)
+{
+    char *eq = strchr(spec, '=');
+    const char *mod = spec, *glb = spec;
+    if (eq) { *eq = '\0'; mod = eq + 1; }
+    lua_getglobal(L, "require");
+    lua_pushstring(L, mod);
+    int status = docall(L, 1, 1);
+    if (status == LUA_OK) lua_setglobal(L, glb);
+    return report(L, status);
+}
+
+static int pushargs(lua_State *L)
+{
+    if (lua_getglobal(L, "arg") != LUA_TTABLE)
+        luaL_error(L, "'arg' is not a table");
+    int n = (int)luaL_len(L, -1);
+    luaL_checkstack(L, n + 3, "too many arguments to script");
+    for (int i = 1; i <= n; i++) lua_rawgeti(L, -i, i);
+    lua_remove(L, -n - 1);
+    return n;
+}
+
+static int handle_script(lua_State *L, char **argv)
+{
+    const char *fname = argv[0];
+    if (strcmp(fname, "-") == 0 && strcmp(argv[-1], "--") != 0) fname = NULL;
+    int status = luaL_loadfile(L, fname);
+    if (status == LUA_OK) {
+        int n = pushargs(L);
+        status = docall(L, n, LUA_MULTRET);
+    }
+    return report(L, status);
+}
+
+/* arg table: script at 0, its arguments at 1.., interpreter options < 0. */
+static void createargtable(lua_State *L, char **argv, int argc, int script)
+{
+    if (script == argc) script = 0;
+    lua_createtable(L, argc - script - 1, script + 1);
+    for (int i = 0; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i - script);
+    }
+    lua_setglobal(L, "arg");
+}
+
+/* ==== The prompt ======================================================== */
+
+/* A syntax error that ends at <eof> means the chunk is incomplete. */
+static int incomplete(lua_State *L, int status)
+{
+    if (status == LUA_ERRSYNTAX) {
+        size_t lmsg;
+        const char *msg = lua_tolstring(L, -1, &lmsg);
+        const char *eof = "<eof>";
+        size_t le = strlen(eof);
+        if (lmsg >= le && strcmp(msg + lmsg - le, eof) == 0) {
+            lua_pop(L, 1);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int readline_plain(const char *prompt, char *buf, size_t n)
+{
+    fputs(prompt, stdout);
+    fflush(stdout);
+    return fgets(buf, (int)n, stdin) != NULL;
+}
+
+/* Try `return <line>` first so expressions print without '='. */
+static int loadline(lua_State *L)
+{
+    char line[4096];
+    if (!readline_plain("> ", line, sizeof line)) return -1;
+    size_t l = strlen(line);
+    if (l > 0 && line[l - 1] == '\n') line[--l] = '\0';
+    lua_pushstring(L, line);                              /* [line] */
+    const char *ret = lua_pushfstring(L, "return %s;", line);
+    int status = luaL_loadbuffer(L, ret, strlen(ret), "=stdin");
+    if (status == LUA_OK) {
+        lua_remove(L, -2);                                /* [line, f] */
+        lua_remove(L, -2);                                /* [f] */
+        return status;
+    }
+    lua_pop(L, 2);                                        /* [line] */
+    for (;;) {
+        size_t len;
+        const char *chunk = lua_tolstring(L, 1, &len);
+        status = luaL_loadbuffer(L, chunk, len, "=stdin");
+        if (!incomplete(L, status)) break;
+        if (!readline_plain(">> ", line, sizeof line)) break;
+        l = strlen(line);
+        if (l > 0 && line[l - 1] == '\n') line[--l] = '\0';
+        lua_pushliteral(L, "\n");
+        lua_pushstring(L, line);
+        lua_concat(L, 3);                                 /* [chunk..'\n'..line] */
+    }
+    lua_remove(L, 1);                                     /* [f or msg] */
+    return status;
+}
+
+static void print_results(lua_State *L)
+{
+    int n = lua_gettop(L);
+    if (n == 0) return;
+    luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
+    lua_getglobal(L, "print");
+    lua_insert(L, 1);
+    if (lua_pcall(L, n, 0, 0) != LUA_OK)
+        l_message(lua_pushfstring(L, "error calling 'print' (%s)", lua_tostring(L, -1)));
+}
+
+static void doREPL(lua_State *L)
+{
+    const char *oldprog = progname;
+    progname = NULL;
+    int status;
+    lua_settop(L, 0);
+    while ((status = loadline(L)) != -1) {
+        if (status == LUA_OK) status = docall(L, 0, LUA_MULTRET);
+        if (status == LUA_OK) print_results(L);
+        else report(L, status);
+        lua_settop(L, 0);
+    }
+    fputs("\n", stdout);
+    progname = oldprog;
+}
+
+/* ==== Options =========================================================== */
+
+enum { HAS_ERROR = 1, HAS_I = 2, HAS_V = 4, HAS_E = 8, HAS_BIG_E = 16 };
+
+/* Scan options; *first is the index of the script (or argc). */
+static int collectargs(char **argv, int *first)
+{
+    int args = 0;
+    for (int i = 1; argv[i] != NULL; i++) {
+        *first = i;
+        if (argv[i][0] != '-') return args;
+        switch (argv[i][1]) {
+        case '-':
+            if (argv[i][2] != '\0') return HAS_ERROR;
+            *first = i + 1;
+            return args;
+        case '\0':
+            return args;
+        case 'E': if (argv[i][2]) return HAS_ERROR; args |= HAS_BIG_E; break;
+        case 'W': if (argv[i][2]) return HAS_ERROR; break;
+        case 'i': args |= HAS_I;     /* -i implies -v */
+            /* fall through */
+        case 'v': if (argv[i][2]) return HAS_ERROR; args |= HAS_V; break;
+        case 'e': args |= HAS_E;
+            /* fall through */
+        case 'l':
+            if (argv[i][2] == '\0') {
+                i++;
+                if (argv[i] == NULL || argv[i][0] == '-') return HAS_ERROR;
+            }
+            break;
+        default: return HAS_ERROR;
+        }
+    }
+    for (*first = 1; argv[*first]; (*first)++) {}
+    return args;                                   /* no script: *first = argc */
+}
+
+static int runargs(lua_State *L, char **argv, int n)
+{
+    for (int i = 1; i < n; i++) {
+        int option = argv[i][1];
+        if (option == 'W') { lua_warning(L, "@on", 0); continue; }
+        if (option != 'e' && option != 'l') continue;
+        char *extra = argv[i] + 2;
+        if (*extra == '\0') extra = argv[++i];
+        int status = option == 'e' ? dostring(L, extra, "=(command line)")
+                                   : dolibrary(L, extra);
+        if (status != LUA_OK) return 0;
+    }
+    return 1;
+}
+
+static void print_version(void)
+{
+    printf("usagi %s (%s, Copyright (C) 1994-2022 Lua.org, PUC-Rio)\n", USG_VERSION, LUA_RELEASE);
+    fflush(stdout);
+}
+
+/* Everything runs inside a protected call so that errors are reported. */
+static int pmain(lua_State *L)
+{
+    int argc = (int)lua_tointeger(L, 1);
+    char **argv = (char **)lua_touserdata(L, 2);
+    int script = 0;
+    if (argv[1] && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+        printf(usage_text, progname);
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    int args = collectargs(argv, &script);
+    if (args == HAS_ERROR) {
+        fprintf(stderr, usage_text, progname);
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    if (args & HAS_V) print_version();
+    if (args & HAS_BIG_E) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
+    }
+    luaL_openlibs(L);
+    setup_paths(L);
+    luaL_requiref(L, "usagi", luaopen_usagi, 1);          /* global 'usagi' too */
+    lua_pop(L, 1);
+    createargtable(L, argv, argc, script);
+    lua_gc(L, LUA_GCGEN, 0, 0);
+    if (!runargs(L, argv, script)) return 0;
+    if (script < argc && handle_script(L, argv + script) != LUA_OK) return 0;
+    if (args & HAS_I) doREPL(L);
+    else if (script == argc && !(args & (HAS_E | HAS_V))) {
+        if (isatty(0)) { print_version(); doREPL(L); }
+        else dochunk(L, luaL_loadfile(L, NULL));
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argv[0] && argv[0][0]) progname = argv[0];
+    lua_State *L = luaL_newstate();
+    if (L == NULL) {
+        l_message("cannot create state: not enough memory");
+        return EXIT_FAILURE;
+    }
+    lua_pushcfunction(L, pmain);
+    lua_pushinteger(L, argc);
+    lua_pushlightuserdata(L, argv);
+    int status = lua_pcall(L, 2, 1, 0);
+    int result = lua_toboolean(L, -1);
+    report(L, status);
+    lua_close(L);
+    return (result && status == LUA_OK) ? EXIT_SUCCESS : EXIT_FAILURE;
+}

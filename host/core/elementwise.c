@@ -1,0 +1,388 @@
+/*
+ * elementwise.c -- unary and binary elementwise ops with NumPy broadcasting,
+ * clamp, where and allclose.
+ *
+ * Two paths: a tight loop when every operand is contiguous and already in
+ * the compute dtype (the common case in training), and a strided walk that
+ * loads each element as a double otherwise. Both give the same bits: for
+ * + - * / a float result computed in double and rounded once equals the
+ * float operation (double has more than 2p + 2 bits).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ==== Scalar semantics ================================================== */
+
+const char *usg_binop_name(usg_binop op)
+{
+    static const char *names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
+                                  "eq", "ne", "lt", "le", "gt", "ge"};
+    return (unsigned)op < sizeof names / sizeof *names ? names[op] : "?";
+}
+
+const char *usg_unop_name(usg_unop op)
+{
+    static const char *names[] = {"neg", "abs", "exp", "log", "sqrt", "tanh", "sigmoid",
+                                  "relu", "sign", "floor", "ceil", "round", "log1p", "sin",
+                                  "cos", "square", "reciprocal"};
+    return (unsigned)op < sizeof names / sizeof *names ? names[op] : "?";
+}
+
+static inline double bin(usg_binop op, double x, double y)
+{
+    switch (op) {
+    case USG_ADD: return x + y;
+    case USG_SUB: return x - y;
+    case USG_MUL: return x * y;
+    case USG_DIV: return x / y;
+    case USG_POW: return pow(x, y);
+    case USG_MAXIMUM: return (x != x || x > y) ? x : y;      /* NaN propagates */
+    case USG_MINIMUM: return (x != x || x < y) ? x : y;
+    case USG_EQ: return x == y;
+    case USG_NE: return x != y;
+    case USG_LT: return x < y;
+    case USG_LE: return x <= y;
+    case USG_GT: return x > y;
+    case USG_GE: return x >= y;
+    }
+    return 0;
+}
+
+/* sigmoid(x) = 1 / (1 + e^-x), written so that neither branch overflows */
+static inline double sigmoid(double x)
+{
+    if (x >= 0) return 1 / (1 + exp(-x));
+    double e = exp(x);
+    return e / (1 + e);
+}
+
+static inline double un(usg_unop op, double x)
+{
+    switch (op) {
+    case USG_NEG: return -x;
+    case USG_ABS: return fabs(x);
+    case USG_EXP: return exp(x);
+    case USG_LOG: return log(x);
+    case USG_SQRT: return sqrt(x);
+    case USG_TANH: return tanh(x);
+    case USG_SIGMOID: return sigmoid(x);
+    case USG_RELU: return x > 0 ? x : (x != x ? x : 0);
+    case USG_SIGN: return x > 0 ? 1 : x < 0 ? -1 : x;      /* sign(NaN) = NaN, sign(-0) = -0 */
+    case USG_FLOOR: return floor(x);
+    case USG_CEIL: return ceil(x);
+    case USG_ROUND: return nearbyint(x);                     /* half to even, as PyTorch */
+    case USG_LOG1P: return log1p(x);
+    case USG_SIN: return sin(x);
+    case USG_COS: return cos(x);
+    case USG_SQUARE: return x * x;
+    case USG_RECIPROCAL: return 1 / x;
+    }
+    return 0;
+}
+
+static bool is_comparison(usg_binop op) { return op >= USG_EQ; }
+static bool keeps_int(usg_unop op)
+{
+    return op == USG_NEG || op == USG_ABS || op == USG_RELU || op == USG_SIGN ||
+           op == USG_FLOOR || op == USG_CEIL || op == USG_ROUND || op == USG_SQUARE;
+}
+
+static usg_status check_binop(const char *fn, usg_binop op)
+{
+    if ((unsigned)op > USG_GE) return usg_fail(USG_ARG, "%s: unknown binary op %d", fn, (int)op);
+    return USG_OK;
+}
+
+/* ==== Kernels =========================================================== */
+
+/* out = a op b where a and b already have out's shape (possibly stride 0).
+ * `cdt` is the dtype the op computes in. */
+static void binary_kernel(usg_tensor *out, usg_binop op, const usg_tensor *a,
+                          const usg_tensor *b, usg_dtype cdt)
+{
+    int64_t n = usg_tensor_numel(out);
+    if (cdt == USG_F32 && out->dtype == USG_F32 && a->dtype == USG_F32 &&
+        b->dtype == USG_F32 && usg_tensor_is_contiguous(a) && usg_tensor_is_contiguous(b) &&
+        usg_tensor_is_contiguous(out)) {
+        float *o = usg_tensor_data(out);
+        const float *x = usg_tensor_data(a), *y = usg_tensor_data(b);
+        switch (op) {
+        case USG_ADD: for (int64_t i = 0; i < n; i++) o[i] = x[i] + y[i]; return;
+        case USG_SUB: for (int64_t i = 0; i < n; i++) o[i] = x[i] - y[i]; return;
+        case USG_MUL: for (int64_t i = 0; i < n; i++) o[i] = x[i] * y[i]; return;
+        case USG_DIV: for (int64_t i = 0; i < n; i++) o[i] = x[i] / y[i]; return;
+        default: for (int64_t i = 0; i < n; i++) o[i] = (float)bin(op, x[i], y[i]); return;
+        }
+    }
+    usg_walk wo, wa, wb;
+    usg_walk_init(&wo, out);
+    usg_walk_init(&wa, a);
+    usg_walk_init(&wb, b);
+    bool to_int = cdt == USG_I32 && !is_comparison(op);
+    for (int64_t i = 0; i < n; i++) {
+        double x = usg_load(a->dtype, a->storage->data, wa.off);
+        double y = usg_load(b->dtype, b->storage->data, wb.off);
+        double r = bin(op, x, y);
+        if (to_int && op == USG_POW) r = trunc(r);
+        if (cdt == USG_F32 && !is_comparison(op)) r = (float)r;
+        usg_store(out->dtype, out->storage->data, wo.off, r);
+        usg_walk_next(&wo);
+        usg_walk_next(&wa);
+        usg_walk_next(&wb);
+    }
+}
+
+static void unary_kernel(usg_tensor *out, usg_unop op, const usg_tensor *a)
+{
+    int64_t n = usg_tensor_numel(out);
+    if (out->dtype == USG_F32 && a->dtype == USG_F32 && usg_tensor_is_contiguous(a) &&
+        usg_tensor_is_contiguous(out)) {
+        float *o = usg_tensor_data(out);
+        const float *x = usg_tensor_data(a);
+        switch (op) {
+        case USG_NEG: for (int64_t i = 0; i < n; i++) o[i] = -x[i]; return;
+        case USG_EXP: for (int64_t i = 0; i < n; i++) o[i] = expf(x[i]); return;
+        case USG_TANH: for (int64_t i = 0; i < n; i++) o[i] = tanhf(x[i]); return;
+        case USG_RELU: for (int64_t i = 0; i < n; i++) o[i] = x[i] > 0 ? x[i] : (x[i] != x[i] ? x[i] : 0); return;
+        default: for (int64_t i = 0; i < n; i++) o[i] = (float)un(op, x[i]); return;
+        }
+    }
+    usg_walk wo, wa;
+    usg_walk_init(&wo, out);
+    usg_walk_init(&wa, a);
+    for (int64_t i = 0; i < n; i++) {
+        usg_store(out->dtype, out->storage->data, wo.off,
+                  un(op, usg_load(a->dtype, a->storage->data, wa.off)));
+        usg_walk_next(&wo);
+        usg_walk_next(&wa);
+    }
+}
+
+/* ==== Binary ops ======================================================== */
+
+static usg_dtype binary_dtype(usg_binop op, usg_dtype a, usg_dtype b)
+{
+    usg_dtype c = usg_dtype_promote(a, b);
+    return (c == USG_I32 && op == USG_DIV) ? USG_F32 : c;
+}
+
+/* Expand a and b to out's shape and run the kernel; releases nothing of the
+ * caller's. */
+static usg_status run_binary(usg_tensor *out, usg_binop op, const usg_tensor *a,
+                             const usg_tensor *b, usg_dtype cdt)
+{
+    usg_tensor *ae = NULL, *be = NULL, *bc = NULL;
+    usg_status s = usg_expand(&ae, (usg_tensor *)a, out->ndim, out->shape);
+    if (s == USG_OK) s = usg_expand(&be, (usg_tensor *)b, out->ndim, out->shape);
+    /* in place with b aliasing out: read from a copy of b */
+    if (s == USG_OK && be->storage == out->storage && out != b) {
+        if ((s = usg_clone(&bc, be)) == USG_OK) { usg_tensor_release(be); be = bc; }
+    }
+    if (s == USG_OK) binary_kernel(out, op, ae, be, cdt);
+    usg_tensor_release(ae);
+    usg_tensor_release(be);
+    return s;
+}
+
+usg_status usg_binary(usg_tensor **out, usg_binop op, const usg_tensor *a, const usg_tensor *b)
+{
+    const char *fn = usg_binop_name(op);
+    int ndim;
+    int64_t shape[USG_MAX_DIMS];
+    *out = NULL;
+    usg_status s = check_binop(fn, op);
+    if (s != USG_OK) return s;
+    if ((s = usg_broadcast_shape(&ndim, shape, a->ndim, a->shape, b->ndim, b->shape)) != USG_OK)
+        return usg_fail(s, "%s: %s", fn, usg_errmsg());
+    usg_dtype cdt = binary_dtype(op, a->dtype, b->dtype);
+    if ((s = usg_tensor_empty(out, is_comparison(op) ? USG_I32 : cdt, ndim, shape)) != USG_OK)
+        return s;
+    if ((s = run_binary(*out, op, a, b, cdt)) != USG_OK) {
+        usg_tensor_release(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+usg_status usg_binary_(usg_tensor *a, usg_binop op, const usg_tensor *b)
+{
+    const char *fn = usg_binop_name(op);
+    usg_status s = check_binop(fn, op);
+    if (s != USG_OK) return s;
+    int ndim;
+    int64_t shape[USG_MAX_DIMS];
+    char b1[256], b2[256];
+    if (usg_broadcast_shape(&ndim, shape, a->ndim, a->shape, b->ndim, b->shape) != USG_OK ||
+        ndim != a->ndim || memcmp(shape, a->shape, (size_t)ndim * sizeof *shape) != 0)
+        return usg_fail(USG_SHAPE, "%s_: %s does not broadcast to the in-place target %s", fn,
+                        usg_shape_str(b1, sizeof b1, b->ndim, b->shape),
+                        usg_shape_str(b2, sizeof b2, a->ndim, a->shape));
+    for (int d = 0; d < a->ndim; d++)
+        if (a->stride[d] == 0 && a->shape[d] > 1)
+            return usg_fail(USG_ARG, "%s_: the target is an expanded view (several elements "
+                            "share memory); clone() it first", fn);
+    usg_dtype cdt = a->dtype == USG_I32 && op == USG_DIV ? USG_F32 : a->dtype;
+    return run_binary(a, op, a, b, cdt);
+}
+
+/* A 0-dim tensor on the stack holding one double: no allocation, so the
+ * scalar forms cost the same as a broadcast. */
+static void scalar_view(usg_tensor *t, usg_storage *st, double *v)
+{
+    memset(t, 0, sizeof *t);
+    st->data = v; st->nbytes = sizeof *v; st->refcount = 1 << 30;
+    t->storage = st; t->dtype = USG_F64; t->refcount = 1 << 30;
+}
+
+usg_status usg_binary_scalar(usg_tensor **out, usg_binop op, const usg_tensor *a, double v,
+                             bool scalar_first)
+{
+    const char *fn = usg_binop_name(op);
+    *out = NULL;
+    usg_status s = check_binop(fn, op);
+    if (s != USG_OK) return s;
+    usg_tensor st;
+    usg_storage ss;
+    scalar_view(&st, &ss, &v);
+    /* an i32 tensor and an integral scalar stay i32 (except true division) */
+    usg_dtype sdt = (a->dtype == USG_I32 && v == floor(v) && fabs(v) < 2147483648.0) ? USG_I32
+                    : USG_F32;
+    usg_dtype cdt = usg_dtype_is_float(a->dtype) ? a->dtype : binary_dtype(op, a->dtype, sdt);
+    if ((s = usg_tensor_empty(out, is_comparison(op) ? USG_I32 : cdt, a->ndim, a->shape)) != USG_OK)
+        return s;
+    s = scalar_first ? run_binary(*out, op, &st, a, cdt) : run_binary(*out, op, a, &st, cdt);
+    if (s != USG_OK) { usg_tensor_release(*out); *out = NULL; }
+    return s;
+}
+
+usg_status usg_binary_scalar_(usg_tensor *a, usg_binop op, double v)
+{
+    usg_tensor st;
+    usg_storage ss;
+    scalar_view(&st, &ss, &v);
+    return usg_binary_(a, op, &st);
+}
+
+/* ==== Unary ops ========================================================= */
+
+usg_status usg_unary(usg_tensor **out, usg_unop op, const usg_tensor *a)
+{
+    *out = NULL;
+    if ((unsigned)op > USG_RECIPROCAL) return usg_fail(USG_ARG, "unary: unknown op %d", (int)op);
+    usg_dtype dt = (a->dtype == USG_I32 && !keeps_int(op)) ? USG_F32 : a->dtype;
+    usg_status s = usg_tensor_empty(out, dt, a->ndim, a->shape);
+    if (s == USG_OK) unary_kernel(*out, op, a);
+    return s;
+}
+
+usg_status usg_unary_(usg_tensor *a, usg_unop op)
+{
+    if ((unsigned)op > USG_RECIPROCAL) return usg_fail(USG_ARG, "unary: unknown op %d", (int)op);
+    if (a->dtype == USG_I32 && !keeps_int(op))
+        return usg_fail(USG_TYPE, "%s_: an i32 tensor cannot hold the result in place; "
+                        "use %s() (gives f32)", usg_unop_name(op), usg_unop_name(op));
+    /* elementwise on the same offsets, so aliasing is harmless */
+    unary_kernel(a, op, a);
+    return USG_OK;
+}
+
+/* ==== clamp, where, allclose ============================================ */
+
+static void clamp_kernel(usg_tensor *out, const usg_tensor *a, double lo, double hi)
+{
+    int64_t n = usg_tensor_numel(a);
+    usg_walk wo, wa;
+    usg_walk_init(&wo, out);
+    usg_walk_init(&wa, a);
+    for (int64_t i = 0; i < n; i++) {
+        double x = usg_load(a->dtype, a->storage->data, wa.off);
+        if (lo == lo && x < lo) x = lo;
+        if (hi == hi && x > hi) x = hi;
+        usg_store(out->dtype, out->storage->data, wo.off, x);
+        usg_walk_next(&wo);
+        usg_walk_next(&wa);
+    }
+}
+
+static usg_status check_clamp(const char *fn, double lo, double hi)
+{
+    if (lo == lo && hi == hi && lo > hi)
+        return usg_fail(USG_ARG, "%s: min %g is greater than max %g", fn, lo, hi);
+    return USG_OK;
+}
+
+usg_status usg_clamp(usg_tensor **out, const usg_tensor *a, double lo, double hi)
+{
+    *out = NULL;
+    usg_status s = check_clamp("clamp", lo, hi);
+    if (s == USG_OK) s = usg_tensor_empty(out, a->dtype, a->ndim, a->shape);
+    if (s == USG_OK) clamp_kernel(*out, a, lo, hi);
+    return s;
+}
+
+usg_status usg_clamp_(usg_tensor *a, double lo, double hi)
+{
+    usg_status s = check_clamp("clamp_", lo, hi);
+    if (s == USG_OK) clamp_kernel(a, a, lo, hi);
+    return s;
+}
+
+usg_status usg_where(usg_tensor **out, const usg_tensor *cond, const usg_tensor *a,
+                     const usg_tensor *b)
+{
+    int n1, n2;
+    int64_t s1[USG_MAX_DIMS], s2[USG_MAX_DIMS];
+    *out = NULL;
+    usg_status s = usg_broadcast_shape(&n1, s1, cond->ndim, cond->shape, a->ndim, a->shape);
+    if (s == USG_OK) s = usg_broadcast_shape(&n2, s2, n1, s1, b->ndim, b->shape);
+    if (s != USG_OK) return usg_fail(s, "where: %s", usg_errmsg());
+    usg_tensor *ce = NULL, *ae = NULL, *be = NULL;
+    if ((s = usg_tensor_empty(out, usg_dtype_promote(a->dtype, b->dtype), n2, s2)) == USG_OK &&
+        (s = usg_expand(&ce, (usg_tensor *)cond, n2, s2)) == USG_OK &&
+        (s = usg_expand(&ae, (usg_tensor *)a, n2, s2)) == USG_OK &&
+        (s = usg_expand(&be, (usg_tensor *)b, n2, s2)) == USG_OK) {
+        int64_t n = usg_tensor_numel(*out);
+        usg_walk wc, wa, wb;
+        usg_walk_init(&wc, ce); usg_walk_init(&wa, ae); usg_walk_init(&wb, be);
+        for (int64_t i = 0; i < n; i++) {
+            double v = usg_load(ce->dtype, ce->storage->data, wc.off) != 0
+                ? usg_load(ae->dtype, ae->storage->data, wa.off)
+                : usg_load(be->dtype, be->storage->data, wb.off);
+            usg_store((*out)->dtype, (*out)->storage->data, i, v);
+            usg_walk_next(&wc); usg_walk_next(&wa); usg_walk_next(&wb);
+        }
+    }
+    usg_tensor_release(ce); usg_tensor_release(ae); usg_tensor_release(be);
+    if (s != USG_OK) { usg_tensor_release(*out); *out = NULL; }
+    return s;
+}
+
+usg_status usg_allclose(bool *result, const usg_tensor *a, const usg_tensor *b, double rtol,
+                        double atol)
+{
+    int ndim;
+    int64_t shape[USG_MAX_DIMS];
+    *result = false;
+    usg_status s = usg_broadcast_shape(&ndim, shape, a->ndim, a->shape, b->ndim, b->shape);
+    if (s != USG_OK) return usg_fail(s, "allclose: %s", usg_errmsg());
+    usg_tensor *ae = NULL, *be = NULL;
+    if ((s = usg_expand(&ae, (usg_tensor *)a, ndim, shape)) == USG_OK &&
+        (s = usg_expand(&be, (usg_tensor *)b, ndim, shape)) == USG_OK) {
+        int64_t n = usg_tensor_numel(ae);
+        usg_walk wa, wb;
+        usg_walk_init(&wa, ae); usg_walk_init(&wb, be);
+        bool ok = true;
+        for (int64_t i = 0; i < n && ok; i++) {
+            double x = usg_load(ae->dtype, ae->storage->data, wa.off);
+            double y = usg_load(be->dtype, be->storage->data, wb.off);
+            ok = x == y || fabs(x - y) <= atol + rtol * fabs(y);
+            usg_walk_next(&wa); usg_walk_next(&wb);
+        }
+        *result = ok;
+    }
+    usg_tensor_release(ae);
+    usg_tensor_release(be);
+    return s;
+}

@@ -1,0 +1,98 @@
+/*
+ * internal.h -- helpers shared by the core's own sources; not installed.
+ *
+ * Typed loads and stores by dtype (one switch, predictable), dim
+ * normalisation, and a strided walker over the logical elements of a view.
+ */
+#ifndef USAGI_INTERNAL_H
+#define USAGI_INTERNAL_H
+
+#include "usagi/core.h"
+#include "usagi/ops.h"
+#include "usagi/random.h"
+
+static inline double usg_load(usg_dtype dt, const void *base, int64_t i)
+{
+    switch (dt) {
+    case USG_F32: return ((const float *)base)[i];
+    case USG_F64: return ((const double *)base)[i];
+    default:      return ((const int32_t *)base)[i];
+    }
+}
+
+/* Stores to i32 round toward zero, as PyTorch's .int(), and saturate at the
+ * i32 range (NaN stores 0) so that no conversion is undefined. */
+static inline int32_t usg_to_i32(double v)
+{
+    if (v != v) return 0;
+    if (v >= 2147483647.0) return INT32_MAX;
+    if (v <= -2147483648.0) return INT32_MIN;
+    return (int32_t)v;
+}
+
+static inline void usg_store(usg_dtype dt, void *base, int64_t i, double v)
+{
+    switch (dt) {
+    case USG_F32: ((float *)base)[i] = (float)v; break;
+    case USG_F64: ((double *)base)[i] = v; break;
+    default:      ((int32_t *)base)[i] = usg_to_i32(v); break;
+    }
+}
+
+/* Normalise a possibly negative dim against ndim (ndim_plus: allow one past
+ * the end, for unsqueeze and stack). Returns -1 when out of range. */
+static inline int usg_dim_norm(int dim, int ndim, int ndim_plus)
+{
+    int n = ndim + ndim_plus;
+    if (dim < 0) dim += n;
+    return (dim < 0 || dim >= n) ? -1 : dim;
+}
+
+/* Check a dim and fail with a message naming the function. */
+usg_status usg_check_dim(int *dim, int ndim, int ndim_plus, const char *fn);
+
+/* Walk the logical elements of a view in row-major order:
+ *   usg_walk w; usg_walk_init(&w, t);
+ *   for (int64_t k = 0; k < n; k++) { use(w.off); usg_walk_next(&w); }
+ * w.off is the element offset into storage data (includes t->offset). */
+typedef struct usg_walk {
+    int ndim;
+    int64_t off;
+    int64_t idx[USG_MAX_DIMS];
+    int64_t shape[USG_MAX_DIMS];
+    int64_t stride[USG_MAX_DIMS];
+} usg_walk;
+
+static inline void usg_walk_init(usg_walk *w, const usg_tensor *t)
+{
+    w->ndim = t->ndim;
+    w->off = t->offset;
+    for (int d = 0; d < t->ndim; d++) {
+        w->idx[d] = 0;
+        w->shape[d] = t->shape[d];
+        w->stride[d] = t->stride[d];
+    }
+}
+
+static inline void usg_walk_next(usg_walk *w)
+{
+    for (int d = w->ndim - 1; d >= 0; d--) {
+        w->off += w->stride[d];
+        if (++w->idx[d] < w->shape[d]) return;
+        w->off -= w->stride[d] * w->shape[d];
+        w->idx[d] = 0;
+    }
+}
+
+/* The raw storage base of a tensor (offset NOT applied), for use with walk. */
+static inline void *usg_base(const usg_tensor *t) { return t->storage->data; }
+
+/* The shape of a reduction over dim (USG_ALL_DIMS: none left). */
+int usg_reduced_shape(int64_t *shape, const usg_tensor *a, int dim, bool keepdim);
+
+/* Sizes of the outer (before dim), reduced and inner (after dim) blocks of a
+ * contiguous tensor. */
+void usg_outer_inner(const usg_tensor *a, int dim, int64_t *outer, int64_t *n,
+                     int64_t *inner);
+
+#endif

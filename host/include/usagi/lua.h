@@ -1,0 +1,72 @@
+/*
+ * usagi/lua.h -- the face of the Lua binding that plugins build on: getting
+ * tensors in and out of Lua, raising errors, the run's generator, and
+ * registering functions and Tensor methods.
+ *
+ * The binding (libusagi_lua) and plugins take lua_* from the process (the
+ * usagi executable, or a stock lua5.4); they never link a Lua core.
+ */
+#ifndef USAGI_LUA_H
+#define USAGI_LUA_H
+
+#include <lua.h>
+#include <lauxlib.h>
+#include "usagi/core.h"
+#include "usagi/random.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define USG_TENSOR_MT "usagi.Tensor"
+
+/* The tensor at idx, or a Lua error "bad argument #idx to 'fn' (usagi.Tensor
+ * expected, got nil)". The reference stays with Lua. */
+USG_API usg_tensor *usg_lua_checktensor(lua_State *L, int idx);
+/* The tensor at idx, or NULL when it is not one. */
+USG_API usg_tensor *usg_lua_totensor(lua_State *L, int idx);
+/* Push t as a Lua value. Ownership of the caller's reference passes to Lua
+ * (its __gc releases it). Tells the GC about the storage bytes, so memory
+ * stays flat in training loops without collectgarbage(). */
+USG_API void usg_lua_pushtensor(lua_State *L, usg_tensor *t);
+/* Raise the core's last error (usg_errmsg) as a Lua error with the caller's
+ * position. Never returns. */
+USG_API int usg_lua_error(lua_State *L);
+#define USG_LUA_TRY(L, call) \
+    do { if ((call) != USG_OK) usg_lua_error(L); } while (0)
+
+/* A 1-based (or negative) Lua dim at idx -> 0-based; argerror when out of
+ * range for ndim (+ ndim_plus). */
+USG_API int usg_lua_checkdim(lua_State *L, int idx, int ndim, int ndim_plus);
+/* Optional dim: USG_ALL_DIMS when none/nil. */
+USG_API int usg_lua_optdim(lua_State *L, int idx, int ndim);
+/* A shape given as numbers from idx on (`zeros(2, 3)`), or as a table
+ * (`zeros{2, 3}`), or a usagi.Size. Each size must be a non-negative
+ * integer. Returns the number of stack slots consumed. */
+USG_API int usg_lua_checkshape(lua_State *L, int idx, int *ndim, int64_t *shape);
+/* 'f32' | 'f64' | 'i32' at idx (or a default when none/nil). */
+USG_API usg_dtype usg_lua_optdtype(lua_State *L, int idx, usg_dtype def);
+/* Push a shape as a usagi.Size table ({2, 3} that prints as "(2, 3)"). */
+USG_API void usg_lua_pushsize(lua_State *L, int ndim, const int64_t *shape);
+
+/* The run's generator (seeded by usagi.manual_seed). */
+USG_API usg_rng *usg_lua_rng(lua_State *L);
+
+/* Register fns into the table at the top of the stack (when `module`) and
+ * as Tensor methods (when `method`); either may be false. */
+USG_API void usg_lua_register(lua_State *L, const luaL_Reg *fns, int module, int method);
+
+/* The Lua stack must have the usagi module table on top when a binding
+ * file's opener runs; each one adds its functions and methods. */
+int usg_lua_open_tensor(lua_State *L);
+int usg_lua_open_math(lua_State *L);
+int usg_lua_open_reduce(lua_State *L);
+int usg_lua_open_random(lua_State *L);
+int usg_lua_open_nn(lua_State *L);
+
+USG_API int luaopen_usagi(lua_State *L);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

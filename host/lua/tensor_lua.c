@@ -1,0 +1,739 @@
+/*
+ * tensor_lua.c -- the Tensor userdata and the `usagi` module: creation,
+ * views, copies, 1-based indexing and slicing, conversion to Lua tables,
+ * and the shared refcount with the Lua GC.
+ *
+ * A Tensor is a full userdata holding one usg_tensor* reference; __gc and
+ * __close give it back. The Lua GC cannot see C memory, so pushes count the
+ * bytes usagi holds and run a collection whenever they pass twice what was
+ * live after the last one: a training loop stays at flat memory without
+ * collectgarbage() in user code.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "binding.h"
+#include "../core/internal.h"
+
+/* ==== Userdata ========================================================== */
+
+usg_tensor *usg_lua_totensor(lua_State *L, int idx)
+{
+    usg_tensor **p = luaL_testudata(L, idx, USG_TENSOR_MT);
+    return p ? *p : NULL;
+}
+
+usg_tensor *usg_lua_checktensor(lua_State *L, int idx)
+{
+    usg_tensor **p = luaL_testudata(L, idx, USG_TENSOR_MT);
+    if (!p || !*p) {
+        if (!p) luaL_typeerror(L, idx, USG_TENSOR_MT);
+        luaL_argerror(L, idx, "tensor already closed");
+    }
+    return *p;
+}
+
+usg_tensor *usg_lua_checktensor_or_number(lua_State *L, int idx, usg_tensor **owned)
+{
+    *owned = NULL;
+    if (lua_type(L, idx) == LUA_TNUMBER) {
+        double v = lua_tonumber(L, idx);
+        USG_LUA_TRY(L, usg_tensor_from_doubles(owned, lua_isinteger(L, idx) ? USG_I32 : USG_F32,
+                                               0, NULL, &v));
+        return *owned;
+    }
+    return usg_lua_checktensor(L, idx);
+}
+
+static size_t gc_threshold = (size_t)64 << 20;
+
+void usg_lua_pushtensor(lua_State *L, usg_tensor *t)
+{
+    size_t live = usg_alloc_live_bytes();
+    if (live > gc_threshold) {
+        lua_gc(L, LUA_GCCOLLECT);
+        live = usg_alloc_live_bytes();
+        gc_threshold = 2 * live > ((size_t)64 << 20) ? 2 * live : ((size_t)64 << 20);
+    }
+    usg_tensor **p = lua_newuserdatauv(L, sizeof *p, 0);       /* [ud] */
+    *p = t;
+    luaL_setmetatable(L, USG_TENSOR_MT);
+}
+
+int usg_lua_error(lua_State *L) { return luaL_error(L, "%s", usg_errmsg()); }
+
+static int l_tensor_gc(lua_State *L)
+{
+    usg_tensor **p = luaL_checkudata(L, 1, USG_TENSOR_MT);
+    usg_tensor_release(*p);
+    *p = NULL;
+    return 0;
+}
+
+/* ==== Argument helpers ================================================== */
+
+int usg_lua_checkdim(lua_State *L, int idx, int ndim, int ndim_plus)
+{
+    lua_Integer d = luaL_checkinteger(L, idx);
+    int n = ndim + ndim_plus;
+    if (d == 0 || d > n || d < -n)
+        return luaL_argerror(L, idx, lua_pushfstring(L, "dim %d out of range for a %d-D tensor "
+                             "(dims are 1..%d, or negative from the end)", (int)d, ndim, n));
+    return d > 0 ? (int)d - 1 : (int)(d + n);
+}
+
+int usg_lua_optdim(lua_State *L, int idx, int ndim)
+{
+    return lua_isnoneornil(L, idx) ? USG_ALL_DIMS : usg_lua_checkdim(L, idx, ndim, 0);
+}
+
+static int64_t checksize(lua_State *L, int arg, int isnum, lua_Number v)
+{
+    if (!isnum || v != floor(v) || v < 0 || v > 9.2e18)
+        luaL_argerror(L, arg, "sizes must be non-negative integers");
+    return (int64_t)v;
+}
+
+int usg_lua_checkshape(lua_State *L, int idx, int *ndim, int64_t *shape)
+{
+    *ndim = 0;
+    if (lua_istable(L, idx)) {
+        lua_Integer n = luaL_len(L, idx);
+        if (n > USG_MAX_DIMS)
+            luaL_argerror(L, idx, lua_pushfstring(L, "at most %d dims, got %d", USG_MAX_DIMS, (int)n));
+        for (lua_Integer i = 1; i <= n; i++) {
+            int isnum;
+            lua_geti(L, idx, i);
+            lua_Number v = lua_tonumberx(L, -1, &isnum);
+            shape[i - 1] = checksize(L, idx, isnum, v);
+            lua_pop(L, 1);
+        }
+        *ndim = (int)n;
+        return 1;
+    }
+    int k = idx;
+    while (lua_type(L, k) == LUA_TNUMBER) {
+        if (*ndim == USG_MAX_DIMS)
+            luaL_argerror(L, k, lua_pushfstring(L, "at most %d dims", USG_MAX_DIMS));
+        shape[(*ndim)++] = checksize(L, k, 1, lua_tonumber(L, k));
+        k++;
+    }
+    return k - idx;
+}
+
+usg_dtype usg_lua_optdtype(lua_State *L, int idx, usg_dtype def)
+{
+    if (lua_isnoneornil(L, idx)) return def;
+    const char *name = luaL_checkstring(L, idx);
+    usg_dtype dt;
+    if (!usg_dtype_parse(name, &dt))
+        luaL_argerror(L, idx, lua_pushfstring(L, "dtype must be 'f32', 'f64' or 'i32', got '%s'", name));
+    return dt;
+}
+
+/* The dtype in an options table at idx ({dtype = 'f64'}), or def. */
+static usg_dtype opt_dtype_field(lua_State *L, int idx, usg_dtype def)
+{
+    if (lua_type(L, idx) == LUA_TSTRING) return usg_lua_optdtype(L, idx, def);
+    if (!lua_istable(L, idx)) return def;
+    lua_getfield(L, idx, "dtype");
+    usg_dtype dt = usg_lua_optdtype(L, lua_gettop(L), def);
+    lua_pop(L, 1);
+    return dt;
+}
+
+static int l_size_tostring(lua_State *L)
+{
+    char buf[256];
+    int64_t shape[USG_MAX_DIMS];
+    int n = (int)luaL_len(L, 1);
+    for (int i = 0; i < n && i < USG_MAX_DIMS; i++) {
+        lua_geti(L, 1, i + 1);
+        shape[i] = (int64_t)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_pushstring(L, usg_shape_str(buf, sizeof buf, n, shape));
+    return 1;
+}
+
+static int l_size_eq(lua_State *L)
+{
+    lua_Integer n = luaL_len(L, 1);
+    int eq = n == luaL_len(L, 2);
+    for (lua_Integer i = 1; eq && i <= n; i++) {
+        lua_geti(L, 1, i);
+        lua_geti(L, 2, i);
+        eq = lua_compare(L, -1, -2, LUA_OPEQ);
+        lua_pop(L, 2);
+    }
+    lua_pushboolean(L, eq);
+    return 1;
+}
+
+void usg_lua_pushsize(lua_State *L, int ndim, const int64_t *shape)
+{
+    lua_createtable(L, ndim, 0);
+    for (int d = 0; d < ndim; d++) {
+        lua_pushinteger(L, shape[d]);
+        lua_rawseti(L, -2, d + 1);
+    }
+    if (luaL_newmetatable(L, "usagi.Size")) {
+        lua_pushcfunction(L, l_size_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushcfunction(L, l_size_eq);
+        lua_setfield(L, -2, "__eq");
+    }
+    lua_setmetatable(L, -2);
+}
+
+void usg_lua_pushelem(lua_State *L, usg_dtype dt, double v)
+{
+    if (dt == USG_I32) lua_pushinteger(L, (lua_Integer)v);
+    else lua_pushnumber(L, v);
+}
+
+/* ==== Creation ========================================================== */
+
+/* Walk a nested table once to find its shape, checking it is rectangular. */
+static void table_shape(lua_State *L, int idx, int depth, int *ndim, int64_t *shape)
+{
+    lua_Integer n = luaL_len(L, idx);
+    if (depth >= USG_MAX_DIMS) luaL_error(L, "tensor: nesting deeper than %d", USG_MAX_DIMS);
+    if (depth == *ndim) { shape[depth] = n; (*ndim)++; }
+    else if (shape[depth] != n)
+        luaL_error(L, "tensor: ragged nested table (a row of %d where %d was expected at depth %d)",
+                   (int)n, (int)shape[depth], depth + 1);
+    if (n == 0) return;
+    lua_geti(L, idx, 1);
+    int first_is_table = lua_istable(L, -1);
+    lua_pop(L, 1);
+    if (first_is_table) {
+        for (lua_Integer i = 1; i <= n; i++) {
+            if (lua_geti(L, idx, i) != LUA_TTABLE)
+                luaL_error(L, "tensor: element %d at depth %d is a %s, expected a table",
+                           (int)i, depth + 1, luaL_typename(L, -1));
+            table_shape(L, lua_gettop(L), depth + 1, ndim, shape);
+            lua_pop(L, 1);
+        }
+    } else if (depth + 1 != *ndim) {
+        luaL_error(L, "tensor: ragged nested table (numbers at depth %d)", depth + 1);
+    }
+}
+
+static void table_fill(lua_State *L, int idx, usg_tensor *t, int64_t *pos)
+{
+    lua_Integer n = luaL_len(L, idx);
+    for (lua_Integer i = 1; i <= n; i++) {
+        int ty = lua_geti(L, idx, i);
+        if (ty == LUA_TTABLE) table_fill(L, lua_gettop(L), t, pos);
+        else if (ty == LUA_TNUMBER) {
+            double v = lua_tonumber(L, -1);
+            switch (t->dtype) {
+            case USG_F32: ((float *)t->storage->data)[(*pos)++] = (float)v; break;
+            case USG_F64: ((double *)t->storage->data)[(*pos)++] = v; break;
+            default:      ((int32_t *)t->storage->data)[(*pos)++] = (int32_t)v; break;
+            }
+        } else {
+            luaL_error(L, "tensor: expected numbers in the nested table, got a %s", luaL_typename(L, -1));
+        }
+        lua_pop(L, 1);
+    }
+}
+
+/* usagi.tensor({{1,2},{3,4}} [, {dtype=}]) or usagi.tensor(2, 3): a copy of
+ * a nested table, or (Torch7's torch.Tensor(2, 3)) zeros of that shape. */
+static int l_tensor(lua_State *L)
+{
+    int ndim = 0;
+    int64_t shape[USG_MAX_DIMS];
+    usg_tensor *t;
+    if (lua_type(L, 1) == LUA_TNUMBER) {
+        int used = usg_lua_checkshape(L, 1, &ndim, shape);
+        USG_LUA_TRY(L, usg_tensor_zeros(&t, opt_dtype_field(L, 1 + used, USG_F32), ndim, shape));
+    } else if (usg_lua_totensor(L, 1)) {
+        USG_LUA_TRY(L, usg_to_dtype(&t, usg_lua_totensor(L, 1),
+                                    opt_dtype_field(L, 2, usg_lua_totensor(L, 1)->dtype)));
+        if (t == usg_lua_totensor(L, 1)) { usg_tensor *c; usg_status s = usg_clone(&c, t);
+            usg_tensor_release(t); USG_LUA_TRY(L, s); t = c; }
+    } else {
+        luaL_checktype(L, 1, LUA_TTABLE);
+        table_shape(L, 1, 0, &ndim, shape);
+        USG_LUA_TRY(L, usg_tensor_empty(&t, opt_dtype_field(L, 2, USG_F32), ndim, shape));
+        int64_t pos = 0;
+        usg_lua_pushtensor(L, t);                 /* owned by Lua before anything can throw */
+        table_fill(L, 1, t, &pos);
+        return 1;
+    }
+    usg_lua_pushtensor(L, t);
+    return 1;
+}
+
+/* zeros/ones(shape... [, opts]) and full(shape..., value [, opts]) where the
+ * shape is numbers or one table. */
+static int make_filled(lua_State *L, int full)
+{
+    int ndim, opt;
+    int64_t shape[USG_MAX_DIMS];
+    double value = full < 0 ? 1 : 0;
+    if (full > 0 && !lua_istable(L, 1)) {
+        /* full(2, 3, 7.5): every number but the last is a size */
+        int n = 0;
+        while (lua_type(L, n + 1) == LUA_TNUMBER) n++;
+        if (n < 1) return luaL_argerror(L, 1, "full: expected sizes and a value");
+        value = lua_tonumber(L, n);
+        lua_pushnil(L);
+        lua_replace(L, n);            /* the value is not a size */
+        usg_lua_checkshape(L, 1, &ndim, shape);
+        opt = n + 1;
+    } else {
+        opt = 1 + usg_lua_checkshape(L, 1, &ndim, shape);
+        if (full > 0) value = luaL_checknumber(L, opt++);
+    }
+    usg_tensor *t;
+    USG_LUA_TRY(L, usg_tensor_full(&t, opt_dtype_field(L, opt, USG_F32), ndim, shape, value));
+    usg_lua_pushtensor(L, t);
+    return 1;
+}
+
+static int l_zeros(lua_State *L) { return make_filled(L, 0); }
+static int l_ones(lua_State *L) { return make_filled(L, -1); }
+static int l_full(lua_State *L) { return make_filled(L, 1); }
+
+static int like(lua_State *L, double v)
+{
+    usg_tensor *a = usg_lua_checktensor(L, 1), *t;
+    USG_LUA_TRY(L, usg_tensor_full(&t, usg_lua_optdtype(L, 2, a->dtype), a->ndim, a->shape, v));
+    usg_lua_pushtensor(L, t);
+    return 1;
+}
+static int l_zeros_like(lua_State *L) { return like(L, 0); }
+static int l_ones_like(lua_State *L) { return like(L, 1); }
+
+/* arange(stop) or arange(start, stop [, step]) -- [start, stop) as PyTorch;
+ * i32 when all arguments are integers. */
+static int l_arange(lua_State *L)
+{
+    int nargs = 0;
+    while (lua_type(L, nargs + 1) == LUA_TNUMBER) nargs++;
+    if (nargs < 1 || nargs > 3) luaL_argerror(L, 1, "arange: expected (stop) or (start, stop [, step])");
+    double start = nargs >= 2 ? lua_tonumber(L, 1) : 0;
+    double stop = lua_tonumber(L, nargs >= 2 ? 2 : 1);
+    double step = nargs == 3 ? lua_tonumber(L, 3) : 1;
+    int all_int = 1;
+    for (int i = 1; i <= nargs; i++) all_int &= lua_isinteger(L, i);
+    usg_tensor *t;
+    USG_LUA_TRY(L, usg_arange(&t, opt_dtype_field(L, nargs + 1, all_int ? USG_I32 : USG_F32),
+                              start, stop, step));
+    usg_lua_pushtensor(L, t);
+    return 1;
+}
+
+static int l_linspace(lua_State *L)
+{
+    usg_tensor *t;
+    lua_Integer n = luaL_checkinteger(L, 3);
+    USG_LUA_TRY(L, usg_linspace(&t, opt_dtype_field(L, 4, USG_F32), luaL_checknumber(L, 1),
+                                luaL_checknumber(L, 2), (int64_t)n));
+    usg_lua_pushtensor(L, t);
+    return 1;
+}
+
+static int l_eye(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    lua_Integer m = lua_type(L, 2) == LUA_TNUMBER ? luaL_checkinteger(L, 2) : n;
+    usg_tensor *t;
+    USG_LUA_TRY(L, usg_eye(&t, opt_dtype_field(L, lua_type(L, 2) == LUA_TNUMBER ? 3 : 2, USG_F32),
+                           (int64_t)n, (int64_t)m));
+    usg_lua_pushtensor(L, t);
+    return 1;
+}
+
+/* ==== Queries =========================================================== */
+
+static int l_size(lua_State *L)
+{
+    usg_tensor *t = usg_lua_checktensor(L, 1);
+    if (lua_isnoneornil(L, 2)) { usg_lua_pushsize(L, t->ndim, t->shape); return 1; }
+    lua_pushinteger(L, t->shape[usg_lua_checkdim(L, 2, t->ndim, 0)]);
+    return 1;
+}
+
+static int l_stride(lua_State *L)
+{
+    usg_tensor *t = usg_lua_checktensor(L, 1);
+    if (!lua_isnoneornil(L, 2)) {
+        lua_pushinteger(L, t->stride[usg_lua_checkdim(L, 2, t->ndim, 0)]);
+        return 1;
+    }
+    lua_createtable(L, t->ndim, 0);
+    for (int d = 0; d < t->ndim; d++) { lua_pushinteger(L, t->stride[d]); lua_rawseti(L, -2, d + 1); }
+    return 1;
+}
+
+static int l_dim(lua_State *L) { lua_pushinteger(L, usg_lua_checktensor(L, 1)->ndim); return 1; }
+static int l_numel(lua_State *L) { lua_pushinteger(L, usg_tensor_numel(usg_lua_checktensor(L, 1))); return 1; }
+static int l_dtype(lua_State *L) { lua_pushstring(L, usg_dtype_name(usg_lua_checktensor(L, 1)->dtype)); return 1; }
+static int l_is_contiguous(lua_State *L)
+{
+    lua_pushboolean(L, usg_tensor_is_contiguous(usg_lua_checktensor(L, 1)));
+    return 1;
+}
+static int l_is_tensor(lua_State *L) { lua_pushboolean(L, usg_lua_totensor(L, 1) != NULL); return 1; }
+
+/* Torch7's #t: the size, as a usagi.Size. */
+static int l_len(lua_State *L) { return l_size(L); }
+
+static int l_item(lua_State *L)
+{
+    usg_tensor *t = usg_lua_checktensor(L, 1);
+    if (usg_tensor_numel(t) != 1) {
+        char b[256];
+        return luaL_error(L, "item: the tensor must have exactly one element, it is %s",
+                          usg_shape_str(b, sizeof b, t->ndim, t->shape));
+    }
+    usg_lua_pushelem(L, t->dtype, usg_tensor_get_flat(t, 0));
+    return 1;
+}
+
+static void push_table(lua_State *L, const usg_tensor *t, int d, int64_t off)
+{
+    luaL_checkstack(L, 4, "totable");
+    if (t->ndim == 0) { usg_lua_pushelem(L, t->dtype, usg_load(t->dtype, t->storage->data, off)); return; }
+    lua_createtable(L, (int)t->shape[d], 0);
+    for (int64_t i = 0; i < t->shape[d]; i++) {
+        int64_t o = off + i * t->stride[d];
+        if (d == t->ndim - 1) usg_lua_pushelem(L, t->dtype, usg_load(t->dtype, t->storage->data, o));
+        else push_table(L, t, d + 1, o);
+        lua_rawseti(L, -2, i + 1);
+    }
+}
+
+static int l_totable(lua_State *L)
+{
+    usg_tensor *t = usg_lua_checktensor(L, 1);
+    push_table(L, t, 0, t->offset);
+    return 1;
+}
+
+/* ==== Views and copies ================================================== */
+
+/* Call as push_result(L, usg_op(&r, ...), &r): r is read after the call. */
+static int push_result(lua_State *L, usg_status s, usg_tensor **t)
+{
+    if (s != USG_OK) return usg_lua_error(L);
+    usg_lua_pushtensor(L, *t);
+    return 1;
+}
+
+static int reshape_like(lua_State *L, int copy)
+{
+    usg_tensor *t = usg_lua_checktensor(L, 1), *r;
+    int ndim;
+    int64_t shape[USG_MAX_DIMS];
+    /* accept -1 in the numbers: checkshape rejects negatives, so read them here */
+    if (lua_istable(L, 2)) {
+        ndim = (int)luaL_len(L, 2);
+        if (ndim > USG_MAX_DIMS) luaL_argerror(L, 2, "too many dims");
+        for (int i = 0; i < ndim; i++) { lua_geti(L, 2, i + 1); shape[i] = luaL_checkinteger(L, -1); lua_pop(L, 1); }
+    } else {
+        ndim = lua_gettop(L) - 1;
+        if (ndim > USG_MAX_DIMS) luaL_argerror(L, 2, "too many dims");
+        for (int i = 0; i < ndim; i++) shape[i] = luaL_checkinteger(L, i + 2);
+    }
+    return push_result(L, copy ? usg_reshape(&r, t, ndim, shape) : usg_view(&r, t, ndim, shape), &r);
+}
+static int l_view(lua_State *L) { return reshape_like(L, 0); }
+static int l_reshape(lua_State *L) { return reshape_like(L, 1); }
+
+static int l_transpose(lua_State *L)
+{
+    usg_tensor *t = usg_lua_checktensor(L, 1), *r;
+    if (lua_isnoneornil(L, 2) && t->ndim != 2)
+        return luaL_error(L, "t: expects a 2-D tensor, got %d-D (use transpose(d1, d2))", t->ndim);
+    int d0 = lua_isnoneornil(L, 2) ? 0 : usg_lua_checkdim(L, 2, t->ndim, 0);
+    int d1 = lua_isnoneornil(L, 3) ? 1 : usg_lua_checkdim(L, 3, t->ndim, 0);
+    return push_result(L, usg_transpose(&r, t, d0, d1), &r);
+}
+
+static int l_permute(lua_State *L)
+{
+    usg_tensor *t = usg_lua_checktensor(L, 1), *r;
+    int perm[USG_MAX_DIMS];
+    int table = lua_istable(L, 2);
+    int n = table ? (int)luaL_len(L, 2) : lua_gettop(L) - 1;
+    if (n != t->ndim)
+        return luaL_error(L, "permute: expected %d dims for a %d-D tensor, got %d", t->ndim, t->ndim, n);
+    for (int i = 0; i < n; i++) {
+        if (table) lua_geti(L, 2, i + 1); else lua_pushvalue(L, i + 2);
+        perm[i] = usg_lua_checkdim(L, lua_gettop(L), t->ndim, 0);
+        lua_pop(L, 1);
+    }
+    return push_result(L, usg_permute(&r, t, perm), &r);
+}
+
+/* narrow(dim, start, length), start 1-based */
+static int l_narrow(lua_State *L)
+{
+    usg_tensor *t = usg_lua_checktensor(L, 1), *r;
+    int d = usg_lua_checkdim(L, 2, t->ndim, 0);
+    lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
+    return push_result(L, usg_narrow(&r, t, d, start - 1, len), &r);
+}
+
+static int l_select(lua_State *L)
+{
+    usg_tensor *t = usg_lua_checktensor(L, 1), *r;
+    int d = usg_lua_checkdim(L, 2, t->ndim, 0);
+    lua_Integer i = luaL_checkinteger(L, 3);
+    if (i < 0) i += t->shape[d] + 1;
+    return push_result(L, usg_select(&r, t, d, i - 1), &r);
+}
+
+static int l_unsqueeze(lua_State *L)
+{
+    usg_tensor *t = usg_lua_checktensor(L, 1), *r;
+    return push_result(L, usg_unsqueeze(&r, t, usg_lua_checkdim(L, 2, t->ndim, 1)), &r);
+}
+
+static int l_squeeze(lua_State *L)
+{
+    usg_tensor *t = usg_lua_checktensor(L, 1), *r;
+    return push_result(L, usg_squeeze(&r, t, usg_lua_optdim(L, 2, t->ndim)), &r);
+}
+
+static int l_expand(lua_State *L)
+{
+    usg_tensor *t = usg_lua_checktensor(L, 1), *r;
+    int ndim;
+    int64_t shape[USG_MAX_DIMS];
+    usg_tensor *other = usg_lua_totensor(L, 2);
+    if (other) { ndim = other->ndim; memcpy(shape, other->shape, sizeof shape); }
+    else usg_lua_checkshape(L, 2, &ndim, shape);
+    return push_result(L, usg_expand(&r, t, ndim, shape), &r);
+}
+
+static int l_contiguous(lua_State *L)
+{
+    usg_tensor *r;
+    return push_result(L, usg_contiguous(&r, usg_lua_checktensor(L, 1)), &r);
+}
+
+static int l_clone(lua_State *L)
+{
+    usg_tensor *r;
+    return push_result(L, usg_clone(&r, usg_lua_checktensor(L, 1)), &r);
+}
+
+static int to_dtype(lua_State *L, usg_dtype dt)
+{
+    usg_tensor *t = usg_lua_checktensor(L, 1), *r;
+    if (t->dtype == dt) { lua_settop(L, 1); return 1; }   /* as Torch7: same tensor */
+    return push_result(L, usg_to_dtype(&r, t, dt), &r);
+}
+static int l_to(lua_State *L) { return to_dtype(L, usg_lua_optdtype(L, 2, USG_F32)); }
+static int l_float(lua_State *L) { return to_dtype(L, USG_F32); }
+static int l_double(lua_State *L) { return to_dtype(L, USG_F64); }
+static int l_int(lua_State *L) { return to_dtype(L, USG_I32); }
+
+/* t:copy_(src): src broadcast into t; returns t */
+static int l_copy_(lua_State *L)
+{
+    usg_tensor *t = usg_lua_checktensor(L, 1), *own;
+    usg_tensor *src = usg_lua_checktensor_or_number(L, 2, &own);
+    usg_status s = usg_copy_(t, src);
+    usg_tensor_release(own);
+    USG_LUA_TRY(L, s);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int l_fill_(lua_State *L)
+{
+    USG_LUA_TRY(L, usg_fill_(usg_lua_checktensor(L, 1), luaL_checknumber(L, 2)));
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int l_zero_(lua_State *L)
+{
+    USG_LUA_TRY(L, usg_fill_(usg_lua_checktensor(L, 1), 0));
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* ==== Indexing ========================================================== */
+
+/* Apply one index entry to dim d of *t (a view we own):
+ * a number selects (dim goes away), {a, b} narrows to a..b inclusive, {a}
+ * narrows to a..a, {} keeps the dim. Negative numbers count from the end.
+ * Returns the next dim to index. */
+static int index_one(lua_State *L, usg_tensor **t, int d, int arg)
+{
+    usg_tensor *r = NULL;
+    usg_status s;
+    if (d >= (*t)->ndim) {
+        usg_tensor_release(*t);
+        luaL_error(L, "index: too many indices for a %d-D tensor", d);
+    }
+    int64_t size = (*t)->shape[d];
+    if (lua_type(L, arg) == LUA_TNUMBER) {
+        lua_Integer i = lua_tointeger(L, arg);
+        if (!lua_isinteger(L, arg) && lua_tonumber(L, arg) != (lua_Number)i) i = 0;
+        if (i < 0) i += size + 1;
+        if (i < 1 || i > size) {
+            usg_tensor_release(*t);
+            luaL_error(L, "index: %d is out of range for dim %d of size %d",
+                       (int)lua_tointeger(L, arg), d + 1, (int)size);
+        }
+        s = usg_select(&r, *t, d, i - 1);
+        d--;
+    } else if (lua_istable(L, arg)) {
+        lua_Integer n = luaL_len(L, arg), a = 1, b = size;
+        if (n >= 1) { lua_geti(L, arg, 1); a = lua_tointeger(L, -1); lua_pop(L, 1); b = a; }
+        if (n >= 2) { lua_geti(L, arg, 2); b = lua_tointeger(L, -1); lua_pop(L, 1); }
+        if (a < 0) a += size + 1;
+        if (b < 0) b += size + 1;
+        if (a < 1 || b > size || b < a - 1) {
+            usg_tensor_release(*t);
+            luaL_error(L, "index: range {%d, %d} is out of range for dim %d of size %d",
+                       (int)a, (int)b, d + 1, (int)size);
+        }
+        s = usg_narrow(&r, *t, d, a - 1, b - a + 1);
+    } else {
+        usg_tensor_release(*t);
+        luaL_error(L, "index: expected a number or a {first, last} range, got %s", luaL_typename(L, arg));
+        return 0;
+    }
+    usg_tensor_release(*t);
+    *t = r;
+    if (s != USG_OK) usg_lua_error(L);
+    return d + 1;
+}
+
+/* The view t[key] as a new reference (NULL when key is not an index). */
+static usg_tensor *index_view(lua_State *L, usg_tensor *t, int key)
+{
+    usg_tensor *v = t;
+    usg_tensor_retain(v);
+    if (lua_type(L, key) == LUA_TNUMBER) {
+        if (t->ndim == 0) { usg_tensor_release(v); luaL_error(L, "index: a 0-dim tensor has no dims to index"); }
+        index_one(L, &v, 0, key);
+        return v;
+    }
+    lua_Integer n = luaL_len(L, key);
+    int d = 0;
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, key, i);
+        d = index_one(L, &v, d, lua_gettop(L));
+        lua_pop(L, 1);
+    }
+    return v;
+}
+
+static int l_index(lua_State *L)
+{
+    int kt = lua_type(L, 2);
+    if (kt == LUA_TSTRING) {
+        luaL_getmetatable(L, USG_TENSOR_MT);
+        lua_getfield(L, -1, "__methods");
+        lua_pushvalue(L, 2);
+        lua_rawget(L, -2);
+        return 1;
+    }
+    usg_tensor *t = usg_lua_checktensor(L, 1);
+    if (kt != LUA_TNUMBER && kt != LUA_TTABLE)
+        return luaL_error(L, "index: expected a number, a table of indices or a method name, got %s",
+                          luaL_typename(L, 2));
+    usg_tensor *v = index_view(L, t, 2);
+    if (v->ndim == 0) {        /* a single element: a Lua number, as Torch7 */
+        double x = usg_tensor_get(v, NULL);
+        usg_dtype dt = v->dtype;
+        usg_tensor_release(v);
+        usg_lua_pushelem(L, dt, x);
+        return 1;
+    }
+    usg_lua_pushtensor(L, v);
+    return 1;
+}
+
+static int l_newindex(lua_State *L)
+{
+    usg_tensor *t = usg_lua_checktensor(L, 1);
+    int kt = lua_type(L, 2);
+    if (kt != LUA_TNUMBER && kt != LUA_TTABLE)
+        return luaL_error(L, "index assignment: expected a number or a table of indices, got %s",
+                          luaL_typename(L, 2));
+    usg_tensor *v = index_view(L, t, 2), *src;
+    usg_status s;
+    if (lua_type(L, 3) == LUA_TNUMBER) s = usg_fill_(v, lua_tonumber(L, 3));
+    else if ((src = usg_lua_totensor(L, 3)) != NULL) s = usg_copy_(v, src);
+    else s = usg_fail(USG_TYPE, "index assignment: expected a number or a tensor, got %s",
+                      luaL_typename(L, 3));
+    usg_tensor_release(v);
+    USG_LUA_TRY(L, s);
+    return 0;
+}
+
+/* ==== Registration ====================================================== */
+
+void usg_lua_register(lua_State *L, const luaL_Reg *fns, int module, int method)
+{
+    luaL_getmetatable(L, USG_TENSOR_MT);                 /* [mod, mt] */
+    lua_getfield(L, -1, "__methods");                    /* [mod, mt, methods] */
+    for (; fns->name; fns++) {
+        if (module) { lua_pushcfunction(L, fns->func); lua_setfield(L, -4, fns->name); }
+        if (method) {
+            lua_pushcfunction(L, fns->func);
+            lua_setfield(L, strncmp(fns->name, "__", 2) == 0 ? -3 : -2, fns->name);
+        }
+    }
+    lua_pop(L, 2);                                       /* [mod] */
+}
+
+static const luaL_Reg module_fns[] = {
+    {"tensor", l_tensor}, {"Tensor", l_tensor}, {"zeros", l_zeros}, {"ones", l_ones},
+    {"full", l_full}, {"zeros_like", l_zeros_like}, {"ones_like", l_ones_like},
+    {"arange", l_arange}, {"linspace", l_linspace}, {"eye", l_eye}, {"is_tensor", l_is_tensor},
+    {NULL, NULL}};
+
+static const luaL_Reg both_fns[] = {
+    {"size", l_size}, {"stride", l_stride}, {"dim", l_dim}, {"numel", l_numel}, {"dtype", l_dtype},
+    {"is_contiguous", l_is_contiguous}, {"item", l_item}, {"totable", l_totable},
+    {"view", l_view}, {"reshape", l_reshape}, {"transpose", l_transpose}, {"t", l_transpose},
+    {"permute", l_permute}, {"narrow", l_narrow}, {"select", l_select},
+    {"unsqueeze", l_unsqueeze}, {"squeeze", l_squeeze}, {"expand", l_expand},
+    {"contiguous", l_contiguous}, {"clone", l_clone}, {"to", l_to}, {"float", l_float},
+    {"double", l_double}, {"int", l_int}, {NULL, NULL}};
+
+static const luaL_Reg method_fns[] = {
+    {"copy_", l_copy_}, {"copy", l_copy_}, {"fill_", l_fill_}, {"fill", l_fill_},
+    {"zero_", l_zero_}, {"zero", l_zero_}, {"nelement", l_numel}, {"expand_as", l_expand},
+    {"__gc", l_tensor_gc}, {"__close", l_tensor_gc}, {"__index", l_index},
+    {"__newindex", l_newindex}, {"__len", l_len}, {"__tostring", usg_lua_tensor_tostring},
+    {NULL, NULL}};
+
+int usg_lua_open_tensor(lua_State *L)
+{
+    luaL_newmetatable(L, USG_TENSOR_MT);                 /* [mod, mt] */
+    lua_newtable(L);
+    lua_setfield(L, -2, "__methods");
+    lua_pop(L, 1);                                       /* [mod] */
+    usg_lua_register(L, module_fns, 1, 0);
+    usg_lua_register(L, both_fns, 1, 1);
+    usg_lua_register(L, method_fns, 0, 1);
+    return 0;
+}
+
+int luaopen_usagi(lua_State *L)
+{
+    lua_newtable(L);                                     /* [mod] */
+    lua_pushliteral(L, USG_VERSION);
+    lua_setfield(L, -2, "version");
+    usg_lua_open_tensor(L);
+    usg_lua_open_math(L);
+    usg_lua_open_reduce(L);
+    usg_lua_open_random(L);
+    usg_lua_open_nn(L);
+    return 1;
+}
