@@ -382,7 +382,7 @@ static int l_is_contiguous(lua_State *L)
 static int l_is_tensor(lua_State *L) { lua_pushboolean(L, usg_lua_totensor(L, 1) != NULL); return 1; }
 
 /* Torch7's #t: the size, as a usagi.Size. */
-static int l_len(lua_State *L) { return l_size(L); }
+static int l_len(lua_State *L) { lua_settop(L, 1); return l_size(L); }   /* __len gets (t, t) */
 
 static int l_item(lua_State *L)
 {
