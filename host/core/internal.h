@@ -10,6 +10,7 @@
 #include "usagi/core.h"
 #include "usagi/ops.h"
 #include "usagi/random.h"
+#include "usagi/autograd.h"
 
 static inline double usg_load(usg_dtype dt, const void *base, int64_t i)
 {

@@ -204,6 +204,7 @@ static usg_storage *storage_new(size_t nbytes)
     if (!s->data) { usg_free(s); return NULL; }
     s->nbytes = nbytes;
     s->refcount = 1;
+    s->version = 0;
     return s;
 }
 
@@ -220,6 +221,8 @@ void usg_tensor_retain(usg_tensor *t) { __atomic_add_fetch(&t->refcount, 1, __AT
 void usg_tensor_release(usg_tensor *t)
 {
     if (t && __atomic_sub_fetch(&t->refcount, 1, __ATOMIC_ACQ_REL) == 0) {
+        usg_tensor_release(t->grad);
+        usg_node_release(t->grad_fn);
         storage_release(t->storage);
         usg_free(t);
     }

@@ -93,7 +93,10 @@ typedef struct usg_storage {
     void *data;          /* USG_ALIGN-aligned, owned */
     size_t nbytes;
     long refcount;
+    long version;        /* bumped by every in-place write (autograd checks it) */
 } usg_storage;
+
+struct usg_node;
 
 typedef struct usg_tensor {
     usg_storage *storage;
@@ -103,7 +106,11 @@ typedef struct usg_tensor {
     int64_t stride[USG_MAX_DIMS];    /* in elements, >= 0 */
     int64_t offset;                  /* in elements */
     long refcount;
-    void *user;                      /* for the layer above (autograd node) */
+    /* autograd (see autograd.h); views and new tensors start with none */
+    bool requires_grad;
+    struct usg_tensor *grad;         /* accumulated gradient of a leaf, or NULL */
+    struct usg_node *grad_fn;        /* the op that made this tensor; NULL for a leaf */
+    int output_nr;                   /* which output of grad_fn this is */
 } usg_tensor;
 
 USG_API void usg_tensor_retain(usg_tensor *t);

@@ -1,0 +1,411 @@
+/*
+ * autograd.c -- the tape: nodes, edges, saved tensors, and the backward
+ * walk. The derivatives of the ops live beside their ops (ad_*.c, plugins).
+ *
+ * The walk: collect the nodes reachable from the root, count for each how
+ * many edges point at it, then process nodes whose count reached zero
+ * (Kahn's order, a LIFO so the newest node goes first). A node's output
+ * gradients are complete when it is processed; its backward produces input
+ * gradients, which are added into the next nodes or into leaves' .grad.
+ * The order depends only on the graph, so a backward is deterministic.
+ */
+#include <string.h>
+
+#include "internal.h"
+#include "usagi/autograd.h"
+
+typedef struct edge {
+    usg_node *node;       /* the input's grad_fn, retained, or NULL */
+    usg_tensor *leaf;     /* or the leaf requiring grad, retained, or NULL */
+    int output_nr;
+} edge;
+
+struct usg_node {
+    long refcount;
+    const usg_op *op;
+    void *ctx;
+    int n_in, n_out, n_saved;
+    edge next[USG_NODE_MAX_INPUTS];
+    int in_ndim[USG_NODE_MAX_INPUTS];
+    int64_t in_shape[USG_NODE_MAX_INPUTS][USG_MAX_DIMS];
+    usg_dtype in_dtype[USG_NODE_MAX_INPUTS];
+    usg_tensor *saved[USG_NODE_MAX_SAVED];
+    long saved_version[USG_NODE_MAX_SAVED];
+    bool released;        /* saved tensors freed by a backward */
+    /* the walk's scratch */
+    usg_tensor *grad[USG_NODE_MAX_OUTPUTS];
+    int pending;
+    bool seen;
+    usg_node *link;       /* worklist link */
+};
+
+/* ==== Grad mode ========================================================= */
+
+static _Thread_local bool grad_disabled;
+
+bool usg_grad_enabled(void) { return !grad_disabled; }
+
+bool usg_set_grad_enabled(bool on)
+{
+    bool was = !grad_disabled;
+    grad_disabled = !on;
+    return was;
+}
+
+bool usg_grad_needed(int n, usg_tensor *const *inputs)
+{
+    if (grad_disabled) return false;
+    for (int i = 0; i < n; i++)
+        if (inputs[i] && inputs[i]->requires_grad) return true;
+    return false;
+}
+
+/* ==== Node lifetime ===================================================== */
+
+void usg_node_retain(usg_node *n) { if (n) n->refcount++; }
+
+static void free_saved(usg_node *n)
+{
+    for (int i = 0; i < n->n_saved; i++) {
+        usg_tensor_release(n->saved[i]);
+        n->saved[i] = NULL;
+    }
+    if (n->ctx) {
+        if (n->op->free_ctx) n->op->free_ctx(n->ctx);
+        else usg_free(n->ctx);
+        n->ctx = NULL;
+    }
+    n->released = true;
+}
+
+/* Iterative, so freeing the graph of a 100,000-step loop cannot overflow
+ * the C stack. */
+void usg_node_release(usg_node *n)
+{
+    if (!n || --n->refcount > 0) return;
+    usg_node *work = n;
+    n->link = NULL;
+    while (work) {
+        usg_node *x = work;
+        work = x->link;
+        free_saved(x);
+        for (int i = 0; i < USG_NODE_MAX_OUTPUTS; i++) usg_tensor_release(x->grad[i]);
+        for (int i = 0; i < x->n_in; i++) {
+            usg_tensor_release(x->next[i].leaf);
+            usg_node *m = x->next[i].node;
+            if (m && --m->refcount == 0) { m->link = work; work = m; }
+        }
+        usg_free(x);
+    }
+}
+
+/* ==== Recording ========================================================= */
+
+usg_status usg_node_begin(usg_node **node, const usg_op *op, int n_in,
+                          usg_tensor *const *inputs, void *ctx)
+{
+    *node = NULL;
+    if (!usg_grad_needed(n_in, inputs)) {
+        if (ctx) { if (op->free_ctx) op->free_ctx(ctx); else usg_free(ctx); }
+        return USG_OK;
+    }
+    if (n_in > USG_NODE_MAX_INPUTS)
+        return usg_fail(USG_ARG, "%s: %d inputs, at most %d can be recorded", op->name, n_in,
+                        USG_NODE_MAX_INPUTS);
+    usg_node *n = usg_alloc(sizeof *n);
+    if (!n) {
+        if (ctx) { if (op->free_ctx) op->free_ctx(ctx); else usg_free(ctx); }
+        return USG_NOMEM;
+    }
+    memset(n, 0, sizeof *n);
+    n->refcount = 1;
+    n->op = op;
+    n->ctx = ctx;
+    n->n_in = n_in;
+    for (int i = 0; i < n_in; i++) {
+        usg_tensor *t = inputs[i];
+        if (!t) continue;
+        n->in_ndim[i] = t->ndim;
+        memcpy(n->in_shape[i], t->shape, sizeof n->in_shape[i]);
+        n->in_dtype[i] = t->dtype;
+        if (!t->requires_grad) continue;
+        if (t->grad_fn) {
+            n->next[i].node = t->grad_fn;
+            n->next[i].output_nr = t->output_nr;
+            usg_node_retain(t->grad_fn);
+        } else {
+            n->next[i].leaf = t;
+            usg_tensor_retain(t);
+        }
+    }
+    *node = n;
+    return USG_OK;
+}
+
+usg_status usg_detach(usg_tensor **out, usg_tensor *t)
+{
+    usg_status s = usg_view(out, t, t->ndim, t->shape);
+    if (s != USG_OK) return s;
+    /* a view keeps offset and strides: copy them exactly */
+    (*out)->offset = t->offset;
+    memcpy((*out)->stride, t->stride, sizeof t->stride);
+    return USG_OK;
+}
+
+usg_status usg_node_save(usg_node *n, usg_tensor *t)
+{
+    if (n->n_saved >= USG_NODE_MAX_SAVED)
+        return usg_fail(USG_ARG, "%s: more than %d saved tensors", n->op->name, USG_NODE_MAX_SAVED);
+    usg_tensor *alias;
+    usg_status s = usg_detach(&alias, t);
+    if (s != USG_OK) return s;
+    n->saved_version[n->n_saved] = t->storage->version;
+    n->saved[n->n_saved++] = alias;
+    return USG_OK;
+}
+
+usg_status usg_node_finish(usg_node *n, int n_out, usg_tensor *const *outputs, usg_status status)
+{
+    if (!n) return status;
+    if (status == USG_OK && n_out > USG_NODE_MAX_OUTPUTS)
+        status = usg_fail(USG_ARG, "%s: %d outputs, at most %d can be recorded", n->op->name,
+                          n_out, USG_NODE_MAX_OUTPUTS);
+    if (status != USG_OK) { usg_node_release(n); return status; }
+    n->n_out = n_out;
+    for (int i = 0; i < n_out; i++) {
+        usg_tensor *t = outputs[i];
+        usg_node_release(t->grad_fn);      /* an output is new: normally none */
+        t->grad_fn = n;
+        t->output_nr = i;
+        t->requires_grad = true;
+        if (i > 0) usg_node_retain(n);
+    }
+    if (n_out == 0) usg_node_release(n);
+    return USG_OK;
+}
+
+/* ==== Inside a backward ================================================= */
+
+void *usg_node_ctx(const usg_node *n) { return n->ctx; }
+usg_tensor *usg_node_saved(const usg_node *n, int i) { return i < n->n_saved ? n->saved[i] : NULL; }
+const char *usg_node_name(const usg_node *n) { return n->op->name; }
+usg_dtype usg_node_input_dtype(const usg_node *n, int i) { return n->in_dtype[i]; }
+
+bool usg_node_needs_grad(const usg_node *n, int i)
+{
+    return i < n->n_in && (n->next[i].node || n->next[i].leaf);
+}
+
+const int64_t *usg_node_input_shape(const usg_node *n, int i, int *ndim)
+{
+    *ndim = n->in_ndim[i];
+    return n->in_shape[i];
+}
+
+usg_status usg_sum_to(usg_tensor **out, const usg_tensor *g, int ndim, const int64_t *shape)
+{
+    usg_tensor *cur = (usg_tensor *)g, *next;
+    usg_status s;
+    usg_tensor_retain(cur);
+    /* leading dims that broadcasting added */
+    while (cur->ndim > ndim) {
+        s = usg_sum(&next, cur, 0, false);
+        usg_tensor_release(cur);
+        if (s != USG_OK) return s;
+        cur = next;
+    }
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] == 1 && cur->shape[d] != 1) {
+            s = usg_sum(&next, cur, d, true);
+            usg_tensor_release(cur);
+            if (s != USG_OK) return s;
+            cur = next;
+        }
+    }
+    *out = cur;
+    return USG_OK;
+}
+
+usg_status usg_check_inplace(const usg_tensor *t, const char *fn)
+{
+    if (!grad_disabled && t->requires_grad)
+        return usg_fail(USG_ARG, "%s: cannot write in place into a tensor that requires grad "
+                        "(%s); use the out-of-place form, or do it inside usagi.no_grad",
+                        fn, t->grad_fn ? "it is part of a graph" : "a leaf");
+    return USG_OK;
+}
+
+/* ==== The walk ========================================================== */
+
+/* dst = dst + g (dst may be NULL: takes g). g's reference is consumed. */
+static usg_status accumulate(usg_tensor **dst, usg_tensor *g)
+{
+    if (!g) return USG_OK;
+    if (!*dst) { *dst = g; return USG_OK; }
+    usg_tensor *sum;
+    usg_status s = usg_binary(&sum, USG_ADD, *dst, g);
+    usg_tensor_release(g);
+    if (s != USG_OK) return s;
+    usg_tensor_release(*dst);
+    *dst = sum;
+    return USG_OK;
+}
+
+/* Into a leaf's .grad: in place when it exists (so optimizers holding it see
+ * the sum), in the leaf's dtype and shape. */
+static usg_status accumulate_leaf(usg_tensor *leaf, usg_tensor *g)
+{
+    usg_status s = USG_OK;
+    if (!leaf->grad) {
+        if (g->dtype == leaf->dtype && usg_same_shape(g, leaf) && usg_tensor_is_contiguous(g) &&
+            g->refcount == 1 && !g->grad_fn) {
+            leaf->grad = g;
+            return USG_OK;
+        }
+        s = usg_tensor_empty(&leaf->grad, leaf->dtype, leaf->ndim, leaf->shape);
+        if (s == USG_OK) s = usg_copy_(leaf->grad, g);
+    } else {
+        s = usg_binary_(leaf->grad, USG_ADD, g);
+    }
+    usg_tensor_release(g);
+    return s;
+}
+
+static usg_status check_saved(usg_node *n)
+{
+    if (n->released)
+        return usg_fail(USG_ARG, "backward: the graph through '%s' was already freed by a "
+                        "backward; pass retain_graph = true to the first backward to go "
+                        "through it twice", n->op->name);
+    for (int i = 0; i < n->n_saved; i++)
+        if (n->saved[i]->storage->version != n->saved_version[i])
+            return usg_fail(USG_ARG, "backward: a tensor that '%s' saved for its gradient "
+                            "was modified in place after the forward", n->op->name);
+    return USG_OK;
+}
+
+/* A growable array of nodes (usg_alloc'd). */
+typedef struct nodevec { usg_node **v; int n, cap; } nodevec;
+
+static usg_status push(nodevec *a, usg_node *x)
+{
+    if (a->n == a->cap) {
+        int cap = a->cap ? 2 * a->cap : 256;
+        usg_node **v = usg_alloc((size_t)cap * sizeof *v);
+        if (!v) return USG_NOMEM;
+        if (a->n) memcpy(v, a->v, (size_t)a->n * sizeof *v);
+        usg_free(a->v);
+        a->v = v;
+        a->cap = cap;
+    }
+    a->v[a->n++] = x;
+    return USG_OK;
+}
+
+/* Visit every node reachable from root once (into *all), counting for each
+ * the edges that point at it. Marks are cleared before returning. */
+static usg_status collect(usg_node *root, nodevec *all)
+{
+    nodevec stack = {0};
+    usg_status s = push(&stack, root);
+    root->seen = true;
+    root->pending = 0;
+    while (s == USG_OK && stack.n > 0) {
+        usg_node *n = stack.v[--stack.n];
+        if ((s = push(all, n)) != USG_OK) break;
+        for (int i = 0; i < n->n_in && s == USG_OK; i++) {
+            usg_node *m = n->next[i].node;
+            if (!m) continue;
+            if (!m->seen) {
+                m->seen = true;
+                m->pending = 0;
+                s = push(&stack, m);
+            }
+            m->pending++;
+        }
+    }
+    for (int i = 0; i < all->n; i++) all->v[i]->seen = false;
+    for (int i = 0; i < stack.n; i++) stack.v[i]->seen = false;
+    usg_free(stack.v);
+    return s;
+}
+
+static usg_status run_node(usg_node *n, bool retain)
+{
+    usg_tensor *gin[USG_NODE_MAX_INPUTS] = {NULL};
+    usg_status s = check_saved(n);
+    bool any = false;
+    for (int i = 0; i < n->n_out; i++) any |= n->grad[i] != NULL;
+    /* no gradient reached this node: its inputs get none from it */
+    if (s == USG_OK && any) s = n->op->backward(n, n->grad, gin);
+    for (int i = 0; i < USG_NODE_MAX_OUTPUTS; i++) { usg_tensor_release(n->grad[i]); n->grad[i] = NULL; }
+    for (int i = 0; i < n->n_in; i++) {
+        usg_tensor *g = gin[i];
+        if (!g) continue;
+        if (s != USG_OK || (!n->next[i].node && !n->next[i].leaf)) { usg_tensor_release(g); continue; }
+        if (n->next[i].node) s = accumulate(&n->next[i].node->grad[n->next[i].output_nr], g);
+        else s = accumulate_leaf(n->next[i].leaf, g);
+    }
+    if (!retain) free_saved(n);
+    return s;
+}
+
+usg_status usg_backward(usg_tensor *root, usg_tensor *grad, bool retain_graph)
+{
+    if (!root->requires_grad)
+        return usg_fail(USG_ARG, "backward: the tensor does not require grad (no input of "
+                        "its computation had requires_grad set)");
+    usg_tensor *g;
+    usg_status s;
+    if (grad) {
+        if (!usg_same_shape(grad, root)) {
+            char b1[256], b2[256];
+            return usg_fail(USG_SHAPE, "backward: gradient %s does not match the tensor %s",
+                            usg_shape_str(b1, sizeof b1, grad->ndim, grad->shape),
+                            usg_shape_str(b2, sizeof b2, root->ndim, root->shape));
+        }
+        s = usg_to_dtype(&g, grad, root->dtype);
+    } else {
+        if (usg_tensor_numel(root) != 1) {
+            char b[256];
+            return usg_fail(USG_SHAPE, "backward: the tensor has shape %s; without a gradient "
+                            "argument it must have one element (a loss)",
+                            usg_shape_str(b, sizeof b, root->ndim, root->shape));
+        }
+        s = usg_tensor_full(&g, root->dtype, root->ndim, root->shape, 1);
+    }
+    if (s != USG_OK) return s;
+    if (!root->grad_fn) return accumulate_leaf(root, g);
+
+    nodevec all = {0};
+    if ((s = collect(root->grad_fn, &all)) != USG_OK) {
+        usg_free(all.v);
+        usg_tensor_release(g);
+        return s;
+    }
+    root->grad_fn->grad[root->output_nr] = g;
+
+    /* Kahn's order over the pending counts, LIFO; backward functions run
+     * with grad mode off, so their own ops record nothing */
+    bool mode = usg_set_grad_enabled(false);
+    usg_node *ready = root->grad_fn;
+    ready->link = NULL;
+    while (ready && s == USG_OK) {
+        usg_node *n = ready;
+        ready = n->link;
+        s = run_node(n, retain_graph);
+        for (int i = 0; i < n->n_in; i++) {
+            usg_node *m = n->next[i].node;
+            if (m && --m->pending == 0) { m->link = ready; ready = m; }
+        }
+    }
+    usg_set_grad_enabled(mode);
+    /* on failure, drop what gradients were left on the way */
+    for (int i = 0; i < all.n; i++)
+        for (int k = 0; k < USG_NODE_MAX_OUTPUTS; k++) {
+            usg_tensor_release(all.v[i]->grad[k]);
+            all.v[i]->grad[k] = NULL;
+        }
+    usg_free(all.v);
+    return s;
+}
