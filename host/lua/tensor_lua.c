@@ -62,6 +62,20 @@ void usg_lua_pushtensor(lua_State *L, usg_tensor *t)
 
 int usg_lua_error(lua_State *L) { return luaL_error(L, "%s", usg_errmsg()); }
 
+/* Raise the core's message as fn's own: the creation helpers say
+ * "tensor: shape (...) is too large", which from usagi.zeros should read
+ * "zeros: shape (...) is too large". Only the prefix `from` is replaced. */
+static int error_as(lua_State *L, const char *fn, const char *from)
+{
+    const char *m = usg_errmsg();
+    size_t n = strlen(from);
+    if (strncmp(m, from, n) == 0 && strncmp(m + n, ": ", 2) == 0)
+        return luaL_error(L, "%s: %s", fn, m + n + 2);
+    return usg_lua_error(L);
+}
+#define TRY_AS(L, fn, from, call) \
+    do { if ((call) != USG_OK) error_as(L, fn, from); } while (0)
+
 static int l_tensor_gc(lua_State *L)
 {
     usg_tensor **p = luaL_checkudata(L, 1, USG_TENSOR_MT);
@@ -220,22 +234,21 @@ static void table_shape(lua_State *L, int idx, int depth, int *ndim, int64_t *sh
     }
 }
 
-static void table_fill(lua_State *L, int idx, usg_tensor *t, int64_t *pos)
+/* Fill t from the nested table at idx, walking the shape table_shape found
+ * (not the table's length again) and checking each entry's type, so that
+ * {1, {2, 3}} is an error and never writes past the tensor. */
+static void table_fill(lua_State *L, int idx, usg_tensor *t, int depth, int64_t *pos)
 {
-    lua_Integer n = luaL_len(L, idx);
-    for (lua_Integer i = 1; i <= n; i++) {
-        int ty = lua_geti(L, idx, i);
-        if (ty == LUA_TTABLE) table_fill(L, lua_gettop(L), t, pos);
-        else if (ty == LUA_TNUMBER) {
-            double v = lua_tonumber(L, -1);
-            switch (t->dtype) {
-            case USG_F32: ((float *)t->storage->data)[(*pos)++] = (float)v; break;
-            case USG_F64: ((double *)t->storage->data)[(*pos)++] = v; break;
-            default:      ((int32_t *)t->storage->data)[(*pos)++] = (int32_t)v; break;
-            }
-        } else {
-            luaL_error(L, "tensor: expected numbers in the nested table, got a %s", luaL_typename(L, -1));
-        }
+    int last = depth == t->ndim - 1;
+    for (int64_t i = 1; i <= t->shape[depth]; i++) {
+        int ty = lua_geti(L, idx, (lua_Integer)i);
+        if (!last && ty == LUA_TTABLE && luaL_len(L, -1) == t->shape[depth + 1])
+            table_fill(L, lua_gettop(L), t, depth + 1, pos);
+        else if (last && ty == LUA_TNUMBER)
+            usg_store(t->dtype, t->storage->data, (*pos)++, lua_tonumber(L, -1));
+        else
+            luaL_error(L, "tensor: ragged nested table (a %s at depth %d where %s was expected)",
+                       luaL_typename(L, -1), depth + 1, last ? "a number" : "a row");
         lua_pop(L, 1);
     }
 }
@@ -261,7 +274,7 @@ static int l_tensor(lua_State *L)
         USG_LUA_TRY(L, usg_tensor_empty(&t, opt_dtype_field(L, 2, USG_F32), ndim, shape));
         int64_t pos = 0;
         usg_lua_pushtensor(L, t);                 /* owned by Lua before anything can throw */
-        table_fill(L, 1, t, &pos);
+        if (ndim > 0) table_fill(L, 1, t, 0, &pos);
         return 1;
     }
     usg_lua_pushtensor(L, t);
@@ -290,7 +303,8 @@ static int make_filled(lua_State *L, int full)
         if (full > 0) value = luaL_checknumber(L, opt++);
     }
     usg_tensor *t;
-    USG_LUA_TRY(L, usg_tensor_full(&t, opt_dtype_field(L, opt, USG_F32), ndim, shape, value));
+    TRY_AS(L, full < 0 ? "ones" : full ? "full" : "zeros", "tensor",
+           usg_tensor_full(&t, opt_dtype_field(L, opt, USG_F32), ndim, shape, value));
     usg_lua_pushtensor(L, t);
     return 1;
 }
@@ -299,15 +313,17 @@ static int l_zeros(lua_State *L) { return make_filled(L, 0); }
 static int l_ones(lua_State *L) { return make_filled(L, -1); }
 static int l_full(lua_State *L) { return make_filled(L, 1); }
 
-static int like(lua_State *L, double v)
+/* zeros_like(t [, 'f64' | {dtype = 'f64'}]) */
+static int like(lua_State *L, double v, const char *fn)
 {
     usg_tensor *a = usg_lua_checktensor(L, 1), *t;
-    USG_LUA_TRY(L, usg_tensor_full(&t, usg_lua_optdtype(L, 2, a->dtype), a->ndim, a->shape, v));
+    usg_dtype dt = opt_dtype_field(L, 2, a->dtype);
+    TRY_AS(L, fn, "tensor", usg_tensor_full(&t, dt, a->ndim, a->shape, v));
     usg_lua_pushtensor(L, t);
     return 1;
 }
-static int l_zeros_like(lua_State *L) { return like(L, 0); }
-static int l_ones_like(lua_State *L) { return like(L, 1); }
+static int l_zeros_like(lua_State *L) { return like(L, 0, "zeros_like"); }
+static int l_ones_like(lua_State *L) { return like(L, 1, "ones_like"); }
 
 /* arange(stop) or arange(start, stop [, step]) -- [start, stop) as PyTorch;
  * i32 when all arguments are integers. */
@@ -322,8 +338,8 @@ static int l_arange(lua_State *L)
     int all_int = 1;
     for (int i = 1; i <= nargs; i++) all_int &= lua_isinteger(L, i);
     usg_tensor *t;
-    USG_LUA_TRY(L, usg_arange(&t, opt_dtype_field(L, nargs + 1, all_int ? USG_I32 : USG_F32),
-                              start, stop, step));
+    usg_dtype dt = opt_dtype_field(L, nargs + 1, all_int ? USG_I32 : USG_F32);
+    TRY_AS(L, "arange", "tensor", usg_arange(&t, dt, start, stop, step));
     usg_lua_pushtensor(L, t);
     return 1;
 }
@@ -332,8 +348,9 @@ static int l_linspace(lua_State *L)
 {
     usg_tensor *t;
     lua_Integer n = luaL_checkinteger(L, 3);
-    USG_LUA_TRY(L, usg_linspace(&t, opt_dtype_field(L, 4, USG_F32), luaL_checknumber(L, 1),
-                                luaL_checknumber(L, 2), (int64_t)n));
+    double a = luaL_checknumber(L, 1), b = luaL_checknumber(L, 2);
+    usg_dtype dt = opt_dtype_field(L, 4, USG_F32);
+    TRY_AS(L, "linspace", "tensor", usg_linspace(&t, dt, a, b, (int64_t)n));
     usg_lua_pushtensor(L, t);
     return 1;
 }
@@ -343,8 +360,8 @@ static int l_eye(lua_State *L)
     lua_Integer n = luaL_checkinteger(L, 1);
     lua_Integer m = lua_type(L, 2) == LUA_TNUMBER ? luaL_checkinteger(L, 2) : n;
     usg_tensor *t;
-    USG_LUA_TRY(L, usg_eye(&t, opt_dtype_field(L, lua_type(L, 2) == LUA_TNUMBER ? 3 : 2, USG_F32),
-                           (int64_t)n, (int64_t)m));
+    usg_dtype dt = opt_dtype_field(L, lua_type(L, 2) == LUA_TNUMBER ? 3 : 2, USG_F32);
+    TRY_AS(L, "eye", "tensor", usg_eye(&t, dt, (int64_t)n, (int64_t)m));
     usg_lua_pushtensor(L, t);
     return 1;
 }
@@ -478,6 +495,10 @@ static int l_narrow(lua_State *L)
     usg_tensor *t = usg_lua_checktensor(L, 1), *r;
     int d = usg_lua_checkdim(L, 2, t->ndim, 0);
     lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
+    /* checked here so that start - 1 and start + len cannot overflow */
+    if (start < 1 || len < 0 || len > t->shape[d] || start - 1 > t->shape[d] - len)
+        return luaL_error(L, "narrow: start %I, length %I is outside dim %d of size %I",
+                          start, len, d + 1, (lua_Integer)t->shape[d]);
     return push_result(L, usg_narrow(&r, t, d, start - 1, len), &r);
 }
 
@@ -635,10 +656,16 @@ static int l_index(lua_State *L)
 {
     int kt = lua_type(L, 2);
     if (kt == LUA_TSTRING) {
-        luaL_getmetatable(L, USG_TENSOR_MT);
-        lua_getfield(L, -1, "__methods");
+        luaL_getmetatable(L, USG_TENSOR_MT);            /* [t, k, mt] */
+        lua_getfield(L, -1, "__methods");                /* [t, k, mt, methods] */
         lua_pushvalue(L, 2);
-        lua_rawget(L, -2);
+        if (lua_rawget(L, -2) != LUA_TNIL) return 1;     /* a method */
+        /* a field with a getter (t.grad): __fields[k](t) */
+        lua_getfield(L, 3, "__fields");
+        lua_pushvalue(L, 2);
+        if (lua_rawget(L, -2) == LUA_TNIL) return 1;
+        lua_pushvalue(L, 1);
+        lua_call(L, 1, 1);
         return 1;
     }
     usg_tensor *t = usg_lua_checktensor(L, 1);
@@ -661,6 +688,18 @@ static int l_newindex(lua_State *L)
 {
     usg_tensor *t = usg_lua_checktensor(L, 1);
     int kt = lua_type(L, 2);
+    if (kt == LUA_TSTRING) {                             /* t.grad = nil: __setters[k](t, v) */
+        luaL_getmetatable(L, USG_TENSOR_MT);
+        lua_getfield(L, -1, "__setters");
+        lua_pushvalue(L, 2);
+        if (lua_rawget(L, -2) == LUA_TNIL)
+            return luaL_error(L, "tensor: cannot set field '%s' (tensors have no such field)",
+                              lua_tostring(L, 2));
+        lua_pushvalue(L, 1);
+        lua_pushvalue(L, 3);
+        lua_call(L, 2, 0);
+        return 0;
+    }
     if (kt != LUA_TNUMBER && kt != LUA_TTABLE)
         return luaL_error(L, "index assignment: expected a number or a table of indices, got %s",
                           luaL_typename(L, 2));
@@ -671,7 +710,7 @@ static int l_newindex(lua_State *L)
     else s = usg_fail(USG_TYPE, "index assignment: expected a number or a tensor, got %s",
                       luaL_typename(L, 3));
     usg_tensor_release(v);
-    USG_LUA_TRY(L, s);
+    if (s != USG_OK) error_as(L, "index assignment", "copy");
     return 0;
 }
 
@@ -735,5 +774,7 @@ int luaopen_usagi(lua_State *L)
     usg_lua_open_reduce(L);
     usg_lua_open_random(L);
     usg_lua_open_nn(L);
+    usg_lua_open_autograd(L);
+    usg_lua_open_plugin(L);
     return 1;
 }

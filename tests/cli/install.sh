@@ -12,12 +12,12 @@ for f in bin/usagi include/usagi/core.h include/usagi/lua.h share/lua/5.4 \
   [ -e "$t/prefix/$f" ] || { echo "FAIL installed tree lacks $f"; exit 1; }
 done
 echo "ok   installed tree"
-cmake -S tests/plugin_example -B "$t/plugin" -DCMAKE_PREFIX_PATH="$t/prefix" \
+cmake -S modules/hello -B "$t/plugin" -DCMAKE_PREFIX_PATH="$t/prefix" \
       -DCMAKE_INSTALL_PREFIX="$t/prefix" >/dev/null
 cmake --build "$t/plugin" >/dev/null
 cmake --install "$t/plugin" >/dev/null
 echo "ok   plugin built against the package config"
-out=$("$t/prefix/bin/usagi" -e 'local h = require "usagi.hello"; print(h.iota(4):sum())')
+out=$("$t/prefix/bin/usagi" -e 'local h = require "usagi.hello"; print(h.triangle(4))')
 [ "$out" = "10.0" ] || { echo "FAIL installed usagi loading the plugin printed: $out"; exit 1; }
 echo "ok   installed usagi loads the plugin"
 if command -v lua5.4 >/dev/null; then

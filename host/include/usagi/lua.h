@@ -56,6 +56,24 @@ USG_API usg_rng *usg_lua_rng(lua_State *L);
  * as Tensor methods (when `method`); either may be false. */
 USG_API void usg_lua_register(lua_State *L, const luaL_Reg *fns, int module, int method);
 
+/* ==== Plugins ===========================================================
+ * A plugin's entry point is one line:
+ *
+ *   USG_API int luaopen_usagi_rnn(lua_State *L)
+ *   { return USG_PLUGIN_OPEN(L, "rnn", "0.1.0", rnn_functions); }
+ *
+ * It refuses to load when the plugin was built against another ABI (the
+ * message prints both numbers), registers name and version for
+ * usagi.plugins(), makes the module table from fns, and runs the plugin's
+ * Lua face (embedded by usagi_add_plugin) as a chunk receiving that table;
+ * what the chunk returns (or the table) is the module. */
+USG_API int usg_lua_plugin_open(lua_State *L, const char *name, const char *version, int abi,
+                                const luaL_Reg *fns, const char *face, size_t face_size);
+extern const char usg_plugin_lua[];
+extern const size_t usg_plugin_lua_size;
+#define USG_PLUGIN_OPEN(L, name, version, fns) \
+    usg_lua_plugin_open(L, name, version, USG_ABI_VERSION, fns, usg_plugin_lua, usg_plugin_lua_size)
+
 /* The Lua stack must have the usagi module table on top when a binding
  * file's opener runs; each one adds its functions and methods. */
 int usg_lua_open_tensor(lua_State *L);
@@ -63,6 +81,8 @@ int usg_lua_open_math(lua_State *L);
 int usg_lua_open_reduce(lua_State *L);
 int usg_lua_open_random(lua_State *L);
 int usg_lua_open_nn(lua_State *L);
+int usg_lua_open_autograd(lua_State *L);
+int usg_lua_open_plugin(lua_State *L);
 
 USG_API int luaopen_usagi(lua_State *L);
 
