@@ -1,9 +1,9 @@
--- tensor_demo.lua -- the default experiment until real ones land: build
--- tensors, multiply, slice and reduce them, and fit a line by least squares
--- with plain gradient descent, all from the usagi module.
+-- tensor_demo.lua -- a tour of tensors: build, multiply, slice and reduce
+-- them, and fit a line by least squares with gradient descent written out
+-- by hand (no autograd), all from the usagi module.
 --
---   scripts/run                        -- runs this file
---   scripts/run experiments/tensor_demo.lua 500   -- with 500 steps
+--   scripts/run experiments/tensor_demo.lua        -- 200 steps
+--   scripts/run experiments/tensor_demo.lua 500    -- 500 steps
 local usagi = require 'usagi'
 local steps = tonumber(arg and arg[1]) or 200
 
@@ -26,11 +26,11 @@ local y = x * 3 - 2 + usagi.randn(n, 1) * 0.05
 local w, b, lr = 0, 0, 0.5
 for step = 1, steps do
   local err = x * w + b - y                          -- (n, 1)
-  local gw = (err * x):mean() * 2
-  local gb = err:mean() * 2
+  local gw = (err * x):mean():item() * 2          -- a 0-dim tensor -> a number
+  local gb = err:mean():item() * 2
   w, b = w - lr * gw, b - lr * gb
   if step % (steps // 4) == 0 then
-    print(('step %4d  mse %.5f  w %.4f  b %.4f'):format(step, (err * err):mean(), w, b))
+    print(('step %4d  mse %.5f  w %.4f  b %.4f'):format(step, (err * err):mean():item(), w, b))
   end
 end
 print(('fitted y = %.3f x %+.3f (true: 3x - 2)'):format(w, b))

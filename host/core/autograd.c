@@ -109,9 +109,11 @@ usg_status usg_node_begin(usg_node **node, const usg_op *op, int n_in,
         if (ctx) { if (op->free_ctx) op->free_ctx(ctx); else usg_free(ctx); }
         return USG_OK;
     }
-    if (n_in > USG_NODE_MAX_INPUTS)
+    if (n_in > USG_NODE_MAX_INPUTS) {
+        if (ctx) { if (op->free_ctx) op->free_ctx(ctx); else usg_free(ctx); }
         return usg_fail(USG_ARG, "%s: %d inputs, at most %d can be recorded", op->name, n_in,
                         USG_NODE_MAX_INPUTS);
+    }
     usg_node *n = usg_alloc(sizeof *n);
     if (!n) {
         if (ctx) { if (op->free_ctx) op->free_ctx(ctx); else usg_free(ctx); }
@@ -258,7 +260,8 @@ static usg_status accumulate_leaf(usg_tensor *leaf, usg_tensor *g)
     usg_status s = USG_OK;
     if (!leaf->grad) {
         if (g->dtype == leaf->dtype && usg_same_shape(g, leaf) && usg_tensor_is_contiguous(g) &&
-            g->refcount == 1 && !g->grad_fn) {
+            g->refcount == 1 && g->storage->refcount == 1 && !g->grad_fn) {
+            /* only a gradient nobody else sees, not even through a view */
             leaf->grad = g;
             return USG_OK;
         }

@@ -99,7 +99,8 @@ usg_status usg_gemm(usg_tensor *c, const usg_tensor *a, bool trans_a, const usg_
     if ((s = check_rank("gemm", "a", a, 2)) || (s = check_rank("gemm", "b", b, 2)) ||
         (s = check_rank("gemm", "c", c, 2)))
         return s;
-    if ((s = check_float("gemm", "a", a, c->dtype)) || (s = check_float("gemm", "b", b, c->dtype)))
+    if ((s = check_float("gemm", "c", c, c->dtype)) || (s = check_float("gemm", "a", a, c->dtype)) ||
+        (s = check_float("gemm", "b", b, c->dtype)))
         return s;
     int64_t M = trans_a ? a->shape[1] : a->shape[0], K = trans_a ? a->shape[0] : a->shape[1];
     int64_t Kb = trans_b ? b->shape[1] : b->shape[0], N = trans_b ? b->shape[0] : b->shape[1];
@@ -114,12 +115,15 @@ usg_status usg_gemm(usg_tensor *c, const usg_tensor *a, bool trans_a, const usg_
     if ((s = operand_of(&oa, a, trans_a)) != USG_OK) return s;
     if ((s = operand_of(&ob, b, trans_b)) != USG_OK) { usg_tensor_release(oa.tmp); return s; }
     if (K == 0 && beta == 0) usg_fill_(c, 0);        /* an empty sum: 0, whatever c held */
-    else if (K == 0) usg_binary_scalar_(c, USG_MUL, beta);
-    else gemm_raw(c->dtype, &oa, &ob, (int)M, (int)N, (int)K, alpha, beta,
-                  usg_tensor_data(c), N > 0 ? (int)N : 1);
+    else if (K == 0) s = usg_binary_scalar_(c, USG_MUL, beta);   /* allocates: may fail */
+    else {
+        gemm_raw(c->dtype, &oa, &ob, (int)M, (int)N, (int)K, alpha, beta,
+                 usg_tensor_data(c), N > 0 ? (int)N : 1);
+        c->storage->version++;
+    }
     usg_tensor_release(oa.tmp);
     usg_tensor_release(ob.tmp);
-    return USG_OK;
+    return s;
 }
 
 usg_status usg_mm(usg_tensor **out, const usg_tensor *a, const usg_tensor *b)
@@ -278,16 +282,20 @@ usg_status usg_addmm(usg_tensor **out, const usg_tensor *c, const usg_tensor *a,
         (s = check_float("addmm", "c", c, a->dtype)))
         return s;
     if (a->shape[1] != b->shape[0]) return inner_mismatch("addmm", a, b);
-    int64_t shape[2] = {a->shape[0], b->shape[1]};
-    if ((s = usg_tensor_empty(out, a->dtype, 2, shape)) != USG_OK) return s;
-    if ((s = usg_copy_(*out, c)) != USG_OK) {
+    int64_t shape[2] = {a->shape[0], b->shape[1]}, bshape[USG_MAX_DIMS];
+    int bnd;
+    /* check c before allocating, so that a failure of copy_ below can only
+     * be an allocation failure and is reported as one */
+    if (usg_broadcast_shape(&bnd, bshape, c->ndim, c->shape, 2, shape) != USG_OK || bnd != 2 ||
+        bshape[0] != shape[0] || bshape[1] != shape[1]) {
         char b1[256];
-        s = usg_fail(USG_SHAPE, "addmm: c %s does not broadcast to the product's (%lld, %lld)",
-                     usg_shape_str(b1, sizeof b1, c->ndim, c->shape),
-                     (long long)shape[0], (long long)shape[1]);
-    } else {
-        s = usg_gemm(*out, a, false, b, false, alpha, beta);
+        return usg_fail(USG_SHAPE, "addmm: c %s does not broadcast to the product's (%lld, %lld)",
+                        usg_shape_str(b1, sizeof b1, c->ndim, c->shape),
+                        (long long)shape[0], (long long)shape[1]);
     }
+    if ((s = usg_tensor_empty(out, a->dtype, 2, shape)) != USG_OK) return s;
+    if ((s = usg_copy_(*out, c)) == USG_OK)
+        s = usg_gemm(*out, a, false, b, false, alpha, beta);
     if (s != USG_OK) { usg_tensor_release(*out); *out = NULL; }
     return s;
 }

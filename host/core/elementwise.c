@@ -95,6 +95,17 @@ static usg_status check_binop(const char *fn, usg_binop op)
     return USG_OK;
 }
 
+/* An in-place target must not be expanded: several of its elements share
+ * memory, so the op would see its own output (exp_ would apply exp twice). */
+static usg_status check_target(const char *fn, const usg_tensor *a)
+{
+    for (int d = 0; d < a->ndim; d++)
+        if (a->stride[d] == 0 && a->shape[d] > 1)
+            return usg_fail(USG_ARG, "%s_: the target is an expanded view (several elements "
+                            "share memory); clone() it first", fn);
+    return USG_OK;
+}
+
 /* ==== Kernels =========================================================== */
 
 /* out = a op b where a and b already have out's shape (possibly stride 0).
@@ -141,10 +152,11 @@ static void unary_kernel(usg_tensor *out, usg_unop op, const usg_tensor *a)
         usg_tensor_is_contiguous(out)) {
         float *o = usg_tensor_data(out);
         const float *x = usg_tensor_data(a);
+        /* no expf/tanhf here: they differ from the double functions rounded
+         * once (tanhf on ~15% of inputs), and a result must not depend on
+         * whether its input was contiguous */
         switch (op) {
         case USG_NEG: for (int64_t i = 0; i < n; i++) o[i] = -x[i]; return;
-        case USG_EXP: for (int64_t i = 0; i < n; i++) o[i] = expf(x[i]); return;
-        case USG_TANH: for (int64_t i = 0; i < n; i++) o[i] = tanhf(x[i]); return;
         case USG_RELU: for (int64_t i = 0; i < n; i++) o[i] = x[i] > 0 ? x[i] : (x[i] != x[i] ? x[i] : 0); return;
         default: for (int64_t i = 0; i < n; i++) o[i] = (float)un(op, x[i]); return;
         }
@@ -168,14 +180,26 @@ static usg_dtype binary_dtype(usg_binop op, usg_dtype a, usg_dtype b)
     return (c == USG_I32 && op == USG_DIV) ? USG_F32 : c;
 }
 
+/* x itself (retained) when it has out's shape already -- the common case,
+ * saving an allocation per operand -- else an expanded view. */
+static usg_status broadcast_to(usg_tensor **r, const usg_tensor *x, const usg_tensor *out)
+{
+    if (usg_same_shape(x, out)) {
+        usg_tensor_retain((usg_tensor *)x);
+        *r = (usg_tensor *)x;
+        return USG_OK;
+    }
+    return usg_expand(r, (usg_tensor *)x, out->ndim, out->shape);
+}
+
 /* Expand a and b to out's shape and run the kernel; releases nothing of the
  * caller's. */
 static usg_status run_binary(usg_tensor *out, usg_binop op, const usg_tensor *a,
                              const usg_tensor *b, usg_dtype cdt)
 {
     usg_tensor *ae = NULL, *be = NULL, *bc = NULL;
-    usg_status s = usg_expand(&ae, (usg_tensor *)a, out->ndim, out->shape);
-    if (s == USG_OK) s = usg_expand(&be, (usg_tensor *)b, out->ndim, out->shape);
+    usg_status s = broadcast_to(&ae, a, out);
+    if (s == USG_OK) s = broadcast_to(&be, b, out);
     /* in place with b aliasing out: read from a copy of b */
     if (s == USG_OK && be->storage == out->storage && out != b) {
         if ((s = usg_clone(&bc, be)) == USG_OK) { usg_tensor_release(be); be = bc; }
@@ -219,12 +243,10 @@ usg_status usg_binary_(usg_tensor *a, usg_binop op, const usg_tensor *b)
         return usg_fail(USG_SHAPE, "%s_: %s does not broadcast to the in-place target %s", fn,
                         usg_shape_str(b1, sizeof b1, b->ndim, b->shape),
                         usg_shape_str(b2, sizeof b2, a->ndim, a->shape));
-    for (int d = 0; d < a->ndim; d++)
-        if (a->stride[d] == 0 && a->shape[d] > 1)
-            return usg_fail(USG_ARG, "%s_: the target is an expanded view (several elements "
-                            "share memory); clone() it first", fn);
+    if ((s = check_target(fn, a)) != USG_OK) return s;
     usg_dtype cdt = a->dtype == USG_I32 && op == USG_DIV ? USG_F32 : a->dtype;
-    return run_binary(a, op, a, b, cdt);
+    if ((s = run_binary(a, op, a, b, cdt)) == USG_OK) a->storage->version++;
+    return s;
 }
 
 /* A 0-dim tensor on the stack holding one double: no allocation, so the
@@ -250,6 +272,9 @@ usg_status usg_binary_scalar(usg_tensor **out, usg_binop op, const usg_tensor *a
     usg_dtype sdt = (a->dtype == USG_I32 && v == floor(v) && fabs(v) < 2147483648.0) ? USG_I32
                     : USG_F32;
     usg_dtype cdt = usg_dtype_is_float(a->dtype) ? a->dtype : binary_dtype(op, a->dtype, sdt);
+    /* the scalar takes the compute type first (PyTorch's rule): an f32
+     * tensor holding 0.1f must compare equal to 0.1 */
+    if (cdt == USG_F32) v = (float)v;
     if ((s = usg_tensor_empty(out, is_comparison(op) ? USG_I32 : cdt, a->ndim, a->shape)) != USG_OK)
         return s;
     s = scalar_first ? run_binary(*out, op, &st, a, cdt) : run_binary(*out, op, a, &st, cdt);
@@ -261,6 +286,7 @@ usg_status usg_binary_scalar_(usg_tensor *a, usg_binop op, double v)
 {
     usg_tensor st;
     usg_storage ss;
+    if (a->dtype == USG_F32) v = (float)v;     /* as in usg_binary_scalar */
     scalar_view(&st, &ss, &v);
     return usg_binary_(a, op, &st);
 }
@@ -283,8 +309,11 @@ usg_status usg_unary_(usg_tensor *a, usg_unop op)
     if (a->dtype == USG_I32 && !keeps_int(op))
         return usg_fail(USG_TYPE, "%s_: an i32 tensor cannot hold the result in place; "
                         "use %s() (gives f32)", usg_unop_name(op), usg_unop_name(op));
+    usg_status s = check_target(usg_unop_name(op), a);
+    if (s != USG_OK) return s;
     /* elementwise on the same offsets, so aliasing is harmless */
     unary_kernel(a, op, a);
+    a->storage->version++;
     return USG_OK;
 }
 
@@ -325,7 +354,7 @@ usg_status usg_clamp(usg_tensor **out, const usg_tensor *a, double lo, double hi
 usg_status usg_clamp_(usg_tensor *a, double lo, double hi)
 {
     usg_status s = check_clamp("clamp_", lo, hi);
-    if (s == USG_OK) clamp_kernel(a, a, lo, hi);
+    if (s == USG_OK) { clamp_kernel(a, a, lo, hi); a->storage->version++; }
     return s;
 }
 
@@ -377,7 +406,9 @@ usg_status usg_allclose(bool *result, const usg_tensor *a, const usg_tensor *b, 
         for (int64_t i = 0; i < n && ok; i++) {
             double x = usg_load(ae->dtype, ae->storage->data, wa.off);
             double y = usg_load(be->dtype, be->storage->data, wb.off);
-            ok = x == y || fabs(x - y) <= atol + rtol * fabs(y);
+            /* an inf is close to the same inf only (rtol * inf would
+             * accept anything, as PyTorch's isclose does not) */
+            ok = x == y || (isfinite(x) && isfinite(y) && fabs(x - y) <= atol + rtol * fabs(y));
             usg_walk_next(&wa); usg_walk_next(&wb);
         }
         *result = ok;

@@ -43,11 +43,11 @@ static usg_status check_range(const usg_tensor *ids, int64_t n, int base, const 
     usg_walk_init(&w, ids);
     for (int64_t k = 0; k < count; k++, usg_walk_next(&w)) {
         int64_t v = ((const int32_t *)usg_base(ids))[w.off];
-        if (v < base || v >= base + n) {
+        if (v < base || v - base >= n) {              /* not base + n: no overflow */
             char p[160];
             return usg_fail(USG_ARG, "%s: %s%s must be in [%d, %lld], got %lld", fn, arg,
                             pos_str(p, sizeof p, w.ndim, w.idx), base,
-                            (long long)(base + n - 1), (long long)v);
+                            (long long)(n - 1) + base, (long long)v);
         }
     }
     return USG_OK;
@@ -125,6 +125,11 @@ usg_status usg_one_hot(usg_tensor **out, const usg_tensor *ids, int64_t classes,
     int64_t shape[USG_MAX_DIMS];
     memcpy(shape, ids->shape, sizeof shape);
     shape[ids->ndim] = classes;
+    if (classes > 0 && usg_tensor_numel(ids) > (int64_t)(USG_MAX_BYTES / sizeof(float)) / classes) {
+        char b[256];
+        return usg_fail(USG_NOMEM, "one_hot: a result of shape %s is too large",
+                        usg_shape_str(b, sizeof b, ids->ndim + 1, shape));
+    }
     if ((s = usg_tensor_zeros(out, USG_F32, ids->ndim + 1, shape)) != USG_OK) return s;
     float *p = usg_tensor_data(*out);                                    /* (..., classes) */
     int64_t n = usg_tensor_numel(ids);
@@ -400,7 +405,7 @@ usg_status usg_split(usg_tensor ***outs, int *n, usg_tensor *x, int64_t size, in
     int64_t L = x->shape[dim];
     if (size < 1 && !(size == 0 && L == 0))
         return usg_fail(USG_ARG, "split: size must be >= 1, got %lld", (long long)size);
-    int64_t count = L == 0 ? 1 : (L + size - 1) / size;
+    int64_t count = L == 0 ? 1 : (L - 1) / size + 1;   /* ceil(L / size), no overflow */
     if (count > INT_MAX)
         return usg_fail(USG_ARG, "split: %lld pieces are too many", (long long)count);
     return views(outs, n, x, dim, count, size);

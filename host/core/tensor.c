@@ -22,10 +22,14 @@ const char *usg_errmsg(void) { return errbuf; }
 
 usg_status usg_fail(usg_status s, const char *fmt, ...)
 {
+    /* format into a local buffer first: callers prefix their name with
+     * usg_fail(s, "%s: %s", fn, usg_errmsg()), reading errbuf as an argument */
+    char tmp[sizeof errbuf];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
+    memcpy(errbuf, tmp, sizeof errbuf);
     return s;
 }
 
@@ -46,7 +50,11 @@ static size_t live_bytes;
 void usg_alloc_fail_after(long n) { __atomic_store_n(&fail_after, n, __ATOMIC_SEQ_CST); }
 size_t usg_alloc_live_bytes(void) { return __atomic_load_n(&live_bytes, __ATOMIC_SEQ_CST); }
 
-/* A size header in front of each block lets usg_free count live bytes. */
+/* Blocks come from plain malloc, over-asked by USG_ALIGN + 16 bytes and
+ * aligned by hand: glibc's aligned_alloc bypasses its fast per-thread
+ * cache, and a small op's five allocations then cost more than its math.
+ * The two words in front of the aligned pointer hold the size (for the
+ * live-byte count) and the distance back to what malloc gave. */
 void *usg_alloc(size_t nbytes)
 {
     if (__atomic_load_n(&fail_after, __ATOMIC_SEQ_CST) > 0 &&
@@ -59,23 +67,24 @@ void *usg_alloc(size_t nbytes)
                  nbytes, (size_t)USG_MAX_BYTES);
         return NULL;
     }
-    size_t total = USG_ALIGN + ((nbytes + USG_ALIGN - 1) / USG_ALIGN) * USG_ALIGN;
-    char *p = aligned_alloc(USG_ALIGN, total);
-    if (!p) {
+    char *base = malloc(nbytes + USG_ALIGN + 2 * sizeof(size_t));
+    if (!base) {
         usg_fail(USG_NOMEM, "out of memory: %zu bytes", nbytes);
         return NULL;
     }
-    *(size_t *)p = nbytes;
+    uintptr_t first = (uintptr_t)(base + 2 * sizeof(size_t));
+    char *p = (char *)((first + USG_ALIGN - 1) & ~(uintptr_t)(USG_ALIGN - 1));
+    ((size_t *)p)[-1] = (size_t)(p - base);
+    ((size_t *)p)[-2] = nbytes;
     __atomic_add_fetch(&live_bytes, nbytes, __ATOMIC_SEQ_CST);
-    return p + USG_ALIGN;
+    return p;
 }
 
 void usg_free(void *p)
 {
     if (!p) return;
-    char *base = (char *)p - USG_ALIGN;
-    __atomic_sub_fetch(&live_bytes, *(size_t *)base, __ATOMIC_SEQ_CST);
-    free(base);
+    __atomic_sub_fetch(&live_bytes, ((size_t *)p)[-2], __ATOMIC_SEQ_CST);
+    free((char *)p - ((size_t *)p)[-1]);
 }
 
 /* ==== Dtypes ============================================================ */
@@ -123,16 +132,23 @@ char *usg_shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
     return buf;
 }
 
-/* numel with overflow and sign checks; -1 when the shape is not valid. */
+/* numel with sign and overflow checks: NUMEL_BAD for a negative size,
+ * NUMEL_HUGE when the product of the nonzero sizes does not fit in int64 --
+ * even if another size is 0, since strides are such products. */
+#define NUMEL_BAD (-1)
+#define NUMEL_HUGE (-2)
 static int64_t shape_numel(int ndim, const int64_t *shape)
 {
     int64_t n = 1;
+    bool empty = false;
+    for (int d = 0; d < ndim; d++)
+        if (shape[d] < 0) return NUMEL_BAD;
     for (int d = 0; d < ndim; d++) {
-        if (shape[d] < 0) return -1;
-        if (shape[d] && n > INT64_MAX / shape[d]) return -1;
+        if (shape[d] == 0) { empty = true; continue; }
+        if (n > INT64_MAX / shape[d]) return NUMEL_HUGE;
         n *= shape[d];
     }
-    return n;
+    return empty ? 0 : n;
 }
 
 int64_t usg_tensor_numel(const usg_tensor *t) { return shape_numel(t->ndim, t->shape); }
@@ -149,6 +165,10 @@ static void contiguous_strides(int ndim, const int64_t *shape, int64_t *stride)
 bool usg_tensor_is_contiguous(const usg_tensor *t)
 {
     int64_t s = 1;
+    /* no elements: any strides will do (as PyTorch), and the strides that
+     * contiguous_strides gives an empty shape must count as contiguous */
+    for (int d = 0; d < t->ndim; d++)
+        if (t->shape[d] == 0) return true;
     for (int d = t->ndim - 1; d >= 0; d--) {
         if (t->shape[d] != 1 && t->stride[d] != s) return false;
         s *= t->shape[d];
@@ -164,12 +184,16 @@ bool usg_same_shape(const usg_tensor *a, const usg_tensor *b)
     return true;
 }
 
+/* A 0-based index as the 1-based one users see, without overflow at the
+ * top of the range (messages only). */
+static long long one_based(int64_t i) { return i < INT64_MAX ? (long long)i + 1 : (long long)i; }
+
 usg_status usg_check_dim(int *dim, int ndim, int ndim_plus, const char *fn)
 {
     int d = usg_dim_norm(*dim, ndim, ndim_plus);
     if (d < 0)
-        return usg_fail(USG_ARG, "%s: dim %d out of range for a %d-D tensor", fn,
-                        *dim >= 0 ? *dim + 1 : *dim, ndim);
+        return usg_fail(USG_ARG, "%s: dim %lld out of range for a %d-D tensor", fn,
+                        *dim >= 0 ? one_based(*dim) : (long long)*dim, ndim);
     *dim = d;
     return USG_OK;
 }
@@ -246,19 +270,23 @@ static usg_status header_new(usg_tensor **out, usg_storage *s, usg_dtype dt, int
     return USG_OK;
 }
 
-usg_status usg_tensor_empty(usg_tensor **out, usg_dtype dt, int ndim, const int64_t *shape)
+/* usg_tensor_empty, with messages naming `fn` (the user-facing creator). */
+static usg_status new_tensor(const char *fn, usg_tensor **out, usg_dtype dt, int ndim,
+                             const int64_t *shape)
 {
     *out = NULL;
     if (dt != USG_F32 && dt != USG_F64 && dt != USG_I32)
-        return usg_fail(USG_TYPE, "tensor: unknown dtype %d", (int)dt);
+        return usg_fail(USG_TYPE, "%s: unknown dtype %d", fn, (int)dt);
     if (ndim < 0 || ndim > USG_MAX_DIMS)
-        return usg_fail(USG_SHAPE, "tensor: %d dims asked, at most %d allowed", ndim, USG_MAX_DIMS);
+        return usg_fail(USG_SHAPE, "%s: %d dims asked, at most %d allowed", fn, ndim,
+                        USG_MAX_DIMS);
     int64_t n = shape_numel(ndim, shape);
-    if (n < 0 || (uint64_t)n > USG_MAX_BYTES / usg_dtype_size(dt)) {
+    if (n == NUMEL_BAD || n == NUMEL_HUGE ||
+        (uint64_t)n > USG_MAX_BYTES / usg_dtype_size(dt)) {
         char b[256];
-        return usg_fail(n < 0 ? USG_SHAPE : USG_NOMEM,
-                        "tensor: shape %s is %s", usg_shape_str(b, sizeof b, ndim, shape),
-                        n < 0 ? "not valid (sizes must be >= 0)" : "too large to allocate");
+        return usg_fail(n == NUMEL_BAD ? USG_SHAPE : USG_NOMEM,
+                        "%s: shape %s is %s", fn, usg_shape_str(b, sizeof b, ndim, shape),
+                        n == NUMEL_BAD ? "not valid (sizes must be >= 0)" : "too large to allocate");
     }
     usg_storage *s = storage_new((size_t)n * usg_dtype_size(dt));
     if (!s) return USG_NOMEM;
@@ -269,9 +297,14 @@ usg_status usg_tensor_empty(usg_tensor **out, usg_dtype dt, int ndim, const int6
     return st;
 }
 
+usg_status usg_tensor_empty(usg_tensor **out, usg_dtype dt, int ndim, const int64_t *shape)
+{
+    return new_tensor("tensor", out, dt, ndim, shape);
+}
+
 usg_status usg_tensor_zeros(usg_tensor **out, usg_dtype dt, int ndim, const int64_t *shape)
 {
-    usg_status s = usg_tensor_empty(out, dt, ndim, shape);
+    usg_status s = new_tensor("zeros", out, dt, ndim, shape);
     if (s == USG_OK) memset((*out)->storage->data, 0, (*out)->storage->nbytes);
     return s;
 }
@@ -279,7 +312,7 @@ usg_status usg_tensor_zeros(usg_tensor **out, usg_dtype dt, int ndim, const int6
 usg_status usg_tensor_full(usg_tensor **out, usg_dtype dt, int ndim, const int64_t *shape,
                            double value)
 {
-    usg_status s = usg_tensor_empty(out, dt, ndim, shape);
+    usg_status s = new_tensor("full", out, dt, ndim, shape);
     if (s == USG_OK) usg_fill_(*out, value);
     return s;
 }
@@ -311,7 +344,7 @@ usg_status usg_arange(usg_tensor **out, usg_dtype dt, double start, double stop,
     if (len > (double)(USG_MAX_BYTES / 4))
         return usg_fail(USG_NOMEM, "arange: %g elements is too many", len);
     int64_t n = (int64_t)len;
-    usg_status s = usg_tensor_empty(out, dt, 1, &n);
+    usg_status s = new_tensor("arange", out, dt, 1, &n);
     if (s != USG_OK) return s;
     for (int64_t i = 0; i < n; i++) usg_store(dt, (*out)->storage->data, i, start + (double)i * step);
     return USG_OK;
@@ -322,7 +355,7 @@ usg_status usg_linspace(usg_tensor **out, usg_dtype dt, double start, double sto
     *out = NULL;
     if (n < 0)
         return usg_fail(USG_ARG, "linspace: steps must be >= 0, got %lld", (long long)n);
-    usg_status s = usg_tensor_empty(out, dt, 1, &n);
+    usg_status s = new_tensor("linspace", out, dt, 1, &n);
     if (s != USG_OK) return s;
     double step = n > 1 ? (stop - start) / (double)(n - 1) : 0;
     for (int64_t i = 0; i < n; i++)
@@ -333,8 +366,9 @@ usg_status usg_linspace(usg_tensor **out, usg_dtype dt, double start, double sto
 usg_status usg_eye(usg_tensor **out, usg_dtype dt, int64_t n, int64_t m)
 {
     int64_t shape[2] = {n, m};
-    usg_status s = usg_tensor_zeros(out, dt, 2, shape);
+    usg_status s = new_tensor("eye", out, dt, 2, shape);
     if (s != USG_OK) return s;
+    memset((*out)->storage->data, 0, (*out)->storage->nbytes);
     for (int64_t i = 0; i < n && i < m; i++) usg_store(dt, (*out)->storage->data, i * m + i, 1);
     return USG_OK;
 }
@@ -389,15 +423,18 @@ static usg_status infer_shape(const char *fn, const usg_tensor *t, int ndim,
     if (ndim < 0 || ndim > USG_MAX_DIMS)
         return usg_fail(USG_SHAPE, "%s: %d dims asked, at most %d allowed", fn, ndim, USG_MAX_DIMS);
     int infer = -1;
-    int64_t known = 1;
     for (int d = 0; d < ndim; d++) {
         shape[d] = in[d];
-        if (in[d] == -1 && infer < 0) { infer = d; continue; }
+        if (in[d] == -1 && infer < 0) { infer = d; shape[d] = 1; continue; }
         if (in[d] < 0)
             return usg_fail(USG_SHAPE, "%s: bad size %lld in shape %s", fn, (long long)in[d],
                             usg_shape_str(b1, sizeof b1, ndim, in));
-        known *= in[d];
     }
+    /* the product of the given sizes, checked: (2^40, 2^40) must not wrap */
+    int64_t known = shape_numel(ndim, shape);
+    if (known == NUMEL_HUGE)
+        return usg_fail(USG_SHAPE, "%s: shape %s has too many elements", fn,
+                        usg_shape_str(b1, sizeof b1, ndim, in));
     int64_t n = usg_tensor_numel(t);
     if (infer >= 0) {
         if (known == 0 || n % known)
@@ -497,7 +534,7 @@ usg_status usg_permute(usg_tensor **out, usg_tensor *t, const int *perm)
         int p = usg_dim_norm(perm[d], t->ndim, 0);
         if (p < 0 || seen[p])
             return usg_fail(USG_ARG, "permute: dims must be a permutation of 1..%d, "
-                            "got %d at position %d", t->ndim, perm[d] + 1, d + 1);
+                            "got %lld at position %d", t->ndim, one_based(perm[d]), d + 1);
         seen[p] = true;
         shape[d] = t->shape[p];
         stride[d] = t->stride[p];
@@ -510,10 +547,10 @@ usg_status usg_narrow(usg_tensor **out, usg_tensor *t, int dim, int64_t start, i
     *out = NULL;
     usg_status s = usg_check_dim(&dim, t->ndim, 0, "narrow");
     if (s != USG_OK) return s;
-    if (start < 0 || len < 0 || start + len > t->shape[dim])
-        return usg_fail(USG_ARG, "narrow: elements %lld..%lld are outside dim %d of size %lld",
-                        (long long)start + 1, (long long)(start + len), dim + 1,
-                        (long long)t->shape[dim]);
+    /* start + len could overflow: compare len with what is left instead */
+    if (start < 0 || len < 0 || start > t->shape[dim] || len > t->shape[dim] - start)
+        return usg_fail(USG_ARG, "narrow: %lld elements from %lld are outside dim %d of size %lld",
+                        (long long)len, one_based(start), dim + 1, (long long)t->shape[dim]);
     int64_t shape[USG_MAX_DIMS];
     memcpy(shape, t->shape, sizeof shape);
     shape[dim] = len;
@@ -527,7 +564,7 @@ usg_status usg_select(usg_tensor **out, usg_tensor *t, int dim, int64_t i)
     if (s != USG_OK) return s;
     if (i < 0 || i >= t->shape[dim])
         return usg_fail(USG_ARG, "select: index %lld is outside dim %d of size %lld",
-                        (long long)i + 1, dim + 1, (long long)t->shape[dim]);
+                        one_based(i), dim + 1, (long long)t->shape[dim]);
     int64_t shape[USG_MAX_DIMS], stride[USG_MAX_DIMS];
     int n = 0;
     for (int d = 0; d < t->ndim; d++)
@@ -591,6 +628,10 @@ usg_status usg_expand(usg_tensor **out, usg_tensor *t, int ndim, const int64_t *
         shape[d] = want;
         stride[d] = (d < lead || have != want) ? 0 : t->stride[d - lead];
     }
+    /* a view whose numel does not fit in int64 would break every loop bound */
+    if (shape_numel(ndim, shape) == NUMEL_HUGE)
+        return usg_fail(USG_SHAPE, "expand: %s has too many elements",
+                        usg_shape_str(b2, sizeof b2, ndim, shape));
     return view_of(out, t, ndim, shape, stride, t->offset);
 }
 
@@ -616,6 +657,7 @@ usg_status usg_copy_(usg_tensor *dst, const usg_tensor *src)
         usg_tensor_release(from);
         from = tmp;
     }
+    dst->storage->version++;
     if (dst->dtype == from->dtype && usg_tensor_is_contiguous(dst) &&
         usg_tensor_is_contiguous(from)) {
         memcpy(usg_tensor_data(dst), usg_tensor_data(from), (size_t)n * usg_dtype_size(dst->dtype));
@@ -637,6 +679,7 @@ usg_status usg_copy_(usg_tensor *dst, const usg_tensor *src)
 usg_status usg_fill_(usg_tensor *t, double v)
 {
     int64_t n = usg_tensor_numel(t);
+    t->storage->version++;
     if (t->dtype == USG_F32 && usg_tensor_is_contiguous(t)) {
         float *p = usg_tensor_data(t), f = (float)v;
         for (int64_t i = 0; i < n; i++) p[i] = f;

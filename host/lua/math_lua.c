@@ -6,11 +6,27 @@
  * Operators follow PyTorch: + - * / ^ are elementwise with broadcasting and
  * accept a number on either side; the matrix product is a:mm(b) or
  * usagi.matmul(a, b). Methods ending in _ work in place and return self.
+ *
+ * The differentiable ops call the usg_ad_* forms (host/core/ad_math.c), so
+ * they record for autograd; the in-place methods refuse a tensor that
+ * requires grad, except inside usagi.no_grad.
  */
 #include <math.h>
+#include <stdio.h>
+#include <string.h>
 #include <cblas.h>
 
 #include "binding.h"
+#include "usagi/autograd.h"
+
+/* In-place methods refuse to write into a tensor that requires grad (outside
+ * usagi.no_grad): the message names the method, e.g. "add_". */
+static void check_inplace(lua_State *L, const usg_tensor *t, const char *name)
+{
+    char fn[32];
+    snprintf(fn, sizeof fn, "%s_", name);
+    USG_LUA_TRY(L, usg_check_inplace(t, fn));
+}
 
 /* ==== Binary ============================================================ */
 
@@ -18,9 +34,9 @@ static int binary(lua_State *L, usg_binop op)
 {
     usg_tensor *a = usg_lua_totensor(L, 1), *b = usg_lua_totensor(L, 2), *r;
     usg_status s;
-    if (a && b) s = usg_binary(&r, op, a, b);
-    else if (a) s = usg_binary_scalar(&r, op, a, luaL_checknumber(L, 2), false);
-    else if (b) s = usg_binary_scalar(&r, op, b, luaL_checknumber(L, 1), true);
+    if (a && b) s = usg_ad_binary(&r, op, a, b);
+    else if (a) s = usg_ad_binary_scalar(&r, op, a, luaL_checknumber(L, 2), false);
+    else if (b) s = usg_ad_binary_scalar(&r, op, b, luaL_checknumber(L, 1), true);
     else return luaL_typeerror(L, 1, USG_TENSOR_MT);
     USG_LUA_TRY(L, s);
     usg_lua_pushtensor(L, r);
@@ -30,6 +46,7 @@ static int binary(lua_State *L, usg_binop op)
 static int binary_(lua_State *L, usg_binop op)
 {
     usg_tensor *a = usg_lua_checktensor(L, 1), *b = usg_lua_totensor(L, 2);
+    check_inplace(L, a, usg_binop_name(op));
     USG_LUA_TRY(L, b ? usg_binary_(a, op, b) : usg_binary_scalar_(a, op, luaL_checknumber(L, 2)));
     lua_settop(L, 1);
     return 1;
@@ -58,14 +75,16 @@ BINARY(ge, USG_GE)
 static int unary(lua_State *L, usg_unop op)
 {
     usg_tensor *r;
-    USG_LUA_TRY(L, usg_unary(&r, op, usg_lua_checktensor(L, 1)));
+    USG_LUA_TRY(L, usg_ad_unary(&r, op, usg_lua_checktensor(L, 1)));
     usg_lua_pushtensor(L, r);
     return 1;
 }
 
 static int unary_(lua_State *L, usg_unop op)
 {
-    USG_LUA_TRY(L, usg_unary_(usg_lua_checktensor(L, 1), op));
+    usg_tensor *a = usg_lua_checktensor(L, 1);
+    check_inplace(L, a, usg_unop_name(op));
+    USG_LUA_TRY(L, usg_unary_(a, op));
     lua_settop(L, 1);
     return 1;
 }
@@ -105,14 +124,16 @@ static double optbound(lua_State *L, int idx)
 static int l_clamp(lua_State *L)
 {
     usg_tensor *r;
-    USG_LUA_TRY(L, usg_clamp(&r, usg_lua_checktensor(L, 1), optbound(L, 2), optbound(L, 3)));
+    USG_LUA_TRY(L, usg_ad_clamp(&r, usg_lua_checktensor(L, 1), optbound(L, 2), optbound(L, 3)));
     usg_lua_pushtensor(L, r);
     return 1;
 }
 
 static int l_clamp_(lua_State *L)
 {
-    USG_LUA_TRY(L, usg_clamp_(usg_lua_checktensor(L, 1), optbound(L, 2), optbound(L, 3)));
+    usg_tensor *a = usg_lua_checktensor(L, 1);
+    check_inplace(L, a, "clamp");
+    USG_LUA_TRY(L, usg_clamp_(a, optbound(L, 2), optbound(L, 3)));
     lua_settop(L, 1);
     return 1;
 }
@@ -123,7 +144,7 @@ static int l_where(lua_State *L)
     usg_tensor *cond = usg_lua_checktensor(L, 1), *oa, *ob, *r;
     usg_tensor *a = usg_lua_checktensor_or_number(L, 2, &oa);
     usg_tensor *b = usg_lua_checktensor_or_number(L, 3, &ob);
-    usg_status s = usg_where(&r, cond, a, b);
+    usg_status s = usg_ad_where(&r, cond, a, b);
     usg_tensor_release(oa);
     usg_tensor_release(ob);
     USG_LUA_TRY(L, s);
@@ -152,31 +173,42 @@ static int l_equal(lua_State *L)
 
 /* ==== Matrix products =================================================== */
 
-static int product(lua_State *L, usg_status (*f)(usg_tensor **, const usg_tensor *, const usg_tensor *))
+static int product(lua_State *L, usg_status (*f)(usg_tensor **, usg_tensor *, usg_tensor *))
 {
     usg_tensor *r;
     USG_LUA_TRY(L, f(&r, usg_lua_checktensor(L, 1), usg_lua_checktensor(L, 2)));
     usg_lua_pushtensor(L, r);
     return 1;
 }
-static int l_mm(lua_State *L) { return product(L, usg_mm); }
-static int l_bmm(lua_State *L) { return product(L, usg_bmm); }
-static int l_matmul(lua_State *L) { return product(L, usg_matmul); }
+static int l_mm(lua_State *L) { return product(L, usg_ad_mm); }
+static int l_bmm(lua_State *L) { return product(L, usg_ad_bmm); }
+static int l_matmul(lua_State *L) { return product(L, usg_ad_matmul); }
 
-/* addmm(c, a, b [, {beta = 1, alpha = 1}]) = beta c + alpha (a b) */
+/* addmm(c, a, b [, {beta = 1, alpha = 1}]) = beta c + alpha (a b); an
+ * unknown option is an error, not a silent default. */
 static int l_addmm(lua_State *L)
 {
-    double beta = 1, alpha = 1;
-    if (lua_istable(L, 4)) {
-        lua_getfield(L, 4, "beta");
-        beta = luaL_optnumber(L, -1, 1);
-        lua_getfield(L, 4, "alpha");
-        alpha = luaL_optnumber(L, -1, 1);
-        lua_pop(L, 2);
+    double opt[2] = {1, 1};                          /* beta, alpha */
+    static const char *const names[] = {"beta", "alpha"};
+    if (!lua_isnoneornil(L, 4)) {
+        luaL_checktype(L, 4, LUA_TTABLE);
+        lua_pushnil(L);                              /* [.., nil] */
+        while (lua_next(L, 4)) {                     /* [.., key, value] */
+            const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+            int i = strcmp(k, "beta") == 0 ? 0 : strcmp(k, "alpha") == 0 ? 1 : -1;
+            if (i < 0)
+                return luaL_error(L, "addmm: unknown option '%s' (expected beta or alpha)",
+                                  luaL_tolstring(L, -2, NULL));
+            if (lua_type(L, -1) != LUA_TNUMBER)
+                return luaL_error(L, "addmm: option '%s' must be a number, got %s", names[i],
+                                  luaL_typename(L, -1));
+            opt[i] = lua_tonumber(L, -1);
+            lua_pop(L, 1);                           /* [.., key] */
+        }
     }
     usg_tensor *r;
-    USG_LUA_TRY(L, usg_addmm(&r, usg_lua_checktensor(L, 1), usg_lua_checktensor(L, 2),
-                             usg_lua_checktensor(L, 3), beta, alpha));
+    USG_LUA_TRY(L, usg_ad_addmm(&r, usg_lua_checktensor(L, 1), usg_lua_checktensor(L, 2),
+                             usg_lua_checktensor(L, 3), opt[0], opt[1]));
     usg_lua_pushtensor(L, r);
     return 1;
 }

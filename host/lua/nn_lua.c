@@ -9,12 +9,18 @@
  * and return 0-dim tensors, not numbers, since autograd attaches to them.
  * Unknown options are errors, so a typo is never silently ignored. The ops
  * on one tensor are also Tensor methods (t:softmax(2), t:split(3)). No math.
+ *
+ * The differentiable ops call their usg_ad_* forms (ad_nn.c, ad_index.c),
+ * which record a node when an input requires grad. one_hot and the
+ * scatter_adds are not differentiable; scatter_add_ refuses to write into a
+ * tensor that requires grad.
  */
 #include <limits.h>
 #include <string.h>
 
 #include "usagi/lua.h"
 #include "usagi/ops.h"
+#include "usagi/autograd.h"
 
 /* ==== Options =========================================================== */
 
@@ -73,12 +79,12 @@ static int l_linear(lua_State *L)
 {
     usg_tensor *x = usg_lua_checktensor(L, 1), *w = usg_lua_checktensor(L, 2), *out;
     usg_tensor *b = lua_isnoneornil(L, 3) ? NULL : usg_lua_checktensor(L, 3);
-    USG_LUA_TRY(L, usg_linear(&out, x, w, b));
+    USG_LUA_TRY(L, usg_ad_linear(&out, x, w, b));
     usg_lua_pushtensor(L, out);
     return 1;
 }
 
-typedef usg_status (*softmax_fn)(usg_tensor **, const usg_tensor *, int);
+typedef usg_status (*softmax_fn)(usg_tensor **, usg_tensor *, int);
 
 /* f(x [, dim]): the dim defaults to the last, as Torch7's nn.SoftMax. */
 static int softmax_like(lua_State *L, softmax_fn fn)
@@ -90,13 +96,13 @@ static int softmax_like(lua_State *L, softmax_fn fn)
     return 1;
 }
 
-static int l_softmax(lua_State *L) { return softmax_like(L, usg_softmax); }
-static int l_log_softmax(lua_State *L) { return softmax_like(L, usg_log_softmax); }
+static int l_softmax(lua_State *L) { return softmax_like(L, usg_ad_softmax); }
+static int l_log_softmax(lua_State *L) { return softmax_like(L, usg_ad_log_softmax); }
 
 /* ==== Losses ============================================================ */
 
-typedef usg_status (*class_loss_fn)(usg_tensor **, const usg_tensor *, const usg_tensor *,
-                                    const usg_tensor *, int32_t, usg_reduction, int);
+typedef usg_status (*class_loss_fn)(usg_tensor **, usg_tensor *, usg_tensor *, usg_tensor *,
+                                    int32_t, usg_reduction, int);
 
 /* f(scores, target [, opts]) */
 static int class_loss(lua_State *L, class_loss_fn fn)
@@ -108,11 +114,10 @@ static int class_loss(lua_State *L, class_loss_fn fn)
     return 1;
 }
 
-static int l_nll_loss(lua_State *L) { return class_loss(L, usg_nll_loss); }
-static int l_cross_entropy(lua_State *L) { return class_loss(L, usg_cross_entropy); }
+static int l_nll_loss(lua_State *L) { return class_loss(L, usg_ad_nll_loss); }
+static int l_cross_entropy(lua_State *L) { return class_loss(L, usg_ad_cross_entropy); }
 
-typedef usg_status (*point_loss_fn)(usg_tensor **, const usg_tensor *, const usg_tensor *,
-                                    usg_reduction);
+typedef usg_status (*point_loss_fn)(usg_tensor **, usg_tensor *, usg_tensor *, usg_reduction);
 
 /* f(prediction, target [, opts]) */
 static int point_loss(lua_State *L, point_loss_fn fn)
@@ -124,9 +129,9 @@ static int point_loss(lua_State *L, point_loss_fn fn)
     return 1;
 }
 
-static int l_mse_loss(lua_State *L) { return point_loss(L, usg_mse_loss); }
-static int l_bce_loss(lua_State *L) { return point_loss(L, usg_bce_loss); }
-static int l_bce_with_logits(lua_State *L) { return point_loss(L, usg_bce_with_logits); }
+static int l_mse_loss(lua_State *L) { return point_loss(L, usg_ad_mse_loss); }
+static int l_bce_loss(lua_State *L) { return point_loss(L, usg_ad_bce_loss); }
+static int l_bce_with_logits(lua_State *L) { return point_loss(L, usg_ad_bce_with_logits); }
 
 /* ==== Index ops ========================================================= */
 
@@ -134,7 +139,7 @@ static int l_bce_with_logits(lua_State *L) { return point_loss(L, usg_bce_with_l
 static int l_embedding(lua_State *L)
 {
     usg_tensor *w = usg_lua_checktensor(L, 1), *ids = usg_lua_checktensor(L, 2), *out;
-    USG_LUA_TRY(L, usg_embedding(&out, w, ids, 1));
+    USG_LUA_TRY(L, usg_ad_embedding(&out, w, ids, 1));
     usg_lua_pushtensor(L, out);
     return 1;
 }
@@ -149,8 +154,7 @@ static int l_one_hot(lua_State *L)
     return 1;
 }
 
-typedef usg_status (*select_fn)(usg_tensor **, const usg_tensor *, int, const usg_tensor *,
-                                int);
+typedef usg_status (*select_fn)(usg_tensor **, usg_tensor *, int, usg_tensor *, int);
 
 /* f(x, dim, index) */
 static int select_like(lua_State *L, select_fn fn)
@@ -163,8 +167,8 @@ static int select_like(lua_State *L, select_fn fn)
     return 1;
 }
 
-static int l_gather(lua_State *L) { return select_like(L, usg_gather); }
-static int l_index_select(lua_State *L) { return select_like(L, usg_index_select); }
+static int l_gather(lua_State *L) { return select_like(L, usg_ad_gather); }
+static int l_index_select(lua_State *L) { return select_like(L, usg_ad_index_select); }
 
 /* t:scatter_add_(dim, index, src) -> t, in place */
 static int l_scatter_add_(lua_State *L)
@@ -172,6 +176,7 @@ static int l_scatter_add_(lua_State *L)
     usg_tensor *dst = usg_lua_checktensor(L, 1);
     int dim = usg_lua_checkdim(L, 2, dst->ndim, 0);
     usg_tensor *index = usg_lua_checktensor(L, 3), *src = usg_lua_checktensor(L, 4);
+    USG_LUA_TRY(L, usg_check_inplace(dst, "scatter_add_"));
     USG_LUA_TRY(L, usg_scatter_add_(dst, dim, index, src, 1));
     lua_settop(L, 1);
     return 1;
@@ -232,8 +237,8 @@ static int concat(lua_State *L, concat_fn fn, int stack)
     return 1;
 }
 
-static int l_cat(lua_State *L) { return concat(L, usg_cat, 0); }
-static int l_stack(lua_State *L) { return concat(L, usg_stack, 1); }
+static int l_cat(lua_State *L) { return concat(L, usg_ad_cat, 0); }
+static int l_stack(lua_State *L) { return concat(L, usg_ad_stack, 1); }
 
 /* ==== split, chunk ====================================================== */
 
@@ -287,7 +292,7 @@ static int l_split(lua_State *L)
     lua_Integer size = luaL_checkinteger(L, 2);
     int dim = lua_isnoneornil(L, 3) ? 0 : usg_lua_checkdim(L, 3, x->ndim, 0);
     pieces *p = new_pieces(L);
-    USG_LUA_TRY(L, usg_split(&p->ts, &p->n, x, size, dim));
+    USG_LUA_TRY(L, usg_ad_split(&p->ts, &p->n, x, size, dim));
     return push_pieces(L, p);
 }
 
@@ -299,7 +304,7 @@ static int l_chunk(lua_State *L)
     luaL_argcheck(L, chunks >= INT_MIN && chunks <= INT_MAX, 2, "chunks out of range");
     int dim = lua_isnoneornil(L, 3) ? 0 : usg_lua_checkdim(L, 3, x->ndim, 0);
     pieces *p = new_pieces(L);
-    USG_LUA_TRY(L, usg_chunk(&p->ts, &p->n, x, (int)chunks, dim));
+    USG_LUA_TRY(L, usg_ad_chunk(&p->ts, &p->n, x, (int)chunks, dim));
     return push_pieces(L, p);
 }
 

@@ -31,31 +31,6 @@ static int format_value(char *buf, size_t n, const fmt *f, usg_dtype dt, double 
     return snprintf(buf, n, f->spec, v);
 }
 
-/* Pick one format for the whole tensor from the range of its values. */
-static void choose_format(fmt *f, const usg_tensor *t)
-{
-    int64_t n = usg_tensor_numel(t);
-    double amax = 0, amin = INFINITY;
-    bool integral = true;
-    for (int64_t i = 0; i < n; i++) {
-        double v = usg_tensor_get_flat(t, i), a = fabs(v);
-        if (!isfinite(v)) continue;
-        if (a > amax) amax = a;
-        if (a > 0 && a < amin) amin = a;
-        if (v != floor(v)) integral = false;
-    }
-    f->elide = n > ELIDE_OVER;
-    if (t->dtype == USG_I32 || (integral && amax < 1e9)) strcpy(f->spec, "%.0f");
-    else if (amax < 1e5 && amin >= 1e-4) strcpy(f->spec, "%.4f");
-    else strcpy(f->spec, "%.4e");
-    f->width = 1;
-    char buf[64];
-    for (int64_t i = 0; i < n; i++) {
-        int w = format_value(buf, sizeof buf, f, t->dtype, usg_tensor_get_flat(t, i));
-        if (w > f->width) f->width = w;
-    }
-}
-
 /* Indices of dim d to show: all, or the first and last EDGE (-1 = "..."). */
 static int shown(const fmt *f, int64_t size, int64_t *idx)
 {
@@ -68,6 +43,52 @@ static int shown(const fmt *f, int64_t size, int64_t *idx)
     idx[k++] = -1;
     for (int i = EDGE; i > 0; i--) idx[k++] = size - i;
     return k;
+}
+
+typedef struct stats {
+    double amax, amin;
+    bool integral;
+} stats;
+
+/* Visit the elements that will be printed -- all of them, or the first and
+ * last EDGE of each dim when elided -- and never the whole of a huge (or
+ * expanded, stride-0) tensor, which would take forever. Gathers the value
+ * range into st, or the widest formatted value into f->width when st is NULL. */
+static void visit(fmt *f, const usg_tensor *t, int d, int64_t off, stats *st)
+{
+    if (d == t->ndim) {
+        double v = usg_load(t->dtype, t->storage->data, off), a = fabs(v);
+        if (!st) {
+            char buf[64];
+            int w = format_value(buf, sizeof buf, f, t->dtype, v);
+            if (w > f->width) f->width = w;
+        } else if (isfinite(v)) {
+            if (a > st->amax) st->amax = a;
+            if (a > 0 && a < st->amin) st->amin = a;
+            if (v != floor(v)) st->integral = false;
+        }
+        return;
+    }
+    int64_t idx[2 * EDGE + 1];
+    int64_t n = f->elide ? shown(f, t->shape[d], idx) : t->shape[d];
+    for (int64_t k = 0; k < n; k++) {
+        int64_t i = f->elide ? idx[k] : k;
+        if (i >= 0) visit(f, t, d + 1, off + i * t->stride[d], st);
+    }
+}
+
+/* Pick one format for the whole tensor from the range of the values shown. */
+static void choose_format(fmt *f, const usg_tensor *t)
+{
+    int64_t n = usg_tensor_numel(t);
+    stats st = {0, INFINITY, true};
+    f->elide = n < 0 || n > ELIDE_OVER;      /* n < 0: a shape whose numel overflows */
+    f->width = 1;
+    visit(f, t, 0, t->offset, &st);
+    if (t->dtype == USG_I32 || (st.integral && st.amax < 1e9)) strcpy(f->spec, "%.0f");
+    else if (st.amax < 1e5 && st.amin >= 1e-4) strcpy(f->spec, "%.4f");
+    else strcpy(f->spec, "%.4e");
+    visit(f, t, 0, t->offset, NULL);
 }
 
 static void add_row(luaL_Buffer *b, const fmt *f, const usg_tensor *t, int64_t off)
@@ -107,11 +128,13 @@ static void add_blocks(luaL_Buffer *b, const fmt *f, const usg_tensor *t, int d,
                        int64_t *pos)
 {
     if (d == t->ndim - 2) {
-        char buf[128];
-        int k = snprintf(buf, sizeof buf, "(");
-        for (int i = 0; i < d; i++) k += snprintf(buf + k, sizeof buf - (size_t)k, "%lld,", (long long)pos[i] + 1);
-        snprintf(buf + k, sizeof buf - (size_t)k, ".,.) =\n");
-        luaL_addstring(b, buf);
+        char buf[32];
+        luaL_addchar(b, '(');
+        for (int i = 0; i < d; i++) {
+            snprintf(buf, sizeof buf, "%lld,", (long long)pos[i] + 1);
+            luaL_addstring(b, buf);
+        }
+        luaL_addstring(b, ".,.) =\n");
         add_matrix(b, f, t, off);
         luaL_addchar(b, '\n');
         return;
@@ -142,10 +165,10 @@ int usg_lua_tensor_tostring(lua_State *L)
     choose_format(&f, t);
     if (usg_tensor_numel(t) == 0) {
         luaL_addstring(&b, "[empty]\n");
-    } else if (t->ndim == 0) {
+    } else if (t->ndim == 0) {               /* a scalar reads on one line: 2.5000 [usagi.Tensor f32 ()] */
         format_value(buf, sizeof buf, &f, t->dtype, usg_tensor_get(t, NULL));
         luaL_addstring(&b, buf);
-        luaL_addchar(&b, '\n');
+        luaL_addchar(&b, ' ');
     } else if (t->ndim == 1) {
         add_row(&b, &f, t, t->offset);
     } else if (t->ndim == 2) {

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "usagi/lua.h"
+#include "usagi/autograd.h"
 
 /* ==== The run's generator =============================================== */
 
@@ -278,25 +279,37 @@ static int l_randperm(lua_State *L)
 }
 
 /* dropout(x, p [, train = true]) -> out, mask. Training: out = x m / (1 - p)
- * with the 0/1 mask m for the backward pass. Evaluation: a copy of x (never
- * x itself, so writing to out cannot change x) and no mask; nothing drawn. */
+ * with the 0/1 mask m. Evaluation: a copy of x (never x itself, so writing
+ * to out cannot change x) and no mask; nothing drawn. Both go through
+ * usg_ad_dropout, so when x requires grad, out is recorded (evaluation is
+ * then a recorded identity). The mask returned is the one the node keeps
+ * for its backward (its first saved tensor; see ad_nn.c); writing into it in
+ * place makes that backward refuse to run. */
 static int l_dropout(lua_State *L)
 {
-    usg_tensor *x = usg_lua_checktensor(L, 1), *out, *mask;
+    usg_tensor *x = usg_lua_checktensor(L, 1), *out, *mask = NULL;
     double p = luaL_checknumber(L, 2);
     if (!opt_boolean(L, 3, true)) {
         if (!(p >= 0 && p < 1)) {   /* the same check as training, so a bad p never hides */
             usg_fail(USG_ARG, "dropout: p must be in [0, 1), got %g", p);
             return usg_lua_error(L);
         }
-        USG_LUA_TRY(L, usg_dropout(&out, NULL, usg_lua_rng(L), x, 0));
+        USG_LUA_TRY(L, usg_ad_dropout(&out, usg_lua_rng(L), x, 0));
         usg_lua_pushtensor(L, out);
         lua_pushnil(L);
         return 2;
     }
-    USG_LUA_TRY(L, usg_dropout(&out, &mask, usg_lua_rng(L), x, p));
-    usg_lua_pushtensor(L, out);
-    usg_lua_pushtensor(L, mask);
+    if (usg_grad_needed(1, &x)) {
+        USG_LUA_TRY(L, usg_ad_dropout(&out, usg_lua_rng(L), x, p));
+        usg_lua_pushtensor(L, out);                         /* [.., out] */
+        mask = usg_node_saved(out->grad_fn, 0);
+        usg_tensor_retain(mask);
+    } else {
+        /* the same draws as usg_ad_dropout; without a node, ask for the mask */
+        USG_LUA_TRY(L, usg_dropout(&out, &mask, usg_lua_rng(L), x, p));
+        usg_lua_pushtensor(L, out);                         /* [.., out] */
+    }
+    usg_lua_pushtensor(L, mask);                            /* [.., out, mask] */
     return 2;
 }
 

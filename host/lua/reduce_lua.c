@@ -1,12 +1,15 @@
 /*
  * reduce_lua.c -- the Lua face of host/core/reduce.c: sum, mean, prod, max,
  * min, argmax, argmin, var, std, logsumexp and norm, each both
- * `usagi.f(t, ...)` and `t:f(...)`.
+ * `usagi.f(t, ...)` and `t:f(...)`. They call the differentiable forms
+ * (ad_reduce.c), so a reduction of a tensor that requires grad is recorded.
  *
- * As in Torch7, a reduction without a dim gives a Lua number (an integer
- * for i32 sums, products, max and min); with a dim it gives a tensor. max
- * and min give values and 1-based i32 indices (without a dim: the number
- * and the 1-based flat index); given two tensors they are the elementwise
+ * As in PyTorch, a reduction gives a tensor, 0-dim when every dim is
+ * reduced away, so that `loss:backward()` works the same in training and
+ * in evaluation; t:sum():item() is the Lua number. Indices are the one
+ * exception: argmax/argmin without a dim, and the index that max/min give
+ * without a dim, are Lua integers (1-based, into the flat tensor). max
+ * and min give values and 1-based i32 indices; given two tensors they are the elementwise
  * maximum / minimum, as torch.max(a, b). Dims are 1-based and may be
  * negative; keepdim is an optional boolean after the dim. No math here.
  */
@@ -15,6 +18,7 @@
 #include <string.h>
 
 #include "binding.h"
+#include "usagi/autograd.h"
 
 /* ==== Arguments and results ============================================= */
 
@@ -26,11 +30,11 @@ static bool opt_keepdim(lua_State *L, int idx)
     return lua_toboolean(L, idx);
 }
 
-/* When every dim is reduced away (and not kept) the answer is a Lua
- * number, else the tensor itself (ownership passes to Lua). */
-static void push_result(lua_State *L, usg_tensor *t, int dim, bool keepdim)
+/* The tensor itself (ownership passes to Lua), or, unless `tensor`, the single
+ * element as a Lua integer (indices with every dim reduced away). */
+static void push_result(lua_State *L, usg_tensor *t, int dim, bool keepdim, bool tensor)
 {
-    if (dim != USG_ALL_DIMS || keepdim) {
+    if (dim != USG_ALL_DIMS || keepdim || tensor) {
         usg_lua_pushtensor(L, t);
         return;
     }
@@ -42,7 +46,7 @@ static void push_result(lua_State *L, usg_tensor *t, int dim, bool keepdim)
 
 /* ==== sum, mean, prod, logsumexp ======================================== */
 
-typedef usg_status (*reducer)(usg_tensor **, const usg_tensor *, int, bool);
+typedef usg_status (*reducer)(usg_tensor **, usg_tensor *, int, bool);
 
 /* f(t [, dim [, keepdim]]) */
 static int reduce_simple(lua_State *L, reducer fn)
@@ -51,13 +55,13 @@ static int reduce_simple(lua_State *L, reducer fn)
     int dim = usg_lua_optdim(L, 2, t->ndim);
     bool keepdim = opt_keepdim(L, 3);
     USG_LUA_TRY(L, fn(&out, t, dim, keepdim));
-    push_result(L, out, dim, keepdim);
+    push_result(L, out, dim, keepdim, true);
     return 1;
 }
 
-static int l_sum(lua_State *L) { return reduce_simple(L, usg_sum); }
-static int l_mean(lua_State *L) { return reduce_simple(L, usg_mean); }
-static int l_prod(lua_State *L) { return reduce_simple(L, usg_prod); }
+static int l_sum(lua_State *L) { return reduce_simple(L, usg_ad_sum); }
+static int l_mean(lua_State *L) { return reduce_simple(L, usg_ad_mean); }
+static int l_prod(lua_State *L) { return reduce_simple(L, usg_ad_prod); }
 
 /* logsumexp(t, dim [, keepdim]): the dim is required, as in PyTorch. */
 static int l_logsumexp(lua_State *L)
@@ -65,15 +69,14 @@ static int l_logsumexp(lua_State *L)
     usg_tensor *t = usg_lua_checktensor(L, 1), *out;
     int dim = usg_lua_checkdim(L, 2, t->ndim, 0);
     bool keepdim = opt_keepdim(L, 3);
-    USG_LUA_TRY(L, usg_logsumexp(&out, t, dim, keepdim));
+    USG_LUA_TRY(L, usg_ad_logsumexp(&out, t, dim, keepdim));
     usg_lua_pushtensor(L, out);
     return 1;
 }
 
 /* ==== max, min, argmax, argmin ========================================== */
 
-typedef usg_status (*extremer)(usg_tensor **, usg_tensor **, const usg_tensor *, int, bool,
-                               int);
+typedef usg_status (*extremer)(usg_tensor **, usg_tensor **, usg_tensor *, int, bool, int);
 
 /* f(t [, dim [, keepdim]]) -> values, indices (or the indices alone). */
 static int reduce_extreme(lua_State *L, extremer fn, bool values)
@@ -82,8 +85,8 @@ static int reduce_extreme(lua_State *L, extremer fn, bool values)
     int dim = usg_lua_optdim(L, 2, t->ndim);
     bool keepdim = opt_keepdim(L, 3);
     USG_LUA_TRY(L, fn(values ? &v : NULL, &ix, t, dim, keepdim, 1));
-    if (values) push_result(L, v, dim, keepdim);     /* [v] */
-    push_result(L, ix, dim, keepdim);                /* [v, ix] */
+    if (values) push_result(L, v, dim, keepdim, true);   /* [v] */
+    push_result(L, ix, dim, keepdim, false);                         /* [v, ix] */
     return values ? 2 : 1;
 }
 
@@ -91,7 +94,7 @@ static int reduce_extreme(lua_State *L, extremer fn, bool values)
 static int elementwise(lua_State *L, usg_binop op)
 {
     usg_tensor *a = usg_lua_checktensor(L, 1), *b = usg_lua_checktensor(L, 2), *out;
-    USG_LUA_TRY(L, usg_binary(&out, op, a, b));
+    USG_LUA_TRY(L, usg_ad_binary(&out, op, a, b));
     usg_lua_pushtensor(L, out);
     return 1;
 }
@@ -99,17 +102,17 @@ static int elementwise(lua_State *L, usg_binop op)
 static int l_max(lua_State *L)
 {
     if (usg_lua_totensor(L, 2)) return elementwise(L, USG_MAXIMUM);
-    return reduce_extreme(L, usg_max, true);
+    return reduce_extreme(L, usg_ad_max, true);
 }
 
 static int l_min(lua_State *L)
 {
     if (usg_lua_totensor(L, 2)) return elementwise(L, USG_MINIMUM);
-    return reduce_extreme(L, usg_min, true);
+    return reduce_extreme(L, usg_ad_min, true);
 }
 
-static int l_argmax(lua_State *L) { return reduce_extreme(L, usg_max, false); }
-static int l_argmin(lua_State *L) { return reduce_extreme(L, usg_min, false); }
+static int l_argmax(lua_State *L) { return reduce_extreme(L, usg_ad_max, false); }
+static int l_argmin(lua_State *L) { return reduce_extreme(L, usg_ad_min, false); }
 
 /* ==== var, std ========================================================== */
 
@@ -135,7 +138,7 @@ static int check_correction(lua_State *L, int idx)
     return correction;
 }
 
-typedef usg_status (*var_fn)(usg_tensor **, const usg_tensor *, int, bool, int);
+typedef usg_status (*var_fn)(usg_tensor **, usg_tensor *, int, bool, int);
 
 /* f(t [, dim [, keepdim]] [, opts]): the options table, when given, is the
  * last argument (t:var{correction = 0}, t:var(2, true, {correction = 0})). */
@@ -147,12 +150,12 @@ static int reduce_var(lua_State *L, var_fn fn)
     int dim = top >= 2 ? usg_lua_optdim(L, 2, t->ndim) : USG_ALL_DIMS;
     bool keepdim = top >= 3 && opt_keepdim(L, 3);
     USG_LUA_TRY(L, fn(&out, t, dim, keepdim, correction));
-    push_result(L, out, dim, keepdim);
+    push_result(L, out, dim, keepdim, true);
     return 1;
 }
 
-static int l_var(lua_State *L) { return reduce_var(L, usg_var); }
-static int l_std(lua_State *L) { return reduce_var(L, usg_std); }
+static int l_var(lua_State *L) { return reduce_var(L, usg_ad_var); }
+static int l_std(lua_State *L) { return reduce_var(L, usg_ad_std); }
 
 /* ==== norm ============================================================== */
 
@@ -167,8 +170,8 @@ static int l_norm(lua_State *L)
     else if (!s || strcmp(s, "fro") != 0) p = luaL_optnumber(L, 2, 2);
     int dim = usg_lua_optdim(L, 3, t->ndim);
     bool keepdim = opt_keepdim(L, 4);
-    USG_LUA_TRY(L, usg_norm(&out, t, p, dim, keepdim));
-    push_result(L, out, dim, keepdim);
+    USG_LUA_TRY(L, usg_ad_norm(&out, t, p, dim, keepdim));
+    push_result(L, out, dim, keepdim, true);
     return 1;
 }
 

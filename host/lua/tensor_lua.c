@@ -8,7 +8,13 @@
  * bytes usagi holds and run a collection whenever they pass twice what was
  * live after the last one: a training loop stays at flat memory without
  * collectgarbage() in user code.
+ *
+ * Views, copies, conversions and indexing call the usg_ad_* forms
+ * (host/core/ad_view.c), so t[i], t:view(...) and the rest carry gradients;
+ * writes (copy_, fill_, zero_, index assignment) refuse a tensor that
+ * requires grad, except inside usagi.no_grad.
  */
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -33,27 +39,51 @@ usg_tensor *usg_lua_checktensor(lua_State *L, int idx)
     return *p;
 }
 
+/* A number at idx becomes a 0-dim tensor (i32 for an integer that fits,
+ * else f32) that replaces the number in its stack slot, so Lua owns it and
+ * an error raised later by the caller cannot leak it; *owned is always NULL
+ * (kept for the callers' release). */
 usg_tensor *usg_lua_checktensor_or_number(lua_State *L, int idx, usg_tensor **owned)
 {
     *owned = NULL;
+    idx = lua_absindex(L, idx);
     if (lua_type(L, idx) == LUA_TNUMBER) {
+        usg_tensor *t;
         double v = lua_tonumber(L, idx);
-        USG_LUA_TRY(L, usg_tensor_from_doubles(owned, lua_isinteger(L, idx) ? USG_I32 : USG_F32,
-                                               0, NULL, &v));
-        return *owned;
+        lua_Integer i = lua_tointeger(L, idx);
+        int small = lua_isinteger(L, idx) && i >= INT32_MIN && i <= INT32_MAX;
+        USG_LUA_TRY(L, usg_tensor_from_doubles(&t, small ? USG_I32 : USG_F32, 0, NULL, &v));
+        usg_lua_pushtensor(L, t);                      /* [..., t] */
+        lua_replace(L, idx);
+        return t;
     }
     return usg_lua_checktensor(L, idx);
 }
 
-static size_t gc_threshold = (size_t)64 << 20;
+/* The GC sees an 8-byte handle per tensor, not the megabytes behind it, so
+ * the binding steps it by the C bytes: every GC_STEP_BYTES of growth since
+ * the last step runs one step of the (generational) collector, a minor
+ * collection that frees the temporaries of the last few ops while their
+ * memory is still warm in malloc's cache; a full collection runs when
+ * what stays live doubles. Training loops run at flat memory with no
+ * collectgarbage() in user code (tests/lua/gc_spec.lua). */
+#define GC_STEP_BYTES ((size_t)16 << 20)
+#define GC_FULL_MIN ((size_t)64 << 20)
+static size_t gc_mark, gc_full = GC_FULL_MIN;
 
 void usg_lua_pushtensor(lua_State *L, usg_tensor *t)
 {
     size_t live = usg_alloc_live_bytes();
-    if (live > gc_threshold) {
+    if (live > gc_full) {
         lua_gc(L, LUA_GCCOLLECT);
         live = usg_alloc_live_bytes();
-        gc_threshold = 2 * live > ((size_t)64 << 20) ? 2 * live : ((size_t)64 << 20);
+        gc_full = 2 * live > GC_FULL_MIN ? 2 * live : GC_FULL_MIN;
+        gc_mark = live;
+    } else if (live > gc_mark + GC_STEP_BYTES) {
+        lua_gc(L, LUA_GCSTEP, 0);
+        gc_mark = usg_alloc_live_bytes();
+    } else if (live < gc_mark) {
+        gc_mark = live;
     }
     usg_tensor **p = lua_newuserdatauv(L, sizeof *p, 0);       /* [ud] */
     *p = t;
@@ -62,19 +92,19 @@ void usg_lua_pushtensor(lua_State *L, usg_tensor *t)
 
 int usg_lua_error(lua_State *L) { return luaL_error(L, "%s", usg_errmsg()); }
 
-/* Raise the core's message as fn's own: the creation helpers say
- * "tensor: shape (...) is too large", which from usagi.zeros should read
- * "zeros: shape (...) is too large". Only the prefix `from` is replaced. */
-static int error_as(lua_State *L, const char *fn, const char *from)
+/* Raise the core's message as fn's own: a creation helper says
+ * "full: shape (...) is too large", which from usagi.zeros should read
+ * "zeros: shape (...) is too large". The leading "name: " of the message is
+ * replaced (any name: the core's helpers have their own). */
+static int error_as(lua_State *L, const char *fn)
 {
-    const char *m = usg_errmsg();
-    size_t n = strlen(from);
-    if (strncmp(m, from, n) == 0 && strncmp(m + n, ": ", 2) == 0)
-        return luaL_error(L, "%s: %s", fn, m + n + 2);
-    return usg_lua_error(L);
+    const char *m = usg_errmsg(), *p = m;
+    while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_') p++;
+    if (p > m && p[0] == ':' && p[1] == ' ') m = p + 2;
+    return luaL_error(L, "%s: %s", fn, m);
 }
-#define TRY_AS(L, fn, from, call) \
-    do { if ((call) != USG_OK) error_as(L, fn, from); } while (0)
+#define TRY_AS(L, fn, call) \
+    do { if ((call) != USG_OK) error_as(L, fn); } while (0)
 
 static int l_tensor_gc(lua_State *L)
 {
@@ -91,8 +121,8 @@ int usg_lua_checkdim(lua_State *L, int idx, int ndim, int ndim_plus)
     lua_Integer d = luaL_checkinteger(L, idx);
     int n = ndim + ndim_plus;
     if (d == 0 || d > n || d < -n)
-        return luaL_argerror(L, idx, lua_pushfstring(L, "dim %d out of range for a %d-D tensor "
-                             "(dims are 1..%d, or negative from the end)", (int)d, ndim, n));
+        return luaL_argerror(L, idx, lua_pushfstring(L, "dim %I out of range for a %d-D tensor "
+                             "(dims are 1..%d, or negative from the end)", d, ndim, n));
     return d > 0 ? (int)d - 1 : (int)(d + n);
 }
 
@@ -160,8 +190,9 @@ static int l_size_tostring(lua_State *L)
 {
     char buf[256];
     int64_t shape[USG_MAX_DIMS];
-    int n = (int)luaL_len(L, 1);
-    for (int i = 0; i < n && i < USG_MAX_DIMS; i++) {
+    lua_Integer len = luaL_len(L, 1);
+    int n = len < 0 ? 0 : len > USG_MAX_DIMS ? USG_MAX_DIMS : (int)len;   /* a user may grow it */
+    for (int i = 0; i < n; i++) {
         lua_geti(L, 1, i + 1);
         shape[i] = (int64_t)lua_tointeger(L, -1);
         lua_pop(L, 1);
@@ -262,7 +293,7 @@ static int l_tensor(lua_State *L)
     usg_tensor *t;
     if (lua_type(L, 1) == LUA_TNUMBER) {
         int used = usg_lua_checkshape(L, 1, &ndim, shape);
-        USG_LUA_TRY(L, usg_tensor_zeros(&t, opt_dtype_field(L, 1 + used, USG_F32), ndim, shape));
+        TRY_AS(L, "tensor", usg_tensor_zeros(&t, opt_dtype_field(L, 1 + used, USG_F32), ndim, shape));
     } else if (usg_lua_totensor(L, 1)) {
         USG_LUA_TRY(L, usg_to_dtype(&t, usg_lua_totensor(L, 1),
                                     opt_dtype_field(L, 2, usg_lua_totensor(L, 1)->dtype)));
@@ -271,7 +302,7 @@ static int l_tensor(lua_State *L)
     } else {
         luaL_checktype(L, 1, LUA_TTABLE);
         table_shape(L, 1, 0, &ndim, shape);
-        USG_LUA_TRY(L, usg_tensor_empty(&t, opt_dtype_field(L, 2, USG_F32), ndim, shape));
+        TRY_AS(L, "tensor", usg_tensor_empty(&t, opt_dtype_field(L, 2, USG_F32), ndim, shape));
         int64_t pos = 0;
         usg_lua_pushtensor(L, t);                 /* owned by Lua before anything can throw */
         if (ndim > 0) table_fill(L, 1, t, 0, &pos);
@@ -303,7 +334,7 @@ static int make_filled(lua_State *L, int full)
         if (full > 0) value = luaL_checknumber(L, opt++);
     }
     usg_tensor *t;
-    TRY_AS(L, full < 0 ? "ones" : full ? "full" : "zeros", "tensor",
+    TRY_AS(L, full < 0 ? "ones" : full ? "full" : "zeros",
            usg_tensor_full(&t, opt_dtype_field(L, opt, USG_F32), ndim, shape, value));
     usg_lua_pushtensor(L, t);
     return 1;
@@ -318,7 +349,7 @@ static int like(lua_State *L, double v, const char *fn)
 {
     usg_tensor *a = usg_lua_checktensor(L, 1), *t;
     usg_dtype dt = opt_dtype_field(L, 2, a->dtype);
-    TRY_AS(L, fn, "tensor", usg_tensor_full(&t, dt, a->ndim, a->shape, v));
+    TRY_AS(L, fn, usg_tensor_full(&t, dt, a->ndim, a->shape, v));
     usg_lua_pushtensor(L, t);
     return 1;
 }
@@ -339,7 +370,7 @@ static int l_arange(lua_State *L)
     for (int i = 1; i <= nargs; i++) all_int &= lua_isinteger(L, i);
     usg_tensor *t;
     usg_dtype dt = opt_dtype_field(L, nargs + 1, all_int ? USG_I32 : USG_F32);
-    TRY_AS(L, "arange", "tensor", usg_arange(&t, dt, start, stop, step));
+    TRY_AS(L, "arange", usg_arange(&t, dt, start, stop, step));
     usg_lua_pushtensor(L, t);
     return 1;
 }
@@ -350,7 +381,7 @@ static int l_linspace(lua_State *L)
     lua_Integer n = luaL_checkinteger(L, 3);
     double a = luaL_checknumber(L, 1), b = luaL_checknumber(L, 2);
     usg_dtype dt = opt_dtype_field(L, 4, USG_F32);
-    TRY_AS(L, "linspace", "tensor", usg_linspace(&t, dt, a, b, (int64_t)n));
+    TRY_AS(L, "linspace", usg_linspace(&t, dt, a, b, (int64_t)n));
     usg_lua_pushtensor(L, t);
     return 1;
 }
@@ -361,7 +392,7 @@ static int l_eye(lua_State *L)
     lua_Integer m = lua_type(L, 2) == LUA_TNUMBER ? luaL_checkinteger(L, 2) : n;
     usg_tensor *t;
     usg_dtype dt = opt_dtype_field(L, lua_type(L, 2) == LUA_TNUMBER ? 3 : 2, USG_F32);
-    TRY_AS(L, "eye", "tensor", usg_eye(&t, dt, (int64_t)n, (int64_t)m));
+    TRY_AS(L, "eye", usg_eye(&t, dt, (int64_t)n, (int64_t)m));
     usg_lua_pushtensor(L, t);
     return 1;
 }
@@ -396,6 +427,14 @@ static int l_is_contiguous(lua_State *L)
     lua_pushboolean(L, usg_tensor_is_contiguous(usg_lua_checktensor(L, 1)));
     return 1;
 }
+/* usagi.memory() -> bytes held by usagi allocations now (all tensors,
+ * whether Lua still sees them or not): for leak and flat-memory checks. */
+static int l_memory(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)usg_alloc_live_bytes());
+    return 1;
+}
+
 static int l_is_tensor(lua_State *L) { lua_pushboolean(L, usg_lua_totensor(L, 1) != NULL); return 1; }
 
 /* Torch7's #t: the size, as a usagi.Size. */
@@ -429,6 +468,12 @@ static void push_table(lua_State *L, const usg_tensor *t, int d, int64_t off)
 static int l_totable(lua_State *L)
 {
     usg_tensor *t = usg_lua_checktensor(L, 1);
+    int64_t n = usg_tensor_numel(t);
+    if (n < 0 || n > INT_MAX) {       /* an expanded view can be that big; a Lua table cannot */
+        char b[256];
+        return luaL_error(L, "totable: a tensor of shape %s has too many elements for a Lua table",
+                          usg_shape_str(b, sizeof b, t->ndim, t->shape));
+    }
     push_table(L, t, 0, t->offset);
     return 1;
 }
@@ -441,6 +486,23 @@ static int push_result(lua_State *L, usg_status s, usg_tensor **t)
     if (s != USG_OK) return usg_lua_error(L);
     usg_lua_pushtensor(L, *t);
     return 1;
+}
+
+/* A view's shape must have a numel that fits in int64 (-1 entries aside):
+ * otherwise the product wraps and a huge shape could pass as a small one,
+ * a view reaching past its storage. */
+static void check_numel(lua_State *L, const char *fn, int ndim, const int64_t *shape)
+{
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] < 0) continue;          /* -1 and bad sizes: the core says */
+        if (shape[d] && n > INT64_MAX / shape[d]) {
+            char b[256];
+            luaL_error(L, "%s: shape %s has too many elements", fn,
+                       usg_shape_str(b, sizeof b, ndim, shape));
+        }
+        n *= shape[d];
+    }
 }
 
 static int reshape_like(lua_State *L, int copy)
@@ -458,7 +520,8 @@ static int reshape_like(lua_State *L, int copy)
         if (ndim > USG_MAX_DIMS) luaL_argerror(L, 2, "too many dims");
         for (int i = 0; i < ndim; i++) shape[i] = luaL_checkinteger(L, i + 2);
     }
-    return push_result(L, copy ? usg_reshape(&r, t, ndim, shape) : usg_view(&r, t, ndim, shape), &r);
+    check_numel(L, copy ? "reshape" : "view", ndim, shape);
+    return push_result(L, copy ? usg_ad_reshape(&r, t, ndim, shape) : usg_ad_view(&r, t, ndim, shape), &r);
 }
 static int l_view(lua_State *L) { return reshape_like(L, 0); }
 static int l_reshape(lua_State *L) { return reshape_like(L, 1); }
@@ -470,7 +533,7 @@ static int l_transpose(lua_State *L)
         return luaL_error(L, "t: expects a 2-D tensor, got %d-D (use transpose(d1, d2))", t->ndim);
     int d0 = lua_isnoneornil(L, 2) ? 0 : usg_lua_checkdim(L, 2, t->ndim, 0);
     int d1 = lua_isnoneornil(L, 3) ? 1 : usg_lua_checkdim(L, 3, t->ndim, 0);
-    return push_result(L, usg_transpose(&r, t, d0, d1), &r);
+    return push_result(L, usg_ad_transpose(&r, t, d0, d1), &r);
 }
 
 static int l_permute(lua_State *L)
@@ -486,7 +549,7 @@ static int l_permute(lua_State *L)
         perm[i] = usg_lua_checkdim(L, lua_gettop(L), t->ndim, 0);
         lua_pop(L, 1);
     }
-    return push_result(L, usg_permute(&r, t, perm), &r);
+    return push_result(L, usg_ad_permute(&r, t, perm), &r);
 }
 
 /* narrow(dim, start, length), start 1-based */
@@ -499,7 +562,7 @@ static int l_narrow(lua_State *L)
     if (start < 1 || len < 0 || len > t->shape[d] || start - 1 > t->shape[d] - len)
         return luaL_error(L, "narrow: start %I, length %I is outside dim %d of size %I",
                           start, len, d + 1, (lua_Integer)t->shape[d]);
-    return push_result(L, usg_narrow(&r, t, d, start - 1, len), &r);
+    return push_result(L, usg_ad_narrow(&r, t, d, start - 1, len), &r);
 }
 
 static int l_select(lua_State *L)
@@ -508,19 +571,19 @@ static int l_select(lua_State *L)
     int d = usg_lua_checkdim(L, 2, t->ndim, 0);
     lua_Integer i = luaL_checkinteger(L, 3);
     if (i < 0) i += t->shape[d] + 1;
-    return push_result(L, usg_select(&r, t, d, i - 1), &r);
+    return push_result(L, usg_ad_select(&r, t, d, i - 1), &r);
 }
 
 static int l_unsqueeze(lua_State *L)
 {
     usg_tensor *t = usg_lua_checktensor(L, 1), *r;
-    return push_result(L, usg_unsqueeze(&r, t, usg_lua_checkdim(L, 2, t->ndim, 1)), &r);
+    return push_result(L, usg_ad_unsqueeze(&r, t, usg_lua_checkdim(L, 2, t->ndim, 1)), &r);
 }
 
 static int l_squeeze(lua_State *L)
 {
     usg_tensor *t = usg_lua_checktensor(L, 1), *r;
-    return push_result(L, usg_squeeze(&r, t, usg_lua_optdim(L, 2, t->ndim)), &r);
+    return push_result(L, usg_ad_squeeze(&r, t, usg_lua_optdim(L, 2, t->ndim)), &r);
 }
 
 static int l_expand(lua_State *L)
@@ -531,26 +594,27 @@ static int l_expand(lua_State *L)
     usg_tensor *other = usg_lua_totensor(L, 2);
     if (other) { ndim = other->ndim; memcpy(shape, other->shape, sizeof shape); }
     else usg_lua_checkshape(L, 2, &ndim, shape);
-    return push_result(L, usg_expand(&r, t, ndim, shape), &r);
+    check_numel(L, "expand", ndim, shape);
+    return push_result(L, usg_ad_expand(&r, t, ndim, shape), &r);
 }
 
 static int l_contiguous(lua_State *L)
 {
     usg_tensor *r;
-    return push_result(L, usg_contiguous(&r, usg_lua_checktensor(L, 1)), &r);
+    return push_result(L, usg_ad_contiguous(&r, usg_lua_checktensor(L, 1)), &r);
 }
 
 static int l_clone(lua_State *L)
 {
     usg_tensor *r;
-    return push_result(L, usg_clone(&r, usg_lua_checktensor(L, 1)), &r);
+    return push_result(L, usg_ad_clone(&r, usg_lua_checktensor(L, 1)), &r);
 }
 
 static int to_dtype(lua_State *L, usg_dtype dt)
 {
     usg_tensor *t = usg_lua_checktensor(L, 1), *r;
     if (t->dtype == dt) { lua_settop(L, 1); return 1; }   /* as Torch7: same tensor */
-    return push_result(L, usg_to_dtype(&r, t, dt), &r);
+    return push_result(L, usg_ad_to_dtype(&r, t, dt), &r);
 }
 static int l_to(lua_State *L) { return to_dtype(L, usg_lua_optdtype(L, 2, USG_F32)); }
 static int l_float(lua_State *L) { return to_dtype(L, USG_F32); }
@@ -561,6 +625,7 @@ static int l_int(lua_State *L) { return to_dtype(L, USG_I32); }
 static int l_copy_(lua_State *L)
 {
     usg_tensor *t = usg_lua_checktensor(L, 1), *own;
+    USG_LUA_TRY(L, usg_check_inplace(t, "copy_"));
     usg_tensor *src = usg_lua_checktensor_or_number(L, 2, &own);
     usg_status s = usg_copy_(t, src);
     usg_tensor_release(own);
@@ -571,14 +636,18 @@ static int l_copy_(lua_State *L)
 
 static int l_fill_(lua_State *L)
 {
-    USG_LUA_TRY(L, usg_fill_(usg_lua_checktensor(L, 1), luaL_checknumber(L, 2)));
+    usg_tensor *t = usg_lua_checktensor(L, 1);
+    USG_LUA_TRY(L, usg_check_inplace(t, "fill_"));
+    USG_LUA_TRY(L, usg_fill_(t, luaL_checknumber(L, 2)));
     lua_settop(L, 1);
     return 1;
 }
 
 static int l_zero_(lua_State *L)
 {
-    USG_LUA_TRY(L, usg_fill_(usg_lua_checktensor(L, 1), 0));
+    usg_tensor *t = usg_lua_checktensor(L, 1);
+    USG_LUA_TRY(L, usg_check_inplace(t, "zero_"));
+    USG_LUA_TRY(L, usg_fill_(t, 0));
     lua_settop(L, 1);
     return 1;
 }
@@ -589,7 +658,7 @@ static int l_zero_(lua_State *L)
  * a number selects (dim goes away), {a, b} narrows to a..b inclusive, {a}
  * narrows to a..a, {} keeps the dim. Negative numbers count from the end.
  * Returns the next dim to index. */
-static int index_one(lua_State *L, usg_tensor **t, int d, int arg)
+static int index_one(lua_State *L, usg_tensor **t, int d, int arg, int user_dim)
 {
     usg_tensor *r = NULL;
     usg_status s;
@@ -604,10 +673,10 @@ static int index_one(lua_State *L, usg_tensor **t, int d, int arg)
         if (i < 0) i += size + 1;
         if (i < 1 || i > size) {
             usg_tensor_release(*t);
-            luaL_error(L, "index: %d is out of range for dim %d of size %d",
-                       (int)lua_tointeger(L, arg), d + 1, (int)size);
+            luaL_error(L, "index: %s is out of range for dim %d of size %I",
+                       luaL_tolstring(L, arg, NULL), user_dim, (lua_Integer)size);
         }
-        s = usg_select(&r, *t, d, i - 1);
+        s = usg_ad_select(&r, *t, d, i - 1);
         d--;
     } else if (lua_istable(L, arg)) {
         lua_Integer n = luaL_len(L, arg), a = 1, b = size;
@@ -617,10 +686,10 @@ static int index_one(lua_State *L, usg_tensor **t, int d, int arg)
         if (b < 0) b += size + 1;
         if (a < 1 || b > size || b < a - 1) {
             usg_tensor_release(*t);
-            luaL_error(L, "index: range {%d, %d} is out of range for dim %d of size %d",
-                       (int)a, (int)b, d + 1, (int)size);
+            luaL_error(L, "index: range {%I, %I} is out of range for dim %d of size %I",
+                       a, b, user_dim, (lua_Integer)size);
         }
-        s = usg_narrow(&r, *t, d, a - 1, b - a + 1);
+        s = usg_ad_narrow(&r, *t, d, a - 1, b - a + 1);
     } else {
         usg_tensor_release(*t);
         luaL_error(L, "index: expected a number or a {first, last} range, got %s", luaL_typename(L, arg));
@@ -639,14 +708,18 @@ static usg_tensor *index_view(lua_State *L, usg_tensor *t, int key)
     usg_tensor_retain(v);
     if (lua_type(L, key) == LUA_TNUMBER) {
         if (t->ndim == 0) { usg_tensor_release(v); luaL_error(L, "index: a 0-dim tensor has no dims to index"); }
-        index_one(L, &v, 0, key);
+        index_one(L, &v, 0, key, 1);
         return v;
     }
     lua_Integer n = luaL_len(L, key);
+    if (n > t->ndim) {
+        usg_tensor_release(v);
+        luaL_error(L, "index: %I indices for a %d-D tensor", n, t->ndim);
+    }
     int d = 0;
     for (lua_Integer i = 1; i <= n; i++) {
         lua_geti(L, key, i);
-        d = index_one(L, &v, d, lua_gettop(L));
+        d = index_one(L, &v, d, lua_gettop(L), (int)i);
         lua_pop(L, 1);
     }
     return v;
@@ -703,6 +776,7 @@ static int l_newindex(lua_State *L)
     if (kt != LUA_TNUMBER && kt != LUA_TTABLE)
         return luaL_error(L, "index assignment: expected a number or a table of indices, got %s",
                           luaL_typename(L, 2));
+    USG_LUA_TRY(L, usg_check_inplace(t, "index assignment"));
     usg_tensor *v = index_view(L, t, 2), *src;
     usg_status s;
     if (lua_type(L, 3) == LUA_TNUMBER) s = usg_fill_(v, lua_tonumber(L, 3));
@@ -710,7 +784,7 @@ static int l_newindex(lua_State *L)
     else s = usg_fail(USG_TYPE, "index assignment: expected a number or a tensor, got %s",
                       luaL_typename(L, 3));
     usg_tensor_release(v);
-    if (s != USG_OK) error_as(L, "index assignment", "copy");
+    if (s != USG_OK) error_as(L, "index assignment");
     return 0;
 }
 
@@ -734,6 +808,7 @@ static const luaL_Reg module_fns[] = {
     {"tensor", l_tensor}, {"Tensor", l_tensor}, {"zeros", l_zeros}, {"ones", l_ones},
     {"full", l_full}, {"zeros_like", l_zeros_like}, {"ones_like", l_ones_like},
     {"arange", l_arange}, {"linspace", l_linspace}, {"eye", l_eye}, {"is_tensor", l_is_tensor},
+    {"memory", l_memory},
     {NULL, NULL}};
 
 static const luaL_Reg both_fns[] = {
@@ -776,5 +851,6 @@ int luaopen_usagi(lua_State *L)
     usg_lua_open_nn(L);
     usg_lua_open_autograd(L);
     usg_lua_open_plugin(L);
+    usg_lua_open_optim(L);
     return 1;
 }

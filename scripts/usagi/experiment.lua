@@ -22,6 +22,10 @@ local M = {}
 local Run = {}
 Run.__index = Run
 
+-- a terminal on stderr: redraw the bar in place; else (CI, a pipe) print lines
+local tty = os.getenv('TERM') and os.getenv('TERM') ~= 'dumb' and not os.getenv('CI')
+  and os.execute('test -t 2') == true
+
 local function now()
   local ok, system = pcall(require, 'system')
   if ok and system.gettime then return system.gettime() end
@@ -40,7 +44,6 @@ end
 -- rate, the elapsed time, the ETA and the last values given to run:log.
 function Run:progress(n, label)
   local t0, i, last_draw, last_decile = now(), 0, -1, -1
-  local tty = os.getenv('TERM') and os.getenv('TERM') ~= 'dumb' and not os.getenv('CI')
   local function draw(final)
     local t = now() - t0
     local rate = i / math.max(t, 1e-9)
@@ -90,7 +93,7 @@ end
 
 -- run:print(...): a line of output that does not tear the progress bar
 function Run:print(...)
-  io.stderr:write('\r\27[K')
+  if tty then io.stderr:write('\r\27[K') end
   print(...)
 end
 
@@ -202,9 +205,14 @@ function M.experiment(spec)
       error(('usagi.experiment: smoke key %q is not in the config of %s'):format(k, spec.name), 2)
     end
   end
-  -- run now when the calling file is the script usagi was started with
-  local src = debug.getinfo(2, 'S').source
-  if arg and arg[0] and src == '@' .. arg[0] then
+  -- Run now when the calling file is the script usagi was started with:
+  -- its source is arg[0]; or, after `return usagi.experiment {...}` (a tail
+  -- call, so the script's frame is gone), the caller is the host itself --
+  -- a C frame without a name, where require and dofile have theirs.
+  local caller = debug.getinfo(2, 'Sn')
+  local main = caller and (caller.source == '@' .. tostring(arg and arg[0]) or
+    (debug.getinfo(1, 't').istailcall and caller.what == 'C' and caller.name == nil))
+  if arg and arg[0] and main then
     local ok, opts = pcall(M.parse_args, spec, arg)
     if not ok then io.stderr:write(opts, '\n'); os.exit(2) end
     if opts.help then print(usage(spec)); return spec end

@@ -22,7 +22,7 @@ out=$("$t/prefix/bin/usagi" -e 'local h = require "usagi.hello"; print(h.triangl
 echo "ok   installed usagi loads the plugin"
 if command -v lua5.4 >/dev/null; then
   out=$(LUA_CPATH="$t/prefix/lib/lua/5.4/?.so;;" lua5.4 -e \
-        'local u = require "usagi"; local h = require "usagi.hello"; print((h.iota(3) + u.ones(3)):sum())')
+        'local u = require "usagi"; local h = require "usagi.hello"; print((h.iota(3) + u.ones(3)):sum():item())')
   [ "$out" = "9.0" ] || { echo "FAIL stock lua5.4 loading usagi and the plugin printed: $out"; exit 1; }
   echo "ok   stock lua5.4 loads usagi.so and the plugin"
 fi

@@ -16,7 +16,7 @@ check() {   # name expected actual
 
 printf 'print(arg[0], arg[1], arg[2], #arg, ...)\n' > "$t/args.lua"
 check "script args" "$t/args.lua	x	y	2	x	y" "$("$U" "$t/args.lua" x y)"
-check "-e" "6.0" "$("$U" -e 'print(usagi.tensor{1,2,3}:sum())')"
+check "-e" "6.0" "$("$U" -e 'print(usagi.tensor{1,2,3}:sum():item())')"
 check "-e twice" "1
 2" "$("$U" -e 'print(1)' -e 'print(2)')"
 check "-l" "true" "$("$U" -l string -e 'print(string ~= nil)')"

@@ -1,0 +1,399 @@
+/*
+ * ad_nn.c -- the differentiable neural-net primitives: linear, softmax and
+ * log_softmax, the losses (nll, cross-entropy, mse, bce, bce with logits)
+ * and dropout.
+ *
+ * Each usg_ad_X runs the forward of nn.c (random.c for dropout) and, when
+ * an input requires grad in grad mode, records a node whose backward is
+ * written below it with its equation. Backwards built from whole-tensor
+ * steps call the core's ops (gemm for linear, binary ops and sums for
+ * softmax); the losses, whose gradients are per item or per row, have small
+ * kernels that read the saved inputs and write the gradient in one pass.
+ * Targets, masks and ids are never differentiated; they are saved, not
+ * recorded as inputs.
+ *
+ * Not here: the forward math (nn.c), the reductions (ad_reduce.c), the index
+ * ops (ad_index.c), the engine (autograd.c).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ==== Recording ========================================================= */
+
+/* Record op with inputs ins[0..n_in) (NULL entries are not differentiated)
+ * for the one output *out when a gradient is needed: the node gets a copy
+ * of ctx (size bytes; none when 0) and saves save[0..n_save). On failure
+ * *out is released and set to NULL. */
+static usg_status record(usg_tensor **out, const usg_op *op, int n_in, usg_tensor *const *ins,
+                         const void *ctx, size_t size, int n_save, usg_tensor *const *save)
+{
+    if (!usg_grad_needed(n_in, ins)) return USG_OK;
+    void *c = NULL;
+    usg_node *n = NULL;
+    usg_status s = USG_OK;
+    if (size && !(c = usg_alloc(size))) s = USG_NOMEM;
+    if (c) memcpy(c, ctx, size);
+    if (s == USG_OK) s = usg_node_begin(&n, op, n_in, ins, c);     /* owns c from here */
+    for (int i = 0; s == USG_OK && n && i < n_save; i++) s = usg_node_save(n, save[i]);
+    s = usg_node_finish(n, 1, out, s);
+    if (s != USG_OK) {
+        usg_tensor_release(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+/* t when it is float (so it may be differentiated), else NULL. */
+static usg_tensor *diff_in(usg_tensor *t) { return t && usg_dtype_is_float(t->dtype) ? t : NULL; }
+
+/* ==== Linear ============================================================ */
+
+/* y = x W^T + b, over the rows of x folded to X (M, in), with G (M, out):
+ *   dL/dX = G W      (M, out) x (out, in)
+ *   dL/dW = G^T X    (out, M) x (M, in)
+ *   dL/db = sum_m G[m]                                                  */
+static usg_status linear_backward(usg_node *n, usg_tensor *const *gout, usg_tensor **gin)
+{
+    usg_tensor *x = usg_node_saved(n, 0), *w = usg_node_saved(n, 1);
+    int64_t O = w->shape[0], in = w->shape[1], M = 1;
+    for (int d = 0; d < x->ndim - 1; d++) M *= x->shape[d];
+    int64_t gshape[2] = {M, O}, xshape[2] = {M, in};
+    bool any = M > 0 && O > 0 && in > 0;       /* else the products are empty sums: 0 */
+    usg_tensor *gc = NULL, *G = NULL, *X = NULL, *dx = NULL, *dx2 = NULL, *dw = NULL;
+    usg_status s = usg_to_dtype(&gc, gout[0], x->dtype);
+    if (s == USG_OK) s = usg_view(&G, gc, 2, gshape);                       /* (M, out) */
+    if (s == USG_OK && usg_node_needs_grad(n, 0)) {
+        s = usg_tensor_zeros(&dx, x->dtype, x->ndim, x->shape);            /* (..., in) */
+        if (s == USG_OK) s = usg_view(&dx2, dx, 2, xshape);                 /* (M, in) */
+        if (s == USG_OK && any) s = usg_gemm(dx2, G, false, w, false, 1.0, 0.0);
+    }
+    if (s == USG_OK && usg_node_needs_grad(n, 1)) {
+        s = usg_tensor_zeros(&dw, w->dtype, 2, w->shape);                  /* (out, in) */
+        if (s == USG_OK) s = usg_reshape(&X, x, 2, xshape);                 /* (M, in) */
+        if (s == USG_OK && any) s = usg_gemm(dw, G, true, X, false, 1.0, 0.0);
+    }
+    if (s == USG_OK && usg_node_needs_grad(n, 2)) s = usg_sum(&gin[2], G, 0, false);  /* (out) */
+    usg_tensor_release(gc);
+    usg_tensor_release(G);
+    usg_tensor_release(X);
+    usg_tensor_release(dx2);
+    if (s != USG_OK) {
+        usg_tensor_release(dx);
+        usg_tensor_release(dw);
+        return s;
+    }
+    gin[0] = dx;
+    gin[1] = dw;
+    return USG_OK;
+}
+
+static const usg_op linear_op = {"linear", linear_backward, NULL};
+
+usg_status usg_ad_linear(usg_tensor **out, usg_tensor *x, usg_tensor *w, usg_tensor *b)
+{
+    usg_status s = usg_linear(out, x, w, b);
+    if (s != USG_OK) return s;
+    return record(out, &linear_op, 3, (usg_tensor *[]){x, w, b}, NULL, 0, 2,
+                  (usg_tensor *[]){x, w});
+}
+
+/* ==== Softmax =========================================================== */
+
+/* y = softmax(x) along dim:  dL/dx = y (g - sum_dim(g y)) */
+static usg_status softmax_backward(usg_node *n, usg_tensor *const *gout, usg_tensor **gin)
+{
+    int dim = *(const int *)usg_node_ctx(n);
+    usg_tensor *y = usg_node_saved(n, 0), *gy = NULL, *sgy = NULL, *d = NULL;
+    usg_status s = usg_binary(&gy, USG_MUL, gout[0], y);
+    if (s == USG_OK) s = usg_sum(&sgy, gy, dim, true);
+    if (s == USG_OK) s = usg_binary(&d, USG_SUB, gout[0], sgy);
+    if (s == USG_OK) s = usg_binary(&gin[0], USG_MUL, y, d);
+    usg_tensor_release(gy);
+    usg_tensor_release(sgy);
+    usg_tensor_release(d);
+    return s;
+}
+
+/* y = log_softmax(x) along dim:  dL/dx = g - exp(y) sum_dim(g) */
+static usg_status log_softmax_backward(usg_node *n, usg_tensor *const *gout, usg_tensor **gin)
+{
+    int dim = *(const int *)usg_node_ctx(n);
+    usg_tensor *y = usg_node_saved(n, 0), *sg = NULL, *p = NULL, *t = NULL;
+    usg_status s = usg_sum(&sg, gout[0], dim, true);
+    if (s == USG_OK) s = usg_unary(&p, USG_EXP, y);
+    if (s == USG_OK) s = usg_binary(&t, USG_MUL, p, sg);
+    if (s == USG_OK) s = usg_binary(&gin[0], USG_SUB, gout[0], t);
+    usg_tensor_release(sg);
+    usg_tensor_release(p);
+    usg_tensor_release(t);
+    return s;
+}
+
+static const usg_op softmax_op = {"softmax", softmax_backward, NULL};
+static const usg_op log_softmax_op = {"log_softmax", log_softmax_backward, NULL};
+
+/* Both save their output; the dim goes to the backward as the user gave it
+ * (usg_sum resolves it as softmax did, 0-dim tensors included). */
+usg_status usg_ad_softmax(usg_tensor **out, usg_tensor *x, int dim)
+{
+    usg_status s = usg_softmax(out, x, dim);
+    return s != USG_OK ? s : record(out, &softmax_op, 1, &x, &dim, sizeof dim, 1, out);
+}
+
+usg_status usg_ad_log_softmax(usg_tensor **out, usg_tensor *x, int dim)
+{
+    usg_status s = usg_log_softmax(out, x, dim);
+    return s != USG_OK ? s : record(out, &log_softmax_op, 1, &x, &dim, sizeof dim, 1, out);
+}
+
+/* ==== nll_loss and cross_entropy ======================================== */
+
+typedef struct class_ctx {
+    int32_t ignore;
+    usg_reduction red;
+    int base;
+    bool mask;          /* a mask was saved (slot 2) */
+} class_ctx;
+
+/* Element i of a 0-dim or 1-D view, whatever its stride. */
+static double at1(const usg_tensor *t, int64_t i)
+{
+    return usg_load(t->dtype, usg_base(t), t->offset + (t->ndim ? i * t->stride[0] : 0));
+}
+
+/* Item i counts unless its target is ignore_index or its mask is 0 (the
+ * forward's rule, nn.c). */
+static bool counts(const usg_tensor *target, const usg_tensor *mask, int32_t ignore, int64_t i)
+{
+    return (int32_t)at1(target, i) != ignore && (!mask || at1(mask, i) != 0.0);
+}
+
+/* Row i's gradient: nll puts -g_i at the target; cross-entropy writes
+ * g_i (softmax(x_i) - onehot(t_i)), the softmax taken stably (max
+ * subtracted) in double. x and gx are contiguous (C) rows. */
+static void class_row(usg_dtype dt, void *gx, const void *x, int64_t row, int64_t C, int64_t t,
+                      double gi, bool fused)
+{
+    if (!fused) { usg_store(dt, gx, row + t, -gi); return; }
+    double m = -INFINITY, z = 0.0;
+    for (int64_t c = 0; c < C; c++) {
+        double v = usg_load(dt, x, row + c);
+        if (v > m || isnan(v)) m = v;
+    }
+    for (int64_t c = 0; c < C; c++) z += exp(usg_load(dt, x, row + c) - m);
+    for (int64_t c = 0; c < C; c++)
+        usg_store(dt, gx, row + c, gi * (exp(usg_load(dt, x, row + c) - m) / z - (c == t)));
+}
+
+/* loss = sum over counted items i of l_i, divided by the count for MEAN:
+ *   nll:  l_i = -logp[i][t_i]          dL/dlogp[i][c] = -g_i [c = t_i]
+ *   ce:   l_i = -log softmax(x_i)[t_i]  dL/dx[i][c] = g_i (softmax(x_i)_c - [c = t_i])
+ * with g_i = g / #counted (MEAN), g (SUM) or g[i] (NONE); rows that do not
+ * count get 0. */
+static usg_status class_backward(usg_node *n, usg_tensor *const *gout, usg_tensor **gin,
+                                 bool fused)
+{
+    if (!usg_node_needs_grad(n, 0)) return USG_OK;
+    const class_ctx *c = usg_node_ctx(n);
+    usg_tensor *x = usg_node_saved(n, 0), *target = usg_node_saved(n, 1);
+    usg_tensor *mask = c->mask ? usg_node_saved(n, 2) : NULL, *xc = NULL, *gx = NULL;
+    int64_t N = x->ndim == 1 ? 1 : x->shape[0], C = x->shape[x->ndim - 1];
+    usg_status s = usg_tensor_zeros(&gx, x->dtype, x->ndim, x->shape);      /* (N, C) */
+    if (s == USG_OK && fused) s = usg_contiguous(&xc, x);
+    if (s != USG_OK) {
+        usg_tensor_release(gx);
+        return s;
+    }
+    double count = 0.0;
+    for (int64_t i = 0; i < N; i++) count += counts(target, mask, c->ignore, i);
+    for (int64_t i = 0; i < N; i++) {
+        if (!counts(target, mask, c->ignore, i)) continue;
+        double gi = c->red == USG_REDUCE_NONE ? usg_tensor_get_flat(gout[0], i)
+                  : c->red == USG_REDUCE_MEAN ? usg_tensor_get_flat(gout[0], 0) / count
+                  : usg_tensor_get_flat(gout[0], 0);
+        class_row(x->dtype, usg_tensor_data(gx), xc ? usg_tensor_data(xc) : NULL, i * C, C,
+                  (int32_t)at1(target, i) - c->base, gi, fused);
+    }
+    usg_tensor_release(xc);
+    gin[0] = gx;
+    return USG_OK;
+}
+
+static usg_status nll_backward(usg_node *n, usg_tensor *const *gout, usg_tensor **gin)
+{
+    return class_backward(n, gout, gin, false);
+}
+
+static usg_status ce_backward(usg_node *n, usg_tensor *const *gout, usg_tensor **gin)
+{
+    return class_backward(n, gout, gin, true);
+}
+
+static const usg_op nll_op = {"nll_loss", nll_backward, NULL};
+static const usg_op ce_op = {"cross_entropy", ce_backward, NULL};
+
+/* nll only needs the targets (the gradient does not depend on logp's
+ * values), but saving logp costs an alias and keeps one code path. */
+static usg_status record_class(usg_tensor **out, const usg_op *op, usg_tensor *x,
+                               usg_tensor *target, usg_tensor *mask, int32_t ignore,
+                               usg_reduction red, int base)
+{
+    class_ctx c = {ignore, red, base, mask != NULL};
+    return record(out, op, 1, &x, &c, sizeof c, mask ? 3 : 2, (usg_tensor *[]){x, target, mask});
+}
+
+usg_status usg_ad_nll_loss(usg_tensor **out, usg_tensor *logp, usg_tensor *target,
+                           usg_tensor *mask, int32_t ignore_index, usg_reduction red, int base)
+{
+    usg_status s = usg_nll_loss(out, logp, target, mask, ignore_index, red, base);
+    return s != USG_OK ? s : record_class(out, &nll_op, logp, target, mask, ignore_index, red, base);
+}
+
+usg_status usg_ad_cross_entropy(usg_tensor **out, usg_tensor *logits, usg_tensor *target,
+                                usg_tensor *mask, int32_t ignore_index, usg_reduction red,
+                                int base)
+{
+    usg_status s = usg_cross_entropy(out, logits, target, mask, ignore_index, red, base);
+    return s != USG_OK ? s : record_class(out, &ce_op, logits, target, mask, ignore_index, red,
+                                          base);
+}
+
+/* ==== Pointwise losses ================================================== */
+
+/* The derivatives of loss_i = f(a_i, b_i) with respect to a_i and b_i. */
+typedef void (*point_grad_fn)(double a, double b, double *da, double *db);
+
+/* (a - b)^2:  d/da = 2 (a - b),  d/db = -2 (a - b) */
+static void mse_grad(double a, double b, double *da, double *db)
+{
+    *da = 2.0 * (a - b);
+    *db = -*da;
+}
+
+/* -(y clog(p) + (1 - y) clog(1 - p)), clog = max(log, -100):
+ *   d/dp = (p - y) / max(p (1 - p), 1e-12)   (PyTorch's formula, which
+ *                                            ignores the clamp)
+ *   d/dy = clog(1 - p) - clog(p)             (= -logit(p) inside the clamp) */
+static void bce_grad(double p, double y, double *dp, double *dy)
+{
+    *dp = (p - y) / fmax(p * (1.0 - p), 1e-12);
+    *dy = fmax(log1p(-p), -100.0) - fmax(log(p), -100.0);
+}
+
+/* max(x, 0) - x y + log(1 + exp(-|x|)) = -(y log s + (1 - y) log(1 - s)),
+ * s = sigmoid(x):  d/dx = s - y,  d/dy = -x.  s computed without overflow. */
+static void bcel_grad(double x, double y, double *dx, double *dy)
+{
+    double s = x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x));
+    *dx = s - y;
+    *dy = -x;
+}
+
+typedef struct point_ctx {
+    usg_reduction red;
+    point_grad_fn f;
+} point_ctx;
+
+/* dL/da_i = g_i f_a(a_i, b_i), dL/db_i = g_i f_b(a_i, b_i), with g_i = g / n
+ * (MEAN), g (SUM) or g[i] (NONE); each in its own input's dtype. */
+static usg_status point_backward(usg_node *n, usg_tensor *const *gout, usg_tensor **gin)
+{
+    const point_ctx *c = usg_node_ctx(n);
+    usg_tensor *a = NULL, *b = NULL, *g = NULL, *ga = NULL, *gb = NULL;
+    usg_status s = usg_contiguous(&a, usg_node_saved(n, 0));
+    if (s == USG_OK) s = usg_contiguous(&b, usg_node_saved(n, 1));
+    if (s == USG_OK) s = usg_contiguous(&g, gout[0]);
+    if (s == USG_OK && usg_node_needs_grad(n, 0)) s = usg_tensor_empty_like(&ga, a, a->dtype);
+    if (s == USG_OK && usg_node_needs_grad(n, 1)) s = usg_tensor_empty_like(&gb, b, b->dtype);
+    if (s == USG_OK) {
+        int64_t N = usg_tensor_numel(a);
+        const void *pa = usg_tensor_data(a), *pb = usg_tensor_data(b), *pg = usg_tensor_data(g);
+        double scale = c->red == USG_REDUCE_MEAN ? 1.0 / (double)N : 1.0;
+        for (int64_t i = 0; i < N; i++) {
+            double da, db, gi = usg_load(g->dtype, pg, c->red == USG_REDUCE_NONE ? i : 0) * scale;
+            c->f(usg_load(a->dtype, pa, i), usg_load(b->dtype, pb, i), &da, &db);
+            if (ga) usg_store(ga->dtype, usg_tensor_data(ga), i, gi * da);
+            if (gb) usg_store(gb->dtype, usg_tensor_data(gb), i, gi * db);
+        }
+    }
+    usg_tensor_release(a);
+    usg_tensor_release(b);
+    usg_tensor_release(g);
+    if (s != USG_OK) {
+        usg_tensor_release(ga);
+        usg_tensor_release(gb);
+        return s;
+    }
+    gin[0] = ga;
+    gin[1] = gb;
+    return USG_OK;
+}
+
+static const usg_op mse_op = {"mse_loss", point_backward, NULL};
+static const usg_op bce_op = {"bce_loss", point_backward, NULL};
+static const usg_op bcel_op = {"bce_with_logits", point_backward, NULL};
+
+/* Both sides may be differentiated (a target that requires grad gets one,
+ * as in PyTorch), unless a side is integer. */
+static usg_status record_point(usg_tensor **out, const usg_op *op, usg_tensor *a, usg_tensor *b,
+                               usg_reduction red, point_grad_fn f)
+{
+    point_ctx c = {red, f};
+    return record(out, op, 2, (usg_tensor *[]){diff_in(a), diff_in(b)}, &c, sizeof c, 2,
+                  (usg_tensor *[]){a, b});
+}
+
+usg_status usg_ad_mse_loss(usg_tensor **out, usg_tensor *a, usg_tensor *b, usg_reduction red)
+{
+    usg_status s = usg_mse_loss(out, a, b, red);
+    return s != USG_OK ? s : record_point(out, &mse_op, a, b, red, mse_grad);
+}
+
+usg_status usg_ad_bce_loss(usg_tensor **out, usg_tensor *p, usg_tensor *y, usg_reduction red)
+{
+    usg_status s = usg_bce_loss(out, p, y, red);
+    return s != USG_OK ? s : record_point(out, &bce_op, p, y, red, bce_grad);
+}
+
+usg_status usg_ad_bce_with_logits(usg_tensor **out, usg_tensor *x, usg_tensor *y,
+                                  usg_reduction red)
+{
+    usg_status s = usg_bce_with_logits(out, x, y, red);
+    return s != USG_OK ? s : record_point(out, &bcel_op, x, y, red, bcel_grad);
+}
+
+/* ==== Dropout =========================================================== */
+
+/* y = x m / (1 - p), m the saved 0/1 mask:  dL/dx = g m / (1 - p) */
+static usg_status dropout_backward(usg_node *n, usg_tensor *const *gout, usg_tensor **gin)
+{
+    double scale = *(const double *)usg_node_ctx(n);
+    usg_tensor *gm = NULL;
+    usg_status s = usg_binary(&gm, USG_MUL, gout[0], usg_node_saved(n, 0));
+    if (s == USG_OK) s = usg_binary_scalar_(gm, USG_MUL, scale);    /* gm is ours: in place */
+    if (s != USG_OK) {
+        usg_tensor_release(gm);
+        return s;
+    }
+    gin[0] = gm;
+    return USG_OK;
+}
+
+static const usg_op dropout_op = {"dropout", dropout_backward, NULL};
+
+/* The mask is made only when the node needs it; the draws from r are the
+ * same either way, so requires_grad never changes the random stream. The
+ * mask is the node's first saved tensor: the Lua binding hands it out. */
+usg_status usg_ad_dropout(usg_tensor **out, usg_rng *r, usg_tensor *x, double p)
+{
+    usg_tensor *mask = NULL;
+    bool need = usg_grad_needed(1, &x);
+    usg_status s = usg_dropout(out, need ? &mask : NULL, r, x, p);
+    if (s != USG_OK || !need) return s;
+    double scale = 1.0 / (1.0 - p);
+    s = record(out, &dropout_op, 1, &x, &scale, sizeof scale, 1, &mask);
+    usg_tensor_release(mask);
+    return s;
+}

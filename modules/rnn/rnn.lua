@@ -1,0 +1,146 @@
+-- rnn.lua -- the Lua face of the RNN plugin: nn.RNN, the Elman RNN of the
+-- course, an nn.Module over the fused op rnn.rnn (one autograd node per
+-- layer, BPTT written out in C). Receives the module table M that the C
+-- side made; `require 'usagi.rnn'` also registers the class as nn.RNN.
+--
+--   u^t = W_in x^t + W z^{t-1} + b_ih + b_hh,   z^t = f(u^t),   z^0 = h0 (zeros by default)
+--
+--   local nn = require 'usagi.nn'
+--   require 'usagi.rnn'
+--   local rnn = nn.RNN(8, 16, { num_layers = 2, nonlinearity = 'tanh' })
+--   local out, h_n = rnn(x)              -- x (T, B, 8) -> out (T, B, 16), h_n (2, B, 16)
+--
+-- Truncated BPTT: carry the final state into the next chunk of a long
+-- sequence without its history, so the backward stops at the chunk's start.
+-- Either by hand:
+--   local out, h = rnn(x1)
+--   h = h:detach()                       -- keep the values, drop the graph
+--   out, h = rnn(x2, h)
+-- or with { carry = true }: each forward starts from the previous call's
+-- final state (detached) and rnn:reset() forgets it (a new epoch, a new
+-- stream of batches). An explicit h0 argument always wins.
+local M = ...
+local usagi = require 'usagi'
+local nn = require 'usagi.nn'
+
+local RNN = nn.Module:extend 'RNN'
+
+local KNOWN = { num_layers = true, nonlinearity = true, bias = true, dropout = true,
+                carry = true, dtype = true, batch_first = true }
+local ACTS = { tanh = true, relu = true, sigmoid = true }
+
+-- Errors raised here name nn.RNN and point at the caller of nn.RNN(...):
+-- level 4 from a check in __init (fail, __init, the class's constructor,
+-- the caller), 5 from a helper of __init.
+local function fail(msg, level) error('RNN: ' .. msg, level or 5) end
+
+local function check_opts(opts)
+  if opts == nil then return {} end
+  if type(opts) ~= 'table' then fail('options must be a table, got ' .. type(opts)) end
+  for k in pairs(opts) do
+    if not KNOWN[k] then fail(("unknown option '%s'"):format(tostring(k))) end
+  end
+  if opts.batch_first then fail('batch_first is not supported: sequences are time-major (T, B, I)') end
+  return opts
+end
+
+local function check_size(what, v)
+  if math.type(v) ~= 'integer' or v < 1 then
+    fail(('%s must be a positive integer, got %s'):format(what, tostring(v)))
+  end
+end
+
+-- nn.RNN(input_size, hidden_size [, opts]), opts (PyTorch's names):
+--   num_layers    1         layer l > 1 reads layer l-1's states
+--   nonlinearity  'tanh'    or 'relu', 'sigmoid'
+--   bias          true      b_ih and b_hh per layer (both, so PyTorch's weights load)
+--   dropout       0         on every layer's output but the last, when training
+--   carry         false     start each forward from the last final state (detached)
+--   dtype         'f32'
+-- Parameters, in PyTorch's order and names: weight_ih_l0 (H, I),
+-- weight_hh_l0 (H, H), bias_ih_l0 (H), bias_hh_l0 (H), weight_ih_l1 (H, H), ...
+-- (0-based like PyTorch's, so state_dicts carry over), all drawn from
+-- U(-1/sqrt(H), 1/sqrt(H)) from the run's generator, in that order.
+function RNN:__init(input_size, hidden_size, opts)
+  nn.Module.__init(self)
+  check_size('input_size', input_size)
+  check_size('hidden_size', hidden_size)
+  opts = check_opts(opts)
+  self.input_size, self.hidden_size = input_size, hidden_size
+  self.num_layers = opts.num_layers or 1
+  check_size('num_layers', self.num_layers)
+  self.nonlinearity = opts.nonlinearity or 'tanh'
+  if not ACTS[self.nonlinearity] then
+    fail(("nonlinearity must be 'tanh', 'relu' or 'sigmoid', got '%s'"):format(tostring(self.nonlinearity)), 4)
+  end
+  self.bias = opts.bias ~= false
+  self.dropout = opts.dropout or 0
+  if type(self.dropout) ~= 'number' or not (self.dropout >= 0 and self.dropout < 1) then
+    fail(('dropout must be a number in [0, 1), got %s'):format(tostring(self.dropout)), 4)
+  end
+  self.carry = opts.carry and true or false
+  local H, k, dt = hidden_size, 1 / math.sqrt(hidden_size), opts.dtype or 'f32'
+  local function uniform(shape) return usagi.rand(shape, { lo = -k, hi = k, dtype = dt }) end
+  for l = 0, self.num_layers - 1 do
+    self:register_parameter('weight_ih_l' .. l, uniform { H, l == 0 and input_size or H })
+    self:register_parameter('weight_hh_l' .. l, uniform { H, H })
+    if self.bias then
+      self:register_parameter('bias_ih_l' .. l, uniform { H })
+      self:register_parameter('bias_hh_l' .. l, uniform { H })
+    end
+  end
+end
+
+-- The weights as rnn.rnn takes them: { {w_ih, w_hh [, b_ih, b_hh]}, ... }
+function RNN:layer_weights()
+  local ws = {}
+  for l = 0, self.num_layers - 1 do
+    ws[l + 1] = { self['weight_ih_l' .. l], self['weight_hh_l' .. l],
+                  self['bias_ih_l' .. l], self['bias_hh_l' .. l] }
+  end
+  return ws
+end
+
+-- rnn.rnn, its errors raised at the caller of forward (level 3 from here)
+local function run(x, h0, weights, opts)
+  local ok, out, h_n = pcall(M.rnn, x, h0, weights, opts)
+  if not ok then error(out, 3) end
+  return out, h_n
+end
+
+-- forward(x [, h0]) -> out (T, B, H), h_n (num_layers, B, H)
+function RNN:forward(x, h0)
+  if h0 == nil and self.carry and self.h then
+    if usagi.is_tensor(x) and x:dim() == 3 and x:size(2) ~= self.h:size(2) then
+      error(('RNN: the carried state is for batches of %d, this input %s has %d; '
+        .. 'call :reset() first'):format(self.h:size(2), tostring(x:size()), x:size(2)), 2)
+    end
+    h0 = self.h
+  end
+  local out, h_n = run(x, h0, self:layer_weights(), {
+    nonlinearity = self.nonlinearity,
+    dropout = self.training and self.dropout or 0,
+  })
+  if self.carry then rawset(self, 'h', h_n:detach()) end
+  return out, h_n
+end
+
+-- Forget the carried state: the next forward starts from zeros.
+function RNN:reset()
+  rawset(self, 'h', nil)
+  return self
+end
+
+function RNN:extra_repr()
+  local s = ('%d, %d'):format(self.input_size, self.hidden_size)
+  if self.num_layers ~= 1 then s = s .. ', num_layers=' .. self.num_layers end
+  if self.nonlinearity ~= 'tanh' then s = s .. ", nonlinearity='" .. self.nonlinearity .. "'" end
+  if not self.bias then s = s .. ', bias=false' end
+  if self.dropout ~= 0 then s = s .. ', dropout=' .. self.dropout end
+  if self.carry then s = s .. ', carry=true' end
+  return s
+end
+
+nn.RNN = RNN
+M.RNN = RNN
+return M

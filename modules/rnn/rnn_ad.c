@@ -1,0 +1,230 @@
+/*
+ * rnn_ad.c -- the Elman RNN as autograd ops: one layer over the whole
+ * sequence is ONE recorded node whose backward is the BPTT of rnn.c, and
+ * the stacked RNN chains layers (with dropout between them) and gathers
+ * their final states. No Lua here, so the C tests gradcheck it directly;
+ * rnn_lua.c only binds it.
+ *
+ * What a layer's node keeps for its backward: x, W_in, W, h0 and its own
+ * output z (T, B, H). f'(u^t) is read from z^t (tanh' = 1 - z^2, ...), so u
+ * is not stored: the forward's memory is the output alone.
+ */
+#include <string.h>
+
+#include "rnn.h"
+
+/* ==== One layer ========================================================= */
+
+typedef struct rnn_ctx {
+    usg_rnn_act f;
+    bool has_h0;
+} rnn_ctx;
+
+/* saved tensors, in order of usg_node_save */
+enum { SAVED_X, SAVED_W_IH, SAVED_W_HH, SAVED_Z, SAVED_H0 };
+/* inputs of the node */
+enum { IN_X, IN_H0, IN_W_IH, IN_W_HH, IN_B_IH, IN_B_HH, N_IN };
+
+/* A zero gradient for input i in its forward shape and dtype, or NULL (and
+ * OK) when input i needs none. */
+static usg_status zero_grad_for(usg_tensor **g, const usg_node *n, int i)
+{
+    int nd;
+    *g = NULL;
+    if (!usg_node_needs_grad(n, i)) return USG_OK;
+    const int64_t *shape = usg_node_input_shape(n, i, &nd);
+    return usg_tensor_zeros(g, usg_node_input_dtype(n, i), nd, shape);
+}
+
+/* A gradient from the engine as the kernel wants it: contiguous, z's
+ * dtype (NULL stays NULL: no gradient reached that output). */
+static usg_status as_kernel_grad(usg_tensor **out, usg_tensor *g, usg_dtype dt)
+{
+    *out = NULL;
+    if (!g) return USG_OK;
+    usg_tensor *c;
+    usg_status s = usg_to_dtype(&c, g, dt);
+    if (s != USG_OK) return s;
+    s = usg_contiguous(out, c);
+    usg_tensor_release(c);
+    return s;
+}
+
+/* y = (out, h_n) = RNN(x, h0; W_in, W, b_ih, b_hh), with h_n = z^T.
+ * Outputs' gradients g_out = dL/dz^t, g_hn = dL/dz^T (either may be NULL);
+ * BPTT (rnn.c) gives dx, dh0, dW_in, dW, and db_ih = db_hh = Σ_t δ^t. */
+static usg_status rnn_backward(usg_node *n, usg_tensor *const *grad_out, usg_tensor **grad_in)
+{
+    const rnn_ctx *c = usg_node_ctx(n);
+    usg_tensor *x = usg_node_saved(n, SAVED_X), *z = usg_node_saved(n, SAVED_Z);
+    usg_tensor *h0 = c->has_h0 ? usg_node_saved(n, SAVED_H0) : NULL;
+    usg_tensor *g_out = NULL, *g_hn = NULL, *g[N_IN] = {NULL};
+    usg_status s = as_kernel_grad(&g_out, grad_out[0], z->dtype);
+    if (s == USG_OK) s = as_kernel_grad(&g_hn, grad_out[1], z->dtype);
+    for (int i = IN_X; i <= IN_B_IH && s == USG_OK; i++) s = zero_grad_for(&g[i], n, i);
+    /* both biases have the one gradient Σ_t δ^t: compute it once */
+    bool need_b = usg_node_needs_grad(n, IN_B_IH) || usg_node_needs_grad(n, IN_B_HH);
+    if (s == USG_OK && !g[IN_B_IH] && need_b) {
+        int nd;
+        const int64_t *shape = usg_node_input_shape(n, IN_B_HH, &nd);
+        s = usg_tensor_zeros(&g[IN_B_IH], usg_node_input_dtype(n, IN_B_HH), nd, shape);
+    }
+    if (s == USG_OK)
+        s = usg_rnn_layer_backward(g[IN_X], g[IN_H0], g[IN_W_IH], g[IN_W_HH], g[IN_B_IH],
+                                   g_out, g_hn, x, h0, usg_node_saved(n, SAVED_W_IH),
+                                   usg_node_saved(n, SAVED_W_HH), z, c->f);
+    if (s == USG_OK && usg_node_needs_grad(n, IN_B_HH)) {
+        if (usg_node_needs_grad(n, IN_B_IH)) s = usg_clone(&g[IN_B_HH], g[IN_B_IH]);
+        else { g[IN_B_HH] = g[IN_B_IH]; g[IN_B_IH] = NULL; }
+    }
+    usg_tensor_release(g_out);
+    usg_tensor_release(g_hn);
+    for (int i = 0; i < N_IN; i++) {
+        if (s == USG_OK) grad_in[i] = g[i];
+        else usg_tensor_release(g[i]);
+    }
+    return s;
+}
+
+static const usg_op rnn_op = {"rnn", rnn_backward, NULL};
+
+/* Record the node: inputs are the caller's tensors (for the graph's edges),
+ * saved are their contiguous forms (what the kernel read). */
+static usg_status record(usg_tensor *z, usg_tensor *hn, usg_tensor *const *in,
+                         usg_tensor *const *cont, usg_rnn_act f)
+{
+    if (!usg_grad_needed(N_IN, in)) return USG_OK;
+    rnn_ctx *ctx = usg_alloc(sizeof *ctx);
+    if (!ctx) return USG_NOMEM;
+    ctx->f = f;
+    ctx->has_h0 = in[IN_H0] != NULL;
+    usg_node *n;
+    usg_status s = usg_node_begin(&n, &rnn_op, N_IN, in, ctx);
+    if (s != USG_OK || !n) return s;
+    if ((s = usg_node_save(n, cont[IN_X])) == USG_OK &&
+        (s = usg_node_save(n, cont[IN_W_IH])) == USG_OK &&
+        (s = usg_node_save(n, cont[IN_W_HH])) == USG_OK && (s = usg_node_save(n, z)) == USG_OK &&
+        ctx->has_h0)
+        s = usg_node_save(n, cont[IN_H0]);
+    return usg_node_finish(n, 2, (usg_tensor *[]){z, hn}, s);
+}
+
+usg_status usg_ad_rnn_layer(usg_tensor **out, usg_tensor **h_n, usg_tensor *x, usg_tensor *h0,
+                            usg_tensor *w_ih, usg_tensor *w_hh, usg_tensor *b_ih,
+                            usg_tensor *b_hh, usg_rnn_act f, int layer)
+{
+    *out = *h_n = NULL;
+    usg_status s = usg_rnn_check_layer(x, h0, w_ih, w_hh, b_ih, b_hh, layer);
+    if (s != USG_OK) return s;
+    usg_tensor *in[N_IN] = {x, h0, w_ih, w_hh, b_ih, b_hh}, *cont[N_IN] = {NULL};
+    for (int i = 0; i < N_IN && s == USG_OK; i++)
+        if (in[i]) s = usg_contiguous(&cont[i], in[i]);
+    int64_t T = x->shape[0], B = x->shape[1], H = w_hh->shape[0];
+    usg_tensor *z = NULL, *hn = NULL;
+    if (s == USG_OK) s = usg_tensor_empty(&z, x->dtype, 3, (int64_t[]){T, B, H});
+    if (s == USG_OK) s = usg_tensor_empty(&hn, x->dtype, 2, (int64_t[]){B, H});
+    if (s == USG_OK)
+        s = usg_rnn_layer_forward(z, cont[IN_X], cont[IN_H0], cont[IN_W_IH], cont[IN_W_HH],
+                                  cont[IN_B_IH], cont[IN_B_HH], f);
+    if (s == USG_OK) {
+        /* h_n = z^T, a copy: the two outputs are separate tensors, as PyTorch's */
+        size_t bytes = (size_t)(B * H) * usg_dtype_size(x->dtype);
+        memcpy(usg_tensor_data(hn), (char *)usg_tensor_data(z) + (size_t)(T - 1) * bytes, bytes);
+        s = record(z, hn, in, cont, f);
+    }
+    for (int i = 0; i < N_IN; i++) usg_tensor_release(cont[i]);
+    if (s != USG_OK) {
+        usg_tensor_release(z);
+        usg_tensor_release(hn);
+        return s;
+    }
+    *out = z;
+    *h_n = hn;
+    return USG_OK;
+}
+
+/* ==== The stacked RNN =================================================== */
+
+/* Every layer's weights fit (same H everywhere, layer l > 0 reading H
+ * inputs), and h0 is (L, B, H): all checked before anything runs. */
+static usg_status check_stack(const usg_tensor *x, const usg_tensor *h0, int layers,
+                              usg_tensor *const *w, double dropout, const usg_rng *rng)
+{
+    char b1[256], b2[256];
+    usg_status s;
+    if (layers < 1) return usg_fail(USG_ARG, "rnn: num_layers must be >= 1, got %d", layers);
+    if (!(dropout >= 0 && dropout < 1))
+        return usg_fail(USG_ARG, "rnn: dropout must be in [0, 1), got %g", dropout);
+    if (dropout > 0 && !rng) return usg_fail(USG_ARG, "rnn: dropout > 0 needs a generator");
+    for (int l = 0; l < layers; l++)
+        if (!w[4 * l] || !w[4 * l + 1])
+            return usg_fail(USG_ARG, "rnn: weight_%s_l%d is missing", w[4 * l] ? "hh" : "ih", l);
+    if ((s = usg_rnn_check_layer(x, NULL, w[0], w[1], w[2], w[3], 0)) != USG_OK) return s;
+    int64_t B = x->shape[1], H = w[0]->shape[0];
+    usg_tensor xl = *x;                  /* the shape layer l > 0 reads: (T, B, H) */
+    xl.shape[2] = H;
+    for (int l = 1; l < layers; l++) {
+        const usg_tensor *wi = w[4 * l];
+        if (wi->ndim != 2 || wi->shape[0] != H || wi->shape[1] != H)
+            return usg_fail(USG_SHAPE, "rnn: weight_ih_l%d must be (%lld, %lld) (it reads layer "
+                            "%d's %lld states), got %s", l, (long long)H, (long long)H, l - 1,
+                            (long long)H, usg_shape_str(b1, sizeof b1, wi->ndim, wi->shape));
+        if ((s = usg_rnn_check_layer(&xl, NULL, wi, w[4 * l + 1], w[4 * l + 2], w[4 * l + 3], l)))
+            return s;
+    }
+    if (!h0) return USG_OK;
+    if (h0->dtype != x->dtype)
+        return usg_fail(USG_TYPE, "rnn: h0 must be %s like the input, got %s",
+                        usg_dtype_name(x->dtype), usg_dtype_name(h0->dtype));
+    if (h0->ndim != 3 || h0->shape[0] != layers || h0->shape[1] != B || h0->shape[2] != H)
+        return usg_fail(USG_SHAPE, "rnn: h0 must be %s (num_layers, B, H), got %s",
+                        usg_shape_str(b1, sizeof b1, 3, (int64_t[]){layers, B, H}),
+                        usg_shape_str(b2, sizeof b2, h0->ndim, h0->shape));
+    return USG_OK;
+}
+
+/* Layer l on `cur` (consumed), its final state into hn[l]; dropout on its
+ * output unless it is the last layer. The next layer's input comes back
+ * through *next. */
+static usg_status run_layer(usg_tensor **next, usg_tensor **hn, usg_tensor *cur, usg_tensor *h0,
+                            usg_tensor *const *w, int l, bool last, usg_rnn_act f, double p,
+                            usg_rng *rng)
+{
+    usg_tensor *h0l = NULL, *o = NULL;
+    usg_status s = h0 ? usg_ad_select(&h0l, h0, 0, l) : USG_OK;      /* h0[l] (B, H) */
+    if (s == USG_OK) s = usg_ad_rnn_layer(&o, hn, cur, h0l, w[0], w[1], w[2], w[3], f, l);
+    usg_tensor_release(h0l);
+    usg_tensor_release(cur);
+    *next = NULL;
+    if (s != USG_OK) return s;
+    if (last || p == 0) { *next = o; return USG_OK; }
+    s = usg_ad_dropout(next, rng, o, p);
+    usg_tensor_release(o);
+    return s;
+}
+
+usg_status usg_ad_rnn(usg_tensor **out, usg_tensor **h_n, usg_tensor *x, usg_tensor *h0,
+                      int layers, usg_tensor *const *weights, usg_rnn_act f, double dropout,
+                      usg_rng *rng)
+{
+    *out = *h_n = NULL;
+    usg_status s = check_stack(x, h0, layers, weights, dropout, rng);
+    if (s != USG_OK) return s;
+    usg_tensor **hn = usg_alloc((size_t)layers * sizeof *hn);
+    if (!hn) return USG_NOMEM;
+    memset(hn, 0, (size_t)layers * sizeof *hn);
+    usg_tensor *cur = x;
+    usg_tensor_retain(cur);
+    for (int l = 0; l < layers && s == USG_OK; l++)
+        s = run_layer(&cur, &hn[l], cur, h0, weights + 4 * l, l, l == layers - 1, f, dropout, rng);
+    /* h_n = stack_l z_l^T: (L, B, H) */
+    if (s == USG_OK) s = usg_ad_stack(h_n, layers, hn, 0);
+    for (int l = 0; l < layers; l++) usg_tensor_release(hn[l]);
+    usg_free(hn);
+    if (s != USG_OK) {
+        usg_tensor_release(cur);
+        return s;
+    }
+    *out = cur;
+    return USG_OK;
+}

@@ -1,0 +1,79 @@
+/*
+ * rnn_lua.c -- the binding of the RNN plugin: `require 'usagi.rnn'` loads
+ * usagi/rnn.so, whose entry point registers rnn.rnn and runs the Lua face
+ * (rnn.lua: nn.RNN). The math is in rnn.c, the autograd op in rnn_ad.c.
+ *
+ *   local rnn = require 'usagi.rnn'
+ *   local out, h_n = rnn.rnn(x, h0, { {w_ih, w_hh, b_ih, b_hh}, ... },
+ *                            { nonlinearity = 'tanh', dropout = 0 })
+ */
+#include "usagi/lua.h"
+#include "rnn.h"
+
+#define MAX_LAYERS 64
+
+/* The layers' weights from the list at idx into w (4 per layer, biases
+ * NULL when absent). Tensors stay referenced by the table during the call. */
+static int check_weights(lua_State *L, int idx, usg_tensor **w)
+{
+    static const char *const names[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
+    luaL_checktype(L, idx, LUA_TTABLE);
+    int layers = (int)luaL_len(L, idx);
+    luaL_argcheck(L, layers >= 1 && layers <= MAX_LAYERS, idx,
+                  "weights must list 1 to 64 layers, each {weight_ih, weight_hh [, bias_ih, bias_hh]}");
+    for (int l = 0; l < layers; l++) {
+        if (lua_rawgeti(L, idx, l + 1) != LUA_TTABLE)                /* [layer] */
+            return luaL_argerror(L, idx, lua_pushfstring(L, "layer %d must be a table "
+                                 "{weight_ih, weight_hh [, bias_ih, bias_hh]}", l + 1));
+        for (int k = 0; k < 4; k++) {
+            lua_rawgeti(L, -1, k + 1);                               /* [layer, w] */
+            w[4 * l + k] = usg_lua_totensor(L, -1);
+            if (!w[4 * l + k] && (k < 2 || !lua_isnil(L, -1)))
+                return luaL_argerror(L, idx, lua_pushfstring(L, "%s of layer %d must be a "
+                                     "tensor, got %s", names[k], l + 1, luaL_typename(L, -1)));
+            lua_pop(L, 1);                                           /* [layer] */
+        }
+        lua_pop(L, 1);                                               /* [] */
+    }
+    return layers;
+}
+
+/* rnn.rnn(x, h0, weights [, {nonlinearity = 'tanh', dropout = 0}]) -> out, h_n
+ * x (T, B, I), h0 (L, B, H) or nil; out (T, B, H), h_n (L, B, H). Dropout
+ * between layers draws from the run's generator; pass 0 when evaluating. */
+static int l_rnn(lua_State *L)
+{
+    usg_tensor *x = usg_lua_checktensor(L, 1);
+    usg_tensor *h0 = lua_isnoneornil(L, 2) ? NULL : usg_lua_checktensor(L, 2);
+    usg_tensor *w[4 * MAX_LAYERS];
+    int layers = check_weights(L, 3, w);
+    usg_rnn_act f = USG_RNN_TANH;
+    double p = 0;
+    if (!lua_isnoneornil(L, 4)) {
+        luaL_checktype(L, 4, LUA_TTABLE);
+        if (lua_getfield(L, 4, "nonlinearity") != LUA_TNIL) {
+            const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
+            if (!usg_rnn_act_parse(name, &f))
+                return luaL_argerror(L, 4, lua_pushfstring(L, "nonlinearity must be 'tanh', "
+                                     "'relu' or 'sigmoid', got '%s'", name));
+        }
+        if (lua_getfield(L, 4, "dropout") != LUA_TNIL) {
+            if (!lua_isnumber(L, -1))
+                return luaL_argerror(L, 4, "dropout must be a number in [0, 1)");
+            p = lua_tonumber(L, -1);
+        }
+        lua_pop(L, 2);
+    }
+    usg_tensor *out, *h_n;
+    USG_LUA_TRY(L, usg_ad_rnn(&out, &h_n, x, h0, layers, w, f, p, usg_lua_rng(L)));
+    usg_lua_pushtensor(L, out);                 /* ownership passes to Lua */
+    usg_lua_pushtensor(L, h_n);
+    return 2;
+}
+
+static const luaL_Reg rnn_functions[] = {{"rnn", l_rnn}, {NULL, NULL}};
+
+USG_API int luaopen_usagi_rnn(lua_State *L)
+{
+    return USG_PLUGIN_OPEN(L, "rnn", "0.1.0", rnn_functions);
+}

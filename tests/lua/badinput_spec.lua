@@ -1,0 +1,362 @@
+local usagi = require 'usagi'
+
+-- Bad input, everywhere: every function of the `usagi` table and every
+-- Tensor method, found by walking the tables (so a function added later is
+-- covered without editing this file), called with wrong types, absurd and
+-- negative sizes, NaN, wrong dtypes and shapes, empty, 0-dim, 8-D and closed
+-- tensors. Each call must either succeed or raise a Lua error whose message
+-- is a non-empty string. A crash (segfault, abort, sanitizer report) kills
+-- the busted process and so fails the whole run: that is the test.
+
+local nan, inf = 0 / 0, math.huge
+
+-- Calls that would change the state of the process for the rest of the run
+-- get their state restored after the sweep (see the `finally` below).
+local saved_threads = usagi.get_num_threads()
+local saved_rng = usagi.get_rng_state()
+
+-- ==== The functions under test =============================================
+
+-- name -> function, and function -> every name it is registered under.
+local function collect()
+  local fns, names = {}, {}
+  local function add(name, f)
+    if type(f) ~= 'function' then return end
+    if not names[f] then names[f] = {}; fns[#fns + 1] = { name = name, f = f } end
+    table.insert(names[f], name)
+  end
+  local keys = {}
+  for k in pairs(usagi) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do add(k, usagi[k]) end
+  local mt = getmetatable(usagi.zeros(1))
+  keys = {}
+  for k in pairs(mt.__methods) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do add(k, mt.__methods[k]) end
+  -- metamethods (__add, __index, __gc, ...) live in the metatable itself
+  keys = {}
+  for k, v in pairs(mt) do if type(v) == 'function' then keys[#keys + 1] = k end end
+  table.sort(keys)
+  for _, k in ipairs(keys) do add(k, mt[k]) end
+  return fns, names, mt
+end
+
+local fns, names, mt = collect()
+
+-- Functions that take no tensor: exercised with wrong types only, so that
+-- the sweep does not, say, start 2^40 threads.
+local no_tensor = {
+  set_num_threads = true, get_num_threads = true, manual_seed = true, initial_seed = true,
+  get_rng_state = true, set_rng_state = true, blas_info = true, memory = true,
+}
+
+-- ==== The bad arguments ====================================================
+
+local function nine_dims() return { 1, 1, 1, 1, 1, 1, 1, 1, 1 } end
+
+-- Values that are not tensors. `wrong_type` ones are never a legal anything.
+local wrong_type = {
+  { 'a string', 'not-a-dtype' },
+  { 'a table of strings', { 'a', 'b' } },
+  { 'a boolean', true },
+  { 'a function', function() return 1 end },
+  { 'an empty table', {} },
+  { 'a coroutine', coroutine.create(function() end) },
+}
+local bad_numbers = {
+  { '2^40', 2 ^ 40 }, { '2^62', 2 ^ 62 }, { 'integer 2^40', 1 << 40 }, { 'integer 2^62', 1 << 62 },
+  { '-1', -1 }, { '-3', -3 }, { '0', 0 }, { '1.5', 1.5 }, { 'NaN', nan }, { 'inf', inf },
+  { '-inf', -inf }, { 'mininteger', math.mininteger }, { 'maxinteger', math.maxinteger },
+  { 'a 9-D shape', nine_dims() }, { 'a huge shape', { 2 ^ 40, 2 ^ 40 } },
+  { 'a negative shape', { -1, 2 } }, { 'a NaN shape', { nan } },
+}
+
+-- Fresh tensors for each call, since some calls (in-place ops, __gc, copy_)
+-- change or close their arguments.
+local tensor_makers = {
+  { 'f32 (2,3)', function() return usagi.tensor { { 1, 2, 3 }, { 4, 5, 6 } } end },
+  { 'f64 (2,3)', function() return usagi.tensor({ { 1, 2, 3 }, { 4, 5, 6 } }, 'f64') end },
+  { 'i32 (2,3)', function() return usagi.tensor({ { 1, 2, 1 }, { 2, 1, 2 } }, 'i32') end },
+  { 'f32 (3,2)', function() return usagi.tensor { { 1, 2 }, { 3, 4 }, { 5, 6 } } end },
+  { 'i32 bad ids', function() return usagi.tensor({ 0, -5, 99 }, 'i32') end },
+  { 'f32 NaN (3)', function() return usagi.tensor { nan, inf, -inf } end },
+  { 'empty (0,3)', function() return usagi.zeros(0, 3) end },
+  { '0-dim', function() return usagi.full({}, 2) end },
+  { '8-D', function() return usagi.ones(1, 1, 1, 1, 1, 1, 1, 2) end },
+  { 'transposed (3,2)', function() return usagi.tensor({ { 1, 2, 3 }, { 4, 5, 6 } }):t() end },
+  { 'expanded (3,4)', function() return usagi.tensor({ { 1 }, { 2 }, { 3 } }):expand(3, 4) end },
+  { 'closed', function() local t = usagi.zeros(2); mt.__close(t); return t end },
+}
+-- A smaller set for the three- and four-argument sweeps.
+local few_makers = { tensor_makers[1], tensor_makers[3], tensor_makers[4], tensor_makers[7],
+                     tensor_makers[8], tensor_makers[12] }
+
+-- Every argument-list generator returns a label and a fresh argument list.
+local function value_args()
+  local out = {}
+  for _, v in ipairs(wrong_type) do out[#out + 1] = v end
+  for _, v in ipairs(bad_numbers) do out[#out + 1] = v end
+  return out
+end
+
+local function arg_lists(tensor_ok)
+  local lists = { { 'no args', function() return 0, {} end },
+                  { 'nil', function() return 1, { nil } end },
+                  { '9 sizes', function() return 9, nine_dims() end } }
+  local function add(label, make)
+    lists[#lists + 1] = { label, make }
+  end
+  local values = value_args()
+  for _, v in ipairs(values) do
+    add(v[1], function() return 1, { v[2] } end)
+    add('2 x ' .. v[1], function() return 2, { v[2], v[2] } end)
+    -- for the functions that start with numbers (full, arange, eye, bernoulli...)
+    add('1, ' .. v[1], function() return 2, { 1, v[2] } end)
+    add('0.5, 1, ' .. v[1], function() return 3, { 0.5, 1, v[2] } end)
+    add('2, 3, ' .. v[1], function() return 3, { 2, 3, v[2] } end)
+  end
+  -- options tables with junk, after a shape
+  for _, o in ipairs { { dtype = 'x' }, { dtype = 5 }, { std = 'x' }, { lo = nan, hi = -inf },
+                       { nope = 1 }, { [1] = 1, dtype = 'f64' } } do
+    add('2, 3, options', function() return 3, { 2, 3, o } end)
+    add('{2, 3}, options', function() return 2, { { 2, 3 }, o } end)
+  end
+  if not tensor_ok then return lists end
+  -- tables of tensors (cat, stack), with a dim after them
+  for _, a in ipairs(few_makers) do
+    for _, b in ipairs(few_makers) do
+      add('{' .. a[1] .. ', ' .. b[1] .. '}', function() return 1, { { a[2](), b[2]() } } end)
+      for _, d in ipairs { 1, 3, -1, math.maxinteger, nan } do
+        add('{' .. a[1] .. ', ' .. b[1] .. '}, ' .. tostring(d),
+            function() return 2, { { a[2](), b[2]() }, d } end)
+      end
+    end
+  end
+  add('{1, 2}, 1', function() return 2, { { 1, 2 }, 1 } end)
+  for _, t in ipairs(tensor_makers) do
+    add(t[1], function() return 1, { t[2]() } end)
+    add(t[1] .. ', nil', function() return 2, { t[2](), nil } end)
+    for _, v in ipairs(values) do
+      add(t[1] .. ', ' .. v[1], function() return 2, { t[2](), v[2] } end)
+      add(t[1] .. ', 1, ' .. v[1], function() return 3, { t[2](), 1, v[2] } end)
+      add(t[1] .. ', -1, ' .. v[1], function() return 3, { t[2](), -1, v[2] } end)
+    end
+    for _, u in ipairs(tensor_makers) do
+      add(t[1] .. ', ' .. u[1], function() return 2, { t[2](), u[2]() } end)
+      add(t[1] .. ', 1, ' .. u[1], function() return 3, { t[2](), 1, u[2]() } end)
+    end
+  end
+  for _, a in ipairs(few_makers) do
+    for _, b in ipairs(few_makers) do
+      for _, c in ipairs(few_makers) do
+        add(a[1] .. ', ' .. b[1] .. ', ' .. c[1], function() return 3, { a[2](), b[2](), c[2]() } end)
+        add(a[1] .. ', ' .. b[1] .. ', ' .. c[1] .. ', {}',
+            function() return 4, { a[2](), b[2](), c[2](), {} } end)
+        add(a[1] .. ', ' .. b[1] .. ', ' .. c[1] .. ', {beta=nan, alpha=\'x\'}',
+            function() return 4, { a[2](), b[2](), c[2](), { beta = nan, alpha = 'x' } } end)
+      end
+    end
+  end
+  -- options tables with junk in them
+  for _, t in ipairs(few_makers) do
+    add(t[1] .. ', {dtype=\'x\'}', function() return 2, { t[2](), { dtype = 'x' } } end)
+    add(t[1] .. ', 2, {reduction=1}', function() return 3, { t[2](), 2, { reduction = 1 } } end)
+    add(t[1] .. ', ' .. t[1] .. ', {reduction=\'x\', mask=1}',
+        function() return 3, { t[2](), t[2](), { reduction = 'x', mask = 1 } } end)
+  end
+  return lists
+end
+
+-- ==== The sweep ============================================================
+
+-- Names under which a message may name a function: its registered names
+-- without the leading "__" of metamethods or a trailing "_" of in-place
+-- ops, plus what the metamethods stand for.
+-- what the metamethods stand for, and functions named after another one
+local also_named = {
+  __index = { 'index' }, __newindex = { 'index', 'field' }, __len = { 'size' },
+  __tostring = { 'tostring' }, __unm = { 'neg' }, argmax = { 'max' }, argmin = { 'min' },
+}
+local function names_message(msg, f)
+  if msg:find('bad argument', 1, true) then return true end
+  for _, n in ipairs(names[f]) do
+    local words = { n, (n:gsub('^__', '')), (n:gsub('_$', '')), table.unpack(also_named[n] or {}) }
+    for _, w in ipairs(words) do
+      if w ~= '' and msg:find(w, 1, true) then return true end
+    end
+  end
+  return false
+end
+
+-- Known bugs outside the binding files this spec's author may fix, reported
+-- to the lead: each entry is a function name and a pattern of its message.
+-- Remove an entry when the bug is fixed (the sweep then checks it again).
+-- Calls whose message may not name the function, and calls skipped for
+-- undefined behaviour in C: none left (index.c's overflows were fixed).
+local known_unnamed = {}
+local known_ub = {}
+local function skipped(name, label)
+  for _, k in ipairs(known_ub) do
+    if name == k[1] and label:find(k[2]) then return true end
+  end
+  return false
+end
+
+local function known(name, msg)
+  for _, k in ipairs(known_unnamed) do
+    if name == k[1] and msg:find(k[2]) then return true end
+  end
+  return false
+end
+
+local calls, errors, sampled, unnamed = 0, 0, {}, {}
+
+-- USAGI_TRACE=1 names each call on stderr before making it, to find the
+-- one that crashed.
+local trace = os.getenv('USAGI_TRACE')
+
+local function sweep(entry)
+  local lists = arg_lists(not no_tensor[entry.name])
+  for _, l in ipairs(lists) do
+    if skipped(entry.name, l[1]) then goto continue end
+    local n, args = l[2]()
+    if trace then io.stderr:write(entry.name, '(', l[1], ')\n') end
+    local ok, msg = pcall(entry.f, table.unpack(args, 1, n))
+    calls = calls + 1
+    if not ok then
+      errors = errors + 1
+      if type(msg) ~= 'string' or msg == '' then
+        error(('%s(%s) raised a %s error, not a message'):format(entry.name, l[1], type(msg)))
+      end
+      -- every message is checked; keep one per function for the report
+      if not names_message(msg, entry.f) and not known(entry.name, msg) then
+        unnamed[#unnamed + 1] = ('%s(%s): %s'):format(entry.name, l[1], msg)
+      end
+      if not sampled[entry.name] then sampled[entry.name] = msg end
+    end
+    ::continue::
+  end
+end
+
+describe('every usagi function and Tensor method', function()
+  it('is found by walking the tables', function()
+    local seen = {}
+    for _, e in ipairs(fns) do for _, n in ipairs(names[e.f]) do seen[n] = true end end
+    -- a few that must be there; a broken walk would find none of them
+    for _, n in ipairs { 'tensor', 'zeros', 'mm', 'sum', 'randn', 'softmax', 'copy_', 'add_',
+                         '__index', '__newindex', '__gc', '__add', '__unm', 'view', 'narrow' } do
+      assert.is_true(seen[n], n .. ' not found')
+    end
+    assert.is_true(#fns > 100, 'only ' .. #fns .. ' functions found')
+  end)
+
+  it('survives bad arguments, raising messages that name it', function()
+    finally(function()
+      usagi.set_num_threads(saved_threads)
+      usagi.set_rng_state(saved_rng)
+    end)
+    for _, e in ipairs(fns) do sweep(e) end
+    assert.is_true(calls > 10000, 'only ' .. calls .. ' calls')
+    assert.is_true(errors > calls / 2, ('only %d errors in %d calls'):format(errors, calls))
+    assert.are.same({}, unnamed)
+    -- the sample: one message per function that raised at all
+    local n = 0
+    for name, msg in pairs(sampled) do
+      n = n + 1
+      if trace then io.stderr:write('sample ', name, ': ', msg, '\n') end
+      assert.is_true(#msg > 10, name .. ': ' .. msg)
+    end
+    assert.is_true(n > 100, 'only ' .. n .. ' functions raised')
+  end)
+
+  it('leaves the process usable afterwards', function()
+    collectgarbage()
+    local a = usagi.tensor { { 1, 2 }, { 3, 4 } }
+    assert.are.same({ { 7, 10 }, { 15, 22 } }, usagi.mm(a, a):totable())
+    assert.are.equal(saved_threads, usagi.get_num_threads())
+  end)
+end)
+
+-- ==== Specific messages ====================================================
+
+-- f() must raise an error whose message contains each of the needles.
+local function raises(f, ...)
+  assert.has_error(f)
+  local ok, msg = pcall(f)
+  assert.is_false(ok)
+  msg = tostring(msg)
+  for _, needle in ipairs { ... } do
+    assert.is_truthy(msg:find(needle, 1, true), ('"%s" lacks "%s"'):format(msg, needle))
+  end
+end
+
+describe('important messages', function()
+  it('mm names itself and both shapes', function()
+    raises(function() return usagi.mm(usagi.zeros(2, 3), usagi.zeros(2, 3)) end,
+           'mm', '(2, 3)')
+    local ok, msg = pcall(usagi.mm, usagi.zeros(2, 3), usagi.zeros(4, 5))
+    assert.is_false(ok)
+    assert.is_truthy(msg:find('(2, 3)', 1, true) and msg:find('(4, 5)', 1, true), msg)
+  end)
+
+  it('mm refuses i32 and says so', function()
+    raises(function() return usagi.mm(usagi.zeros(2, 2, 'i32'), usagi.zeros(2, 2)) end, 'mm')
+  end)
+
+  it('a non-tensor argument is a bad argument naming the type', function()
+    raises(function() return usagi.mm(nil, usagi.zeros(2, 2)) end,
+           'bad argument #1', 'usagi.Tensor expected', 'nil')
+    raises(function() return usagi.sum('x') end, 'bad argument #1', 'usagi.Tensor expected')
+  end)
+
+  it('absurd sizes are an allocation error, not a crash', function()
+    raises(function() return usagi.zeros(2 ^ 40) end, 'zeros')
+    raises(function() return usagi.zeros(1 << 40, 1 << 40) end)
+    raises(function() return usagi.randn(2 ^ 62) end, 'randn')
+  end)
+
+  it('negative and fractional sizes say what a size must be', function()
+    raises(function() return usagi.zeros(-1) end, 'bad argument #1', 'zeros', 'non-negative')
+    raises(function() return usagi.ones(2, 1.5) end, 'bad argument #2', 'non-negative integers')
+    raises(function() return usagi.zeros { 2, nan } end, 'non-negative integers')
+  end)
+
+  it('a 9-D shape is refused', function()
+    raises(function() return usagi.zeros(1, 1, 1, 1, 1, 1, 1, 1, 1) end, 'at most 8 dims')
+    raises(function() return usagi.zeros { 1, 1, 1, 1, 1, 1, 1, 1, 1 } end, 'at most 8 dims')
+    raises(function() return usagi.ones(1, 1, 1, 1, 1, 1, 1, 1):unsqueeze(1) end, 'unsqueeze')
+  end)
+
+  it('wrong dtypes name the function', function()
+    raises(function() return usagi.zeros(2, 'f16') end, 'dtype', 'f16')
+    raises(function() return usagi.zeros(2, 3):to('x') end, 'dtype')
+  end)
+
+  it('a dim out of range names the dim and the rank', function()
+    raises(function() return usagi.zeros(2, 3):size(3) end, 'dim 3', '2-D')
+    raises(function() return usagi.zeros(2, 3):transpose(1, 5) end, 'dim 5')
+    raises(function() return usagi.zeros(2, 3):narrow(2, 3, 2) end, 'narrow', 'size 3')
+    raises(function() return usagi.zeros(2, 3):narrow(1, math.mininteger, 1) end, 'narrow')
+    raises(function() return usagi.zeros(2, 3):select(1, 3) end, 'select')
+  end)
+
+  it('view names both shapes', function()
+    raises(function() return usagi.zeros(2, 3):view(4, 2) end, 'view', '(4, 2)')
+  end)
+
+  it('a ragged or non-numeric table names tensor', function()
+    raises(function() return usagi.tensor { { 1, 2 }, { 3 } } end, 'tensor', 'ragged')
+    raises(function() return usagi.tensor { 1, { 2, 3 } } end, 'tensor', 'ragged')
+    raises(function() return usagi.tensor { { 1, 2 }, { 3, { 4 } } } end, 'tensor')
+    raises(function() return usagi.tensor { 1, 'x' } end, 'tensor')
+  end)
+
+  it('a closed tensor says so', function()
+    local t = usagi.zeros(2)
+    mt.__close(t)
+    raises(function() return t:sum() end, 'closed')
+    raises(function() return t + 1 end)
+    raises(function() return tostring(t) end, 'closed')
+  end)
+end)

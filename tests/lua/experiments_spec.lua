@@ -1,0 +1,72 @@
+-- Every experiment runs: its smoke config in seconds, and binary addition's
+-- default config to the course's result (100% exact match).
+local usagi = require 'usagi'
+local experiment = require 'usagi.experiment'
+
+local function load(name)
+  local spec = dofile('experiments/' .. name .. '.lua')
+  assert.are.equal('table', type(spec))
+  return spec
+end
+
+describe('binary_addition', function()
+  local spec = load('binary_addition')
+
+  it('runs its smoke config and the loss goes down', function()
+    local run = experiment.run_experiment(spec, { smoke = true, quiet = true, seed = 1 })
+    local loss = run.metrics.loss
+    assert.is_true(#loss >= 2)
+    assert.is_true(loss[#loss] < loss[1], ('loss %g -> %g'):format(loss[1], loss[#loss]))
+  end)
+
+  it('reaches 100% exact match over all 7-bit sums with the default config', function()
+    local _, acc = experiment.run_experiment(spec, { quiet = true, seed = 0 })
+    assert.are.equal(1, acc)
+  end)
+
+  it('repeats bit for bit from the same seed', function()
+    local r1 = experiment.run_experiment(spec, { smoke = true, quiet = true, seed = 7 })
+    local r2 = experiment.run_experiment(spec, { smoke = true, quiet = true, seed = 7 })
+    assert.are.same(r1.metrics.loss, r2.metrics.loss)
+  end)
+
+  it('checks --set overrides against the config', function()
+    local opts = experiment.parse_args(spec, { '--set', 'activation=tanh', 'hidden=32', '--seed', '3' })
+    assert.are.equal('tanh', opts.set.activation)
+    assert.are.equal(32, opts.set.hidden)
+    assert.are.equal(3, opts.seed)
+    local ok, err = pcall(experiment.parse_args, spec, { '--set', 'hiden=32' })
+    assert.is_false(ok)
+    assert.truthy(err:find('unknown config key "hiden"', 1, true), err)
+    assert.truthy(err:find('hidden', 1, true), err)
+    ok, err = pcall(experiment.parse_args, spec, { '--set', 'hidden=abc' })
+    assert.is_false(ok)
+    assert.truthy(err:find('hidden must be a number', 1, true), err)
+  end)
+
+  for _, variant in ipairs { { activation = 'tanh' }, { activation = 'relu' }, { init = 'xavier' }, { init = 'he' } } do
+    local k, v = next(variant)
+    it(('runs the %s=%s variation'):format(k, v), function()
+      local run = experiment.run_experiment(spec, { smoke = true, quiet = true, set = variant })
+      assert.is_true(#run.metrics.loss >= 1)
+    end)
+  end
+end)
+
+describe('tensor_demo', function()
+  it('runs', function()
+    local saved = _G.arg
+    _G.arg = { [0] = 'experiments/tensor_demo.lua', '20' }
+    local out = {}
+    local print0 = _G.print
+    _G.print = function(...)
+      local parts = table.pack(...)
+      for i = 1, parts.n do parts[i] = tostring(parts[i]) end
+      out[#out + 1] = table.concat(parts, ' ')
+    end
+    local ok, err = pcall(dofile, 'experiments/tensor_demo.lua')
+    _G.print, _G.arg = print0, saved
+    assert.is_true(ok, err)
+    assert.truthy(table.concat(out, '\n'):find('fitted y =', 1, true))
+  end)
+end)
