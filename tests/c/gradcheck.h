@@ -14,6 +14,7 @@
 #include <math.h>
 #include <stdio.h>
 #include "usagi/autograd.h"
+#include "testutil.h"
 
 typedef usg_status (*gc_fn)(usg_tensor **out, usg_tensor **in, void *ctx);
 
@@ -60,6 +61,39 @@ static int gradcheck(gc_fn f, int n, usg_tensor **in, void *ctx, double eps, dou
     }
     usg_set_grad_enabled(mode);
     return ok;
+}
+
+/* Allocation failure at every allocation of f's forward (each must be
+ * USG_NOMEM with *out NULL) and then of the backward of sum(f(in)) (each
+ * USG_NOMEM), leaking nothing either way; in[0..n) get their .grad cleared. */
+static inline void ad_nomem_sweep(gc_fn f, usg_tensor **in, int n, void *ctx)
+{
+    size_t before = usg_alloc_live_bytes();
+    for (long k = 1;; k++) {
+        usg_tensor *y = (usg_tensor *)1;
+        usg_alloc_fail_after(k);
+        usg_status s = f(&y, in, ctx);
+        usg_alloc_fail_after(0);
+        if (s == USG_OK) { usg_tensor_release(y); break; }
+        assert_int_equal(s, USG_NOMEM);
+        assert_null(y);
+        assert_int_equal(usg_alloc_live_bytes(), before);
+    }
+    assert_int_equal(usg_alloc_live_bytes(), before);
+    for (long k = 1;; k++) {
+        usg_tensor *y = NULL, *loss = NULL;
+        assert_int_equal(f(&y, in, ctx), USG_OK);
+        assert_int_equal(usg_ad_sum(&loss, y, USG_ALL_DIMS, false), USG_OK);
+        usg_alloc_fail_after(k);
+        usg_status s = usg_backward(loss, NULL, false);
+        usg_alloc_fail_after(0);
+        usg_tensor_release(loss);
+        usg_tensor_release(y);
+        for (int i = 0; i < n; i++) { usg_tensor_release(in[i]->grad); in[i]->grad = NULL; }
+        assert_int_equal(usg_alloc_live_bytes(), before);
+        if (s == USG_OK) break;
+        assert_int_equal(s, USG_NOMEM);
+    }
 }
 
 #endif

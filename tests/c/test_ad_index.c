@@ -8,19 +8,7 @@
  * recording without requires_grad or in no-grad mode; accumulation;
  * allocation failure in the forward's recording and in the backward.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <math.h>
-#include <stdio.h>
-#include <string.h>
-#include <cmocka.h>
-
-#include "internal.h"
 #include "gradcheck.h"
-
-#define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
-#define VALS(...) ((const double[]){__VA_ARGS__})
 
 /* ==== Helpers =========================================================== */
 
@@ -39,33 +27,6 @@ static usg_tensor *ids(int ndim, const int64_t *shape, const double *v)
     usg_tensor *t = NULL;
     assert_int_equal(usg_tensor_from_doubles(&t, USG_I32, ndim, shape, v), USG_OK);
     return t;
-}
-
-static void expect_values(const usg_tensor *t, int64_t n, const double *v)
-{
-    assert_non_null(t);
-    assert_int_equal(usg_tensor_numel(t), n);
-    for (int64_t i = 0; i < n; i++)
-        if (fabs(usg_tensor_get_flat(t, i) - v[i]) > 1e-12)
-            fail_msg("element %lld: got %.17g, want %.17g", (long long)i,
-                     usg_tensor_get_flat(t, i), v[i]);
-}
-
-static void backward_sum(usg_tensor *out)
-{
-    usg_tensor *loss = NULL;
-    assert_int_equal(usg_ad_sum(&loss, out, USG_ALL_DIMS, false), USG_OK);
-    assert_int_equal(usg_backward(loss, NULL, false), USG_OK);
-    usg_tensor_release(loss);
-    usg_tensor_release(out);
-}
-
-static void drop(usg_tensor *t)
-{
-    if (!t) return;
-    usg_tensor_release(t->grad);
-    t->grad = NULL;
-    usg_tensor_release(t);
 }
 
 /* n inputs of `shape`, each requiring grad (an array to free with drop_all). */
@@ -395,31 +356,7 @@ static void test_nomem(void **state)
         usg_tensor **in = inputs(20, 2, SHAPE(20, 2));
         icase c = case_of(op, index, row);
         c.trans = op == INDEX_SELECT;
-        size_t before = usg_alloc_live_bytes();
-        for (long k = 1;; k++) {
-            usg_tensor *y = (usg_tensor *)1;
-            usg_alloc_fail_after(k);
-            usg_status s = f_index(&y, in, &c);
-            usg_alloc_fail_after(0);
-            if (s == USG_OK) { usg_tensor_release(y); break; }
-            assert_int_equal(s, USG_NOMEM);
-            assert_null(y);
-            assert_int_equal(usg_alloc_live_bytes(), before);
-        }
-        for (long k = 1;; k++) {
-            usg_tensor *y = NULL, *loss = NULL;
-            assert_int_equal(f_index(&y, in, &c), USG_OK);
-            assert_int_equal(usg_ad_sum(&loss, y, USG_ALL_DIMS, false), USG_OK);
-            usg_alloc_fail_after(k);
-            usg_status s = usg_backward(loss, NULL, false);
-            usg_alloc_fail_after(0);
-            usg_tensor_release(loss);
-            usg_tensor_release(y);
-            for (int i = 0; i < 20; i++) { usg_tensor_release(in[i]->grad); in[i]->grad = NULL; }
-            assert_int_equal(usg_alloc_live_bytes(), before);
-            if (s == USG_OK) break;
-            assert_int_equal(s, USG_NOMEM);
-        }
+        ad_nomem_sweep(f_index, in, 20, &c);
         drop_all(in, 20);
     }
     usg_tensor_release(index);

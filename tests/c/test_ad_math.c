@@ -10,30 +10,12 @@
  * through, and allocation failure at every allocation of a forward and a
  * backward leaking nothing.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <math.h>
-#include <stdio.h>
-#include <string.h>
-#include <cmocka.h>
-
-#include "internal.h"
 #include "gradcheck.h"
 
-#define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
-#define VALS(...) ((const double[]){__VA_ARGS__})
 #define EPS 1e-6
 #define TOL 1e-6
 
 /* ==== Helpers =========================================================== */
-
-static usg_tensor *mk(usg_dtype dt, int ndim, const int64_t *shape, const double *v)
-{
-    usg_tensor *t = NULL;
-    assert_int_equal(usg_tensor_from_doubles(&t, dt, ndim, shape, v), USG_OK);
-    return t;
-}
 
 /* An f64 leaf requiring grad with values spread over [lo, hi] (a fixed
  * pseudo-random sequence, so no two elements tie). */
@@ -55,27 +37,12 @@ static void release_all(int n, usg_tensor **ts)
     for (int i = 0; i < n; i++) usg_tensor_release(ts[i]);
 }
 
-static void near(double got, double want, double tol)
-{
-    if (!(fabs(got - want) <= tol * (1 + fabs(want))))
-        fail_msg("got %.17g, want %.17g", got, want);
-}
-
 /* t's values (flat, any layout) are v. */
 static void expect_vals(const usg_tensor *t, int64_t n, const double *v)
 {
     assert_non_null(t);
     assert_int_equal(usg_tensor_numel(t), n);
     for (int64_t i = 0; i < n; i++) near(usg_tensor_get_flat(t, i), v[i], 1e-12);
-}
-
-/* Backward from y with gradient ones. */
-static void backward_ones(usg_tensor *y)
-{
-    usg_tensor *g = NULL;
-    assert_int_equal(usg_tensor_full(&g, y->dtype, y->ndim, y->shape, 1), USG_OK);
-    assert_int_equal(usg_backward(y, g, false), USG_OK);
-    usg_tensor_release(g);
 }
 
 /* Transpose the last two dims of x (a non-contiguous view recorded as an op). */
@@ -619,7 +586,7 @@ typedef struct nomem_case { gc_fn f; int n; void *ctx; bool skip_forward; } nome
 
 /* Fail the k-th allocation of the forward for k = 1, 2, ... until it
  * succeeds; then the same for the backward. Nothing may leak. */
-static void nomem_sweep(const nomem_case *c, usg_tensor **in)
+static void ad_math_nomem_sweep(const nomem_case *c, usg_tensor **in)
 {
     size_t base = usg_alloc_live_bytes();
     long k;
@@ -688,7 +655,7 @@ static void test_nomem(void **state)
             in[0] = leaf(cases[k].na, cases[k].sa, 0.5, 1.5, 1);
             if (cases[k].nb >= 0) in[1] = leaf(cases[k].nb, cases[k].sb, 0.5, 1.5, 2);
         }
-        nomem_sweep(&cases[k].c, in);
+        ad_math_nomem_sweep(&cases[k].c, in);
         release_all(3, in);
     }
     usg_tensor_release(cond);

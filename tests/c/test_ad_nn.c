@@ -8,19 +8,7 @@
  * dropout's mask); dtypes of gradients; no recording without requires_grad
  * or in no-grad mode; accumulation; allocation failure without leaks.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <math.h>
-#include <stdio.h>
-#include <string.h>
-#include <cmocka.h>
-
-#include "internal.h"
 #include "gradcheck.h"
-
-#define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
-#define VALS(...) ((const double[]){__VA_ARGS__})
 
 /* ==== Helpers =========================================================== */
 
@@ -44,7 +32,7 @@ static usg_tensor *from(usg_dtype dt, int ndim, const int64_t *shape, const doub
     return t;
 }
 
-static void expect_values(const usg_tensor *t, int64_t n, const double *v, double tol)
+static void expect_values_tol(const usg_tensor *t, int64_t n, const double *v, double tol)
 {
     assert_non_null(t);
     assert_int_equal(usg_tensor_numel(t), n);
@@ -52,23 +40,6 @@ static void expect_values(const usg_tensor *t, int64_t n, const double *v, doubl
         if (fabs(usg_tensor_get_flat(t, i) - v[i]) > tol * (1 + fabs(v[i])))
             fail_msg("element %lld: got %.17g, want %.17g", (long long)i,
                      usg_tensor_get_flat(t, i), v[i]);
-}
-
-static void backward_sum(usg_tensor *out)
-{
-    usg_tensor *loss = NULL;
-    assert_int_equal(usg_ad_sum(&loss, out, USG_ALL_DIMS, false), USG_OK);
-    assert_int_equal(usg_backward(loss, NULL, false), USG_OK);
-    usg_tensor_release(loss);
-    usg_tensor_release(out);
-}
-
-static void drop(usg_tensor *t)
-{
-    if (!t) return;
-    usg_tensor_release(t->grad);
-    t->grad = NULL;
-    usg_tensor_release(t);
 }
 
 /* in[k] transposed (dims 0, 1) when bit k of mask is set, else in[k]
@@ -178,8 +149,8 @@ static void test_linear_empty_rows(void **state)
     usg_tensor *b = input(1, SHAPE(2), 0, -1, 1), *y = NULL;
     assert_int_equal(usg_ad_linear(&y, x, w, b), USG_OK);
     backward_sum(y);
-    expect_values(w->grad, 6, VALS(0, 0, 0, 0, 0, 0), 0);
-    expect_values(b->grad, 2, VALS(0, 0), 0);
+    expect_values_tol(w->grad, 6, VALS(0, 0, 0, 0, 0, 0), 0);
+    expect_values_tol(b->grad, 2, VALS(0, 0), 0);
     assert_int_equal(usg_tensor_numel(x->grad), 0);
     drop(x); drop(w); drop(b);
 }
@@ -251,7 +222,7 @@ static void test_class_losses_by_hand(void **state)
     usg_tensor *m = from(USG_I32, 1, SHAPE(3), VALS(1, 1, 0), false);
     assert_int_equal(usg_ad_nll_loss(&y, x, t, m, USG_NO_IGNORE, USG_REDUCE_MEAN, 0), USG_OK);
     backward_sum(y);
-    expect_values(x->grad, 6, VALS(0, -0.5, -0.5, 0, 0, 0), 1e-15);
+    expect_values_tol(x->grad, 6, VALS(0, -0.5, -0.5, 0, 0, 0), 1e-15);
     usg_tensor_release(x->grad);
     x->grad = NULL;
 
@@ -259,7 +230,7 @@ static void test_class_losses_by_hand(void **state)
     usg_tensor *z = from(USG_F64, 2, SHAPE(3, 2), VALS(0, 0, 0, 0, 0, 0), true);
     assert_int_equal(usg_ad_cross_entropy(&y, z, t, NULL, 1, USG_REDUCE_MEAN, 0), USG_OK);
     backward_sum(y);
-    expect_values(z->grad, 6, VALS(0, 0, -0.5, 0.5, 0, 0), 1e-15);
+    expect_values_tol(z->grad, 6, VALS(0, 0, -0.5, 0.5, 0, 0), 1e-15);
     drop(z);
 
     usg_tensor *all = from(USG_I32, 1, SHAPE(3), VALS(0, 0, 0), false);
@@ -267,7 +238,7 @@ static void test_class_losses_by_hand(void **state)
                      USG_OK);
     assert_true(isnan(usg_tensor_get_flat(y, 0)));
     backward_sum(y);
-    expect_values(x->grad, 6, VALS(0, 0, 0, 0, 0, 0), 0);
+    expect_values_tol(x->grad, 6, VALS(0, 0, 0, 0, 0, 0), 0);
     usg_tensor_release(all);
     usg_tensor_release(t);
     usg_tensor_release(m);
@@ -307,13 +278,13 @@ static void test_point_loss_dtypes(void **state)
     backward_sum(y);
     assert_int_equal(a->grad->dtype, USG_F32);
     assert_int_equal(b->grad->dtype, USG_F64);
-    expect_values(a->grad, 2, VALS(1, 2), 1e-7);       /* 2 (a - b) / 2 */
-    expect_values(b->grad, 2, VALS(-1, -2), 1e-12);
+    expect_values_tol(a->grad, 2, VALS(1, 2), 1e-7);       /* 2 (a - b) / 2 */
+    expect_values_tol(b->grad, 2, VALS(-1, -2), 1e-12);
     usg_tensor_release(a->grad);
     a->grad = NULL;
     assert_int_equal(usg_ad_mse_loss(&y, a, bi, USG_REDUCE_SUM), USG_OK);
     backward_sum(y);
-    expect_values(a->grad, 2, VALS(2, 4), 1e-7);
+    expect_values_tol(a->grad, 2, VALS(2, 4), 1e-7);
     assert_null(bi->grad);
     drop(a); drop(b);
     usg_tensor_release(bi);
@@ -327,8 +298,8 @@ static void test_bce_edges(void **state)
     usg_tensor *t = from(USG_F64, 1, SHAPE(3), VALS(1, 0, 1), true);
     assert_int_equal(usg_ad_bce_loss(&y, p, t, USG_REDUCE_SUM), USG_OK);
     backward_sum(y);
-    expect_values(p->grad, 3, VALS(-1e12, 1e12, -2), 1e-12);
-    expect_values(t->grad, 3, VALS(100, -100, 0), 1e-12);
+    expect_values_tol(p->grad, 3, VALS(-1e12, 1e12, -2), 1e-12);
+    expect_values_tol(t->grad, 3, VALS(100, -100, 0), 1e-12);
     drop(p); drop(t);
 }
 
@@ -418,7 +389,7 @@ static void test_gradients_accumulate(void **state)
                          USG_OK);
         backward_sum(y);
     }
-    expect_values(x->grad, 2, VALS(1, -1), 1e-15);
+    expect_values_tol(x->grad, 2, VALS(1, -1), 1e-15);
     usg_tensor_release(t);
     drop(x);
 }
@@ -460,31 +431,7 @@ static void test_nomem(void **state)
         make_inputs(op, in, &n, &c, target);
         c.mask = op == CE ? mask : NULL;
         c.trans = op == SOFTMAX || op == DROPOUT ? 1 : op == MSE ? 3 : 0;
-        size_t before = usg_alloc_live_bytes();
-        for (long k = 1;; k++) {
-            usg_tensor *y = (usg_tensor *)1;
-            usg_alloc_fail_after(k);
-            usg_status s = f_nn(&y, in, &c);
-            usg_alloc_fail_after(0);
-            if (s == USG_OK) { usg_tensor_release(y); break; }
-            assert_int_equal(s, USG_NOMEM);
-            assert_null(y);
-            assert_int_equal(usg_alloc_live_bytes(), before);
-        }
-        for (long k = 1;; k++) {
-            usg_tensor *y = NULL, *loss = NULL;
-            assert_int_equal(f_nn(&y, in, &c), USG_OK);
-            assert_int_equal(usg_ad_sum(&loss, y, USG_ALL_DIMS, false), USG_OK);
-            usg_alloc_fail_after(k);
-            usg_status s = usg_backward(loss, NULL, false);
-            usg_alloc_fail_after(0);
-            usg_tensor_release(loss);
-            usg_tensor_release(y);
-            for (int i = 0; i < n; i++) { usg_tensor_release(in[i]->grad); in[i]->grad = NULL; }
-            assert_int_equal(usg_alloc_live_bytes(), before);
-            if (s == USG_OK) break;
-            assert_int_equal(s, USG_NOMEM);
-        }
+        ad_nomem_sweep(f_nn, in, n, &c);
         for (int k = 0; k < n; k++) drop(in[k]);
     }
     usg_tensor_release(target);

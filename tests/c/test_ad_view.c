@@ -9,19 +9,7 @@
  * errors passing through, and allocation failure at every allocation of a
  * forward and a backward leaking nothing.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <math.h>
-#include <stdio.h>
-#include <string.h>
-#include <cmocka.h>
-
-#include "internal.h"
 #include "gradcheck.h"
-
-#define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
-#define VALS(...) ((const double[]){__VA_ARGS__})
 
 /* ==== Helpers =========================================================== */
 
@@ -33,24 +21,6 @@ static usg_tensor *leaf(int ndim, const int64_t *shape)
     for (int64_t i = 0; i < usg_tensor_numel(t); i++) ((double *)t->storage->data)[i] = i + 0.5;
     t->requires_grad = true;
     return t;
-}
-
-static void expect_vals(const usg_tensor *t, int64_t n, const double *v)
-{
-    assert_non_null(t);
-    assert_int_equal(usg_tensor_numel(t), n);
-    for (int64_t i = 0; i < n; i++)
-        if (fabs(usg_tensor_get_flat(t, i) - v[i]) > 1e-12)
-            fail_msg("element %lld: got %.17g, want %.17g", (long long)i,
-                     usg_tensor_get_flat(t, i), v[i]);
-}
-
-static void backward_ones(usg_tensor *y)
-{
-    usg_tensor *g = NULL;
-    assert_int_equal(usg_tensor_full(&g, y->dtype, y->ndim, y->shape, 1), USG_OK);
-    assert_int_equal(usg_backward(y, g, false), USG_OK);
-    usg_tensor_release(g);
 }
 
 /* ==== One forward function for every case =============================== */
@@ -193,7 +163,7 @@ static void test_to_dtype(void **state)
     assert_non_null(b->grad_fn);
     backward_ones(b);
     assert_int_equal(a->grad->dtype, USG_F32);
-    expect_vals(a->grad, 2, VALS(1, 1));
+    expect_values(a->grad, 2, VALS(1, 1));
     usg_tensor_release(b);
     usg_tensor_release(a);
     usg_tensor_release(in[0]);
@@ -228,11 +198,11 @@ static void test_slice_values(void **state)
     assert_int_equal(usg_ad_narrow(&y, x, 0, 1, 2), USG_OK);
     backward_ones(y);
     usg_tensor_release(y);
-    expect_vals(x->grad, 6, VALS(0, 0, 1, 1, 1, 1));
+    expect_values(x->grad, 6, VALS(0, 0, 1, 1, 1, 1));
     assert_int_equal(usg_ad_select(&y, x, 1, 0), USG_OK);
     backward_ones(y);
     usg_tensor_release(y);
-    expect_vals(x->grad, 6, VALS(1, 0, 2, 1, 2, 1));
+    expect_values(x->grad, 6, VALS(1, 0, 2, 1, 2, 1));
     usg_tensor_release(x);
 }
 
@@ -252,8 +222,8 @@ static void test_views_of_one_gradient(void **state)
             assert_int_equal(run_case(&qv, q, &c), USG_OK);
             assert_int_equal(usg_ad_binary(&y, USG_ADD, pv, qv), USG_OK);
             backward_ones(y);
-            expect_vals(p->grad, 3, VALS(round, round, round));
-            expect_vals(q->grad, 3, VALS(round, round, round));
+            expect_values(p->grad, 3, VALS(round, round, round));
+            expect_values(q->grad, 3, VALS(round, round, round));
             assert_ptr_not_equal(p->grad->storage, q->grad->storage);
             usg_tensor_release(pv); usg_tensor_release(qv); usg_tensor_release(y);
         }
@@ -315,7 +285,7 @@ static void test_errors(void **state)
 
 /* ==== Allocation failure ================================================ */
 
-static void nomem_sweep(const view_case *c)
+static void view_nomem_sweep(const view_case *c)
 {
     usg_tensor *x = input_for(c);
     size_t base = usg_alloc_live_bytes();
@@ -353,9 +323,9 @@ static void nomem_sweep(const view_case *c)
 static void test_nomem(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < sizeof CASES / sizeof *CASES; i++) nomem_sweep(&CASES[i]);
+    for (size_t i = 0; i < sizeof CASES / sizeof *CASES; i++) view_nomem_sweep(&CASES[i]);
     view_case c = {.k = TO_F32_AND_BACK, .pre_transpose = 1};
-    nomem_sweep(&c);
+    view_nomem_sweep(&c);
 }
 
 int main(void)

@@ -12,31 +12,13 @@
  * exactly 3 allocations for its output (storage, data, header), so an mm
  * that succeeds when the 4th allocation fails copied nothing.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <math.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <string.h>
-#include <cmocka.h>
+#include "testutil.h"
 
-#include "internal.h"
-
-#define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
-#define VALS(...) ((const double[]){__VA_ARGS__})
 #define PERM(...) ((const int[]){__VA_ARGS__})
 
 static const usg_dtype FLOATS[] = {USG_F32, USG_F64};
 
 /* ==== Helpers =========================================================== */
-
-static usg_tensor *mk(usg_dtype dt, int ndim, const int64_t *shape, const double *v)
-{
-    usg_tensor *t = NULL;
-    assert_int_equal(usg_tensor_from_doubles(&t, dt, ndim, shape, v), USG_OK);
-    return t;
-}
 
 /* A contiguous tensor of multiples of 1/4 in [-1.25, 1.25], varied by seed. */
 static usg_tensor *filled(usg_dtype dt, int ndim, const int64_t *shape, int seed)
@@ -51,10 +33,7 @@ static usg_tensor *filled(usg_dtype dt, int ndim, const int64_t *shape, int seed
 static void check(const usg_tensor *t, usg_dtype dt, int ndim, const int64_t *shape,
                   const double *v)
 {
-    assert_non_null(t);
-    assert_int_equal(t->dtype, dt);
-    assert_int_equal(t->ndim, ndim);
-    for (int d = 0; d < ndim; d++) assert_int_equal(t->shape[d], shape[d]);
+    check_shape(t, dt, ndim, shape);
     for (int64_t i = 0; i < usg_tensor_numel(t); i++) {
         double got = usg_tensor_get_flat(t, i);
         if (!(got == v[i] || (isnan(got) && isnan(v[i]))))
@@ -66,13 +45,6 @@ static void expect(usg_tensor *t, usg_dtype dt, int ndim, const int64_t *shape, 
 {
     check(t, dt, ndim, shape, v);
     usg_tensor_release(t);
-}
-
-static void expect_err(usg_status got, usg_status want, const char *needle)
-{
-    assert_int_equal(got, want);
-    if (!strstr(usg_errmsg(), needle))
-        fail_msg("message \"%s\" lacks \"%s\"", usg_errmsg(), needle);
 }
 
 /* out (n, m) == beta * c0 + alpha * a b, by a triple loop in double over the
@@ -122,7 +94,7 @@ static void check_mm(const usg_tensor *a, const usg_tensor *b, bool no_copy)
     assert_int_equal(usg_alloc_live_bytes(), live);
 }
 
-static usg_tensor *transposed(usg_tensor *t)
+static usg_tensor *transposed_view(usg_tensor *t)
 {
     usg_tensor *v;
     assert_int_equal(usg_transpose(&v, t, 0, 1), USG_OK);
@@ -135,9 +107,6 @@ static usg_tensor *narrowed(usg_tensor *t, int dim, int64_t start, int64_t len)
     assert_int_equal(usg_narrow(&v, t, dim, start, len), USG_OK);
     return v;
 }
-
-static usg_tensor sentinel;
-#define SENT (&sentinel)
 
 /* ==== mm ================================================================ */
 
@@ -177,27 +146,27 @@ static void test_mm_transposed(void **state)
         usg_dtype dt = FLOATS[k];
         usg_tensor *a0 = filled(dt, 2, SHAPE(7, 5), 1), *b0 = filled(dt, 2, SHAPE(5, 3), 2);
         usg_tensor *as = filled(dt, 2, SHAPE(5, 7), 3), *bs = filled(dt, 2, SHAPE(3, 5), 4);
-        usg_tensor *at = transposed(as), *bt = transposed(bs);         /* (7, 5), (5, 3) */
+        usg_tensor *at = transposed_view(as), *bt = transposed_view(bs);         /* (7, 5), (5, 3) */
         check_mm(at, b0, true);
         check_mm(a0, bt, true);
         check_mm(at, bt, true);
         /* a transposed view inside a much larger storage: ld is the big row */
         usg_tensor *big = filled(dt, 2, SHAPE(300, 40), 5);
         usg_tensor *rows = narrowed(big, 0, 10, 5), *win = narrowed(rows, 1, 2, 7);  /* (5, 7) */
-        usg_tensor *at2 = transposed(win);                  /* (7, 5) strides (1, 40) */
+        usg_tensor *at2 = transposed_view(win);                  /* (7, 5) strides (1, 40) */
         assert_int_equal(at2->stride[1], 40);
         assert_int_equal(at2->offset, 402);
         check_mm(at2, b0, true);
         usg_tensor *big2 = filled(dt, 2, SHAPE(60, 50), 6);
         usg_tensor *r2 = narrowed(big2, 0, 50, 3), *w2 = narrowed(r2, 1, 45, 5);     /* (3, 5) */
-        usg_tensor *bt2 = transposed(w2);                   /* (5, 3) strides (1, 50) */
+        usg_tensor *bt2 = transposed_view(w2);                   /* (5, 3) strides (1, 50) */
         check_mm(a0, bt2, true);
         check_mm(at2, bt2, true);
         /* the product of a transposed pair is the transposed product */
         usg_tensor *o1, *o2, *o2t;
         assert_int_equal(usg_mm(&o1, at2, bt2), USG_OK);
         assert_int_equal(usg_mm(&o2, w2, win), USG_OK);     /* (3, 5) x (5, 7) */
-        o2t = transposed(o2);
+        o2t = transposed_view(o2);
         for (int64_t i = 0; i < 21; i++)
             assert_true(usg_tensor_get_flat(o1, i) == usg_tensor_get_flat(o2t, i));
         usg_tensor_release(o1); usg_tensor_release(o2); usg_tensor_release(o2t);
@@ -265,7 +234,7 @@ static void test_mm_expanded(void **state)
         assert_int_equal(usg_expand(&se, s, 2, SHAPE(7, 5)), USG_OK);  /* strides (0, 0) */
         check_mm(se, b0, false);
         /* a row expanded along rows, then transposed: (3, 5) strides (1, 0) */
-        usg_tensor *et = transposed(b), *b52 = filled(dt, 2, SHAPE(5, 2), 5);
+        usg_tensor *et = transposed_view(b), *b52 = filled(dt, 2, SHAPE(5, 2), 5);
         check_mm(et, b52, false);
         usg_tensor_release(et);
         usg_tensor_release(b52);
@@ -294,7 +263,7 @@ static void test_mm_empty(void **state)
         }
         usg_tensor *at, *bt;
         assert_int_equal(usg_tensor_empty(&at, dt, 2, SHAPE(0, 3)), USG_OK);
-        usg_tensor *att = transposed(at);
+        usg_tensor *att = transposed_view(at);
         assert_int_equal(usg_mm(&o, att, b), USG_OK);
         expect(o, dt, 2, SHAPE(3, 4), VALS(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
         usg_tensor_release(att); usg_tensor_release(at);
@@ -515,7 +484,7 @@ static void test_matmul_batched(void **state)
         /* the same with a non-contiguous 3-D operand and a transposed 2-D one */
         usg_tensor *ap = filled(dt, 3, SHAPE(3, 2, 4), 3), *pa, *bs = filled(dt, 2, SHAPE(5, 4), 4);
         assert_int_equal(usg_permute(&pa, ap, PERM(1, 0, 2)), USG_OK);   /* (2, 3, 4) */
-        usg_tensor *bt = transposed(bs);
+        usg_tensor *bt = transposed_view(bs);
         assert_int_equal(usg_matmul(&o, pa, bt), USG_OK);
         check_batched(o, pa, bt);
         usg_tensor_release(o);
@@ -626,7 +595,7 @@ static void test_addmm(void **state)
         expect(o, dt, 2, SHAPE(2, 2), VALS(58, 64, 139, 154));
         usg_tensor_release(cn);
         /* transposed operands and a transposed c */
-        usg_tensor *at = transposed(b), *bt = transposed(a), *ct = transposed(c22);
+        usg_tensor *at = transposed_view(b), *bt = transposed_view(a), *ct = transposed_view(c22);
         assert_int_equal(usg_addmm(&o, ct, at, bt, 1, 1), USG_OK);       /* b^T a^T + c^T */
         expect(o, dt, 2, SHAPE(2, 2), VALS(59, 142, 66, 158));
         usg_tensor_release(at); usg_tensor_release(bt); usg_tensor_release(ct);
@@ -676,8 +645,8 @@ static void test_gemm(void **state)
                 usg_tensor *c = filled(dt, 2, SHAPE(4, 5), 5);
                 double c0[20];
                 for (int i = 0; i < 20; i++) c0[i] = usg_tensor_get_flat(c, i);
-                usg_tensor *opa = ta ? transposed(a) : (usg_tensor_retain(a), a);
-                usg_tensor *opb = tb ? transposed(b) : (usg_tensor_retain(b), b);
+                usg_tensor *opa = ta ? transposed_view(a) : (usg_tensor_retain(a), a);
+                usg_tensor *opb = tb ? transposed_view(b) : (usg_tensor_retain(b), b);
                 long v0 = c->storage->version;
                 assert_int_equal(usg_gemm(c, a, ta, b, tb, 2, 0.5), USG_OK);
                 assert_true(c->storage->version > v0);
@@ -687,7 +656,7 @@ static void test_gemm(void **state)
                 assert_int_equal(usg_gemm(c, a, ta, b, tb, 1, 1), USG_OK);
                 check_product(c, opa, opb, 1, 1, c0);
                 /* a transposed view with the flag set is the stored matrix again */
-                usg_tensor *av = transposed(opa), *bv = transposed(opb);   /* (3, 4), (5, 3) */
+                usg_tensor *av = transposed_view(opa), *bv = transposed_view(opb);   /* (3, 4), (5, 3) */
                 for (int i = 0; i < 20; i++) c0[i] = usg_tensor_get_flat(c, i);
                 assert_int_equal(usg_gemm(c, av, true, bv, true, -1, 1), USG_OK);
                 check_product(c, opa, opb, -1, 1, c0);
@@ -720,7 +689,7 @@ static void test_gemm(void **state)
         usg_tensor *i = mk(USG_I32, 2, SHAPE(2, 2), VALS(1, 2, 3, 4));
         usg_tensor *ci = mk(USG_I32, 2, SHAPE(2, 2), VALS(0, 0, 0, 0));
         usg_tensor *x = filled(dt == USG_F32 ? USG_F64 : USG_F32, 2, SHAPE(3, 2), 1);
-        usg_tensor *v = mk(dt, 1, SHAPE(3), VALS(1, 2, 3)), *ct = transposed(c);
+        usg_tensor *v = mk(dt, 1, SHAPE(3), VALS(1, 2, 3)), *ct = transposed_view(c);
         usg_tensor *c23 = filled(dt, 2, SHAPE(2, 3), 1);
         assert_int_equal(usg_fill_(c, 1), USG_OK);
         expect_err(usg_gemm(ci, i, false, i, false, 1, 0), USG_TYPE, "gemm: c must be f32 or f64, got i32");
@@ -746,27 +715,11 @@ static void test_gemm(void **state)
 /* ==== Allocation failure ================================================ */
 
 #define NOMEM_LOOP(nfail, out, call)                                           \
-    do {                                                                       \
-        (nfail) = 0;                                                           \
-        for (long k_ = 1; k_ < 200; k_++) {                                    \
-            size_t live_ = usg_alloc_live_bytes();                             \
-            (out) = SENT;                                                      \
-            usg_alloc_fail_after(k_);                                          \
-            usg_status s_ = (call);                                            \
-            usg_alloc_fail_after(0);                                           \
-            if (s_ == USG_OK) {                                                \
-                usg_tensor_release(out);                                       \
-                assert_int_equal(usg_alloc_live_bytes(), live_);               \
-                break;                                                         \
-            }                                                                  \
-            if (s_ != USG_NOMEM)                                               \
-                fail_msg("allocation %ld failed: status %s (%s)", k_,          \
-                         usg_status_name(s_), usg_errmsg());                   \
-            assert_null(out);                                                  \
-            assert_int_equal(usg_alloc_live_bytes(), live_);                   \
-            (nfail)++;                                                         \
-        }                                                                      \
-    } while (0)
+    NOMEM_LOOP_CORE(nfail, out, call, 200, usg_tensor_release(out),            \
+                    { if (s_ != USG_NOMEM)                                     \
+                          fail_msg("allocation %ld failed: status %s (%s)", k_, \
+                                   usg_status_name(s_), usg_errmsg());         \
+                      assert_null(out); })
 
 static void test_nomem(void **state)
 {

@@ -6,33 +6,14 @@
  * refusals and aliasing, NaN and overflow edge cases, clamp, where, allclose,
  * every error path and allocation failure at every allocation.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
 #include <fenv.h>
-#include <math.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <string.h>
-#include <cmocka.h>
-
-#include "internal.h"
-
-#define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
-#define VALS(...) ((const double[]){__VA_ARGS__})
+#include "testutil.h"
 
 /* ==== Helpers =========================================================== */
 
-static usg_tensor *mk(usg_dtype dt, int ndim, const int64_t *shape, const double *v)
-{
-    usg_tensor *t = NULL;
-    assert_int_equal(usg_tensor_from_doubles(&t, dt, ndim, shape, v), USG_OK);
-    return t;
-}
-
 /* f32 values are compared after rounding the wanted double to f32; `tol` is
  * relative and 0 means exact (NaN matches NaN, inf matches inf). */
-static void near(double got, double want, double tol)
+static void near_rel(double got, double want, double tol)
 {
     bool ok = isnan(want) ? isnan(got)
             : isinf(want) ? got == want
@@ -50,7 +31,7 @@ static void check_tol(const usg_tensor *t, usg_dtype dt, int ndim, const int64_t
     for (int d = 0; d < ndim; d++) assert_int_equal(t->shape[d], shape[d]);
     for (int64_t i = 0; i < usg_tensor_numel(t); i++) {
         double want = dt == USG_F32 ? (double)(float)v[i] : v[i];
-        near(usg_tensor_get_flat(t, i), want, tol);
+        near_rel(usg_tensor_get_flat(t, i), want, tol);
     }
 }
 
@@ -68,13 +49,6 @@ static void expect(usg_tensor *t, usg_dtype dt, int ndim, const int64_t *shape, 
     usg_tensor_release(t);
 }
 
-static void expect_err(usg_status got, usg_status want, const char *needle)
-{
-    assert_int_equal(got, want);
-    if (!strstr(usg_errmsg(), needle))
-        fail_msg("message \"%s\" lacks \"%s\"", usg_errmsg(), needle);
-}
-
 /* a and b hold the same values bit for bit (NaN payloads included) */
 static void same_bits(const usg_tensor *a, const usg_tensor *b)
 {
@@ -87,8 +61,6 @@ static void same_bits(const usg_tensor *a, const usg_tensor *b)
     }
 }
 
-static usg_tensor sentinel;
-#define SENT (&sentinel)
 
 static const usg_dtype FLOATS[] = {USG_F32, USG_F64};
 
@@ -292,7 +264,7 @@ static void test_strided_inputs(void **state)
             /* and one element by hand */
             double x = usg_tensor_get(ta, SHAPE(2, 3)), y = usg_tensor_get(nb, SHAPE(2, 3));
             if (op == USG_ADD)
-                near(usg_tensor_get(o1, SHAPE(2, 3)), dt == USG_F32 ? (float)(x + y) : x + y, 0);
+                near_rel(usg_tensor_get(o1, SHAPE(2, 3)), dt == USG_F32 ? (float)(x + y) : x + y, 0);
             usg_tensor_release(o1); usg_tensor_release(o2);
             usg_tensor_release(o3); usg_tensor_release(o4);
         }
@@ -903,26 +875,11 @@ static void test_allclose(void **state)
  * live bytes as they were, and `unchanged` holds (in-place targets keep their
  * values). Returns the number of failures. */
 #define NOMEM_LOOP(nfail, out, call, unchanged)                                \
-    do {                                                                       \
-        (nfail) = 0;                                                           \
-        for (long k_ = 1; k_ < 64; k_++) {                                     \
-            size_t live_ = usg_alloc_live_bytes();                             \
-            (out) = SENT;                                                      \
-            usg_alloc_fail_after(k_);                                          \
-            usg_status s_ = (call);                                            \
-            usg_alloc_fail_after(0);                                           \
-            if (s_ == USG_OK) {                                                \
-                if ((out) != SENT) usg_tensor_release(out);                    \
-                assert_int_equal(usg_alloc_live_bytes(), live_);               \
-                break;                                                         \
-            }                                                                  \
-            assert_int_equal(s_, USG_NOMEM);                                   \
-            assert_true((out) == NULL || (out) == SENT);                       \
-            assert_int_equal(usg_alloc_live_bytes(), live_);                   \
-            unchanged;                                                         \
-            (nfail)++;                                                         \
-        }                                                                      \
-    } while (0)
+    NOMEM_LOOP_CORE(nfail, out, call, 64,                                      \
+                    { if ((out) != SENT) usg_tensor_release(out); },           \
+                    { assert_int_equal(s_, USG_NOMEM);                         \
+                      assert_true((out) == NULL || (out) == SENT);             \
+                      unchanged; })
 
 static void test_nomem(void **state)
 {

@@ -6,80 +6,19 @@
  * of range with their position, wrong dtypes, mismatched shapes) and
  * allocation failure at every allocation (no leak, *out left NULL).
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <math.h>
-#include <stdio.h>
-#include <string.h>
-#include <cmocka.h>
-
-#include "internal.h"
-
-#define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
-#define VALS(...) ((const double[]){__VA_ARGS__})
+#include "testutil.h"
 
 /* ==== Helpers =========================================================== */
-
-static usg_tensor *mk(usg_dtype dt, int ndim, const int64_t *shape, const double *v)
-{
-    usg_tensor *t = NULL;
-    assert_int_equal(usg_tensor_from_doubles(&t, dt, ndim, shape, v), USG_OK);
-    return t;
-}
-
-static usg_tensor *transposed(usg_tensor *t)
-{
-    usg_tensor *v = NULL;
-    assert_int_equal(usg_transpose(&v, t, 0, 1), USG_OK);
-    usg_tensor_release(t);
-    return v;
-}
 
 /* t has dtype dt and the given shape and holds v (exactly: these ops only
  * move values). Releases t. */
 static void expect(usg_tensor *t, usg_dtype dt, int ndim, const int64_t *shape, const double *v)
 {
-    assert_non_null(t);
-    assert_int_equal(t->dtype, dt);
-    assert_int_equal(t->ndim, ndim);
-    for (int d = 0; d < ndim; d++) assert_int_equal(t->shape[d], shape[d]);
+    check_shape(t, dt, ndim, shape);
     for (int64_t i = 0; i < usg_tensor_numel(t); i++)
         if (usg_tensor_get_flat(t, i) != v[i])
             fail_msg("element %lld: got %g, want %g", (long long)i, usg_tensor_get_flat(t, i), v[i]);
     usg_tensor_release(t);
-}
-
-static void expect_err(usg_status got, usg_status want, const char *needle)
-{
-    assert_int_equal(got, want);
-    if (!strstr(usg_errmsg(), needle))
-        fail_msg("message \"%s\" lacks \"%s\"", usg_errmsg(), needle);
-}
-
-typedef usg_status (*op_fn)(usg_tensor **out, void *ctx);
-
-/* Run op with the k-th allocation failing, k = 1, 2, ... until it succeeds:
- * each failure must be USG_NOMEM, leave *out NULL and leak nothing. */
-static void nomem_sweep(op_fn op, void *ctx)
-{
-    size_t before = usg_alloc_live_bytes();
-    for (long k = 1; k < 100; k++) {
-        usg_tensor *out = (usg_tensor *)0x1;
-        usg_alloc_fail_after(k);
-        usg_status s = op(&out, ctx);
-        usg_alloc_fail_after(0);
-        if (s == USG_OK) {
-            assert_true(k > 1);
-            usg_tensor_release(out);
-            assert_int_equal(usg_alloc_live_bytes(), before);
-            return;
-        }
-        assert_int_equal(s, USG_NOMEM);
-        assert_null(out);
-        assert_int_equal(usg_alloc_live_bytes(), before);
-    }
-    fail_msg("op never succeeded");
 }
 
 static usg_tensor *g_a, *g_b, *g_c;

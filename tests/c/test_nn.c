@@ -5,95 +5,22 @@
  * and mask, views that are not contiguous, f32 and f64, each error path and
  * allocation failure at every allocation (no leak, *out left NULL).
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <math.h>
-#include <stdio.h>
-#include <string.h>
-#include <cmocka.h>
-
-#include "internal.h"
-
-#define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
-#define VALS(...) ((const double[]){__VA_ARGS__})
+#include "testutil.h"
 
 /* ==== Helpers =========================================================== */
 
-static usg_tensor *mk(usg_dtype dt, int ndim, const int64_t *shape, const double *v)
-{
-    usg_tensor *t = NULL;
-    assert_int_equal(usg_tensor_from_doubles(&t, dt, ndim, shape, v), USG_OK);
-    return t;
-}
-
-static usg_tensor *transposed(usg_tensor *t)
-{
-    usg_tensor *v = NULL;
-    assert_int_equal(usg_transpose(&v, t, 0, 1), USG_OK);
-    usg_tensor_release(t);
-    return v;
-}
-
 static double tol_of(usg_dtype dt) { return dt == USG_F64 ? 1e-12 : 2e-6; }
-
-static void near(double got, double want, double tol)
-{
-    bool ok = isnan(want) ? isnan(got)
-            : isinf(want) ? got == want
-            : fabs(got - want) <= tol * (1 + fabs(want));
-    if (!ok) fail_msg("got %.17g, want %.17g (tol %g)", got, want, tol);
-}
 
 /* t has dtype dt and the given shape, is contiguous and holds v. Releases t. */
 static void expect(usg_tensor *t, usg_dtype dt, int ndim, const int64_t *shape, const double *v)
 {
-    assert_non_null(t);
-    assert_int_equal(t->dtype, dt);
-    assert_int_equal(t->ndim, ndim);
-    for (int d = 0; d < ndim; d++) assert_int_equal(t->shape[d], shape[d]);
-    assert_true(usg_tensor_is_contiguous(t));
-    for (int64_t i = 0; i < usg_tensor_numel(t); i++)
-        near(usg_tensor_get_flat(t, i), v[i], tol_of(dt));
-    usg_tensor_release(t);
+    expect_tol(t, dt, ndim, shape, v, tol_of(dt));
 }
 
 /* A 0-dim result holding v. */
 static void expect_scalar(usg_tensor *t, usg_dtype dt, double v)
 {
     expect(t, dt, 0, NULL, VALS(v));
-}
-
-static void expect_err(usg_status got, usg_status want, const char *needle)
-{
-    assert_int_equal(got, want);
-    if (!strstr(usg_errmsg(), needle))
-        fail_msg("message \"%s\" lacks \"%s\"", usg_errmsg(), needle);
-}
-
-/* Run op with the k-th allocation failing, k = 1, 2, ... until it succeeds:
- * each failure must be USG_NOMEM, leave *out NULL and leak nothing. */
-typedef usg_status (*op_fn)(usg_tensor **out, void *ctx);
-
-static void nomem_sweep(op_fn op, void *ctx)
-{
-    size_t before = usg_alloc_live_bytes();
-    for (long k = 1; k < 100; k++) {
-        usg_tensor *out = (usg_tensor *)0x1;
-        usg_alloc_fail_after(k);
-        usg_status s = op(&out, ctx);
-        usg_alloc_fail_after(0);
-        if (s == USG_OK) {
-            assert_true(k > 1);          /* the op allocates at least once */
-            usg_tensor_release(out);
-            assert_int_equal(usg_alloc_live_bytes(), before);
-            return;
-        }
-        assert_int_equal(s, USG_NOMEM);
-        assert_null(out);
-        assert_int_equal(usg_alloc_live_bytes(), before);
-    }
-    fail_msg("op never succeeded");
 }
 
 static const usg_dtype FLOATS[] = {USG_F32, USG_F64};
@@ -452,13 +379,13 @@ static void test_cross_entropy_matches_nll(void **state)
         assert_int_equal(usg_tensor_numel(a), usg_tensor_numel(b));
         for (int64_t i = 0; i < usg_tensor_numel(a); i++) {
             assert_true(isfinite(usg_tensor_get_flat(a, i)));
-            near(usg_tensor_get_flat(a, i), usg_tensor_get_flat(b, i), 1e-5);
+            near_nan(usg_tensor_get_flat(a, i), usg_tensor_get_flat(b, i), 1e-5);
         }
         usg_tensor_release(a); usg_tensor_release(b);
     }
     /* row 0 is (1000, 1001, 999, 3), target 2: 1001 + log(e^-1 + 1 + e^-2) - 999 */
     assert_int_equal(usg_cross_entropy(&a, x, t, NULL, USG_NO_IGNORE, USG_REDUCE_NONE, 0), USG_OK);
-    near(usg_tensor_get_flat(a, 0), 2 + log(exp(-1) + 1 + exp(-2)), 1e-6);
+    near_nan(usg_tensor_get_flat(a, 0), 2 + log(exp(-1) + 1 + exp(-2)), 1e-6);
     usg_tensor_release(a);
     usg_tensor_release(x); usg_tensor_release(t); usg_tensor_release(m); usg_tensor_release(lsm);
 }

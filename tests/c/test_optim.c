@@ -12,29 +12,12 @@
  * SGD lr 0.1: g = (1, -3, 6), p1 = (0.9, -1.7, -0.1); Adam: p1 = p0 - lr
  * sign(g) (up to eps).
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <math.h>
-#include <string.h>
-#include <cmocka.h>
-
-#include "internal.h"
+#include "testutil.h"
 #include "usagi/optim.h"
-
-#define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
-#define VALS(...) ((const double[]){__VA_ARGS__})
 
 static const double P0[3] = {1.0, -2.0, 0.5}, C[3] = {0.5, 1.0, -1.0}, W[3] = {1.0, 0.5, 2.0};
 
 /* ==== Helpers =========================================================== */
-
-static usg_tensor *mk(usg_dtype dt, int ndim, const int64_t *shape, const double *v)
-{
-    usg_tensor *t = NULL;
-    assert_int_equal(usg_tensor_from_doubles(&t, dt, ndim, shape, v), USG_OK);
-    return t;
-}
 
 static usg_tensor *zeros3(usg_dtype dt)
 {
@@ -43,22 +26,9 @@ static usg_tensor *zeros3(usg_dtype dt)
     return t;
 }
 
-static void near(double got, double want, double tol)
-{
-    if (!(fabs(got - want) <= tol * (1 + fabs(want))))
-        fail_msg("got %.17g, want %.17g (tol %g)", got, want, tol);
-}
-
 static void expect_vals(const usg_tensor *t, const double *v, double tol)
 {
     for (int64_t i = 0; i < usg_tensor_numel(t); i++) near(usg_tensor_get_flat(t, i), v[i], tol);
-}
-
-static void expect_err(usg_status got, usg_status want, const char *needle)
-{
-    assert_int_equal(got, want);
-    if (!strstr(usg_errmsg(), needle))
-        fail_msg("message \"%s\" lacks \"%s\"", usg_errmsg(), needle);
 }
 
 /* g = 2 w (p - c), a new tensor of p's dtype */

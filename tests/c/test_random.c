@@ -7,34 +7,11 @@
  * randperm), fills of strided views, dropout, every error path (with the
  * generator left untouched), and allocation failure at every allocation.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <math.h>
-#include <stdio.h>
-#include <string.h>
-#include <cmocka.h>
+#include "testutil.h"
 
-#include "internal.h"
-
-#define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
 #define BIG 100000
 
 /* ==== Helpers =========================================================== */
-
-static usg_tensor *mk(usg_dtype dt, int ndim, const int64_t *shape, const double *v)
-{
-    usg_tensor *t = NULL;
-    assert_int_equal(usg_tensor_from_doubles(&t, dt, ndim, shape, v), USG_OK);
-    return t;
-}
-
-static void expect_err(usg_status got, usg_status want, const char *needle)
-{
-    assert_int_equal(got, want);
-    if (!strstr(usg_errmsg(), needle))
-        fail_msg("message \"%s\" lacks \"%s\"", usg_errmsg(), needle);
-}
 
 static void within(double got, double want, double tol, const char *what)
 {

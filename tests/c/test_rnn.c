@@ -13,20 +13,10 @@
  * alone, as every tests/c/test_*.c), so the glob in tests/CMakeLists.txt
  * builds it unchanged.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <math.h>
-#include <stdio.h>
-#include <string.h>
-#include <cmocka.h>
-
-#include "internal.h"
+#include "testutil.h"
 #include "gradcheck.h"
 #include "../../modules/rnn/rnn.c"
 #include "../../modules/rnn/rnn_ad.c"
-
-#define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
 
 /* ==== Helpers =========================================================== */
 
@@ -36,19 +26,6 @@ static usg_tensor *rnd(usg_rng *r, usg_dtype dt, int ndim, const int64_t *shape,
     usg_tensor *t = NULL;
     assert_int_equal(usg_randn(&t, r, dt, ndim, shape, 0, scale), USG_OK);
     return t;
-}
-
-static usg_tensor *from(usg_dtype dt, int ndim, const int64_t *shape, const double *v)
-{
-    usg_tensor *t = NULL;
-    assert_int_equal(usg_tensor_from_doubles(&t, dt, ndim, shape, v), USG_OK);
-    return t;
-}
-
-static void near(double got, double want, double tol)
-{
-    if (!(fabs(got - want) <= tol * (1 + fabs(want))))
-        fail_msg("got %.17g, want %.17g (tol %g)", got, want, tol);
 }
 
 static void all_near(const usg_tensor *a, const usg_tensor *b, double tol)
@@ -117,12 +94,12 @@ static void test_values_by_hand(void **state)
     (void)state;
     usg_rnn_act acts[3] = {USG_RNN_TANH, USG_RNN_RELU, USG_RNN_SIGMOID};
     for (int a = 0; a < 3; a++) {
-        usg_tensor *x = from(USG_F64, 3, SHAPE(2, 1, 1), (double[]){1, -2});
-        usg_tensor *h0 = from(USG_F64, 3, SHAPE(1, 1, 1), (double[]){0.4});
-        usg_tensor *w[4] = {from(USG_F64, 2, SHAPE(1, 1), (double[]){0.5}),
-                            from(USG_F64, 2, SHAPE(1, 1), (double[]){-0.3}),
-                            from(USG_F64, 1, SHAPE(1), (double[]){0.1}),
-                            from(USG_F64, 1, SHAPE(1), (double[]){0.2})};
+        usg_tensor *x = mk(USG_F64, 3, SHAPE(2, 1, 1), (double[]){1, -2});
+        usg_tensor *h0 = mk(USG_F64, 3, SHAPE(1, 1, 1), (double[]){0.4});
+        usg_tensor *w[4] = {mk(USG_F64, 2, SHAPE(1, 1), (double[]){0.5}),
+                            mk(USG_F64, 2, SHAPE(1, 1), (double[]){-0.3}),
+                            mk(USG_F64, 1, SHAPE(1), (double[]){0.1}),
+                            mk(USG_F64, 1, SHAPE(1), (double[]){0.2})};
         usg_tensor *out, *hn;
         assert_int_equal(usg_ad_rnn(&out, &hn, x, h0, 1, w, acts[a], 0, NULL), USG_OK);
         double u1 = 0.5 - 0.3 * 0.4 + 0.3, z1, u2, z2;
@@ -145,10 +122,10 @@ static void test_values_by_hand(void **state)
 static void test_values_orientation(void **state)
 {
     (void)state;
-    usg_tensor *x = from(USG_F32, 3, SHAPE(1, 2, 3), (double[]){1, 2, 3, -1, 0, 1});
-    usg_tensor *h0 = from(USG_F32, 3, SHAPE(1, 2, 2), (double[]){0.5, -0.5, 1, 0});
-    usg_tensor *w[4] = {from(USG_F32, 2, SHAPE(2, 3), (double[]){0.1, 0.2, 0.3, -0.1, 0, 0.1}),
-                        from(USG_F32, 2, SHAPE(2, 2), (double[]){0.4, -0.2, 0.3, 0.5}), NULL, NULL};
+    usg_tensor *x = mk(USG_F32, 3, SHAPE(1, 2, 3), (double[]){1, 2, 3, -1, 0, 1});
+    usg_tensor *h0 = mk(USG_F32, 3, SHAPE(1, 2, 2), (double[]){0.5, -0.5, 1, 0});
+    usg_tensor *w[4] = {mk(USG_F32, 2, SHAPE(2, 3), (double[]){0.1, 0.2, 0.3, -0.1, 0, 0.1}),
+                        mk(USG_F32, 2, SHAPE(2, 2), (double[]){0.4, -0.2, 0.3, 0.5}), NULL, NULL};
     usg_tensor *out, *hn;
     assert_int_equal(usg_ad_rnn(&out, &hn, x, h0, 1, w, USG_RNN_TANH, 0, NULL), USG_OK);
     /* row 1: W_in x = (1.4, 0.2), W h0 = (0.3, -0.1); row 2: (0.2, 0.2), (0.4, 0.3) */

@@ -8,29 +8,11 @@
  * strides and offset (the layout is the point of a view) and through the
  * values usg_tensor_get_flat reads from it.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <math.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <string.h>
-#include <cmocka.h>
+#include "testutil.h"
 
-#include "internal.h"
-
-#define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
-#define VALS(...) ((const double[]){__VA_ARGS__})
 #define PERM(...) ((const int[]){__VA_ARGS__})
 
 /* ==== Helpers =========================================================== */
-
-static usg_tensor *mk(usg_dtype dt, int ndim, const int64_t *shape, const double *v)
-{
-    usg_tensor *t = NULL;
-    assert_int_equal(usg_tensor_from_doubles(&t, dt, ndim, shape, v), USG_OK);
-    return t;
-}
 
 /* 0, 1, 2, ... as f32 in the given shape */
 static usg_tensor *iota(int ndim, const int64_t *shape)
@@ -51,10 +33,7 @@ static void same(double got, double want)
 static void check(const usg_tensor *t, usg_dtype dt, int ndim, const int64_t *shape,
                   const double *v)
 {
-    assert_non_null(t);
-    assert_int_equal(t->dtype, dt);
-    assert_int_equal(t->ndim, ndim);
-    for (int d = 0; d < ndim; d++) assert_int_equal(t->shape[d], shape[d]);
+    check_shape(t, dt, ndim, shape);
     for (int64_t i = 0; i < usg_tensor_numel(t); i++) same(usg_tensor_get_flat(t, i), v[i]);
 }
 
@@ -75,41 +54,13 @@ static void expect(usg_tensor *t, usg_dtype dt, int ndim, const int64_t *shape, 
     usg_tensor_release(t);
 }
 
-static void expect_err(usg_status got, usg_status want, const char *needle)
-{
-    assert_int_equal(got, want);
-    if (!strstr(usg_errmsg(), needle))
-        fail_msg("message \"%s\" lacks \"%s\"", usg_errmsg(), needle);
-}
-
-/* A failing call must leave *out NULL: start from a sentinel to see it. */
-static usg_tensor sentinel;
-#define SENT (&sentinel)
-
 /* Run `call` (writes `out`) with the k-th allocation failing, k = 1, 2, ...
  * until it succeeds: each failure must be USG_NOMEM with out NULL and the
  * live bytes as before. `nfail` receives how many allocations the call made. */
 #define NOMEM_LOOP(nfail, out, call)                                           \
-    do {                                                                       \
-        (nfail) = 0;                                                           \
-        for (long k_ = 1; k_ < 64; k_++) {                                     \
-            size_t live_ = usg_alloc_live_bytes();                             \
-            (out) = SENT;                                                      \
-            usg_alloc_fail_after(k_);                                          \
-            usg_status s_ = (call);                                            \
-            usg_alloc_fail_after(0);                                           \
-            if (s_ == USG_OK) {                                                \
-                assert_ptr_not_equal((out), SENT);                             \
-                usg_tensor_release(out);                                       \
-                assert_int_equal(usg_alloc_live_bytes(), live_);               \
-                break;                                                         \
-            }                                                                  \
-            assert_int_equal(s_, USG_NOMEM);                                   \
-            assert_null(out);                                                  \
-            assert_int_equal(usg_alloc_live_bytes(), live_);                   \
-            (nfail)++;                                                         \
-        }                                                                      \
-    } while (0)
+    NOMEM_LOOP_CORE(nfail, out, call, 64,                                      \
+                    { assert_ptr_not_equal((out), SENT); usg_tensor_release(out); }, \
+                    { assert_int_equal(s_, USG_NOMEM); assert_null(out); })
 
 /* ==== Status, errors, dtypes ============================================ */
 

@@ -8,6 +8,9 @@ local usagi = require 'usagi'
 -- friends, i32 results, no_grad), and the in-place methods refusing to
 -- write into a tensor that requires grad.
 
+local h = dofile('tests/lua/helpers.lua')   -- shared assertion helpers
+local raises = h.raises
+
 usagi.manual_seed(7)
 
 -- an f64 leaf requiring grad with values uniform in [lo, hi)
@@ -31,17 +34,6 @@ local function values(t, vals, tol)
   local flat = t:reshape(-1):totable()
   assert.are.equal(#vals, #flat)
   for i = 1, #vals do near(vals[i], flat[i], tol, 'element ' .. i) end
-end
-
--- f() raises an error whose message contains each needle (plain find)
-local function raises(f, ...)
-  assert.has_error(f)
-  local ok, msg = pcall(f)
-  assert.is_false(ok)
-  for _, needle in ipairs({ ... }) do
-    assert.is_truthy(tostring(msg):find(needle, 1, true),
-                     ('message %q lacks %q'):format(tostring(msg), needle))
-  end
 end
 
 -- backward of sum(y) (y of any shape)

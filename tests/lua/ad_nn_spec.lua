@@ -5,6 +5,9 @@ local usagi = require 'usagi'
 -- ad_index.c): usagi.gradcheck for every op and option, what gets recorded,
 -- the Lua values the reductions give, and errors that name the function.
 
+local h = dofile('tests/lua/helpers.lua')   -- shared assertion helpers
+local flat, fails = h.flat, h.fails
+
 local T = usagi.tensor
 local function ids(t) return T(t, 'i32') end
 local function randn(...) return usagi.randn(...):requires_grad(true) end
@@ -17,13 +20,6 @@ local function gc(f, inputs, opts)
   assert.is_true(usagi.gradcheck(f, inputs, opts))
 end
 
-local function flat(x, out)
-  out = out or {}
-  if type(x) ~= 'table' then out[#out + 1] = x; return out end
-  for _, v in ipairs(x) do flat(v, out) end
-  return out
-end
-
 local function near(t, want, tol)
   tol = tol or 1e-6
   local got = t:dim() == 0 and { t:item() } or flat(t:totable())
@@ -33,15 +29,6 @@ local function near(t, want, tol)
     assert.is_true(math.abs(got[i] - want[i]) <= tol * (1 + math.abs(want[i])),
       ('element %d: got %.9g, want %.9g'):format(i, got[i], want[i]))
   end
-end
-
--- f raises an error whose message contains `text` (plain)
-local function fails(f, text)
-  assert.has_error(f)
-  local ok, msg = pcall(f)
-  assert.is_false(ok)
-  assert.is_truthy(tostring(msg):find(text, 1, true),
-    ('message "%s" lacks "%s"'):format(tostring(msg), text))
 end
 
 -- ==== Reductions ==========================================================

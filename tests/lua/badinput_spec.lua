@@ -8,6 +8,9 @@ local usagi = require 'usagi'
 -- is a non-empty string. A crash (segfault, abort, sanitizer report) kills
 -- the busted process and so fails the whole run: that is the test.
 
+local h = dofile('tests/lua/helpers.lua')   -- shared assertion helpers
+local raises = h.raises
+
 local nan, inf = 0 / 0, math.huge
 
 -- Calls that would change the state of the process for the rest of the run
@@ -279,17 +282,6 @@ describe('every usagi function and Tensor method', function()
 end)
 
 -- ==== Specific messages ====================================================
-
--- f() must raise an error whose message contains each of the needles.
-local function raises(f, ...)
-  assert.has_error(f)
-  local ok, msg = pcall(f)
-  assert.is_false(ok)
-  msg = tostring(msg)
-  for _, needle in ipairs { ... } do
-    assert.is_truthy(msg:find(needle, 1, true), ('"%s" lacks "%s"'):format(msg, needle))
-  end
-end
 
 describe('important messages', function()
   it('mm names itself and both shapes', function()

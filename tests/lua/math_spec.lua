@@ -5,45 +5,10 @@ local usagi = require 'usagi'
 -- comparisons, every unary function and its in-place variant, clamp, where,
 -- allclose / equal, the matrix products, and OpenBLAS's threads.
 
+local h = dofile('tests/lua/helpers.lua')   -- shared assertion helpers
+local near, shape, raises, expect = h.near_nan, h.shape, h.raises, h.expect
+
 local nan, inf = 0 / 0, math.huge
-
-local function shape(t)
-  local s = {}
-  for i = 1, t:dim() do s[i] = t:size(i) end
-  return s
-end
-
-local function near(want, got, tol, what)
-  tol = tol or 1e-5
-  if want ~= want then
-    assert.is_true(got ~= got, ('%swant NaN, got %s'):format(what or '', tostring(got)))
-  elseif want == inf or want == -inf then
-    assert.are.equal(want, got, what)
-  else
-    assert.is_true(math.abs(got - want) <= tol * (1 + math.abs(want)),
-                   ('%swant %.10g, got %.10g'):format(what or '', want, got))
-  end
-end
-
--- t has dtype dt, shape sh and the flat values vals
-local function expect(t, dt, sh, vals, tol)
-  assert.is_true(usagi.is_tensor(t))
-  assert.are.equal(dt, t:dtype())
-  assert.are.same(sh, shape(t))
-  local flat = t:dim() == 0 and { t:item() } or t:reshape(-1):totable()
-  assert.are.equal(#vals, #flat)
-  for i = 1, #vals do near(vals[i], flat[i], tol, ('[%d] '):format(i)) end
-end
-
-local function raises(f, ...)
-  assert.has_error(f)
-  local ok, msg = pcall(f)
-  assert.is_false(ok)
-  msg = tostring(msg)
-  for _, needle in ipairs { ... } do
-    assert.is_truthy(msg:find(needle, 1, true), ('"%s" lacks "%s"'):format(msg, needle))
-  end
-end
 
 local function m23(dt) return usagi.tensor({ { 1, 2, 3 }, { 4, 5, 6 } }, dt) end
 

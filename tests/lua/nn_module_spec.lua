@@ -8,12 +8,8 @@ local optim = require 'usagi.optim'
 -- activations and criterions against the functional ops, the initialisers'
 -- statistics and orthogonality, and a small MLP learning XOR with Adam.
 
-local function flat(x, out)
-  out = out or {}
-  if type(x) ~= 'table' then out[#out + 1] = x; return out end
-  for _, v in ipairs(x) do flat(v, out) end
-  return out
-end
+local h = dofile('tests/lua/helpers.lua')   -- shared assertion helpers
+local flat, fails, near_list = h.flat, h.fails, h.near_list
 
 local function values(t)
   t = t:detach()
@@ -22,24 +18,7 @@ end
 
 local function num(x) return type(x) == 'number' and x or x:item() end
 
-local function near_list(got, want, tol, what)
-  assert.equal(#want, #got)
-  for i = 1, #want do
-    assert.is_true(math.abs(got[i] - want[i]) <= tol * (1 + math.abs(want[i])),
-      ('%s element %d: got %.9g, want %.9g'):format(what or '', i, got[i], want[i]))
-  end
-end
-
 local function same_tensor(a, b, tol) near_list(values(a), values(b), tol or 0) end
-
--- f raises an error whose message contains `text` (plain)
-local function fails(f, text)
-  assert.has_error(f)
-  local ok, msg = pcall(f)
-  assert.is_false(ok)
-  assert.is_truthy(tostring(msg):find(text, 1, true),
-    ('message "%s" lacks "%s"'):format(tostring(msg), text))
-end
 
 local function names(list)
   local out = {}

@@ -4,15 +4,11 @@ local usagi = require 'usagi'
 -- values against hand-computed numbers, 1-based ids and dims, options
 -- tables, views, and errors that name the function.
 
+local h = dofile('tests/lua/helpers.lua')   -- shared assertion helpers
+local flat, fails = h.flat, h.fails
+
 local T = usagi.tensor
 local function ids(t) return T(t, 'i32') end
-
-local function flat(x, out)
-  out = out or {}
-  if type(x) ~= 'table' then out[#out + 1] = x; return out end
-  for _, v in ipairs(x) do flat(v, out) end
-  return out
-end
 
 local function dims(t)
   local s, r = t:size(), {}
@@ -36,15 +32,6 @@ local function near(t, shape, want, tol)
         ('element %d: got %.9g, want %.9g'):format(i, got[i], want[i]))
     end
   end
-end
-
--- f raises an error whose message contains `text` (plain)
-local function fails(f, text)
-  assert.has_error(f)
-  local ok, msg = pcall(f)
-  assert.is_false(ok)
-  assert.is_truthy(tostring(msg):find(text, 1, true),
-    ('message "%s" lacks "%s"'):format(tostring(msg), text))
 end
 
 describe('linear', function()

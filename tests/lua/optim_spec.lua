@@ -14,26 +14,12 @@ local optim = require 'usagi.optim'
 -- tests/c/test_optim.c). By hand: SGD lr 0.1 takes g = (1, -3, 6) to
 -- p1 = (0.9, -1.7, -0.1); Adam's first step is lr sign(g).
 
+local h = dofile('tests/lua/helpers.lua')   -- shared assertion helpers
+local fails, near_list = h.fails, h.near_list
+
 local P0, C, W = { 1, -2, 0.5 }, { 0.5, 1, -1 }, { 1, 0.5, 2 }
 
-local function near_list(got, want, tol, what)
-  assert.equal(#want, #got)
-  for i = 1, #want do
-    assert.is_true(math.abs(got[i] - want[i]) <= tol * (1 + math.abs(want[i])),
-      ('%s element %d: got %.17g, want %.17g'):format(what or '', i, got[i], want[i]))
-  end
-end
-
 local function values(t) return t:detach():contiguous():view(-1):totable() end
-
--- f raises an error whose message contains `text` (plain)
-local function fails(f, text)
-  assert.has_error(f)
-  local ok, msg = pcall(f)
-  assert.is_false(ok)
-  assert.is_truthy(tostring(msg):find(text, 1, true),
-    ('message "%s" lacks "%s"'):format(tostring(msg), text))
-end
 
 local function set_grad(p)
   local c, w = usagi.tensor(C, p:dtype()), usagi.tensor(W, p:dtype())

@@ -4,48 +4,10 @@ local usagi = require 'usagi'
 -- values computed by hand, on contiguous tensors and views, every dim and
 -- dtype, keepdim shapes, ties, NaN, empty tensors and every bad call.
 
+local h = dofile('tests/lua/helpers.lua')   -- shared assertion helpers
+local near, shape, raises, expect = h.near_nan, h.shape, h.raises, h.expect
+
 local nan, inf = 0 / 0, math.huge
-
-local function shape(t)
-  local s = {}
-  for i = 1, t:dim() do s[i] = t:size()[i] end
-  return s
-end
-
-local function near(want, got, tol)
-  tol = tol or 1e-5
-  if usagi.is_tensor(got) then got = got:item() end   -- a 0-dim result
-  if want ~= want then
-    assert.is_true(got ~= got, ('want NaN, got %s'):format(tostring(got)))
-  elseif want == inf or want == -inf then
-    assert.are.equal(want, got)
-  else
-    assert.is_true(math.abs(got - want) <= tol * (1 + math.abs(want)),
-                   ('want %.10g, got %.10g'):format(want, got))
-  end
-end
-
--- t is a tensor of dtype dt, shape sh and values vals (flat, row-major).
-local function expect(t, dt, sh, vals, tol)
-  assert.is_true(usagi.is_tensor(t))
-  assert.are.equal(dt, t:dtype())
-  assert.are.same(sh, shape(t))
-  local flat = t:reshape(-1):totable()
-  if #sh == 0 then flat = { t:item() } end
-  assert.are.equal(#vals, #flat)
-  for i = 1, #vals do near(vals[i], flat[i], tol) end
-end
-
--- f() must raise an error whose message contains each of the needles.
-local function raises(f, ...)
-  assert.has_error(f)
-  local ok, msg = pcall(f)
-  assert.is_false(ok)
-  msg = tostring(msg)
-  for _, needle in ipairs { ... } do
-    assert.is_truthy(msg:find(needle, 1, true), ('"%s" lacks "%s"'):format(msg, needle))
-  end
-end
 
 local function m23(dt) return usagi.tensor({ { 1, 5, 3 }, { 4, 2, 6 } }, { dtype = dt }) end
 

@@ -4,25 +4,10 @@ local usagi = require 'usagi'
 -- host/core/tensor.c): creation, queries, views that share memory, copies,
 -- conversion, 1-based indexing and slicing, assignment, and printing.
 
+local h = dofile('tests/lua/helpers.lua')   -- shared assertion helpers
+local shape, raises = h.shape, h.raises
+
 local nan = 0 / 0
-
--- the shape as a plain table
-local function shape(t)
-  local s = {}
-  for i = 1, t:dim() do s[i] = t:size(i) end
-  return s
-end
-
--- f() must raise an error whose message contains each of the needles.
-local function raises(f, ...)
-  assert.has_error(f)
-  local ok, msg = pcall(f)
-  assert.is_false(ok)
-  msg = tostring(msg)
-  for _, needle in ipairs { ... } do
-    assert.is_truthy(msg:find(needle, 1, true), ('"%s" lacks "%s"'):format(msg, needle))
-  end
-end
 
 local function near(want, got, tol)
   assert.is_true(math.abs(want - got) <= (tol or 1e-6), ('want %.9g, got %.9g'):format(want, got))

@@ -1,0 +1,85 @@
+-- helpers.lua -- small assertion helpers shared by the busted specs in
+-- tests/lua. Specs load it with `local h = dofile('tests/lua/helpers.lua')`
+-- (they run from the repository root). Only helpers that several specs use
+-- in the same form live here; a spec's own variants stay in that spec.
+local usagi = require 'usagi'
+-- dofile runs outside busted's spec environment: take luassert directly
+local assert = require 'luassert'
+
+local h = {}
+
+local inf = math.huge
+
+-- f() raises an error whose message contains each of the needles (plain find).
+function h.raises(f, ...)
+  assert.has_error(f)
+  local ok, msg = pcall(f)
+  assert.is_false(ok)
+  msg = tostring(msg)
+  for _, needle in ipairs { ... } do
+    assert.is_truthy(msg:find(needle, 1, true), ('"%s" lacks "%s"'):format(msg, needle))
+  end
+end
+
+-- f raises an error whose message contains `text` (plain).
+function h.fails(f, text)
+  assert.has_error(f)
+  local ok, msg = pcall(f)
+  assert.is_false(ok)
+  assert.is_truthy(tostring(msg):find(text, 1, true),
+    ('message "%s" lacks "%s"'):format(tostring(msg), text))
+end
+
+-- A nested table of numbers flattened in row-major order (appended to out).
+function h.flat(x, out)
+  out = out or {}
+  if type(x) ~= 'table' then out[#out + 1] = x; return out end
+  for _, v in ipairs(x) do h.flat(v, out) end
+  return out
+end
+
+-- Lists got and want have the same length and each got[i] is within tol of
+-- want[i], relative to 1 + |want[i]|; `what` prefixes the failure message.
+function h.near_list(got, want, tol, what)
+  assert.equal(#want, #got)
+  for i = 1, #want do
+    assert.is_true(math.abs(got[i] - want[i]) <= tol * (1 + math.abs(want[i])),
+      ('%s element %d: got %.17g, want %.17g'):format(what or '', i, got[i], want[i]))
+  end
+end
+
+-- The shape of tensor t as a plain table.
+function h.shape(t)
+  local s = {}
+  for i = 1, t:dim() do s[i] = t:size(i) end
+  return s
+end
+
+-- got is within tol (default 1e-5) of want, relative to 1 + |want|; a NaN
+-- want needs a NaN, an infinite want must be hit exactly. A 0-dim tensor got
+-- is read with :item(). `what` prefixes the failure message.
+function h.near_nan(want, got, tol, what)
+  tol = tol or 1e-5
+  if usagi.is_tensor(got) then got = got:item() end
+  if want ~= want then
+    assert.is_true(got ~= got, ('%swant NaN, got %s'):format(what or '', tostring(got)))
+  elseif want == inf or want == -inf then
+    assert.are.equal(want, got, what)
+  else
+    assert.is_true(math.abs(got - want) <= tol * (1 + math.abs(want)),
+                   ('%swant %.10g, got %.10g'):format(what or '', want, got))
+  end
+end
+
+-- t is a tensor of dtype dt, shape sh and the flat (row-major) values vals,
+-- each within tol by near_nan.
+function h.expect(t, dt, sh, vals, tol)
+  assert.is_true(usagi.is_tensor(t))
+  assert.are.equal(dt, t:dtype())
+  assert.are.same(sh, h.shape(t))
+  local flat = t:dim() == 0 and { t:item() } or t:reshape(-1):totable()
+  assert.are.equal(#vals, #flat)
+  for i = 1, #vals do h.near_nan(vals[i], flat[i], tol, ('[%d] '):format(i)) end
+end
+
+return h
