@@ -89,6 +89,9 @@ static const struct { const char *key, *module, *field; } lazy[] = {
     {"optim", "usagi.optim", NULL},
     {"gradcheck", "usagi.gradcheck", NULL},
     {"experiment", "usagi.experiment", "experiment"},
+    {"save", "usagi.store", "save"},
+    {"load", "usagi.store", "load"},
+    {"plot", "usagi.plot", NULL},
 };
 
 static int l_lazy_index(lua_State *L)                /* [usagi, key] */

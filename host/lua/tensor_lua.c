@@ -852,5 +852,8 @@ int luaopen_usagi(lua_State *L)
     usg_lua_open_autograd(L);
     usg_lua_open_plugin(L);
     usg_lua_open_optim(L);
+    usg_lua_open_h5(L);
+    usg_lua_open_sys(L);
+    usg_lua_open_image(L);
     return 1;
 }

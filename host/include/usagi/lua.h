@@ -84,6 +84,9 @@ int usg_lua_open_nn(lua_State *L);
 int usg_lua_open_autograd(lua_State *L);
 int usg_lua_open_plugin(lua_State *L);
 int usg_lua_open_optim(lua_State *L);
+int usg_lua_open_h5(lua_State *L);
+int usg_lua_open_sys(lua_State *L);
+int usg_lua_open_image(lua_State *L);
 
 USG_API int luaopen_usagi(lua_State *L);
 

@@ -1,0 +1,306 @@
+/*
+ * sys_lua.c -- usagi.sys: the few operating-system calls that runs,
+ * checkpoints and sweeps need and standard Lua lacks: directories,
+ * durable renames, wall-clock time, the host name, and starting and
+ * waiting for child processes.
+ *
+ * It is glue, not a portability layer: POSIX only, each function a thin
+ * wrapper whose errors name the function, the path and the system's reason.
+ * The policy (what to write where, when to sync) lives in
+ * scripts/usagi/run.lua.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "binding.h"
+
+extern char **environ;
+
+static int fail(lua_State *L, const char *fn, const char *path)
+{
+    return luaL_error(L, "%s: '%s': %s", fn, path, strerror(errno));
+}
+
+/* mkdir(path): make the directory and its parents; fine if it exists. */
+static int l_mkdir(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+    luaL_argcheck(L, n > 0 && n < sizeof buf, 1, "path must be a non-empty string shorter than PATH_MAX");
+    memcpy(buf, path, n + 1);
+    for (char *p = buf + 1; ; p++) {
+        if (*p != '/' && *p != '\0') continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return fail(L, "sys.mkdir", buf);
+        *p = c;
+        if (c == '\0') break;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return fail(L, "sys.mkdir", path);
+    }
+    return 0;
+}
+
+/* kind(path) -> 'file' | 'directory' | 'other' | nil */
+static int l_kind(lua_State *L)
+{
+    struct stat st;
+    if (stat(luaL_checkstring(L, 1), &st) != 0) return 0;
+    lua_pushstring(L, S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "directory" : "other");
+    return 1;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* listdir(path) -> sorted array of names (without . and ..) */
+static int l_listdir(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    DIR *d = opendir(path);
+    if (!d) return fail(L, "sys.listdir", path);
+    lua_newtable(L);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        lua_pushstring(L, e->d_name);
+        lua_rawseti(L, -2, ++n);
+    }
+    closedir(d);
+    /* sort through a C array: the order must not depend on readdir's */
+    const char **names = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *names, 0);
+    for (int i = 0; i < n; i++) {
+        lua_rawgeti(L, -2, i + 1);
+        names[i] = lua_tostring(L, -1);
+        lua_pop(L, 1);                      /* still anchored by the table */
+    }
+    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_pushstring(L, names[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+static int fsync_path(const char *path, int dir)
+{
+    int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+static void dir_of(const char *path, char *out, size_t n)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) { snprintf(out, n, "."); return; }
+    size_t len = (size_t)(slash - path);
+    if (len == 0) len = 1;                  /* "/x" -> "/" */
+    snprintf(out, n, "%.*s", (int)len, path);
+}
+
+/* replace(tmp, dst): make tmp durable, then atomically put it at dst, then
+ * make the rename durable. After a crash at any moment dst is either the
+ * old file or the complete new one. */
+static int l_replace(lua_State *L)
+{
+    const char *tmp = luaL_checkstring(L, 1), *dst = luaL_checkstring(L, 2);
+    char dir[PATH_MAX];
+    if (fsync_path(tmp, 0) != 0) return fail(L, "sys.replace", tmp);
+    if (rename(tmp, dst) != 0) return fail(L, "sys.replace", dst);
+    dir_of(dst, dir, sizeof dir);
+    if (fsync_path(dir, 1) != 0) return fail(L, "sys.replace", dir);
+    return 0;
+}
+
+/* link(src, dst): dst becomes a second name of src, replacing dst
+ * atomically (through a temporary name beside it). */
+static int l_link(lua_State *L)
+{
+    const char *src = luaL_checkstring(L, 1), *dst = luaL_checkstring(L, 2);
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.link-tmp", dst) >= (int)sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return fail(L, "sys.link", dst);
+    }
+    unlink(tmp);
+    if (link(src, tmp) != 0) return fail(L, "sys.link", src);
+    if (rename(tmp, dst) != 0) { unlink(tmp); return fail(L, "sys.link", dst); }
+    return 0;
+}
+
+/* remove(path): a file, or an empty directory; fine if missing. */
+static int l_remove(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    if (remove(path) != 0 && errno != ENOENT) return fail(L, "sys.remove", path);
+    return 0;
+}
+
+/* time() -> seconds since the epoch, with fractions; monotonic() -> seconds
+ * from an arbitrary start, for durations. */
+static int l_time(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lua_pushnumber(L, (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec);
+    return 1;
+}
+
+static int l_monotonic(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec);
+    return 1;
+}
+
+static int l_sleep(lua_State *L)
+{
+    double s = luaL_checknumber(L, 1);
+    luaL_argcheck(L, s >= 0 && s < 1e6, 1, "seconds must be in [0, 1e6)");
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+    return 0;
+}
+
+static int l_hostname(lua_State *L)
+{
+    char buf[256];
+    if (gethostname(buf, sizeof buf) != 0) return fail(L, "sys.hostname", "");
+    buf[sizeof buf - 1] = '\0';
+    lua_pushstring(L, buf);
+    return 1;
+}
+
+/* exe() -> the path of the running executable (to start more of it) */
+static int l_exe(lua_State *L)
+{
+    char buf[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n < 0) return fail(L, "sys.exe", "/proc/self/exe");
+    lua_pushlstring(L, buf, (size_t)n);
+    return 1;
+}
+
+static int l_getpid(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)getpid());
+    return 1;
+}
+
+static int l_isatty(lua_State *L)
+{
+    lua_Integer fd = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, fd >= 0 && fd <= INT_MAX, 1, "file descriptor must be >= 0");
+    lua_pushboolean(L, isatty((int)fd));
+    return 1;
+}
+
+/* spawn(argv [, {stdout = path, stderr = path}]) -> pid. argv[1] is the
+ * program, found on PATH. Output goes where ours goes unless redirected
+ * (appending to the file). */
+static int l_spawn(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, 1);
+    luaL_argcheck(L, n >= 1 && n < 4096, 1, "argv must be an array of 1 to 4095 strings");
+    const char **argv = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof *argv, 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, 1, i);
+        if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
+            return luaL_error(L, "sys.spawn: argv[%d] must be a string, got %s", (int)i,
+                              luaL_typename(L, -1));
+        argv[i - 1] = lua_tostring(L, -1);
+        lua_pop(L, 1);                                  /* anchored by the table */
+    }
+    argv[n] = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    static const char *const streams[] = {"stdout", "stderr"};
+    for (int s = 0; s < 2 && lua_istable(L, 2); s++) {
+        if (lua_getfield(L, 2, streams[s]) == LUA_TSTRING)
+            posix_spawn_file_actions_addopen(&fa, s + 1, lua_tostring(L, -1),
+                                             O_WRONLY | O_CREAT | O_APPEND, 0666);
+        lua_pop(L, 1);
+    }
+    pid_t pid;
+    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) {
+        errno = rc;
+        return fail(L, "sys.spawn", argv[0]);
+    }
+    lua_pushinteger(L, pid);
+    return 1;
+}
+
+/* wait([pid]) -> pid, how, code: how is 'exit' (code = exit status) or
+ * 'signal' (code = the signal number). Without pid, any child; nil when
+ * there are no children left. */
+static int l_wait(lua_State *L)
+{
+    pid_t want = (pid_t)luaL_optinteger(L, 1, -1);
+    int st;
+    pid_t pid;
+    while ((pid = waitpid(want, &st, 0)) < 0 && errno == EINTR) {}
+    if (pid < 0) {
+        if (errno == ECHILD) return 0;
+        return fail(L, "sys.wait", "child");
+    }
+    lua_pushinteger(L, pid);
+    if (WIFEXITED(st)) {
+        lua_pushliteral(L, "exit");
+        lua_pushinteger(L, WEXITSTATUS(st));
+    } else {
+        lua_pushliteral(L, "signal");
+        lua_pushinteger(L, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    }
+    return 3;
+}
+
+/* kill(pid, signal) with signal a number or 'KILL', 'TERM', 'INT' */
+static int l_kill(lua_State *L)
+{
+    lua_Integer pid = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, pid > 0 && pid <= INT_MAX, 1, "pid must be a positive process id");
+    static const char *const names[] = {"KILL", "TERM", "INT", NULL};
+    static const int sigs[] = {SIGKILL, SIGTERM, SIGINT};
+    int sig = lua_type(L, 2) == LUA_TNUMBER ? (int)luaL_checkinteger(L, 2)
+                                            : sigs[luaL_checkoption(L, 2, "TERM", names)];
+    lua_pushboolean(L, kill((pid_t)pid, sig) == 0);
+    return 1;
+}
+
+int usg_lua_open_sys(lua_State *L)
+{
+    static const luaL_Reg fns[] = {
+        {"mkdir", l_mkdir}, {"kind", l_kind}, {"listdir", l_listdir}, {"replace", l_replace},
+        {"link", l_link}, {"remove", l_remove}, {"time", l_time}, {"monotonic", l_monotonic},
+        {"sleep", l_sleep}, {"hostname", l_hostname}, {"getpid", l_getpid}, {"exe", l_exe},
+        {"isatty", l_isatty}, {"spawn", l_spawn}, {"wait", l_wait}, {"kill", l_kill},
+        {NULL, NULL}};
+    luaL_newlib(L, fns);
+    lua_setfield(L, -2, "sys");
+    return 0;
+}

@@ -1,0 +1,636 @@
+-- usagi.plot -- line charts of metrics, as SVG or PNG, fit for a report:
+--
+--   local plot = require 'usagi.plot'
+--   plot.lines {
+--     series = { { label = 'train', y = train_loss }, { label = 'valid', x = epochs, y = valid } },
+--     title = 'PTB', xlabel = 'step', ylabel = 'loss', logy = true, path = 'loss.png',
+--   }
+--
+-- The chart is laid out once, in pixels, as a short display list (rects,
+-- lines, polylines, markers, texts), which two back ends draw: SVG text
+-- (real <text> in sans-serif, <polyline>s, a white background, a viewBox)
+-- and PNG through usagi.image (host/core/image.c, with its bitmap font).
+-- What it draws follows matplotlib's defaults: 5% margins around the data,
+-- 1-2-5 ticks (decades when logy), light grid lines, the tab10 colours, a
+-- legend in the corner it hides least of the data. NaN and infinite points
+-- break a line; a point alone between breaks gets a dot.
+--
+-- Not a plotting package: no scatter, bars, subplots or styles. Lua only,
+-- no per-pixel loops: long series are thinned to the first, lowest,
+-- highest and last point of each pixel column, which draws the same.
+local usagi = require 'usagi'
+local image = usagi.image
+
+local plot = {}
+
+-- matplotlib's tab10, in its order.
+plot.palette = {
+  '#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd',
+  '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf',
+}
+
+local INK, FRAME, GRID, LEGEND_EDGE, BG = '#222222', '#444444', '#e6e6e6', '#cccccc', '#ffffff'
+local floor, ceil, max, min, abs = math.floor, math.ceil, math.max, math.min, math.abs
+
+-- Errors carry no position here; plot.lines re-raises them at its caller.
+local function fail(fmt, ...) error('plot.lines: ' .. fmt:format(...), 0) end
+
+local function finite(v) return v == v and v ~= math.huge and v ~= -math.huge end
+
+-- ==== Input ==============================================================
+
+-- A Lua array of numbers from a Lua array or a 1-D tensor.
+local function numbers(v, what)
+  if usagi.is_tensor(v) then
+    if v:dim() ~= 1 then fail('%s must be a Lua array or a 1-D tensor, got a tensor of size %s', what, tostring(v:size())) end
+    return v:double():totable()
+  end
+  if type(v) ~= 'table' then fail('%s must be a Lua array or a 1-D tensor, got %s', what, type(v)) end
+  local out = {}
+  for i = 1, #v do
+    if type(v[i]) ~= 'number' then fail('%s[%d] must be a number, got %s', what, i, type(v[i])) end
+    out[i] = v[i]
+  end
+  return out
+end
+
+local KNOWN = {
+  series = true, title = true, xlabel = true, ylabel = true, logy = true, width = true,
+  height = true, path = true, xlim = true, ylim = true, legend = true, font_scale = true,
+  quiet = true,
+}
+local LEGEND_AT = { best = true, ['upper right'] = true, ['upper left'] = true,
+  ['lower left'] = true, ['lower right'] = true }
+
+local function opt_string(spec, k)
+  if spec[k] ~= nil and type(spec[k]) ~= 'string' then fail("%s must be a string, got %s", k, type(spec[k])) end
+  return spec[k]
+end
+
+local function opt_size(spec, k, def)
+  local v = spec[k]
+  if v == nil then return def end
+  if math.type(v) ~= 'integer' or v < 100 or v > 8192 then
+    fail('%s must be an integer in 100..8192, got %s', k, tostring(v))
+  end
+  return v
+end
+
+local function show(v)
+  if type(v) ~= 'table' then return type(v) == 'string' and "'" .. v .. "'" or tostring(v) end
+  local parts = {}
+  for i = 1, max(#v, 2) do parts[i] = show(v[i]) end
+  return '{' .. table.concat(parts, ', ') .. '}'
+end
+
+-- {lo, hi} with either end nil (or absent) to leave it to the data.
+local function opt_lim(spec, k)
+  local v = spec[k]
+  if v == nil then return {} end
+  local function ok(x) return x == nil or (type(x) == 'number' and finite(x)) end
+  if type(v) ~= 'table' or not ok(v[1]) or not ok(v[2]) or (v[1] and v[2] and v[1] >= v[2]) then
+    fail('%s must be {lo, hi} with finite lo < hi (either may be nil), got %s', k, show(v))
+  end
+  return { v[1], v[2] }
+end
+
+-- '#rrggbb' or {r, g, b} in 0..255, as '#rrggbb'.
+local function opt_color(c, what)
+  if type(c) == 'string' and c:match('^#%x%x%x%x%x%x$') then return c:lower() end
+  if type(c) == 'table' and #c == 3 then
+    local okc = true
+    for i = 1, 3 do okc = okc and type(c[i]) == 'number' and c[i] >= 0 and c[i] <= 255 end
+    if okc then return ('#%02x%02x%02x'):format(floor(c[1] + 0.5), floor(c[2] + 0.5), floor(c[3] + 0.5)) end
+  end
+  fail("%s must be '#rrggbb' or {r, g, b} with values in 0..255, got %s", what, show(c))
+end
+
+-- The checked, normalised spec: every series with x and y arrays of equal
+-- length, a label and a colour.
+local function normalise(spec, need_path)
+  if type(spec) ~= 'table' then fail('expects a table of options, got %s', type(spec)) end
+  for k in pairs(spec) do
+    if not KNOWN[k] then fail("unknown option '%s'", tostring(k)) end
+  end
+  local path, ext = spec.path, nil
+  if need_path or path ~= nil then
+    if type(path) ~= 'string' then fail("path must be a string ending in .svg or .png, got %s", type(path)) end
+    ext = path:match('%.(%w+)$')
+    ext = ext and ext:lower()
+    if ext ~= 'svg' and ext ~= 'png' then
+      fail("path must end in .svg or .png, got '%s'", path)
+    end
+  end
+  local list = spec.series
+  if type(list) ~= 'table' or #list == 0 then fail('series must be a non-empty list of {label =, x =, y =}') end
+  local p = {
+    path = path, format = ext, title = opt_string(spec, 'title'), xlabel = opt_string(spec, 'xlabel'),
+    ylabel = opt_string(spec, 'ylabel'), logy = spec.logy and true or false,
+    width = opt_size(spec, 'width', 800), height = opt_size(spec, 'height', 500),
+    xlim = opt_lim(spec, 'xlim'), ylim = opt_lim(spec, 'ylim'), quiet = spec.quiet,
+    legend = spec.legend == nil and 'best' or spec.legend, series = {},
+  }
+  if p.legend ~= false and not LEGEND_AT[p.legend] then
+    fail("legend must be false, 'best', 'upper right', 'upper left', 'lower left' or 'lower right', got %s", tostring(p.legend))
+  end
+  local fs = spec.font_scale
+  if fs ~= nil and (math.type(fs) ~= 'integer' or fs < 1 or fs > 8) then
+    fail('font_scale must be an integer in 1..8, got %s', tostring(fs))
+  end
+  p.scale = fs or max(1, floor(min(p.width / 800, p.height / 500) + 0.2))
+  p.labelled = false
+  for i, s in ipairs(list) do
+    local what = ('series[%d]'):format(i)
+    if type(s) ~= 'table' then fail('%s must be a table {label =, x =, y =}, got %s', what, type(s)) end
+    if s.y == nil then fail('%s has no y', what) end
+    local y = numbers(s.y, what .. '.y')
+    local x
+    if s.x ~= nil then
+      x = numbers(s.x, what .. '.x')
+      if #x ~= #y then fail('%s: x and y lengths differ (%d and %d)', what, #x, #y) end
+    else
+      x = {}
+      for k = 1, #y do x[k] = k end
+    end
+    if s.label ~= nil and type(s.label) ~= 'string' then fail('%s.label must be a string, got %s', what, type(s.label)) end
+    p.labelled = p.labelled or s.label ~= nil
+    local width = s.width or 1.5
+    if type(width) ~= 'number' or not (width > 0 and width <= 100) then
+      fail('%s.width must be a number in (0, 100], got %s', what, show(width))
+    end
+    p.series[i] = {
+      label = s.label or ('series ' .. i), x = x, y = y, width = width,
+      color = opt_color(s.color or plot.palette[(i - 1) % #plot.palette + 1], what .. '.color'),
+    }
+  end
+  return p
+end
+
+-- ==== Scales and ticks ===================================================
+
+-- Tick labels: fixed decimals from the step (0.0, 0.5, 1.0), or compact
+-- scientific notation (1e+06, 2.5e-05) from a million up and below 1e-4
+-- (matplotlib switches at 1e6 and 1e-5).
+local function fmt_sci(v, digits)
+  if v == 0 then return '0' end
+  local m, e = ('%.' .. digits .. 'e'):format(v):match('^(.-)e(.*)$')
+  if m:find('%.') then m = m:gsub('0+$', ''):gsub('%.$', '') end
+  return m .. 'e' .. e
+end
+
+local function tick_formatter(lo, hi, step)
+  local big = max(abs(lo), abs(hi))
+  local k = floor(math.log(step, 10) + 1e-9)
+  if big >= 1e6 or big < 1e-4 then
+    local digits = max(0, floor(math.log(big, 10) + 1e-9) - k)
+    return function(v) return fmt_sci(v, digits) end
+  end
+  local f = '%.' .. max(0, -k) .. 'f'
+  return function(v)
+    local s = f:format(v)
+    return (s:match('^%-[0.]+$') and s:sub(2)) or s    -- no "-0.0"
+  end
+end
+
+-- Ticks at multiples of a 1-2-5 step inside [lo, hi]: the finest step
+-- that gives at most 8 (integer steps only when `integer`).
+local function linear_ticks(lo, hi, integer)
+  local span = hi - lo
+  local e = floor(math.log(span, 10))
+  local step
+  for k = e - 2, e + 1 do
+    for _, m in ipairs { 1, 2, 5 } do
+      local st = m * 10.0 ^ k
+      if not step and (not integer or st >= 1) and floor(hi / st + 1e-9) - ceil(lo / st - 1e-9) + 1 <= 8 then
+        step = st
+      end
+    end
+  end
+  step = step or 10.0 ^ (e + 1)
+  local fmt, ticks = tick_formatter(lo, hi, step), {}
+  for i = ceil(lo / step - 1e-9), floor(hi / step + 1e-9) do
+    local v = i * step
+    ticks[#ticks + 1] = { at = v, label = fmt(v) }
+  end
+  return ticks
+end
+
+local function fmt_decade(k)
+  if k >= -3 and k <= 4 then return ('%g'):format(10.0 ^ k) end
+  return ('1e%+03d'):format(k)
+end
+
+-- Log-scale ticks over [lo, hi] given in log10 units. Three decades or
+-- more: the decades (every n-th when there are many) with unlabelled minor
+-- ticks at 2..9. Fewer: 1-2-5 multiples (then 1..9) when that gives 3 to
+-- 10 ticks, the other multiples as minor ticks. Narrower still: plain
+-- linear ticks of the values.
+local function log_ticks(lo, hi)
+  local ticks, minor = {}, {}
+  local k0, k1 = ceil(lo - 1e-9), floor(hi + 1e-9)
+  local function multiples(ms)
+    local out = {}
+    for k = floor(lo), ceil(hi) do
+      for _, m in ipairs(ms) do
+        local v = k + math.log(m, 10)
+        if v >= lo - 1e-12 and v <= hi + 1e-12 then out[#out + 1] = { at = v, label = ('%g'):format(m * 10.0 ^ k), m = m } end
+      end
+    end
+    return out
+  end
+  if k1 - k0 + 1 >= 3 then
+    local every = ceil((k1 - k0 + 1) / 8)
+    for k = k0, k1 do
+      if k % every == 0 then ticks[#ticks + 1] = { at = k, label = fmt_decade(k) } end
+    end
+    if every == 1 then
+      for _, t in ipairs(multiples { 2, 3, 4, 5, 6, 7, 8, 9 }) do minor[#minor + 1] = t.at end
+    end
+    return ticks, minor
+  end
+  for _, ms in ipairs { { 1, 2, 5 }, { 1, 2, 3, 4, 5, 6, 7, 8, 9 } } do
+    ticks = multiples(ms)
+    if #ticks >= 3 and #ticks <= 10 then
+      local major = {}
+      for _, m in ipairs(ms) do major[m] = true end
+      for _, t in ipairs(multiples { 2, 3, 4, 5, 6, 7, 8, 9 }) do
+        if not major[t.m] then minor[#minor + 1] = t.at end
+      end
+      return ticks, minor
+    end
+  end
+  ticks = {}
+  for _, t in ipairs(linear_ticks(10 ^ lo, 10 ^ hi, false)) do
+    if t.at > 0 then ticks[#ticks + 1] = { at = math.log(t.at, 10), label = t.label } end
+  end
+  return ticks, minor
+end
+
+-- The data range of the finite points, widened by 5% as matplotlib does
+-- (or a unit around a single value); lim pins either end.
+local function data_range(lo, hi, lim, integer)
+  if lo > hi then lo, hi = 0, 1 end
+  if lo == hi then
+    local d = (integer or lo == 0) and 1 or abs(lo) * 0.1
+    lo, hi = lo - d, hi + d
+  else
+    local d = (hi - lo) * 0.05
+    lo, hi = lo - d, hi + d
+  end
+  lo, hi = lim[1] or lo, lim[2] or hi
+  if lo >= hi then fail('the limits leave an empty range (%g >= %g)', lo, hi) end
+  return lo, hi
+end
+
+-- ==== Layout =============================================================
+
+-- Pixel coordinates of one series, NaN where the line breaks; long runs
+-- keep the first, lowest, highest and last point of each pixel column.
+local function to_pixels(xs, ys, mx, my, columns)
+  local px, py = {}, {}
+  for i = 1, #xs do px[i], py[i] = mx(xs[i]), my(ys[i]) end
+  if #px <= 4 * columns then return px, py end
+  local ox, oy, i = {}, {}, 1
+  local function keep(k) ox[#ox + 1], oy[#oy + 1] = px[k], py[k] end
+  while i <= #px do
+    if not (finite(px[i]) and finite(py[i])) then keep(i); i = i + 1 else
+      local col, j, lo, hi = floor(px[i]), i, i, i
+      while j + 1 <= #px and finite(px[j + 1]) and finite(py[j + 1]) and floor(px[j + 1]) == col do
+        j = j + 1
+        if py[j] < py[lo] then lo = j end
+        if py[j] > py[hi] then hi = j end
+      end
+      local ks = { i, lo, hi, j }
+      table.sort(ks)
+      for n, k in ipairs(ks) do if n == 1 or k ~= ks[n - 1] then keep(k) end end
+      i = j + 1
+    end
+  end
+  return ox, oy
+end
+
+-- How many segments of the data cross the rectangle (x, y, w, h).
+local function hits(lines, x, y, w, h)
+  local n = 0
+  for _, l in ipairs(lines) do
+    local xs, ys = l.xs, l.ys
+    for i = 1, #xs - 1 do
+      local x0, y0, x1, y1 = xs[i], ys[i], xs[i + 1], ys[i + 1]
+      if finite(x0) and finite(y0) and finite(x1) and finite(y1)
+          and max(x0, x1) >= x and min(x0, x1) <= x + w and max(y0, y1) >= y and min(y0, y1) <= y + h then
+        -- the segment's box meets the rect; sample it to be sure
+        for t = 0, 1, 0.125 do
+          local sx, sy = x0 + t * (x1 - x0), y0 + t * (y1 - y0)
+          if sx >= x and sx <= x + w and sy >= y and sy <= y + h then n = n + 1; break end
+        end
+      end
+    end
+  end
+  return n
+end
+
+local function legend_box(p, lines, L, T, R, B, s)
+  local rowh, swatch, inner = 16 * s, 22 * s, 7 * s
+  local tw = 0
+  for _, se in ipairs(p.series) do tw = max(tw, image.text_width(se.label, s)) end
+  local w = inner + swatch + 6 * s + ceil(tw * 1.1) + inner
+  local h = #p.series * rowh + 2 * inner - 4 * s
+  local m = 8 * s
+  local spots = {
+    ['upper right'] = { R - m - w, T + m }, ['upper left'] = { L + m, T + m },
+    ['lower left'] = { L + m, B - m - h }, ['lower right'] = { R - m - w, B - m - h },
+  }
+  local order = { 'upper right', 'upper left', 'lower left', 'lower right' }
+  local at = p.legend
+  if at == 'best' then
+    local best
+    for _, name in ipairs(order) do
+      local xy = spots[name]
+      local n = hits(lines, xy[1], xy[2], w, h)
+      if not best or n < best then best, at = n, name end
+    end
+  end
+  local xy = spots[at]
+  return { x = floor(xy[1]), y = floor(xy[2]), w = w, h = h, rowh = rowh, swatch = swatch, inner = inner }
+end
+
+-- The display list of a normalised spec: pixel coordinates, back to front.
+local function layout(p)
+  local W, H, s = p.width, p.height, p.scale
+  local cap, pad, tick = 9 * s, 10 * s, 4 * s
+  local notes = {}
+  -- the data, transformed (log10 when logy) and their range
+  local xlo, xhi, ylo, yhi, integer = math.huge, -math.huge, math.huge, -math.huge, true
+  local tys = {}
+  for i, se in ipairs(p.series) do
+    local ty, dropped = {}, 0
+    for k = 1, #se.y do
+      local v = se.y[k]
+      if p.logy then
+        if v <= 0 then dropped = dropped + 1; v = 0 / 0 else v = math.log(v, 10) end
+      end
+      ty[k] = v
+      local x = se.x[k]
+      if finite(x) and finite(v) then
+        xlo, xhi, ylo, yhi = min(xlo, x), max(xhi, x), min(ylo, v), max(yhi, v)
+        integer = integer and x == floor(x)
+      end
+    end
+    if dropped > 0 then
+      notes[#notes + 1] = ("plot.lines: logy: left out %d non-positive value%s of '%s'")
+          :format(dropped, dropped == 1 and '' or 's', se.label)
+    end
+    tys[i] = ty
+  end
+  if xlo > xhi then fail('no finite (x, y) point to plot in any series') end
+  local ylim = p.ylim
+  if p.logy then
+    for _, v in ipairs { ylim[1] or 1, ylim[2] or 1 } do
+      if v <= 0 then fail('ylim must be positive with logy, got %g', v) end
+    end
+    ylim = { ylim[1] and math.log(ylim[1], 10), ylim[2] and math.log(ylim[2], 10) }
+  end
+  xlo, xhi = data_range(xlo, xhi, p.xlim, integer)
+  ylo, yhi = data_range(ylo, yhi, ylim, false)
+  local xt = linear_ticks(xlo, xhi, integer)
+  local yt, yminor
+  if p.logy then yt, yminor = log_ticks(ylo, yhi) else yt, yminor = linear_ticks(ylo, yhi, false), {} end
+
+  -- margins from the texts they must hold (10% slack for the SVG's font)
+  local ytw = 0
+  for _, t in ipairs(yt) do ytw = max(ytw, image.text_width(t.label, s)) end
+  ytw = ceil(ytw * 1.1)
+  local L = pad + (p.ylabel and cap + 8 * s or 0) + ytw + 4 * s + tick
+  local T = pad + (p.title and cap + 12 * s or 2 * s)
+  local xtb = tick + 4 * s + cap                          -- frame to x tick baselines
+  local bottom = xtb + (p.xlabel and 9 * s + cap or 0) + 2 * s + pad
+  local lastw = #xt > 0 and image.text_width(xt[#xt].label, s) / 2 or 0
+  local R = W - max(pad + 6 * s, ceil(lastw * 1.1) + 2 * s)
+  local B = H - bottom
+  if R - L < 60 or B - T < 60 then
+    fail('width x height %dx%d leaves no room for the plot next to its labels', W, H)
+  end
+  -- the frame's lines run along pixel centres; data span between them
+  local x0, x1, y0, y1 = L + 0.5, R - 0.5, T + 0.5, B - 0.5
+  local function mx(v) return x0 + (v - xlo) / (xhi - xlo) * (x1 - x0) end
+  local function my(v) return y1 - (v - ylo) / (yhi - ylo) * (y1 - y0) end
+  local function snap(v) return floor(v) + 0.5 end
+
+  local dl = { width = W, height = H, notes = notes }
+  local function add(item) dl[#dl + 1] = item end
+  local function text(x, y, str, size, o)
+    o = o or {}
+    add { kind = 'text', x = x, y = y, text = str, color = INK, size = size * s, scale = s,
+      anchor = o.anchor or 'start', rotate = o.rotate or false, bold = o.bold or false }
+  end
+  add { kind = 'rect', x = 0, y = 0, w = W, h = H, color = BG }
+  for _, t in ipairs(xt) do
+    local x = snap(mx(t.at))
+    add { kind = 'line', x0 = x, y0 = y0, x1 = x, y1 = y1, color = GRID, width = 1 }
+  end
+  for _, t in ipairs(yt) do
+    local y = snap(my(t.at))
+    add { kind = 'line', x0 = x0, y0 = y, x1 = x1, y1 = y, color = GRID, width = 1 }
+  end
+  -- the data, clipped to the frame
+  local lines = {}
+  for i, se in ipairs(p.series) do
+    local xs, ys = to_pixels(se.x, tys[i], mx, my, R - L)
+    local l = { kind = 'polyline', xs = xs, ys = ys, color = se.color, width = se.width, label = se.label }
+    lines[i] = l
+  end
+  add { kind = 'clip', x = L, y = T, w = R - L, h = B - T }
+  for i, l in ipairs(lines) do
+    add(l)
+    local xs, ys = l.xs, l.ys
+    for k = 1, #xs do
+      local ok = finite(xs[k]) and finite(ys[k])
+      local prev = k > 1 and finite(xs[k - 1]) and finite(ys[k - 1])
+      local next = k < #xs and finite(xs[k + 1]) and finite(ys[k + 1])
+      if ok and not prev and not next then
+        add { kind = 'marker', x = xs[k], y = ys[k], size = 2.5 * l.width + 1, color = l.color }
+      end
+    end
+  end
+  add { kind = 'unclip' }
+  -- frame, ticks and their labels
+  for _, e in ipairs { { x0, y0, x1, y0 }, { x0, y1, x1, y1 }, { x0, y0, x0, y1 }, { x1, y0, x1, y1 } } do
+    add { kind = 'line', x0 = e[1], y0 = e[2], x1 = e[3], y1 = e[4], color = FRAME, width = 1 }
+  end
+  for _, t in ipairs(xt) do
+    local x = snap(mx(t.at))
+    add { kind = 'line', x0 = x, y0 = B, x1 = x, y1 = B + tick, color = FRAME, width = 1 }
+    text(x, B + xtb, t.label, 11, { anchor = 'middle' })
+  end
+  for _, t in ipairs(yt) do
+    local y = snap(my(t.at))
+    add { kind = 'line', x0 = L - tick, y0 = y, x1 = L, y1 = y, color = FRAME, width = 1 }
+    text(L - tick - 4 * s, y + floor(cap / 2), t.label, 11, { anchor = 'end' })
+  end
+  for _, v in ipairs(yminor) do
+    local y = snap(my(v))
+    add { kind = 'line', x0 = L - tick / 2, y0 = y, x1 = L, y1 = y, color = FRAME, width = 1 }
+  end
+  -- the legend: one row per series, when any has a label or there are several
+  if p.legend and (p.labelled or #p.series > 1) then
+    local lg = legend_box(p, lines, L, T, R, B, s)
+    add { kind = 'rect', x = lg.x, y = lg.y, w = lg.w, h = lg.h, color = LEGEND_EDGE }
+    add { kind = 'rect', x = lg.x + 1, y = lg.y + 1, w = lg.w - 2, h = lg.h - 2, color = BG }
+    for i, l in ipairs(lines) do
+      local cy = lg.y + lg.inner + (i - 1) * lg.rowh + 4 * s
+      local sx = lg.x + lg.inner
+      add { kind = 'line', x0 = sx, y0 = cy + 0.5, x1 = sx + lg.swatch, y1 = cy + 0.5, color = l.color,
+        width = max(2, l.width) }
+      text(sx + lg.swatch + 6 * s, cy + floor(cap / 2) + 1, l.label, 11)
+    end
+  end
+  if p.title then text((L + R) / 2, pad + cap, p.title, 13, { anchor = 'middle', bold = true }) end
+  if p.xlabel then text((L + R) / 2, B + xtb + 9 * s + cap, p.xlabel, 12, { anchor = 'middle' }) end
+  if p.ylabel then text(pad + cap, (T + B) / 2, p.ylabel, 12, { anchor = 'middle', rotate = true }) end
+  return dl
+end
+
+-- plot.layout(spec) -> the display list plot.lines would draw (path optional):
+-- {width =, height =, notes = {...}, item, item, ...} with items
+-- {kind = 'rect' | 'line' | 'polyline' | 'marker' | 'text' | 'clip' | 'unclip', ...}.
+function plot.layout(spec)
+  local ok, dl = pcall(function() return layout(normalise(spec, false)) end)
+  if not ok then error(dl, 2) end
+  return dl
+end
+
+-- ==== SVG ================================================================
+
+local function num(v)
+  local s = ('%.2f'):format(v)
+  s = s:gsub('0+$', ''):gsub('%.$', '')
+  return s == '-0' and '0' or s
+end
+
+local ESC = { ['&'] = '&amp;', ['<'] = '&lt;', ['>'] = '&gt;', ['"'] = '&quot;', ["'"] = '&#39;' }
+local function esc(s) return (s:gsub('[&<>"\']', ESC)) end
+
+-- Runs of finite points, as "x,y x,y ..." strings.
+local function runs(xs, ys)
+  local out, cur = {}, {}
+  for i = 1, #xs + 1 do
+    if i <= #xs and finite(xs[i]) and finite(ys[i]) then
+      cur[#cur + 1] = num(xs[i]) .. ',' .. num(ys[i])
+    else
+      if #cur >= 2 then out[#out + 1] = table.concat(cur, ' ') end
+      cur = {}
+    end
+  end
+  return out
+end
+
+function plot.to_svg(dl)
+  local o = {
+    ('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" '
+      .. 'font-family="sans-serif">'):format(dl.width, dl.height, dl.width, dl.height),
+  }
+  local function put(fmt, ...) o[#o + 1] = fmt:format(...) end
+  local nclip = 0
+  for _, it in ipairs(dl) do
+    local k = it.kind
+    if k == 'rect' then
+      put('<rect x="%s" y="%s" width="%s" height="%s" fill="%s"/>', num(it.x), num(it.y), num(it.w), num(it.h), it.color)
+    elseif k == 'line' then
+      put('<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="%s" stroke-width="%s"/>',
+        num(it.x0), num(it.y0), num(it.x1), num(it.y1), it.color, num(it.width))
+    elseif k == 'polyline' then
+      for _, pts in ipairs(runs(it.xs, it.ys)) do
+        put('<polyline fill="none" stroke="%s" stroke-width="%s" stroke-linejoin="round" '
+          .. 'stroke-linecap="round" points="%s"/>', it.color, num(it.width), pts)
+      end
+    elseif k == 'marker' then
+      put('<circle cx="%s" cy="%s" r="%s" fill="%s"/>', num(it.x), num(it.y), num(it.size / 2), it.color)
+    elseif k == 'clip' then
+      nclip = nclip + 1
+      put('<clipPath id="plot%d"><rect x="%s" y="%s" width="%s" height="%s"/></clipPath><g clip-path="url(#plot%d)">',
+        nclip, num(it.x), num(it.y), num(it.w), num(it.h), nclip)
+    elseif k == 'unclip' then
+      put('</g>')
+    elseif k == 'text' then
+      local attrs = ('x="%s" y="%s" font-size="%s" fill="%s"'):format(num(it.x), num(it.y), num(it.size), it.color)
+      if it.anchor ~= 'start' then attrs = attrs .. (' text-anchor="%s"'):format(it.anchor) end
+      if it.bold then attrs = attrs .. ' font-weight="bold"' end
+      if it.rotate then attrs = attrs .. (' transform="rotate(-90 %s %s)"'):format(num(it.x), num(it.y)) end
+      put('<text %s>%s</text>', attrs, esc(it.text))
+    end
+  end
+  o[#o + 1] = '</svg>\n'
+  return table.concat(o, '\n')
+end
+
+-- ==== PNG ================================================================
+
+-- The canvas has no clip rectangle: the data are drawn, then the margins
+-- outside the frame are painted over with the background.
+function plot.to_canvas(dl)
+  local c = image.canvas(dl.width, dl.height)
+  local clip
+  for _, it in ipairs(dl) do
+    local k = it.kind
+    if k == 'rect' then
+      c:rect(it.x, it.y, it.w, it.h, it.color)
+    elseif k == 'line' then
+      c:line(it.x0, it.y0, it.x1, it.y1, it.color, it.width)
+    elseif k == 'polyline' then
+      c:polyline(it.xs, it.ys, it.color, it.width)
+    elseif k == 'marker' then
+      c:marker(it.x, it.y, it.color, { size = it.size })
+    elseif k == 'clip' then
+      clip = it
+    elseif k == 'unclip' and clip then
+      local W, H = dl.width, dl.height
+      c:rect(0, 0, W, clip.y, BG):rect(0, clip.y + clip.h, W, H - clip.y - clip.h, BG)
+      c:rect(0, 0, clip.x, H, BG):rect(clip.x + clip.w, 0, W - clip.x - clip.w, H, BG)
+    elseif k == 'text' then
+      local o = { scale = it.scale, anchor = it.anchor, rotate = it.rotate }
+      c:text(it.x, it.y, it.text, it.color, o)
+      if it.bold then   -- a second pass one pixel along the text
+        if it.rotate then c:text(it.x, it.y - 1, it.text, it.color, o)
+        else c:text(it.x + 1, it.y, it.text, it.color, o) end
+      end
+    end
+  end
+  return c
+end
+
+-- ==== plot.lines =========================================================
+
+local function lines(spec)
+  local p = normalise(spec, true)
+  local dl = layout(p)
+  if p.format == 'svg' then
+    local f, err = io.open(p.path, 'w')
+    if not f then fail("cannot write '%s': %s", p.path, err) end
+    local ok, werr = f:write(plot.to_svg(dl))
+    f:close()
+    if not ok then fail("cannot write '%s': %s", p.path, werr) end
+  else
+    local c = plot.to_canvas(dl)
+    local ok, err = pcall(c.save_png, c, p.path)
+    if not ok then fail('%s', (tostring(err):gsub('^canvas:save_png: ', ''))) end
+  end
+  if not p.quiet then
+    for _, n in ipairs(dl.notes) do io.stderr:write(n, '\n') end
+  end
+  return p.path, dl.notes
+end
+
+-- plot.lines{ series = {{label =, x =, y =, color =, width =}, ...}, path = 'f.svg' | 'f.png',
+--   title =, xlabel =, ylabel =, logy = false, width = 800, height = 500,
+--   xlim = {lo, hi}, ylim = {lo, hi}, legend = 'best' | 'upper right' | ... | false,
+--   font_scale =, quiet = false } -> path, notes
+-- x defaults to 1..#y; x and y are Lua arrays or 1-D tensors. With logy,
+-- non-positive values are left out and each series that lost some gets a
+-- note (returned, and written to stderr unless quiet).
+function plot.lines(spec)
+  local ok, a, b = pcall(lines, spec)
+  if not ok then error(a, 2) end
+  return a, b
+end
+
+return plot
