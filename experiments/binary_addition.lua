@@ -88,16 +88,18 @@ end
 return usagi.experiment {
   name = 'binary_addition',
   config = { bits = 8, hidden = 16, lr = 0.1, iterations = 10000, batch = 1,
-             activation = 'sigmoid', init = 'normal', init_std = 1.0, samples = 3 },
-  smoke = { iterations = 300 },
+             activation = 'sigmoid', init = 'normal', init_std = 1.0, samples = 3, log_every = 100 },
+  smoke = { iterations = 300, log_every = 30 },
+  checkpoint = { every = 1000, keep = 3 },
   run = function(run, cfg)
     local model = Adder(cfg)
     initialise(model, cfg)
     local opt = optim.SGD(model:parameters(), { lr = cfg.lr })
+    -- what a checkpoint keeps, and --resume restores here
+    local acc = run:track { model = model, optim = opt, state = { loss_sum = 0, seen = 0 } }
     local half = 1 << (cfg.bits - 1)
     local t0 = os.clock()
-    local loss_sum, seen = 0, 0
-    for it in run:progress(cfg.iterations, 'binary_addition') do
+    for it in run:progress(cfg.iterations, { label = 'binary_addition', per_step = cfg.batch, unit = 'sums' }) do
       local a, b = {}, {}
       local r = usagi.rand(cfg.batch, 2) * half          -- from the run's RNG
       for i = 1, cfg.batch do
@@ -109,15 +111,17 @@ return usagi.experiment {
       opt:zero_grad()
       loss:backward()
       opt:step()
-      loss_sum, seen = loss_sum + loss:item(), seen + 1
-      if it % (cfg.iterations // 10) == 0 or it == cfg.iterations then
-        run:log { loss = loss_sum / seen }
+      acc.loss_sum, acc.seen = acc.loss_sum + loss:item(), acc.seen + 1
+      if it % cfg.log_every == 0 or it == cfg.iterations then
+        run:log { loss = acc.loss_sum / acc.seen }
         local lines = {}
         for i = 1, math.min(cfg.samples, cfg.batch) do
           lines[#lines + 1] = ('%d + %d = %d (%d)'):format(a[i], b[i], decode(y, i, cfg.bits), a[i] + b[i])
         end
-        run:print(('iter %6d  loss %.5f  %s'):format(it, loss_sum / seen, table.concat(lines, '  ')))
-        loss_sum, seen = 0, 0
+        if it % (10 * cfg.log_every) == 0 or it == cfg.iterations then
+          run:print(('iter %6d  loss %.5f  %s'):format(it, acc.loss_sum / acc.seen, table.concat(lines, '  ')))
+        end
+        acc.loss_sum, acc.seen = 0, 0
       end
     end
     local acc, n = accuracy(model, cfg.bits)

@@ -39,7 +39,19 @@ static const char usage_text[] =
     "  --        stop handling options\n"
     "  -         stop handling options and execute stdin\n"
     "With no script, usagi opens an interactive prompt. The global 'usagi'\n"
-    "is the tensor library; see the README for a tour.\n";
+    "is the tensor library; see the README for a tour.\n"
+    "\n"
+    "Commands (`usagi COMMAND --help` for each):\n"
+    "  usagi run SCRIPT.lua [options]   a reproducible run in runs/<experiment>/<run-id>/\n"
+    "  usagi sweep SCRIPT.lua --grid key=a,b... [-j N]   one run per combination\n"
+    "  usagi show RUN_DIR               config, provenance and metrics of a run\n"
+    "  usagi compare RUN_DIR...         differing config and final metrics\n"
+    "  usagi plot RUN_DIR... -o FILE.svg|.png   metric curves\n";
+
+/* The commands usagi.cli handles; a script of the same name runs as
+ * `usagi ./run`. */
+static const char *const commands[] = {"run", "sweep", "show", "compare", "plot", NULL};
+static int exit_code = EXIT_SUCCESS;
 
 /* ==== Messages and tracebacks ========================================== */
 
@@ -342,6 +354,34 @@ static void print_version(void)
     fflush(stdout);
 }
 
+static int is_command(const char *a)
+{
+    for (int i = 0; a && commands[i]; i++)
+        if (strcmp(a, commands[i]) == 0) return 1;
+    return 0;
+}
+
+/* `usagi COMMAND args...`: require('usagi.cli').main(COMMAND, {args...})
+ * returns the exit code. */
+static int docommand(lua_State *L, int argc, char **argv)
+{
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "usagi.cli");
+    int status = docall(L, 1, 1);
+    if (status != LUA_OK) return report(L, status);
+    lua_getfield(L, -1, "main");
+    lua_pushstring(L, argv[1]);
+    lua_createtable(L, argc - 2, 0);
+    for (int i = 2; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i - 1);
+    }
+    status = docall(L, 2, 1);
+    if (status != LUA_OK) return report(L, status);
+    exit_code = (int)luaL_optinteger(L, -1, 1);
+    return LUA_OK;
+}
+
 /* Everything runs inside a protected call so that errors are reported. */
 static int pmain(lua_State *L)
 {
@@ -351,6 +391,16 @@ static int pmain(lua_State *L)
     if (argv[1] && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
         printf(usage_text, progname);
         lua_pushboolean(L, 1);
+        return 1;
+    }
+    if (is_command(argv[1])) {
+        luaL_openlibs(L);
+        setup_paths(L);
+        luaL_requiref(L, "usagi", luaopen_usagi, 1);
+        lua_pop(L, 1);
+        createargtable(L, argv, argc, 1);
+        lua_gc(L, LUA_GCGEN, 0, 0);
+        lua_pushboolean(L, docommand(L, argc, argv) == LUA_OK);
         return 1;
     }
     int args = collectargs(argv, &script);
@@ -401,5 +451,6 @@ int main(int argc, char **argv)
     int result = lua_toboolean(L, -1);
     report(L, status);
     lua_close(L);
-    return (result && status == LUA_OK) ? EXIT_SUCCESS : EXIT_FAILURE;
+    if (!(result && status == LUA_OK)) return EXIT_FAILURE;
+    return exit_code;
 }

@@ -8,103 +8,39 @@
 --     run = function(run, cfg) ... run:log { loss = l } ... end,
 --   }
 --
--- Run as a script (`usagi experiments/x.lua [--seed N] [--set key=value]...
--- [--smoke]`, or through scripts/run), it parses the command line, checks
--- each override against the default's type, seeds usagi's generator and
--- calls run. Loaded with `require`/`dofile` it only returns the spec, so
--- other tools (tests, sweeps) can run it with run_experiment(spec, opts).
+-- `usagi run experiments/x.lua [options]` (or `usagi experiments/x.lua
+-- [options]`, the same) parses the command line, checks each override
+-- against the default's type, seeds usagi's generator, makes the run's
+-- directory (usagi.run) and calls run. Loaded with `require`/`dofile` it
+-- only returns the spec, so tests and sweeps can run it with
+-- run_experiment(spec, opts). Optional fields of the spec:
+--   checkpoint = { every = 1000, keep = 3, best = 'accuracy', mode = 'max' }
 local usagi = require 'usagi'
 
 local M = {}
 
--- ==== Progress ===========================================================
-
-local Run = {}
-Run.__index = Run
-
--- a terminal on stderr: redraw the bar in place; else (CI, a pipe) print lines
-local tty = os.getenv('TERM') and os.getenv('TERM') ~= 'dumb' and not os.getenv('CI')
-  and os.execute('test -t 2') == true
-
-local function now()
-  local ok, system = pcall(require, 'system')
-  if ok and system.gettime then return system.gettime() end
-  return os.clock()
-end
-
-local function fmt_time(s)
-  if s ~= s or s == math.huge then return '--:--' end
-  s = math.floor(s + 0.5)
-  if s >= 3600 then return ('%d:%02d:%02d'):format(s // 3600, s % 3600 // 60, s % 60) end
-  return ('%02d:%02d'):format(s // 60, s % 60)
-end
-
--- run:progress(n [, label]) iterates i = 1..n drawing a bar on stderr
--- (redrawn in place on a terminal, a line every 10% otherwise) with the
--- rate, the elapsed time, the ETA and the last values given to run:log.
-function Run:progress(n, label)
-  local t0, i, last_draw, last_decile = now(), 0, -1, -1
-  local function draw(final)
-    local t = now() - t0
-    local rate = i / math.max(t, 1e-9)
-    local width = 24
-    local filled = math.floor(width * i / n)
-    local metrics = {}
-    for _, k in ipairs(self.last_keys or {}) do
-      local v = self.last[k]
-      metrics[#metrics + 1] = type(v) == 'number' and ('%s %.4g'):format(k, v) or (k .. ' ' .. tostring(v))
-    end
-    local line = ('%s [%s%s] %d/%d %.0f it/s %s<%s %s'):format(label or self.name,
-      ('#'):rep(filled), ('.'):rep(width - filled), i, n, rate, fmt_time(t),
-      fmt_time((n - i) / math.max(rate, 1e-9)), table.concat(metrics, ' '))
-    if tty then io.stderr:write('\r', line, final and '\n' or '') else io.stderr:write(line, '\n') end
-    io.stderr:flush()
-  end
-  return function()
-    if i >= n then
-      if n > 0 and (tty or last_decile < 10) then draw(true) end
-      return nil
-    end
-    i = i + 1
-    local decile = (10 * i) // n
-    if tty then
-      local t = now()
-      if t - last_draw > 0.1 then draw(false); last_draw = t end
-    elseif decile > last_decile and decile < 10 then
-      draw(false)
-      last_decile = decile
-    end
-    return i
-  end
-end
-
--- run:log{key = value, ...}: keeps the history of each metric (run.metrics)
--- and the latest values for the progress bar.
-function Run:log(values)
-  local keys = {}
-  for k in pairs(values) do keys[#keys + 1] = k end
-  table.sort(keys)
-  self.last, self.last_keys = values, keys
-  for _, k in ipairs(keys) do
-    self.metrics[k] = self.metrics[k] or {}
-    table.insert(self.metrics[k], values[k])
-  end
-end
-
--- run:print(...): a line of output that does not tear the progress bar
-function Run:print(...)
-  if tty then io.stderr:write('\r\27[K') end
-  print(...)
-end
-
 -- ==== Command line =======================================================
+
+M.options_help = [[
+options:
+  --seed N              the run's seed (default 0)
+  --set key=value       override a config key (repeatable; key=value alone works too)
+  --smoke               the experiment's tiny config, for tests
+  --out DIR             where runs go (default runs): DIR/<experiment>/<run-id>/
+  --name NAME           the run id (default: the start time)
+  --resume RUN_DIR      continue a run from its newest readable checkpoint
+  --threads N           OpenBLAS threads (default: all cores)
+  --checkpoint-every N  steps between checkpoints (0: none; default from the script)
+  --keep K              checkpoints kept besides the best (default 3)
+  --no-save             run in memory: no directory, results or checkpoints
+  -h, --help            this text and the config keys]]
 
 local function usage(spec)
   local keys = {}
   for k in pairs(spec.config) do keys[#keys + 1] = k end
   table.sort(keys)
-  local lines = { ('usage: usagi %s [--seed N] [--set key=value]... [--smoke]'):format(arg and arg[0] or spec.name),
-    '', 'config keys (default):' }
+  local lines = { ('usage: usagi run %s [options]'):format(arg and arg[0] or spec.name), '',
+    M.options_help, '', 'config keys (default):' }
   for _, k in ipairs(keys) do lines[#lines + 1] = ('  %-16s %s'):format(k, tostring(spec.config[k])) end
   return table.concat(lines, '\n')
 end
@@ -139,33 +75,54 @@ local function convert(spec, key, text)
   return text
 end
 
+local function int_arg(spec, flag, text, min)
+  local v = math.tointeger(tonumber(text or ''))
+  if not v or v < min then
+    error(('%s: %s needs an integer >= %d, got %s'):format(spec.name, flag, min, tostring(text)), 0)
+  end
+  return v
+end
+
+-- parse_args(spec, args) -> opts {seed, set, smoke, out, name, resume,
+-- threads, checkpoint_every, keep, help}
 function M.parse_args(spec, args)
-  local opts = { set = {}, seed = 0 }
+  local opts = { set = {}, out = 'runs' }
+  local with_value = { ['--seed'] = true, ['--set'] = true, ['--out'] = true, ['--name'] = true,
+    ['--resume'] = true, ['--threads'] = true, ['--checkpoint-every'] = true, ['--keep'] = true }
   local i = 1
   while i <= #args do
-    local a = args[i]
-    if a == '--seed' then
-      opts.seed = math.tointeger(tonumber(args[i + 1] or '')) or
-        error(('%s: --seed needs an integer'):format(spec.name), 0)
-      i = i + 1
-    elseif a == '--set' then
-      local kv = args[i + 1] or ''
-      local k, v = kv:match('^([%w_]+)=(.*)$')
+    local a, v = args[i], args[i + 1]
+    if with_value[a] and v == nil then error(('%s: %s needs a value'):format(spec.name, a), 0) end
+    if a == '--seed' then opts.seed = int_arg(spec, a, v, -math.maxinteger)
+    elseif a == '--set' or (a:match('^[%w_]+=') and not with_value[a]) then
+      local kv = a == '--set' and v or a
+      local k, val = kv:match('^([%w_]+)=(.*)$')
       if not k then error(('%s: --set needs key=value, got %q'):format(spec.name, kv), 0) end
-      opts.set[k] = convert(spec, k, v)
-      i = i + 1
-    elseif a == '--smoke' then
-      opts.smoke = true
-    elseif a == '--help' or a == '-h' then
-      opts.help = true
-    elseif a:match('^[%w_]+=') then
-      local k, v = a:match('^([%w_]+)=(.*)$')
-      opts.set[k] = convert(spec, k, v)
+      opts.set[k] = convert(spec, k, val)
+      if a ~= '--set' then i = i - 1 end
+    elseif a == '--out' then opts.out = v
+    elseif a == '--name' then
+      if not v:match('^[%w_.,=+%-]+$') then
+        error(('%s: --name must be letters, digits and _ . , = + -, got %q'):format(spec.name, v), 0)
+      end
+      opts.name = v
+    elseif a == '--resume' then opts.resume = v
+    elseif a == '--threads' then opts.threads = int_arg(spec, a, v, 1)
+    elseif a == '--checkpoint-every' then opts.checkpoint_every = int_arg(spec, a, v, 0)
+    elseif a == '--keep' then opts.keep = int_arg(spec, a, v, 1)
+    elseif a == '--smoke' then opts.smoke = true; i = i - 1
+    elseif a == '--no-save' then opts.out = false; i = i - 1
+    elseif a == '--help' or a == '-h' then opts.help = true; i = i - 1
     else
       error(('%s: unknown argument %q\n%s'):format(spec.name, a, usage(spec)), 0)
     end
-    i = i + 1
+    i = i + 2
   end
+  if opts.resume and (next(opts.set) or opts.seed or opts.smoke) then
+    error(('%s: --resume continues a run with its own config and seed; --set, --seed and --smoke cannot change them')
+      :format(spec.name), 0)
+  end
+  opts.seed = opts.seed or 0
   return opts
 end
 
@@ -179,21 +136,44 @@ function M.config_of(spec, opts)
   return cfg
 end
 
+-- run_experiment(spec, opts) -> run, result. opts as parse_args gives,
+-- plus quiet; without opts.out the run stays in memory (no directory).
 function M.run_experiment(spec, opts)
   opts = opts or {}
-  local cfg = M.config_of(spec, opts)
-  usagi.manual_seed(opts.seed or 0)
-  local run = setmetatable({ name = spec.name, seed = opts.seed or 0, metrics = {}, last = {},
-                             config = cfg, quiet = opts.quiet }, Run)
-  if opts.quiet then
-    run.progress = function(_, n)
-      local i = 0
-      return function() i = i + 1; if i <= n then return i end end
-    end
-    run.print = function() end
+  if opts.threads then usagi.set_num_threads(opts.threads) end
+  local run = require('usagi.run').open(spec, M.config_of(spec, opts), {
+    seed = opts.seed or 0, out = opts.out or false, name = opts.name, resume = opts.resume,
+    checkpoint_every = opts.checkpoint_every, keep = opts.keep, quiet = opts.quiet,
+    script = opts.script, argv = opts.argv, smoke = opts.smoke })
+  usagi.manual_seed(run.seed)
+  if run.dir and not opts.quiet then io.stderr:write(('%s: run %s\n'):format(spec.name, run.dir)) end
+  local ok, result = xpcall(spec.run, function(e)
+    if run.diverged or run.stopped then return e end
+    return debug.traceback(tostring(e), 2)
+  end, run, run.config)
+  if not ok then
+    run:finish(run.diverged and 'diverged' or 'error: ' .. tostring(result):match('^[^\n]*'))
+    error(result, 0)
   end
-  local result = spec.run(run, cfg)
+  run:finish('ok')
   return run, result
+end
+
+-- main(spec, args, script) -> exit code: what `usagi run` does.
+function M.main(spec, args, script)
+  local ok, opts = pcall(M.parse_args, spec, args)
+  if not ok then io.stderr:write(opts, '\n'); return 2 end
+  if opts.help then print(usage(spec)); return 0 end
+  opts.script = script
+  opts.argv = { 'usagi', 'run', script }
+  for _, a in ipairs(args) do opts.argv[#opts.argv + 1] = a end
+  local ran, err = pcall(M.run_experiment, spec, opts)
+  if not ran then
+    err = tostring(err)
+    io.stderr:write(err:find('^usagi ') and '' or spec.name .. ': ', err, '\n')
+    return 1
+  end
+  return 0
 end
 
 function M.experiment(spec)
@@ -212,11 +192,9 @@ function M.experiment(spec)
   local caller = debug.getinfo(2, 'Sn')
   local main = caller and (caller.source == '@' .. tostring(arg and arg[0]) or
     (debug.getinfo(1, 't').istailcall and caller.what == 'C' and caller.name == nil))
-  if arg and arg[0] and main then
-    local ok, opts = pcall(M.parse_args, spec, arg)
-    if not ok then io.stderr:write(opts, '\n'); os.exit(2) end
-    if opts.help then print(usage(spec)); return spec end
-    M.run_experiment(spec, opts)
+  if arg and arg[0] and main and not M.loading then
+    local code = M.main(spec, arg, arg[0])
+    if code ~= 0 then os.exit(code) end
   end
   return spec
 end

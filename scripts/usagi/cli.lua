@@ -1,0 +1,349 @@
+-- usagi.cli -- the commands of the usagi executable besides the
+-- interpreter: run, sweep, show, compare and plot. host/cli/main.c hands
+-- `usagi <command> args...` to main(command, args) and exits with the code
+-- it returns (0 ok, 1 failed, 2 bad usage).
+local usagi = require 'usagi'
+local store = require 'usagi.store'
+local sys = usagi.sys
+
+local M = {}
+
+M.commands_help = [[
+usagi run SCRIPT.lua [options]       a reproducible run: runs/<experiment>/<run-id>/
+usagi sweep SCRIPT.lua --grid k=a,b [--grid ...] [-j N] [options]
+                                     one run per combination, then a table
+usagi show RUN_DIR|FILE.h5           config, provenance and metrics of a run
+usagi compare RUN_DIR...             differing config keys and final metrics
+usagi plot RUN_DIR... [--metric NAME]... -o FILE.svg|FILE.png
+                                     metric curves, runs overlaid
+`usagi run SCRIPT.lua --help` lists the options and the script's config keys.]]
+
+local function die(code, fmt, ...)
+  io.stderr:write(fmt:format(...), '\n')
+  return code
+end
+
+-- ==== Reading runs =======================================================
+
+local function results_path(p)
+  if sys.kind(p) == 'directory' then return p:gsub('/+$', '') .. '/results.h5' end
+  return p
+end
+
+-- load_run(path) -> {dir, path, attrs, config, metrics = {name = {values, steps}}}
+function M.load_run(p)
+  local path = results_path(p)
+  if not sys.kind(path) then error(('%s: no such run directory or file'):format(p), 0) end
+  local f <close> = usagi.h5.open(path, 'r')
+  local r = { path = path, dir = p, attrs = f:attrs('/'), metrics = {}, names = {} }
+  r.config = f:exists('/config') and store.read_tree(f, '/config') or {}
+  if f:exists('/metrics') then
+    for _, k in ipairs(f:list('/metrics')) do
+      local steps = f:exists('/steps/' .. k) and f:read('/steps/' .. k) or nil
+      r.metrics[k] = { values = f:read('/metrics/' .. k), steps = steps }
+      r.names[#r.names + 1] = k
+    end
+  end
+  r.id = r.attrs.run_id or p:match('([^/]+)/?$')
+  return r
+end
+
+local function fmt(v)
+  if type(v) == 'number' then
+    if math.type(v) == 'integer' then return tostring(v) end
+    if v ~= v or v == math.huge or v == -math.huge then return tostring(v) end
+    return ('%.6g'):format(v)
+  end
+  return tostring(v)
+end
+
+-- A table with a header row, columns padded to their widest cell.
+local function print_table(header, rows)
+  local w = {}
+  for _, row in ipairs({ header, table.unpack(rows) }) do
+    for j, cell in ipairs(row) do w[j] = math.max(w[j] or 0, #cell) end
+  end
+  local function line(row)
+    local cells = {}
+    for j, cell in ipairs(row) do cells[j] = cell .. (' '):rep(w[j] - #cell) end
+    print((table.concat(cells, '  '):gsub('%s+$', '')))
+  end
+  line(header)
+  local rule = {}
+  for j = 1, #header do rule[j] = ('-'):rep(w[j]) end
+  line(rule)
+  for _, row in ipairs(rows) do line(row) end
+end
+
+local function stats(m)
+  local v = m.values
+  local n = v:numel()
+  if n == 0 then return nil end
+  local last, lo, hi = v[n], math.huge, -math.huge
+  for j = 1, n do
+    local x = v[j]
+    if x < lo then lo = x end
+    if x > hi then hi = x end
+  end
+  return { last = last, min = lo, max = hi, n = n, step = m.steps and m.steps[n] }
+end
+
+local function sorted(t)
+  local ks = {}
+  for k in pairs(t) do ks[#ks + 1] = k end
+  table.sort(ks)
+  return ks
+end
+
+-- ==== show, compare ======================================================
+
+local function show(args)
+  if #args ~= 1 then return die(2, 'usage: usagi show RUN_DIR|FILE.h5') end
+  local r = M.load_run(args[1])
+  local a = r.attrs
+  print(('%s  %s  status %s'):format(a.experiment or '?', r.path, a.status or '?'))
+  print(('started %s  finished %s  steps %s'):format(a.started or '?', a.finished or '-', fmt(a.steps or '-')))
+  print(('usagi %s  commit %s%s  seed %s  threads %s'):format(a.usagi_version or '?',
+    tostring(a.git_commit or '?'):sub(1, 12), a.git_dirty and ' (dirty)' or '', fmt(a.seed or '?'),
+    fmt(a.threads or '?')))
+  print(('blas %s'):format(a.blas or '?'))
+  if a.plugins and a.plugins ~= '' then print('plugins ' .. a.plugins) end
+  print(('host %s  command %s'):format(a.host or '?', a.command_line or '?'))
+  if a.resumed_from then print(('resumed from %s at %s'):format(a.resumed_from, a.resumed_at or '?')) end
+  print('')
+  local rows = {}
+  for _, k in ipairs(sorted(r.config)) do rows[#rows + 1] = { k, fmt(r.config[k]) } end
+  print_table({ 'config', 'value' }, rows)
+  print('')
+  rows = {}
+  for _, k in ipairs(r.names) do
+    local s = stats(r.metrics[k])
+    if s then rows[#rows + 1] = { k, fmt(s.last), fmt(s.min), fmt(s.max), tostring(s.n), fmt(s.step) } end
+  end
+  print_table({ 'metric', 'last', 'min', 'max', 'entries', 'last step' }, rows)
+  return 0
+end
+
+function M.compare_runs(runs)
+  local keys, differ = {}, {}
+  for _, r in ipairs(runs) do for k in pairs(r.config) do keys[k] = true end end
+  for k in pairs(keys) do
+    local first = fmt(runs[1].config[k])
+    for _, r in ipairs(runs) do if fmt(r.config[k]) ~= first then differ[#differ + 1] = k; break end end
+  end
+  table.sort(differ)
+  local names, seen = {}, {}
+  for _, r in ipairs(runs) do
+    for _, k in ipairs(r.names) do if not seen[k] then seen[k] = true; names[#names + 1] = k end end
+  end
+  local header = { 'run' }
+  for _, k in ipairs(differ) do header[#header + 1] = k end
+  for _, k in ipairs(names) do header[#header + 1] = k end
+  header[#header + 1] = 'status'
+  local rows = {}
+  for _, r in ipairs(runs) do
+    local row = { r.id }
+    for _, k in ipairs(differ) do row[#row + 1] = fmt(r.config[k]) end
+    for _, k in ipairs(names) do
+      local s = r.metrics[k] and stats(r.metrics[k])
+      row[#row + 1] = s and fmt(s.last) or '-'
+    end
+    row[#row + 1] = tostring(r.attrs.status or '?')
+    rows[#rows + 1] = row
+  end
+  print_table(header, rows)
+end
+
+local function compare(args)
+  if #args < 1 then return die(2, 'usage: usagi compare RUN_DIR...') end
+  local runs = {}
+  for _, p in ipairs(args) do runs[#runs + 1] = M.load_run(p) end
+  M.compare_runs(runs)
+  return 0
+end
+
+-- ==== plot ===============================================================
+
+local function plot(args)
+  local dirs, metrics, out, title = {}, {}, nil, nil
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    if a == '--metric' or a == '-m' then metrics[#metrics + 1] = args[i + 1]; i = i + 1
+    elseif a == '-o' or a == '--output' then out = args[i + 1]; i = i + 1
+    elseif a == '--title' then title = args[i + 1]; i = i + 1
+    elseif a:sub(1, 1) == '-' then return die(2, 'usagi plot: unknown option %s\n%s', a, M.commands_help)
+    else dirs[#dirs + 1] = a end
+    i = i + 1
+  end
+  if #dirs == 0 or not out then
+    return die(2, 'usage: usagi plot RUN_DIR... [--metric NAME]... -o FILE.svg|FILE.png')
+  end
+  local runs = {}
+  for _, p in ipairs(dirs) do runs[#runs + 1] = M.load_run(p) end
+  if #metrics == 0 then             -- default: the first metric with loss in its name
+    for _, k in ipairs(runs[1].names) do if k:find('loss') then metrics[1] = k; break end end
+    metrics[1] = metrics[1] or runs[1].names[1]
+    if not metrics[1] then return die(1, 'usagi plot: %s has no metrics', runs[1].path) end
+  end
+  local series = {}
+  for _, r in ipairs(runs) do
+    for _, k in ipairs(metrics) do
+      local m = r.metrics[k]
+      if not m then return die(1, 'usagi plot: %s has no metric %q (it has: %s)', r.path, k, table.concat(r.names, ', ')) end
+      local label = #runs > 1 and r.id or k
+      if #runs > 1 and #metrics > 1 then label = r.id .. ' ' .. k end
+      series[#series + 1] = { label = label, x = m.steps, y = m.values }
+    end
+  end
+  local path = require('usagi.plot').lines {
+    series = series, path = out, xlabel = 'step', ylabel = table.concat(metrics, ', '),
+    title = title or ('%s: %s'):format(runs[1].attrs.experiment or '', table.concat(metrics, ', ')),
+  }
+  print(path)
+  return 0
+end
+
+-- ==== run, sweep =========================================================
+
+local experiment = require 'usagi.experiment'
+
+-- The spec a script returns, without running it.
+local function load_spec(script, args)
+  if not script then error('usage: usagi run SCRIPT.lua [options]', 0) end
+  if not sys.kind(script) then error(('usagi: cannot open %s: no such file'):format(script), 0) end
+  _G.arg = { [0] = script, table.unpack(args) }
+  experiment.loading = true
+  local ok, spec = pcall(dofile, script)
+  experiment.loading = false
+  if not ok then error(spec, 0) end
+  if type(spec) ~= 'table' or type(spec.run) ~= 'function' then
+    error(('usagi: %s does not return usagi.experiment{...}'):format(script), 0)
+  end
+  return spec
+end
+
+local function run(args)
+  local script = args[1]
+  local rest = table.move(args, 2, #args, 1, {})
+  local ok, spec = pcall(load_spec, script, rest)
+  if not ok then return die(2, '%s\n%s', spec, M.commands_help) end
+  return experiment.main(spec, rest, script)
+end
+
+-- The combinations of the grids, the first key varying slowest.
+local function combinations(grids)
+  local out = { {} }
+  for _, g in ipairs(grids) do
+    local next_out = {}
+    for _, partial in ipairs(out) do
+      for _, v in ipairs(g.values) do
+        local c = table.move(partial, 1, #partial, 1, {})
+        c[#c + 1] = { key = g.key, value = v }
+        next_out[#next_out + 1] = c
+      end
+    end
+    out = next_out
+  end
+  return out
+end
+
+local function sweep(args)
+  local script, grids, jobs, pass = args[1], {}, 1, {}
+  local out, i = 'runs', 2
+  while i <= #args do
+    local a, v = args[i], args[i + 1]
+    if a == '--grid' then
+      local k, list = (v or ''):match('^([%w_]+)=(.+)$')
+      if not k then return die(2, 'usagi sweep: --grid needs key=v1,v2,..., got %s', tostring(v)) end
+      local values = {}
+      for x in list:gmatch('[^,]+') do values[#values + 1] = x end
+      grids[#grids + 1] = { key = k, values = values }
+      i = i + 1
+    elseif a == '-j' or a == '--jobs' then
+      jobs = math.tointeger(tonumber(v or ''))
+      if not jobs or jobs < 1 then return die(2, 'usagi sweep: -j needs a positive integer, got %s', tostring(v)) end
+      i = i + 1
+    elseif a == '--name' or a == '--resume' then
+      return die(2, 'usagi sweep: %s is chosen by the sweep for each run', a)
+    else
+      if a == '--out' then out = v end
+      pass[#pass + 1] = a
+    end
+    i = i + 1
+  end
+  local ok, spec = pcall(load_spec, script, {})
+  if not ok then return die(2, '%s\n%s', spec, M.commands_help) end
+  if #grids == 0 then return die(2, 'usagi sweep: give at least one --grid key=v1,v2,...') end
+  -- check every value now, not halfway through the sweep
+  for _, g in ipairs(grids) do
+    for _, v in ipairs(g.values) do
+      local okv, err = pcall(experiment.parse_args, spec, { '--set', g.key .. '=' .. v })
+      if not okv then return die(2, 'usagi sweep: %s', err) end
+    end
+  end
+  local threads = 0
+  for _, a in ipairs(pass) do if a == '--threads' then threads = 1 end end
+  local per_run = math.max(1, usagi.get_num_threads() // jobs)
+  local stamp = os.date('!%Y%m%d-%H%M%S', math.floor(sys.time()))
+  local base = ('%s/%s'):format(out, spec.name)
+  sys.mkdir(base)
+  local log = ('%s/sweep-%s.log'):format(base, stamp)
+  local todo, running, dirs, failed = combinations(grids), {}, {}, 0
+  print(('%s: %d runs, %d at a time; their output goes to %s'):format(spec.name, #todo, jobs, log))
+  local exe, started, done = sys.exe(), 0, 0
+  local function start(combo)
+    local name_parts, argv = {}, { exe, 'run', script }
+    for _, kv in ipairs(combo) do
+      name_parts[#name_parts + 1] = kv.key .. '=' .. kv.value
+      argv[#argv + 1] = '--set'; argv[#argv + 1] = kv.key .. '=' .. kv.value
+    end
+    local name = stamp .. '_' .. table.concat(name_parts, ',')
+    argv[#argv + 1] = '--name'; argv[#argv + 1] = name
+    for _, a in ipairs(pass) do argv[#argv + 1] = a end
+    if threads == 0 then argv[#argv + 1] = '--threads'; argv[#argv + 1] = tostring(per_run) end
+    local pid = sys.spawn(argv, { stdout = log, stderr = log })
+    started = started + 1
+    dirs[started] = base .. '/' .. name
+    running[pid] = { index = started, label = table.concat(name_parts, ' '), t0 = sys.monotonic() }
+  end
+  local next_combo = 1
+  while next_combo <= #todo or next(running) do
+    while next_combo <= #todo and started - done < jobs do start(todo[next_combo]); next_combo = next_combo + 1 end
+    local pid, how, code = sys.wait()
+    local r = pid and running[pid]
+    if r then
+      running[pid] = nil
+      done = done + 1
+      local status = (how == 'exit' and code == 0) and 'ok' or ('failed (%s %d)'):format(how, code)
+      if status ~= 'ok' then failed = failed + 1 end
+      print(('[%d/%d] %-40s %s  %.1f s'):format(done, #todo, r.label, status, sys.monotonic() - r.t0))
+    end
+  end
+  print('')
+  local runs = {}
+  for _, d in ipairs(dirs) do
+    local okr, r = pcall(M.load_run, d)
+    if okr then runs[#runs + 1] = r end
+  end
+  if #runs > 0 then M.compare_runs(runs) end
+  if failed > 0 then return die(1, '%d of %d runs failed; see %s', failed, #todo, log) end
+  return 0
+end
+
+-- ==== Dispatch ===========================================================
+
+local commands = { run = run, sweep = sweep, show = show, compare = compare, plot = plot }
+
+function M.is_command(name) return commands[name] ~= nil end
+
+function M.main(command, args)
+  local fn = commands[command]
+  if not fn then return die(2, 'usagi: unknown command %s\n%s', tostring(command), M.commands_help) end
+  if command ~= 'run' and (args[1] == '-h' or args[1] == '--help') then print(M.commands_help); return 0 end
+  local ok, code = pcall(fn, args)
+  if not ok then return die(1, 'usagi %s: %s', command, tostring(code)) end
+  return code
+end
+
+return M

@@ -1,0 +1,475 @@
+-- usagi.run -- one run of an experiment: its directory, results.h5, the
+-- log, progress, checkpoints and resume.
+--
+--   runs/<experiment>/<run-id>/
+--     results.h5      provenance attributes on '/', /config (attributes),
+--                     /metrics/<k> and /steps/<k> (appended as logged),
+--                     /params (the tracked model's final parameters)
+--     run.log         what the run printed, and its progress, as plain text
+--     checkpoints/    step-000001000.h5 ... (the last `keep`), best.h5
+--
+-- The run function sees a Run object:
+--   run:track { model = m, optim = opt, state = {...} }  what a checkpoint
+--       holds; on --resume it is loaded back here (so call it right before
+--       the training loop, after everything that draws random numbers)
+--   for epoch in run:epochs(n) do ... end      resumes at the saved epoch
+--   for i in run:progress(n [, opts]) do ... end
+--       steps of an epoch with a progress bar; resumes after the saved
+--       step, and checkpoints every `checkpoint_every` steps
+--   run:log { loss = l, ... }     metrics, appended and flushed at once
+--   run:print(...)                a line for the terminal and run.log
+--   run:checkpoint()              an extra checkpoint now
+-- Without a directory (tests, out = false) the same calls keep metrics in
+-- memory only.
+local usagi = require 'usagi'
+local store = require 'usagi.store'
+local sys = usagi.sys
+
+local M = {}
+local Run = {}
+Run.__index = Run
+M.Run = Run
+
+local function fmt_time(s)
+  if s ~= s or s == math.huge then return '--:--' end
+  s = math.floor(s + 0.5)
+  if s >= 3600 then return ('%d:%02d:%02d'):format(s // 3600, s % 3600 // 60, s % 60) end
+  return ('%02d:%02d'):format(s // 60, s % 60)
+end
+
+local function iso(t) return os.date('!%Y-%m-%dT%H:%M:%SZ', math.floor(t)) end
+
+local function sorted_keys(t)
+  local ks = {}
+  for k in pairs(t) do ks[#ks + 1] = k end
+  table.sort(ks, function(a, b) return tostring(a) < tostring(b) end)
+  return ks
+end
+
+local function finite(v) return v == v and v ~= math.huge and v ~= -math.huge end
+
+-- ==== Output: terminal, log file ========================================
+
+-- A bar redrawn in place on a terminal; plain lines (every 10%) otherwise.
+local function interactive()
+  return sys.isatty(2) and os.getenv('TERM') ~= 'dumb' and not os.getenv('CI')
+end
+
+function Run:_write_log(line)
+  if self.logfile then self.logfile:write(line, '\n'); self.logfile:flush() end
+end
+
+function Run:print(...)
+  local parts = table.pack(...)
+  for i = 1, parts.n do parts[i] = tostring(parts[i]) end
+  local line = table.concat(parts, '\t')
+  self:_write_log(line)
+  if self.quiet then return end
+  if self.tty then io.stderr:write('\r\27[K') end
+  io.stdout:write(line, '\n')
+  io.stdout:flush()
+end
+
+-- ==== Metrics ============================================================
+
+-- run:log{key = value, ...}: numbers (or 0-dim tensors) appended to
+-- /metrics/<key>, with the step in /steps/<key>, and flushed, so a crash
+-- loses at most the entry being written. A NaN or infinite value stops the
+-- run; the checkpoints written so far stay.
+function Run:log(values)
+  if type(values) ~= 'table' then error('run:log: expects a table of name = number, got ' .. type(values), 2) end
+  local keys, bad = sorted_keys(values), nil
+  for _, k in ipairs(keys) do
+    local v = values[k]
+    if usagi.is_tensor(v) then v = v:item() end
+    if type(k) ~= 'string' or not k:match('^[%w_.%-]+$') then
+      error(('run:log: metric names must be words (letters, digits, _ . -), got %q'):format(tostring(k)), 2)
+    end
+    if type(v) ~= 'number' then error(('run:log: %s must be a number, got %s'):format(k, type(v)), 2) end
+    values[k] = v
+    local hist = self.metrics[k]
+    if not hist then hist = { values = {}, steps = {} }; self.metrics[k] = hist end
+    hist.values[#hist.values + 1], hist.steps[#hist.steps + 1] = v, self.step
+    if self.file then
+      self.file:append('/metrics/' .. k, v)
+      self.file:append('/steps/' .. k, self.step)
+    end
+    if not finite(v) and not bad then bad = k end
+  end
+  if self.file then self.file:flush() end
+  self.last, self.last_keys = values, keys
+  if bad then
+    local where = self.last_checkpoint and ('the last good checkpoint is ' .. self.last_checkpoint)
+      or 'no checkpoint was written before it'
+    self.diverged = ('%s is %s at step %d: the run diverged and stops; %s')
+      :format(bad, values[bad] ~= values[bad] and 'NaN' or tostring(values[bad]), self.step, where)
+    error(self.diverged, 2)
+  end
+end
+
+-- history(name) -> values, steps (Lua arrays) of a metric so far.
+function Run:history(name)
+  local h = self.metrics[name]
+  if not h then return {}, {} end
+  return h.values, h.steps
+end
+
+-- ==== Progress ===========================================================
+
+-- for epoch in run:epochs(n): from the epoch a resumed run stopped in.
+function Run:epochs(n)
+  local first = true
+  return function()
+    if first then first = false
+    else self.epoch, self.position = self.epoch + 1, 0 end
+    if self.epoch > n then return nil end
+    return self.epoch
+  end
+end
+
+-- for i in run:progress(n [, label | {label =, per_step =, unit =}]):
+-- i = 1..n, after the steps a resumed run already did. Each step done
+-- counts in run.step; a checkpoint is taken every checkpoint_every steps.
+function Run:progress(n, opts)
+  if math.type(n) ~= 'integer' or n < 0 then
+    error('run:progress: n must be a non-negative integer, got ' .. tostring(n), 2)
+  end
+  opts = type(opts) == 'string' and { label = opts } or opts or {}
+  local label, per_step, unit = opts.label or self.name, opts.per_step or 1, opts.unit or 'it'
+  local i, started = self.position, false
+  local first, t0, last_draw, last_decile = i, sys.monotonic(), -1, (10 * i) // math.max(n, 1)
+  local function draw(final)
+    local t = sys.monotonic() - t0
+    local rate = (i - first) / math.max(t, 1e-9)
+    local width = 24
+    local filled = n > 0 and math.floor(width * i / n) or width
+    local metrics = {}
+    for _, k in ipairs(self.last_keys or {}) do
+      metrics[#metrics + 1] = ('%s %.4g'):format(k, self.last[k])
+    end
+    local line = ('%s [%s%s] %d/%d %.0f %s/s %s<%s %s'):format(label, ('#'):rep(filled),
+      ('.'):rep(width - filled), i, n, rate * per_step, unit, fmt_time(t),
+      fmt_time((n - i) / math.max(rate, 1e-9)), table.concat(metrics, ' '))
+    if self.quiet then return end
+    if self.tty then io.stderr:write('\r\27[K', line, final and '\n' or '')
+    else io.stderr:write(line, '\n'); self:_write_log(line) end
+    io.stderr:flush()
+  end
+  return function()
+    if started then                        -- step i (global step run.step) is complete
+      self.position = i
+      if self.every and self.step % self.every == 0 then self:checkpoint() end
+    end
+    started = true
+    if i >= n then
+      -- the loop's last step is kept too, even off the checkpoint grid
+      if n > first and self.every and self.step % self.every ~= 0 then self:checkpoint() end
+      if n > first then
+        if self.tty then draw(true) elseif last_decile < 10 then draw(true) end
+      end
+      return nil
+    end
+    i, self.step = i + 1, self.step + 1
+    local decile = (10 * i) // math.max(n, 1)
+    if self.tty then
+      local t = sys.monotonic()
+      if t - last_draw > 0.1 then draw(false); last_draw = t end
+    elseif decile > last_decile and decile < 10 then
+      draw(false)
+      last_decile = decile
+    end
+    return i
+  end
+end
+
+-- ==== Checkpoints ========================================================
+
+-- run:track{model =, optim =, scheduler =, state = table}: the objects a
+-- checkpoint holds. Returns state, loaded from the checkpoint when resuming.
+function Run:track(objects)
+  if type(objects) ~= 'table' then error('run:track: expects a table {model =, optim =, state =}', 2) end
+  for k, v in pairs(objects) do
+    if type(k) ~= 'string' or type(v) ~= 'table' then
+      error(('run:track: %s must be a module, optimizer or table'):format(tostring(k)), 2)
+    end
+  end
+  self.tracked = objects
+  local ck = self.resume_from
+  if ck then
+    for _, k in ipairs(sorted_keys(objects)) do
+      local obj, saved = objects[k], ck.objects[k]
+      if saved == nil then
+        error(('run:track: the checkpoint has no %q; it was made by a different experiment'):format(k), 2)
+      end
+      if type(obj.load_state_dict) == 'function' then obj:load_state_dict(saved)
+      else
+        for key in pairs(obj) do obj[key] = nil end
+        for key, v in pairs(saved) do obj[key] = v end
+      end
+    end
+    usagi.set_rng_state(ck.rng)
+    self.resume_from = nil
+  elseif self.dir and self.every and self.step == 0 then
+    self:checkpoint()                      -- step 0: a run killed early resumes from here
+  end
+  return objects.state
+end
+
+local function state_of(obj)
+  return type(obj.state_dict) == 'function' and obj:state_dict() or obj
+end
+
+local function metrics_tree(metrics)
+  local t = {}
+  for k, h in pairs(metrics) do
+    if #h.values > 0 then
+      t[k] = { values = usagi.tensor(h.values, 'f64'), steps = usagi.tensor(h.steps, 'f64') }
+    end
+  end
+  return t
+end
+
+-- The checkpoint file: attributes for the position, groups for the rest.
+function Run:_checkpoint_tree()
+  local objects = {}
+  for k, obj in pairs(self.tracked) do objects[k] = state_of(obj) end
+  return {
+    experiment = self.name, seed = self.seed, step = self.step, epoch = self.epoch,
+    position = self.position, best = self.best_value, written = iso(sys.time()),
+    config = self.config, rng = usagi.get_rng_state(), objects = objects,
+    metrics = metrics_tree(self.metrics),
+  }
+end
+
+function Run:checkpoint()
+  if not self.dir then return end
+  if not self.tracked then
+    if not self.warned_untracked then
+      self:print('run: not checkpointing: the experiment does not call run:track{...}')
+      self.warned_untracked = true
+    end
+    return
+  end
+  local cdir = self.dir .. '/checkpoints'
+  local path = ('%s/step-%09d.h5'):format(cdir, self.step)
+  local improved = false
+  if self.best_metric then
+    local values = self:history(self.best_metric)
+    local v = values[#values]
+    if v and finite(v) and (self.best_value == nil or
+        (self.best_mode == 'min' and v < self.best_value) or (self.best_mode ~= 'min' and v > self.best_value)) then
+      self.best_value, improved = v, true
+    end
+  end
+  local tree = self:_checkpoint_tree()
+  local ok, err = pcall(store.save, path, tree)
+  if not ok then
+    -- a stop the run itself explains: no traceback (see run_experiment)
+    self.stopped = ('run: cannot write checkpoint %s (%s); the previous one, %s, is intact')
+      :format(path, tostring(err):gsub('^[^:\n]*%.lua:%d+: ', ''), tostring(self.last_checkpoint))
+    error(self.stopped, 0)
+  end
+  if improved then sys.link(path, cdir .. '/best.h5') end
+  self.last_checkpoint = path
+  local steps = {}
+  for _, name in ipairs(sys.listdir(cdir)) do
+    if name:match('^step%-%d+%.h5$') then steps[#steps + 1] = name end
+  end
+  for j = 1, #steps - self.keep do sys.remove(cdir .. '/' .. steps[j]) end
+end
+
+-- The newest checkpoint of dir that opens and reads whole, or nil.
+local function newest_checkpoint(dir)
+  local cdir = dir .. '/checkpoints'
+  if sys.kind(cdir) ~= 'directory' then return nil end
+  local names = {}
+  for _, name in ipairs(sys.listdir(cdir)) do
+    if name:match('^step%-%d+%.h5$') then names[#names + 1] = name end
+  end
+  for j = #names, 1, -1 do
+    local ok, tree = pcall(store.load, cdir .. '/' .. names[j])
+    if ok and type(tree.objects) == 'table' and math.type(tree.step) == 'integer' then
+      return tree, cdir .. '/' .. names[j]
+    end
+  end
+end
+
+-- The config and seed of a run that stopped before its first checkpoint,
+-- from its results.h5, as a tree with no objects to restore.
+local function started_run(dir)
+  local ok, tree = pcall(function()
+    local f <close> = usagi.h5.open(dir .. '/results.h5', 'r')
+    local a = f:attrs('/')
+    return { experiment = a.experiment, seed = a.seed, config = store.read_tree(f, '/config'),
+             step = 0, epoch = 1, position = 0 }
+  end)
+  if ok and math.type(tree.seed) == 'integer' then return tree end
+end
+
+-- Files a killed run left half-written: temporary checkpoints and links.
+local function remove_leftovers(cdir)
+  for _, name in ipairs(sys.listdir(cdir)) do
+    if name:find('%.tmp%-%d+$') or name:find('%.link%-tmp$') then sys.remove(cdir .. '/' .. name) end
+  end
+end
+
+-- ==== Provenance =========================================================
+
+local function shell_quote(s)
+  if s:match('^[%w_./=:,+%-]+$') then return s end
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local function git_info(script)
+  local dir = script and script:match('^(.*)/[^/]*$') or '.'
+  local q = shell_quote(dir)
+  local p = io.popen('git -C ' .. q .. ' rev-parse HEAD 2>/dev/null')
+  local commit = p and p:read('l') or nil
+  if p then p:close() end
+  if not commit then return 'unknown', false end
+  p = io.popen('git -C ' .. q .. ' status --porcelain --untracked-files=no 2>/dev/null')
+  local dirty = p and (p:read('a') or '') ~= '' or false
+  if p then p:close() end
+  return commit, dirty
+end
+
+local function provenance(self, opts)
+  local commit, dirty = git_info(opts.script)
+  local plugins = {}
+  for _, p in ipairs(usagi.plugins()) do
+    plugins[#plugins + 1] = type(p) == 'table' and ('%s %s'):format(p.name, p.version) or tostring(p)
+  end
+  local cmd = {}
+  for _, a in ipairs(opts.argv or {}) do cmd[#cmd + 1] = shell_quote(a) end
+  return {
+    experiment = self.name, run_id = self.id, usagi_version = usagi.version,
+    git_commit = commit, git_dirty = dirty, command_line = table.concat(cmd, ' '),
+    script = opts.script or '', seed = self.seed, threads = usagi.get_num_threads(),
+    blas = usagi.blas_info().config, plugins = table.concat(plugins, ', '),
+    host = sys.hostname(), started = iso(self.started), smoke = opts.smoke and true or false,
+  }
+end
+
+-- results.h5 made afresh: provenance, config and the metrics so far (from a
+-- checkpoint when resuming), written whole and renamed into place.
+local function write_results(self, attrs, metrics)
+  local path = self.dir .. '/results.h5'
+  local tmp = path .. '.tmp'
+  do
+    local f <close> = usagi.h5.open(tmp, 'w')
+    for _, k in ipairs(sorted_keys(attrs)) do f:attr('/', k, attrs[k]) end
+    f:attr('/', 'status', 'running')
+    store.write_tree(f, '/config', self.config, 'run')
+    f:group('/metrics'); f:group('/steps')
+    for _, k in ipairs(sorted_keys(metrics or {})) do
+      local values, steps = metrics[k].values, metrics[k].steps
+      for j = 1, values:numel() do
+        f:append('/metrics/' .. k, values[j])
+        f:append('/steps/' .. k, steps[j])
+      end
+    end
+  end
+  sys.replace(tmp, path)
+  self.file = usagi.h5.open(path, 'a')
+end
+
+-- ==== Opening and finishing ============================================
+
+local function unique_id()
+  return os.date('!%Y%m%d-%H%M%S', math.floor(sys.time()))
+end
+
+-- M.open(spec, cfg, opts) -> run. opts: seed, out (false: no directory),
+-- name, resume (a run directory), checkpoint_every, keep, quiet, script,
+-- argv, smoke.
+function M.open(spec, cfg, opts)
+  local ck = spec.checkpoint or {}
+  local self = setmetatable({
+    name = spec.name, seed = opts.seed or 0, config = cfg, metrics = {}, last = {},
+    step = 0, epoch = 1, position = 0, quiet = opts.quiet, tty = not opts.quiet and interactive(),
+    started = sys.time(), every = opts.checkpoint_every or ck.every, keep = opts.keep or ck.keep or 3,
+    best_metric = ck.best, best_mode = ck.mode or 'max',
+  }, Run)
+  if self.every == 0 then self.every = nil end
+  if opts.out == false then return self end
+
+  local resumed
+  if opts.resume then
+    self.dir = opts.resume:gsub('/+$', '')
+    if sys.kind(self.dir) ~= 'directory' then
+      error(('usagi run: --resume %s: no such run directory'):format(self.dir), 0)
+    end
+    local tree, path = newest_checkpoint(self.dir)
+    if not tree then                       -- stopped before its first checkpoint: start over
+      tree = started_run(self.dir)
+      if not tree then
+        error(('usagi run: --resume %s: neither a readable checkpoint nor a readable results.h5 there; start the run afresh')
+          :format(self.dir), 0)
+      end
+    end
+    if tree.experiment ~= spec.name then
+      error(('usagi run: --resume %s: it is a run of %s, not of %s'):format(self.dir, tostring(tree.experiment), spec.name), 0)
+    end
+    self.config, self.seed = tree.config, tree.seed
+    self.step, self.epoch, self.position, self.best_value = tree.step, tree.epoch, tree.position, tree.best
+    for k, h in pairs(tree.metrics or {}) do
+      local values, steps = {}, {}
+      for j = 1, h.values:numel() do values[j], steps[j] = h.values[j], h.steps[j] end
+      self.metrics[k] = { values = values, steps = steps }
+    end
+    if tree.objects then self.resume_from, self.last_checkpoint = tree, path end
+    self.id = self.dir:match('([^/]+)$')
+    resumed = tree
+  else
+    local base = ('%s/%s'):format(opts.out or 'runs', spec.name)
+    if opts.name then
+      self.id = opts.name
+      if sys.kind(base .. '/' .. self.id) then
+        error(('usagi run: %s/%s exists; choose another --name, or --resume it'):format(base, self.id), 0)
+      end
+    else
+      local stem = unique_id()
+      self.id = stem
+      for k = 2, math.huge do
+        if not sys.kind(base .. '/' .. self.id) then break end
+        self.id = ('%s-%d'):format(stem, k)
+      end
+    end
+    self.dir = base .. '/' .. self.id
+  end
+  local ok, err = pcall(sys.mkdir, self.dir .. '/checkpoints')
+  if not ok then
+    error(('usagi run: cannot make the run directory %s (%s); choose another --out')
+      :format(self.dir, tostring(err):match("[^:]*$"):gsub('^%s+', '')), 0)
+  end
+  remove_leftovers(self.dir .. '/checkpoints')
+  local log, lerr = io.open(self.dir .. '/run.log', 'a')
+  if not log then error(('usagi run: cannot write the run log: %s'):format(lerr), 0) end
+  self.logfile = log
+  local attrs = provenance(self, opts)
+  if resumed then
+    attrs.resumed_from = self.last_checkpoint
+    attrs.resumed_at = iso(sys.time())
+  end
+  write_results(self, attrs, resumed and resumed.metrics)
+  self:_write_log(('# %s %s: %s'):format(resumed and 'resumed' or 'started', iso(sys.time()), attrs.command_line))
+  return self
+end
+
+-- finish(status): the end time, exit status and final parameters.
+function Run:finish(status)
+  if not self.file then return end
+  local f = self.file
+  if self.tracked and self.tracked.model and status == 'ok' then
+    store.write_tree(f, '/params', self.tracked.model:state_dict(), 'run')
+  end
+  f:attr('/', 'status', status)
+  f:attr('/', 'finished', iso(sys.time()))
+  f:attr('/', 'steps', self.step)
+  f:close()
+  self.file = nil
+  self:_write_log(('# finished %s: %s'):format(iso(sys.time()), status))
+  if self.logfile then self.logfile:close(); self.logfile = nil end
+end
+
+return M

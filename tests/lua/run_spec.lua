@@ -1,0 +1,294 @@
+-- `usagi run`, resume, show, compare, plot and sweep, on binary addition,
+-- through the real executable in child processes.
+--
+-- The two promises of the runs contract are tested bit for bit: the same
+-- seed and threads give identical datasets in results.h5, and a run killed
+-- with SIGKILL at random moments and resumed each time ends with the same
+-- datasets as a run that was never interrupted.
+local usagi = require 'usagi'
+local h = dofile('tests/lua/helpers.lua')
+local sys = usagi.sys
+local exe = sys.exe()
+local script = 'experiments/binary_addition.lua'
+
+local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function tmpdir()
+  local p = os.tmpname()
+  os.remove(p)
+  sys.mkdir(p)
+  return p
+end
+
+local function rmrf(p) os.execute('rm -rf ' .. quote(p)) end
+
+-- usagi args... -> exit code, stdout and stderr together
+local function usagi_cli(...)
+  local parts = { quote(exe) }
+  for _, a in ipairs { ... } do parts[#parts + 1] = quote(a) end
+  local p = io.popen(table.concat(parts, ' ') .. ' 2>&1')
+  local out = p:read('a')
+  local _, _, code = p:close()
+  return code, out
+end
+
+-- path -> tensor for every dataset in the file
+local function datasets(path)
+  local out = {}
+  local f <close> = usagi.h5.open(path, 'r')
+  local function walk(g)
+    for _, name in ipairs(f:list(g)) do
+      local p = (g == '/' and '' or g) .. '/' .. name
+      if f:kind(p) == 'group' then walk(p) else out[p] = f:read(p) end
+    end
+  end
+  walk('/')
+  return out
+end
+
+-- The same datasets, shapes, dtypes and bits (NaN-free data: == is exact).
+local function assert_same_datasets(a, b)
+  local da, db = datasets(a), datasets(b)
+  local names = {}
+  for k in pairs(da) do names[#names + 1] = k end
+  table.sort(names)
+  assert.is_true(#names > 3, 'too few datasets: ' .. table.concat(names, ' '))
+  for _, k in ipairs(names) do
+    local x, y = da[k], db[k]
+    assert.is_truthy(y, k .. ' is missing from ' .. b)
+    assert.are.equal(x:dtype(), y:dtype(), k)
+    assert.are.same(x:size(), y:size(), k)
+    local xs, ys = x:reshape(-1), y:reshape(-1)
+    for j = 1, xs:numel() do
+      if xs[j] ~= ys[j] then
+        error(('%s differs at element %d: %.17g vs %.17g'):format(k, j, xs[j], ys[j]))
+      end
+    end
+  end
+  for k in pairs(db) do assert.is_truthy(da[k], k .. ' is only in ' .. b) end
+end
+
+describe('usagi run', function()
+  local out
+  before_each(function() out = tmpdir() end)
+  after_each(function() rmrf(out) end)
+
+  it('makes the run directory with provenance, config, metrics and params', function()
+    local code, text = usagi_cli('run', script, '--smoke', '--out', out, '--name', 'a', '--seed', '3')
+    assert.are.equal(0, code, text)
+    local dir = out .. '/binary_addition/a'
+    assert.are.equal('file', sys.kind(dir .. '/results.h5'))
+    assert.are.equal('file', sys.kind(dir .. '/run.log'))
+    local f <close> = usagi.h5.open(dir .. '/results.h5', 'r')
+    local a = f:attrs('/')
+    assert.are.equal('binary_addition', a.experiment)
+    assert.are.equal('ok', a.status)
+    assert.are.equal(3, a.seed)
+    assert.are.equal(usagi.version, a.usagi_version)
+    assert.is_truthy(a.blas:find('OpenBLAS', 1, true))
+    assert.is_truthy(a.command_line:find('--smoke', 1, true))
+    assert.is_truthy(a.finished and a.started and a.host and a.git_commit)
+    assert.are.equal('boolean', type(a.git_dirty))
+    assert.are.equal(300, f:attr('/config', 'iterations'))           -- the smoke config
+    assert.are.equal('sigmoid', f:attr('/config', 'activation'))
+    assert.are.same({ 10 }, f:shape('/metrics/loss'))                -- every 30 of 300 steps
+    assert.are.same({ 10 }, f:shape('/steps/loss'))
+    assert.are.equal(30, f:read('/steps/loss')[1])
+    assert.are.same({ 1 }, f:shape('/metrics/accuracy'))
+    assert.are.same({ 16, 2 }, f:shape('/params/rnn.weight_ih_l0'))
+    local log = io.open(dir .. '/run.log'):read('a')
+    assert.is_truthy(log:find('exact-match accuracy', 1, true), log)
+  end)
+
+  it('gives bit-identical datasets for the same seed', function()
+    for _, name in ipairs { 'a', 'b' } do
+      local code, text = usagi_cli('run', script, '--smoke', '--out', out, '--name', name, '--seed', '5',
+        '--threads', '1')
+      assert.are.equal(0, code, text)
+    end
+    assert_same_datasets(out .. '/binary_addition/a/results.h5', out .. '/binary_addition/b/results.h5')
+  end)
+
+  it('keeps the last K checkpoints and the best one', function()
+    local code, text = usagi_cli('run', script, '--smoke', '--out', out, '--name', 'k',
+      '--checkpoint-every', '40', '--keep', '2')
+    assert.are.equal(0, code, text)
+    local names = sys.listdir(out .. '/binary_addition/k/checkpoints')
+    assert.are.same({ 'step-000000280.h5', 'step-000000300.h5' }, names)
+    local ck = usagi.load(out .. '/binary_addition/k/checkpoints/step-000000300.h5')
+    assert.are.equal(300, ck.step)
+    assert.are.equal(11, #ck.rng)
+    assert.is_truthy(usagi.is_tensor(ck.objects.model['rnn.weight_hh_l0']))
+    assert.are.equal(10, ck.metrics.loss.values:numel())
+  end)
+
+  it('refuses a typo in --set with the valid keys, and an existing --name', function()
+    local code, text = usagi_cli('run', script, '--smoke', '--out', out, '--set', 'hiden=3')
+    assert.are.equal(2, code)
+    assert.is_truthy(text:find('unknown config key "hiden"', 1, true), text)
+    assert.is_truthy(text:find('hidden', 1, true), text)
+    assert.are.equal(0, (usagi_cli('run', script, '--smoke', '--out', out, '--name', 'x')))
+    code, text = usagi_cli('run', script, '--smoke', '--out', out, '--name', 'x')
+    assert.are.equal(1, code)
+    assert.is_truthy(text:find('exists', 1, true), text)
+  end)
+
+  it('stops a diverging run with a clear message and keeps its checkpoint', function()
+    local code, text = usagi_cli('run', script, '--smoke', '--out', out, '--name', 'nan',
+      '--set', 'activation=relu', '--set', 'lr=1e30', '--checkpoint-every', '10')
+    assert.are.equal(1, code, text)
+    assert.is_truthy(text:find('loss is NaN at step 30: the run diverged', 1, true), text)
+    assert.is_truthy(text:find('checkpoints/step-000000020.h5', 1, true), text)
+    local f <close> = usagi.h5.open(out .. '/binary_addition/nan/results.h5', 'r')
+    assert.are.equal('diverged', f:attr('/', 'status'))
+    assert.is_truthy(#sys.listdir(out .. '/binary_addition/nan/checkpoints') >= 1)
+  end)
+
+  it('stops on a failed write with a clear error and the previous checkpoint intact', function()
+    -- A file-size limit fails writes as a full disk does (EFBIG for ENOSPC),
+    -- without root: the step-0 checkpoint fits under it, a later one does not.
+    local cmd = ("trap '' XFSZ; ulimit -f 60; exec %s run %s --out %s --name full --set hidden=100"
+      .. ' --set iterations=600 --set log_every=1 --set samples=0 --checkpoint-every 500 2>&1')
+      :format(quote(exe), quote(script), quote(out))
+    local p = io.popen('bash -c ' .. quote(cmd))
+    local text = p:read('a')
+    local _, how, code = p:close()
+    assert.are.equal('exit', how, text)
+    assert.are.equal(1, code, text)
+    assert.is_truthy(text:find('cannot write checkpoint [^\n]*step%-000000500%.h5'), text)
+    assert.is_truthy(text:find('File too large', 1, true), text)
+    assert.is_truthy(text:find('step-000000000.h5, is intact', 1, true), text)
+    assert.is_falsy(text:find('traceback', 1, true), text)
+    local cdir = out .. '/binary_addition/full/checkpoints'
+    assert.are.same({ 'step-000000000.h5' }, sys.listdir(cdir))     -- no half-written file
+    assert.are.equal(0, usagi.load(cdir .. '/step-000000000.h5').step)
+    local f <close> = usagi.h5.open(out .. '/binary_addition/full/results.h5', 'r')
+    assert.is_truthy(f:attr('/', 'status'):find('^error: run: cannot write checkpoint'))
+    assert.are.equal(500, f:shape('/metrics/loss')[1])               -- the metrics so far
+  end)
+
+  it('reports an output directory it cannot make clearly', function()
+    -- a plain file where a directory must go stops even root
+    io.open(out .. '/plain', 'w'):close()
+    local code, text = usagi_cli('run', script, '--smoke', '--out', out .. '/plain/runs')
+    assert.are.equal(1, code, text)
+    assert.is_truthy(text:find('plain/runs', 1, true), text)
+    assert.is_falsy(text:find('exact-match', 1, true), text)
+  end)
+end)
+
+describe('usagi run --resume', function()
+  local out
+  before_each(function() out = tmpdir() end)
+  after_each(function() rmrf(out) end)
+
+  local cfg = { '--set', 'iterations=4000', '--set', 'log_every=50', '--checkpoint-every', '200',
+    '--threads', '1', '--seed', '11' }
+
+  local function start(...)
+    local argv = { exe, 'run', script, '--out', out, ... }
+    return sys.spawn(argv, { stdout = out .. '/child.out', stderr = out .. '/child.out' })
+  end
+
+  it('ends with the same bits after SIGKILL at random moments', function()
+    local t0 = sys.monotonic()
+    local pid = start('--name', 'whole', table.unpack(cfg))
+    local _, how, code = sys.wait(pid)
+    local whole = sys.monotonic() - t0
+    assert.are.equal('exit', how)
+    assert.are.equal(0, code)
+
+    math.randomseed(20261128)
+    local dir, kills, attempts = out .. '/binary_addition/cut', 0, 0
+    pid = start('--name', 'cut', table.unpack(cfg))
+    while true do
+      attempts = attempts + 1
+      -- after the start-up, somewhere in what is left of the run
+      if attempts <= 6 then
+        sys.sleep(0.15 * whole + math.random() * 0.5 * whole)
+        sys.kill(pid, 'KILL')
+      end
+      local _, h_how = sys.wait(pid)
+      if h_how == 'signal' then kills = kills + 1 else break end
+      pid = start('--resume', dir)
+    end
+    assert.is_true(kills >= 3, ('only %d of the kills landed before the run ended'):format(kills))
+    assert_same_datasets(out .. '/binary_addition/whole/results.h5', dir .. '/results.h5')
+    local f <close> = usagi.h5.open(dir .. '/results.h5', 'r')
+    assert.are.equal('ok', f:attr('/', 'status'))
+    print(('\n  resume: %d SIGKILLs, run of %.2f s'):format(kills, whole))
+  end)
+
+  it('refuses to change the config of a resumed run', function()
+    local code, text = usagi_cli('run', script, '--resume', out, '--set', 'hidden=3')
+    assert.are.equal(2, code)
+    assert.is_truthy(text:find('--resume continues a run', 1, true), text)
+    code, text = usagi_cli('run', script, '--resume', out .. '/nothing')
+    assert.are.equal(1, code)
+    assert.is_truthy(text:find('no such run directory', 1, true), text)
+  end)
+end)
+
+describe('usagi show, compare, plot and sweep', function()
+  local out
+  setup(function()
+    out = tmpdir()
+    for _, act in ipairs { 'sigmoid', 'tanh' } do
+      assert.are.equal(0, (usagi_cli('run', script, '--smoke', '--out', out, '--name', act,
+        '--set', 'activation=' .. act)))
+    end
+  end)
+  teardown(function() rmrf(out) end)
+
+  it('show prints the config, provenance and metrics', function()
+    local code, text = usagi_cli('show', out .. '/binary_addition/tanh')
+    assert.are.equal(0, code, text)
+    for _, needle in ipairs { 'binary_addition', 'status ok', 'activation', 'tanh', 'loss', 'accuracy', 'OpenBLAS' } do
+      assert.is_truthy(text:find(needle, 1, true), needle .. ' missing from:\n' .. text)
+    end
+  end)
+
+  it('compare shows only the config keys that differ, and final metrics', function()
+    local code, text = usagi_cli('compare', out .. '/binary_addition/sigmoid', out .. '/binary_addition/tanh')
+    assert.are.equal(0, code, text)
+    local header = text:match('^[^\n]+')
+    assert.is_truthy(header:find('activation', 1, true), text)
+    assert.is_falsy(header:find('hidden', 1, true), text)
+    assert.is_truthy(header:find('accuracy', 1, true), text)
+    assert.is_truthy(text:find('\ntanh%s+tanh'), text)
+  end)
+
+  it('plot writes an SVG and a PNG of the loss curves', function()
+    for _, ext in ipairs { 'svg', 'png' } do
+      local file = out .. '/loss.' .. ext
+      local code, text = usagi_cli('plot', out .. '/binary_addition/sigmoid', out .. '/binary_addition/tanh',
+        '--metric', 'loss', '-o', file)
+      assert.are.equal(0, code, text)
+      local data = io.open(file, 'rb'):read('a')
+      if ext == 'svg' then
+        assert.is_truthy(data:find('<svg', 1, true))
+        assert.is_truthy(data:find('tanh', 1, true))
+      else
+        assert.are.equal('\137PNG', data:sub(1, 4))
+      end
+    end
+    local code, text = usagi_cli('plot', out .. '/binary_addition/tanh', '--metric', 'nope', '-o', out .. '/x.svg')
+    assert.are.equal(1, code)
+    assert.is_truthy(text:find('no metric "nope"', 1, true), text)
+  end)
+
+  it('sweep runs every combination and prints the table', function()
+    local code, text = usagi_cli('sweep', script, '--smoke', '--out', out, '--grid', 'activation=tanh,relu',
+      '--grid', 'hidden=4,8', '-j', '2')
+    assert.are.equal(0, code, text)
+    assert.is_truthy(text:find('4 runs', 1, true), text)
+    local rows = 0
+    for line in text:gmatch('[^\n]+') do
+      if line:find('activation=') and line:find('hidden=') and line:find('ok%s*$') then rows = rows + 1 end
+    end
+    assert.are.equal(4, rows, text)
+    code, text = usagi_cli('sweep', script, '--smoke', '--out', out, '--grid', 'hiden=4')
+    assert.are.equal(2, code)
+    assert.is_truthy(text:find('unknown config key', 1, true), text)
+  end)
+end)
