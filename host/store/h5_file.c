@@ -47,10 +47,12 @@ usg_status h5_fail(usg_status s, const char *fn, const char *file, const char *o
 }
 
 /* The first entry of an upward walk is the innermost: where HDF5 first saw
- * the problem ("truncated file: eof = ...", "name already exists"). */
+ * the problem ("truncated file: eof = ...", "name already exists").
+ * data is a char[DESC_SIZE]. */
+#define DESC_SIZE 1024
 static herr_t innermost(unsigned n, const H5E_error2_t *e, void *data)
 {
-    if (n == 0 && e->desc) snprintf(data, 1024, "%s", e->desc);
+    if (n == 0 && e->desc) snprintf(data, DESC_SIZE, "%s", e->desc);
     return 0;
 }
 
@@ -70,7 +72,7 @@ static void system_message(char *desc)
 
 usg_status h5_fail_lib(const char *fn, const char *file, const char *obj, const char *what)
 {
-    char desc[1024] = "";
+    char desc[DESC_SIZE] = "";
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost, desc);
     H5Eclear2(H5E_DEFAULT);
     system_message(desc);
@@ -173,8 +175,9 @@ static hid_t open_fid(const char *path, char mode, bool exists)
     else fid = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
 done:
     if (fid < 0) {   /* keep the error stack for the message: close quietly after */
-        char desc[160] = "";
+        char desc[DESC_SIZE] = "";
         H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost, desc);
+        system_message(desc);
         if (fapl >= 0) H5Pclose(fapl);
         h5_fail(USG_HDF5, "h5.open", path, NULL, "cannot %s%s%s%s%s",
                 mode == 'r' ? "open for reading" : exists && mode == 'a' ? "open for writing"
