@@ -18,6 +18,39 @@ usagi plot RUN_DIR... [--metric NAME]... -o FILE.svg|FILE.png
                                      metric curves, runs overlaid
 `usagi run SCRIPT.lua --help` lists the options and the script's config keys.]]
 
+-- `usagi COMMAND --help`
+local help = {
+  run = [[
+usagi run SCRIPT.lua [--seed N] [--set key=value]... [--smoke] [--out DIR]
+                     [--name NAME] [--threads N] [--checkpoint-every N] [--keep K]
+                     [--no-save] [--resume RUN_DIR]
+A reproducible run of an experiment script: runs/<experiment>/<run-id>/ gets
+results.h5 (provenance, config, metrics, final parameters), run.log and
+checkpoints/. `usagi run SCRIPT.lua --help` lists the script's config keys.]],
+  sweep = [[
+usagi sweep SCRIPT.lua --grid key=v1,v2,... [--grid ...] [-j N] [run options]
+One run per combination of the grids (the first key varies slowest), N at a
+time with the machine's threads shared between them, each its own run named
+<stamp>_<key=value,...>; their output goes to runs/<experiment>/sweep-<stamp>.log.
+Ends with the table of `usagi compare`. Other options (--smoke, --seed, --set,
+--out, --threads, ...) pass to every run. Example:
+  usagi sweep experiments/binary_addition.lua --grid activation=sigmoid,tanh,relu \
+      --grid init=normal,xavier,he -j 2]],
+  show = [[
+usagi show RUN_DIR|FILE.h5
+The provenance (status, times, commit, seed, threads, BLAS, plugins, host,
+command line), the config and, per metric, the last, min and max values.]],
+  compare = [[
+usagi compare RUN_DIR...
+One row per run: the config keys whose values differ between the runs, the
+last value of every metric, and the status.]],
+  plot = [[
+usagi plot RUN_DIR... [--metric NAME]... -o FILE.svg|FILE.png [--title TEXT]
+Curves of the metrics against the step, the runs overlaid and labelled by the
+config values that set them apart. Without --metric, the first metric with
+"loss" in its name. The file type follows the extension of -o.]],
+}
+
 local function die(code, fmt, ...)
   io.stderr:write(fmt:format(...), '\n')
   return code
@@ -124,7 +157,8 @@ local function show(args)
   return 0
 end
 
-function M.compare_runs(runs)
+-- The config keys whose values are not the same in all runs, sorted.
+local function differing_keys(runs)
   local keys, differ = {}, {}
   for _, r in ipairs(runs) do for k in pairs(r.config) do keys[k] = true end end
   for k in pairs(keys) do
@@ -132,6 +166,11 @@ function M.compare_runs(runs)
     for _, r in ipairs(runs) do if fmt(r.config[k]) ~= first then differ[#differ + 1] = k; break end end
   end
   table.sort(differ)
+  return differ
+end
+
+function M.compare_runs(runs)
+  local differ = differing_keys(runs)
   local names, seen = {}, {}
   for _, r in ipairs(runs) do
     for _, k in ipairs(r.names) do if not seen[k] then seen[k] = true; names[#names + 1] = k end end
@@ -186,13 +225,21 @@ local function plot(args)
     metrics[1] = metrics[1] or runs[1].names[1]
     if not metrics[1] then return die(1, 'usagi plot: %s has no metrics', runs[1].path) end
   end
+  -- a run is labelled by the config values that set it apart, else its id
+  local differ = differing_keys(runs)
   local series = {}
   for _, r in ipairs(runs) do
+    local name = r.id
+    if #differ > 0 then
+      local parts = {}
+      for _, k in ipairs(differ) do parts[#parts + 1] = k .. '=' .. fmt(r.config[k]) end
+      name = table.concat(parts, ' ')
+    end
     for _, k in ipairs(metrics) do
       local m = r.metrics[k]
       if not m then return die(1, 'usagi plot: %s has no metric %q (it has: %s)', r.path, k, table.concat(r.names, ', ')) end
-      local label = #runs > 1 and r.id or k
-      if #runs > 1 and #metrics > 1 then label = r.id .. ' ' .. k end
+      local label = #runs > 1 and name or k
+      if #runs > 1 and #metrics > 1 then label = name .. ' ' .. k end
       series[#series + 1] = { label = label, x = m.steps, y = m.values }
     end
   end
@@ -340,7 +387,7 @@ function M.is_command(name) return commands[name] ~= nil end
 function M.main(command, args)
   local fn = commands[command]
   if not fn then return die(2, 'usagi: unknown command %s\n%s', tostring(command), M.commands_help) end
-  if command ~= 'run' and (args[1] == '-h' or args[1] == '--help') then print(M.commands_help); return 0 end
+  if args[1] == '-h' or args[1] == '--help' then print(help[command]); return 0 end
   local ok, code = pcall(fn, args)
   if not ok then return die(1, 'usagi %s: %s', command, tostring(code)) end
   return code
