@@ -90,7 +90,7 @@ return usagi.experiment {
   config = { bits = 8, hidden = 16, lr = 0.1, iterations = 10000, batch = 1,
              activation = 'sigmoid', init = 'normal', init_std = 1.0, samples = 3, log_every = 100 },
   smoke = { iterations = 300, log_every = 30 },
-  checkpoint = { every = 1000, keep = 3 },
+  checkpoint = { every = 5000, keep = 3, best = 'loss' },   -- best.h5: the lowest loss
   run = function(run, cfg)
     local model = Adder(cfg)
     initialise(model, cfg)

@@ -15,6 +15,7 @@
 -- only returns the spec, so tests and sweeps can run it with
 -- run_experiment(spec, opts). Optional fields of the spec:
 --   checkpoint = { every = 1000, keep = 3, best = 'accuracy', mode = 'max' }
+-- (mode 'min', the default, keeps the checkpoint with the lowest value).
 local usagi = require 'usagi'
 
 local M = {}
@@ -32,6 +33,9 @@ options:
   --threads N           OpenBLAS threads (default: all cores)
   --checkpoint-every N  steps between checkpoints (0: none; default from the script)
   --keep K              checkpoints kept besides the best (default 3)
+  --best METRIC[:min|max]
+                        also keep checkpoints/best.h5, the checkpoint at which
+                        METRIC's last value was lowest (min, the default) or highest
   --no-save             run in memory: no directory, results or checkpoints
   -h, --help            this text and the config keys]]
 
@@ -84,11 +88,12 @@ local function int_arg(spec, flag, text, min)
 end
 
 -- parse_args(spec, args) -> opts {seed, set, smoke, out, name, resume,
--- threads, checkpoint_every, keep, help}
+-- threads, checkpoint_every, keep, best, best_mode, help}
 function M.parse_args(spec, args)
   local opts = { set = {}, out = 'runs' }
   local with_value = { ['--seed'] = true, ['--set'] = true, ['--out'] = true, ['--name'] = true,
-    ['--resume'] = true, ['--threads'] = true, ['--checkpoint-every'] = true, ['--keep'] = true }
+    ['--resume'] = true, ['--threads'] = true, ['--checkpoint-every'] = true, ['--keep'] = true,
+    ['--best'] = true }
   local i = 1
   while i <= #args do
     local a, v = args[i], args[i + 1]
@@ -110,6 +115,13 @@ function M.parse_args(spec, args)
     elseif a == '--threads' then opts.threads = int_arg(spec, a, v, 1)
     elseif a == '--checkpoint-every' then opts.checkpoint_every = int_arg(spec, a, v, 0)
     elseif a == '--keep' then opts.keep = int_arg(spec, a, v, 1)
+    elseif a == '--best' then
+      local name, mode = v:match('^([%w_.%-]+)$'), 'min'
+      if not name then name, mode = v:match('^([%w_.%-]+):(%a+)$') end
+      if not name or (mode ~= 'min' and mode ~= 'max') then
+        error(('%s: --best needs METRIC, METRIC:min or METRIC:max, got %q'):format(spec.name, v), 0)
+      end
+      opts.best, opts.best_mode = name, mode
     elseif a == '--smoke' then opts.smoke = true; i = i - 1
     elseif a == '--no-save' then opts.out = false; i = i - 1
     elseif a == '--help' or a == '-h' then opts.help = true; i = i - 1
@@ -143,7 +155,8 @@ function M.run_experiment(spec, opts)
   if opts.threads then usagi.set_num_threads(opts.threads) end
   local run = require('usagi.run').open(spec, M.config_of(spec, opts), {
     seed = opts.seed or 0, out = opts.out or false, name = opts.name, resume = opts.resume,
-    checkpoint_every = opts.checkpoint_every, keep = opts.keep, quiet = opts.quiet,
+    checkpoint_every = opts.checkpoint_every, keep = opts.keep, best = opts.best,
+    best_mode = opts.best_mode, quiet = opts.quiet,
     script = opts.script, argv = opts.argv, smoke = opts.smoke })
   usagi.manual_seed(run.seed)
   if run.dir and not opts.quiet then io.stderr:write(('%s: run %s\n'):format(spec.name, run.dir)) end

@@ -254,6 +254,11 @@ function Run:checkpoint()
   if self.best_metric then
     local values = self:history(self.best_metric)
     local v = values[#values]
+    if not v and not self.warned_best then
+      self:print(('run: no %s logged yet, so no best.h5 for now (--best names a metric of run:log)')
+        :format(self.best_metric))
+      self.warned_best = true
+    end
     if v and finite(v) and (self.best_value == nil or
         (self.best_mode == 'min' and v < self.best_value) or (self.best_mode ~= 'min' and v > self.best_value)) then
       self.best_value, improved = v, true
@@ -407,26 +412,35 @@ local function provenance(self, opts)
 end
 
 -- results.h5 made afresh: provenance, config and the metrics so far (from a
--- checkpoint when resuming), written whole and renamed into place.
-local function write_results(self, attrs, metrics)
+-- checkpoint when resuming). A new run writes it in place and keeps it
+-- open; a resumed one builds it aside and renames it over the old one, so a
+-- kill in between leaves the old file whole.
+local function write_results(self, attrs, resumed)
   local path = self.dir .. '/results.h5'
-  local tmp = path .. '.tmp'
-  do
-    local f <close> = usagi.h5.open(tmp, 'w')
+  local target = resumed and path .. '.tmp' or path
+  local f = usagi.h5.open(target, 'w')
+  local ok, err = pcall(function()
     for _, k in ipairs(sorted_keys(attrs)) do f:attr('/', k, attrs[k]) end
     f:attr('/', 'status', 'running')
     store.write_tree(f, '/config', self.config, 'run')
     f:group('/metrics'); f:group('/steps')
-    for _, k in ipairs(sorted_keys(metrics or {})) do
+    local metrics = resumed and resumed.metrics or {}
+    for _, k in ipairs(sorted_keys(metrics)) do
       local values, steps = metrics[k].values, metrics[k].steps
       for j = 1, values:numel() do
         f:append('/metrics/' .. k, values[j])
         f:append('/steps/' .. k, steps[j])
       end
     end
+    f:flush()
+  end)
+  if not ok or resumed then f:close() end
+  if not ok then error(err, 0) end
+  if resumed then
+    sys.replace(target, path)
+    f = usagi.h5.open(path, 'a')
   end
-  sys.replace(tmp, path)
-  self.file = usagi.h5.open(path, 'a')
+  self.file = f
 end
 
 -- ==== Opening and finishing ============================================
@@ -436,15 +450,15 @@ local function unique_id()
 end
 
 -- M.open(spec, cfg, opts) -> run. opts: seed, out (false: no directory),
--- name, resume (a run directory), checkpoint_every, keep, quiet, script,
--- argv, smoke.
+-- name, resume (a run directory), checkpoint_every, keep, best (a metric)
+-- and best_mode ('min' or 'max'), quiet, script, argv, smoke.
 function M.open(spec, cfg, opts)
   local ck = spec.checkpoint or {}
   local self = setmetatable({
     name = spec.name, seed = opts.seed or 0, config = cfg, metrics = {}, last = {},
     step = 0, epoch = 1, position = 0, quiet = opts.quiet, tty = not opts.quiet and interactive(),
     started = sys.time(), every = opts.checkpoint_every or ck.every, keep = opts.keep or ck.keep or 3,
-    best_metric = ck.best, best_mode = ck.mode or 'max',
+    best_metric = opts.best or ck.best, best_mode = opts.best_mode or ck.mode or 'min',
   }, Run)
   if self.every == 0 then self.every = nil end
   if opts.out == false then return self end
@@ -507,7 +521,7 @@ function M.open(spec, cfg, opts)
     attrs.resumed_from = self.last_checkpoint
     attrs.resumed_at = iso(sys.time())
   end
-  write_results(self, attrs, resumed and resumed.metrics)
+  write_results(self, attrs, resumed)
   self:_write_log(('# %s %s: %s'):format(resumed and 'resumed' or 'started', iso(sys.time()), attrs.command_line))
   return self
 end

@@ -113,17 +113,51 @@ describe('usagi run', function()
     assert_same_datasets(out .. '/binary_addition/a/results.h5', out .. '/binary_addition/b/results.h5')
   end)
 
+  -- The checkpoint of steps whose last logged loss is lowest (or highest).
+  local function best_step(dir, steps, pick)
+    local f <close> = usagi.h5.open(dir .. '/results.h5', 'r')
+    local loss, at = f:read('/metrics/loss'), f:read('/steps/loss')
+    local best, best_at
+    for _, s in ipairs(steps) do
+      local v
+      for j = 1, loss:numel() do if at[j] <= s then v = loss[j] end end
+      if v and (best == nil or pick(v, best)) then best, best_at = v, s end
+    end
+    return best_at
+  end
+
   it('keeps the last K checkpoints and the best one', function()
     local code, text = usagi_cli('run', script, '--smoke', '--out', out, '--name', 'k',
       '--checkpoint-every', '40', '--keep', '2')
     assert.are.equal(0, code, text)
-    local names = sys.listdir(out .. '/binary_addition/k/checkpoints')
-    assert.are.same({ 'step-000000280.h5', 'step-000000300.h5' }, names)
-    local ck = usagi.load(out .. '/binary_addition/k/checkpoints/step-000000300.h5')
+    local dir = out .. '/binary_addition/k'
+    local names = sys.listdir(dir .. '/checkpoints')
+    assert.are.same({ 'best.h5', 'step-000000280.h5', 'step-000000300.h5' }, names)
+    local ck = usagi.load(dir .. '/checkpoints/step-000000300.h5')
     assert.are.equal(300, ck.step)
     assert.are.equal(11, #ck.rng)
     assert.is_truthy(usagi.is_tensor(ck.objects.model['rnn.weight_hh_l0']))
     assert.are.equal(10, ck.metrics.loss.values:numel())
+    -- the script's own choice: best by the lowest loss
+    local steps = { 40, 80, 120, 160, 200, 240, 280, 300 }
+    local best = usagi.load(dir .. '/checkpoints/best.h5')
+    assert.are.equal(best_step(dir, steps, function(a, b) return a < b end), best.step)
+    assert.are.equal(best.best, best.metrics.loss.values[best.metrics.loss.values:numel()])
+
+    code, text = usagi_cli('run', script, '--smoke', '--out', out, '--name', 'hi',
+      '--checkpoint-every', '40', '--best', 'loss:max')
+    assert.are.equal(0, code, text)
+    best = usagi.load(out .. '/binary_addition/hi/checkpoints/best.h5')
+    local worst = best_step(out .. '/binary_addition/hi', steps, function(a, b) return a > b end)
+    assert.are.equal(worst, best.step)
+    assert.are_not.equal(300, worst)            -- the loss falls: not simply the last
+
+    code, text = usagi_cli('run', script, '--smoke', '--out', out, '--best', 'loss:lowest')
+    assert.are.equal(2, code)
+    assert.is_truthy(text:find('--best needs METRIC, METRIC:min or METRIC:max, got "loss:lowest"', 1, true), text)
+    code, text = usagi_cli('run', script, '--smoke', '--out', out, '--name', 'nb', '--best', 'acc')
+    assert.are.equal(0, code, text)
+    assert.is_truthy(text:find('no acc logged yet', 1, true), text)
   end)
 
   it('refuses a typo in --set with the valid keys, and an existing --name', function()
@@ -166,7 +200,7 @@ describe('usagi run', function()
     assert.is_truthy(text:find('step-000001000.h5, is intact', 1, true), text)
     assert.is_falsy(text:find('traceback', 1, true), text)
     local cdir = out .. '/binary_addition/full/checkpoints'
-    assert.are.same({ 'step-000001000.h5' }, sys.listdir(cdir))     -- no half-written file
+    assert.are.same({ 'best.h5', 'step-000001000.h5' }, sys.listdir(cdir))   -- no half-written file
     assert.are.equal(1000, usagi.load(cdir .. '/step-000001000.h5').step)
     local f <close> = usagi.h5.open(out .. '/binary_addition/full/results.h5', 'r')
     assert.is_truthy(f:attr('/', 'status'):find('^error: run: cannot write checkpoint'))
