@@ -1,11 +1,12 @@
 -- run_overhead.lua -- what keeping results costs a run: binary addition's
 -- default config (10,000 steps, a metric every 100 steps, a checkpoint
--- every 1000) run by `usagi run` with its directory, results.h5 and
+-- every 5000) run by `usagi run` with its directory, results.h5 and
 -- checkpoints, against the same run with --no-save (metrics in memory
 -- only). Whole processes, alternating, median wall time of each.
 --
 --   build/usagi scripts/bench/run_overhead.lua [rounds=7] [threads=1]
---   build/usagi scripts/bench/run_overhead.lua 7 1 --set log_every=10 --checkpoint-every 100
+--   build/usagi scripts/bench/run_overhead.lua 7 1 --set iterations=100000 --checkpoint-every 10000
+--   build/usagi scripts/bench/run_overhead.lua 7 1 --checkpoint-every 1000
 local usagi = require 'usagi'
 local sys = usagi.sys
 
@@ -47,8 +48,12 @@ for i = 1, rounds do
 end
 os.execute("rm -rf '" .. out .. "'")
 local mp, ms = median(plain), median(saved)
+local ratios = {}                            -- each round's pair, run back to back
+for i = 1, rounds do ratios[i] = saved[i] / plain[i] end
 print(('binary addition, %d rounds, %s thread(s)%s'):format(rounds, threads,
   #extra > 0 and (', ' .. table.concat(extra, ' ')) or ''))
 print(('  --no-save          median %.3f s'):format(mp))
 print(('  results + ckpts    median %.3f s'):format(ms))
-print(('  overhead           %+.1f%%'):format(100 * (ms / mp - 1)))
+print(('  overhead           %+.1f%% (of the medians), %+.1f%% (median of the rounds\' ratios)')
+  :format(100 * (ms / mp - 1), 100 * (median(ratios) - 1)))
+print(('  difference         %.1f ms'):format(1e3 * (ms - mp)))
