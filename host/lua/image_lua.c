@@ -79,19 +79,6 @@ static usg_rgb check_color(lua_State *L, int idx, const char *fn)
     return c;
 }
 
-/* Every key of the options table at idx must be one of `known`. */
-static void check_opts(lua_State *L, int idx, const char *fn, const char *const *known)
-{
-    lua_pushnil(L);                                     /* [.., nil] */
-    while (lua_next(L, idx)) {                          /* [.., key, value] */
-        bool ok = false;
-        if (lua_type(L, -2) == LUA_TSTRING)
-            for (int i = 0; known[i]; i++) ok = ok || strcmp(lua_tostring(L, -2), known[i]) == 0;
-        if (!ok) luaL_error(L, "%s: unknown option '%s'", fn, luaL_tolstring(L, -2, NULL));
-        lua_pop(L, 1);                                  /* [.., key] */
-    }
-}
-
 /* Coordinates from a Lua array or a 1-D tensor into a scratch userdata
  * (collected with the call, so an error cannot leak it); *n gets the count. */
 static double *check_coords(lua_State *L, int idx, const char *fn, const char *name, int64_t *n)
@@ -239,7 +226,7 @@ static int l_marker(lua_State *L)
     int shape = 0;
     if (!lua_isnoneornil(L, 5)) {
         luaL_checktype(L, 5, LUA_TTABLE);
-        check_opts(L, 5, "canvas:marker", known);
+        usg_lua_check_opts(L, 5, "canvas:marker", known);
         lua_getfield(L, 5, "size");                              /* [.., size] */
         size = luaL_optnumber(L, -1, 6);
         lua_getfield(L, 5, "shape");                             /* [.., size, shape] */
@@ -277,7 +264,7 @@ static int l_text(lua_State *L)
     bool rotate = false;
     if (!lua_isnoneornil(L, 6)) {
         luaL_checktype(L, 6, LUA_TTABLE);
-        check_opts(L, 6, "canvas:text", known);
+        usg_lua_check_opts(L, 6, "canvas:text", known);
         lua_getfield(L, 6, "scale");                             /* [.., scale] */
         scale = check_scale(L, -1, "canvas:text");
         lua_getfield(L, 6, "anchor");                            /* [.., scale, anchor] */

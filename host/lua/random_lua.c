@@ -62,8 +62,7 @@ static int opts_index(lua_State *L, int first)
     return (top > first || lua_rawlen(L, top) == 0) ? top : 0;
 }
 
-/* Every key of the options table must be one of `known` (NULL-ended). */
-static void check_opts(lua_State *L, int idx, const char *fn, const char *const *known)
+void usg_lua_check_opts(lua_State *L, int idx, const char *fn, const char *const *known)
 {
     lua_pushnil(L);                                     /* [.., nil] */
     while (lua_next(L, idx)) {                          /* [.., key, value] */
@@ -184,7 +183,7 @@ static int l_rand(lua_State *L)
     static const char *const known[] = {"dtype", "lo", "hi", NULL};
     int o = opts_index(L, 1), ndim;
     int64_t shape[USG_MAX_DIMS];
-    if (o) check_opts(L, o, "rand", known);
+    if (o) usg_lua_check_opts(L, o, "rand", known);
     usg_dtype dt = opt_dtype(L, o, "rand", USG_F32);
     double lo = opt_number(L, o, "rand", "lo", 0), hi = opt_number(L, o, "rand", "hi", 1);
     if (o) lua_settop(L, o - 1);
@@ -201,7 +200,7 @@ static int l_randn(lua_State *L)
     static const char *const known[] = {"dtype", "mean", "std", NULL};
     int o = opts_index(L, 1), ndim;
     int64_t shape[USG_MAX_DIMS];
-    if (o) check_opts(L, o, "randn", known);
+    if (o) usg_lua_check_opts(L, o, "randn", known);
     usg_dtype dt = opt_dtype(L, o, "randn", USG_F32);
     double mean = opt_number(L, o, "randn", "mean", 0), std = opt_number(L, o, "randn", "std", 1);
     if (o) lua_settop(L, o - 1);
@@ -247,7 +246,7 @@ static int l_bernoulli(lua_State *L)
     double prob = lua_tonumber(L, 1);
     int o = opts_index(L, 2), ndim;
     int64_t shape[USG_MAX_DIMS];
-    if (o) check_opts(L, o, "bernoulli", known);
+    if (o) usg_lua_check_opts(L, o, "bernoulli", known);
     usg_dtype dt = opt_dtype(L, o, "bernoulli", USG_F32);
     if (o) lua_settop(L, o - 1);
     shape_args(L, 2, lua_gettop(L), &ndim, shape);
