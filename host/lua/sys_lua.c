@@ -1,8 +1,8 @@
 /*
  * sys_lua.c -- usagi.sys: the few operating-system calls that runs,
  * checkpoints and sweeps need and standard Lua lacks: directories,
- * durable renames, wall-clock time, the host name, and starting and
- * waiting for child processes.
+ * durable renames, wall-clock time, the host name, a lock that dies
+ * with its process, and starting and waiting for child processes.
  *
  * It is glue, not a portability layer: POSIX only, each function a thin
  * wrapper whose errors name the function, the path and the system's reason.
@@ -17,6 +17,7 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -292,14 +293,58 @@ static int l_kill(lua_State *L)
     return 1;
 }
 
+/* lock(path) -> lock, or nil, 'busy': an exclusive flock(2) on path (a
+ * file or a directory), held until lock:unlock(), the lock's collection or
+ * the process's end -- SIGKILL included, which is why a run holds one on
+ * its directory: a second process cannot write the run while it lives,
+ * and a killed run leaves no stale lock behind. */
+#define LOCK_MT "usagi.sys.Lock"
+
+static int l_lock(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    int *fd = lua_newuserdatauv(L, sizeof *fd, 0);
+    *fd = -1;
+    luaL_setmetatable(L, LOCK_MT);
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0) return fail(L, "sys.lock", path);
+    if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(*fd);
+        *fd = -1;
+        errno = e;
+        if (e != EWOULDBLOCK) return fail(L, "sys.lock", path);
+        lua_pushnil(L);
+        lua_pushliteral(L, "busy");
+        return 2;
+    }
+    return 1;
+}
+
+static int l_unlock(lua_State *L)
+{
+    int *fd = luaL_checkudata(L, 1, LOCK_MT);
+    if (*fd >= 0) close(*fd);   /* closing the descriptor releases the flock */
+    *fd = -1;
+    return 0;
+}
+
 int usg_lua_open_sys(lua_State *L)
 {
+    if (luaL_newmetatable(L, LOCK_MT)) {
+        static const luaL_Reg methods[] = {
+            {"unlock", l_unlock}, {"__gc", l_unlock}, {"__close", l_unlock}, {NULL, NULL}};
+        luaL_setfuncs(L, methods, 0);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
     static const luaL_Reg fns[] = {
         {"mkdir", l_mkdir}, {"kind", l_kind}, {"listdir", l_listdir}, {"replace", l_replace},
         {"link", l_link}, {"remove", l_remove}, {"time", l_time}, {"monotonic", l_monotonic},
         {"sleep", l_sleep}, {"hostname", l_hostname}, {"getpid", l_getpid}, {"exe", l_exe},
         {"isatty", l_isatty}, {"spawn", l_spawn}, {"wait", l_wait}, {"kill", l_kill},
-        {NULL, NULL}};
+        {"lock", l_lock}, {NULL, NULL}};
     luaL_newlib(L, fns);
     lua_setfield(L, -2, "sys");
     return 0;

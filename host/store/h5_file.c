@@ -170,6 +170,12 @@ static hid_t open_fid(const char *path, char mode, bool exists)
 {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), fid = -1;
     if (fapl < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) goto done;
+    /* A reader takes no lock, so a run's results.h5 can be read (usagi
+     * show, plot) while the run writes it: the reader sees the file as of
+     * the writer's last flush, and a read that meets a flush half done is
+     * an error, not a crash (every read is checked). Writers still lock,
+     * so two processes never write one file. */
+    if (mode == 'r' && H5Pset_file_locking(fapl, 0, 1) < 0) goto done;
     if (mode == 'r') fid = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     else if (mode == 'a' && exists) fid = H5Fopen(path, H5F_ACC_RDWR, fapl);
     else fid = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
@@ -183,7 +189,8 @@ done:
                 mode == 'r' ? "open for reading" : exists && mode == 'a' ? "open for writing"
                                                                            : "create",
                 desc[0] ? " (HDF5: " : "", desc, desc[0] ? ")" : "",
-                strstr(desc, "lock") ? "; another process has it open for writing" : "");
+                strstr(desc, "lock") || strstr(desc, "temporarily unavailable")
+                    ? "; another process has it open" : "");
         return -1;
     }
     H5Pclose(fapl);

@@ -512,17 +512,36 @@ function M.open(spec, cfg, opts)
     error(('usagi run: cannot make the run directory %s (%s); choose another --out')
       :format(self.dir, tostring(err):match("[^:]*$"):gsub('^%s+', '')), 0)
   end
+  -- one process per run: a second `--resume` of a live run is refused
+  local lock = sys.lock(self.dir)
+  if not lock then
+    error(('usagi run: %s is in use by another process (the run is still going?); '
+      .. 'stop it or let it end before resuming it'):format(self.dir), 0)
+  end
+  self.lock = lock
   remove_leftovers(self.dir .. '/checkpoints')
   local log, lerr = io.open(self.dir .. '/run.log', 'a')
   if not log then error(('usagi run: cannot write the run log: %s'):format(lerr), 0) end
   self.logfile = log
   local attrs = provenance(self, opts)
+  local command = attrs.command_line
   if resumed then
+    -- the run's own start and command stay; the latest resume is added
+    local ok, before = pcall(function()
+      local f <close> = usagi.h5.open(self.dir .. '/results.h5', 'r')
+      return f:attrs('/')
+    end)
+    if ok then
+      attrs.started = before.started or attrs.started
+      attrs.command_line = before.command_line or attrs.command_line
+      attrs.resumes = (math.tointeger(before.resumes) or 0) + 1
+    end
+    attrs.resumed_command_line = command
     attrs.resumed_from = self.last_checkpoint
     attrs.resumed_at = iso(sys.time())
   end
   write_results(self, attrs, resumed)
-  self:_write_log(('# %s %s: %s'):format(resumed and 'resumed' or 'started', iso(sys.time()), attrs.command_line))
+  self:_write_log(('# %s %s: %s'):format(resumed and 'resumed' or 'started', iso(sys.time()), command))
   return self
 end
 
@@ -545,6 +564,7 @@ function Run:finish(status)
   self.file = nil
   self:_write_log(('# finished %s: %s'):format(iso(sys.time()), status))
   if self.logfile then self.logfile:close(); self.logfile = nil end
+  if self.lock then self.lock:unlock(); self.lock = nil end
 end
 
 return M

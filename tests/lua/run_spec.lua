@@ -256,6 +256,11 @@ describe('usagi run --resume', function()
     assert_same_datasets(out .. '/binary_addition/whole/results.h5', dir .. '/results.h5')
     local f <close> = usagi.h5.open(dir .. '/results.h5', 'r')
     assert.are.equal('ok', f:attr('/', 'status'))
+    local a = f:attrs('/')                      -- the run's own start and command stay
+    assert.is_truthy(a.command_line:find('--name cut', 1, true), a.command_line)
+    assert.is_truthy(a.resumed_command_line:find('--resume', 1, true), a.resumed_command_line)
+    assert.are.equal(kills, a.resumes)
+    assert.is_true(a.started <= a.resumed_at, a.started .. ' ' .. a.resumed_at)
     print(('\n  resume: %d SIGKILLs, run of %.2f s'):format(kills, whole))
   end)
 
@@ -266,6 +271,29 @@ describe('usagi run --resume', function()
     code, text = usagi_cli('run', script, '--resume', out .. '/nothing')
     assert.are.equal(1, code)
     assert.is_truthy(text:find('no such run directory', 1, true), text)
+  end)
+
+  it('shows a run while it runs, and refuses to resume it until it stops', function()
+    local pid = start('--name', 'live', '--set', 'iterations=1000000', '--threads', '1')
+    local dir = out .. '/binary_addition/live'
+    local code, text
+    for _ = 1, 200 do                        -- until a few metrics are in
+      code, text = usagi_cli('show', dir)
+      if code == 0 and text:find('\nloss ') then break end
+      sys.sleep(0.05)
+    end
+    assert.are.equal(0, code, text)
+    assert.is_truthy(text:find('status running', 1, true), text)
+    code, text = usagi_cli('run', script, '--resume', dir)
+    assert.are.equal(1, code)
+    assert.is_truthy(text:find('in use by another process', 1, true), text)
+    sys.kill(pid, 'KILL')                    -- a killed run leaves no lock behind
+    sys.wait(pid)
+    local f <close> = usagi.h5.open(dir .. '/results.h5', 'r')
+    assert.are.equal('running', f:attr('/', 'status'))
+    local lock = sys.lock(dir)
+    assert.is_truthy(lock)
+    lock:unlock()
   end)
 end)
 
