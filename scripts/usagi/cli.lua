@@ -20,13 +20,14 @@ usagi plot RUN_DIR... [--metric NAME]... -o FILE.svg|FILE.png
 
 -- `usagi COMMAND --help`
 local help = {
-  run = [[
+  run = [==[
 usagi run SCRIPT.lua [--seed N] [--set key=value]... [--smoke] [--out DIR]
-                     [--name NAME] [--threads N] [--checkpoint-every N] [--keep K]
+                     [--name NAME] [--threads N] [--checkpoint-every N]
+                     [--checkpoint-epochs N] [--keep K] [--best METRIC[:min|max]]
                      [--no-save] [--resume RUN_DIR]
 A reproducible run of an experiment script: runs/<experiment>/<run-id>/ gets
 results.h5 (provenance, config, metrics, final parameters), run.log and
-checkpoints/. `usagi run SCRIPT.lua --help` lists the script's config keys.]],
+checkpoints/. `usagi run SCRIPT.lua --help` lists the script's config keys.]==],
   sweep = [[
 usagi sweep SCRIPT.lua --grid key=v1,v2,... [--grid ...] [-j N] [run options]
 One run per combination of the grids (the first key varies slowest), N at a

@@ -14,7 +14,7 @@
 -- directory (usagi.run) and calls run. Loaded with `require`/`dofile` it
 -- only returns the spec, so tests and sweeps can run it with
 -- run_experiment(spec, opts). Optional fields of the spec:
---   checkpoint = { every = 1000, keep = 3, best = 'accuracy', mode = 'max' }
+--   checkpoint = { every = 1000, every_epochs = 1, keep = 3, best = 'accuracy', mode = 'max' }
 -- (mode 'min', the default, keeps the checkpoint with the lowest value).
 local usagi = require 'usagi'
 
@@ -32,6 +32,7 @@ options:
   --resume RUN_DIR      continue a run from its newest readable checkpoint
   --threads N           OpenBLAS threads (default: all cores)
   --checkpoint-every N  steps between checkpoints (0: none; default from the script)
+  --checkpoint-epochs N a checkpoint after every N epochs of run:epochs (0: none)
   --keep K              checkpoints kept besides the best (default 3)
   --best METRIC[:min|max]
                         also keep checkpoints/best.h5, the checkpoint at which
@@ -88,12 +89,12 @@ local function int_arg(spec, flag, text, min)
 end
 
 -- parse_args(spec, args) -> opts {seed, set, smoke, out, name, resume,
--- threads, checkpoint_every, keep, best, best_mode, help}
+-- threads, checkpoint_every, checkpoint_epochs, keep, best, best_mode, help}
 function M.parse_args(spec, args)
   local opts = { set = {}, out = 'runs' }
   local with_value = { ['--seed'] = true, ['--set'] = true, ['--out'] = true, ['--name'] = true,
     ['--resume'] = true, ['--threads'] = true, ['--checkpoint-every'] = true, ['--keep'] = true,
-    ['--best'] = true }
+    ['--best'] = true, ['--checkpoint-epochs'] = true }
   local i = 1
   while i <= #args do
     local a, v = args[i], args[i + 1]
@@ -114,6 +115,7 @@ function M.parse_args(spec, args)
     elseif a == '--resume' then opts.resume = v
     elseif a == '--threads' then opts.threads = int_arg(spec, a, v, 1)
     elseif a == '--checkpoint-every' then opts.checkpoint_every = int_arg(spec, a, v, 0)
+    elseif a == '--checkpoint-epochs' then opts.checkpoint_epochs = int_arg(spec, a, v, 0)
     elseif a == '--keep' then opts.keep = int_arg(spec, a, v, 1)
     elseif a == '--best' then
       local name, mode = v:match('^([%w_.%-]+)$'), 'min'
@@ -155,7 +157,8 @@ function M.run_experiment(spec, opts)
   if opts.threads then usagi.set_num_threads(opts.threads) end
   local run = require('usagi.run').open(spec, M.config_of(spec, opts), {
     seed = opts.seed or 0, out = opts.out or false, name = opts.name, resume = opts.resume,
-    checkpoint_every = opts.checkpoint_every, keep = opts.keep, best = opts.best,
+    checkpoint_every = opts.checkpoint_every, checkpoint_epochs = opts.checkpoint_epochs,
+    keep = opts.keep, best = opts.best,
     best_mode = opts.best_mode, quiet = opts.quiet,
     script = opts.script, argv = opts.argv, smoke = opts.smoke })
   usagi.manual_seed(run.seed)

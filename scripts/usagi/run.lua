@@ -12,7 +12,8 @@
 --   run:track { model = m, optim = opt, state = {...} }  what a checkpoint
 --       holds; on --resume it is loaded back here (so call it right before
 --       the training loop, after everything that draws random numbers)
---   for epoch in run:epochs(n) do ... end      resumes at the saved epoch
+--   for epoch in run:epochs(n) do ... end      resumes at the saved epoch;
+--       checkpoints after every `checkpoint_epochs` epochs
 --   for i in run:progress(n [, opts]) do ... end
 --       steps of an epoch with a progress bar; resumes after the saved
 --       step, and checkpoints every `checkpoint_every` steps
@@ -117,11 +118,22 @@ end
 -- ==== Progress ===========================================================
 
 -- for epoch in run:epochs(n): from the epoch a resumed run stopped in.
+-- With checkpoint_epochs = k, a checkpoint follows every k-th epoch and the
+-- last one, taken when the loop comes back for the next epoch: after
+-- whatever the body did past its steps (a validation pass and its log), so
+-- a resume starts the next epoch and does none of that twice.
 function Run:epochs(n)
+  if math.type(n) ~= 'integer' or n < 0 then
+    error('run:epochs: n must be a non-negative integer, got ' .. tostring(n), 2)
+  end
   local first = true
   return function()
     if first then first = false
-    else self.epoch, self.position = self.epoch + 1, 0 end
+    else
+      self.epoch, self.position = self.epoch + 1, 0
+      local done, k = self.epoch - 1, self.every_epochs
+      if k and (done % k == 0 or done == n) then self:checkpoint() end
+    end
     if self.epoch > n then return nil end
     return self.epoch
   end
@@ -450,7 +462,8 @@ local function unique_id()
 end
 
 -- M.open(spec, cfg, opts) -> run. opts: seed, out (false: no directory),
--- name, resume (a run directory), checkpoint_every, keep, best (a metric)
+-- name, resume (a run directory), checkpoint_every (steps),
+-- checkpoint_epochs, keep, best (a metric)
 -- and best_mode ('min' or 'max'), quiet, script, argv, smoke.
 function M.open(spec, cfg, opts)
   local ck = spec.checkpoint or {}
@@ -461,6 +474,8 @@ function M.open(spec, cfg, opts)
     best_metric = opts.best or ck.best, best_mode = opts.best_mode or ck.mode or 'min',
   }, Run)
   if self.every == 0 then self.every = nil end
+  self.every_epochs = opts.checkpoint_epochs or ck.every_epochs
+  if self.every_epochs == 0 then self.every_epochs = nil end
   if opts.out == false then return self end
 
   local resumed

@@ -297,6 +297,58 @@ describe('usagi run --resume', function()
   end)
 end)
 
+describe('checkpoints by epoch', function()
+  local out
+  before_each(function() out = tmpdir() end)
+  after_each(function() rmrf(out) end)
+
+  -- 3 epochs of 5 steps of a small regression, and a validation value
+  -- logged after each epoch's steps.
+  local nn, optim = require 'usagi.nn', require 'usagi.optim'
+  local experiment = require 'usagi.experiment'
+  local spec = {
+    name = 'epochs', config = { epochs = 3, steps = 5 },
+    checkpoint = { every_epochs = 1, keep = 10 },
+    run = function(run, cfg)
+      local model = nn.Linear(3, 1)
+      local opt = optim.SGD(model:parameters(), { lr = 0.05 })
+      run:track { model = model, optim = opt }
+      for _ in run:epochs(cfg.epochs) do
+        for _ in run:progress(cfg.steps) do
+          local x = usagi.randn(4, 3)
+          local loss = usagi.mse_loss(model(x), x:sum(2, true))
+          opt:zero_grad(); loss:backward(); opt:step()
+          run:log { loss = loss }
+        end
+        local x = usagi.randn(8, 3)
+        run:log { val = usagi.no_grad(function() return usagi.mse_loss(model(x), x:sum(2, true)) end) }
+      end
+    end,
+  }
+
+  it('takes one after each epoch, past its validation, and resumes at the next epoch', function()
+    experiment.run_experiment(spec, { out = out, name = 'whole', quiet = true, seed = 4 })
+    local cdir = out .. '/epochs/whole/checkpoints'
+    assert.are.same({ 'step-000000005.h5', 'step-000000010.h5', 'step-000000015.h5' }, sys.listdir(cdir))
+    local ck = usagi.load(cdir .. '/step-000000010.h5')
+    assert.are.equal(3, ck.epoch)                      -- epoch 2 done: the next starts afresh
+    assert.are.equal(0, ck.position)
+    assert.are.equal(2, ck.metrics.val.values:numel())  -- with epoch 2's validation
+
+    -- a run cut after epoch 1 and resumed ends with the same bits
+    experiment.run_experiment(spec, { out = out, name = 'cut', quiet = true, seed = 4 })
+    local dir = out .. '/epochs/cut'
+    sys.remove(dir .. '/checkpoints/step-000000015.h5')
+    sys.remove(dir .. '/checkpoints/step-000000010.h5')
+    experiment.run_experiment(spec, { resume = dir, quiet = true })
+    assert_same_datasets(out .. '/epochs/whole/results.h5', dir .. '/results.h5')
+
+    local code, text = usagi_cli('run', script, '--smoke', '--checkpoint-epochs', '-1')
+    assert.are.equal(2, code)
+    assert.is_truthy(text:find('--checkpoint-epochs needs an integer >= 0, got -1', 1, true), text)
+  end)
+end)
+
 describe('usagi show, compare, plot and sweep', function()
   local out
   setup(function()
@@ -307,6 +359,14 @@ describe('usagi show, compare, plot and sweep', function()
     end
   end)
   teardown(function() rmrf(out) end)
+
+  it('each command has its help', function()
+    for _, cmd in ipairs { 'run', 'sweep', 'show', 'compare', 'plot' } do
+      local code, text = usagi_cli(cmd, '--help')
+      assert.are.equal(0, code, text)
+      assert.is_truthy(text:find('^usagi ' .. cmd .. ' '), text)
+    end
+  end)
 
   it('show prints the config, provenance and metrics', function()
     local code, text = usagi_cli('show', out .. '/binary_addition/tanh')
