@@ -20,6 +20,8 @@
 #include <string.h>
 
 #include "rnn.h"
+#include "usagi/fastmath.h"
+#include "usagi/recurrent.h"
 
 const char *usg_rnn_act_name(usg_rnn_act f)
 {
@@ -42,50 +44,6 @@ bool usg_rnn_act_parse(const char *name, usg_rnn_act *f)
 }
 
 /* ==== Helpers =========================================================== */
-
-/* A (rows, cols) matrix header over t's contiguous data from element
- * `start`: lives on the stack, takes no reference and allocates nothing,
- * which is how the time loops hand one step's slice to gemm. */
-static usg_tensor mat(const usg_tensor *t, int64_t start, int64_t rows, int64_t cols)
-{
-    usg_tensor m = *t;
-    m.ndim = 2;
-    m.shape[0] = rows;
-    m.shape[1] = cols;
-    m.stride[0] = cols;
-    m.stride[1] = 1;
-    m.offset = t->offset + start;
-    m.requires_grad = false;
-    m.grad = NULL;
-    m.grad_fn = NULL;
-    return m;
-}
-
-/* tanh in f32 as a rational function: x p(x^2) / q(x^2) on [-7.905, 7.905]
- * (tanh rounds to +-1 in f32 past it), the minimax fit Eigen uses for its
- * fast float tanh; within 4e-7 of tanh everywhere. About five times faster
- * than glibc's tanhf (which spent a fifth of a fwd+bwd in expm1f), and
- * without branches, so the loop over it vectorizes. f64 keeps libm's tanh,
- * so gradient checks see the exact function. */
-static inline float tanh_f32(float x)
-{
-    const float c = 7.90531110763549805f;
-    float xc = x < -c ? -c : x;
-    xc = xc > c ? c : xc;
-    float x2 = xc * xc;
-    float p = -2.76076847742355e-16f;
-    p = p * x2 + 2.00018790482477e-13f;
-    p = p * x2 - 8.60467152213735e-11f;
-    p = p * x2 + 5.12229709037114e-08f;
-    p = p * x2 + 1.48572235717979e-05f;
-    p = p * x2 + 6.37261928875436e-04f;
-    p = p * x2 + 4.89352455891786e-03f;
-    float q = 1.19825839466702e-06f;
-    q = q * x2 + 1.18534705686654e-04f;
-    q = q * x2 + 2.26843463243900e-03f;
-    q = q * x2 + 4.89352518554385e-03f;
-    return xc * p / q;
-}
 
 /* f and f' in terms of the output z = f(u), which is what the forward
  * keeps: tanh' = 1 - z^2, sigmoid' = z (1 - z), relu' = [z > 0]. */
@@ -114,7 +72,7 @@ static void activate(void *u, int64_t n, usg_dtype dt, usg_rnn_act f)
     if (dt == USG_F32) {
         float *p = u;
         switch (f) {
-        case USG_RNN_TANH: for (int64_t i = 0; i < n; i++) p[i] = tanh_f32(p[i]); break;
+        case USG_RNN_TANH: for (int64_t i = 0; i < n; i++) p[i] = usg_tanhf(p[i]); break;
         case USG_RNN_RELU: for (int64_t i = 0; i < n; i++) p[i] = p[i] < 0 ? 0 : p[i]; break;
         default:           for (int64_t i = 0; i < n; i++) p[i] = 1 / (1 + expf(-p[i])); break;
         }
@@ -142,42 +100,6 @@ static void mul_dact(void *d, const void *z, int64_t n, usg_dtype dt, usg_rnn_ac
     }
 }
 
-/* Every row r of u (rows, H) <- b_ih + b_hh (either may be NULL). */
-static void fill_bias(usg_tensor *u, int64_t rows, int64_t H, const usg_tensor *b_ih,
-                      const usg_tensor *b_hh)
-{
-    usg_dtype dt = u->dtype;
-    void *p = usg_tensor_data(u);
-    const void *b1 = b_ih ? usg_tensor_data(b_ih) : NULL, *b2 = b_hh ? usg_tensor_data(b_hh) : NULL;
-    for (int64_t j = 0; j < H; j++) {
-        double b = (b1 ? usg_tensor_get_flat(b_ih, j) : 0) + (b2 ? usg_tensor_get_flat(b_hh, j) : 0);
-        if (dt == USG_F32) ((float *)p)[j] = (float)b;
-        else ((double *)p)[j] = b;
-    }
-    size_t row = (size_t)H * usg_dtype_size(dt);
-    for (int64_t r = 1; r < rows; r++) memcpy((char *)p + (size_t)r * row, p, row);
-}
-
-/* db (H) += column sums of d (rows, H); acc (H) is f64 scratch. */
-static void add_col_sums(usg_tensor *db, const usg_tensor *d, double *acc, int64_t rows, int64_t H)
-{
-    memset(acc, 0, (size_t)H * sizeof *acc);
-    if (d->dtype == USG_F32) {
-        const float *p = usg_tensor_data(d);
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t j = 0; j < H; j++) acc[j] += p[r * H + j];
-    } else {
-        const double *p = usg_tensor_data(d);
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t j = 0; j < H; j++) acc[j] += p[r * H + j];
-    }
-    void *q = usg_tensor_data(db);
-    for (int64_t j = 0; j < H; j++) {
-        if (db->dtype == USG_F32) ((float *)q)[j] += (float)acc[j];
-        else ((double *)q)[j] += acc[j];
-    }
-}
-
 /* ==== Forward =========================================================== */
 
 usg_status usg_rnn_layer_forward(usg_tensor *z, const usg_tensor *x, const usg_tensor *h0,
@@ -187,15 +109,16 @@ usg_status usg_rnn_layer_forward(usg_tensor *z, const usg_tensor *x, const usg_t
     int64_t T = x->shape[0], B = x->shape[1], I = x->shape[2], H = w_hh->shape[0];
     usg_status s;
     /* U = X W_in^T + (b_ih + b_hh) for all T steps at once: (T*B, I) x (I, H) */
-    usg_tensor U = mat(z, 0, T * B, H), X = mat(x, 0, T * B, I);
+    usg_tensor U = usg_rec_mat(z, 0, T * B, H), X = usg_rec_mat(x, 0, T * B, I);
     bool bias = b_ih || b_hh;
-    if (bias) fill_bias(&U, T * B, H, b_ih, b_hh);
+    if (bias) usg_rec_fill_bias(&U, T * B, H, b_ih, b_hh);
     if ((s = usg_gemm(&U, &X, false, w_ih, true, 1, bias ? 1 : 0)) != USG_OK) return s;
     for (int64_t t = 0; t < T; t++) {
-        usg_tensor u = mat(z, t * B * H, B, H);                          /* (B, H) */
+        usg_tensor u = usg_rec_mat(z, t * B * H, B, H);                          /* (B, H) */
         /* u^t += W z^{t-1}, with z^0 = h0; without h0 the term is 0 at t = 1 */
         if (t > 0 || h0) {
-            usg_tensor zp = t > 0 ? mat(z, (t - 1) * B * H, B, H) : mat(h0, 0, B, H);
+            usg_tensor zp = t > 0 ? usg_rec_mat(z, (t - 1) * B * H, B, H)
+                                  : usg_rec_mat(h0, 0, B, H);
             if ((s = usg_gemm(&u, &zp, false, w_hh, true, 1, 1)) != USG_OK) return s;
         }
         activate(usg_tensor_data(&u), B * H, z->dtype, f);              /* z^t = f(u^t) */
@@ -247,11 +170,11 @@ static usg_status sweep(usg_tensor *D, const usg_tensor *z, const usg_tensor *w_
 {
     usg_status s;
     for (int64_t t = T - 1; t >= 0; t--) {
-        usg_tensor d = mat(D, t * B * H, B, H);                        /* (B, H) */
+        usg_tensor d = usg_rec_mat(D, t * B * H, B, H);                        /* (B, H) */
         mul_dact(usg_tensor_data(&d), (const char *)usg_tensor_data(z) +
                  (size_t)(t * B * H) * usg_dtype_size(z->dtype), B * H, z->dtype, f);
         if (t == 0) break;
-        usg_tensor prev = mat(D, (t - 1) * B * H, B, H);
+        usg_tensor prev = usg_rec_mat(D, (t - 1) * B * H, B, H);
         if ((s = usg_gemm(&prev, &d, false, w_hh, false, 1, 1)) != USG_OK) return s;
     }
     return USG_OK;
@@ -271,31 +194,32 @@ usg_status usg_rnn_layer_backward(usg_tensor *dx, usg_tensor *dh0, usg_tensor *d
     if (s != USG_OK) { usg_tensor_release(D); return s; }
     seed_deltas(D, g_out, g_hn, T, B * H);
     s = sweep(D, z, w_hh, T, B, H, f);
-    usg_tensor Dall = mat(D, 0, T * B, H);                                   /* (T*B, H) */
+    usg_tensor Dall = usg_rec_mat(D, 0, T * B, H);                                   /* (T*B, H) */
     /* dh0 += W^T δ^1 */
     if (s == USG_OK && dh0) {
-        usg_tensor d1 = mat(D, 0, B, H), dh = mat(dh0, 0, B, H);
+        usg_tensor d1 = usg_rec_mat(D, 0, B, H), dh = usg_rec_mat(dh0, 0, B, H);
         s = usg_gemm(&dh, &d1, false, w_hh, false, 1, 1);
     }
     /* dW += Σ_{t>1} δ^t z^{t-1 T} (one gemm over T-1 steps) + δ^1 h0^T */
     if (s == USG_OK && dw_hh) {
-        usg_tensor Dn = mat(D, B * H, (T - 1) * B, H), Zp = mat(z, 0, (T - 1) * B, H);
+        usg_tensor Dn = usg_rec_mat(D, B * H, (T - 1) * B, H);
+        usg_tensor Zp = usg_rec_mat(z, 0, (T - 1) * B, H);
         s = usg_gemm(dw_hh, &Dn, true, &Zp, false, 1, 1);
         if (s == USG_OK && h0) {
-            usg_tensor d1 = mat(D, 0, B, H), hz = mat(h0, 0, B, H);
+            usg_tensor d1 = usg_rec_mat(D, 0, B, H), hz = usg_rec_mat(h0, 0, B, H);
             s = usg_gemm(dw_hh, &d1, true, &hz, false, 1, 1);
         }
     }
     /* dW_in += Σ_t δ^t x^{t T} = D^T X: (H, T*B) x (T*B, I) */
     if (s == USG_OK && dw_ih) {
-        usg_tensor X = mat(x, 0, T * B, I);
+        usg_tensor X = usg_rec_mat(x, 0, T * B, I);
         s = usg_gemm(dw_ih, &Dall, true, &X, false, 1, 1);
     }
     /* db += Σ_t δ^t */
-    if (s == USG_OK && db) add_col_sums(db, &Dall, usg_tensor_data(acc), T * B, H);
+    if (s == USG_OK && db) usg_rec_add_col_sums(db, &Dall, usg_tensor_data(acc), T * B, H);
     /* dx^t += W_in^T δ^t for all t: (T*B, H) x (H, I) */
     if (s == USG_OK && dx) {
-        usg_tensor DX = mat(dx, 0, T * B, I);
+        usg_tensor DX = usg_rec_mat(dx, 0, T * B, I);
         s = usg_gemm(&DX, &Dall, false, w_ih, false, 1, 1);
     }
     usg_tensor_release(D);
