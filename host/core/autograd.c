@@ -198,6 +198,27 @@ bool usg_node_needs_grad(const usg_node *n, int i)
     return i < n->n_in && (n->next[i].node || n->next[i].leaf);
 }
 
+usg_status usg_node_zero_grad(usg_tensor **g, const usg_node *n, int i)
+{
+    int nd;
+    *g = NULL;
+    if (!usg_node_needs_grad(n, i)) return USG_OK;
+    const int64_t *shape = usg_node_input_shape(n, i, &nd);
+    return usg_tensor_zeros(g, usg_node_input_dtype(n, i), nd, shape);
+}
+
+usg_status usg_grad_for_kernel(usg_tensor **out, usg_tensor *g, usg_dtype dt)
+{
+    *out = NULL;
+    if (!g) return USG_OK;
+    usg_tensor *c;
+    usg_status s = usg_to_dtype(&c, g, dt);
+    if (s != USG_OK) return s;
+    s = usg_contiguous(out, c);
+    usg_tensor_release(c);
+    return s;
+}
+
 const int64_t *usg_node_input_shape(const usg_node *n, int i, int *ndim)
 {
     *ndim = n->in_ndim[i];

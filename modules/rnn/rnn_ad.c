@@ -25,31 +25,6 @@ enum { SAVED_X, SAVED_W_IH, SAVED_W_HH, SAVED_Z, SAVED_H0 };
 /* inputs of the node */
 enum { IN_X, IN_H0, IN_W_IH, IN_W_HH, IN_B_IH, IN_B_HH, N_IN };
 
-/* A zero gradient for input i in its forward shape and dtype, or NULL (and
- * OK) when input i needs none. */
-static usg_status zero_grad_for(usg_tensor **g, const usg_node *n, int i)
-{
-    int nd;
-    *g = NULL;
-    if (!usg_node_needs_grad(n, i)) return USG_OK;
-    const int64_t *shape = usg_node_input_shape(n, i, &nd);
-    return usg_tensor_zeros(g, usg_node_input_dtype(n, i), nd, shape);
-}
-
-/* A gradient from the engine as the kernel wants it: contiguous, z's
- * dtype (NULL stays NULL: no gradient reached that output). */
-static usg_status as_kernel_grad(usg_tensor **out, usg_tensor *g, usg_dtype dt)
-{
-    *out = NULL;
-    if (!g) return USG_OK;
-    usg_tensor *c;
-    usg_status s = usg_to_dtype(&c, g, dt);
-    if (s != USG_OK) return s;
-    s = usg_contiguous(out, c);
-    usg_tensor_release(c);
-    return s;
-}
-
 /* y = (out, h_n) = RNN(x, h0; W_in, W, b_ih, b_hh), with h_n = z^T.
  * Outputs' gradients g_out = dL/dz^t, g_hn = dL/dz^T (either may be NULL);
  * BPTT (rnn.c) gives dx, dh0, dW_in, dW, and db_ih = db_hh = Σ_t δ^t. */
@@ -59,9 +34,9 @@ static usg_status rnn_backward(usg_node *n, usg_tensor *const *grad_out, usg_ten
     usg_tensor *x = usg_node_saved(n, SAVED_X), *z = usg_node_saved(n, SAVED_Z);
     usg_tensor *h0 = c->has_h0 ? usg_node_saved(n, SAVED_H0) : NULL;
     usg_tensor *g_out = NULL, *g_hn = NULL, *g[N_IN] = {NULL};
-    usg_status s = as_kernel_grad(&g_out, grad_out[0], z->dtype);
-    if (s == USG_OK) s = as_kernel_grad(&g_hn, grad_out[1], z->dtype);
-    for (int i = IN_X; i <= IN_B_IH && s == USG_OK; i++) s = zero_grad_for(&g[i], n, i);
+    usg_status s = usg_grad_for_kernel(&g_out, grad_out[0], z->dtype);
+    if (s == USG_OK) s = usg_grad_for_kernel(&g_hn, grad_out[1], z->dtype);
+    for (int i = IN_X; i <= IN_B_IH && s == USG_OK; i++) s = usg_node_zero_grad(&g[i], n, i);
     /* both biases have the one gradient Σ_t δ^t: compute it once */
     bool need_b = usg_node_needs_grad(n, IN_B_IH) || usg_node_needs_grad(n, IN_B_HH);
     if (s == USG_OK && !g[IN_B_IH] && need_b) {

@@ -89,6 +89,12 @@ USG_API const char *usg_node_name(const usg_node *n);
 /* Shape of input i as it was at the forward. */
 USG_API const int64_t *usg_node_input_shape(const usg_node *n, int i, int *ndim);
 USG_API usg_dtype usg_node_input_dtype(const usg_node *n, int i);
+/* *g <- zeros of input i's forward shape and dtype, for a backward that
+ * adds into its gradients; NULL (and OK) when input i needs no gradient. */
+USG_API usg_status usg_node_zero_grad(usg_tensor **g, const usg_node *n, int i);
+/* *out <- g as a kernel reads it: contiguous and of dtype dt (a new
+ * reference); NULL stays NULL (no gradient reached that output). */
+USG_API usg_status usg_grad_for_kernel(usg_tensor **out, usg_tensor *g, usg_dtype dt);
 /* g summed over broadcast dims down to `shape` (a new tensor). */
 USG_API usg_status usg_sum_to(usg_tensor **out, const usg_tensor *g, int ndim, const int64_t *shape);
 
