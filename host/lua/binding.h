@@ -14,8 +14,5 @@ void usg_lua_pushelem(lua_State *L, usg_dtype dt, double v);
 /* The tensor at idx, or a 0-dim f64 tensor made from the number there
  * (a new reference in *owned to release, or NULL). */
 usg_tensor *usg_lua_checktensor_or_number(lua_State *L, int idx, usg_tensor **owned);
-/* Every key of the options table at idx must be one of `known` (NULL-ended);
- * otherwise "fn: unknown option 'k'" (random_lua.c). */
-void usg_lua_check_opts(lua_State *L, int idx, const char *fn, const char *const *known);
 
 #endif

@@ -30,6 +30,17 @@ function h.fails(f, text)
     ('message "%s" lacks "%s"'):format(tostring(msg), text))
 end
 
+-- A fixture's tensor, { shape = {...}, data = {...} } (row-major), as a tensor.
+function h.tensor_of(spec, dtype)
+  return usagi.tensor(spec.data, { dtype = dtype or 'f64' }):view(spec.shape)
+end
+
+-- The largest |a - b| of two tensors of one shape, in f64.
+function h.maxdiff(a, b)
+  assert.are.equal(tostring(a:size()), tostring(b:size()))
+  return (a:double() - b:double()):abs():max():item()
+end
+
 -- A nested table of numbers flattened in row-major order (appended to out).
 function h.flat(x, out)
   out = out or {}

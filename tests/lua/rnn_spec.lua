@@ -10,14 +10,8 @@ local fixture = dofile('tests/reference/rnn_fixture.lua')
 
 -- ==== helpers ==============================================================
 
-local function tensor_of(spec, dtype)
-  return usagi.tensor(spec.data, { dtype = dtype or 'f64' }):view(spec.shape)
-end
-
-local function maxdiff(a, b)
-  assert.are.equal(tostring(a:size()), tostring(b:size()))
-  return (a:double() - b:double()):abs():max():item()
-end
+local h = dofile('tests/lua/helpers.lua')
+local tensor_of, maxdiff = h.tensor_of, h.maxdiff
 
 -- the message of the error f(...) raises
 local function error_of(f, ...)

@@ -51,6 +51,9 @@ USG_API void usg_lua_pushsize(lua_State *L, int ndim, const int64_t *shape);
 
 /* The run's generator (seeded by usagi.manual_seed). */
 USG_API usg_rng *usg_lua_rng(lua_State *L);
+/* Every key of the options table at idx must be one of `known` (NULL-ended);
+ * otherwise the error "fn: unknown option 'k'". */
+USG_API void usg_lua_check_opts(lua_State *L, int idx, const char *fn, const char *const *known);
 
 /* Register fns into the table at the top of the stack (when `module`) and
  * as Tensor methods (when `method`); either may be false. */

@@ -1,0 +1,246 @@
+/*
+ * lstm_ad.c -- the LSTM as autograd ops: one layer over the whole sequence
+ * is ONE recorded node whose backward is the BPTT of lstm.c, and the
+ * stacked LSTM chains layers (dropout between them) and gathers their
+ * final states. No Lua here; lstm_lua.c binds it.
+ *
+ * What a layer's node keeps for its backward: x, the weights it reads
+ * (W_ih, W_hh, the peepholes), h0, c0, its output h (T, B, H), the cells
+ * c (T, B, H) and the activated gates (T, B, 4H) -- the forward's own
+ * buffers, so the backward recomputes nothing but tanh(c).
+ */
+#include <string.h>
+
+#include "lstm.h"
+
+/* inputs of the node */
+enum { IN_X, IN_H0, IN_C0, IN_W_IH, IN_W_HH, IN_B_IH, IN_B_HH, IN_P_I, IN_P_F, IN_P_O, N_IN };
+/* saved tensors: these first, then h0, c0 and the peepholes when present */
+enum { SAVED_X, SAVED_W_IH, SAVED_W_HH, SAVED_H, SAVED_C, SAVED_GATES, N_SAVED_FIXED };
+
+typedef struct lstm_ctx {
+    int saved_at[N_IN];          /* where input i was saved, or -1 */
+} lstm_ctx;
+
+static usg_tensor *saved_input(const usg_node *n, int i)
+{
+    const lstm_ctx *c = usg_node_ctx(n);
+    return c->saved_at[i] < 0 ? NULL : usg_node_saved(n, c->saved_at[i]);
+}
+
+/* (out, h_n, c_n) = LSTM(x, h0, c0; W_ih, W_hh, b_ih, b_hh, p_i, p_f, p_o).
+ * Gradients of the outputs (each may be NULL) go through lstm.c's BPTT;
+ * both biases get the one gradient Σ_t δa^t. */
+static usg_status lstm_backward(usg_node *n, usg_tensor *const *grad_out, usg_tensor **grad_in)
+{
+    usg_tensor *x = usg_node_saved(n, SAVED_X);
+    usg_tensor *g_out = NULL, *g_hn = NULL, *g_cn = NULL, *g[N_IN] = {NULL};
+    usg_status s = usg_grad_for_kernel(&g_out, grad_out[0], x->dtype);
+    if (s == USG_OK) s = usg_grad_for_kernel(&g_hn, grad_out[1], x->dtype);
+    if (s == USG_OK) s = usg_grad_for_kernel(&g_cn, grad_out[2], x->dtype);
+    for (int i = 0; i < N_IN && s == USG_OK; i++)
+        if (i != IN_B_HH) s = usg_node_zero_grad(&g[i], n, i);
+    bool need_b = usg_node_needs_grad(n, IN_B_IH) || usg_node_needs_grad(n, IN_B_HH);
+    if (s == USG_OK && !g[IN_B_IH] && need_b) {
+        int nd;
+        const int64_t *shape = usg_node_input_shape(n, IN_B_HH, &nd);
+        s = usg_tensor_zeros(&g[IN_B_IH], usg_node_input_dtype(n, IN_B_HH), nd, shape);
+    }
+    if (s == USG_OK) {
+        usg_lstm_weights w = {usg_node_saved(n, SAVED_W_IH), usg_node_saved(n, SAVED_W_HH),
+                              NULL, NULL, saved_input(n, IN_P_I), saved_input(n, IN_P_F),
+                              saved_input(n, IN_P_O)};
+        usg_lstm_grads d = {g[IN_X], g[IN_H0], g[IN_C0], g[IN_W_IH], g[IN_W_HH], g[IN_B_IH],
+                            g[IN_P_I], g[IN_P_F], g[IN_P_O]};
+        s = usg_lstm_layer_backward(&d, g_out, g_hn, g_cn, x, saved_input(n, IN_H0),
+                                    saved_input(n, IN_C0), &w, usg_node_saved(n, SAVED_H),
+                                    usg_node_saved(n, SAVED_C), usg_node_saved(n, SAVED_GATES));
+    }
+    if (s == USG_OK && usg_node_needs_grad(n, IN_B_HH)) {
+        if (usg_node_needs_grad(n, IN_B_IH)) s = usg_clone(&g[IN_B_HH], g[IN_B_IH]);
+        else { g[IN_B_HH] = g[IN_B_IH]; g[IN_B_IH] = NULL; }
+    }
+    usg_tensor_release(g_out);
+    usg_tensor_release(g_hn);
+    usg_tensor_release(g_cn);
+    for (int i = 0; i < N_IN; i++) {
+        if (s == USG_OK) grad_in[i] = g[i];
+        else usg_tensor_release(g[i]);
+    }
+    return s;
+}
+
+static const usg_op lstm_op = {"lstm", lstm_backward, NULL};
+
+/* Record the node: inputs are the caller's tensors (the graph's edges),
+ * saved are their contiguous forms (what the kernels read) and the
+ * forward's buffers. */
+static usg_status record(usg_tensor *const *outs, usg_tensor *c, usg_tensor *gates,
+                         usg_tensor *const *in, usg_tensor *const *cont)
+{
+    if (!usg_grad_needed(N_IN, in)) return USG_OK;
+    lstm_ctx *ctx = usg_alloc(sizeof *ctx);
+    if (!ctx) return USG_NOMEM;
+    for (int i = 0; i < N_IN; i++) ctx->saved_at[i] = -1;
+    usg_node *n;
+    usg_status s = usg_node_begin(&n, &lstm_op, N_IN, in, ctx);
+    if (s != USG_OK || !n) return s;
+    usg_tensor *fixed[N_SAVED_FIXED] = {cont[IN_X], cont[IN_W_IH], cont[IN_W_HH], outs[0], c, gates};
+    for (int k = 0; k < N_SAVED_FIXED && s == USG_OK; k++) s = usg_node_save(n, fixed[k]);
+    int next = N_SAVED_FIXED;
+    const int optional[] = {IN_H0, IN_C0, IN_P_I, IN_P_F, IN_P_O};
+    for (int k = 0; k < 5 && s == USG_OK; k++) {
+        int i = optional[k];
+        if (!cont[i]) continue;
+        s = usg_node_save(n, cont[i]);
+        ctx->saved_at[i] = next++;
+    }
+    return usg_node_finish(n, 3, outs, s);
+}
+
+usg_status usg_ad_lstm_layer(usg_tensor **out, usg_tensor **h_n, usg_tensor **c_n,
+                             usg_tensor *x, usg_tensor *h0, usg_tensor *c0,
+                             usg_tensor *const *w, int layer)
+{
+    *out = *h_n = *c_n = NULL;
+    usg_lstm_weights lw = {w[0], w[1], w[2], w[3], w[4], w[5], w[6]};
+    if (!w[0] || !w[1])
+        return usg_fail(USG_ARG, "lstm: weight_%s_l%d is missing", w[0] ? "hh" : "ih", layer);
+    usg_status s = usg_lstm_check_layer(x, h0, c0, &lw, layer);
+    if (s != USG_OK) return s;
+    usg_tensor *in[N_IN] = {x, h0, c0, w[0], w[1], w[2], w[3], w[4], w[5], w[6]};
+    usg_tensor *cont[N_IN] = {NULL};
+    for (int i = 0; i < N_IN && s == USG_OK; i++)
+        if (in[i]) s = usg_contiguous(&cont[i], in[i]);
+    int64_t T = x->shape[0], B = x->shape[1], H = w[1]->shape[1];
+    usg_tensor *h = NULL, *c = NULL, *gates = NULL, *hn = NULL, *cn = NULL;
+    if (s == USG_OK) s = usg_tensor_empty(&h, x->dtype, 3, (int64_t[]){T, B, H});
+    if (s == USG_OK) s = usg_tensor_empty(&c, x->dtype, 3, (int64_t[]){T, B, H});
+    if (s == USG_OK) s = usg_tensor_empty(&gates, x->dtype, 3, (int64_t[]){T, B, 4 * H});
+    if (s == USG_OK) s = usg_tensor_empty(&hn, x->dtype, 2, (int64_t[]){B, H});
+    if (s == USG_OK) s = usg_tensor_empty(&cn, x->dtype, 2, (int64_t[]){B, H});
+    if (s == USG_OK) {
+        usg_lstm_weights cw = {cont[IN_W_IH], cont[IN_W_HH], cont[IN_B_IH], cont[IN_B_HH],
+                               cont[IN_P_I], cont[IN_P_F], cont[IN_P_O]};
+        s = usg_lstm_layer_forward(h, c, gates, cont[IN_X], cont[IN_H0], cont[IN_C0], &cw);
+    }
+    if (s == USG_OK) {
+        /* h_n = h^T and c_n = c^T, copies: separate outputs, as PyTorch's */
+        size_t bytes = (size_t)(B * H) * usg_dtype_size(x->dtype), last = (size_t)(T - 1) * bytes;
+        memcpy(usg_tensor_data(hn), (char *)usg_tensor_data(h) + last, bytes);
+        memcpy(usg_tensor_data(cn), (char *)usg_tensor_data(c) + last, bytes);
+        s = record((usg_tensor *[]){h, hn, cn}, c, gates, in, cont);
+    }
+    for (int i = 0; i < N_IN; i++) usg_tensor_release(cont[i]);
+    usg_tensor_release(c);                  /* the node keeps its own references */
+    usg_tensor_release(gates);
+    if (s != USG_OK) {
+        usg_tensor_release(h);
+        usg_tensor_release(hn);
+        usg_tensor_release(cn);
+        return s;
+    }
+    *out = h;
+    *h_n = hn;
+    *c_n = cn;
+    return USG_OK;
+}
+
+/* ==== The stacked LSTM ================================================== */
+
+static usg_status check_state(const char *name, const usg_tensor *s0, const usg_tensor *x,
+                              int layers, int64_t H)
+{
+    char b1[256], b2[256];
+    if (!s0) return USG_OK;
+    if (s0->dtype != x->dtype)
+        return usg_fail(USG_TYPE, "lstm: %s must be %s like the input, got %s", name,
+                        usg_dtype_name(x->dtype), usg_dtype_name(s0->dtype));
+    int64_t want[3] = {layers, x->shape[1], H};
+    if (s0->ndim != 3 || s0->shape[0] != want[0] || s0->shape[1] != want[1] || s0->shape[2] != H)
+        return usg_fail(USG_SHAPE, "lstm: %s must be %s (num_layers, B, H), got %s", name,
+                        usg_shape_str(b1, sizeof b1, 3, want),
+                        usg_shape_str(b2, sizeof b2, s0->ndim, s0->shape));
+    return USG_OK;
+}
+
+/* Every layer's weights fit (layer l > 0 reads H inputs) and the initial
+ * states are (L, B, H): all checked before anything runs. */
+static usg_status check_stack(const usg_tensor *x, const usg_tensor *h0, const usg_tensor *c0,
+                              int layers, usg_tensor *const *w, double dropout,
+                              const usg_rng *rng)
+{
+    char b1[256];
+    usg_status s;
+    if (layers < 1) return usg_fail(USG_ARG, "lstm: num_layers must be >= 1, got %d", layers);
+    if (!(dropout >= 0 && dropout < 1))
+        return usg_fail(USG_ARG, "lstm: dropout must be in [0, 1), got %g", dropout);
+    if (dropout > 0 && !rng) return usg_fail(USG_ARG, "lstm: dropout > 0 needs a generator");
+    for (int l = 0; l < layers; l++)
+        if (!w[USG_LSTM_WEIGHTS * l] || !w[USG_LSTM_WEIGHTS * l + 1])
+            return usg_fail(USG_ARG, "lstm: weight_%s_l%d is missing",
+                            w[USG_LSTM_WEIGHTS * l] ? "hh" : "ih", l);
+    usg_tensor *const *w0 = w;
+    usg_lstm_weights lw = {w0[0], w0[1], w0[2], w0[3], w0[4], w0[5], w0[6]};
+    if ((s = usg_lstm_check_layer(x, NULL, NULL, &lw, 0)) != USG_OK) return s;
+    int64_t H = w[1]->shape[1];
+    usg_tensor xl = *x;                   /* what layer l > 0 reads: (T, B, H) */
+    xl.shape[2] = H;
+    for (int l = 1; l < layers; l++) {
+        usg_tensor *const *wl = w + USG_LSTM_WEIGHTS * l;
+        if (wl[0]->ndim != 2 || wl[0]->shape[0] != 4 * H || wl[0]->shape[1] != H)
+            return usg_fail(USG_SHAPE, "lstm: weight_ih_l%d must be (%lld, %lld) (it reads layer "
+                            "%d's %lld outputs), got %s", l, (long long)(4 * H), (long long)H,
+                            l - 1, (long long)H,
+                            usg_shape_str(b1, sizeof b1, wl[0]->ndim, wl[0]->shape));
+        usg_lstm_weights ll = {wl[0], wl[1], wl[2], wl[3], wl[4], wl[5], wl[6]};
+        if ((s = usg_lstm_check_layer(&xl, NULL, NULL, &ll, l)) != USG_OK) return s;
+    }
+    if ((s = check_state("h0", h0, x, layers, H)) != USG_OK) return s;
+    return check_state("c0", c0, x, layers, H);
+}
+
+usg_status usg_ad_lstm(usg_tensor **out, usg_tensor **h_n, usg_tensor **c_n, usg_tensor *x,
+                       usg_tensor *h0, usg_tensor *c0, int layers, usg_tensor *const *weights,
+                       double dropout, usg_rng *rng)
+{
+    *out = *h_n = *c_n = NULL;
+    usg_status s = check_stack(x, h0, c0, layers, weights, dropout, rng);
+    if (s != USG_OK) return s;
+    usg_tensor **st = usg_alloc(2 * (size_t)layers * sizeof *st);    /* h_n[l], then c_n[l] */
+    if (!st) return USG_NOMEM;
+    memset(st, 0, 2 * (size_t)layers * sizeof *st);
+    usg_tensor *cur = x;
+    usg_tensor_retain(cur);
+    for (int l = 0; l < layers && s == USG_OK; l++) {
+        usg_tensor *h0l = NULL, *c0l = NULL, *o = NULL;
+        if (h0) s = usg_ad_select(&h0l, h0, 0, l);                    /* h0[l] (B, H) */
+        if (s == USG_OK && c0) s = usg_ad_select(&c0l, c0, 0, l);
+        if (s == USG_OK)
+            s = usg_ad_lstm_layer(&o, &st[l], &st[layers + l], cur, h0l, c0l,
+                                  weights + USG_LSTM_WEIGHTS * l, l);
+        usg_tensor_release(h0l);
+        usg_tensor_release(c0l);
+        usg_tensor_release(cur);
+        cur = NULL;
+        if (s != USG_OK) break;
+        if (l == layers - 1 || dropout == 0) cur = o;
+        else {                                   /* dropout between layers only */
+            s = usg_ad_dropout(&cur, rng, o, dropout);
+            usg_tensor_release(o);
+        }
+    }
+    /* h_n = stack_l h_l^T, c_n = stack_l c_l^T: (L, B, H) each */
+    if (s == USG_OK) s = usg_ad_stack(h_n, layers, st, 0);
+    if (s == USG_OK) s = usg_ad_stack(c_n, layers, st + layers, 0);
+    for (int k = 0; k < 2 * layers; k++) usg_tensor_release(st[k]);
+    usg_free(st);
+    if (s != USG_OK) {
+        usg_tensor_release(cur);
+        usg_tensor_release(*h_n);
+        *h_n = NULL;
+        return s;
+    }
+    *out = cur;
+    return USG_OK;
+}

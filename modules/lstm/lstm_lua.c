@@ -1,0 +1,81 @@
+/*
+ * lstm_lua.c -- the binding of the LSTM plugin: `require 'usagi.lstm'`
+ * loads usagi/lstm.so, whose entry point registers lstm.lstm and runs the
+ * Lua face (lstm.lua: nn.LSTM, nn.LSTMCell). The math is in lstm.c, the
+ * autograd op in lstm_ad.c.
+ *
+ *   local lstm = require 'usagi.lstm'
+ *   local out, h_n, c_n = lstm.lstm(x, h0, c0,
+ *       { {w_ih, w_hh, b_ih, b_hh [, w_ci, w_cf, w_co]}, ... }, { dropout = 0 })
+ */
+#include "usagi/lua.h"
+#include "lstm.h"
+
+#define MAX_LAYERS 64
+
+/* The layers' weights from the list at idx into w (7 per layer, NULL where
+ * absent). The tensors stay referenced by the table during the call. */
+static int check_weights(lua_State *L, int idx, usg_tensor **w)
+{
+    static const char *const names[USG_LSTM_WEIGHTS] = {
+        "weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_ci", "weight_cf", "weight_co"};
+    luaL_checktype(L, idx, LUA_TTABLE);
+    int layers = (int)luaL_len(L, idx);
+    luaL_argcheck(L, layers >= 1 && layers <= MAX_LAYERS, idx,
+                  "weights must list 1 to 64 layers, each {weight_ih, weight_hh [, bias_ih, "
+                  "bias_hh [, weight_ci, weight_cf, weight_co]]}");
+    for (int l = 0; l < layers; l++) {
+        if (lua_rawgeti(L, idx, l + 1) != LUA_TTABLE)                /* [layer] */
+            return luaL_argerror(L, idx, lua_pushfstring(L, "layer %d must be a table "
+                                 "{weight_ih, weight_hh, bias_ih, bias_hh, ...}", l + 1));
+        for (int k = 0; k < USG_LSTM_WEIGHTS; k++) {
+            lua_rawgeti(L, -1, k + 1);                               /* [layer, w] */
+            usg_tensor *t = usg_lua_totensor(L, -1);
+            if (!t && (k < 2 || !lua_isnil(L, -1)))
+                return luaL_argerror(L, idx, lua_pushfstring(L, "%s of layer %d must be a "
+                                     "tensor, got %s", names[k], l + 1, luaL_typename(L, -1)));
+            w[USG_LSTM_WEIGHTS * l + k] = t;
+            lua_pop(L, 1);                                           /* [layer] */
+        }
+        lua_pop(L, 1);                                               /* [] */
+    }
+    return layers;
+}
+
+static usg_tensor *opt_tensor(lua_State *L, int idx)
+{
+    return lua_isnoneornil(L, idx) ? NULL : usg_lua_checktensor(L, idx);
+}
+
+/* lstm.lstm(x, h0, c0, weights [, {dropout = 0}]) -> out, h_n, c_n
+ * x (T, B, I); h0, c0 (L, B, H) or nil; out (T, B, H), h_n, c_n (L, B, H).
+ * Dropout between layers draws from the run's generator. */
+static int l_lstm(lua_State *L)
+{
+    usg_tensor *x = usg_lua_checktensor(L, 1), *h0 = opt_tensor(L, 2), *c0 = opt_tensor(L, 3);
+    usg_tensor *w[USG_LSTM_WEIGHTS * MAX_LAYERS];
+    int layers = check_weights(L, 4, w);
+    double p = 0;
+    if (!lua_isnoneornil(L, 5)) {
+        luaL_checktype(L, 5, LUA_TTABLE);
+        usg_lua_check_opts(L, 5, "lstm", (const char *[]){"dropout", NULL});
+        if (lua_getfield(L, 5, "dropout") != LUA_TNIL) {
+            if (!lua_isnumber(L, -1)) return luaL_argerror(L, 5, "dropout must be a number in [0, 1)");
+            p = lua_tonumber(L, -1);
+        }
+        lua_pop(L, 1);
+    }
+    usg_tensor *out, *h_n, *c_n;
+    USG_LUA_TRY(L, usg_ad_lstm(&out, &h_n, &c_n, x, h0, c0, layers, w, p, usg_lua_rng(L)));
+    usg_lua_pushtensor(L, out);                 /* ownership passes to Lua */
+    usg_lua_pushtensor(L, h_n);
+    usg_lua_pushtensor(L, c_n);
+    return 3;
+}
+
+static const luaL_Reg lstm_functions[] = {{"lstm", l_lstm}, {NULL, NULL}};
+
+USG_API int luaopen_usagi_lstm(lua_State *L)
+{
+    return USG_PLUGIN_OPEN(L, "lstm", "0.1.0", lstm_functions);
+}
