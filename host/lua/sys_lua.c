@@ -2,7 +2,8 @@
  * sys_lua.c -- usagi.sys: the few operating-system calls that runs,
  * checkpoints and sweeps need and standard Lua lacks: directories,
  * durable renames, wall-clock time, the host name, a lock that dies
- * with its process, and starting and waiting for child processes.
+ * with its process, starting and waiting for child processes, and reading
+ * a data file whole, gzip-compressed or not.
  *
  * It is glue, not a portability layer: POSIX only, each function a thin
  * wrapper whose errors name the function, the path and the system's reason.
@@ -22,6 +23,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "binding.h"
 
@@ -293,6 +295,39 @@ static int l_kill(lua_State *L)
     return 1;
 }
 
+/* read(path) -> the file's bytes as a string; a gzip file (.gz or not)
+ * comes back decompressed (zlib reads plain files as they are), so data
+ * sets can stay compressed on disk. */
+static int l_read(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    gzFile f = gzopen(path, "rb");
+    if (!f) {
+        if (errno == 0) errno = ENOMEM;
+        return fail(L, "sys.read", path);
+    }
+    gzbuffer(f, 1 << 17);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (;;) {
+        char *p = luaL_prepbuffsize(&b, 1 << 16);
+        int n = gzread(f, p, 1 << 16);
+        if (n < 0) {
+            int zerr;
+            const char *msg = gzerror(f, &zerr);
+            lua_pushfstring(L, "sys.read: '%s': %s", path,
+                            zerr == Z_ERRNO ? strerror(errno) : msg);
+            gzclose(f);
+            return lua_error(L);
+        }
+        if (n == 0) break;
+        luaL_addsize(&b, (size_t)n);
+    }
+    gzclose(f);
+    luaL_pushresult(&b);
+    return 1;
+}
+
 /* lock(path) -> lock, or nil, 'busy': an exclusive flock(2) on path (a
  * file or a directory), held until lock:unlock(), the lock's collection or
  * the process's end -- SIGKILL included, which is why a run holds one on
@@ -344,7 +379,7 @@ int usg_lua_open_sys(lua_State *L)
         {"link", l_link}, {"remove", l_remove}, {"time", l_time}, {"monotonic", l_monotonic},
         {"sleep", l_sleep}, {"hostname", l_hostname}, {"getpid", l_getpid}, {"exe", l_exe},
         {"isatty", l_isatty}, {"spawn", l_spawn}, {"wait", l_wait}, {"kill", l_kill},
-        {"lock", l_lock}, {NULL, NULL}};
+        {"lock", l_lock}, {"read", l_read}, {NULL, NULL}};
     luaL_newlib(L, fns);
     lua_setfield(L, -2, "sys");
     return 0;

@@ -1,0 +1,58 @@
+-- usagi.sys: reading data files whole (plain or gzip) and the run lock.
+-- (Directories, spawn, wait and replace are exercised by run_spec.lua.)
+local usagi = require 'usagi'
+local sys = usagi.sys
+local h = dofile('tests/lua/helpers.lua')
+
+local function tmpdir()
+  local p = os.tmpname()
+  os.remove(p)
+  sys.mkdir(p)
+  return p
+end
+
+describe('usagi.sys.read', function()
+  local dir
+  before_each(function() dir = tmpdir() end)
+  after_each(function() os.execute("rm -rf '" .. dir .. "'") end)
+
+  it('reads a plain file and a gzip file whole, byte for byte', function()
+    local text = {}
+    for i = 1, 20000 do text[i] = ('line %d of the corpus\n'):format(i) end
+    text = table.concat(text) .. '\0binary\255 tail'
+    local f = io.open(dir .. '/a.txt', 'wb')
+    f:write(text)
+    f:close()
+    assert.are.equal(text, sys.read(dir .. '/a.txt'))
+    assert.is_true(os.execute("gzip -k -n '" .. dir .. "/a.txt'"))
+    assert.are.equal(text, sys.read(dir .. '/a.txt.gz'))
+    f = io.open(dir .. '/empty', 'wb')
+    f:close()
+    assert.are.equal('', sys.read(dir .. '/empty'))
+  end)
+
+  it('names the file and the reason when it cannot', function()
+    h.fails(function() sys.read(dir .. '/none') end, "sys.read: '" .. dir .. "/none': No such file or directory")
+    local f = io.open(dir .. '/bad.gz', 'wb')
+    f:write('\31\139\8\0\0\0\0\0\0\3garbage')           -- a gzip header, then no deflate stream
+    f:close()
+    h.fails(function() sys.read(dir .. '/bad.gz') end, "sys.read: '" .. dir .. "/bad.gz': ")
+    h.fails(function() sys.read(dir) end, "sys.read: '" .. dir .. "'")
+  end)
+end)
+
+describe('usagi.sys.lock', function()
+  it('is exclusive while held and free once released', function()
+    local dir = tmpdir()
+    local a = sys.lock(dir)
+    assert.is_truthy(a)
+    -- a second process cannot take it while this one holds it
+    local cmd = ("'%s' -e \"os.exit(usagi.sys.lock('%s') and 0 or 3)\""):format(sys.exe(), dir)
+    local _, _, code = os.execute(cmd)
+    assert.are.equal(3, code)
+    a:unlock()
+    _, _, code = os.execute(cmd)
+    assert.are.equal(0, code)
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+end)
