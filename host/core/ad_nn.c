@@ -1,7 +1,7 @@
 /*
  * ad_nn.c -- the differentiable neural-net primitives: linear, softmax and
- * log_softmax, the losses (nll, cross-entropy, mse, bce, bce with logits)
- * and dropout.
+ * log_softmax, the losses (nll, cross-entropy, mse, bce, bce with logits),
+ * dropout, and the stacking of recurrent layers that the plugins share.
  *
  * Each usg_ad_X runs the forward of nn.c (random.c for dropout) and, when
  * an input requires grad in grad mode, records a node whose backward is
@@ -396,4 +396,85 @@ usg_status usg_ad_dropout(usg_tensor **out, usg_rng *r, usg_tensor *x, double p)
     s = record(out, &dropout_op, 1, &x, &scale, sizeof scale, 1, &mask);
     usg_tensor_release(mask);
     return s;
+}
+
+/* ==== Stacked recurrent layers ==========================================
+ * out, finals = layer_L(... dropout(layer_1(x, s0[.][0])) ..., s0[.][L-1]):
+ * the plumbing every recurrent plugin needs around its fused layer op --
+ * the initial states sliced per layer, dropout between layers, the final
+ * states stacked -- composed of recorded ops, so the gradients flow. */
+
+#define REC_MAX_STATES 4
+
+static usg_status check_rec_state(const char *op, const char *name, const usg_tensor *s0,
+                                  const usg_tensor *x, int layers, int64_t H)
+{
+    char b1[256], b2[256];
+    if (!s0) return USG_OK;
+    if (s0->dtype != x->dtype)
+        return usg_fail(USG_TYPE, "%s: %s must be %s like the input, got %s", op, name,
+                        usg_dtype_name(x->dtype), usg_dtype_name(s0->dtype));
+    int64_t want[3] = {layers, x->ndim == 3 ? x->shape[1] : 0, H};
+    if (s0->ndim != 3 || s0->shape[0] != want[0] || s0->shape[1] != want[1] || s0->shape[2] != H)
+        return usg_fail(USG_SHAPE, "%s: %s must be %s (num_layers, B, H), got %s", op, name,
+                        usg_shape_str(b1, sizeof b1, 3, want),
+                        usg_shape_str(b2, sizeof b2, s0->ndim, s0->shape));
+    return USG_OK;
+}
+
+usg_status usg_ad_rec_stack(usg_tensor **out, usg_tensor **finals, usg_tensor *x,
+                            usg_tensor *const *s0, int n_states, const char *const *state_names,
+                            const char *op, int layers, int64_t H, usg_rec_layer_fn fn, void *ctx,
+                            double dropout, usg_rng *rng)
+{
+    *out = NULL;
+    for (int k = 0; k < n_states; k++) finals[k] = NULL;
+    if (n_states < 1 || n_states > REC_MAX_STATES)
+        return usg_fail(USG_ARG, "%s: a recurrent layer has 1 to %d states, got %d", op,
+                        REC_MAX_STATES, n_states);
+    if (layers < 1) return usg_fail(USG_ARG, "%s: num_layers must be >= 1, got %d", op, layers);
+    if (!(dropout >= 0 && dropout < 1))
+        return usg_fail(USG_ARG, "%s: dropout must be in [0, 1), got %g", op, dropout);
+    if (dropout > 0 && !rng) return usg_fail(USG_ARG, "%s: dropout > 0 needs a generator", op);
+    usg_status s = USG_OK;
+    for (int k = 0; k < n_states && s == USG_OK; k++)
+        s = check_rec_state(op, state_names[k], s0 ? s0[k] : NULL, x, layers, H);
+    if (s != USG_OK) return s;
+    usg_tensor **fin = usg_alloc((size_t)(n_states * layers) * sizeof *fin);   /* [k * L + l] */
+    if (!fin) return USG_NOMEM;
+    memset(fin, 0, (size_t)(n_states * layers) * sizeof *fin);
+    usg_tensor *cur = x;
+    usg_tensor_retain(cur);
+    for (int l = 0; l < layers && s == USG_OK; l++) {
+        usg_tensor *init[REC_MAX_STATES] = {NULL}, *lf[REC_MAX_STATES] = {NULL}, *y = NULL;
+        for (int k = 0; k < n_states && s == USG_OK; k++)      /* s0[k][l] (B, H) */
+            if (s0 && s0[k]) s = usg_ad_select(&init[k], s0[k], 0, l);
+        if (s == USG_OK) s = fn(ctx, l, cur, init, &y, lf);
+        for (int k = 0; k < n_states; k++) {
+            usg_tensor_release(init[k]);
+            fin[k * layers + l] = lf[k];
+        }
+        usg_tensor_release(cur);
+        cur = NULL;
+        if (s != USG_OK) break;
+        if (l == layers - 1 || dropout == 0) cur = y;
+        else {
+            s = usg_ad_dropout(&cur, rng, y, dropout);
+            usg_tensor_release(y);
+        }
+    }
+    for (int k = 0; k < n_states && s == USG_OK; k++)
+        s = usg_ad_stack(&finals[k], layers, fin + k * layers, 0);
+    for (int k = 0; k < n_states * layers; k++) usg_tensor_release(fin[k]);
+    usg_free(fin);
+    if (s != USG_OK) {
+        usg_tensor_release(cur);
+        for (int k = 0; k < n_states; k++) {
+            usg_tensor_release(finals[k]);
+            finals[k] = NULL;
+        }
+        return s;
+    }
+    *out = cur;
+    return USG_OK;
 }

@@ -1,6 +1,7 @@
 /*
  * plugin_lua.c -- loading plugins: the ABI check, the registry behind
- * usagi.plugins(), and running a plugin's embedded Lua face.
+ * usagi.plugins(), running a plugin's embedded Lua face, and reading the
+ * per-layer weight lists that the recurrent plugins' ops take.
  *
  * Lua's own loader finds usagi/<family>.so on package.cpath and calls
  * luaopen_usagi_<family> (a plugin without that symbol is refused by
@@ -121,4 +122,42 @@ int usg_lua_open_plugin(lua_State *L)
     lua_setfield(L, -2, "__index");
     lua_setmetatable(L, -2);                         /* [mod] */
     return 0;
+}
+
+int usg_lua_check_layers(lua_State *L, int idx, int per, int required,
+                         const char *const *names, usg_tensor **w, int max)
+{
+    idx = lua_absindex(L, idx);
+    luaL_Buffer b;                                   /* "{w1, w2 [, w3, ...]}" for messages */
+    luaL_buffinit(L, &b);
+    luaL_addchar(&b, '{');
+    for (int k = 0; k < per; k++) {
+        luaL_addstring(&b, k == 0 ? "" : k == required ? " [, " : ", ");
+        luaL_addstring(&b, names[k]);
+    }
+    luaL_addstring(&b, per > required ? "]}" : "}");
+    luaL_pushresult(&b);
+    const char *shape = lua_tostring(L, -1);
+    luaL_checktype(L, idx, LUA_TTABLE);
+    int layers = (int)luaL_len(L, idx);
+    if (layers < 1 || layers > max)
+        return luaL_argerror(L, idx, lua_pushfstring(L, "weights must list 1 to %d layers, each %s",
+                                                     max, shape));
+    for (int l = 0; l < layers; l++) {
+        if (lua_rawgeti(L, idx, l + 1) != LUA_TTABLE)                /* [shape, layer] */
+            return luaL_argerror(L, idx, lua_pushfstring(L, "layer %d must be a table %s", l + 1,
+                                                         shape));
+        for (int k = 0; k < per; k++) {
+            lua_rawgeti(L, -1, k + 1);                               /* [shape, layer, w] */
+            usg_tensor *t = usg_lua_totensor(L, -1);
+            if (!t && (k < required || !lua_isnil(L, -1)))
+                return luaL_argerror(L, idx, lua_pushfstring(L, "%s of layer %d must be a "
+                                     "tensor, got %s", names[k], l + 1, luaL_typename(L, -1)));
+            w[per * l + k] = t;
+            lua_pop(L, 1);                                           /* [shape, layer] */
+        }
+        lua_pop(L, 1);                                               /* [shape] */
+    }
+    lua_pop(L, 1);                                                   /* [] */
+    return layers;
 }

@@ -235,30 +235,6 @@ done:
 
 /* ==== Checks ============================================================ */
 
-static usg_status expect(const char *arg, int layer, const usg_tensor *t, int ndim,
-                         const int64_t *shape, const char *hint)
-{
-    char name[64], want[256], got[256];
-    bool ok = t->ndim == ndim;
-    for (int k = 0; ok && k < ndim; k++) ok = t->shape[k] == shape[k];
-    if (ok) return USG_OK;
-    if (layer >= 0) snprintf(name, sizeof name, "%s_l%d", arg, layer);
-    else snprintf(name, sizeof name, "%s", arg);
-    return usg_fail(USG_SHAPE, "lstm: %s must be %s%s, got %s", name,
-                    usg_shape_str(want, sizeof want, ndim, shape), hint,
-                    usg_shape_str(got, sizeof got, t->ndim, t->shape));
-}
-
-static usg_status same_dtype(const char *arg, int layer, const usg_tensor *t, usg_dtype dt)
-{
-    if (!t || t->dtype == dt) return USG_OK;
-    char name[64];
-    if (layer >= 0) snprintf(name, sizeof name, "%s_l%d", arg, layer);
-    else snprintf(name, sizeof name, "%s", arg);
-    return usg_fail(USG_TYPE, "lstm: %s must be %s like the input, got %s", name,
-                    usg_dtype_name(dt), usg_dtype_name(t->dtype));
-}
-
 usg_status usg_lstm_check_layer(const usg_tensor *x, const usg_tensor *h0, const usg_tensor *c0,
                                 const usg_lstm_weights *w, int layer)
 {
@@ -277,14 +253,15 @@ usg_status usg_lstm_check_layer(const usg_tensor *x, const usg_tensor *h0, const
         return usg_fail(USG_SHAPE, "lstm: weight_ih_l%d must be (4H, I) with H, I >= 1, got %s",
                         layer, usg_shape_str(b1, sizeof b1, wi->ndim, wi->shape));
     int64_t H = wi->shape[0] / 4, I = wi->shape[1], G = 4 * H, B = x->shape[1];
-    if ((s = same_dtype("weight_ih", layer, w->w_ih, x->dtype)) ||
-        (s = same_dtype("weight_hh", layer, w->w_hh, x->dtype)) ||
-        (s = same_dtype("bias_ih", layer, w->b_ih, x->dtype)) ||
-        (s = same_dtype("bias_hh", layer, w->b_hh, x->dtype)) ||
-        (s = same_dtype("weight_ci", layer, w->p_i, x->dtype)) ||
-        (s = same_dtype("weight_cf", layer, w->p_f, x->dtype)) ||
-        (s = same_dtype("weight_co", layer, w->p_o, x->dtype)) ||
-        (s = same_dtype("h0", -1, h0, x->dtype)) || (s = same_dtype("c0", -1, c0, x->dtype)))
+    if ((s = usg_rec_same_dtype("lstm", "weight_ih", layer, w->w_ih, x->dtype)) ||
+        (s = usg_rec_same_dtype("lstm", "weight_hh", layer, w->w_hh, x->dtype)) ||
+        (s = usg_rec_same_dtype("lstm", "bias_ih", layer, w->b_ih, x->dtype)) ||
+        (s = usg_rec_same_dtype("lstm", "bias_hh", layer, w->b_hh, x->dtype)) ||
+        (s = usg_rec_same_dtype("lstm", "weight_ci", layer, w->p_i, x->dtype)) ||
+        (s = usg_rec_same_dtype("lstm", "weight_cf", layer, w->p_f, x->dtype)) ||
+        (s = usg_rec_same_dtype("lstm", "weight_co", layer, w->p_o, x->dtype)) ||
+        (s = usg_rec_same_dtype("lstm", "h0", -1, h0, x->dtype)) ||
+        (s = usg_rec_same_dtype("lstm", "c0", -1, c0, x->dtype)))
         return s;
     if (x->shape[2] != I)
         return usg_fail(USG_SHAPE, "lstm: input must be (T, B, %lld), got %s", (long long)I,
@@ -292,14 +269,14 @@ usg_status usg_lstm_check_layer(const usg_tensor *x, const usg_tensor *h0, const
     if (!w->p_i != !w->p_f || !w->p_i != !w->p_o)
         return usg_fail(USG_ARG, "lstm: the peephole weights of layer %d must be all three "
                         "(weight_ci, weight_cf, weight_co) or none", layer);
-    if ((s = expect("weight_hh", layer, w->w_hh, 2, (int64_t[]){G, H}, "")) ||
-        (w->b_ih && (s = expect("bias_ih", layer, w->b_ih, 1, &G, ""))) ||
-        (w->b_hh && (s = expect("bias_hh", layer, w->b_hh, 1, &G, ""))) ||
-        (w->p_i && (s = expect("weight_ci", layer, w->p_i, 1, &H, ""))) ||
-        (w->p_f && (s = expect("weight_cf", layer, w->p_f, 1, &H, ""))) ||
-        (w->p_o && (s = expect("weight_co", layer, w->p_o, 1, &H, ""))) ||
-        (h0 && (s = expect("h0", -1, h0, 2, (int64_t[]){B, H}, " (B, H)"))) ||
-        (c0 && (s = expect("c0", -1, c0, 2, (int64_t[]){B, H}, " (B, H)"))))
+    if ((s = usg_rec_expect("lstm", "weight_hh", layer, w->w_hh, 2, (int64_t[]){G, H}, "")) ||
+        (w->b_ih && (s = usg_rec_expect("lstm", "bias_ih", layer, w->b_ih, 1, &G, ""))) ||
+        (w->b_hh && (s = usg_rec_expect("lstm", "bias_hh", layer, w->b_hh, 1, &G, ""))) ||
+        (w->p_i && (s = usg_rec_expect("lstm", "weight_ci", layer, w->p_i, 1, &H, ""))) ||
+        (w->p_f && (s = usg_rec_expect("lstm", "weight_cf", layer, w->p_f, 1, &H, ""))) ||
+        (w->p_o && (s = usg_rec_expect("lstm", "weight_co", layer, w->p_o, 1, &H, ""))) ||
+        (h0 && (s = usg_rec_expect("lstm", "h0", -1, h0, 2, (int64_t[]){B, H}, " (B, H)"))) ||
+        (c0 && (s = usg_rec_expect("lstm", "c0", -1, c0, 2, (int64_t[]){B, H}, " (B, H)"))))
         return s;
     return USG_OK;
 }

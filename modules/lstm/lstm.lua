@@ -15,27 +15,9 @@
 local M = ...
 local usagi = require 'usagi'
 local nn = require 'usagi.nn'
+local R = require 'usagi.recurrent'
 
-local function fail(class, msg, level) error(class .. ': ' .. msg, level or 5) end
-
-local function check_size(class, what, v)
-  if math.type(v) ~= 'integer' or v < 1 then
-    fail(class, ('%s must be a positive integer, got %s'):format(what, tostring(v)))
-  end
-end
-
-local function check_opts(class, opts, known)
-  if opts == nil then return {} end
-  if type(opts) ~= 'table' then fail(class, 'options must be a table, got ' .. type(opts)) end
-  for k in pairs(opts) do
-    if not known[k] then fail(class, ("unknown option '%s'"):format(tostring(k))) end
-  end
-  if opts.batch_first then fail(class, 'batch_first is not supported: sequences are time-major (T, B, I)') end
-  if opts.bidirectional then
-    fail(class, 'bidirectional is not there yet (modules/birnn); run a second LSTM on the reversed sequence')
-  end
-  return opts
-end
+local STATE = { 'h', 'c' }
 
 -- One layer's parameters, registered under PyTorch's names plus `suffix`
 -- ('_l0', ... for nn.LSTM; '' for nn.LSTMCell), all from U(-1/√H, 1/√H) as
@@ -43,8 +25,7 @@ end
 -- forget_bias, when given, makes b_ih + b_hh = forget_bias on the forget
 -- gate (b_ih's f-slice set to it, b_hh's to 0).
 local function register_layer(self, suffix, input_size, H, opts)
-  local k, dt = 1 / math.sqrt(H), opts.dtype or 'f32'
-  local function uniform(shape) return usagi.rand(shape, { lo = -k, hi = k, dtype = dt }) end
+  local uniform = R.uniform(H, opts.dtype)
   self:register_parameter('weight_ih' .. suffix, uniform { 4 * H, input_size })
   self:register_parameter('weight_hh' .. suffix, uniform { 4 * H, H })
   if opts.bias ~= false then
@@ -67,11 +48,10 @@ local function layer_weights(self, suffix)
            self['weight_co' .. suffix] }
 end
 
--- lstm.lstm, its errors raised at the caller of forward (level 3 from here)
-local function run(x, h0, c0, weights, opts)
-  local ok, out, h_n, c_n = pcall(M.lstm, x, h0, c0, weights, opts)
-  if not ok then error(out, 3) end
-  return out, h_n, c_n
+local function check_forget_bias(class, opts)
+  if opts.forget_bias ~= nil and type(opts.forget_bias) ~= 'number' then
+    R.fail(class, 'forget_bias must be a number, got ' .. type(opts.forget_bias))
+  end
 end
 
 local function describe(self, s)
@@ -100,19 +80,14 @@ local KNOWN = { num_layers = true, bias = true, dropout = true, peephole = true,
 -- gates stacked (i, f, g, o) as in PyTorch, so its state_dict loads.
 function LSTM:__init(input_size, hidden_size, opts)
   nn.Module.__init(self)
-  check_size('LSTM', 'input_size', input_size)
-  check_size('LSTM', 'hidden_size', hidden_size)
-  opts = check_opts('LSTM', opts, KNOWN)
+  R.check_size('LSTM', 'input_size', input_size)
+  R.check_size('LSTM', 'hidden_size', hidden_size)
+  opts = R.check_opts('LSTM', opts, KNOWN)
   self.input_size, self.hidden_size = input_size, hidden_size
   self.num_layers = opts.num_layers or 1
-  check_size('LSTM', 'num_layers', self.num_layers)
-  self.dropout = opts.dropout or 0
-  if type(self.dropout) ~= 'number' or not (self.dropout >= 0 and self.dropout < 1) then
-    fail('LSTM', ('dropout must be a number in [0, 1), got %s'):format(tostring(self.dropout)), 4)
-  end
-  if opts.forget_bias ~= nil and type(opts.forget_bias) ~= 'number' then
-    fail('LSTM', 'forget_bias must be a number, got ' .. type(opts.forget_bias), 4)
-  end
+  R.check_size('LSTM', 'num_layers', self.num_layers)
+  self.dropout = R.check_dropout('LSTM', opts.dropout)
+  check_forget_bias('LSTM', opts)
   self.bias, self.peephole, self.forget_bias = opts.bias ~= false, opts.peephole and true or false, opts.forget_bias
   self.carry = opts.carry and true or false
   for l = 0, self.num_layers - 1 do
@@ -131,27 +106,18 @@ end
 -- h0 may also be the pair {h0, c0}.
 function LSTM:forward(x, h0, c0)
   if type(h0) == 'table' and not usagi.is_tensor(h0) then h0, c0 = h0[1], h0[2] end
-  if h0 == nil and c0 == nil and self.carry and self.h then
-    if usagi.is_tensor(x) and x:dim() == 3 and x:size(2) ~= self.h:size(2) then
-      error(('LSTM: the carried state is for batches of %d, this input %s has %d; '
-        .. 'call :reset() first'):format(self.h:size(2), tostring(x:size()), x:size(2)), 2)
-    end
-    h0, c0 = self.h, self.c
+  if h0 == nil and c0 == nil then
+    local c = R.carried(self, 'LSTM', x, STATE)
+    if c then h0, c0 = c[1], c[2] end
   end
-  local out, h_n, c_n = run(x, h0, c0, self:layer_weights(), { dropout = self.training and self.dropout or 0 })
-  if self.carry then
-    rawset(self, 'h', h_n:detach())
-    rawset(self, 'c', c_n:detach())
-  end
+  local out, h_n, c_n = R.call(M.lstm, x, h0, c0, self:layer_weights(),
+    { dropout = self.training and self.dropout or 0 })
+  R.keep(self, STATE, h_n, c_n)
   return out, h_n, c_n
 end
 
 -- Forget the carried state: the next forward starts from zeros.
-function LSTM:reset()
-  rawset(self, 'h', nil)
-  rawset(self, 'c', nil)
-  return self
-end
+function LSTM:reset() return R.reset(self, STATE) end
 
 function LSTM:extra_repr()
   local s = ('%d, %d'):format(self.input_size, self.hidden_size)
@@ -172,9 +138,10 @@ local CELL_KNOWN = { bias = true, peephole = true, forget_bias = true, dtype = t
 -- bias_hh), for decoding a step at a time. The same fused op with T = 1.
 function Cell:__init(input_size, hidden_size, opts)
   nn.Module.__init(self)
-  check_size('LSTMCell', 'input_size', input_size)
-  check_size('LSTMCell', 'hidden_size', hidden_size)
-  opts = check_opts('LSTMCell', opts, CELL_KNOWN)
+  R.check_size('LSTMCell', 'input_size', input_size)
+  R.check_size('LSTMCell', 'hidden_size', hidden_size)
+  opts = R.check_opts('LSTMCell', opts, CELL_KNOWN)
+  check_forget_bias('LSTMCell', opts)
   self.input_size, self.hidden_size = input_size, hidden_size
   self.bias, self.peephole, self.forget_bias = opts.bias ~= false, opts.peephole and true or false, opts.forget_bias
   register_layer(self, '', input_size, hidden_size, opts)
@@ -183,19 +150,11 @@ end
 -- forward(x (B, I) [, h (B, H) [, c (B, H)]]) -> h', c' (B, H); h may be {h, c}.
 function Cell:forward(x, h, c)
   if type(h) == 'table' and not usagi.is_tensor(h) then h, c = h[1], h[2] end
-  if not usagi.is_tensor(x) or x:dim() ~= 2 then
-    error(('LSTMCell: input must be (B, %d), got %s'):format(self.input_size,
-      usagi.is_tensor(x) and tostring(x:size()) or type(x)), 2)
-  end
-  local function state(s, name)
-    if s == nil then return nil end
-    if not usagi.is_tensor(s) or s:dim() ~= 2 then
-      error(('LSTMCell: %s must be (B, %d), got %s'):format(name, self.hidden_size,
-        usagi.is_tensor(s) and tostring(s:size()) or type(s)), 3)
-    end
-    return s:unsqueeze(1)
-  end
-  local _, h1, c1 = run(x:unsqueeze(1), state(h, 'h'), state(c, 'c'), { layer_weights(self, '') })
+  R.check_step('LSTMCell', x, self.input_size, 'input')
+  if h ~= nil then R.check_step('LSTMCell', h, self.hidden_size, 'h') end
+  if c ~= nil then R.check_step('LSTMCell', c, self.hidden_size, 'c') end
+  local _, h1, c1 = R.call(M.lstm, x:unsqueeze(1), h and h:unsqueeze(1), c and c:unsqueeze(1),
+    { layer_weights(self, '') })
   return h1:squeeze(1), c1:squeeze(1)
 end
 

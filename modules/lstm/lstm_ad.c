@@ -148,40 +148,18 @@ usg_status usg_ad_lstm_layer(usg_tensor **out, usg_tensor **h_n, usg_tensor **c_
 
 /* ==== The stacked LSTM ================================================== */
 
-static usg_status check_state(const char *name, const usg_tensor *s0, const usg_tensor *x,
-                              int layers, int64_t H)
-{
-    char b1[256], b2[256];
-    if (!s0) return USG_OK;
-    if (s0->dtype != x->dtype)
-        return usg_fail(USG_TYPE, "lstm: %s must be %s like the input, got %s", name,
-                        usg_dtype_name(x->dtype), usg_dtype_name(s0->dtype));
-    int64_t want[3] = {layers, x->shape[1], H};
-    if (s0->ndim != 3 || s0->shape[0] != want[0] || s0->shape[1] != want[1] || s0->shape[2] != H)
-        return usg_fail(USG_SHAPE, "lstm: %s must be %s (num_layers, B, H), got %s", name,
-                        usg_shape_str(b1, sizeof b1, 3, want),
-                        usg_shape_str(b2, sizeof b2, s0->ndim, s0->shape));
-    return USG_OK;
-}
-
-/* Every layer's weights fit (layer l > 0 reads H inputs) and the initial
- * states are (L, B, H): all checked before anything runs. */
-static usg_status check_stack(const usg_tensor *x, const usg_tensor *h0, const usg_tensor *c0,
-                              int layers, usg_tensor *const *w, double dropout,
-                              const usg_rng *rng)
+/* Every layer's weights fit, layer l > 0 reading H inputs: all checked
+ * before anything runs (the states are checked by usg_ad_rec_stack). */
+static usg_status check_weights(const usg_tensor *x, int layers, usg_tensor *const *w)
 {
     char b1[256];
     usg_status s;
     if (layers < 1) return usg_fail(USG_ARG, "lstm: num_layers must be >= 1, got %d", layers);
-    if (!(dropout >= 0 && dropout < 1))
-        return usg_fail(USG_ARG, "lstm: dropout must be in [0, 1), got %g", dropout);
-    if (dropout > 0 && !rng) return usg_fail(USG_ARG, "lstm: dropout > 0 needs a generator");
     for (int l = 0; l < layers; l++)
         if (!w[USG_LSTM_WEIGHTS * l] || !w[USG_LSTM_WEIGHTS * l + 1])
             return usg_fail(USG_ARG, "lstm: weight_%s_l%d is missing",
                             w[USG_LSTM_WEIGHTS * l] ? "hh" : "ih", l);
-    usg_tensor *const *w0 = w;
-    usg_lstm_weights lw = {w0[0], w0[1], w0[2], w0[3], w0[4], w0[5], w0[6]};
+    usg_lstm_weights lw = {w[0], w[1], w[2], w[3], w[4], w[5], w[6]};
     if ((s = usg_lstm_check_layer(x, NULL, NULL, &lw, 0)) != USG_OK) return s;
     int64_t H = w[1]->shape[1];
     usg_tensor xl = *x;                   /* what layer l > 0 reads: (T, B, H) */
@@ -196,8 +174,15 @@ static usg_status check_stack(const usg_tensor *x, const usg_tensor *h0, const u
         usg_lstm_weights ll = {wl[0], wl[1], wl[2], wl[3], wl[4], wl[5], wl[6]};
         if ((s = usg_lstm_check_layer(&xl, NULL, NULL, &ll, l)) != USG_OK) return s;
     }
-    if ((s = check_state("h0", h0, x, layers, H)) != USG_OK) return s;
-    return check_state("c0", c0, x, layers, H);
+    return USG_OK;
+}
+
+/* layer l of the stack: states (h, c) */
+static usg_status stack_layer(void *ctx, int l, usg_tensor *x, usg_tensor *const *s0,
+                              usg_tensor **y, usg_tensor **finals)
+{
+    usg_tensor *const *w = (usg_tensor *const *)ctx + USG_LSTM_WEIGHTS * l;
+    return usg_ad_lstm_layer(y, &finals[0], &finals[1], x, s0[0], s0[1], w, l);
 }
 
 usg_status usg_ad_lstm(usg_tensor **out, usg_tensor **h_n, usg_tensor **c_n, usg_tensor *x,
@@ -205,42 +190,13 @@ usg_status usg_ad_lstm(usg_tensor **out, usg_tensor **h_n, usg_tensor **c_n, usg
                        double dropout, usg_rng *rng)
 {
     *out = *h_n = *c_n = NULL;
-    usg_status s = check_stack(x, h0, c0, layers, weights, dropout, rng);
+    usg_status s = check_weights(x, layers, weights);
     if (s != USG_OK) return s;
-    usg_tensor **st = usg_alloc(2 * (size_t)layers * sizeof *st);    /* h_n[l], then c_n[l] */
-    if (!st) return USG_NOMEM;
-    memset(st, 0, 2 * (size_t)layers * sizeof *st);
-    usg_tensor *cur = x;
-    usg_tensor_retain(cur);
-    for (int l = 0; l < layers && s == USG_OK; l++) {
-        usg_tensor *h0l = NULL, *c0l = NULL, *o = NULL;
-        if (h0) s = usg_ad_select(&h0l, h0, 0, l);                    /* h0[l] (B, H) */
-        if (s == USG_OK && c0) s = usg_ad_select(&c0l, c0, 0, l);
-        if (s == USG_OK)
-            s = usg_ad_lstm_layer(&o, &st[l], &st[layers + l], cur, h0l, c0l,
-                                  weights + USG_LSTM_WEIGHTS * l, l);
-        usg_tensor_release(h0l);
-        usg_tensor_release(c0l);
-        usg_tensor_release(cur);
-        cur = NULL;
-        if (s != USG_OK) break;
-        if (l == layers - 1 || dropout == 0) cur = o;
-        else {                                   /* dropout between layers only */
-            s = usg_ad_dropout(&cur, rng, o, dropout);
-            usg_tensor_release(o);
-        }
-    }
-    /* h_n = stack_l h_l^T, c_n = stack_l c_l^T: (L, B, H) each */
-    if (s == USG_OK) s = usg_ad_stack(h_n, layers, st, 0);
-    if (s == USG_OK) s = usg_ad_stack(c_n, layers, st + layers, 0);
-    for (int k = 0; k < 2 * layers; k++) usg_tensor_release(st[k]);
-    usg_free(st);
-    if (s != USG_OK) {
-        usg_tensor_release(cur);
-        usg_tensor_release(*h_n);
-        *h_n = NULL;
-        return s;
-    }
-    *out = cur;
-    return USG_OK;
+    usg_tensor *finals[2];
+    s = usg_ad_rec_stack(out, finals, x, (usg_tensor *[]){h0, c0}, 2,
+                         (const char *[]){"h0", "c0"}, "lstm", layers, weights[1]->shape[1],
+                         stack_layer, (void *)weights, dropout, rng);
+    *h_n = finals[0];
+    *c_n = finals[1];
+    return s;
 }

@@ -13,35 +13,6 @@
 
 #define MAX_LAYERS 64
 
-/* The layers' weights from the list at idx into w (7 per layer, NULL where
- * absent). The tensors stay referenced by the table during the call. */
-static int check_weights(lua_State *L, int idx, usg_tensor **w)
-{
-    static const char *const names[USG_LSTM_WEIGHTS] = {
-        "weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_ci", "weight_cf", "weight_co"};
-    luaL_checktype(L, idx, LUA_TTABLE);
-    int layers = (int)luaL_len(L, idx);
-    luaL_argcheck(L, layers >= 1 && layers <= MAX_LAYERS, idx,
-                  "weights must list 1 to 64 layers, each {weight_ih, weight_hh [, bias_ih, "
-                  "bias_hh [, weight_ci, weight_cf, weight_co]]}");
-    for (int l = 0; l < layers; l++) {
-        if (lua_rawgeti(L, idx, l + 1) != LUA_TTABLE)                /* [layer] */
-            return luaL_argerror(L, idx, lua_pushfstring(L, "layer %d must be a table "
-                                 "{weight_ih, weight_hh, bias_ih, bias_hh, ...}", l + 1));
-        for (int k = 0; k < USG_LSTM_WEIGHTS; k++) {
-            lua_rawgeti(L, -1, k + 1);                               /* [layer, w] */
-            usg_tensor *t = usg_lua_totensor(L, -1);
-            if (!t && (k < 2 || !lua_isnil(L, -1)))
-                return luaL_argerror(L, idx, lua_pushfstring(L, "%s of layer %d must be a "
-                                     "tensor, got %s", names[k], l + 1, luaL_typename(L, -1)));
-            w[USG_LSTM_WEIGHTS * l + k] = t;
-            lua_pop(L, 1);                                           /* [layer] */
-        }
-        lua_pop(L, 1);                                               /* [] */
-    }
-    return layers;
-}
-
 static usg_tensor *opt_tensor(lua_State *L, int idx)
 {
     return lua_isnoneornil(L, idx) ? NULL : usg_lua_checktensor(L, idx);
@@ -54,7 +25,9 @@ static int l_lstm(lua_State *L)
 {
     usg_tensor *x = usg_lua_checktensor(L, 1), *h0 = opt_tensor(L, 2), *c0 = opt_tensor(L, 3);
     usg_tensor *w[USG_LSTM_WEIGHTS * MAX_LAYERS];
-    int layers = check_weights(L, 4, w);
+    static const char *const names[USG_LSTM_WEIGHTS] = {
+        "weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_ci", "weight_cf", "weight_co"};
+    int layers = usg_lua_check_layers(L, 4, USG_LSTM_WEIGHTS, 2, names, w, MAX_LAYERS);
     double p = 0;
     if (!lua_isnoneornil(L, 5)) {
         luaL_checktype(L, 5, LUA_TTABLE);

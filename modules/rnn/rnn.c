@@ -229,27 +229,6 @@ usg_status usg_rnn_layer_backward(usg_tensor *dx, usg_tensor *dh0, usg_tensor *d
 
 /* ==== Checks ============================================================ */
 
-static usg_status expect(const char *arg, int layer, const usg_tensor *t, int ndim,
-                         const int64_t *shape, const char *hint)
-{
-    char name[64], want[256], got[256];
-    bool ok = t->ndim == ndim;
-    for (int d = 0; ok && d < ndim; d++) ok = t->shape[d] == shape[d];
-    if (ok) return USG_OK;
-    if (layer >= 0) snprintf(name, sizeof name, "%s_l%d", arg, layer);
-    else snprintf(name, sizeof name, "%s", arg);
-    return usg_fail(USG_SHAPE, "rnn: %s must be %s%s, got %s", name,
-                    usg_shape_str(want, sizeof want, ndim, shape), hint,
-                    usg_shape_str(got, sizeof got, t->ndim, t->shape));
-}
-
-static usg_status same_dtype(const char *arg, int layer, const usg_tensor *t, usg_dtype dt)
-{
-    if (t->dtype == dt) return USG_OK;
-    return usg_fail(USG_TYPE, "rnn: %s_l%d must be %s like the input, got %s", arg, layer,
-                    usg_dtype_name(dt), usg_dtype_name(t->dtype));
-}
-
 usg_status usg_rnn_check_layer(const usg_tensor *x, const usg_tensor *h0,
                                const usg_tensor *w_ih, const usg_tensor *w_hh,
                                const usg_tensor *b_ih, const usg_tensor *b_hh, int layer)
@@ -268,23 +247,23 @@ usg_status usg_rnn_check_layer(const usg_tensor *x, const usg_tensor *h0,
         return usg_fail(USG_SHAPE, "rnn: weight_ih_l%d must be (H, I) with H, I >= 1, got %s",
                         layer, usg_shape_str(b1, sizeof b1, w_ih->ndim, w_ih->shape));
     int64_t H = w_ih->shape[0], I = w_ih->shape[1];
-    if ((s = same_dtype("weight_ih", layer, w_ih, x->dtype)) ||
-        (s = same_dtype("weight_hh", layer, w_hh, x->dtype)) ||
-        (b_ih && (s = same_dtype("bias_ih", layer, b_ih, x->dtype))) ||
-        (b_hh && (s = same_dtype("bias_hh", layer, b_hh, x->dtype))))
+    if ((s = usg_rec_same_dtype("rnn", "weight_ih", layer, w_ih, x->dtype)) ||
+        (s = usg_rec_same_dtype("rnn", "weight_hh", layer, w_hh, x->dtype)) ||
+        (b_ih && (s = usg_rec_same_dtype("rnn", "bias_ih", layer, b_ih, x->dtype))) ||
+        (b_hh && (s = usg_rec_same_dtype("rnn", "bias_hh", layer, b_hh, x->dtype))))
         return s;
     if (x->shape[2] != I)
         return usg_fail(USG_SHAPE, "rnn: input must be (T, B, %lld), got %s", (long long)I,
                         usg_shape_str(b2, sizeof b2, x->ndim, x->shape));
-    if ((s = expect("weight_hh", layer, w_hh, 2, (int64_t[]){H, H}, "")) ||
-        (b_ih && (s = expect("bias_ih", layer, b_ih, 1, &H, ""))) ||
-        (b_hh && (s = expect("bias_hh", layer, b_hh, 1, &H, ""))))
+    if ((s = usg_rec_expect("rnn", "weight_hh", layer, w_hh, 2, (int64_t[]){H, H}, "")) ||
+        (b_ih && (s = usg_rec_expect("rnn", "bias_ih", layer, b_ih, 1, &H, ""))) ||
+        (b_hh && (s = usg_rec_expect("rnn", "bias_hh", layer, b_hh, 1, &H, ""))))
         return s;
     if (h0) {
         if (h0->dtype != x->dtype)
             return usg_fail(USG_TYPE, "rnn: h0 must be %s like the input, got %s",
                             usg_dtype_name(x->dtype), usg_dtype_name(h0->dtype));
-        if ((s = expect("h0", -1, h0, 2, (int64_t[]){x->shape[1], H}, " (B, H)"))) return s;
+        if ((s = usg_rec_expect("rnn", "h0", -1, h0, 2, (int64_t[]){x->shape[1], H}, " (B, H)"))) return s;
     }
     return USG_OK;
 }

@@ -20,35 +20,15 @@
 -- final state (detached) and rnn:reset() forgets it (a new epoch, a new
 -- stream of batches). An explicit h0 argument always wins.
 local M = ...
-local usagi = require 'usagi'
 local nn = require 'usagi.nn'
+local R = require 'usagi.recurrent'
 
 local RNN = nn.Module:extend 'RNN'
 
 local KNOWN = { num_layers = true, nonlinearity = true, bias = true, dropout = true,
-                carry = true, dtype = true, batch_first = true }
+                carry = true, dtype = true, batch_first = true, bidirectional = true }
 local ACTS = { tanh = true, relu = true, sigmoid = true }
-
--- Errors raised here name nn.RNN and point at the caller of nn.RNN(...):
--- level 4 from a check in __init (fail, __init, the class's constructor,
--- the caller), 5 from a helper of __init.
-local function fail(msg, level) error('RNN: ' .. msg, level or 5) end
-
-local function check_opts(opts)
-  if opts == nil then return {} end
-  if type(opts) ~= 'table' then fail('options must be a table, got ' .. type(opts)) end
-  for k in pairs(opts) do
-    if not KNOWN[k] then fail(("unknown option '%s'"):format(tostring(k))) end
-  end
-  if opts.batch_first then fail('batch_first is not supported: sequences are time-major (T, B, I)') end
-  return opts
-end
-
-local function check_size(what, v)
-  if math.type(v) ~= 'integer' or v < 1 then
-    fail(('%s must be a positive integer, got %s'):format(what, tostring(v)))
-  end
-end
+local STATE = { 'h' }
 
 -- nn.RNN(input_size, hidden_size [, opts]), opts (PyTorch's names):
 --   num_layers    1         layer l > 1 reads layer l-1's states
@@ -63,24 +43,20 @@ end
 -- U(-1/sqrt(H), 1/sqrt(H)) from the run's generator, in that order.
 function RNN:__init(input_size, hidden_size, opts)
   nn.Module.__init(self)
-  check_size('input_size', input_size)
-  check_size('hidden_size', hidden_size)
-  opts = check_opts(opts)
+  R.check_size('RNN', 'input_size', input_size)
+  R.check_size('RNN', 'hidden_size', hidden_size)
+  opts = R.check_opts('RNN', opts, KNOWN)
   self.input_size, self.hidden_size = input_size, hidden_size
   self.num_layers = opts.num_layers or 1
-  check_size('num_layers', self.num_layers)
+  R.check_size('RNN', 'num_layers', self.num_layers)
   self.nonlinearity = opts.nonlinearity or 'tanh'
   if not ACTS[self.nonlinearity] then
-    fail(("nonlinearity must be 'tanh', 'relu' or 'sigmoid', got '%s'"):format(tostring(self.nonlinearity)), 4)
+    R.fail('RNN', ("nonlinearity must be 'tanh', 'relu' or 'sigmoid', got '%s'"):format(tostring(self.nonlinearity)), 4)
   end
   self.bias = opts.bias ~= false
-  self.dropout = opts.dropout or 0
-  if type(self.dropout) ~= 'number' or not (self.dropout >= 0 and self.dropout < 1) then
-    fail(('dropout must be a number in [0, 1), got %s'):format(tostring(self.dropout)), 4)
-  end
+  self.dropout = R.check_dropout('RNN', opts.dropout)
   self.carry = opts.carry and true or false
-  local H, k, dt = hidden_size, 1 / math.sqrt(hidden_size), opts.dtype or 'f32'
-  local function uniform(shape) return usagi.rand(shape, { lo = -k, hi = k, dtype = dt }) end
+  local H, uniform = hidden_size, R.uniform(hidden_size, opts.dtype)
   for l = 0, self.num_layers - 1 do
     self:register_parameter('weight_ih_l' .. l, uniform { H, l == 0 and input_size or H })
     self:register_parameter('weight_hh_l' .. l, uniform { H, H })
@@ -101,35 +77,19 @@ function RNN:layer_weights()
   return ws
 end
 
--- rnn.rnn, its errors raised at the caller of forward (level 3 from here)
-local function run(x, h0, weights, opts)
-  local ok, out, h_n = pcall(M.rnn, x, h0, weights, opts)
-  if not ok then error(out, 3) end
-  return out, h_n
-end
-
 -- forward(x [, h0]) -> out (T, B, H), h_n (num_layers, B, H)
 function RNN:forward(x, h0)
-  if h0 == nil and self.carry and self.h then
-    if usagi.is_tensor(x) and x:dim() == 3 and x:size(2) ~= self.h:size(2) then
-      error(('RNN: the carried state is for batches of %d, this input %s has %d; '
-        .. 'call :reset() first'):format(self.h:size(2), tostring(x:size()), x:size(2)), 2)
-    end
-    h0 = self.h
-  end
-  local out, h_n = run(x, h0, self:layer_weights(), {
+  if h0 == nil then h0 = (R.carried(self, 'RNN', x, STATE) or {})[1] end
+  local out, h_n = R.call(M.rnn, x, h0, self:layer_weights(), {
     nonlinearity = self.nonlinearity,
     dropout = self.training and self.dropout or 0,
   })
-  if self.carry then rawset(self, 'h', h_n:detach()) end
+  R.keep(self, STATE, h_n)
   return out, h_n
 end
 
 -- Forget the carried state: the next forward starts from zeros.
-function RNN:reset()
-  rawset(self, 'h', nil)
-  return self
-end
+function RNN:reset() return R.reset(self, STATE) end
 
 function RNN:extra_repr()
   local s = ('%d, %d'):format(self.input_size, self.hidden_size)

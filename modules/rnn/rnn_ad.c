@@ -121,21 +121,17 @@ usg_status usg_ad_rnn_layer(usg_tensor **out, usg_tensor **h_n, usg_tensor *x, u
 /* ==== The stacked RNN =================================================== */
 
 /* Every layer's weights fit (same H everywhere, layer l > 0 reading H
- * inputs), and h0 is (L, B, H): all checked before anything runs. */
-static usg_status check_stack(const usg_tensor *x, const usg_tensor *h0, int layers,
-                              usg_tensor *const *w, double dropout, const usg_rng *rng)
+ * inputs): all checked before anything runs (h0 by usg_ad_rec_stack). */
+static usg_status check_weights(const usg_tensor *x, int layers, usg_tensor *const *w)
 {
-    char b1[256], b2[256];
+    char b1[256];
     usg_status s;
     if (layers < 1) return usg_fail(USG_ARG, "rnn: num_layers must be >= 1, got %d", layers);
-    if (!(dropout >= 0 && dropout < 1))
-        return usg_fail(USG_ARG, "rnn: dropout must be in [0, 1), got %g", dropout);
-    if (dropout > 0 && !rng) return usg_fail(USG_ARG, "rnn: dropout > 0 needs a generator");
     for (int l = 0; l < layers; l++)
         if (!w[4 * l] || !w[4 * l + 1])
             return usg_fail(USG_ARG, "rnn: weight_%s_l%d is missing", w[4 * l] ? "hh" : "ih", l);
     if ((s = usg_rnn_check_layer(x, NULL, w[0], w[1], w[2], w[3], 0)) != USG_OK) return s;
-    int64_t B = x->shape[1], H = w[0]->shape[0];
+    int64_t H = w[0]->shape[0];
     usg_tensor xl = *x;                  /* the shape layer l > 0 reads: (T, B, H) */
     xl.shape[2] = H;
     for (int l = 1; l < layers; l++) {
@@ -147,35 +143,20 @@ static usg_status check_stack(const usg_tensor *x, const usg_tensor *h0, int lay
         if ((s = usg_rnn_check_layer(&xl, NULL, wi, w[4 * l + 1], w[4 * l + 2], w[4 * l + 3], l)))
             return s;
     }
-    if (!h0) return USG_OK;
-    if (h0->dtype != x->dtype)
-        return usg_fail(USG_TYPE, "rnn: h0 must be %s like the input, got %s",
-                        usg_dtype_name(x->dtype), usg_dtype_name(h0->dtype));
-    if (h0->ndim != 3 || h0->shape[0] != layers || h0->shape[1] != B || h0->shape[2] != H)
-        return usg_fail(USG_SHAPE, "rnn: h0 must be %s (num_layers, B, H), got %s",
-                        usg_shape_str(b1, sizeof b1, 3, (int64_t[]){layers, B, H}),
-                        usg_shape_str(b2, sizeof b2, h0->ndim, h0->shape));
     return USG_OK;
 }
 
-/* Layer l on `cur` (consumed), its final state into hn[l]; dropout on its
- * output unless it is the last layer. The next layer's input comes back
- * through *next. */
-static usg_status run_layer(usg_tensor **next, usg_tensor **hn, usg_tensor *cur, usg_tensor *h0,
-                            usg_tensor *const *w, int l, bool last, usg_rnn_act f, double p,
-                            usg_rng *rng)
+typedef struct stack_ctx {
+    usg_tensor *const *w;
+    usg_rnn_act f;
+} stack_ctx;
+
+static usg_status stack_layer(void *ctx, int l, usg_tensor *x, usg_tensor *const *s0,
+                              usg_tensor **y, usg_tensor **finals)
 {
-    usg_tensor *h0l = NULL, *o = NULL;
-    usg_status s = h0 ? usg_ad_select(&h0l, h0, 0, l) : USG_OK;      /* h0[l] (B, H) */
-    if (s == USG_OK) s = usg_ad_rnn_layer(&o, hn, cur, h0l, w[0], w[1], w[2], w[3], f, l);
-    usg_tensor_release(h0l);
-    usg_tensor_release(cur);
-    *next = NULL;
-    if (s != USG_OK) return s;
-    if (last || p == 0) { *next = o; return USG_OK; }
-    s = usg_ad_dropout(next, rng, o, p);
-    usg_tensor_release(o);
-    return s;
+    const stack_ctx *c = ctx;
+    usg_tensor *const *w = c->w + 4 * l;
+    return usg_ad_rnn_layer(y, &finals[0], x, s0[0], w[0], w[1], w[2], w[3], c->f, l);
 }
 
 usg_status usg_ad_rnn(usg_tensor **out, usg_tensor **h_n, usg_tensor *x, usg_tensor *h0,
@@ -183,23 +164,9 @@ usg_status usg_ad_rnn(usg_tensor **out, usg_tensor **h_n, usg_tensor *x, usg_ten
                       usg_rng *rng)
 {
     *out = *h_n = NULL;
-    usg_status s = check_stack(x, h0, layers, weights, dropout, rng);
+    usg_status s = check_weights(x, layers, weights);
     if (s != USG_OK) return s;
-    usg_tensor **hn = usg_alloc((size_t)layers * sizeof *hn);
-    if (!hn) return USG_NOMEM;
-    memset(hn, 0, (size_t)layers * sizeof *hn);
-    usg_tensor *cur = x;
-    usg_tensor_retain(cur);
-    for (int l = 0; l < layers && s == USG_OK; l++)
-        s = run_layer(&cur, &hn[l], cur, h0, weights + 4 * l, l, l == layers - 1, f, dropout, rng);
-    /* h_n = stack_l z_l^T: (L, B, H) */
-    if (s == USG_OK) s = usg_ad_stack(h_n, layers, hn, 0);
-    for (int l = 0; l < layers; l++) usg_tensor_release(hn[l]);
-    usg_free(hn);
-    if (s != USG_OK) {
-        usg_tensor_release(cur);
-        return s;
-    }
-    *out = cur;
-    return USG_OK;
+    stack_ctx c = {weights, f};
+    return usg_ad_rec_stack(out, h_n, x, &h0, 1, (const char *[]){"h0"}, "rnn", layers,
+                            weights[0]->shape[0], stack_layer, &c, dropout, rng);
 }

@@ -12,32 +12,6 @@
 
 #define MAX_LAYERS 64
 
-/* The layers' weights from the list at idx into w (4 per layer, biases
- * NULL when absent). Tensors stay referenced by the table during the call. */
-static int check_weights(lua_State *L, int idx, usg_tensor **w)
-{
-    static const char *const names[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
-    luaL_checktype(L, idx, LUA_TTABLE);
-    int layers = (int)luaL_len(L, idx);
-    luaL_argcheck(L, layers >= 1 && layers <= MAX_LAYERS, idx,
-                  "weights must list 1 to 64 layers, each {weight_ih, weight_hh [, bias_ih, bias_hh]}");
-    for (int l = 0; l < layers; l++) {
-        if (lua_rawgeti(L, idx, l + 1) != LUA_TTABLE)                /* [layer] */
-            return luaL_argerror(L, idx, lua_pushfstring(L, "layer %d must be a table "
-                                 "{weight_ih, weight_hh [, bias_ih, bias_hh]}", l + 1));
-        for (int k = 0; k < 4; k++) {
-            lua_rawgeti(L, -1, k + 1);                               /* [layer, w] */
-            w[4 * l + k] = usg_lua_totensor(L, -1);
-            if (!w[4 * l + k] && (k < 2 || !lua_isnil(L, -1)))
-                return luaL_argerror(L, idx, lua_pushfstring(L, "%s of layer %d must be a "
-                                     "tensor, got %s", names[k], l + 1, luaL_typename(L, -1)));
-            lua_pop(L, 1);                                           /* [layer] */
-        }
-        lua_pop(L, 1);                                               /* [] */
-    }
-    return layers;
-}
-
 /* rnn.rnn(x, h0, weights [, {nonlinearity = 'tanh', dropout = 0}]) -> out, h_n
  * x (T, B, I), h0 (L, B, H) or nil; out (T, B, H), h_n (L, B, H). Dropout
  * between layers draws from the run's generator; pass 0 when evaluating. */
@@ -46,7 +20,8 @@ static int l_rnn(lua_State *L)
     usg_tensor *x = usg_lua_checktensor(L, 1);
     usg_tensor *h0 = lua_isnoneornil(L, 2) ? NULL : usg_lua_checktensor(L, 2);
     usg_tensor *w[4 * MAX_LAYERS];
-    int layers = check_weights(L, 3, w);
+    static const char *const names[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
+    int layers = usg_lua_check_layers(L, 3, 4, 2, names, w, MAX_LAYERS);
     usg_rnn_act f = USG_RNN_TANH;
     double p = 0;
     if (!lua_isnoneornil(L, 4)) {

@@ -2,12 +2,13 @@
  * usagi/recurrent.h -- small helpers that the fused recurrent kernels
  * (modules/rnn, lstm, gru) share: a matrix header over one time step of a
  * contiguous sequence, a bias broadcast into rows, column sums into a
- * bias gradient. Header-only (static inline), so a plugin links nothing
- * more for them.
+ * bias gradient, and the shape and dtype checks of their arguments.
+ * Header-only (static inline), so a plugin links nothing more for them.
  */
 #ifndef USAGI_RECURRENT_H
 #define USAGI_RECURRENT_H
 
+#include <stdio.h>
 #include <string.h>
 
 #include "usagi/core.h"
@@ -65,6 +66,43 @@ static inline void usg_rec_add_col_sums(usg_tensor *db, const usg_tensor *d, dou
         if (db->dtype == USG_F32) ((float *)q)[j] += (float)acc[j];
         else ((double *)q)[j] += acc[j];
     }
+}
+
+/* The name of a layer's argument as PyTorch spells it: "weight_ih_l0", or
+ * the argument alone for layer < 0 ("h0"). */
+static inline const char *usg_rec_arg_name(char *buf, size_t size, const char *arg, int layer)
+{
+    if (layer >= 0) snprintf(buf, size, "%s_l%d", arg, layer);
+    else snprintf(buf, size, "%s", arg);
+    return buf;
+}
+
+/* OK when t has the shape wanted, else the error "op: arg_lN must be
+ * (..)hint, got (..)". */
+static inline usg_status usg_rec_expect(const char *op, const char *arg, int layer,
+                                        const usg_tensor *t, int ndim, const int64_t *shape,
+                                        const char *hint)
+{
+    char name[64], want[256], got[256];
+    bool ok = t->ndim == ndim;
+    for (int k = 0; ok && k < ndim; k++) ok = t->shape[k] == shape[k];
+    if (ok) return USG_OK;
+    return usg_fail(USG_SHAPE, "%s: %s must be %s%s, got %s", op,
+                    usg_rec_arg_name(name, sizeof name, arg, layer),
+                    usg_shape_str(want, sizeof want, ndim, shape), hint,
+                    usg_shape_str(got, sizeof got, t->ndim, t->shape));
+}
+
+/* OK when t is NULL or of dtype dt (the input's), else "op: arg_lN must
+ * be f32 like the input, got f64". */
+static inline usg_status usg_rec_same_dtype(const char *op, const char *arg, int layer,
+                                            const usg_tensor *t, usg_dtype dt)
+{
+    char name[64];
+    if (!t || t->dtype == dt) return USG_OK;
+    return usg_fail(USG_TYPE, "%s: %s must be %s like the input, got %s", op,
+                    usg_rec_arg_name(name, sizeof name, arg, layer), usg_dtype_name(dt),
+                    usg_dtype_name(t->dtype));
 }
 
 #endif
