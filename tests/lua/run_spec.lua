@@ -259,7 +259,8 @@ describe('usagi run --resume', function()
     local a = f:attrs('/')                      -- the run's own start and command stay
     assert.is_truthy(a.command_line:find('--name cut', 1, true), a.command_line)
     assert.is_truthy(a.resumed_command_line:find('--resume', 1, true), a.resumed_command_line)
-    assert.are.equal(kills, a.resumes)
+    -- a resume killed before it rewrote results.h5 is not counted
+    assert.is_true(a.resumes >= 1 and a.resumes <= kills, ('%d resumes, %d kills'):format(a.resumes, kills))
     assert.is_true(a.started <= a.resumed_at, a.started .. ' ' .. a.resumed_at)
     print(('\n  resume: %d SIGKILLs, run of %.2f s'):format(kills, whole))
   end)
