@@ -422,10 +422,45 @@ static usg_status check_rec_state(const char *op, const char *name, const usg_te
     return USG_OK;
 }
 
+usg_status usg_rec_check_lengths(const char *op, const usg_tensor *len, const usg_tensor *x)
+{
+    char b1[256];
+    if (!len) return USG_OK;
+    int64_t T = x->shape[0], B = x->shape[1];
+    if (len->dtype != USG_I32 || len->ndim != 1 || len->shape[0] != B)
+        return usg_fail(USG_SHAPE, "%s: lengths must be an i32 tensor of shape (%lld,) (one per "
+                        "sequence), got %s %s", op, (long long)B, usg_dtype_name(len->dtype),
+                        usg_shape_str(b1, sizeof b1, len->ndim, len->shape));
+    for (int64_t b = 0; b < B; b++) {
+        double v = usg_tensor_get_flat(len, b);
+        if (v < 1 || v > (double)T)
+            return usg_fail(USG_ARG, "%s: lengths must be in 1..%lld (the input's T), got %g for "
+                            "sequence %lld", op, (long long)T, v, (long long)b + 1);
+    }
+    return USG_OK;
+}
+
+/* out * mask, mask (T, B, 1) = [t < lengths[b]]: zeros past each length,
+ * and no gradient there. */
+static usg_status mask_lengths(usg_tensor **masked, usg_tensor *out, const usg_tensor *len)
+{
+    int64_t T = out->shape[0], B = out->shape[1];
+    usg_tensor *mask;
+    usg_status s = usg_tensor_zeros(&mask, out->dtype, 3, (int64_t[]){T, B, 1});
+    if (s != USG_OK) return s;
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t b = 0; b < B; b++)
+            if (t < (int64_t)usg_tensor_get_flat(len, b))
+                usg_tensor_set(mask, (int64_t[]){t, b, 0}, 1);
+    s = usg_ad_binary(masked, USG_MUL, out, mask);
+    usg_tensor_release(mask);
+    return s;
+}
+
 usg_status usg_ad_rec_stack(usg_tensor **out, usg_tensor **finals, usg_tensor *x,
                             usg_tensor *const *s0, int n_states, const char *const *state_names,
-                            const char *op, int layers, int64_t H, usg_rec_layer_fn fn, void *ctx,
-                            double dropout, usg_rng *rng)
+                            const char *op, int layers, int64_t H, usg_tensor *lengths,
+                            usg_rec_layer_fn fn, void *ctx, double dropout, usg_rng *rng)
 {
     *out = NULL;
     for (int k = 0; k < n_states; k++) finals[k] = NULL;
@@ -439,9 +474,15 @@ usg_status usg_ad_rec_stack(usg_tensor **out, usg_tensor **finals, usg_tensor *x
     usg_status s = USG_OK;
     for (int k = 0; k < n_states && s == USG_OK; k++)
         s = check_rec_state(op, state_names[k], s0 ? s0[k] : NULL, x, layers, H);
+    if (s == USG_OK && lengths) s = usg_rec_check_lengths(op, lengths, x);
+    usg_tensor *len = NULL;                       /* lengths, contiguous, for the kernels */
+    if (s == USG_OK && lengths) s = usg_contiguous(&len, lengths);
     if (s != USG_OK) return s;
     usg_tensor **fin = usg_alloc((size_t)(n_states * layers) * sizeof *fin);   /* [k * L + l] */
-    if (!fin) return USG_NOMEM;
+    if (!fin) {
+        usg_tensor_release(len);
+        return USG_NOMEM;
+    }
     memset(fin, 0, (size_t)(n_states * layers) * sizeof *fin);
     usg_tensor *cur = x;
     usg_tensor_retain(cur);
@@ -449,7 +490,7 @@ usg_status usg_ad_rec_stack(usg_tensor **out, usg_tensor **finals, usg_tensor *x
         usg_tensor *init[REC_MAX_STATES] = {NULL}, *lf[REC_MAX_STATES] = {NULL}, *y = NULL;
         for (int k = 0; k < n_states && s == USG_OK; k++)      /* s0[k][l] (B, H) */
             if (s0 && s0[k]) s = usg_ad_select(&init[k], s0[k], 0, l);
-        if (s == USG_OK) s = fn(ctx, l, cur, init, &y, lf);
+        if (s == USG_OK) s = fn(ctx, l, cur, init, len, &y, lf);
         for (int k = 0; k < n_states; k++) {
             usg_tensor_release(init[k]);
             fin[k * layers + l] = lf[k];
@@ -467,6 +508,13 @@ usg_status usg_ad_rec_stack(usg_tensor **out, usg_tensor **finals, usg_tensor *x
         s = usg_ad_stack(&finals[k], layers, fin + k * layers, 0);
     for (int k = 0; k < n_states * layers; k++) usg_tensor_release(fin[k]);
     usg_free(fin);
+    if (s == USG_OK && len) {                     /* the output is zero past each length */
+        usg_tensor *masked = NULL;
+        s = mask_lengths(&masked, cur, len);
+        usg_tensor_release(cur);
+        cur = masked;
+    }
+    usg_tensor_release(len);
     if (s != USG_OK) {
         usg_tensor_release(cur);
         for (int k = 0; k < n_states; k++) {

@@ -161,3 +161,30 @@ int usg_lua_check_layers(lua_State *L, int idx, int per, int required,
     lua_pop(L, 1);                                                   /* [] */
     return layers;
 }
+
+void usg_lua_rec_opts(lua_State *L, int idx, const char *op, const char *const *extra,
+                      double *p, usg_tensor **lengths)
+{
+    *p = 0;
+    *lengths = NULL;
+    if (lua_isnoneornil(L, idx)) return;
+    idx = lua_absindex(L, idx);
+    luaL_checktype(L, idx, LUA_TTABLE);
+    const char *known[16] = {"dropout", "lengths"};
+    int n = 2;
+    for (int k = 0; extra && extra[k] && n < 15; k++) known[n++] = extra[k];
+    known[n] = NULL;
+    usg_lua_check_opts(L, idx, op, known);
+    if (lua_getfield(L, idx, "dropout") != LUA_TNIL) {
+        if (!lua_isnumber(L, -1))
+            luaL_error(L, "%s: dropout must be a number in [0, 1), got %s", op, luaL_typename(L, -1));
+        *p = lua_tonumber(L, -1);
+    }
+    if (lua_getfield(L, idx, "lengths") != LUA_TNIL) {
+        *lengths = usg_lua_totensor(L, -1);
+        if (!*lengths)
+            luaL_error(L, "%s: lengths must be an i32 tensor (one length per sequence), got %s", op,
+                       luaL_typename(L, -1));
+    }
+    lua_pop(L, 2);
+}

@@ -64,12 +64,19 @@ CELL_FORWARD(cell_forward_f64, double, tanh, sigmoid_f64)
  * dL/dh^{t-1}; the rest is dhh W_hh (a gemm, by the caller). */
 #define CELL_BACKWARD(NAME, FT)                                                    \
     static void NAME(FT *da, FT *dhh, FT *carry, const FT *dh, const FT *g,        \
-                     const FT *hn, const FT *hp, int64_t B, int64_t H)             \
+                     const FT *hn, const FT *hp, const int32_t *len, int64_t t,    \
+                     int64_t B, int64_t H)                                         \
     {                                                                              \
         for (int64_t b = 0; b < B; b++) {                                          \
             const FT *gb = g + b * 3 * H, *hnb = hn + b * H, *dhb = dh + b * H;    \
             const FT *hpb = hp ? hp + b * H : NULL;                                \
             FT *d = da + b * 3 * H, *e = dhh + b * 3 * H, *cb = carry + b * H;     \
+            if (usg_rec_ended(len, b, t)) {   /* the identity: dh passes whole */   \
+                memset(d, 0, 3 * (size_t)H * sizeof *d);                           \
+                memset(e, 0, 3 * (size_t)H * sizeof *e);                           \
+                memcpy(cb, dhb, (size_t)H * sizeof *cb);                           \
+                continue;                                                          \
+            }                                                                      \
             for (int64_t j = 0; j < H; j++) {                                      \
                 FT r = gb[j], z = gb[H + j], n = gb[2 * H + j];                    \
                 FT prev = hpb ? hpb[j] : 0;                                        \
@@ -104,7 +111,8 @@ static void add_into(void *y, const void *x, int64_t n, usg_dtype dt)
 usg_status usg_gru_layer_forward(usg_tensor *h, usg_tensor *gates, usg_tensor *hn,
                                  const usg_tensor *x, const usg_tensor *h0,
                                  const usg_tensor *w_ih, const usg_tensor *w_hh,
-                                 const usg_tensor *b_ih, const usg_tensor *b_hh)
+                                 const usg_tensor *b_ih, const usg_tensor *b_hh,
+                                 const int32_t *len)
 {
     int64_t T = x->shape[0], B = x->shape[1], I = x->shape[2], H = w_hh->shape[1];
     int64_t G = 3 * H, BH = B * H;
@@ -131,6 +139,8 @@ usg_status usg_gru_layer_forward(usg_tensor *h, usg_tensor *gates, usg_tensor *h
             cell_forward_f32(at(gates, t * B * G), at(hn, t * BH), at(h, t * BH), at(hh, 0), hp, B, H);
         else
             cell_forward_f64(at(gates, t * B * G), at(hn, t * BH), at(h, t * BH), at(hh, 0), hp, B, H);
+        if (t > 0)                            /* ended sequences keep h (recurrent.h) */
+            usg_rec_freeze(at(h, t * BH), hp, len, t, B, H, usg_dtype_size(x->dtype));
     }
     usg_tensor_release(hh);
     return s;
@@ -149,7 +159,8 @@ usg_status usg_gru_layer_backward(const usg_gru_grads *d, const usg_tensor *g_ou
                                   const usg_tensor *g_hn, const usg_tensor *x,
                                   const usg_tensor *h0, const usg_tensor *w_ih,
                                   const usg_tensor *w_hh, const usg_tensor *h,
-                                  const usg_tensor *gates, const usg_tensor *hn)
+                                  const usg_tensor *gates, const usg_tensor *hn,
+                                  const int32_t *len)
 {
     int64_t T = x->shape[0], B = x->shape[1], I = x->shape[2], H = w_hh->shape[1];
     int64_t G = 3 * H, BH = B * H;
@@ -170,10 +181,10 @@ usg_status usg_gru_layer_backward(const usg_gru_grads *d, const usg_tensor *g_ou
         void *hp = t > 0 ? at(h, (t - 1) * BH) : at(h0, 0);
         if (dt == USG_F32)
             cell_backward_f32(at(DA, t * B * G), at(DH, t * B * G), at(carry, 0), at(dH, t * BH),
-                              at(gates, t * B * G), at(hn, t * BH), hp, B, H);
+                              at(gates, t * B * G), at(hn, t * BH), hp, len, t, B, H);
         else
             cell_backward_f64(at(DA, t * B * G), at(DH, t * B * G), at(carry, 0), at(dH, t * BH),
-                              at(gates, t * B * G), at(hn, t * BH), hp, B, H);
+                              at(gates, t * B * G), at(hn, t * BH), hp, len, t, B, H);
         usg_tensor dh = t > 0 ? usg_rec_mat(dH, (t - 1) * BH, B, H)     /* dL/dh^{t-1} */
                               : (d->dh0 ? usg_rec_mat(d->dh0, 0, B, H) : usg_rec_mat(carry, 0, B, H));
         if (t == 0 && !d->dh0) break;

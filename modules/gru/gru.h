@@ -28,11 +28,13 @@
 
 /* h (T, B, H) <- the outputs; gates (T, B, 3H) <- (r, z, n) after their
  * nonlinearities and hn (T, B, H) <- W_hn h^{t-1} + b_hn, which the backward
- * reads. h0 (B, H), b_ih, b_hh (3H) may be NULL. */
+ * reads. h0 (B, H), b_ih, b_hh (3H) may be NULL. len (B) or NULL: the
+ * sequences' lengths in 1..T; an ended sequence keeps its h (recurrent.h). */
 usg_status usg_gru_layer_forward(usg_tensor *h, usg_tensor *gates, usg_tensor *hn,
                                  const usg_tensor *x, const usg_tensor *h0,
                                  const usg_tensor *w_ih, const usg_tensor *w_hh,
-                                 const usg_tensor *b_ih, const usg_tensor *b_hh);
+                                 const usg_tensor *b_ih, const usg_tensor *b_hh,
+                                 const int32_t *len);
 
 /* BPTT of one layer. ADDS into the gradient buffers given (each may be
  * NULL): dx (T, B, I), dh0 (B, H), dw_ih, dw_hh (3H, ...), db_ih, db_hh
@@ -46,7 +48,8 @@ usg_status usg_gru_layer_backward(const usg_gru_grads *d, const usg_tensor *g_ou
                                   const usg_tensor *g_hn, const usg_tensor *x,
                                   const usg_tensor *h0, const usg_tensor *w_ih,
                                   const usg_tensor *w_hh, const usg_tensor *h,
-                                  const usg_tensor *gates, const usg_tensor *hn);
+                                  const usg_tensor *gates, const usg_tensor *hn,
+                                  const int32_t *len);
 
 /* Layer `layer` (0-based, as weight_ih_l0) reading x (T, B, I): messages
  * name "gru", the argument, what was expected and what came. */
@@ -56,16 +59,20 @@ usg_status usg_gru_check_layer(const usg_tensor *x, const usg_tensor *h0,
 
 /* ==== Autograd ops (gru_ad.c) ============================================ */
 
-/* One layer as ONE recorded op: outputs out (T, B, H) and h_n (B, H). */
+/* One layer as ONE recorded op: outputs out (T, B, H) and h_n (B, H).
+ * lengths: NULL or i32 (B) in 1..T (out repeats an ended sequence's last
+ * state; usg_ad_gru zeroes it). */
 usg_status usg_ad_gru_layer(usg_tensor **out, usg_tensor **h_n, usg_tensor *x, usg_tensor *h0,
                             usg_tensor *w_ih, usg_tensor *w_hh, usg_tensor *b_ih,
-                            usg_tensor *b_hh, int layer);
+                            usg_tensor *b_hh, int layer, usg_tensor *lengths);
 
 /* The stacked GRU: `layers` layers of 4 weights (w_ih, w_hh, b_ih, b_hh;
  * biases may be NULL), h0 (L, B, H) or NULL; out are the last layer's
  * outputs, h_n (L, B, H) every layer's final state. Dropout p in [0, 1)
- * on the output of every layer but the last. */
+ * on the output of every layer but the last. lengths: NULL or i32 (B) in
+ * 1..T: out is zero past each length, h_n each sequence's own last state. */
 usg_status usg_ad_gru(usg_tensor **out, usg_tensor **h_n, usg_tensor *x, usg_tensor *h0,
-                      int layers, usg_tensor *const *weights, double dropout, usg_rng *rng);
+                      int layers, usg_tensor *const *weights, double dropout, usg_rng *rng,
+                      usg_tensor *lengths);
 
 #endif

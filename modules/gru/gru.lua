@@ -39,7 +39,7 @@ end
 local GRU = nn.Module:extend 'GRU'
 
 local KNOWN = { num_layers = true, bias = true, dropout = true, carry = true, dtype = true,
-                batch_first = true, bidirectional = true }
+                batch_first = true, bidirectional = true, merge = true }
 
 -- nn.GRU(input_size, hidden_size [, opts]), opts (PyTorch's names):
 --   num_layers 1, bias true, dropout 0 (between layers, when training),
@@ -57,9 +57,9 @@ function GRU:__init(input_size, hidden_size, opts)
   R.check_size('GRU', 'num_layers', self.num_layers)
   self.dropout = R.check_dropout('GRU', opts.dropout)
   self.bias, self.carry = opts.bias ~= false, opts.carry and true or false
-  for l = 0, self.num_layers - 1 do
-    register_layer(self, '_l' .. l, l == 0 and input_size or hidden_size, hidden_size, opts)
-  end
+  R.register_layers(self, input_size, hidden_size, opts, function(m, suffix, n, H)
+    register_layer(m, suffix, n, H, opts)
+  end)
 end
 
 function GRU:layer_weights()
@@ -68,10 +68,21 @@ function GRU:layer_weights()
   return ws
 end
 
--- forward(x [, h0]) -> out (T, B, H), h_n (num_layers, B, H)
-function GRU:forward(x, h0)
+-- forward(x [, h0 [, lengths]]) -> out (T, B, H), h_n (num_layers, B, H).
+-- lengths (B) (an i32 tensor or a list): out is zero past each sequence's
+-- length and h_n holds each one's state at its own last step.
+function GRU:forward(x, h0, lengths)
+  if self.bidirectional then
+    local out, fin = R.bidirectional(self, 'GRU', x, { h0 }, { 'h0' }, R.lengths(lengths),
+      function(l, suffix, xl, init, len)
+        local y, hn = R.call(M.gru, xl, init[1], { layer_weights(self, '_l' .. l .. suffix) }, { lengths = len })
+        return y, { hn }
+      end)
+    return out, fin[1]
+  end
   if h0 == nil then h0 = (R.carried(self, 'GRU', x, STATE) or {})[1] end
-  local out, h_n = R.call(M.gru, x, h0, self:layer_weights(), { dropout = self.training and self.dropout or 0 })
+  local out, h_n = R.call(M.gru, x, h0, self:layer_weights(),
+    { dropout = self.training and self.dropout or 0, lengths = R.lengths(lengths) })
   R.keep(self, STATE, h_n)
   return out, h_n
 end
@@ -84,6 +95,7 @@ function GRU:extra_repr()
   if not self.bias then s = s .. ', bias=false' end
   if self.dropout ~= 0 then s = s .. ', dropout=' .. self.dropout end
   if self.carry then s = s .. ', carry=true' end
+  if self.bidirectional then s = s .. ', bidirectional=true' .. (self.merge == 'sum' and ", merge='sum'" or '') end
   return s
 end
 

@@ -13,11 +13,12 @@
 
 /* inputs of the node */
 enum { IN_X, IN_H0, IN_W_IH, IN_W_HH, IN_B_IH, IN_B_HH, N_IN };
-/* saved tensors, h0 last when there is one */
+/* saved tensors, then h0 and the lengths when there are */
 enum { SAVED_X, SAVED_W_IH, SAVED_W_HH, SAVED_H, SAVED_GATES, SAVED_HN, SAVED_H0 };
 
 typedef struct gru_ctx {
     bool has_h0;
+    int len_at;              /* where the lengths were saved, or -1 */
 } gru_ctx;
 
 /* (out, h_n) = GRU(x, h0; W_ih, W_hh, b_ih, b_hh): gradients of the
@@ -32,10 +33,12 @@ static usg_status gru_backward(usg_node *n, usg_tensor *const *grad_out, usg_ten
     for (int i = 0; i < N_IN && s == USG_OK; i++) s = usg_node_zero_grad(&g[i], n, i);
     if (s == USG_OK) {
         usg_gru_grads d = {g[IN_X], g[IN_H0], g[IN_W_IH], g[IN_W_HH], g[IN_B_IH], g[IN_B_HH]};
-        s = usg_gru_layer_backward(&d, g_out, g_hn, x, c->has_h0 ? usg_node_saved(n, SAVED_H0) : NULL,
-                                   usg_node_saved(n, SAVED_W_IH), usg_node_saved(n, SAVED_W_HH),
-                                   usg_node_saved(n, SAVED_H), usg_node_saved(n, SAVED_GATES),
-                                   usg_node_saved(n, SAVED_HN));
+        usg_tensor *h0 = c->has_h0 ? usg_node_saved(n, SAVED_H0) : NULL;
+        usg_tensor *len = c->len_at < 0 ? NULL : usg_node_saved(n, c->len_at);
+        s = usg_gru_layer_backward(&d, g_out, g_hn, x, h0, usg_node_saved(n, SAVED_W_IH),
+                                   usg_node_saved(n, SAVED_W_HH), usg_node_saved(n, SAVED_H),
+                                   usg_node_saved(n, SAVED_GATES), usg_node_saved(n, SAVED_HN),
+                                   len ? usg_tensor_data(len) : NULL);
     }
     usg_tensor_release(g_out);
     usg_tensor_release(g_hn);
@@ -51,28 +54,33 @@ static const usg_op gru_op = {"gru", gru_backward, NULL};
 /* Record the node: inputs are the caller's tensors (the graph's edges),
  * saved are their contiguous forms and the forward's buffers. */
 static usg_status record(usg_tensor *h, usg_tensor *hn_out, usg_tensor *gates, usg_tensor *hn,
-                         usg_tensor *const *in, usg_tensor *const *cont)
+                         usg_tensor *const *in, usg_tensor *const *cont, usg_tensor *len)
 {
     if (!usg_grad_needed(N_IN, in)) return USG_OK;
     gru_ctx *ctx = usg_alloc(sizeof *ctx);
     if (!ctx) return USG_NOMEM;
     ctx->has_h0 = in[IN_H0] != NULL;
+    ctx->len_at = len ? SAVED_H0 + ctx->has_h0 : -1;
     usg_node *n;
     usg_status s = usg_node_begin(&n, &gru_op, N_IN, in, ctx);
     if (s != USG_OK || !n) return s;
     usg_tensor *saved[] = {cont[IN_X], cont[IN_W_IH], cont[IN_W_HH], h, gates, hn, cont[IN_H0]};
     for (int k = 0; k < SAVED_H0 + (ctx->has_h0 ? 1 : 0) && s == USG_OK; k++)
         s = usg_node_save(n, saved[k]);
+    if (s == USG_OK && len) s = usg_node_save(n, len);
     return usg_node_finish(n, 2, (usg_tensor *[]){h, hn_out}, s);
 }
 
 usg_status usg_ad_gru_layer(usg_tensor **out, usg_tensor **h_n, usg_tensor *x, usg_tensor *h0,
                             usg_tensor *w_ih, usg_tensor *w_hh, usg_tensor *b_ih,
-                            usg_tensor *b_hh, int layer)
+                            usg_tensor *b_hh, int layer, usg_tensor *lengths)
 {
     *out = *h_n = NULL;
     usg_status s = usg_gru_check_layer(x, h0, w_ih, w_hh, b_ih, b_hh, layer);
+    if (s == USG_OK) s = usg_rec_check_lengths("gru", lengths, x);
     if (s != USG_OK) return s;
+    usg_tensor *len = NULL;
+    if (lengths && (s = usg_contiguous(&len, lengths)) != USG_OK) return s;
     usg_tensor *in[N_IN] = {x, h0, w_ih, w_hh, b_ih, b_hh}, *cont[N_IN] = {NULL};
     for (int i = 0; i < N_IN && s == USG_OK; i++)
         if (in[i]) s = usg_contiguous(&cont[i], in[i]);
@@ -84,14 +92,16 @@ usg_status usg_ad_gru_layer(usg_tensor **out, usg_tensor **h_n, usg_tensor *x, u
     if (s == USG_OK) s = usg_tensor_empty(&last, x->dtype, 2, (int64_t[]){B, H});
     if (s == USG_OK)
         s = usg_gru_layer_forward(h, gates, hn, cont[IN_X], cont[IN_H0], cont[IN_W_IH],
-                                  cont[IN_W_HH], cont[IN_B_IH], cont[IN_B_HH]);
+                                  cont[IN_W_HH], cont[IN_B_IH], cont[IN_B_HH],
+                                  len ? usg_tensor_data(len) : NULL);
     if (s == USG_OK) {
         /* h_n = h^T, a copy: a separate output, as PyTorch's */
         size_t bytes = (size_t)(B * H) * usg_dtype_size(x->dtype);
         memcpy(usg_tensor_data(last), (char *)usg_tensor_data(h) + (size_t)(T - 1) * bytes, bytes);
-        s = record(h, last, gates, hn, in, cont);
+        s = record(h, last, gates, hn, in, cont, len);
     }
     for (int i = 0; i < N_IN; i++) usg_tensor_release(cont[i]);
+    usg_tensor_release(len);
     usg_tensor_release(gates);              /* the node keeps its own references */
     usg_tensor_release(hn);
     if (s != USG_OK) {
@@ -133,18 +143,20 @@ static usg_status check_weights(const usg_tensor *x, int layers, usg_tensor *con
 }
 
 static usg_status stack_layer(void *ctx, int l, usg_tensor *x, usg_tensor *const *s0,
-                              usg_tensor **y, usg_tensor **finals)
+                              usg_tensor *lengths, usg_tensor **y, usg_tensor **finals)
 {
     usg_tensor *const *w = (usg_tensor *const *)ctx + 4 * l;
-    return usg_ad_gru_layer(y, &finals[0], x, s0[0], w[0], w[1], w[2], w[3], l);
+    return usg_ad_gru_layer(y, &finals[0], x, s0[0], w[0], w[1], w[2], w[3], l, lengths);
 }
 
 usg_status usg_ad_gru(usg_tensor **out, usg_tensor **h_n, usg_tensor *x, usg_tensor *h0,
-                      int layers, usg_tensor *const *weights, double dropout, usg_rng *rng)
+                      int layers, usg_tensor *const *weights, double dropout, usg_rng *rng,
+                      usg_tensor *lengths)
 {
     *out = *h_n = NULL;
     usg_status s = check_weights(x, layers, weights);
     if (s != USG_OK) return s;
     return usg_ad_rec_stack(out, h_n, x, &h0, 1, (const char *[]){"h0"}, "gru", layers,
-                            weights[1]->shape[1], stack_layer, (void *)weights, dropout, rng);
+                            weights[1]->shape[1], lengths, stack_layer, (void *)weights, dropout,
+                            rng);
 }

@@ -12,9 +12,10 @@
 
 #define MAX_LAYERS 64
 
-/* gru.gru(x, h0, weights [, {dropout = 0}]) -> out, h_n
+/* gru.gru(x, h0, weights [, {dropout = 0, lengths}]) -> out, h_n
  * x (T, B, I), h0 (L, B, H) or nil; out (T, B, H), h_n (L, B, H). Dropout
- * between layers draws from the run's generator. */
+ * between layers draws from the run's generator. lengths (i32 (B), 1..T):
+ * out is zero past each length, h_n each sequence's own last state. */
 static int l_gru(lua_State *L)
 {
     usg_tensor *x = usg_lua_checktensor(L, 1);
@@ -22,18 +23,11 @@ static int l_gru(lua_State *L)
     static const char *const names[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
     usg_tensor *w[4 * MAX_LAYERS];
     int layers = usg_lua_check_layers(L, 3, 4, 2, names, w, MAX_LAYERS);
-    double p = 0;
-    if (!lua_isnoneornil(L, 4)) {
-        luaL_checktype(L, 4, LUA_TTABLE);
-        usg_lua_check_opts(L, 4, "gru", (const char *[]){"dropout", NULL});
-        if (lua_getfield(L, 4, "dropout") != LUA_TNIL) {
-            if (!lua_isnumber(L, -1)) return luaL_argerror(L, 4, "dropout must be a number in [0, 1)");
-            p = lua_tonumber(L, -1);
-        }
-        lua_pop(L, 1);
-    }
+    double p;
+    usg_tensor *lengths;
+    usg_lua_rec_opts(L, 4, "gru", NULL, &p, &lengths);
     usg_tensor *out, *h_n;
-    USG_LUA_TRY(L, usg_ad_gru(&out, &h_n, x, h0, layers, w, p, usg_lua_rng(L)));
+    USG_LUA_TRY(L, usg_ad_gru(&out, &h_n, x, h0, layers, w, p, usg_lua_rng(L), lengths));
     usg_lua_pushtensor(L, out);                 /* ownership passes to Lua */
     usg_lua_pushtensor(L, h_n);
     return 2;

@@ -68,12 +68,17 @@ CELL_FORWARD(cell_forward_f64, double, tanh, sigmoid_f64)
 #define CELL_BACKWARD(NAME, FT, TANH)                                              \
     static void NAME(FT *da, FT *dc, const FT *dh, const FT *gates, const FT *c,   \
                      const FT *cp, const FT *pi, const FT *pf, const FT *po,       \
-                     double *acc, int64_t B, int64_t H)                            \
+                     double *acc, const int32_t *len, int64_t t, int64_t B,        \
+                     int64_t H)                                                    \
     {                                                                              \
         for (int64_t b = 0; b < B; b++) {                                          \
             const FT *gb = gates + b * 4 * H, *cb = c + b * H, *hb = dh + b * H;   \
             const FT *cpb = cp ? cp + b * H : NULL;                                \
             FT *d = da + b * 4 * H, *dcb = dc + b * H;                             \
+            if (usg_rec_ended(len, b, t)) {   /* the identity: dc passes, δa = 0 */ \
+                memset(d, 0, 4 * (size_t)H * sizeof *d);                           \
+                continue;                                                          \
+            }                                                                      \
             for (int64_t j = 0; j < H; j++) {                                      \
                 FT i = gb[j], f = gb[H + j], g = gb[2 * H + j], o = gb[3 * H + j]; \
                 FT cn = cb[j], cprev = cpb ? cpb[j] : 0, tc = TANH(cn);            \
@@ -106,7 +111,8 @@ static void *at(const usg_tensor *t, int64_t k)
 
 usg_status usg_lstm_layer_forward(usg_tensor *h, usg_tensor *c, usg_tensor *gates,
                                   const usg_tensor *x, const usg_tensor *h0,
-                                  const usg_tensor *c0, const usg_lstm_weights *w)
+                                  const usg_tensor *c0, const usg_lstm_weights *w,
+                                  const int32_t *len)
 {
     int64_t T = x->shape[0], B = x->shape[1], I = x->shape[2], H = w->w_hh->shape[1];
     int64_t G = 4 * H, BH = B * H;
@@ -130,6 +136,11 @@ usg_status usg_lstm_layer_forward(usg_tensor *h, usg_tensor *c, usg_tensor *gate
         else
             cell_forward_f64(at(&a, 0), at(c, t * BH), at(h, t * BH), cp, at(w->p_i, 0),
                              at(w->p_f, 0), at(w->p_o, 0), B, H);
+        if (t > 0) {                          /* ended sequences keep (h, c) (recurrent.h) */
+            size_t es = usg_dtype_size(x->dtype);
+            usg_rec_freeze(at(h, t * BH), at(h, (t - 1) * BH), len, t, B, H, es);
+            usg_rec_freeze(at(c, t * BH), at(c, (t - 1) * BH), len, t, B, H, es);
+        }
     }
     return USG_OK;
 }
@@ -149,7 +160,7 @@ usg_status usg_lstm_layer_backward(const usg_lstm_grads *d, const usg_tensor *g_
                                    const usg_tensor *x, const usg_tensor *h0,
                                    const usg_tensor *c0, const usg_lstm_weights *w,
                                    const usg_tensor *h, const usg_tensor *c,
-                                   const usg_tensor *gates)
+                                   const usg_tensor *gates, const int32_t *len)
 {
     int64_t T = x->shape[0], B = x->shape[1], I = x->shape[2], H = w->w_hh->shape[1];
     int64_t G = 4 * H, BH = B * H;
@@ -174,14 +185,16 @@ usg_status usg_lstm_layer_backward(const usg_lstm_grads *d, const usg_tensor *g_
     double *pacc = peep && (d->dp_i || d->dp_f || d->dp_o) ? at(acc, 0) : NULL;
     for (int64_t t = T - 1; t >= 0 && s == USG_OK; t--) {
         void *cp = t > 0 ? at(c, (t - 1) * BH) : at(c0, 0);
+        /* an ended sequence's step is the identity: its dh passes to h^{t-1} */
+        if (t > 0) usg_rec_pass_ended(at(dH, (t - 1) * BH), at(dH, t * BH), len, t, B, H, dt);
         if (dt == USG_F32)
             cell_backward_f32(at(DA, t * B * G), at(dC, 0), at(dH, t * BH), at(gates, t * B * G),
                               at(c, t * BH), cp, at(w->p_i, 0), at(w->p_f, 0), at(w->p_o, 0),
-                              pacc, B, H);
+                              pacc, len, t, B, H);
         else
             cell_backward_f64(at(DA, t * B * G), at(dC, 0), at(dH, t * BH), at(gates, t * B * G),
                               at(c, t * BH), cp, at(w->p_i, 0), at(w->p_f, 0), at(w->p_o, 0),
-                              pacc, B, H);
+                              pacc, len, t, B, H);
         if (t == 0) break;
         usg_tensor prev = usg_rec_mat(dH, (t - 1) * BH, B, H), da = usg_rec_mat(DA, t * B * G, B, G);
         s = usg_gemm(&prev, &da, false, w->w_hh, false, 1, 1);

@@ -38,10 +38,12 @@ typedef struct usg_lstm_weights {
 
 /* h (T, B, H) <- the outputs, c (T, B, H) <- the cells, gates (T, B, 4H)
  * <- (i, f, g, o) after their nonlinearities, which the backward reads.
- * h0, c0 (B, H) may be NULL. */
+ * h0, c0 (B, H) may be NULL. len (B) or NULL: the sequences' lengths in
+ * 1..T; an ended sequence keeps its (h, c) (usagi/recurrent.h). */
 usg_status usg_lstm_layer_forward(usg_tensor *h, usg_tensor *c, usg_tensor *gates,
                                   const usg_tensor *x, const usg_tensor *h0,
-                                  const usg_tensor *c0, const usg_lstm_weights *w);
+                                  const usg_tensor *c0, const usg_lstm_weights *w,
+                                  const int32_t *len);
 
 /* BPTT of one layer. ADDS into the gradient buffers given (each may be
  * NULL): dx (T, B, I), dh0, dc0 (B, H), dw_ih, dw_hh, db (4H, the gradient
@@ -56,7 +58,7 @@ usg_status usg_lstm_layer_backward(const usg_lstm_grads *d, const usg_tensor *g_
                                    const usg_tensor *x, const usg_tensor *h0,
                                    const usg_tensor *c0, const usg_lstm_weights *w,
                                    const usg_tensor *h, const usg_tensor *c,
-                                   const usg_tensor *gates);
+                                   const usg_tensor *gates, const int32_t *len);
 
 /* Layer `layer` (0-based, as weight_ih_l0) reading x (T, B, I): messages
  * name "lstm", the argument, what was expected and what came. */
@@ -65,19 +67,22 @@ usg_status usg_lstm_check_layer(const usg_tensor *x, const usg_tensor *h0, const
 
 /* ==== Autograd ops (lstm_ad.c) =========================================== */
 
-/* One layer as ONE recorded op: outputs out (T, B, H), h_n and c_n (B, H). */
+/* One layer as ONE recorded op: outputs out (T, B, H), h_n and c_n (B, H).
+ * lengths: NULL or i32 (B) in 1..T (out repeats an ended sequence's last
+ * state; usg_ad_lstm zeroes it). */
 usg_status usg_ad_lstm_layer(usg_tensor **out, usg_tensor **h_n, usg_tensor **c_n,
                              usg_tensor *x, usg_tensor *h0, usg_tensor *c0,
-                             usg_tensor *const *w, int layer);
+                             usg_tensor *const *w, int layer, usg_tensor *lengths);
 
 /* The stacked LSTM: `layers` layers of 7 weights each, in the order
  * (w_ih, w_hh, b_ih, b_hh, p_i, p_f, p_o), NULL where absent; h0, c0
  * (L, B, H) or NULL. out are the last layer's outputs, h_n and c_n
  * (L, B, H) every layer's final states. Dropout p in [0, 1) on the output
- * of every layer but the last. */
+ * of every layer but the last. lengths: NULL or i32 (B) in 1..T: out is
+ * zero past each length, h_n and c_n each sequence's own last states. */
 #define USG_LSTM_WEIGHTS 7
 usg_status usg_ad_lstm(usg_tensor **out, usg_tensor **h_n, usg_tensor **c_n, usg_tensor *x,
                        usg_tensor *h0, usg_tensor *c0, int layers, usg_tensor *const *weights,
-                       double dropout, usg_rng *rng);
+                       double dropout, usg_rng *rng, usg_tensor *lengths);
 
 #endif

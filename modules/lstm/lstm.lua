@@ -66,7 +66,7 @@ end
 local LSTM = nn.Module:extend 'LSTM'
 
 local KNOWN = { num_layers = true, bias = true, dropout = true, peephole = true, forget_bias = true,
-                carry = true, dtype = true, batch_first = true, bidirectional = true }
+                carry = true, dtype = true, batch_first = true, bidirectional = true, merge = true }
 
 -- nn.LSTM(input_size, hidden_size [, opts]), opts (PyTorch's names first):
 --   num_layers   1       layer l > 1 reads layer l-1's outputs
@@ -90,9 +90,9 @@ function LSTM:__init(input_size, hidden_size, opts)
   check_forget_bias('LSTM', opts)
   self.bias, self.peephole, self.forget_bias = opts.bias ~= false, opts.peephole and true or false, opts.forget_bias
   self.carry = opts.carry and true or false
-  for l = 0, self.num_layers - 1 do
-    register_layer(self, '_l' .. l, l == 0 and input_size or hidden_size, hidden_size, opts)
-  end
+  R.register_layers(self, input_size, hidden_size, opts, function(m, suffix, n, H)
+    register_layer(m, suffix, n, H, opts)
+  end)
 end
 
 -- The weights as lstm.lstm takes them.
@@ -102,16 +102,27 @@ function LSTM:layer_weights()
   return ws
 end
 
--- forward(x [, h0 [, c0]]) -> out (T, B, H), h_n, c_n (num_layers, B, H);
--- h0 may also be the pair {h0, c0}.
-function LSTM:forward(x, h0, c0)
-  if type(h0) == 'table' and not usagi.is_tensor(h0) then h0, c0 = h0[1], h0[2] end
+-- forward(x [, h0 [, c0 [, lengths]]]) -> out (T, B, H), h_n, c_n (num_layers, B, H);
+-- h0 may also be the pair {h0, c0}, then lengths comes third. lengths (B)
+-- (an i32 tensor or a list): out is zero past each sequence's length and
+-- h_n, c_n hold each one's states at its own last step.
+function LSTM:forward(x, h0, c0, lengths)
+  if type(h0) == 'table' and not usagi.is_tensor(h0) then h0, c0, lengths = h0[1], h0[2], c0 end
+  if self.bidirectional then
+    local out, fin = R.bidirectional(self, 'LSTM', x, { h0, c0 }, { 'h0', 'c0' }, R.lengths(lengths),
+      function(l, suffix, xl, init, len)
+        local y, hn, cn = R.call(M.lstm, xl, init[1], init[2], { layer_weights(self, '_l' .. l .. suffix) },
+          { lengths = len })
+        return y, { hn, cn }
+      end)
+    return out, fin[1], fin[2]
+  end
   if h0 == nil and c0 == nil then
     local c = R.carried(self, 'LSTM', x, STATE)
     if c then h0, c0 = c[1], c[2] end
   end
   local out, h_n, c_n = R.call(M.lstm, x, h0, c0, self:layer_weights(),
-    { dropout = self.training and self.dropout or 0 })
+    { dropout = self.training and self.dropout or 0, lengths = R.lengths(lengths) })
   R.keep(self, STATE, h_n, c_n)
   return out, h_n, c_n
 end
@@ -124,6 +135,7 @@ function LSTM:extra_repr()
   if self.num_layers ~= 1 then s = s .. ', num_layers=' .. self.num_layers end
   if self.dropout ~= 0 then s = s .. ', dropout=' .. self.dropout end
   if self.carry then s = s .. ', carry=true' end
+  if self.bidirectional then s = s .. ', bidirectional=true' .. (self.merge == 'sum' and ", merge='sum'" or '') end
   return describe(self, s)
 end
 

@@ -15,11 +15,13 @@
 
 /* inputs of the node */
 enum { IN_X, IN_H0, IN_C0, IN_W_IH, IN_W_HH, IN_B_IH, IN_B_HH, IN_P_I, IN_P_F, IN_P_O, N_IN };
-/* saved tensors: these first, then h0, c0 and the peepholes when present */
+/* saved tensors: these first, then h0, c0, the peepholes and the lengths
+ * when present */
 enum { SAVED_X, SAVED_W_IH, SAVED_W_HH, SAVED_H, SAVED_C, SAVED_GATES, N_SAVED_FIXED };
 
 typedef struct lstm_ctx {
     int saved_at[N_IN];          /* where input i was saved, or -1 */
+    int len_at;                  /* where the lengths were saved, or -1 */
 } lstm_ctx;
 
 static usg_tensor *saved_input(const usg_node *n, int i)
@@ -52,9 +54,12 @@ static usg_status lstm_backward(usg_node *n, usg_tensor *const *grad_out, usg_te
                               saved_input(n, IN_P_O)};
         usg_lstm_grads d = {g[IN_X], g[IN_H0], g[IN_C0], g[IN_W_IH], g[IN_W_HH], g[IN_B_IH],
                             g[IN_P_I], g[IN_P_F], g[IN_P_O]};
+        const lstm_ctx *c = usg_node_ctx(n);
+        usg_tensor *len = c->len_at < 0 ? NULL : usg_node_saved(n, c->len_at);
         s = usg_lstm_layer_backward(&d, g_out, g_hn, g_cn, x, saved_input(n, IN_H0),
                                     saved_input(n, IN_C0), &w, usg_node_saved(n, SAVED_H),
-                                    usg_node_saved(n, SAVED_C), usg_node_saved(n, SAVED_GATES));
+                                    usg_node_saved(n, SAVED_C), usg_node_saved(n, SAVED_GATES),
+                                    len ? usg_tensor_data(len) : NULL);
     }
     if (s == USG_OK && usg_node_needs_grad(n, IN_B_HH)) {
         if (usg_node_needs_grad(n, IN_B_IH)) s = usg_clone(&g[IN_B_HH], g[IN_B_IH]);
@@ -76,12 +81,13 @@ static const usg_op lstm_op = {"lstm", lstm_backward, NULL};
  * saved are their contiguous forms (what the kernels read) and the
  * forward's buffers. */
 static usg_status record(usg_tensor *const *outs, usg_tensor *c, usg_tensor *gates,
-                         usg_tensor *const *in, usg_tensor *const *cont)
+                         usg_tensor *const *in, usg_tensor *const *cont, usg_tensor *len)
 {
     if (!usg_grad_needed(N_IN, in)) return USG_OK;
     lstm_ctx *ctx = usg_alloc(sizeof *ctx);
     if (!ctx) return USG_NOMEM;
     for (int i = 0; i < N_IN; i++) ctx->saved_at[i] = -1;
+    ctx->len_at = -1;
     usg_node *n;
     usg_status s = usg_node_begin(&n, &lstm_op, N_IN, in, ctx);
     if (s != USG_OK || !n) return s;
@@ -95,19 +101,26 @@ static usg_status record(usg_tensor *const *outs, usg_tensor *c, usg_tensor *gat
         s = usg_node_save(n, cont[i]);
         ctx->saved_at[i] = next++;
     }
+    if (s == USG_OK && len) {
+        s = usg_node_save(n, len);
+        ctx->len_at = next++;
+    }
     return usg_node_finish(n, 3, outs, s);
 }
 
 usg_status usg_ad_lstm_layer(usg_tensor **out, usg_tensor **h_n, usg_tensor **c_n,
                              usg_tensor *x, usg_tensor *h0, usg_tensor *c0,
-                             usg_tensor *const *w, int layer)
+                             usg_tensor *const *w, int layer, usg_tensor *lengths)
 {
     *out = *h_n = *c_n = NULL;
     usg_lstm_weights lw = {w[0], w[1], w[2], w[3], w[4], w[5], w[6]};
     if (!w[0] || !w[1])
         return usg_fail(USG_ARG, "lstm: weight_%s_l%d is missing", w[0] ? "hh" : "ih", layer);
     usg_status s = usg_lstm_check_layer(x, h0, c0, &lw, layer);
+    if (s == USG_OK) s = usg_rec_check_lengths("lstm", lengths, x);
     if (s != USG_OK) return s;
+    usg_tensor *len = NULL;
+    if (lengths && (s = usg_contiguous(&len, lengths)) != USG_OK) return s;
     usg_tensor *in[N_IN] = {x, h0, c0, w[0], w[1], w[2], w[3], w[4], w[5], w[6]};
     usg_tensor *cont[N_IN] = {NULL};
     for (int i = 0; i < N_IN && s == USG_OK; i++)
@@ -122,16 +135,18 @@ usg_status usg_ad_lstm_layer(usg_tensor **out, usg_tensor **h_n, usg_tensor **c_
     if (s == USG_OK) {
         usg_lstm_weights cw = {cont[IN_W_IH], cont[IN_W_HH], cont[IN_B_IH], cont[IN_B_HH],
                                cont[IN_P_I], cont[IN_P_F], cont[IN_P_O]};
-        s = usg_lstm_layer_forward(h, c, gates, cont[IN_X], cont[IN_H0], cont[IN_C0], &cw);
+        s = usg_lstm_layer_forward(h, c, gates, cont[IN_X], cont[IN_H0], cont[IN_C0], &cw,
+                                   len ? usg_tensor_data(len) : NULL);
     }
     if (s == USG_OK) {
         /* h_n = h^T and c_n = c^T, copies: separate outputs, as PyTorch's */
         size_t bytes = (size_t)(B * H) * usg_dtype_size(x->dtype), last = (size_t)(T - 1) * bytes;
         memcpy(usg_tensor_data(hn), (char *)usg_tensor_data(h) + last, bytes);
         memcpy(usg_tensor_data(cn), (char *)usg_tensor_data(c) + last, bytes);
-        s = record((usg_tensor *[]){h, hn, cn}, c, gates, in, cont);
+        s = record((usg_tensor *[]){h, hn, cn}, c, gates, in, cont, len);
     }
     for (int i = 0; i < N_IN; i++) usg_tensor_release(cont[i]);
+    usg_tensor_release(len);
     usg_tensor_release(c);                  /* the node keeps its own references */
     usg_tensor_release(gates);
     if (s != USG_OK) {
@@ -179,15 +194,15 @@ static usg_status check_weights(const usg_tensor *x, int layers, usg_tensor *con
 
 /* layer l of the stack: states (h, c) */
 static usg_status stack_layer(void *ctx, int l, usg_tensor *x, usg_tensor *const *s0,
-                              usg_tensor **y, usg_tensor **finals)
+                              usg_tensor *lengths, usg_tensor **y, usg_tensor **finals)
 {
     usg_tensor *const *w = (usg_tensor *const *)ctx + USG_LSTM_WEIGHTS * l;
-    return usg_ad_lstm_layer(y, &finals[0], &finals[1], x, s0[0], s0[1], w, l);
+    return usg_ad_lstm_layer(y, &finals[0], &finals[1], x, s0[0], s0[1], w, l, lengths);
 }
 
 usg_status usg_ad_lstm(usg_tensor **out, usg_tensor **h_n, usg_tensor **c_n, usg_tensor *x,
                        usg_tensor *h0, usg_tensor *c0, int layers, usg_tensor *const *weights,
-                       double dropout, usg_rng *rng)
+                       double dropout, usg_rng *rng, usg_tensor *lengths)
 {
     *out = *h_n = *c_n = NULL;
     usg_status s = check_weights(x, layers, weights);
@@ -195,7 +210,7 @@ usg_status usg_ad_lstm(usg_tensor **out, usg_tensor **h_n, usg_tensor **c_n, usg
     usg_tensor *finals[2];
     s = usg_ad_rec_stack(out, finals, x, (usg_tensor *[]){h0, c0}, 2,
                          (const char *[]){"h0", "c0"}, "lstm", layers, weights[1]->shape[1],
-                         stack_layer, (void *)weights, dropout, rng);
+                         lengths, stack_layer, (void *)weights, dropout, rng);
     *h_n = finals[0];
     *c_n = finals[1];
     return s;

@@ -18,9 +18,11 @@ static usg_tensor *opt_tensor(lua_State *L, int idx)
     return lua_isnoneornil(L, idx) ? NULL : usg_lua_checktensor(L, idx);
 }
 
-/* lstm.lstm(x, h0, c0, weights [, {dropout = 0}]) -> out, h_n, c_n
+/* lstm.lstm(x, h0, c0, weights [, {dropout = 0, lengths}]) -> out, h_n, c_n
  * x (T, B, I); h0, c0 (L, B, H) or nil; out (T, B, H), h_n, c_n (L, B, H).
- * Dropout between layers draws from the run's generator. */
+ * Dropout between layers draws from the run's generator. lengths (i32
+ * (B), 1..T): out is zero past each length, h_n and c_n each sequence's
+ * states at its own last step. */
 static int l_lstm(lua_State *L)
 {
     usg_tensor *x = usg_lua_checktensor(L, 1), *h0 = opt_tensor(L, 2), *c0 = opt_tensor(L, 3);
@@ -28,18 +30,11 @@ static int l_lstm(lua_State *L)
     static const char *const names[USG_LSTM_WEIGHTS] = {
         "weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_ci", "weight_cf", "weight_co"};
     int layers = usg_lua_check_layers(L, 4, USG_LSTM_WEIGHTS, 2, names, w, MAX_LAYERS);
-    double p = 0;
-    if (!lua_isnoneornil(L, 5)) {
-        luaL_checktype(L, 5, LUA_TTABLE);
-        usg_lua_check_opts(L, 5, "lstm", (const char *[]){"dropout", NULL});
-        if (lua_getfield(L, 5, "dropout") != LUA_TNIL) {
-            if (!lua_isnumber(L, -1)) return luaL_argerror(L, 5, "dropout must be a number in [0, 1)");
-            p = lua_tonumber(L, -1);
-        }
-        lua_pop(L, 1);
-    }
+    double p;
+    usg_tensor *lengths;
+    usg_lua_rec_opts(L, 5, "lstm", NULL, &p, &lengths);
     usg_tensor *out, *h_n, *c_n;
-    USG_LUA_TRY(L, usg_ad_lstm(&out, &h_n, &c_n, x, h0, c0, layers, w, p, usg_lua_rng(L)));
+    USG_LUA_TRY(L, usg_ad_lstm(&out, &h_n, &c_n, x, h0, c0, layers, w, p, usg_lua_rng(L), lengths));
     usg_lua_pushtensor(L, out);                 /* ownership passes to Lua */
     usg_lua_pushtensor(L, h_n);
     usg_lua_pushtensor(L, c_n);

@@ -104,7 +104,8 @@ static void mul_dact(void *d, const void *z, int64_t n, usg_dtype dt, usg_rnn_ac
 
 usg_status usg_rnn_layer_forward(usg_tensor *z, const usg_tensor *x, const usg_tensor *h0,
                                  const usg_tensor *w_ih, const usg_tensor *w_hh,
-                                 const usg_tensor *b_ih, const usg_tensor *b_hh, usg_rnn_act f)
+                                 const usg_tensor *b_ih, const usg_tensor *b_hh, usg_rnn_act f,
+                                 const int32_t *len)
 {
     int64_t T = x->shape[0], B = x->shape[1], I = x->shape[2], H = w_hh->shape[0];
     usg_status s;
@@ -122,6 +123,10 @@ usg_status usg_rnn_layer_forward(usg_tensor *z, const usg_tensor *x, const usg_t
             if ((s = usg_gemm(&u, &zp, false, w_hh, true, 1, 1)) != USG_OK) return s;
         }
         activate(usg_tensor_data(&u), B * H, z->dtype, f);              /* z^t = f(u^t) */
+        if (t > 0)                            /* ended sequences keep z^{t-1} (recurrent.h) */
+            usg_rec_freeze(usg_tensor_data(&u), (const char *)usg_tensor_data(&u) -
+                           (size_t)(B * H) * usg_dtype_size(z->dtype), len, t, B, H,
+                           usg_dtype_size(z->dtype));
     }
     return USG_OK;
 }
@@ -164,13 +169,18 @@ static void seed_deltas(usg_tensor *D, const usg_tensor *g_out, const usg_tensor
 }
 
 /* The sweep t = T..1: δ^t = D[t] ⊙ f'(u^t), then D[t-1] += δ^t W (one gemm,
- * beta = 1 adds W^T δ^t to the gradient already there). */
+ * beta = 1 adds W^T δ^t to the gradient already there). For a sequence
+ * that has ended by step t the step is the identity: its D[t] row passes
+ * to D[t-1] whole and its δ^t is 0. */
 static usg_status sweep(usg_tensor *D, const usg_tensor *z, const usg_tensor *w_hh,
-                        int64_t T, int64_t B, int64_t H, usg_rnn_act f)
+                        int64_t T, int64_t B, int64_t H, usg_rnn_act f, const int32_t *len)
 {
     usg_status s;
     for (int64_t t = T - 1; t >= 0; t--) {
         usg_tensor d = usg_rec_mat(D, t * B * H, B, H);                        /* (B, H) */
+        if (t > 0)
+            usg_rec_pass_ended((char *)usg_tensor_data(&d) - (size_t)(B * H) * usg_dtype_size(D->dtype),
+                               usg_tensor_data(&d), len, t, B, H, D->dtype);
         mul_dact(usg_tensor_data(&d), (const char *)usg_tensor_data(z) +
                  (size_t)(t * B * H) * usg_dtype_size(z->dtype), B * H, z->dtype, f);
         if (t == 0) break;
@@ -185,7 +195,7 @@ usg_status usg_rnn_layer_backward(usg_tensor *dx, usg_tensor *dh0, usg_tensor *d
                                   const usg_tensor *g_out, const usg_tensor *g_hn,
                                   const usg_tensor *x, const usg_tensor *h0,
                                   const usg_tensor *w_ih, const usg_tensor *w_hh,
-                                  const usg_tensor *z, usg_rnn_act f)
+                                  const usg_tensor *z, usg_rnn_act f, const int32_t *len)
 {
     int64_t T = x->shape[0], B = x->shape[1], I = x->shape[2], H = w_hh->shape[0];
     usg_tensor *D = NULL, *acc = NULL;
@@ -193,7 +203,7 @@ usg_status usg_rnn_layer_backward(usg_tensor *dx, usg_tensor *dh0, usg_tensor *d
     if (s == USG_OK && db) s = usg_tensor_empty(&acc, USG_F64, 1, &H);          /* (H) */
     if (s != USG_OK) { usg_tensor_release(D); return s; }
     seed_deltas(D, g_out, g_hn, T, B * H);
-    s = sweep(D, z, w_hh, T, B, H, f);
+    s = sweep(D, z, w_hh, T, B, H, f, len);
     usg_tensor Dall = usg_rec_mat(D, 0, T * B, H);                                   /* (T*B, H) */
     /* dh0 += W^T δ^1 */
     if (s == USG_OK && dh0) {

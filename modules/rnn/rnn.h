@@ -31,11 +31,13 @@ bool usg_rnn_act_parse(const char *name, usg_rnn_act *f);
  * dtype, shapes already checked (usg_rnn_check does it); NULL where marked
  * optional. They allocate nothing inside the time loop. */
 
-/* z (T, B, H) <- the layer's hidden states. h0 (B, H), b_ih, b_hh (H) optional. */
+/* z (T, B, H) <- the layer's hidden states. h0 (B, H), b_ih, b_hh (H) optional.
+ * len (B) or NULL: the sequences' lengths, 1..T; an ended sequence keeps
+ * its state (usagi/recurrent.h), so z^T holds each one's own last state. */
 usg_status usg_rnn_layer_forward(usg_tensor *z, const usg_tensor *x, const usg_tensor *h0,
                                  const usg_tensor *w_ih, const usg_tensor *w_hh,
                                  const usg_tensor *b_ih, const usg_tensor *b_hh,
-                                 usg_rnn_act f);
+                                 usg_rnn_act f, const int32_t *len);
 
 /* BPTT of one layer. ADDS into the gradient buffers given (each may be NULL
  * when not wanted): dx (T, B, I), dh0 (B, H), dw_ih (H, I), dw_hh (H, H),
@@ -47,7 +49,7 @@ usg_status usg_rnn_layer_backward(usg_tensor *dx, usg_tensor *dh0, usg_tensor *d
                                   const usg_tensor *g_out, const usg_tensor *g_hn,
                                   const usg_tensor *x, const usg_tensor *h0,
                                   const usg_tensor *w_ih, const usg_tensor *w_hh,
-                                  const usg_tensor *z, usg_rnn_act f);
+                                  const usg_tensor *z, usg_rnn_act f, const int32_t *len);
 
 /* ==== Checks (rnn.c) =====================================================
  * Layer `layer` (0-based, as PyTorch's weight_ih_l0) of an RNN whose input
@@ -63,18 +65,22 @@ usg_status usg_rnn_check_layer(const usg_tensor *x, const usg_tensor *h0,
 
 /* One layer as ONE recorded op with inputs (x, h0, w_ih, w_hh, b_ih, b_hh)
  * and outputs out (T, B, H) and h_n (B, H) = z^T. h0, b_ih, b_hh may be
- * NULL; inputs may be any views. */
+ * NULL; inputs may be any views. lengths: NULL or i32 (B) in 1..T; an
+ * ended sequence keeps its state (its out rows past the length repeat the
+ * last state: usg_ad_rnn zeroes them). */
 usg_status usg_ad_rnn_layer(usg_tensor **out, usg_tensor **h_n, usg_tensor *x, usg_tensor *h0,
                             usg_tensor *w_ih, usg_tensor *w_hh, usg_tensor *b_ih,
-                            usg_tensor *b_hh, usg_rnn_act f, int layer);
+                            usg_tensor *b_hh, usg_rnn_act f, int layer, usg_tensor *lengths);
 
 /* The stacked RNN: `layers` layers, weights 4 per layer in PyTorch's order
  * (w_ih, w_hh, b_ih, b_hh; the biases may be NULL), h0 (L, B, H) or NULL.
  * out (T, B, H) are the last layer's states, h_n (L, B, H) the final state
  * of every layer. dropout p in [0, 1) is applied to the outputs of every
- * layer but the last (rng may be NULL when p = 0). */
+ * layer but the last (rng may be NULL when p = 0). lengths: NULL or i32
+ * (B) in 1..T: out is zero past each length and h_n holds each sequence's
+ * state at its own last step. */
 usg_status usg_ad_rnn(usg_tensor **out, usg_tensor **h_n, usg_tensor *x, usg_tensor *h0,
                       int layers, usg_tensor *const *weights, usg_rnn_act f, double dropout,
-                      usg_rng *rng);
+                      usg_rng *rng, usg_tensor *lengths);
 
 #endif

@@ -26,7 +26,7 @@ local R = require 'usagi.recurrent'
 local RNN = nn.Module:extend 'RNN'
 
 local KNOWN = { num_layers = true, nonlinearity = true, bias = true, dropout = true,
-                carry = true, dtype = true, batch_first = true, bidirectional = true }
+                carry = true, dtype = true, batch_first = true, bidirectional = true, merge = true }
 local ACTS = { tanh = true, relu = true, sigmoid = true }
 local STATE = { 'h' }
 
@@ -56,33 +56,48 @@ function RNN:__init(input_size, hidden_size, opts)
   self.bias = opts.bias ~= false
   self.dropout = R.check_dropout('RNN', opts.dropout)
   self.carry = opts.carry and true or false
-  local H, uniform = hidden_size, R.uniform(hidden_size, opts.dtype)
-  for l = 0, self.num_layers - 1 do
-    self:register_parameter('weight_ih_l' .. l, uniform { H, l == 0 and input_size or H })
-    self:register_parameter('weight_hh_l' .. l, uniform { H, H })
-    if self.bias then
-      self:register_parameter('bias_ih_l' .. l, uniform { H })
-      self:register_parameter('bias_hh_l' .. l, uniform { H })
+  local uniform = R.uniform(hidden_size, opts.dtype)
+  R.register_layers(self, input_size, hidden_size, opts, function(m, suffix, n, H)
+    m:register_parameter('weight_ih' .. suffix, uniform { H, n })
+    m:register_parameter('weight_hh' .. suffix, uniform { H, H })
+    if m.bias then
+      m:register_parameter('bias_ih' .. suffix, uniform { H })
+      m:register_parameter('bias_hh' .. suffix, uniform { H })
     end
-  end
+  end)
+end
+
+-- One direction of one layer's weights, as rnn.rnn takes them.
+function RNN:direction_weights(suffix)
+  return { self['weight_ih' .. suffix], self['weight_hh' .. suffix], self['bias_ih' .. suffix],
+           self['bias_hh' .. suffix] }
 end
 
 -- The weights as rnn.rnn takes them: { {w_ih, w_hh [, b_ih, b_hh]}, ... }
 function RNN:layer_weights()
   local ws = {}
-  for l = 0, self.num_layers - 1 do
-    ws[l + 1] = { self['weight_ih_l' .. l], self['weight_hh_l' .. l],
-                  self['bias_ih_l' .. l], self['bias_hh_l' .. l] }
-  end
+  for l = 0, self.num_layers - 1 do ws[l + 1] = self:direction_weights('_l' .. l) end
   return ws
 end
 
--- forward(x [, h0]) -> out (T, B, H), h_n (num_layers, B, H)
-function RNN:forward(x, h0)
+-- forward(x [, h0 [, lengths]]) -> out (T, B, H), h_n (num_layers, B, H).
+-- lengths (B) (an i32 tensor or a list): out is zero past each sequence's
+-- length and h_n holds each one's state at its own last step.
+function RNN:forward(x, h0, lengths)
+  if self.bidirectional then
+    local out, fin = R.bidirectional(self, 'RNN', x, { h0 }, { 'h0' }, R.lengths(lengths),
+      function(l, suffix, xl, init, len)
+        local y, hn = R.call(M.rnn, xl, init[1], { self:direction_weights('_l' .. l .. suffix) },
+          { nonlinearity = self.nonlinearity, lengths = len })
+        return y, { hn }
+      end)
+    return out, fin[1]
+  end
   if h0 == nil then h0 = (R.carried(self, 'RNN', x, STATE) or {})[1] end
   local out, h_n = R.call(M.rnn, x, h0, self:layer_weights(), {
     nonlinearity = self.nonlinearity,
     dropout = self.training and self.dropout or 0,
+    lengths = R.lengths(lengths),
   })
   R.keep(self, STATE, h_n)
   return out, h_n
@@ -98,6 +113,7 @@ function RNN:extra_repr()
   if not self.bias then s = s .. ', bias=false' end
   if self.dropout ~= 0 then s = s .. ', dropout=' .. self.dropout end
   if self.carry then s = s .. ', carry=true' end
+  if self.bidirectional then s = s .. ', bidirectional=true' .. (self.merge == 'sum' and ", merge='sum'" or '') end
   return s
 end
 

@@ -18,6 +18,7 @@
 typedef struct rnn_ctx {
     usg_rnn_act f;
     bool has_h0;
+    int len_at;              /* where the lengths were saved, or -1 */
 } rnn_ctx;
 
 /* saved tensors, in order of usg_node_save */
@@ -33,6 +34,7 @@ static usg_status rnn_backward(usg_node *n, usg_tensor *const *grad_out, usg_ten
     const rnn_ctx *c = usg_node_ctx(n);
     usg_tensor *x = usg_node_saved(n, SAVED_X), *z = usg_node_saved(n, SAVED_Z);
     usg_tensor *h0 = c->has_h0 ? usg_node_saved(n, SAVED_H0) : NULL;
+    usg_tensor *len = c->len_at < 0 ? NULL : usg_node_saved(n, c->len_at);
     usg_tensor *g_out = NULL, *g_hn = NULL, *g[N_IN] = {NULL};
     usg_status s = usg_grad_for_kernel(&g_out, grad_out[0], z->dtype);
     if (s == USG_OK) s = usg_grad_for_kernel(&g_hn, grad_out[1], z->dtype);
@@ -47,7 +49,8 @@ static usg_status rnn_backward(usg_node *n, usg_tensor *const *grad_out, usg_ten
     if (s == USG_OK)
         s = usg_rnn_layer_backward(g[IN_X], g[IN_H0], g[IN_W_IH], g[IN_W_HH], g[IN_B_IH],
                                    g_out, g_hn, x, h0, usg_node_saved(n, SAVED_W_IH),
-                                   usg_node_saved(n, SAVED_W_HH), z, c->f);
+                                   usg_node_saved(n, SAVED_W_HH), z, c->f,
+                                   len ? usg_tensor_data(len) : NULL);
     if (s == USG_OK && usg_node_needs_grad(n, IN_B_HH)) {
         if (usg_node_needs_grad(n, IN_B_IH)) s = usg_clone(&g[IN_B_HH], g[IN_B_IH]);
         else { g[IN_B_HH] = g[IN_B_IH]; g[IN_B_IH] = NULL; }
@@ -66,13 +69,14 @@ static const usg_op rnn_op = {"rnn", rnn_backward, NULL};
 /* Record the node: inputs are the caller's tensors (for the graph's edges),
  * saved are their contiguous forms (what the kernel read). */
 static usg_status record(usg_tensor *z, usg_tensor *hn, usg_tensor *const *in,
-                         usg_tensor *const *cont, usg_rnn_act f)
+                         usg_tensor *const *cont, usg_rnn_act f, usg_tensor *len)
 {
     if (!usg_grad_needed(N_IN, in)) return USG_OK;
     rnn_ctx *ctx = usg_alloc(sizeof *ctx);
     if (!ctx) return USG_NOMEM;
     ctx->f = f;
     ctx->has_h0 = in[IN_H0] != NULL;
+    ctx->len_at = len ? SAVED_H0 + ctx->has_h0 : -1;
     usg_node *n;
     usg_status s = usg_node_begin(&n, &rnn_op, N_IN, in, ctx);
     if (s != USG_OK || !n) return s;
@@ -81,16 +85,20 @@ static usg_status record(usg_tensor *z, usg_tensor *hn, usg_tensor *const *in,
         (s = usg_node_save(n, cont[IN_W_HH])) == USG_OK && (s = usg_node_save(n, z)) == USG_OK &&
         ctx->has_h0)
         s = usg_node_save(n, cont[IN_H0]);
+    if (s == USG_OK && len) s = usg_node_save(n, len);
     return usg_node_finish(n, 2, (usg_tensor *[]){z, hn}, s);
 }
 
 usg_status usg_ad_rnn_layer(usg_tensor **out, usg_tensor **h_n, usg_tensor *x, usg_tensor *h0,
                             usg_tensor *w_ih, usg_tensor *w_hh, usg_tensor *b_ih,
-                            usg_tensor *b_hh, usg_rnn_act f, int layer)
+                            usg_tensor *b_hh, usg_rnn_act f, int layer, usg_tensor *lengths)
 {
     *out = *h_n = NULL;
     usg_status s = usg_rnn_check_layer(x, h0, w_ih, w_hh, b_ih, b_hh, layer);
+    if (s == USG_OK) s = usg_rec_check_lengths("rnn", lengths, x);
     if (s != USG_OK) return s;
+    usg_tensor *len = NULL;
+    if (lengths && (s = usg_contiguous(&len, lengths)) != USG_OK) return s;
     usg_tensor *in[N_IN] = {x, h0, w_ih, w_hh, b_ih, b_hh}, *cont[N_IN] = {NULL};
     for (int i = 0; i < N_IN && s == USG_OK; i++)
         if (in[i]) s = usg_contiguous(&cont[i], in[i]);
@@ -100,14 +108,16 @@ usg_status usg_ad_rnn_layer(usg_tensor **out, usg_tensor **h_n, usg_tensor *x, u
     if (s == USG_OK) s = usg_tensor_empty(&hn, x->dtype, 2, (int64_t[]){B, H});
     if (s == USG_OK)
         s = usg_rnn_layer_forward(z, cont[IN_X], cont[IN_H0], cont[IN_W_IH], cont[IN_W_HH],
-                                  cont[IN_B_IH], cont[IN_B_HH], f);
+                                  cont[IN_B_IH], cont[IN_B_HH], f,
+                                  len ? usg_tensor_data(len) : NULL);
     if (s == USG_OK) {
         /* h_n = z^T, a copy: the two outputs are separate tensors, as PyTorch's */
         size_t bytes = (size_t)(B * H) * usg_dtype_size(x->dtype);
         memcpy(usg_tensor_data(hn), (char *)usg_tensor_data(z) + (size_t)(T - 1) * bytes, bytes);
-        s = record(z, hn, in, cont, f);
+        s = record(z, hn, in, cont, f, len);
     }
     for (int i = 0; i < N_IN; i++) usg_tensor_release(cont[i]);
+    usg_tensor_release(len);
     if (s != USG_OK) {
         usg_tensor_release(z);
         usg_tensor_release(hn);
@@ -152,21 +162,21 @@ typedef struct stack_ctx {
 } stack_ctx;
 
 static usg_status stack_layer(void *ctx, int l, usg_tensor *x, usg_tensor *const *s0,
-                              usg_tensor **y, usg_tensor **finals)
+                              usg_tensor *lengths, usg_tensor **y, usg_tensor **finals)
 {
     const stack_ctx *c = ctx;
     usg_tensor *const *w = c->w + 4 * l;
-    return usg_ad_rnn_layer(y, &finals[0], x, s0[0], w[0], w[1], w[2], w[3], c->f, l);
+    return usg_ad_rnn_layer(y, &finals[0], x, s0[0], w[0], w[1], w[2], w[3], c->f, l, lengths);
 }
 
 usg_status usg_ad_rnn(usg_tensor **out, usg_tensor **h_n, usg_tensor *x, usg_tensor *h0,
                       int layers, usg_tensor *const *weights, usg_rnn_act f, double dropout,
-                      usg_rng *rng)
+                      usg_rng *rng, usg_tensor *lengths)
 {
     *out = *h_n = NULL;
     usg_status s = check_weights(x, layers, weights);
     if (s != USG_OK) return s;
     stack_ctx c = {weights, f};
     return usg_ad_rec_stack(out, h_n, x, &h0, 1, (const char *[]){"h0"}, "rnn", layers,
-                            weights[0]->shape[0], stack_layer, &c, dropout, rng);
+                            weights[0]->shape[0], lengths, stack_layer, &c, dropout, rng);
 }

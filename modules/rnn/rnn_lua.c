@@ -12,9 +12,11 @@
 
 #define MAX_LAYERS 64
 
-/* rnn.rnn(x, h0, weights [, {nonlinearity = 'tanh', dropout = 0}]) -> out, h_n
+/* rnn.rnn(x, h0, weights [, {nonlinearity = 'tanh', dropout = 0, lengths}]) -> out, h_n
  * x (T, B, I), h0 (L, B, H) or nil; out (T, B, H), h_n (L, B, H). Dropout
- * between layers draws from the run's generator; pass 0 when evaluating. */
+ * between layers draws from the run's generator; pass 0 when evaluating.
+ * lengths (i32 (B), 1..T): out is zero past each sequence's length, and
+ * h_n holds each one's state at its own last step. */
 static int l_rnn(lua_State *L)
 {
     usg_tensor *x = usg_lua_checktensor(L, 1);
@@ -23,24 +25,17 @@ static int l_rnn(lua_State *L)
     static const char *const names[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
     int layers = usg_lua_check_layers(L, 3, 4, 2, names, w, MAX_LAYERS);
     usg_rnn_act f = USG_RNN_TANH;
-    double p = 0;
-    if (!lua_isnoneornil(L, 4)) {
-        luaL_checktype(L, 4, LUA_TTABLE);
-        if (lua_getfield(L, 4, "nonlinearity") != LUA_TNIL) {
-            const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
-            if (!usg_rnn_act_parse(name, &f))
-                return luaL_argerror(L, 4, lua_pushfstring(L, "nonlinearity must be 'tanh', "
-                                     "'relu' or 'sigmoid', got '%s'", name));
-        }
-        if (lua_getfield(L, 4, "dropout") != LUA_TNIL) {
-            if (!lua_isnumber(L, -1))
-                return luaL_argerror(L, 4, "dropout must be a number in [0, 1)");
-            p = lua_tonumber(L, -1);
-        }
-        lua_pop(L, 2);
+    double p;
+    usg_tensor *lengths;
+    usg_lua_rec_opts(L, 4, "rnn", (const char *[]){"nonlinearity", NULL}, &p, &lengths);
+    if (!lua_isnoneornil(L, 4) && lua_getfield(L, 4, "nonlinearity") != LUA_TNIL) {
+        const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
+        if (!usg_rnn_act_parse(name, &f))
+            return luaL_argerror(L, 4, lua_pushfstring(L, "nonlinearity must be 'tanh', "
+                                 "'relu' or 'sigmoid', got '%s'", name));
     }
     usg_tensor *out, *h_n;
-    USG_LUA_TRY(L, usg_ad_rnn(&out, &h_n, x, h0, layers, w, f, p, usg_lua_rng(L)));
+    USG_LUA_TRY(L, usg_ad_rnn(&out, &h_n, x, h0, layers, w, f, p, usg_lua_rng(L), lengths));
     usg_lua_pushtensor(L, out);                 /* ownership passes to Lua */
     usg_lua_pushtensor(L, h_n);
     return 2;

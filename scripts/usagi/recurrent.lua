@@ -25,8 +25,11 @@ function R.check_opts(class, opts, known)
     if not known[k] then R.fail(class, ("unknown option '%s'"):format(tostring(k))) end
   end
   if opts.batch_first then R.fail(class, 'batch_first is not supported: sequences are time-major (T, B, I)') end
-  if opts.bidirectional then
-    R.fail(class, 'bidirectional is not there yet (modules/birnn); run a second one on the reversed sequence')
+  if opts.merge ~= nil and opts.merge ~= 'concat' and opts.merge ~= 'sum' then
+    R.fail(class, ("merge must be 'concat' or 'sum', got '%s'"):format(tostring(opts.merge)))
+  end
+  if opts.bidirectional and opts.carry then
+    R.fail(class, 'carry does not go with bidirectional: the reverse direction starts at the end')
   end
   return opts
 end
@@ -79,6 +82,50 @@ function R.check_step(class, t, n, what)
     error(('%s: %s must be (B, %d), got %s'):format(class, what, n,
       usagi.is_tensor(t) and tostring(t:size()) or type(t)), 3)
   end
+end
+
+-- The layers' parameters: register(self, suffix, input_size, H) for each
+-- layer l (suffix '_l<l>') and, when bidirectional, its reverse direction
+-- ('_l<l>_reverse'), in PyTorch's order. Layer l > 0 reads H features, or
+-- 2H when the two directions are concatenated.
+function R.register_layers(self, input_size, H, opts, register)
+  self.bidirectional = opts.bidirectional and true or false
+  self.merge = opts.merge or 'concat'
+  local width = self.bidirectional and self.merge == 'concat' and 2 * H or H
+  for l = 0, self.num_layers - 1 do
+    local n = l == 0 and input_size or width
+    register(self, '_l' .. l, n, H)
+    if self.bidirectional then register(self, '_l' .. l .. '_reverse', n, H) end
+  end
+end
+
+-- The forward of a bidirectional module: run(l, suffix, x, init, lengths)
+-- runs one direction of layer l (its weights are the ones with `suffix`)
+-- and returns its output and final states (1, B, H); states lists the
+-- initial states given (each nil or (2L, B, H)), names them for errors.
+-- See modules/birnn.
+function R.bidirectional(self, class, x, states, names, lengths, run)
+  local L2 = 2 * self.num_layers
+  for k = 1, #names do
+    local s = states[k]
+    if s ~= nil and not (usagi.is_tensor(s) and s:dim() == 3 and s:size(1) == L2) then
+      error(('%s: %s must be (2 * num_layers, B, H) = (%d, B, %d) for a bidirectional net, got %s')
+        :format(class, names[k], L2, self.hidden_size, usagi.is_tensor(s) and tostring(s:size()) or type(s)), 3)
+    end
+  end
+  local birnn = require 'usagi.birnn'
+  return birnn.stack(x, states, lengths, {
+    layers = self.num_layers, states = #names, merge = self.merge,
+    dropout = self.training and self.dropout or 0, run = run,
+  })
+end
+
+-- The lengths of a batch as the ops take them: an i32 tensor (B); a Lua
+-- list of integers is converted. nil stays nil.
+function R.lengths(v)
+  if v == nil or usagi.is_tensor(v) then return v end
+  if type(v) == 'table' then return usagi.tensor(v, { dtype = 'i32' }) end
+  return v                                        -- the op names the bad type
 end
 
 -- Calls op(...) and raises its error at the caller of forward (the

@@ -101,7 +101,7 @@ static void test_values_by_hand(void **state)
                             mk(USG_F64, 1, SHAPE(1), (double[]){0.1}),
                             mk(USG_F64, 1, SHAPE(1), (double[]){0.2})};
         usg_tensor *out, *hn;
-        assert_int_equal(usg_ad_rnn(&out, &hn, x, h0, 1, w, acts[a], 0, NULL), USG_OK);
+        assert_int_equal(usg_ad_rnn(&out, &hn, x, h0, 1, w, acts[a], 0, NULL, NULL), USG_OK);
         double u1 = 0.5 - 0.3 * 0.4 + 0.3, z1, u2, z2;
         if (a == 0) { z1 = tanh(u1); u2 = -1 - 0.3 * z1 + 0.3; z2 = tanh(u2); }
         else if (a == 1) { z1 = u1 > 0 ? u1 : 0; u2 = -1 - 0.3 * z1 + 0.3; z2 = u2 > 0 ? u2 : 0; }
@@ -127,7 +127,7 @@ static void test_values_orientation(void **state)
     usg_tensor *w[4] = {mk(USG_F32, 2, SHAPE(2, 3), (double[]){0.1, 0.2, 0.3, -0.1, 0, 0.1}),
                         mk(USG_F32, 2, SHAPE(2, 2), (double[]){0.4, -0.2, 0.3, 0.5}), NULL, NULL};
     usg_tensor *out, *hn;
-    assert_int_equal(usg_ad_rnn(&out, &hn, x, h0, 1, w, USG_RNN_TANH, 0, NULL), USG_OK);
+    assert_int_equal(usg_ad_rnn(&out, &hn, x, h0, 1, w, USG_RNN_TANH, 0, NULL, NULL), USG_OK);
     /* row 1: W_in x = (1.4, 0.2), W h0 = (0.3, -0.1); row 2: (0.2, 0.2), (0.4, 0.3) */
     double want[4] = {tanh(1.7), tanh(0.1), tanh(0.6), tanh(0.5)};
     for (int i = 0; i < 4; i++) near(usg_tensor_get_flat(out, i), want[i], 1e-6);
@@ -156,9 +156,9 @@ static void test_f32_follows_f64(void **state)
         }
         usg_tensor *o64, *h64, *o32, *h32;
         assert_int_equal(usg_ad_rnn(&o64, &h64, net_x(&m64), net_h0(&m64), 2, net_w(&m64),
-                                    acts[a], 0, NULL), USG_OK);
+                                    acts[a], 0, NULL, NULL), USG_OK);
         assert_int_equal(usg_ad_rnn(&o32, &h32, net_x(&m32), net_h0(&m32), 2, net_w(&m32),
-                                    acts[a], 0, NULL), USG_OK);
+                                    acts[a], 0, NULL, NULL), USG_OK);
         assert_int_equal(o32->dtype, USG_F32);
         all_near(o32, o64, 1e-5);
         all_near(h32, h64, 1e-5);
@@ -273,7 +273,7 @@ static void test_matches_composed(void **state)
                 net_make(&m2, USG_F64, 6, 3, 4, 5, layers, h, true, 7 + a);
                 usg_tensor *o1, *h1, *o2, *h2;
                 assert_int_equal(usg_ad_rnn(&o1, &h1, net_x(&m1), net_h0(&m1), layers,
-                                            net_w(&m1), acts[a], 0, NULL), USG_OK);
+                                            net_w(&m1), acts[a], 0, NULL, NULL), USG_OK);
                 composed(&o2, &h2, &m2, acts[a]);
                 all_near(o1, o2, 1e-10);
                 all_near(h1, h2, 1e-10);
@@ -338,7 +338,7 @@ static usg_status gc_rnn(usg_tensor **y, usg_tensor **in, void *ctx)
     usg_rng r;
     usg_rng_seed(&r, 5, 0);             /* the same dropout mask at every call */
     usg_status s = usg_ad_rnn(&out, &hn, x, m->has_h0 ? all[1] : NULL, m->layers, wv, c->f,
-                              c->dropout, &r);
+                              c->dropout, &r, NULL);
     for (int k = 0; k < ne; k++) usg_tensor_release(extra[k]);
     if (s != USG_OK) return s;
     if (c->on == ON_OUT) { usg_tensor_release(hn); *y = out; return USG_OK; }
@@ -413,7 +413,7 @@ static void test_records_only_with_grad(void **state)
     net_make(&m, USG_F32, 3, 2, 3, 4, 2, true, true, 1);
     usg_tensor *out, *hn;
     assert_int_equal(usg_ad_rnn(&out, &hn, net_x(&m), net_h0(&m), 2, net_w(&m), USG_RNN_TANH,
-                                0, NULL), USG_OK);
+                                0, NULL, NULL), USG_OK);
     assert_non_null(out->grad_fn);
     assert_string_equal(usg_node_name(out->grad_fn), "rnn");
     assert_true(hn->requires_grad);
@@ -421,7 +421,7 @@ static void test_records_only_with_grad(void **state)
 
     bool was = usg_set_grad_enabled(false);
     assert_int_equal(usg_ad_rnn(&out, &hn, net_x(&m), net_h0(&m), 2, net_w(&m), USG_RNN_TANH,
-                                0, NULL), USG_OK);
+                                0, NULL, NULL), USG_OK);
     usg_set_grad_enabled(was);
     assert_null(out->grad_fn);
     assert_null(hn->grad_fn);
@@ -440,7 +440,7 @@ static void test_grads_accumulate(void **state)
     for (int pass = 0; pass < 2; pass++) {
         usg_tensor *out, *hn;
         assert_int_equal(usg_ad_rnn(&out, &hn, net_x(&m), net_h0(&m), 1, net_w(&m),
-                                    USG_RNN_TANH, 0, NULL), USG_OK);
+                                    USG_RNN_TANH, 0, NULL, NULL), USG_OK);
         backward_both(out, hn);
         usg_tensor_release(out); usg_tensor_release(hn);
         if (pass == 0)
@@ -466,7 +466,7 @@ static void fails(usg_status want, const char *msg, usg_tensor *x, usg_tensor *h
     usg_rng r;
     usg_rng_seed(&r, 1, 0);
     size_t live = usg_alloc_live_bytes();
-    assert_int_equal(usg_ad_rnn(&out, &hn, x, h0, layers, w, USG_RNN_TANH, dropout, &r), want);
+    assert_int_equal(usg_ad_rnn(&out, &hn, x, h0, layers, w, USG_RNN_TANH, dropout, &r, NULL), want);
     assert_null(out);
     assert_null(hn);
     assert_int_equal(usg_alloc_live_bytes(), live);
@@ -526,7 +526,7 @@ static void test_errors(void **state)
 
     /* the single layer names its own h0 shape */
     usg_tensor *o = NULL, *hn = NULL, *h0l = rnd(&r, USG_F32, 2, SHAPE(3, 5), 1);
-    assert_int_equal(usg_ad_rnn_layer(&o, &hn, x, h0l, w[0], w[1], w[2], w[3], USG_RNN_TANH, 0),
+    assert_int_equal(usg_ad_rnn_layer(&o, &hn, x, h0l, w[0], w[1], w[2], w[3], USG_RNN_TANH, 0, NULL),
                      USG_SHAPE);
     has_msg("rnn: h0 must be (3, 4) (B, H), got (3, 5)");
     assert_null(o);
@@ -577,7 +577,7 @@ static void test_nomem(void **state)
         for (long k = 1; k < 400 && s != USG_OK; k++) {
             usg_tensor *out = NULL, *hn = NULL;
             usg_alloc_fail_after(k);
-            s = usg_ad_rnn(&out, &hn, net_x(&m), net_h0(&m), 2, net_w(&m), USG_RNN_TANH, p, &r);
+            s = usg_ad_rnn(&out, &hn, net_x(&m), net_h0(&m), 2, net_w(&m), USG_RNN_TANH, p, &r, NULL);
             usg_alloc_fail_after(0);
             if (s == USG_OK) { usg_tensor_release(out); usg_tensor_release(hn); }
             else { assert_int_equal(s, USG_NOMEM); assert_null(out); assert_null(hn); }
@@ -589,7 +589,7 @@ static void test_nomem(void **state)
         for (long k = 1; k < 400 && s != USG_OK; k++) {
             usg_tensor *out, *hn, *a, *b, *L;
             assert_int_equal(usg_ad_rnn(&out, &hn, net_x(&m), net_h0(&m), 2, net_w(&m),
-                                        USG_RNN_TANH, p, &r), USG_OK);
+                                        USG_RNN_TANH, p, &r, NULL), USG_OK);
             assert_int_equal(usg_ad_sum(&a, out, USG_ALL_DIMS, false), USG_OK);
             assert_int_equal(usg_ad_sum(&b, hn, USG_ALL_DIMS, false), USG_OK);
             assert_int_equal(usg_ad_binary(&L, USG_ADD, a, b), USG_OK);

@@ -5,7 +5,8 @@ lstm_fixture.lua and gru_fixture.lua.
 For fixed seeds, builds torch.nn.RNN / LSTM / GRU in float64, runs it on a
 small time-major input x (T, B, I) with initial states (h0, and c0 for the
 LSTM), and back-propagates L = sum(out * r_out) + sum(h_n * r_hn)
-(+ sum(c_n * r_cn)) for fixed random r_*. A case with `lengths` runs each
+(+ sum(c_n * r_cn)) for fixed random r_*. A bidirectional case has
+states (2 * num_layers, B, H) and out (T, B, 2H). A case with `lengths` runs each
 sequence b alone over its first lengths[b] steps, so out (and grad_x) is zero
 past its length and h_n/c_n[:, b] are the states at step lengths[b]. Each
 fixture is a Lua list of cases holding the weights (PyTorch's names), inputs,
@@ -27,16 +28,20 @@ FAMILIES = [
     ("rnn", torch.nn.RNN, ["h"], [
         dict(seed=1, num_layers=2, nonlinearity="tanh"),
         dict(seed=2, num_layers=2, nonlinearity="relu"),
+        dict(seed=9, num_layers=2, nonlinearity="tanh", bidirectional=True),
     ]),
     ("lstm", torch.nn.LSTM, ["h", "c"], [
         dict(seed=3, num_layers=1),
         dict(seed=4, num_layers=2),
         dict(seed=7, num_layers=1, lengths=[5, 3, 1]),
+        dict(seed=10, num_layers=2, bidirectional=True),
+        dict(seed=11, num_layers=2, bidirectional=True, lengths=[5, 3, 1]),
     ]),
     ("gru", torch.nn.GRU, ["h"], [
         dict(seed=5, num_layers=1),
         dict(seed=6, num_layers=2),
         dict(seed=8, num_layers=1, lengths=[5, 3, 1]),
+        dict(seed=12, num_layers=1, bidirectional=True, lengths=[4, 5, 2]),
     ]),
 ]
 
@@ -60,25 +65,28 @@ def run_lengths(module, x, init, lengths):
     outs, fins = [], []
     for b, n in enumerate(lengths):
         o, f = run(module, x[:n, b:b + 1], [s[:, b:b + 1] for s in init])
-        outs.append(torch.cat([o, o.new_zeros(T - n, 1, H)]))
+        outs.append(torch.cat([o, o.new_zeros(T - n, 1, o.shape[2])]))
         fins.append(f)
     return torch.cat(outs, 1), [torch.cat(f, 1) for f in zip(*fins)]
 
 
-def case(cls, states, seed, num_layers, nonlinearity=None, lengths=None):
+def case(cls, states, seed, num_layers, nonlinearity=None, lengths=None, bidirectional=False):
     torch.manual_seed(seed)
     kw = {"nonlinearity": nonlinearity} if nonlinearity else {}
-    module = cls(I, H, num_layers=num_layers, **kw).double()
-    f64, L = torch.float64, num_layers
+    module = cls(I, H, num_layers=num_layers, bidirectional=bidirectional, **kw).double()
+    f64, D = torch.float64, 2 if bidirectional else 1
+    L = num_layers * D                        # the states' first dim
     x = torch.randn(T, B, I, dtype=f64, requires_grad=True)
     init = [(0.5 * torch.randn(L, B, H, dtype=f64)).requires_grad_(True) for _ in states]
-    r_out = torch.randn(T, B, H, dtype=f64)
+    r_out = torch.randn(T, B, D * H, dtype=f64)
     r_fin = [torch.randn(L, B, H, dtype=f64) for _ in states]
     out, fin = run_lengths(module, x, init, lengths) if lengths else run(module, x, init)
     loss = (out * r_out).sum() + sum((f * r).sum() for f, r in zip(fin, r_fin))
     loss.backward()
     fields = [("nonlinearity", "'%s'" % nonlinearity)] if nonlinearity else []
-    fields += [("num_layers", str(L)), ("input_size", str(I)), ("hidden_size", str(H))]
+    fields += [("num_layers", str(num_layers)), ("input_size", str(I)), ("hidden_size", str(H))]
+    if bidirectional:
+        fields.append(("bidirectional", "true"))
     if lengths:
         fields.append(("lengths", "{ %s }" % ", ".join(str(n) for n in lengths)))
     fields += [("loss", repr(loss.item())), ("x", flat(x))]
@@ -106,6 +114,9 @@ def header(cls, states, cases):
              % torch.__version__,
              "-- torch.nn.%s(%d, %d, num_layers=%s) in float64 on x (%d, %d, %d) with %s;"
              % (cls.__name__, I, H, layers, T, B, I, ", ".join(s + "0" for s in states))]
+    if any(c.get("bidirectional") for c in cases):
+        lines.append("-- a case with bidirectional = true: states (2 * num_layers, B, H),"
+                     " out (T, B, 2H);")
     if any("lengths" in c for c in cases):
         lines.append("-- a case with lengths runs each sequence b alone over x[:lengths[b], b]"
                      " (out is 0 past it);")

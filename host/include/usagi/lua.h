@@ -58,6 +58,12 @@ USG_API usg_rng *usg_lua_rng(lua_State *L);
  * tensors stay referenced by the caller's table during the call. */
 USG_API int usg_lua_check_layers(lua_State *L, int idx, int per, int required,
                                  const char *const *names, usg_tensor **w, int max);
+/* The options table of a recurrent op at idx (none or nil: defaults):
+ * dropout (a number; 0 when absent) into *p, lengths (a tensor; NULL when
+ * absent) into *lengths. Other keys must be among `extra` (NULL-ended, or
+ * NULL for none); the caller reads those. Errors name op. */
+USG_API void usg_lua_rec_opts(lua_State *L, int idx, const char *op, const char *const *extra,
+                              double *p, usg_tensor **lengths);
 /* Every key of the options table at idx must be one of `known` (NULL-ended);
  * otherwise the error "fn: unknown option 'k'". */
 USG_API void usg_lua_check_opts(lua_State *L, int idx, const char *fn, const char *const *known);

@@ -68,6 +68,48 @@ static inline void usg_rec_add_col_sums(usg_tensor *db, const usg_tensor *d, dou
     }
 }
 
+/* ==== Variable lengths ==================================================
+ * With lengths len[b] (1..T, NULL: all T), sequence b has ended at step t
+ * (0-based) when len[b] <= t. An ended sequence keeps its state: the step
+ * is the identity for it, so the final state is the one at its own last
+ * step, and in the backward the gradient passes the step unchanged and
+ * its deltas are zero (no gradient to the weights or the input there). */
+
+static inline bool usg_rec_ended(const int32_t *len, int64_t b, int64_t t)
+{
+    return len && len[b] <= t;
+}
+
+/* The rows of ended sequences of state (B, n) at step t <- the previous
+ * step's rows (prev, (B, n)); es is the element size. */
+static inline void usg_rec_freeze(void *state, const void *prev, const int32_t *len, int64_t t,
+                                  int64_t B, int64_t n, size_t es)
+{
+    if (!len || t == 0) return;
+    for (int64_t b = 0; b < B; b++)
+        if (len[b] <= t)
+            memcpy((char *)state + (size_t)(b * n) * es, (const char *)prev + (size_t)(b * n) * es,
+                   (size_t)n * es);
+}
+
+/* In the backward of step t: for ended rows, dst (B, n) += g (B, n) (the
+ * identity's gradient passed to the step before) and g <- 0. */
+static inline void usg_rec_pass_ended(void *dst, void *g, const int32_t *len, int64_t t,
+                                      int64_t B, int64_t n, usg_dtype dt)
+{
+    if (!len) return;
+    size_t es = usg_dtype_size(dt);
+    for (int64_t b = 0; b < B; b++) {
+        if (len[b] > t) continue;
+        char *gb = (char *)g + (size_t)(b * n) * es, *db = (char *)dst + (size_t)(b * n) * es;
+        for (int64_t j = 0; j < n; j++) {
+            if (dt == USG_F32) ((float *)db)[j] += ((float *)gb)[j];
+            else ((double *)db)[j] += ((double *)gb)[j];
+        }
+        memset(gb, 0, (size_t)n * es);
+    }
+}
+
 /* The name of a layer's argument as PyTorch spells it: "weight_ih_l0", or
  * the argument alone for layer < 0 ("h0"). */
 static inline const char *usg_rec_arg_name(char *buf, size_t size, const char *arg, int layer)
