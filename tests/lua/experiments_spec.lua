@@ -70,3 +70,19 @@ describe('tensor_demo', function()
     assert.truthy(table.concat(out, '\n'):find('fitted y =', 1, true))
   end)
 end)
+
+describe('gradient_flow', function()
+  it('shows the RNN\'s gradient vanish and an open forget gate keep it (smoke config)', function()
+    local run = experiment.run_experiment(load('gradient_flow'), { smoke = true, quiet = true, seed = 1 })
+    local function ratio(key)
+      return run:history(key .. '_first')[1] / run:history(key .. '_last')[1]
+    end
+    -- 20 steps: the tanh RNN loses orders of magnitude, the LSTM with
+    -- forget bias 3 keeps the same order
+    assert.is_true(ratio('rnn') < 1e-3, 'rnn ' .. ratio('rnn'))
+    assert.is_true(ratio('lstm') < 1e-2, 'lstm ' .. ratio('lstm'))
+    assert.is_true(ratio('lstm_fb3') > 0.01, 'lstm_fb3 ' .. ratio('lstm_fb3'))
+    assert.is_true(ratio('lstm_fb3') > 100 * ratio('lstm'))
+    assert.are.equal(run:history('rnn_last')[1], run:history('gru_last')[1])   -- both ‖w‖
+  end)
+end)
