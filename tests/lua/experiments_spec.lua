@@ -86,3 +86,16 @@ describe('gradient_flow', function()
     assert.are.equal(run:history('rnn_last')[1], run:history('gru_last')[1])   -- both ‖w‖
   end)
 end)
+
+describe('sine', function()
+  it('learns the wave with each of RNN, LSTM and GRU (smoke config)', function()
+    local run = experiment.run_experiment(load('sine'), { smoke = true, quiet = true, seed = 1 })
+    for _, kind in ipairs { 'rnn', 'lstm', 'gru' } do
+      local mse = run:history('test_mse_clean_' .. kind)[1]
+      -- a sine of amplitude 1 has variance 0.5: predicting 0 would give 0.5
+      assert.is_true(mse < 0.05, kind .. ' ' .. mse)
+      local loss = run:history(kind)
+      assert.is_true(loss[#loss] < loss[1], kind .. ' loss goes down')
+    end
+  end)
+end)
