@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "usagi/fastmath.h"
 
 /* ==== Recording ========================================================= */
 
@@ -177,6 +178,14 @@ static void class_row(usg_dtype dt, void *gx, const void *x, int64_t row, int64_
                       double gi, bool fused)
 {
     if (!fused) { usg_store(dt, gx, row + t, -gi); return; }
+    if (dt == USG_F32) {                  /* the common case, in loops that vectorize */
+        const float *p = (const float *)x + row;
+        float *g = (float *)gx + row, m;
+        float scale = (float)(gi / usg_softmax_row_f32(p, C, &m));   /* NaN rows stay NaN */
+        for (int64_t c = 0; c < C; c++) g[c] = scale * usg_expf(p[c] - m);
+        g[t] -= (float)gi;
+        return;
+    }
     double m = -INFINITY, z = 0.0;
     for (int64_t c = 0; c < C; c++) {
         double v = usg_load(dt, x, row + c);

@@ -96,4 +96,9 @@ int usg_reduced_shape(int64_t *shape, const usg_tensor *a, int dim, bool keepdim
 void usg_outer_inner(const usg_tensor *a, int dim, int64_t *outer, int64_t *n,
                      int64_t *inner);
 
+/* Σ_c exp(p[c] - m) over a contiguous f32 row of C scores, m = max_c p[c]
+ * into *max; NaN when a score is NaN. The softmax losses' common case
+ * (nn.c, ad_nn.c), with usagi/fastmath.h's exp and eight partial sums. */
+double usg_softmax_row_f32(const float *p, int64_t C, float *max);
+
 #endif

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "usagi/fastmath.h"
 
 /* ==== Helpers =========================================================== */
 
@@ -237,6 +238,37 @@ static usg_status targets_check(const usg_tensor *target, const usg_tensor *mask
     return USG_OK;
 }
 
+double usg_softmax_row_f32(const float *p, int64_t C, float *max)
+{
+    /* eight lanes of partial maxima, NaN flags and sums: the loops vectorize */
+    float mk[8], acc[8] = {0}, m = -INFINITY;
+    int32_t bad[8] = {0}, nan = 0;
+    for (int k = 0; k < 8; k++) mk[k] = -INFINITY;
+    int64_t c = 0;
+    for (; c + 8 <= C; c += 8)
+        for (int k = 0; k < 8; k++) {
+            float v = p[c + k];
+            mk[k] = v > mk[k] ? v : mk[k];
+            bad[k] |= v != v;
+        }
+    for (int k = 0; k < 8; k++) {
+        m = mk[k] > m ? mk[k] : m;
+        nan |= bad[k];
+    }
+    for (; c < C; c++) {
+        m = p[c] > m ? p[c] : m;
+        nan |= p[c] != p[c];
+    }
+    *max = m;
+    if (nan) return NAN;
+    for (c = 0; c + 8 <= C; c += 8)
+        for (int k = 0; k < 8; k++) acc[k] += usg_expf(p[c + k] - m);
+    double z = 0.0;
+    for (int k = 0; k < 8; k++) z += acc[k];
+    for (; c < C; c++) z += usg_expf(p[c] - m);
+    return z;
+}
+
 /* The loss of row i from its (C) scores x at element offset `row`. */
 typedef double (*row_loss_fn)(usg_dtype dt, const void *x, int64_t row, int64_t cstride,
                               int64_t C, int64_t t);
@@ -253,6 +285,12 @@ static double nll_row(usg_dtype dt, const void *x, int64_t row, int64_t cstride,
 static double ce_row(usg_dtype dt, const void *x, int64_t row, int64_t cstride, int64_t C,
                      int64_t t)
 {
+    if (dt == USG_F32 && cstride == 1) {   /* the common case: see usg_softmax_row_f32 */
+        const float *p = (const float *)x + row;
+        float m;
+        double z = usg_softmax_row_f32(p, C, &m);
+        return log(z) + m - p[t];
+    }
     double m = -INFINITY, z = 0.0;
     for (int64_t c = 0; c < C; c++) {
         double v = usg_load(dt, x, row + c * cstride);

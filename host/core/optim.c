@@ -168,6 +168,18 @@ usg_status usg_sgd_step(usg_tensor *param, usg_tensor *grad, usg_tensor *buf, in
         return s;
     if (o->momentum != 0 && (s = check_like(buf, param, fn, "momentum_buffer", true)) != USG_OK)
         return s;
+    if (o->momentum == 0 && o->weight_decay == 0 && param->dtype == USG_F32 &&
+        grad->dtype == USG_F32 && usg_tensor_is_contiguous(grad)) {
+        /* plain SGD in f32, p = p - lr g, as sgd_elem computes it (in f64,
+         * rounded once), in a loop the compiler vectorizes */
+        float *p = usg_tensor_data(param);
+        const float *g = usg_tensor_data(grad);
+        double lr = o->lr;
+        for (int64_t i = 0, n = usg_tensor_numel(param); i < n; i++)
+            p[i] = (float)((double)p[i] - lr * (double)g[i]);
+        param->storage->version++;
+        return USG_OK;
+    }
     sgd_k k = {*o, step == 1};
     return apply(param, grad, (usg_tensor *[3]){o->momentum != 0 ? buf : NULL, NULL, NULL},
                  sgd_elem, &k);
