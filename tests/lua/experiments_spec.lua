@@ -99,3 +99,18 @@ describe('sine', function()
     end
   end)
 end)
+
+describe('char_rnn', function()
+  it('learns Tiny Shakespeare a little and samples (smoke config)', function()
+    local ok, why = pcall(require('usagi.data').path, 'tinyshakespeare/input.txt')
+    if not ok then
+      print('\n  skipped char_rnn: ' .. tostring(why))
+      return
+    end
+    local run, test = experiment.run_experiment(load('char_rnn'), { smoke = true, quiet = true, seed = 1 })
+    local v = run:history('valid_loss')
+    assert.are.equal(2, #v)
+    assert.is_true(v[2] < v[1], ('valid loss %g -> %g'):format(v[1], v[2]))
+    assert.is_true(test < math.log(65), 'below a uniform guess over the 65 characters: ' .. test)
+  end)
+end)
