@@ -26,27 +26,35 @@ static inline double sigmoid_f64(double x) { return 1 / (1 + exp(-x)); }
 
 /* ==== One step of the cell ==============================================
  * In: gates (B, 4H) holding a^t = W_ih x^t + W_hh h^{t-1} + b; cp (B, H) =
- * c^{t-1} or NULL (zeros); peepholes p (3 x H) or NULL. Out: gates <- (i, f,
- * g, o), c (B, H) <- c^t, h (B, H) <- h^t. One version per float type:
- * the f32 one uses fastmath's tanh and sigmoid, so the loop vectorizes. */
+ * c^{t-1} (zeros at t = 1 without c0); peepholes pi, pf, po (H; zeros
+ * without peepholes). Out: gates <- (i, f, g, o), c (B, H) <- c^t, h (B, H)
+ * <- h^t. No branch and no aliasing in the inner loop, so the f32 version
+ * (fastmath's tanh and sigmoid) vectorizes; the f64 one uses libm. */
 #define CELL_FORWARD(NAME, FT, TANH, SIGM)                                         \
+    static void NAME##_row(FT *restrict ai, FT *restrict af, FT *restrict ag,      \
+                           FT *restrict ao, FT *restrict cb, FT *restrict hb,      \
+                           const FT *restrict cpb, const FT *restrict pi,          \
+                           const FT *restrict pf, const FT *restrict po, int64_t H) \
+    {                                                                              \
+        for (int64_t j = 0; j < H; j++) {                                          \
+            FT cprev = cpb[j];                                                     \
+            FT i = SIGM(ai[j] + pi[j] * cprev);                                    \
+            FT f = SIGM(af[j] + pf[j] * cprev);                                    \
+            FT g = TANH(ag[j]);                                                    \
+            FT cn = f * cprev + i * g;                      /* the CEC */          \
+            FT o = SIGM(ao[j] + po[j] * cn);                                       \
+            ai[j] = i, af[j] = f, ag[j] = g, ao[j] = o;                            \
+            cb[j] = cn;                                                            \
+            hb[j] = o * TANH(cn);                                                  \
+        }                                                                          \
+    }                                                                              \
     static void NAME(FT *gates, FT *c, FT *h, const FT *cp, const FT *pi,          \
                      const FT *pf, const FT *po, int64_t B, int64_t H)             \
-    {                                                                              \
+    {   /* a row at a time, its pointers restrict: then the loop vectorizes */     \
         for (int64_t b = 0; b < B; b++) {                                          \
-            FT *a = gates + b * 4 * H, *cb = c + b * H, *hb = h + b * H;           \
-            const FT *cpb = cp ? cp + b * H : NULL;                                \
-            for (int64_t j = 0; j < H; j++) {                                      \
-                FT cprev = cpb ? cpb[j] : 0;                                       \
-                FT i = SIGM(a[j] + (pi ? pi[j] * cprev : 0));                      \
-                FT f = SIGM(a[H + j] + (pf ? pf[j] * cprev : 0));                  \
-                FT g = TANH(a[2 * H + j]);                                         \
-                FT cn = f * cprev + i * g;                  /* the CEC */          \
-                FT o = SIGM(a[3 * H + j] + (po ? po[j] * cn : 0));                 \
-                a[j] = i, a[H + j] = f, a[2 * H + j] = g, a[3 * H + j] = o;        \
-                cb[j] = cn;                                                        \
-                hb[j] = o * TANH(cn);                                              \
-            }                                                                      \
+            FT *a = gates + b * 4 * H;                                             \
+            NAME##_row(a, a + H, a + 2 * H, a + 3 * H, c + b * H, h + b * H,       \
+                       cp + b * H, pi, pf, po, H);                                 \
         }                                                                          \
     }
 CELL_FORWARD(cell_forward_f32, float, usg_tanhf, usg_sigmoidf)
@@ -116,33 +124,40 @@ usg_status usg_lstm_layer_forward(usg_tensor *h, usg_tensor *c, usg_tensor *gate
 {
     int64_t T = x->shape[0], B = x->shape[1], I = x->shape[2], H = w->w_hh->shape[1];
     int64_t G = 4 * H, BH = B * H;
-    usg_status s;
+    /* zeros standing in for c0 and the peepholes when there are none, so
+     * the cell's loop has no branch */
+    usg_tensor *zero = NULL;
+    usg_status s = USG_OK;
+    if (!c0 || !w->p_i) s = usg_tensor_zeros(&zero, x->dtype, 1, (int64_t[]){BH > H ? BH : H});
+    if (s != USG_OK) return s;
+    void *c_init = c0 ? at(c0, 0) : at(zero, 0);
+    void *pi = w->p_i ? at(w->p_i, 0) : at(zero, 0), *pf = w->p_f ? at(w->p_f, 0) : at(zero, 0);
+    void *po = w->p_o ? at(w->p_o, 0) : at(zero, 0);
     /* A = X W_ih^T + (b_ih + b_hh) for all T steps at once: (T*B, I) x (I, 4H) */
     usg_tensor A = usg_rec_mat(gates, 0, T * B, G), X = usg_rec_mat(x, 0, T * B, I);
     bool bias = w->b_ih || w->b_hh;
     if (bias) usg_rec_fill_bias(&A, T * B, G, w->b_ih, w->b_hh);
-    if ((s = usg_gemm(&A, &X, false, w->w_ih, true, 1, bias ? 1 : 0)) != USG_OK) return s;
-    for (int64_t t = 0; t < T; t++) {
+    s = usg_gemm(&A, &X, false, w->w_ih, true, 1, bias ? 1 : 0);
+    for (int64_t t = 0; t < T && s == USG_OK; t++) {
         usg_tensor a = usg_rec_mat(gates, t * B * G, B, G);                  /* (B, 4H) */
         /* a^t += W_hh h^{t-1}, with h^0 = h0; without h0 the term is 0 at t = 1 */
         if (t > 0 || h0) {
             usg_tensor hp = t > 0 ? usg_rec_mat(h, (t - 1) * BH, B, H) : usg_rec_mat(h0, 0, B, H);
-            if ((s = usg_gemm(&a, &hp, false, w->w_hh, true, 1, 1)) != USG_OK) return s;
+            if ((s = usg_gemm(&a, &hp, false, w->w_hh, true, 1, 1)) != USG_OK) break;
         }
-        void *cp = t > 0 ? at(c, (t - 1) * BH) : at(c0, 0);
+        void *cp = t > 0 ? at(c, (t - 1) * BH) : c_init;
         if (x->dtype == USG_F32)
-            cell_forward_f32(at(&a, 0), at(c, t * BH), at(h, t * BH), cp, at(w->p_i, 0),
-                             at(w->p_f, 0), at(w->p_o, 0), B, H);
+            cell_forward_f32(at(&a, 0), at(c, t * BH), at(h, t * BH), cp, pi, pf, po, B, H);
         else
-            cell_forward_f64(at(&a, 0), at(c, t * BH), at(h, t * BH), cp, at(w->p_i, 0),
-                             at(w->p_f, 0), at(w->p_o, 0), B, H);
+            cell_forward_f64(at(&a, 0), at(c, t * BH), at(h, t * BH), cp, pi, pf, po, B, H);
         if (t > 0) {                          /* ended sequences keep (h, c) (recurrent.h) */
             size_t es = usg_dtype_size(x->dtype);
             usg_rec_freeze(at(h, t * BH), at(h, (t - 1) * BH), len, t, B, H, es);
             usg_rec_freeze(at(c, t * BH), at(c, (t - 1) * BH), len, t, B, H, es);
         }
     }
-    return USG_OK;
+    usg_tensor_release(zero);
+    return s;
 }
 
 /* ==== Backward through time =============================================
