@@ -93,6 +93,7 @@ static const struct { const char *key, *module, *field; } lazy[] = {
     {"save", "usagi.store", "save"},
     {"load", "usagi.store", "load"},
     {"plot", "usagi.plot", NULL},
+    {"data", "usagi.data", NULL},
 };
 
 static int l_lazy_index(lua_State *L)                /* [usagi, key] */
