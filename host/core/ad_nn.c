@@ -431,6 +431,30 @@ static usg_status check_rec_state(const char *op, const char *name, const usg_te
     return USG_OK;
 }
 
+usg_status usg_rec_check_weights(const char *op, const usg_tensor *x, int layers, int per,
+                                 int64_t gates, usg_tensor *const *w, usg_rec_check_fn check)
+{
+    char b1[256];
+    usg_status s;
+    if (layers < 1) return usg_fail(USG_ARG, "%s: num_layers must be >= 1, got %d", op, layers);
+    for (int l = 0; l < layers; l++)
+        if (!w[per * l] || !w[per * l + 1])
+            return usg_fail(USG_ARG, "%s: weight_%s_l%d is missing", op, w[per * l] ? "hh" : "ih", l);
+    if ((s = check(x, w, 0)) != USG_OK) return s;
+    int64_t H = w[1]->shape[1], G = gates * H;
+    usg_tensor xl = *x;                      /* what layer l > 0 reads: (T, B, H) */
+    xl.shape[2] = H;
+    for (int l = 1; l < layers; l++) {
+        const usg_tensor *wi = w[per * l];
+        if (wi->ndim != 2 || wi->shape[0] != G || wi->shape[1] != H)
+            return usg_fail(USG_SHAPE, "%s: weight_ih_l%d must be (%lld, %lld) (it reads layer "
+                            "%d's %lld outputs), got %s", op, l, (long long)G, (long long)H, l - 1,
+                            (long long)H, usg_shape_str(b1, sizeof b1, wi->ndim, wi->shape));
+        if ((s = check(&xl, w + per * l, l)) != USG_OK) return s;
+    }
+    return USG_OK;
+}
+
 usg_status usg_rec_check_lengths(const char *op, const usg_tensor *len, const usg_tensor *x)
 {
     char b1[256];

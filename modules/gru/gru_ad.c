@@ -116,30 +116,10 @@ usg_status usg_ad_gru_layer(usg_tensor **out, usg_tensor **h_n, usg_tensor *x, u
 
 /* ==== The stacked GRU =================================================== */
 
-/* Every layer's weights fit, layer l > 0 reading H inputs: all checked
- * before anything runs (h0 by usg_ad_rec_stack). */
-static usg_status check_weights(const usg_tensor *x, int layers, usg_tensor *const *w)
+/* one layer's checks, for usg_rec_check_weights (h0 is usg_ad_rec_stack's) */
+static usg_status check_layer(const usg_tensor *x, usg_tensor *const *w, int layer)
 {
-    char b1[256];
-    usg_status s;
-    if (layers < 1) return usg_fail(USG_ARG, "gru: num_layers must be >= 1, got %d", layers);
-    for (int l = 0; l < layers; l++)
-        if (!w[4 * l] || !w[4 * l + 1])
-            return usg_fail(USG_ARG, "gru: weight_%s_l%d is missing", w[4 * l] ? "hh" : "ih", l);
-    if ((s = usg_gru_check_layer(x, NULL, w[0], w[1], w[2], w[3], 0)) != USG_OK) return s;
-    int64_t H = w[1]->shape[1];
-    usg_tensor xl = *x;                  /* what layer l > 0 reads: (T, B, H) */
-    xl.shape[2] = H;
-    for (int l = 1; l < layers; l++) {
-        const usg_tensor *wi = w[4 * l];
-        if (wi->ndim != 2 || wi->shape[0] != 3 * H || wi->shape[1] != H)
-            return usg_fail(USG_SHAPE, "gru: weight_ih_l%d must be (%lld, %lld) (it reads layer "
-                            "%d's %lld outputs), got %s", l, (long long)(3 * H), (long long)H,
-                            l - 1, (long long)H, usg_shape_str(b1, sizeof b1, wi->ndim, wi->shape));
-        if ((s = usg_gru_check_layer(&xl, NULL, wi, w[4 * l + 1], w[4 * l + 2], w[4 * l + 3], l)))
-            return s;
-    }
-    return USG_OK;
+    return usg_gru_check_layer(x, NULL, w[0], w[1], w[2], w[3], layer);
 }
 
 static usg_status stack_layer(void *ctx, int l, usg_tensor *x, usg_tensor *const *s0,
@@ -154,7 +134,7 @@ usg_status usg_ad_gru(usg_tensor **out, usg_tensor **h_n, usg_tensor *x, usg_ten
                       usg_tensor *lengths)
 {
     *out = *h_n = NULL;
-    usg_status s = check_weights(x, layers, weights);
+    usg_status s = usg_rec_check_weights("gru", x, layers, 4, 3, weights, check_layer);
     if (s != USG_OK) return s;
     return usg_ad_rec_stack(out, h_n, x, &h0, 1, (const char *[]){"h0"}, "gru", layers,
                             weights[1]->shape[1], lengths, stack_layer, (void *)weights, dropout,

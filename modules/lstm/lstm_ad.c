@@ -163,33 +163,11 @@ usg_status usg_ad_lstm_layer(usg_tensor **out, usg_tensor **h_n, usg_tensor **c_
 
 /* ==== The stacked LSTM ================================================== */
 
-/* Every layer's weights fit, layer l > 0 reading H inputs: all checked
- * before anything runs (the states are checked by usg_ad_rec_stack). */
-static usg_status check_weights(const usg_tensor *x, int layers, usg_tensor *const *w)
+/* one layer's checks, for usg_rec_check_weights (h0, c0 are usg_ad_rec_stack's) */
+static usg_status check_layer(const usg_tensor *x, usg_tensor *const *w, int layer)
 {
-    char b1[256];
-    usg_status s;
-    if (layers < 1) return usg_fail(USG_ARG, "lstm: num_layers must be >= 1, got %d", layers);
-    for (int l = 0; l < layers; l++)
-        if (!w[USG_LSTM_WEIGHTS * l] || !w[USG_LSTM_WEIGHTS * l + 1])
-            return usg_fail(USG_ARG, "lstm: weight_%s_l%d is missing",
-                            w[USG_LSTM_WEIGHTS * l] ? "hh" : "ih", l);
     usg_lstm_weights lw = {w[0], w[1], w[2], w[3], w[4], w[5], w[6]};
-    if ((s = usg_lstm_check_layer(x, NULL, NULL, &lw, 0)) != USG_OK) return s;
-    int64_t H = w[1]->shape[1];
-    usg_tensor xl = *x;                   /* what layer l > 0 reads: (T, B, H) */
-    xl.shape[2] = H;
-    for (int l = 1; l < layers; l++) {
-        usg_tensor *const *wl = w + USG_LSTM_WEIGHTS * l;
-        if (wl[0]->ndim != 2 || wl[0]->shape[0] != 4 * H || wl[0]->shape[1] != H)
-            return usg_fail(USG_SHAPE, "lstm: weight_ih_l%d must be (%lld, %lld) (it reads layer "
-                            "%d's %lld outputs), got %s", l, (long long)(4 * H), (long long)H,
-                            l - 1, (long long)H,
-                            usg_shape_str(b1, sizeof b1, wl[0]->ndim, wl[0]->shape));
-        usg_lstm_weights ll = {wl[0], wl[1], wl[2], wl[3], wl[4], wl[5], wl[6]};
-        if ((s = usg_lstm_check_layer(&xl, NULL, NULL, &ll, l)) != USG_OK) return s;
-    }
-    return USG_OK;
+    return usg_lstm_check_layer(x, NULL, NULL, &lw, layer);
 }
 
 /* layer l of the stack: states (h, c) */
@@ -205,7 +183,7 @@ usg_status usg_ad_lstm(usg_tensor **out, usg_tensor **h_n, usg_tensor **c_n, usg
                        double dropout, usg_rng *rng, usg_tensor *lengths)
 {
     *out = *h_n = *c_n = NULL;
-    usg_status s = check_weights(x, layers, weights);
+    usg_status s = usg_rec_check_weights("lstm", x, layers, USG_LSTM_WEIGHTS, 4, weights, check_layer);
     if (s != USG_OK) return s;
     usg_tensor *finals[2];
     s = usg_ad_rec_stack(out, finals, x, (usg_tensor *[]){h0, c0}, 2,

@@ -512,7 +512,7 @@ static void test_errors(void **state)
     fails(USG_SHAPE, "rnn: bias_hh_l0 must be (4,), got (4, 8)", x, NULL, 1, wbad, 0);
     wbad[3] = w[3];
     wbad[4] = w[0];                                            /* layer 1 reading 8 */
-    fails(USG_SHAPE, "rnn: weight_ih_l1 must be (4, 4) (it reads layer 0's 4 states), got (4, 8)",
+    fails(USG_SHAPE, "rnn: weight_ih_l1 must be (4, 4) (it reads layer 0's 4 outputs), got (4, 8)",
           x, NULL, 2, wbad, 0);
     wbad[4] = w[4];
     wbad[5] = NULL;

@@ -243,7 +243,7 @@ describe('rnn.rnn', function()
         'rnn: h0 must be (2, 3, 16) (num_layers, B, H), got (1, 3, 16)')
       local bad = { ws[1], { usagi.randn(16, 8), ws[2][2] } }
       assert_msg(error_of(rnn.rnn, x, nil, bad),
-        "rnn: weight_ih_l1 must be (16, 16) (it reads layer 0's 16 states), got (16, 8)")
+        "rnn: weight_ih_l1 must be (16, 16) (it reads layer 0's 16 outputs), got (16, 8)")
       bad = { { ws[1][1], usagi.randn(16, 15), ws[1][3], ws[1][4] } }
       assert_msg(error_of(rnn.rnn, x, nil, bad), 'rnn: weight_hh_l0 must be (16, 16), got (16, 15)')
       bad = { { ws[1][1], ws[1][2], usagi.randn(15), ws[1][4] } }

@@ -188,6 +188,19 @@ USG_API usg_status usg_ad_dropout(usg_tensor **out, usg_rng *r, usg_tensor *x, d
 typedef usg_status (*usg_rec_layer_fn)(void *ctx, int layer, usg_tensor *x, usg_tensor *const *s0,
                                        usg_tensor *lengths, usg_tensor **y, usg_tensor **finals);
 
+/* One layer's own checks (its weights w, `per` of them, against its input
+ * x), for usg_rec_check_weights. */
+typedef usg_status (*usg_rec_check_fn)(const usg_tensor *x, usg_tensor *const *w, int layer);
+
+/* The weights of a stack: `layers` >= 1 layers of `per` tensors, the first
+ * two (weight_ih, weight_hh) present in each; layer 0 checked by check
+ * against x (T, B, I), layer l > 0 against what it reads, (T, B, H), with
+ * weight_ih_l (gates * H, H), H being weight_hh_l0's second dim. Errors
+ * name op. */
+USG_API usg_status usg_rec_check_weights(const char *op, const usg_tensor *x, int layers, int per,
+                                         int64_t gates, usg_tensor *const *w,
+                                         usg_rec_check_fn check);
+
 /* lengths is NULL, or an i32 (B) of values in 1..T for the input x
  * (T, B, n); the error names op. */
 USG_API usg_status usg_rec_check_lengths(const char *op, const usg_tensor *lengths,
