@@ -186,11 +186,10 @@ usg_status usg_gru_layer_backward(const usg_gru_grads *d, const usg_tensor *g_ou
     if (s == USG_OK) s = usg_tensor_empty(&DH, dt, 3, (int64_t[]){T, B, G});
     if (s == USG_OK) s = usg_tensor_empty(&carry, dt, 2, (int64_t[]){B, H});
     if (s == USG_OK) s = usg_tensor_empty(&acc, USG_F64, 1, (int64_t[]){G});
-    if (s == USG_OK) {
-        if (g_out) memcpy(at(dH, 0), at(g_out, 0), (size_t)(T * BH) * es);
-        else memset(at(dH, 0), 0, (size_t)(T * BH) * es);
-        if (g_hn) add_into(at(dH, (T - 1) * BH), at(g_hn, 0), BH, dt);
-    }
+    if (s != USG_OK) goto done;
+    if (g_out) memcpy(at(dH, 0), at(g_out, 0), (size_t)(T * BH) * es);
+    else memset(at(dH, 0), 0, (size_t)(T * BH) * es);
+    if (g_hn) add_into(at(dH, (T - 1) * BH), at(g_hn, 0), BH, dt);
     for (int64_t t = T - 1; t >= 0 && s == USG_OK; t--) {
         void *hp = t > 0 ? at(h, (t - 1) * BH) : at(h0, 0);
         if (dt == USG_F32)
@@ -228,6 +227,7 @@ usg_status usg_gru_layer_backward(const usg_gru_grads *d, const usg_tensor *g_ou
         usg_tensor DX = usg_rec_mat(d->dx, 0, T * B, I);
         s = usg_gemm(&DX, &DAall, false, w_ih, false, 1, 1);
     }
+done:
     usg_tensor_release(dH);
     usg_tensor_release(DA);
     usg_tensor_release(DH);
