@@ -52,26 +52,12 @@ describe('bidirectional nets against PyTorch', function()
             local sd = {}
             for name, spec in pairs(case.weights) do sd[name] = tensor_of(spec, dtype) end
             m:load_state_dict(sd)
-            local x = tensor_of(case.x, dtype):requires_grad(true)
-            local h0 = tensor_of(case.h0, dtype):requires_grad(true)
-            local c0 = case.c0 and tensor_of(case.c0, dtype):requires_grad(true)
-            local out, h_n, c_n
-            if c0 then out, h_n, c_n = m(x, h0, c0, case.lengths)
-            else out, h_n = m(x, h0, case.lengths) end
-            assert.is_true(maxdiff(out, tensor_of(case.out)) < tol, 'out')
-            assert.is_true(maxdiff(h_n, tensor_of(case.h_n)) < tol, 'h_n')
-            local loss = (out * tensor_of(case.r_out, dtype)):sum() + (h_n * tensor_of(case.r_hn, dtype)):sum()
-            if c0 then
-              assert.is_true(maxdiff(c_n, tensor_of(case.c_n)) < tol, 'c_n')
-              loss = loss + (c_n * tensor_of(case.r_cn, dtype)):sum()
-            end
-            loss:backward()
-            assert.is_true(maxdiff(x.grad, tensor_of(case.grad_x)) < tol, 'grad x')
-            assert.is_true(maxdiff(h0.grad, tensor_of(case.grad_h0)) < tol, 'grad h0')
-            if c0 then assert.is_true(maxdiff(c0.grad, tensor_of(case.grad_c0)) < tol, 'grad c0') end
-            for name, spec in pairs(case.grads) do
-              assert.is_true(maxdiff(m[name].grad, tensor_of(spec)) < tol, name)
-            end
+            h.check_fixture(case, dtype, tol, function(x, s0)
+              local out, h_n, c_n
+              if s0[2] then out, h_n, c_n = m(x, s0[1], s0[2], case.lengths)
+              else out, h_n = m(x, s0[1], case.lengths) end
+              return out, { h_n, c_n }, function(name) return m[name] end
+            end)
           end)
         end
       end

@@ -78,29 +78,11 @@ describe('gru.gru', function()
         for _, dtype in ipairs { 'f64', 'f32' } do
           local tol = dtype == 'f64' and 1e-12 or 1e-5
           it(('torch.nn.GRU, %d layer(s), in %s'):format(case.num_layers, dtype), function()
-            local x = tensor_of(case.x, dtype):requires_grad(true)
-            local h0 = tensor_of(case.h0, dtype):requires_grad(true)
-            local ws = {}
-            for l = 0, case.num_layers - 1 do
-              local w = {}
-              for k, name in ipairs { 'weight_ih', 'weight_hh', 'bias_ih', 'bias_hh' } do
-                w[k] = tensor_of(case.weights[name .. '_l' .. l], dtype):requires_grad(true)
-              end
-              ws[l + 1] = w
-            end
-            local out, h_n = gru.gru(x, h0, ws)
-            assert.is_true(maxdiff(out, tensor_of(case.out)) < tol, 'out')
-            assert.is_true(maxdiff(h_n, tensor_of(case.h_n)) < tol, 'h_n')
-            local loss = (out * tensor_of(case.r_out, dtype)):sum() + (h_n * tensor_of(case.r_hn, dtype)):sum()
-            loss:backward()
-            assert.is_true(maxdiff(x.grad, tensor_of(case.grad_x)) < tol, 'grad x')
-            assert.is_true(maxdiff(h0.grad, tensor_of(case.grad_h0)) < tol, 'grad h0')
-            for l = 0, case.num_layers - 1 do
-              for k, name in ipairs { 'weight_ih', 'weight_hh', 'bias_ih', 'bias_hh' } do
-                local full = name .. '_l' .. l
-                assert.is_true(maxdiff(ws[l + 1][k].grad, tensor_of(case.grads[full])) < tol, full)
-              end
-            end
+            h.check_fixture(case, dtype, tol, function(x, s0)
+              local ws, weight = h.fixture_weights(case, dtype)
+              local out, h_n = gru.gru(x, s0[1], ws)
+              return out, { h_n }, weight
+            end)
           end)
         end
       end

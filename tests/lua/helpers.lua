@@ -41,6 +41,48 @@ function h.maxdiff(a, b)
   return (a:double() - b:double()):abs():max():item()
 end
 
+-- A case of tests/reference/*_fixture.lua (PyTorch) run in dtype: its x and
+-- initial states (h0, and c0 for an LSTM) become leaves requiring grad;
+-- forward(x, states) returns out, the final states {h_n [, c_n]} and a
+-- function from a PyTorch parameter name to the tensor it used. Outputs,
+-- final states and, after the fixture's loss L = sum(out * r_out) +
+-- sum(h_n * r_hn) [+ sum(c_n * r_cn)], every gradient must agree within tol.
+function h.check_fixture(case, dtype, tol, forward)
+  local names = case.c0 and { 'h', 'c' } or { 'h' }
+  local x = h.tensor_of(case.x, dtype):requires_grad(true)
+  local s0 = {}
+  for k, n in ipairs(names) do s0[k] = h.tensor_of(case[n .. '0'], dtype):requires_grad(true) end
+  local out, fin, weight = forward(x, s0)
+  assert.is_true(h.maxdiff(out, h.tensor_of(case.out)) < tol, 'out')
+  local loss = (out * h.tensor_of(case.r_out, dtype)):sum()
+  for k, n in ipairs(names) do
+    assert.is_true(h.maxdiff(fin[k], h.tensor_of(case[n .. '_n'])) < tol, n .. '_n')
+    loss = loss + (fin[k] * h.tensor_of(case['r_' .. n .. 'n'], dtype)):sum()
+  end
+  loss:backward()
+  assert.is_true(h.maxdiff(x.grad, h.tensor_of(case.grad_x)) < tol, 'grad x')
+  for k, n in ipairs(names) do
+    assert.is_true(h.maxdiff(s0[k].grad, h.tensor_of(case['grad_' .. n .. '0'])) < tol, 'grad ' .. n .. '0')
+  end
+  for name, spec in pairs(case.grads) do
+    assert.is_true(h.maxdiff(weight(name).grad, h.tensor_of(spec)) < tol, name)
+  end
+end
+
+-- The fixture's weights for an op's per-layer list: { {w_ih, w_hh, b_ih,
+-- b_hh}, ... } as leaves in dtype, and the lookup by PyTorch name.
+function h.fixture_weights(case, dtype)
+  local ws, by_name = {}, {}
+  for l = 0, case.num_layers - 1 do
+    ws[l + 1] = {}
+    for k, n in ipairs { 'weight_ih', 'weight_hh', 'bias_ih', 'bias_hh' } do
+      local t = h.tensor_of(case.weights[n .. '_l' .. l], dtype):requires_grad(true)
+      ws[l + 1][k], by_name[n .. '_l' .. l] = t, t
+    end
+  end
+  return ws, function(name) return by_name[name] end
+end
+
 -- A nested table of numbers flattened in row-major order (appended to out).
 function h.flat(x, out)
   out = out or {}

@@ -144,37 +144,16 @@ describe('lengths against PyTorch (the fixtures\' lengths cases)', function()
         for _, dtype in ipairs { 'f64', 'f32' } do
           local tol = dtype == 'f64' and 1e-12 or 1e-5
           it(('torch.nn.%s, lengths {%s}, in %s'):format(name:upper(), table.concat(case.lengths, ', '), dtype), function()
-            local x = tensor_of(case.x, dtype):requires_grad(true)
-            local h0 = tensor_of(case.h0, dtype):requires_grad(true)
-            local c0 = states == 2 and tensor_of(case.c0, dtype):requires_grad(true) or nil
-            local ws = {}
-            for l = 0, case.num_layers - 1 do
-              ws[l + 1] = {}
-              for k, n in ipairs { 'weight_ih', 'weight_hh', 'bias_ih', 'bias_hh' } do
-                ws[l + 1][k] = tensor_of(case.weights[n .. '_l' .. l], dtype):requires_grad(true)
+            h.check_fixture(case, dtype, tol, function(x, s0)
+              local ws, weight = h.fixture_weights(case, dtype)
+              local len = usagi.tensor(case.lengths, { dtype = 'i32' })
+              if states == 2 then
+                local out, h_n, c_n = op(x, s0[1], s0[2], ws, { lengths = len })
+                return out, { h_n, c_n }, weight
               end
-            end
-            local len = usagi.tensor(case.lengths, { dtype = 'i32' })
-            local out, h_n, c_n
-            if states == 2 then out, h_n, c_n = op(x, h0, c0, ws, { lengths = len })
-            else out, h_n = op(x, h0, ws, { lengths = len }) end
-            assert.is_true(maxdiff(out, tensor_of(case.out)) < tol, 'out')
-            assert.is_true(maxdiff(h_n, tensor_of(case.h_n)) < tol, 'h_n')
-            local loss = (out * tensor_of(case.r_out, dtype)):sum() + (h_n * tensor_of(case.r_hn, dtype)):sum()
-            if c_n then
-              assert.is_true(maxdiff(c_n, tensor_of(case.c_n)) < tol, 'c_n')
-              loss = loss + (c_n * tensor_of(case.r_cn, dtype)):sum()
-            end
-            loss:backward()
-            assert.is_true(maxdiff(x.grad, tensor_of(case.grad_x)) < tol, 'grad x')
-            assert.is_true(maxdiff(h0.grad, tensor_of(case.grad_h0)) < tol, 'grad h0')
-            if c0 then assert.is_true(maxdiff(c0.grad, tensor_of(case.grad_c0)) < tol, 'grad c0') end
-            for l = 0, case.num_layers - 1 do
-              for k, n in ipairs { 'weight_ih', 'weight_hh', 'bias_ih', 'bias_hh' } do
-                local full = n .. '_l' .. l
-                assert.is_true(maxdiff(ws[l + 1][k].grad, tensor_of(case.grads[full])) < tol, full)
-              end
-            end
+              local out, h_n = op(x, s0[1], ws, { lengths = len })
+              return out, { h_n }, weight
+            end)
           end)
         end
       end

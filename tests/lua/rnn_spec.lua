@@ -163,30 +163,11 @@ describe('rnn.rnn', function()
       for _, dtype in ipairs(case.bidirectional and {} or { 'f64', 'f32' }) do   -- (birnn_spec)
         local tol = dtype == 'f64' and 1e-12 or 1e-5
         it(('torch.nn.RNN %s, %d layers, in %s'):format(case.nonlinearity, case.num_layers, dtype), function()
-          local x = tensor_of(case.x, dtype):requires_grad(true)
-          local h0 = tensor_of(case.h0, dtype):requires_grad(true)
-          local ws = {}
-          for l = 0, case.num_layers - 1 do
-            local layer = {}
-            for k, name in ipairs { 'weight_ih', 'weight_hh', 'bias_ih', 'bias_hh' } do
-              layer[k] = tensor_of(case.weights[name .. '_l' .. l], dtype):requires_grad(true)
-            end
-            ws[l + 1] = layer
-          end
-          local out, h_n = rnn.rnn(x, h0, ws, { nonlinearity = case.nonlinearity })
-          assert.is_true(maxdiff(out, tensor_of(case.out)) < tol, 'out')
-          assert.is_true(maxdiff(h_n, tensor_of(case.h_n)) < tol, 'h_n')
-          -- L = sum(out * r_out) + sum(h_n * r_hn): backward with the gradients directly
-          out:backward(tensor_of(case.r_out, dtype), { retain_graph = true })
-          h_n:backward(tensor_of(case.r_hn, dtype))
-          assert.is_true(maxdiff(x.grad, tensor_of(case.grad_x)) < tol, 'grad x')
-          assert.is_true(maxdiff(h0.grad, tensor_of(case.grad_h0)) < tol, 'grad h0')
-          for l = 0, case.num_layers - 1 do
-            for k, name in ipairs { 'weight_ih', 'weight_hh', 'bias_ih', 'bias_hh' } do
-              local full = name .. '_l' .. l
-              assert.is_true(maxdiff(ws[l + 1][k].grad, tensor_of(case.grads[full])) < tol, full)
-            end
-          end
+          h.check_fixture(case, dtype, tol, function(x, s0)
+            local ws, weight = h.fixture_weights(case, dtype)
+            local out, h_n = rnn.rnn(x, s0[1], ws, { nonlinearity = case.nonlinearity })
+            return out, { h_n }, weight
+          end)
         end)
       end
     end
