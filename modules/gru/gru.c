@@ -24,7 +24,8 @@
 #include "usagi/fastmath.h"
 #include "usagi/recurrent.h"
 
-static inline double sigmoid_f64(double x) { return 1 / (1 + exp(-x)); }
+#define at usg_rec_at            /* the data of a tensor from element k on */
+
 
 /* ==== One step of the cell ==============================================
  * In: a (B, 3H) = W_ih x^t + b_ih, hh (B, 3H) = W_hh h^{t-1} + b_hh, hp
@@ -57,7 +58,7 @@ static inline double sigmoid_f64(double x) { return 1 / (1 + exp(-x)); }
         }                                                                          \
     }
 CELL_FORWARD(cell_forward_f32, float, usg_tanhf, usg_sigmoidf)
-CELL_FORWARD(cell_forward_f64, double, tanh, sigmoid_f64)
+CELL_FORWARD(cell_forward_f64, double, tanh, usg_rec_sigmoid)
 
 /* ==== One step back =====================================================
  * With dh = dL/dh^t, the gates (r, z, n), hn = W_hn h^{t-1} + b_hn and
@@ -99,20 +100,6 @@ CELL_FORWARD(cell_forward_f64, double, tanh, sigmoid_f64)
     }
 CELL_BACKWARD(cell_backward_f32, float)
 CELL_BACKWARD(cell_backward_f64, double)
-
-/* the data of t from element k on, or NULL for no tensor */
-static void *at(const usg_tensor *t, int64_t k)
-{
-    if (!t) return NULL;
-    return (char *)usg_tensor_data(t) + (size_t)k * usg_dtype_size(t->dtype);
-}
-
-/* y[k] += x[k] over n elements of dtype dt */
-static void add_into(void *y, const void *x, int64_t n, usg_dtype dt)
-{
-    if (dt == USG_F32) for (int64_t k = 0; k < n; k++) ((float *)y)[k] += ((const float *)x)[k];
-    else for (int64_t k = 0; k < n; k++) ((double *)y)[k] += ((const double *)x)[k];
-}
 
 /* ==== Forward =========================================================== */
 
@@ -179,7 +166,6 @@ usg_status usg_gru_layer_backward(const usg_gru_grads *d, const usg_tensor *g_ou
     int64_t T = x->shape[0], B = x->shape[1], I = x->shape[2], H = w_hh->shape[1];
     int64_t G = 3 * H, BH = B * H;
     usg_dtype dt = x->dtype;
-    size_t es = usg_dtype_size(dt);
     usg_tensor *dH = NULL, *DA = NULL, *DH = NULL, *carry = NULL, *acc = NULL;
     usg_status s = usg_tensor_empty(&dH, dt, 3, (int64_t[]){T, B, H});
     if (s == USG_OK) s = usg_tensor_empty(&DA, dt, 3, (int64_t[]){T, B, G});
@@ -187,23 +173,20 @@ usg_status usg_gru_layer_backward(const usg_gru_grads *d, const usg_tensor *g_ou
     if (s == USG_OK) s = usg_tensor_empty(&carry, dt, 2, (int64_t[]){B, H});
     if (s == USG_OK) s = usg_tensor_empty(&acc, USG_F64, 1, (int64_t[]){G});
     if (s != USG_OK) goto done;
-    if (g_out) memcpy(at(dH, 0), at(g_out, 0), (size_t)(T * BH) * es);
-    else memset(at(dH, 0), 0, (size_t)(T * BH) * es);
-    if (g_hn) add_into(at(dH, (T - 1) * BH), at(g_hn, 0), BH, dt);
+    usg_rec_seed(dH, g_out, g_hn, T, BH);
     for (int64_t t = T - 1; t >= 0 && s == USG_OK; t--) {
         void *hp = t > 0 ? at(h, (t - 1) * BH) : at(h0, 0);
-        if (dt == USG_F32)
-            cell_backward_f32(at(DA, t * B * G), at(DH, t * B * G), at(carry, 0), at(dH, t * BH),
-                              at(gates, t * B * G), at(hn, t * BH), hp, len, t, B, H);
-        else
-            cell_backward_f64(at(DA, t * B * G), at(DH, t * B * G), at(carry, 0), at(dH, t * BH),
-                              at(gates, t * B * G), at(hn, t * BH), hp, len, t, B, H);
-        usg_tensor dh = t > 0 ? usg_rec_mat(dH, (t - 1) * BH, B, H)     /* dL/dh^{t-1} */
-                              : (d->dh0 ? usg_rec_mat(d->dh0, 0, B, H) : usg_rec_mat(carry, 0, B, H));
-        if (t == 0 && !d->dh0) break;
-        add_into(at(&dh, 0), at(carry, 0), BH, dt);
-        usg_tensor dht = usg_rec_mat(DH, t * B * G, B, G);
-        s = usg_gemm(&dh, &dht, false, w_hh, false, 1, 1);
+        void *da = at(DA, t * B * G), *dhh = at(DH, t * B * G);
+        void *g = at(gates, t * B * G), *hnt = at(hn, t * BH);
+        void *dht = at(dH, t * BH), *cy = at(carry, 0);
+        if (dt == USG_F32) cell_backward_f32(da, dhh, cy, dht, g, hnt, hp, len, t, B, H);
+        else cell_backward_f64(da, dhh, cy, dht, g, hnt, hp, len, t, B, H);
+        if (t == 0 && !d->dh0) break;                     /* dL/dh^0 is not wanted */
+        /* dL/dh^{t-1} += dh ⊙ z + DH[t] W_hh */
+        usg_tensor prev = t > 0 ? usg_rec_mat(dH, (t - 1) * BH, B, H) : usg_rec_mat(d->dh0, 0, B, H);
+        usg_rec_add(at(&prev, 0), cy, BH, dt);
+        usg_tensor dhm = usg_rec_mat(DH, t * B * G, B, G);
+        s = usg_gemm(&prev, &dhm, false, w_hh, false, 1, 1);
     }
     usg_tensor DAall = usg_rec_mat(DA, 0, T * B, G), DHall = usg_rec_mat(DH, 0, T * B, G);
     if (s == USG_OK && d->dw_hh) {          /* dW_hh += Σ_{t>1} DH^t h^{t-1 T} + DH^1 h0^T */

@@ -22,7 +22,8 @@
 #include "usagi/fastmath.h"
 #include "usagi/recurrent.h"
 
-static inline double sigmoid_f64(double x) { return 1 / (1 + exp(-x)); }
+#define at usg_rec_at            /* the data of a tensor from element k on */
+
 
 /* ==== One step of the cell ==============================================
  * In: gates (B, 4H) holding a^t = W_ih x^t + W_hh h^{t-1} + b; cp (B, H) =
@@ -58,7 +59,7 @@ static inline double sigmoid_f64(double x) { return 1 / (1 + exp(-x)); }
         }                                                                          \
     }
 CELL_FORWARD(cell_forward_f32, float, usg_tanhf, usg_sigmoidf)
-CELL_FORWARD(cell_forward_f64, double, tanh, sigmoid_f64)
+CELL_FORWARD(cell_forward_f64, double, tanh, usg_rec_sigmoid)
 
 /* ==== One step back =====================================================
  * With dh = dL/dh^t (from above and from step t+1) and dc = dL/dc^t from
@@ -107,13 +108,6 @@ CELL_FORWARD(cell_forward_f64, double, tanh, sigmoid_f64)
     }
 CELL_BACKWARD(cell_backward_f32, float, usg_tanhf)
 CELL_BACKWARD(cell_backward_f64, double, tanh)
-
-/* the data of t from element k on, or NULL for no tensor */
-static void *at(const usg_tensor *t, int64_t k)
-{
-    if (!t) return NULL;
-    return (char *)usg_tensor_data(t) + (size_t)k * usg_dtype_size(t->dtype);
-}
 
 /* ==== Forward =========================================================== */
 
@@ -188,13 +182,7 @@ usg_status usg_lstm_layer_backward(const usg_lstm_grads *d, const usg_tensor *g_
     if (s == USG_OK) s = usg_tensor_zeros(&dC, dt, 2, (int64_t[]){B, H});
     if (s == USG_OK) s = usg_tensor_zeros(&acc, USG_F64, 1, (int64_t[]){G});
     if (s != USG_OK) goto done;
-    /* dH <- g_out (or 0), dH[T] += g_hn; dC <- g_cn (or 0) */
-    if (g_out) memcpy(at(dH, 0), at(g_out, 0), (size_t)(T * BH) * es);
-    else memset(at(dH, 0), 0, (size_t)(T * BH) * es);
-    for (int64_t k = 0; g_hn && k < BH; k++) {
-        if (dt == USG_F32) ((float *)at(dH, (T - 1) * BH))[k] += ((const float *)at(g_hn, 0))[k];
-        else ((double *)at(dH, (T - 1) * BH))[k] += ((const double *)at(g_hn, 0))[k];
-    }
+    usg_rec_seed(dH, g_out, g_hn, T, BH);                  /* dC <- g_cn (or 0) */
     if (g_cn) memcpy(at(dC, 0), at(g_cn, 0), (size_t)BH * es);
 
     double *pacc = peep && (d->dp_i || d->dp_f || d->dp_o) ? at(acc, 0) : NULL;
@@ -227,12 +215,7 @@ usg_status usg_lstm_layer_backward(const usg_lstm_grads *d, const usg_tensor *g_
         usg_tensor dh = usg_rec_mat(d->dh0, 0, B, H);
         s = usg_gemm(&dh, &d1, false, w->w_hh, false, 1, 1);
     }
-    if (s == USG_OK && d->dc0) {                                     /* dc0 += dL/dc^0 */
-        for (int64_t k = 0; k < BH; k++) {
-            if (dt == USG_F32) ((float *)at(d->dc0, 0))[k] += ((const float *)at(dC, 0))[k];
-            else ((double *)at(d->dc0, 0))[k] += ((const double *)at(dC, 0))[k];
-        }
-    }
+    if (s == USG_OK && d->dc0) usg_rec_add(at(d->dc0, 0), at(dC, 0), BH, dt);   /* dc0 += dL/dc^0 */
     if (s == USG_OK && d->dw_hh) {          /* dW_hh += Σ_{t>1} δa^t h^{t-1 T} + δa^1 h0^T */
         if (T > 1) {
             usg_tensor Dn = usg_rec_mat(DA, B * G, (T - 1) * B, G);

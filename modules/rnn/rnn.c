@@ -147,27 +147,6 @@ usg_status usg_rnn_layer_forward(usg_tensor *z, const usg_tensor *x, const usg_t
  * dW = D[2..T]^T Z[1..T-1] + D[1]^T h0, dW_in = D^T X, dx = D W_in.
  */
 
-/* D <- g_out (or 0); D[T] += g_hn: the gradient reaching each z^t from above.
- * The gradients have D's dtype and are contiguous (the op makes them so). */
-static void seed_deltas(usg_tensor *D, const usg_tensor *g_out, const usg_tensor *g_hn,
-                        int64_t T, int64_t BH)
-{
-    size_t es = usg_dtype_size(D->dtype);
-    void *d = usg_tensor_data(D);
-    if (g_out) memcpy(d, usg_tensor_data(g_out), (size_t)(T * BH) * es);
-    else memset(d, 0, (size_t)(T * BH) * es);
-    if (!g_hn) return;
-    if (D->dtype == USG_F32) {
-        float *p = (float *)d + (T - 1) * BH;
-        const float *g = usg_tensor_data(g_hn);
-        for (int64_t i = 0; i < BH; i++) p[i] += g[i];
-    } else {
-        double *p = (double *)d + (T - 1) * BH;
-        const double *g = usg_tensor_data(g_hn);
-        for (int64_t i = 0; i < BH; i++) p[i] += g[i];
-    }
-}
-
 /* The sweep t = T..1: δ^t = D[t] ⊙ f'(u^t), then D[t-1] += δ^t W (one gemm,
  * beta = 1 adds W^T δ^t to the gradient already there). For a sequence
  * that has ended by step t the step is the identity: its D[t] row passes
@@ -202,7 +181,7 @@ usg_status usg_rnn_layer_backward(usg_tensor *dx, usg_tensor *dh0, usg_tensor *d
     usg_status s = usg_tensor_empty(&D, z->dtype, 3, z->shape);                /* (T, B, H) */
     if (s == USG_OK && db) s = usg_tensor_empty(&acc, USG_F64, 1, &H);          /* (H) */
     if (s != USG_OK) { usg_tensor_release(D); return s; }
-    seed_deltas(D, g_out, g_hn, T, B * H);
+    usg_rec_seed(D, g_out, g_hn, T, B * H);
     s = sweep(D, z, w_hh, T, B, H, f, len);
     usg_tensor Dall = usg_rec_mat(D, 0, T * B, H);                                   /* (T*B, H) */
     /* dh0 += W^T δ^1 */

@@ -8,6 +8,7 @@
 #ifndef USAGI_RECURRENT_H
 #define USAGI_RECURRENT_H
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -29,6 +30,38 @@ static inline usg_tensor usg_rec_mat(const usg_tensor *t, int64_t start, int64_t
     m.grad = NULL;
     m.grad_fn = NULL;
     return m;
+}
+
+/* The logistic sigmoid in f64, for the kernels' f64 paths (their f32 paths
+ * use usagi/fastmath.h). */
+static inline double usg_rec_sigmoid(double x) { return 1 / (1 + exp(-x)); }
+
+/* The data of contiguous t from element k on, or NULL for no tensor. */
+static inline void *usg_rec_at(const usg_tensor *t, int64_t k)
+{
+    if (!t) return NULL;
+    return (char *)usg_tensor_data(t) + (size_t)k * usg_dtype_size(t->dtype);
+}
+
+/* y[k] += x[k] for n elements of float dtype dt. */
+static inline void usg_rec_add(void *y, const void *x, int64_t n, usg_dtype dt)
+{
+    if (dt == USG_F32)
+        for (int64_t k = 0; k < n; k++) ((float *)y)[k] += ((const float *)x)[k];
+    else
+        for (int64_t k = 0; k < n; k++) ((double *)y)[k] += ((const double *)x)[k];
+}
+
+/* The gradient reaching each output h^t of a layer from above, for its
+ * BPTT: D (T, B, H) <- g_out (or 0), D[T] += g_hn (the final state's). The
+ * gradients are contiguous and of D's dtype (or NULL: none arrived). */
+static inline void usg_rec_seed(usg_tensor *D, const usg_tensor *g_out, const usg_tensor *g_hn,
+                                int64_t T, int64_t BH)
+{
+    size_t es = usg_dtype_size(D->dtype);
+    if (g_out) memcpy(usg_tensor_data(D), usg_tensor_data(g_out), (size_t)(T * BH) * es);
+    else memset(usg_tensor_data(D), 0, (size_t)(T * BH) * es);
+    if (g_hn) usg_rec_add(usg_rec_at(D, (T - 1) * BH), usg_tensor_data(g_hn), BH, D->dtype);
 }
 
 /* Every row of u (rows, n), contiguous, <- b1 + b2 (either may be NULL). */
@@ -98,15 +131,11 @@ static inline void usg_rec_pass_ended(void *dst, void *g, const int32_t *len, in
                                       int64_t B, int64_t n, usg_dtype dt)
 {
     if (!len) return;
-    size_t es = usg_dtype_size(dt);
+    size_t es = usg_dtype_size(dt), row = (size_t)n * es;
     for (int64_t b = 0; b < B; b++) {
         if (len[b] > t) continue;
-        char *gb = (char *)g + (size_t)(b * n) * es, *db = (char *)dst + (size_t)(b * n) * es;
-        for (int64_t j = 0; j < n; j++) {
-            if (dt == USG_F32) ((float *)db)[j] += ((float *)gb)[j];
-            else ((double *)db)[j] += ((double *)gb)[j];
-        }
-        memset(gb, 0, (size_t)n * es);
+        usg_rec_add((char *)dst + (size_t)b * row, (char *)g + (size_t)b * row, n, dt);
+        memset((char *)g + (size_t)b * row, 0, row);
     }
 }
 
