@@ -42,24 +42,11 @@ local function composed(x, h0, ws)
   return layer_in, usagi.stack(finals, 1)
 end
 
-local function flat_inputs(x, h0, ws)
-  local list = { x }
-  if h0 then list[#list + 1] = h0 end
-  for _, w in ipairs(ws) do for k = 1, 4 do if w[k] then list[#list + 1] = w[k] end end end
-  return list
-end
+local function flat_inputs(x, h0, ws) return h.flat_inputs(x, { h0 }, 1, ws) end
 
 local function unflatten(list, has_h0, ws)
-  local i = 1
-  local function take() i = i + 1; return list[i - 1] end
-  local x = take()
-  local h0 = has_h0 and take() or nil
-  local out = {}
-  for l, w in ipairs(ws) do
-    out[l] = {}
-    for k = 1, 4 do if w[k] then out[l][k] = take() end end
-  end
-  return x, h0, out
+  local x, s, w = h.unflatten(list, { has_h0 }, ws)
+  return x, s[1], w
 end
 
 describe('gru.gru', function()

@@ -30,6 +30,19 @@ function h.fails(f, text)
     ('message "%s" lacks "%s"'):format(tostring(msg), text))
 end
 
+-- A string quoted for the shell.
+function h.quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- A new empty directory, and removing one with all it holds.
+function h.tmpdir()
+  local p = os.tmpname()
+  os.remove(p)
+  usagi.sys.mkdir(p)
+  return p
+end
+
+function h.rmrf(p) os.execute('rm -rf ' .. h.quote(p)) end
+
 -- A fixture's tensor, { shape = {...}, data = {...} } (row-major), as a tensor.
 function h.tensor_of(spec, dtype)
   return usagi.tensor(spec.data, { dtype = dtype or 'f64' }):view(spec.shape)
@@ -81,6 +94,32 @@ function h.fixture_weights(case, dtype)
     end
   end
   return ws, function(name) return by_name[name] end
+end
+
+-- The float inputs of a recurrent op's call as one list for gradcheck: x,
+-- the initial states present (states[1..n], nil for absent), then every
+-- weight present in each layer's list (up to 7 a layer, holes allowed).
+function h.flat_inputs(x, states, n, ws)
+  local list = { x }
+  for k = 1, n do if states[k] then list[#list + 1] = states[k] end end
+  for _, w in ipairs(ws) do
+    for k = 1, 7 do if w[k] then list[#list + 1] = w[k] end end
+  end
+  return list
+end
+
+-- The inverse: x, the states (has[k]: state k is in the list) and layers
+-- with the same holes as ws, from such a list.
+function h.unflatten(list, has, ws)
+  local i = 0
+  local function take() i = i + 1; return list[i] end
+  local x, states, out = take(), {}, {}
+  for k = 1, #has do states[k] = has[k] and take() or nil end
+  for l, w in ipairs(ws) do
+    out[l] = {}
+    for k = 1, 7 do if w[k] then out[l][k] = take() end end
+  end
+  return x, states, out
 end
 
 -- A nested table of numbers flattened in row-major order (appended to out).

@@ -55,12 +55,7 @@ local function make(fam)
   return x, s, ws
 end
 
-local function all_leaves(x, s, ws)
-  local list = { x }
-  for _, t in ipairs(s) do list[#list + 1] = t end
-  for _, w in ipairs(ws) do for k = 1, 7 do if w[k] then list[#list + 1] = w[k] end end end
-  return list
-end
+local function all_leaves(x, s, ws) return h.flat_inputs(x, s, #s, ws) end
 
 local function clear(leaves) for _, t in ipairs(leaves) do t.grad = nil end end
 
@@ -117,16 +112,9 @@ for _, fam in ipairs(FAMILIES) do
       local leaves = all_leaves(x, s, ws)
       for _, t in ipairs(leaves) do t:requires_grad(false) end
       local len = usagi.tensor({ 2, 5, 1, 3 }, { dtype = 'i32' })
+      local has = fam.states == 2 and { true, true } or { true }
       assert.is_true(usagi.gradcheck(function(...)
-        local a = { ... }
-        local i = 1
-        local function take() i = i + 1; return a[i - 1] end
-        local xx, ss, ww = take(), {}, {}
-        for k = 1, fam.states do ss[k] = take() end
-        for l = 1, L do
-          ww[l] = {}
-          for k = 1, fam.w do ww[l][k] = take() end
-        end
+        local xx, ss, ww = h.unflatten({ ... }, has, ws)
         local out, fin = fam.run(xx, ss, ww, len)
         local outs = { out }
         for k = 1, fam.states do outs[#outs + 1] = fin[k] end

@@ -50,29 +50,11 @@ local function composed(x, h0, c0, ws)
 end
 
 -- all float inputs flattened (x, h0, c0, then the weights), and back
-local function flat_inputs(x, h0, c0, ws)
-  local list = { x, h0, c0 }
-  local n = 3
-  for _, w in ipairs(ws) do
-    for k = 1, 7 do if w[k] then n = n + 1; list[n] = w[k] end end
-  end
-  local out = {}
-  for k = 1, n do if list[k] then out[#out + 1] = list[k] end end
-  return out
-end
+local function flat_inputs(x, h0, c0, ws) return h.flat_inputs(x, { h0, c0 }, 2, ws) end
 
 local function unflatten(list, has_h0, has_c0, ws)
-  local i = 1
-  local function take() i = i + 1; return list[i - 1] end
-  local x = take()
-  local h0 = has_h0 and take() or nil
-  local c0 = has_c0 and take() or nil
-  local out = {}
-  for l, w in ipairs(ws) do
-    out[l] = {}
-    for k = 1, 7 do if w[k] then out[l][k] = take() end end
-  end
-  return x, h0, c0, out
+  local x, s, w = h.unflatten(list, { has_h0, has_c0 }, ws)
+  return x, s[1], s[2], w
 end
 
 -- ==== the fused op =========================================================

@@ -8,16 +8,7 @@ local h = dofile('tests/lua/helpers.lua')
 local sys = usagi.sys
 local exe = sys.exe()
 
-local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  sys.mkdir(p)
-  return p
-end
-
-local function rmrf(p) os.execute('rm -rf ' .. quote(p)) end
+local quote, tmpdir, rmrf = h.quote, h.tmpdir, h.rmrf
 
 local function touch(path, text)
   sys.mkdir(path:match('^(.*)/[^/]*$'))

@@ -60,26 +60,11 @@ local function composed(x, h0, ws, act)
 end
 
 -- all float inputs of a call, flattened: x, h0, then the weights
-local function flat_inputs(x, h0, ws)
-  local list = { x }
-  if h0 then list[#list + 1] = h0 end
-  for _, layer in ipairs(ws) do
-    for k = 1, 4 do if layer[k] then list[#list + 1] = layer[k] end end
-  end
-  return list
-end
+local function flat_inputs(x, h0, ws) return h.flat_inputs(x, { h0 }, 1, ws) end
 
--- the inverse: rebuild (x, h0, ws) from a flat list shaped like ws
 local function unflatten(list, has_h0, ws)
-  local i, out = 1, {}
-  local x = list[i]; i = i + 1
-  local h0
-  if has_h0 then h0 = list[i]; i = i + 1 end
-  for l, layer in ipairs(ws) do
-    out[l] = {}
-    for k = 1, 4 do if layer[k] then out[l][k] = list[i]; i = i + 1 end end
-  end
-  return x, h0, out
+  local x, s, w = h.unflatten(list, { has_h0 }, ws)
+  return x, s[1], w
 end
 
 local function grads_enabled()

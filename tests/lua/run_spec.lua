@@ -11,16 +11,7 @@ local sys = usagi.sys
 local exe = sys.exe()
 local script = 'experiments/binary_addition.lua'
 
-local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  sys.mkdir(p)
-  return p
-end
-
-local function rmrf(p) os.execute('rm -rf ' .. quote(p)) end
+local quote, tmpdir, rmrf = h.quote, h.tmpdir, h.rmrf
 
 -- usagi args... -> exit code, stdout and stderr together
 local function usagi_cli(...)

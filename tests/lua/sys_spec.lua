@@ -4,12 +4,7 @@ local usagi = require 'usagi'
 local sys = usagi.sys
 local h = dofile('tests/lua/helpers.lua')
 
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  sys.mkdir(p)
-  return p
-end
+local tmpdir = h.tmpdir
 
 describe('usagi.sys.read', function()
   local dir
