@@ -19,7 +19,6 @@
 #include <string.h>
 
 #include "internal.h"
-#include "usagi/fastmath.h"
 
 /* ==== Recording ========================================================= */
 
@@ -156,6 +155,7 @@ typedef struct class_ctx {
     usg_reduction red;
     int base;
     bool mask;          /* a mask was saved (slot 2) */
+    bool stats;         /* cross-entropy: each row's (m, z) was saved (last slot) */
 } class_ctx;
 
 /* Element i of a 0-dim or 1-D view, whatever its stride. */
@@ -171,29 +171,27 @@ static bool counts(const usg_tensor *target, const usg_tensor *mask, int32_t ign
     return (int32_t)at1(target, i) != ignore && (!mask || at1(mask, i) != 0.0);
 }
 
-/* Row i's gradient: nll puts -g_i at the target; cross-entropy writes
- * g_i (softmax(x_i) - onehot(t_i)), the softmax taken stably (max
- * subtracted) in double. x and gx are contiguous (C) rows. */
+/* Row i's gradient into the contiguous (C) row gx: nll puts -g_i at the
+ * target and 0 elsewhere; cross-entropy writes g_i (softmax(x_i) -
+ * onehot(t_i)), the softmax exp(x_ic - m) / z from the row's max m and sum z
+ * that the forward kept (mz), so one pass over the row. */
 static void class_row(usg_dtype dt, void *gx, const void *x, int64_t row, int64_t C, int64_t t,
-                      double gi, bool fused)
+                      double gi, const double *mz)
 {
-    if (!fused) { usg_store(dt, gx, row + t, -gi); return; }
-    if (dt == USG_F32) {                  /* the common case, in loops that vectorize */
-        const float *p = (const float *)x + row;
-        float *g = (float *)gx + row, m;
-        float scale = (float)(gi / usg_softmax_row_f32(p, C, &m));   /* NaN rows stay NaN */
-        for (int64_t c = 0; c < C; c++) g[c] = scale * usg_expf(p[c] - m);
+    if (!mz) {
+        memset((char *)gx + row * usg_dtype_size(dt), 0, C * usg_dtype_size(dt));
+        usg_store(dt, gx, row + t, -gi);
+        return;
+    }
+    if (dt == USG_F32) {                  /* the common case */
+        float *g = (float *)gx + row;                     /* NaN rows stay NaN (z = NaN) */
+        usg_softmax_scale_row_f32(g, (const float *)x + row, C, (float)mz[0],
+                                  (float)(gi / mz[1]));
         g[t] -= (float)gi;
         return;
     }
-    double m = -INFINITY, z = 0.0;
-    for (int64_t c = 0; c < C; c++) {
-        double v = usg_load(dt, x, row + c);
-        if (v > m || isnan(v)) m = v;
-    }
-    for (int64_t c = 0; c < C; c++) z += exp(usg_load(dt, x, row + c) - m);
     for (int64_t c = 0; c < C; c++)
-        usg_store(dt, gx, row + c, gi * (exp(usg_load(dt, x, row + c) - m) / z - (c == t)));
+        usg_store(dt, gx, row + c, gi * (exp(usg_load(dt, x, row + c) - mz[0]) / mz[1] - (c == t)));
 }
 
 /* loss = sum over counted items i of l_i, divided by the count for MEAN:
@@ -201,16 +199,17 @@ static void class_row(usg_dtype dt, void *gx, const void *x, int64_t row, int64_
  *   ce:   l_i = -log softmax(x_i)[t_i]  dL/dx[i][c] = g_i (softmax(x_i)_c - [c = t_i])
  * with g_i = g / #counted (MEAN), g (SUM) or g[i] (NONE); rows that do not
  * count get 0. */
-static usg_status class_backward(usg_node *n, usg_tensor *const *gout, usg_tensor **gin,
-                                 bool fused)
+static usg_status class_backward(usg_node *n, usg_tensor *const *gout, usg_tensor **gin)
 {
     if (!usg_node_needs_grad(n, 0)) return USG_OK;
     const class_ctx *c = usg_node_ctx(n);
     usg_tensor *x = usg_node_saved(n, 0), *target = usg_node_saved(n, 1);
     usg_tensor *mask = c->mask ? usg_node_saved(n, 2) : NULL, *xc = NULL, *gx = NULL;
+    const double *mz = c->stats ? usg_tensor_data(usg_node_saved(n, c->mask ? 3 : 2)) : NULL;
     int64_t N = x->ndim == 1 ? 1 : x->shape[0], C = x->shape[x->ndim - 1];
-    usg_status s = usg_tensor_zeros(&gx, x->dtype, x->ndim, x->shape);      /* (N, C) */
-    if (s == USG_OK && fused) s = usg_contiguous(&xc, x);
+    size_t row_bytes = C * usg_dtype_size(x->dtype);
+    usg_status s = usg_tensor_empty(&gx, x->dtype, x->ndim, x->shape);      /* (N, C) */
+    if (s == USG_OK && mz) s = usg_contiguous(&xc, x);
     if (s != USG_OK) {
         usg_tensor_release(gx);
         return s;
@@ -218,55 +217,57 @@ static usg_status class_backward(usg_node *n, usg_tensor *const *gout, usg_tenso
     double count = 0.0;
     for (int64_t i = 0; i < N; i++) count += counts(target, mask, c->ignore, i);
     for (int64_t i = 0; i < N; i++) {
-        if (!counts(target, mask, c->ignore, i)) continue;
+        if (!counts(target, mask, c->ignore, i)) {
+            memset((char *)usg_tensor_data(gx) + i * row_bytes, 0, row_bytes);
+            continue;
+        }
         double gi = c->red == USG_REDUCE_NONE ? usg_tensor_get_flat(gout[0], i)
                   : c->red == USG_REDUCE_MEAN ? usg_tensor_get_flat(gout[0], 0) / count
                   : usg_tensor_get_flat(gout[0], 0);
         class_row(x->dtype, usg_tensor_data(gx), xc ? usg_tensor_data(xc) : NULL, i * C, C,
-                  (int32_t)at1(target, i) - c->base, gi, fused);
+                  (int32_t)at1(target, i) - c->base, gi, mz ? mz + 2 * i : NULL);
     }
     usg_tensor_release(xc);
     gin[0] = gx;
     return USG_OK;
 }
 
-static usg_status nll_backward(usg_node *n, usg_tensor *const *gout, usg_tensor **gin)
-{
-    return class_backward(n, gout, gin, false);
-}
-
-static usg_status ce_backward(usg_node *n, usg_tensor *const *gout, usg_tensor **gin)
-{
-    return class_backward(n, gout, gin, true);
-}
-
-static const usg_op nll_op = {"nll_loss", nll_backward, NULL};
-static const usg_op ce_op = {"cross_entropy", ce_backward, NULL};
+static const usg_op nll_op = {"nll_loss", class_backward, NULL};
+static const usg_op ce_op = {"cross_entropy", class_backward, NULL};
 
 /* nll only needs the targets (the gradient does not depend on logp's
  * values), but saving logp costs an alias and keeps one code path. */
 static usg_status record_class(usg_tensor **out, const usg_op *op, usg_tensor *x,
-                               usg_tensor *target, usg_tensor *mask, int32_t ignore,
-                               usg_reduction red, int base)
+                               usg_tensor *target, usg_tensor *mask, usg_tensor *stats,
+                               int32_t ignore, usg_reduction red, int base)
 {
-    class_ctx c = {ignore, red, base, mask != NULL};
-    return record(out, op, 1, &x, &c, sizeof c, mask ? 3 : 2, (usg_tensor *[]){x, target, mask});
+    class_ctx c = {ignore, red, base, mask != NULL, stats != NULL};
+    usg_tensor *save[4] = {x, target}, **next = save + 2;
+    if (mask) *next++ = mask;
+    if (stats) *next++ = stats;
+    return record(out, op, 1, &x, &c, sizeof c, (int)(next - save), save);
 }
 
 usg_status usg_ad_nll_loss(usg_tensor **out, usg_tensor *logp, usg_tensor *target,
                            usg_tensor *mask, int32_t ignore_index, usg_reduction red, int base)
 {
     usg_status s = usg_nll_loss(out, logp, target, mask, ignore_index, red, base);
-    return s != USG_OK ? s : record_class(out, &nll_op, logp, target, mask, ignore_index, red, base);
+    return s != USG_OK ? s : record_class(out, &nll_op, logp, target, mask, NULL, ignore_index,
+                                          red, base);
 }
 
 usg_status usg_ad_cross_entropy(usg_tensor **out, usg_tensor *logits, usg_tensor *target,
                                 usg_tensor *mask, int32_t ignore_index, usg_reduction red,
                                 int base)
 {
-    usg_status s = usg_cross_entropy(out, logits, target, mask, ignore_index, red, base);
-    return s != USG_OK ? s : record_class(out, &ce_op, logits, target, mask, ignore_index, red,
-                                          base);
+    usg_tensor *stats = NULL;
+    bool grad = usg_grad_needed(1, &logits);
+    usg_status s = usg_cross_entropy_stats(out, grad ? &stats : NULL, logits, target, mask,
+                                           ignore_index, red, base);
+    if (s == USG_OK)
+        s = record_class(out, &ce_op, logits, target, mask, stats, ignore_index, red, base);
+    usg_tensor_release(stats);
+    return s;
 }
 
 /* ==== Pointwise losses ================================================== */

@@ -101,4 +101,15 @@ void usg_outer_inner(const usg_tensor *a, int dim, int64_t *outer, int64_t *n,
  * (nn.c, ad_nn.c), with usagi/fastmath.h's exp and eight partial sums. */
 double usg_softmax_row_f32(const float *p, int64_t C, float *max);
 
+/* g[c] = scale * exp(p[c] - m) over a row of C: the softmax, scaled, from
+ * the m and z = usg_softmax_row_f32(p, C, &m) of the row (scale = s / z). */
+void usg_softmax_scale_row_f32(float *g, const float *p, int64_t C, float m, float scale);
+
+/* usg_cross_entropy that also gives, when stats is not NULL, each row's
+ * max m and sum z = sum_c exp(x_c - m) as an (N, 2) f64 tensor (rows that
+ * do not count hold 0, 0): the backward's softmax without a second pass. */
+usg_status usg_cross_entropy_stats(usg_tensor **out, usg_tensor **stats, const usg_tensor *logits,
+                                   const usg_tensor *target, const usg_tensor *mask,
+                                   int32_t ignore_index, usg_reduction red, int base);
+
 #endif

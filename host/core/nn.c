@@ -238,29 +238,18 @@ static usg_status targets_check(const usg_tensor *target, const usg_tensor *mask
     return USG_OK;
 }
 
-double usg_softmax_row_f32(const float *p, int64_t C, float *max)
+USG_CLONES double usg_softmax_row_f32(const float *p, int64_t C, float *max)
 {
-    /* eight lanes of partial maxima, NaN flags and sums: the loops vectorize */
+    /* eight lanes of partial maxima and sums: both loops vectorize. A NaN
+     * score is passed over by the max and makes its exp, and so z, NaN. */
     float mk[8], acc[8] = {0}, m = -INFINITY;
-    int32_t bad[8] = {0}, nan = 0;
     for (int k = 0; k < 8; k++) mk[k] = -INFINITY;
     int64_t c = 0;
     for (; c + 8 <= C; c += 8)
-        for (int k = 0; k < 8; k++) {
-            float v = p[c + k];
-            mk[k] = v > mk[k] ? v : mk[k];
-            bad[k] |= v != v;
-        }
-    for (int k = 0; k < 8; k++) {
-        m = mk[k] > m ? mk[k] : m;
-        nan |= bad[k];
-    }
-    for (; c < C; c++) {
-        m = p[c] > m ? p[c] : m;
-        nan |= p[c] != p[c];
-    }
+        for (int k = 0; k < 8; k++) mk[k] = p[c + k] > mk[k] ? p[c + k] : mk[k];
+    for (int k = 0; k < 8; k++) m = mk[k] > m ? mk[k] : m;
+    for (; c < C; c++) m = p[c] > m ? p[c] : m;
     *max = m;
-    if (nan) return NAN;
     for (c = 0; c + 8 <= C; c += 8)
         for (int k = 0; k < 8; k++) acc[k] += usg_expf(p[c + k] - m);
     double z = 0.0;
@@ -269,36 +258,47 @@ double usg_softmax_row_f32(const float *p, int64_t C, float *max)
     return z;
 }
 
-/* The loss of row i from its (C) scores x at element offset `row`. */
+USG_CLONES void usg_softmax_scale_row_f32(float *g, const float *p, int64_t C, float m, float scale)
+{
+    for (int64_t c = 0; c < C; c++) g[c] = scale * usg_expf(p[c] - m);
+}
+
+/* The loss of row i from its (C) scores x at element offset `row`; a
+ * softmax loss also leaves the row's max and sum in mz (see ce_row). */
 typedef double (*row_loss_fn)(usg_dtype dt, const void *x, int64_t row, int64_t cstride,
-                              int64_t C, int64_t t);
+                              int64_t C, int64_t t, double *mz);
 
 /* nll: loss_i = -logp[i][t_i] */
 static double nll_row(usg_dtype dt, const void *x, int64_t row, int64_t cstride, int64_t C,
-                      int64_t t)
+                      int64_t t, double *mz)
 {
-    (void)C;
+    (void)C, (void)mz;
     return -usg_load(dt, x, row + t * cstride);
 }
 
-/* cross-entropy: loss_i = -log softmax(x_i)[t_i] = log sum_c exp(x_ic - m) + m - x_{i t_i} */
+/* cross-entropy: loss_i = -log softmax(x_i)[t_i] = log z + m - x_{i t_i} with
+ * m = max_c x_ic and z = sum_c exp(x_ic - m), which go to mz[0], mz[1] for
+ * the backward (softmax(x_i)_c = exp(x_ic - m) / z). */
 static double ce_row(usg_dtype dt, const void *x, int64_t row, int64_t cstride, int64_t C,
-                     int64_t t)
+                     int64_t t, double *mz)
 {
     if (dt == USG_F32 && cstride == 1) {   /* the common case: see usg_softmax_row_f32 */
         const float *p = (const float *)x + row;
         float m;
         double z = usg_softmax_row_f32(p, C, &m);
+        mz[0] = m, mz[1] = z;
         return log(z) + m - p[t];
     }
     double m = -INFINITY, z = 0.0;
     for (int64_t c = 0; c < C; c++) {
         double v = usg_load(dt, x, row + c * cstride);
-        if (isnan(v)) return v;
-        if (v > m) m = v;
+        if (isnan(v) || v > m) m = v;
+        if (isnan(v)) break;
     }
-    for (int64_t c = 0; c < C; c++) z += exp(usg_load(dt, x, row + c * cstride) - m);
-    return log(z) + m - usg_load(dt, x, row + t * cstride);
+    if (!isnan(m))
+        for (int64_t c = 0; c < C; c++) z += exp(usg_load(dt, x, row + c * cstride) - m);
+    mz[0] = m, mz[1] = isnan(m) ? m : z;
+    return log(mz[1]) + m - usg_load(dt, x, row + t * cstride);
 }
 
 /* The shared body of nll_loss and cross_entropy. x is read through its
@@ -306,37 +306,50 @@ static double ce_row(usg_dtype dt, const void *x, int64_t row, int64_t cstride, 
  * no copy is made whatever its layout.
  *   MEAN = sum_{i counted} loss_i / #counted,  SUM = sum_{i counted} loss_i,
  *   NONE = (N) with loss_i where counted and 0 elsewhere. */
-static usg_status class_loss(usg_tensor **out, const usg_tensor *x, const usg_tensor *target,
-                             const usg_tensor *mask, int32_t ignore, usg_reduction red,
-                             int base, const char *fn, const char *xname, row_loss_fn f)
+static usg_status class_loss(usg_tensor **out, usg_tensor **stats, const usg_tensor *x,
+                             const usg_tensor *target, const usg_tensor *mask, int32_t ignore,
+                             usg_reduction red, int base, const char *fn, const char *xname,
+                             row_loss_fn f)
 {
     usg_status s;
     *out = NULL;
+    if (stats) *stats = NULL;
     if ((s = class_check(x, target, mask, red, fn, xname)) != USG_OK) return s;
     bool one = x->ndim == 1;
     int64_t N = one ? 1 : x->shape[0], C = x->shape[x->ndim - 1];
     int64_t rstride = one ? 0 : x->stride[0], cstride = x->stride[x->ndim - 1];
     if ((s = targets_check(target, mask, ignore, N, C, base, fn)) != USG_OK) return s;
+    if (stats && (s = usg_tensor_zeros(stats, USG_F64, 2, (int64_t[]){N, 2})) != USG_OK)
+        return s;
     if (red == USG_REDUCE_NONE &&
         (s = usg_tensor_zeros(out, x->dtype, target->ndim, target->shape)) != USG_OK)
-        return s;
+        goto fail;
 
-    double sum = 0.0, count = 0.0;
+    double sum = 0.0, count = 0.0, mz[2];
+    double *st = stats ? usg_tensor_data(*stats) : mz;
     for (int64_t i = 0; i < N; i++) {
         if (!counts(target, mask, ignore, i)) continue;
         double l = f(x->dtype, usg_base(x), x->offset + i * rstride, cstride, C,
-                     (int32_t)at1(target, i) - base);
+                     (int32_t)at1(target, i) - base, stats ? st + 2 * i : mz);
         if (red == USG_REDUCE_NONE) usg_store(x->dtype, usg_tensor_data(*out), i, l);
         sum += l;
         count += 1.0;
     }
-    return red == USG_REDUCE_NONE ? USG_OK : reduced_scalar(out, x->dtype, red, sum, count);
+    if (red == USG_REDUCE_NONE ||
+        (s = reduced_scalar(out, x->dtype, red, sum, count)) == USG_OK)
+        return USG_OK;
+fail:
+    if (stats) {
+        usg_tensor_release(*stats);
+        *stats = NULL;
+    }
+    return s;
 }
 
 usg_status usg_nll_loss(usg_tensor **out, const usg_tensor *logp, const usg_tensor *target,
                         const usg_tensor *mask, int32_t ignore_index, usg_reduction red, int base)
 {
-    return class_loss(out, logp, target, mask, ignore_index, red, base, "nll_loss", "logp",
+    return class_loss(out, NULL, logp, target, mask, ignore_index, red, base, "nll_loss", "logp",
                       nll_row);
 }
 
@@ -344,8 +357,15 @@ usg_status usg_cross_entropy(usg_tensor **out, const usg_tensor *logits,
                              const usg_tensor *target, const usg_tensor *mask,
                              int32_t ignore_index, usg_reduction red, int base)
 {
-    return class_loss(out, logits, target, mask, ignore_index, red, base, "cross_entropy",
-                      "logits", ce_row);
+    return usg_cross_entropy_stats(out, NULL, logits, target, mask, ignore_index, red, base);
+}
+
+usg_status usg_cross_entropy_stats(usg_tensor **out, usg_tensor **stats, const usg_tensor *logits,
+                                   const usg_tensor *target, const usg_tensor *mask,
+                                   int32_t ignore_index, usg_reduction red, int base)
+{
+    return class_loss(out, stats, logits, target, mask, ignore_index, red, base,
+                      "cross_entropy", "logits", ce_row);
 }
 
 /* ==== Pointwise losses ================================================== */

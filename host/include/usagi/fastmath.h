@@ -11,6 +11,17 @@
 
 #include <stdint.h>
 
+/* USG_CLONES before a function over long rows: GCC builds it twice, for
+ * AVX2 and for the x86-64 baseline (SSE2), and the loader picks the one the
+ * CPU runs. The two give the same bits: AVX2 without FMA does the same IEEE
+ * operations in wider registers, and the loops keep their own lanes (no
+ * reassociation). Elsewhere it is empty. */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__ELF__) && !defined(__clang__)
+#define USG_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define USG_CLONES
+#endif
+
 /* tanh as x p(x^2) / q(x^2) on [-7.905, 7.905] (tanh rounds to +-1 in f32
  * past it), the minimax fit Eigen uses for its fast float tanh; within
  * 4e-7 of tanh everywhere. */
