@@ -1,7 +1,8 @@
 /*
  * usagi/fastmath.h -- f32 exp, tanh and sigmoid for the fused kernels
- * (the recurrent plugins, the softmax losses): branch-free, so a loop over
- * them vectorizes,
+ * (the recurrent plugins, the softmax losses), and USG_CLONES for loops
+ * over long rows. The functions are branch-free, so a loop over them
+ * vectorizes,
  * and about five times faster than glibc's tanhf, which spent a fifth of
  * an RNN's forward + backward in expm1f. f64 code keeps libm's functions,
  * so gradient checks see the exact ones.
