@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "usagi/fastmath.h"
 
 #define LANES 64     /* results computed side by side */
 #define BUF 512      /* doubles in a block of rows (4 KiB on the stack) */
@@ -325,6 +326,34 @@ static void reduce_run(const reduce_op *op, const void *p, const usg_tensor *c, 
         }
 }
 
+/* acc[j] += x[j] for the j < m of one f32 row: the lanes of a wide sum,
+ * added in the same order as lane_sum, a whole row at a time. */
+USG_CLONES static void add_row_f32(double *restrict acc, const float *restrict x, int64_t m)
+{
+    for (int64_t j = 0; j < m; j++) acc[j] += x[j];
+}
+
+/* The f32 sum over a dim with many lanes (a bias gradient: (N, C) summed
+ * over dim 0): the same sums as reduce_run, row after row into an inner-long
+ * double buffer instead of LANES columns at a time. USG_NOMEM when the
+ * buffer cannot be had; vals is then untouched. */
+static usg_status sum_wide_f32(const usg_tensor *c, int dim, usg_tensor *vals)
+{
+    int64_t outer, n, inner;
+    usg_outer_inner(c, dim, &outer, &n, &inner);
+    double *acc = usg_alloc((size_t)inner * sizeof *acc);
+    if (!acc) return USG_NOMEM;
+    const float *x = usg_tensor_data(c);
+    float *y = usg_tensor_data(vals);
+    for (int64_t o = 0; o < outer; o++) {
+        memset(acc, 0, (size_t)inner * sizeof *acc);
+        for (int64_t k = 0; k < n; k++) add_row_f32(acc, x + (o * n + k) * inner, inner);
+        for (int64_t j = 0; j < inner; j++) y[o * inner + j] = (float)acc[j];
+    }
+    usg_free(acc);
+    return USG_OK;
+}
+
 /* A 0-dim tensor accepts dim 0 and -1 (its one element), as PyTorch does. */
 static usg_status reduce_dim(int *dim, const usg_tensor *a, const char *fn)
 {
@@ -374,7 +403,13 @@ static usg_status reduce(usg_tensor **vals, usg_tensor **idx, const usg_tensor *
     if ((s = usg_contiguous(&c, (usg_tensor *)a)) != USG_OK) goto fail;
     if (vals && (s = usg_tensor_empty(&v, odt, nd, shape)) != USG_OK) goto fail;
     if (idx && (s = usg_tensor_empty(&ix, USG_I32, nd, shape)) != USG_OK) goto fail;
-    reduce_run(op, p, c, dim, v, ix, base);
+    int64_t outer, n, inner;
+    usg_outer_inner(c, dim, &outer, &n, &inner);
+    if (op->fn == k_sum && c->dtype == USG_F32 && inner >= LANES && vals && !idx) {
+        if ((s = sum_wide_f32(c, dim, v)) != USG_OK) goto fail;
+    } else {
+        reduce_run(op, p, c, dim, v, ix, base);
+    }
     usg_tensor_release(c);
     if (vals) *vals = v;
     if (idx) *idx = ix;

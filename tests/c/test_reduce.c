@@ -435,6 +435,38 @@ static void test_nomem(void **state)
     usg_tensor_release(a);
 }
 
+/* A sum over a dim with many lanes (inner >= 64, f32) takes its own path:
+ * the same bits as adding each lane's column in order in double, and
+ * allocation failure of its buffer gives NOMEM without leaks. */
+static void test_sum_wide_f32(void **state)
+{
+    enum { R = 5, C = 70 };
+    double v[R * C];
+    for (int i = 0; i < R * C; i++) v[i] = sin(0.77 * i) * (1 + i % 9) * 1e3;
+    usg_tensor *a = mk(USG_F32, 2, SHAPE(R, C), v), *y = NULL;
+    assert_int_equal(usg_sum(&y, a, 0, false), USG_OK);
+    for (int j = 0; j < C; j++) {
+        double acc = 0;
+        for (int r = 0; r < R; r++) acc += (double)(float)v[r * C + j];
+        assert_true(usg_tensor_get_flat(y, j) == (double)(float)acc);
+    }
+    usg_tensor_release(y);
+    int failures = 0;
+    for (long k = 1; k < 20; k++) {
+        size_t live = usg_alloc_live_bytes();
+        usg_alloc_fail_after(k);
+        usg_status s = usg_sum(&y, a, 0, false);
+        usg_alloc_fail_after(0);
+        if (s == USG_OK) { usg_tensor_release(y); break; }
+        assert_int_equal(s, USG_NOMEM);
+        assert_null(y);
+        assert_int_equal(usg_alloc_live_bytes(), live);
+        failures++;
+    }
+    assert_true(failures >= 2);    /* the output and the buffer */
+    usg_tensor_release(a);
+}
+
 /* ==== Cross-check with a naive reference ================================ */
 
 enum { R_SUM, R_MEAN, R_PROD, R_MAX, R_MIN, R_VAR, R_STD, R_LSE, R_NORM2, R_NORM3, R_COUNT };
@@ -548,6 +580,7 @@ int main(void)
         cmocka_unit_test(test_empty_and_scalar),
         cmocka_unit_test(test_bad_args),
         cmocka_unit_test(test_index_overflow),
+        cmocka_unit_test(test_sum_wide_f32),
         cmocka_unit_test(test_nomem),
         cmocka_unit_test(test_against_naive),
     };
