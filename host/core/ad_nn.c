@@ -61,16 +61,19 @@ static usg_status linear_backward(usg_node *n, usg_tensor *const *gout, usg_tens
     for (int d = 0; d < x->ndim - 1; d++) M *= x->shape[d];
     int64_t gshape[2] = {M, O}, xshape[2] = {M, in};
     bool any = M > 0 && O > 0 && in > 0;       /* else the products are empty sums: 0 */
+    /* with beta = 0 gemm writes every element of its output: no zeroing first */
+    usg_status (*fresh)(usg_tensor **, usg_dtype, int, const int64_t *) =
+        any ? usg_tensor_empty : usg_tensor_zeros;
     usg_tensor *gc = NULL, *G = NULL, *X = NULL, *dx = NULL, *dx2 = NULL, *dw = NULL;
     usg_status s = usg_to_dtype(&gc, gout[0], x->dtype);
     if (s == USG_OK) s = usg_view(&G, gc, 2, gshape);                       /* (M, out) */
     if (s == USG_OK && usg_node_needs_grad(n, 0)) {
-        s = usg_tensor_zeros(&dx, x->dtype, x->ndim, x->shape);            /* (..., in) */
+        s = fresh(&dx, x->dtype, x->ndim, x->shape);                       /* (..., in) */
         if (s == USG_OK) s = usg_view(&dx2, dx, 2, xshape);                 /* (M, in) */
         if (s == USG_OK && any) s = usg_gemm(dx2, G, false, w, false, 1.0, 0.0);
     }
     if (s == USG_OK && usg_node_needs_grad(n, 1)) {
-        s = usg_tensor_zeros(&dw, w->dtype, 2, w->shape);                  /* (out, in) */
+        s = fresh(&dw, w->dtype, 2, w->shape);                             /* (out, in) */
         if (s == USG_OK) s = usg_reshape(&X, x, 2, xshape);                 /* (M, in) */
         if (s == USG_OK && any) s = usg_gemm(dw, G, true, X, false, 1.0, 0.0);
     }

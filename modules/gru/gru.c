@@ -72,30 +72,34 @@ CELL_FORWARD(cell_forward_f64, double, tanh, usg_rec_sigmoid)
  * da and dhh (B, 3H) get those. carry (B, H) <- dh ⊙ z, the direct part of
  * dL/dh^{t-1}; the rest is dhh W_hh (a gemm, by the caller). */
 #define CELL_BACKWARD(NAME, FT)                                                    \
-    static void NAME(FT *da, FT *dhh, FT *carry, const FT *dh, const FT *g,        \
-                     const FT *hn, const FT *hp, const int32_t *len, int64_t t,    \
-                     int64_t B, int64_t H)                                         \
+    static void NAME##_row(FT *restrict d, FT *restrict e, FT *restrict cb,        \
+                           const FT *restrict dhb, const FT *restrict gb,          \
+                           const FT *restrict hnb, const FT *restrict hpb, int64_t H) \
     {                                                                              \
+        for (int64_t j = 0; j < H; j++) {                                          \
+            FT r = gb[j], z = gb[H + j], n = gb[2 * H + j];                        \
+            FT d_n = dhb[j] * (1 - z) * (1 - n * n);                               \
+            FT d_z = dhb[j] * (hpb[j] - n) * z * (1 - z);                          \
+            FT d_r = d_n * hnb[j] * r * (1 - r);                                   \
+            d[j] = d_r, d[H + j] = d_z, d[2 * H + j] = d_n;                        \
+            e[j] = d_r, e[H + j] = d_z, e[2 * H + j] = d_n * r;                    \
+            cb[j] = dhb[j] * z;                                                    \
+        }                                                                          \
+    }                                                                              \
+    static void NAME(FT *da, FT *dhh, FT *carry, const FT *dh,          \
+                                const FT *g, const FT *hn, const FT *hp,           \
+                                const int32_t *len, int64_t t, int64_t B, int64_t H) \
+    {   /* a row at a time, as the forward; hp is zeros at t = 1 without h0 */     \
         for (int64_t b = 0; b < B; b++) {                                          \
-            const FT *gb = g + b * 3 * H, *hnb = hn + b * H, *dhb = dh + b * H;    \
-            const FT *hpb = hp ? hp + b * H : NULL;                                \
             FT *d = da + b * 3 * H, *e = dhh + b * 3 * H, *cb = carry + b * H;     \
+            const FT *dhb = dh + b * H;                                            \
             if (usg_rec_ended(len, b, t)) {   /* the identity: dh passes whole */   \
                 memset(d, 0, 3 * (size_t)H * sizeof *d);                           \
                 memset(e, 0, 3 * (size_t)H * sizeof *e);                           \
                 memcpy(cb, dhb, (size_t)H * sizeof *cb);                           \
                 continue;                                                          \
             }                                                                      \
-            for (int64_t j = 0; j < H; j++) {                                      \
-                FT r = gb[j], z = gb[H + j], n = gb[2 * H + j];                    \
-                FT prev = hpb ? hpb[j] : 0;                                        \
-                FT d_n = dhb[j] * (1 - z) * (1 - n * n);                           \
-                FT d_z = dhb[j] * (prev - n) * z * (1 - z);                        \
-                FT d_r = d_n * hnb[j] * r * (1 - r);                               \
-                d[j] = d_r, d[H + j] = d_z, d[2 * H + j] = d_n;                    \
-                e[j] = d_r, e[H + j] = d_z, e[2 * H + j] = d_n * r;                \
-                cb[j] = dhb[j] * z;                                                \
-            }                                                                      \
+            NAME##_row(d, e, cb, dhb, g + b * 3 * H, hn + b * H, hp + b * H, H);   \
         }                                                                          \
     }
 CELL_BACKWARD(cell_backward_f32, float)
@@ -166,8 +170,9 @@ usg_status usg_gru_layer_backward(const usg_gru_grads *d, const usg_tensor *g_ou
     int64_t T = x->shape[0], B = x->shape[1], I = x->shape[2], H = w_hh->shape[1];
     int64_t G = 3 * H, BH = B * H;
     usg_dtype dt = x->dtype;
-    usg_tensor *dH = NULL, *DA = NULL, *DH = NULL, *carry = NULL, *acc = NULL;
+    usg_tensor *dH = NULL, *DA = NULL, *DH = NULL, *carry = NULL, *acc = NULL, *zero = NULL;
     usg_status s = usg_tensor_empty(&dH, dt, 3, (int64_t[]){T, B, H});
+    if (s == USG_OK && !h0) s = usg_tensor_zeros(&zero, dt, 2, (int64_t[]){B, H});   /* h^0 */
     if (s == USG_OK) s = usg_tensor_empty(&DA, dt, 3, (int64_t[]){T, B, G});
     if (s == USG_OK) s = usg_tensor_empty(&DH, dt, 3, (int64_t[]){T, B, G});
     if (s == USG_OK) s = usg_tensor_empty(&carry, dt, 2, (int64_t[]){B, H});
@@ -175,7 +180,7 @@ usg_status usg_gru_layer_backward(const usg_gru_grads *d, const usg_tensor *g_ou
     if (s != USG_OK) goto done;
     usg_rec_seed(dH, g_out, g_hn, T, BH);
     for (int64_t t = T - 1; t >= 0 && s == USG_OK; t--) {
-        void *hp = t > 0 ? at(h, (t - 1) * BH) : at(h0, 0);
+        void *hp = t > 0 ? at(h, (t - 1) * BH) : h0 ? at(h0, 0) : at(zero, 0);
         void *da = at(DA, t * B * G), *dhh = at(DH, t * B * G);
         void *g = at(gates, t * B * G), *hnt = at(hn, t * BH);
         void *dht = at(dH, t * BH), *cy = at(carry, 0);
@@ -216,6 +221,7 @@ done:
     usg_tensor_release(DH);
     usg_tensor_release(carry);
     usg_tensor_release(acc);
+    usg_tensor_release(zero);
     return s;
 }
 

@@ -75,34 +75,41 @@ CELL_FORWARD(cell_forward_f64, double, tanh, usg_rec_sigmoid)
  *   dp_i += δi ⊙ c^{t-1}   dp_f += δf ⊙ c^{t-1}   dp_o += δo ⊙ c^t
  */
 #define CELL_BACKWARD(NAME, FT, TANH)                                              \
-    static void NAME(FT *da, FT *dc, const FT *dh, const FT *gates, const FT *c,   \
-                     const FT *cp, const FT *pi, const FT *pf, const FT *po,       \
-                     double *acc, const int32_t *len, int64_t t, int64_t B,        \
-                     int64_t H)                                                    \
+    static void NAME##_row(FT *restrict d, FT *restrict dcb, const FT *restrict hb, \
+                           const FT *restrict gb, const FT *restrict cb,           \
+                           const FT *restrict cpb, const FT *restrict pi,          \
+                           const FT *restrict pf, const FT *restrict po, int64_t H) \
     {                                                                              \
+        for (int64_t j = 0; j < H; j++) {                                          \
+            FT i = gb[j], f = gb[H + j], g = gb[2 * H + j], o = gb[3 * H + j];     \
+            FT cn = cb[j], cprev = cpb[j], tc = TANH(cn);                          \
+            FT d_o = hb[j] * tc * o * (1 - o);                                     \
+            FT dct = dcb[j] + hb[j] * o * (1 - tc * tc) + po[j] * d_o;             \
+            FT d_i = dct * g * i * (1 - i);                                        \
+            FT d_f = dct * cprev * f * (1 - f);                                    \
+            FT d_g = dct * i * (1 - g * g);                                        \
+            d[j] = d_i, d[H + j] = d_f, d[2 * H + j] = d_g, d[3 * H + j] = d_o;    \
+            dcb[j] = dct * f + (pi[j] * d_i + pf[j] * d_f);                        \
+        }                                                                          \
+    }                                                                              \
+    static void NAME(FT *da, FT *dc, const FT *dh, const FT *gates,     \
+                                const FT *c, const FT *cp, const FT *pi,           \
+                                const FT *pf, const FT *po, double *acc,           \
+                                const int32_t *len, int64_t t, int64_t B, int64_t H) \
+    {   /* as the forward: a row at a time, zeros for absent c^0 and peepholes */ \
         for (int64_t b = 0; b < B; b++) {                                          \
-            const FT *gb = gates + b * 4 * H, *cb = c + b * H, *hb = dh + b * H;   \
-            const FT *cpb = cp ? cp + b * H : NULL;                                \
-            FT *d = da + b * 4 * H, *dcb = dc + b * H;                             \
+            FT *d = da + b * 4 * H;                                                \
             if (usg_rec_ended(len, b, t)) {   /* the identity: dc passes, δa = 0 */ \
                 memset(d, 0, 4 * (size_t)H * sizeof *d);                           \
                 continue;                                                          \
             }                                                                      \
-            for (int64_t j = 0; j < H; j++) {                                      \
-                FT i = gb[j], f = gb[H + j], g = gb[2 * H + j], o = gb[3 * H + j]; \
-                FT cn = cb[j], cprev = cpb ? cpb[j] : 0, tc = TANH(cn);            \
-                FT d_o = hb[j] * tc * o * (1 - o);                                 \
-                FT dct = dcb[j] + hb[j] * o * (1 - tc * tc) + (po ? po[j] * d_o : 0); \
-                FT d_i = dct * g * i * (1 - i);                                    \
-                FT d_f = dct * cprev * f * (1 - f);                                \
-                FT d_g = dct * i * (1 - g * g);                                    \
-                d[j] = d_i, d[H + j] = d_f, d[2 * H + j] = d_g, d[3 * H + j] = d_o; \
-                dcb[j] = dct * f + (pi ? pi[j] * d_i + pf[j] * d_f : 0);           \
-                if (acc) {                                                         \
-                    acc[j] += (double)d_i * cprev;                                 \
-                    acc[H + j] += (double)d_f * cprev;                             \
-                    acc[2 * H + j] += (double)d_o * cn;                            \
-                }                                                                  \
+            const FT *cb = c + b * H, *cpb = cp + b * H;                           \
+            NAME##_row(d, dc + b * H, dh + b * H, gates + b * 4 * H, cb, cpb, pi,  \
+                       pf, po, H);                                                 \
+            for (int64_t j = 0; acc && j < H; j++) {                               \
+                acc[j] += (double)d[j] * cpb[j];                                   \
+                acc[H + j] += (double)d[H + j] * cpb[j];                           \
+                acc[2 * H + j] += (double)d[3 * H + j] * cb[j];                    \
             }                                                                      \
         }                                                                          \
     }
@@ -176,8 +183,10 @@ usg_status usg_lstm_layer_backward(const usg_lstm_grads *d, const usg_tensor *g_
     usg_dtype dt = x->dtype;
     size_t es = usg_dtype_size(dt);
     bool peep = w->p_i != NULL;
-    usg_tensor *dH = NULL, *DA = NULL, *dC = NULL, *acc = NULL;
+    usg_tensor *dH = NULL, *DA = NULL, *dC = NULL, *acc = NULL, *zero = NULL;
     usg_status s = usg_tensor_empty(&dH, dt, 3, (int64_t[]){T, B, H});
+    if (s == USG_OK && (!c0 || !peep))        /* stands in for c0 and the peepholes */
+        s = usg_tensor_zeros(&zero, dt, 1, (int64_t[]){BH > H ? BH : H});
     if (s == USG_OK) s = usg_tensor_empty(&DA, dt, 3, (int64_t[]){T, B, G});
     if (s == USG_OK) s = usg_tensor_zeros(&dC, dt, 2, (int64_t[]){B, H});
     if (s == USG_OK) s = usg_tensor_zeros(&acc, USG_F64, 1, (int64_t[]){G});
@@ -186,18 +195,18 @@ usg_status usg_lstm_layer_backward(const usg_lstm_grads *d, const usg_tensor *g_
     if (g_cn) memcpy(at(dC, 0), at(g_cn, 0), (size_t)BH * es);
 
     double *pacc = peep && (d->dp_i || d->dp_f || d->dp_o) ? at(acc, 0) : NULL;
+    void *pi = peep ? at(w->p_i, 0) : at(zero, 0), *pf = peep ? at(w->p_f, 0) : at(zero, 0);
+    void *po = peep ? at(w->p_o, 0) : at(zero, 0);
     for (int64_t t = T - 1; t >= 0 && s == USG_OK; t--) {
-        void *cp = t > 0 ? at(c, (t - 1) * BH) : at(c0, 0);
+        void *cp = t > 0 ? at(c, (t - 1) * BH) : c0 ? at(c0, 0) : at(zero, 0);
         /* an ended sequence's step is the identity: its dh passes to h^{t-1} */
         if (t > 0) usg_rec_pass_ended(at(dH, (t - 1) * BH), at(dH, t * BH), len, t, B, H, dt);
         if (dt == USG_F32)
             cell_backward_f32(at(DA, t * B * G), at(dC, 0), at(dH, t * BH), at(gates, t * B * G),
-                              at(c, t * BH), cp, at(w->p_i, 0), at(w->p_f, 0), at(w->p_o, 0),
-                              pacc, len, t, B, H);
+                              at(c, t * BH), cp, pi, pf, po, pacc, len, t, B, H);
         else
             cell_backward_f64(at(DA, t * B * G), at(dC, 0), at(dH, t * BH), at(gates, t * B * G),
-                              at(c, t * BH), cp, at(w->p_i, 0), at(w->p_f, 0), at(w->p_o, 0),
-                              pacc, len, t, B, H);
+                              at(c, t * BH), cp, pi, pf, po, pacc, len, t, B, H);
         if (t == 0) break;
         usg_tensor prev = usg_rec_mat(dH, (t - 1) * BH, B, H), da = usg_rec_mat(DA, t * B * G, B, G);
         s = usg_gemm(&prev, &da, false, w->w_hh, false, 1, 1);
@@ -241,6 +250,7 @@ done:
     usg_tensor_release(DA);
     usg_tensor_release(dC);
     usg_tensor_release(acc);
+    usg_tensor_release(zero);
     return s;
 }
 
