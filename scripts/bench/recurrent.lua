@@ -10,6 +10,8 @@ Rows (NAME):
   rnn_h256  rnn_h512    nn.RNN (tanh)   require 'usagi.rnn'
   lstm_h256 lstm_h512   nn.LSTM         require 'usagi.lstm'
   gru_h256  gru_h512    nn.GRU          require 'usagi.gru'
+  bilstm_h256 bilstm_h512  nn.LSTM with bidirectional = true (outputs concatenated,
+                        (T, B, 2H); g has that shape)
       T = 64, B = 32, I = 128, H = 256 or 512, one layer, f32, h0 = zeros.
       train_ms  forward + backward: out = model(x), loss = sum(out * g) with a
                 fixed g (T, B, H), loss:backward(); x and every weight require
@@ -50,7 +52,7 @@ local now = usagi.sys.monotonic
 -- ==== Options ==============================================================
 
 local ROWS = { 'rnn_h256', 'rnn_h512', 'lstm_h256', 'lstm_h512', 'gru_h256', 'gru_h512',
-               'ptb_small', 'ptb_medium' }
+               'bilstm_h256', 'bilstm_h512', 'ptb_small', 'ptb_medium' }
 local opts = { reps = 7, warmup = 2 }
 local only
 do
@@ -131,14 +133,16 @@ end
 local T, B, I = 64, 32, 128
 local CLASSES = { rnn = function(H) return nn.RNN(I, H, { nonlinearity = 'tanh' }) end,
                   lstm = function(H) return nn.LSTM(I, H) end,
-                  gru = function(H) return nn.GRU(I, H) end }
+                  gru = function(H) return nn.GRU(I, H) end,
+                  bilstm = function(H) return nn.LSTM(I, H, { bidirectional = true }) end }
+local DIRS = { bilstm = 2 }
 
 local function cell_row(name, kind, H)
   emit(name, 'base_mb', '%.1f', status_mb('VmRSS'))
   usagi.manual_seed(1)
   local model = CLASSES[kind](H)
   local x = usagi.randn(T, B, I):requires_grad(true)
-  local g = usagi.randn(T, B, H)
+  local g = usagi.randn(T, B, (DIRS[kind] or 1) * H)
   local function prep()
     x.grad = nil
     model:zero_grad()

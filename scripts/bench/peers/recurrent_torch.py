@@ -37,6 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 ROWS = ['rnn_h256', 'rnn_h512', 'lstm_h256', 'lstm_h512', 'gru_h256', 'gru_h512',
+        'bilstm_h256', 'bilstm_h512',
         'ptb_small', 'ptb_medium']
 T, B, I = 64, 32, 128
 PTB = {
@@ -109,10 +110,11 @@ def cell_row(name, kind, H, a):
     emit(name, 'base_mb', status_mb('VmRSS'), '%.1f')
     torch.manual_seed(1)
     cls = {'rnn': lambda: nn.RNN(I, H, nonlinearity='tanh'),
-           'lstm': lambda: nn.LSTM(I, H), 'gru': lambda: nn.GRU(I, H)}[kind]
+           'lstm': lambda: nn.LSTM(I, H), 'gru': lambda: nn.GRU(I, H),
+           'bilstm': lambda: nn.LSTM(I, H, bidirectional=True)}[kind]
     model = cls()
     x = torch.randn(T, B, I, requires_grad=True)
-    g = torch.randn(T, B, H)
+    g = torch.randn(T, B, (2 if kind == 'bilstm' else 1) * H)
 
     def prep():
         x.grad = None
