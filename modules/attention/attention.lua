@@ -297,7 +297,7 @@ function MHA:forward(query, key, value, opts)
   local c, w = M.attend(q, k, v, { scale = 1 / math.sqrt(hd), mask = mask,
     causal = opts.causal or opts.is_causal })
   if self.training and self.dropout > 0 then              -- dropout on the weights, then w v again
-    w = nn.functional_dropout and nn.functional_dropout(w, self.dropout) or usagi.dropout(w, self.dropout, true)
+    w = usagi.dropout(w, self.dropout, true)
     c = usagi.bmm(w, v)
   end
   local out = self.out_proj(c:transpose(1, 2):reshape(L, N, E))
