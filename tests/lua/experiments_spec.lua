@@ -114,3 +114,38 @@ describe('char_rnn', function()
     assert.is_true(test < math.log(65), 'below a uniform guess over the 65 characters: ' .. test)
   end)
 end)
+
+-- The DLFS2 tasks: skipped, with the reason, where dlfs2/ is missing.
+local function dlfs2(name)
+  local ok, why = pcall(require('usagi.data').path, 'dlfs2/' .. name .. '.txt')
+  if not ok then print('\n  skipped ' .. name .. ': ' .. tostring(why)) end
+  return ok
+end
+
+describe('seq2seq_addition', function()
+  it('trains each variant a little, the loss going down (smoke config)', function()
+    if not dlfs2('addition') then return end
+    for _, variant in ipairs { 'baseline', 'reversed', 'reversed_peeky' } do
+      local run, acc = experiment.run_experiment(load('seq2seq_addition'),
+        { smoke = true, quiet = true, seed = 1, set = { variant = variant } })
+      local loss = run:history('loss')
+      assert.are.equal(2, #loss)
+      assert.is_true(loss[2] < loss[1], ('%s: loss %g -> %g'):format(variant, loss[1], loss[2]))
+      assert.is_true(acc >= 0 and acc <= 1)
+    end
+  end)
+end)
+
+describe('attention_dates', function()
+  it('trains a little and draws the attention of a held-out date (smoke config)', function()
+    if not dlfs2('date') then return end
+    local dir = os.tmpname()
+    os.remove(dir)
+    local run = experiment.run_experiment(load('attention_dates'), { smoke = true, quiet = true, seed = 1, out = dir })
+    local loss = run:history('loss')
+    assert.are.equal(1, #loss)
+    assert.is_true(loss[1] < math.log(59), 'below a uniform guess over the 59 characters: ' .. loss[1])
+    assert.are.equal('file', usagi.sys.kind(run.dir .. '/attention-1.png'))
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+end)

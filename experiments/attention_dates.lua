@@ -1,0 +1,119 @@
+-- attention_dates.lua -- the DLFS2 book's attention seq2seq (chapter 8):
+-- translate dates as people write them ("september 27, 1994", "2/10/93",
+-- "TUESDAY, SEPTEMBER 25, 1984") to ISO ("1994-09-27"). 50,000 pairs
+-- (dlfs2/date.txt), shuffled with a seed and split 90/10; the score is
+-- exact match on the held-out 5,000, greedy decoding.
+--
+--   encoder:  h^s = LSTM(E x^s, ...) over the question (read backwards, as the book does)
+--   decoder:  d^t = LSTM(E y^{t-1}, d^{t-1}) from the encoder's final state
+--   attention (Luong's dot score, the attention plugin):
+--             a^t = softmax_s(d^t . h^s),  c^t = sum_s a^t_s h^s
+--   output:   p(y^t) = softmax(W [d^t; c^t] + b)
+--
+-- After training, the run directory gets attention-<k>.png: the weights a^t_s
+-- of a few held-out dates, output characters down, input characters across.
+-- Month, day and year of the output should each look at their own part of
+-- the input.
+--
+--   usagi run experiments/attention_dates.lua
+--   usagi run experiments/attention_dates.lua --set attention=additive
+--   usagi run experiments/attention_dates.lua --smoke       # a few seconds, for the tests
+local usagi = require 'usagi'
+local nn, optim = require 'usagi.nn', require 'usagi.optim'
+local data = require 'usagi.data'
+local plot = require 'usagi.plot'
+require 'usagi.seq2seq'
+
+-- exact-match accuracy of greedy answers to x against y ('_' + answer)
+local function accuracy(model, x, y, start, batch)
+  local right, n, T = 0, x:size(1), y:size(2) - 1
+  model:eval()
+  for i = 1, n, batch do
+    local m = math.min(batch, n - i + 1)
+    local want = y:narrow(1, i, m):narrow(2, 2, T):totable()
+    local got = model:generate(x:narrow(1, i, m), { start = start, max_len = T })
+    for b = 1, m do
+      local ok = true
+      for t = 1, T do ok = ok and got[b][t] == want[b][t] end
+      if ok then right = right + 1 end
+    end
+  end
+  model:train()
+  return right / n
+end
+
+-- the characters of a row of ids, one label each (spaces shown as '.')
+local function chars(ids, vocab)
+  local out = {}
+  for i, id in ipairs(ids) do out[i] = (vocab[id] or '?'):gsub(' ', '.') end
+  return out
+end
+
+return usagi.experiment {
+  name = 'attention_dates',
+  config = { attention = 'dot', epochs = 10, batch = 128, embed = 16, hidden = 256, lr = 0.001,
+             clip = 5.0, reverse_input = true, limit = 0, split_seed = 1984, pictures = 3 },
+  smoke = { epochs = 1, limit = 1000, hidden = 32, pictures = 1 },
+  checkpoint = { every_epochs = 1, keep = 1, best = 'accuracy', mode = 'max' },
+  run = function(run, cfg)
+    local task = data.sequence_task('date', cfg.split_seed)
+    local train, test = task.train, task.test
+    if cfg.limit > 0 then
+      local function head(s, n) return { x = s.x:narrow(1, 1, n), y = s.y:narrow(1, 1, n) } end
+      train, test = head(train, cfg.limit), head(test, math.max(cfg.limit // 10, 1))
+    end
+    local V, N = #task.vocab, train.x:size(1)
+    local model = nn.Seq2Seq { src_vocab = V, tgt_vocab = V, embed = cfg.embed, hidden = cfg.hidden,
+      cell = 'lstm', attention = cfg.attention, reverse_input = cfg.reverse_input }
+    local params = model:parameters()
+    local opt = optim.Adam(params, { lr = cfg.lr })
+    run:track { model = model, optim = opt }
+    run:print(('attention_dates: %s attention, %d train / %d test dates, vocabulary %d, %d parameters')
+      :format(cfg.attention, N, test.x:size(1), V, model:num_parameters()))
+
+    local nb, acc = math.ceil(N / cfg.batch), 0
+    for epoch in run:epochs(cfg.epochs) do
+      local perm = usagi.randperm(N):int()
+      local x, y = train.x:index_select(1, perm), train.y:index_select(1, perm)
+      local total, t0 = 0, usagi.sys.monotonic()
+      for i in run:progress(nb, { label = ('epoch %d/%d'):format(epoch, cfg.epochs), unit = 'samples',
+                                  per_step = cfg.batch }) do
+        local lo = (i - 1) * cfg.batch + 1
+        local m = math.min(cfg.batch, N - lo + 1)
+        local loss = model:loss(x:narrow(1, lo, m), y:narrow(1, lo, m))
+        opt:zero_grad()
+        loss:backward()
+        optim.clip_grad_norm(params, cfg.clip)
+        opt:step()
+        total = total + loss:item()
+      end
+      local seconds = usagi.sys.monotonic() - t0
+      acc = accuracy(model, test.x, test.y, task.start, 500)
+      run:log { epoch = epoch, loss = total / nb, accuracy = acc, samples_per_s = N / seconds }
+      run:print(('epoch %2d  loss %.5f  held-out exact match %7.3f%%  %5.0f samples/s')
+        :format(epoch, total / nb, 100 * acc, N / seconds))
+    end
+
+    -- the attention of a few held-out dates, as pictures
+    model:eval()
+    local k = math.min(cfg.pictures, test.x:size(1))
+    if k > 0 and run.dir then
+      local x, T = test.x:narrow(1, 1, k), test.y:size(2) - 1
+      local got, w = model:generate(x, { start = task.start, max_len = T })  -- w (k, T, Ts)
+      if cfg.reverse_input then        -- the model read it backwards: put the weights in order
+        local n, idx = w:size(3), {}
+        for s = 1, n do idx[s] = n + 1 - s end
+        w = w:index_select(3, usagi.tensor(idx, 'i32'))
+      end
+      for b = 1, k do
+        local src = x[b]:totable()
+        local path = run.dir .. ('/attention-%d.png'):format(b)
+        plot.heatmap { values = w[b], xlabels = chars(src, task.vocab), ylabels = chars(got[b], task.vocab),
+          title = data.decode(src, task.vocab):gsub('%s+$', '') .. ' -> ' .. data.decode(got[b], task.vocab),
+          xlabel = 'input', ylabel = 'output', vmin = 0, vmax = 1, cell = 16, path = path }
+        run:print('attention weights: ' .. path)
+      end
+    end
+    return acc
+  end,
+}

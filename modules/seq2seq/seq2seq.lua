@@ -1,0 +1,335 @@
+-- seq2seq.lua -- the Lua face of the seq2seq plugin: nn.Seq2Seq, an
+-- encoder-decoder over the fused recurrent plugins (rnn, lstm, gru; the
+-- encoder uni- or bidirectional, with lengths), a decoder optionally with
+-- attention over the encoder's outputs (the attention plugin) or "peeky"
+-- (the encoder's summary fed to every step), input reversal, training by
+-- teacher forcing with a scheduled-sampling ratio and a masked loss, and
+-- decoding by greedy choice, sampling with a temperature, or beam search
+-- (M.topk, in C, ranks each step's extensions). Receives the module table
+-- M that the C side made.
+--
+--   local nn = require 'usagi.nn'
+--   require 'usagi.seq2seq'
+--   local model = nn.Seq2Seq { src_vocab = 13, tgt_vocab = 13, embed = 16, hidden = 128,
+--                              cell = 'lstm', reverse_input = true, peeky = true, pad = 6 }
+--   local loss = model:loss(x, y)                  -- x (B, Ts), y (B, 1 + Tt): start, answer
+--   local out = model:generate(x, { start = 7, max_len = 4, method = 'beam', beam = 5 })
+local M = ...
+local usagi = require 'usagi'
+local nn = require 'usagi.nn'
+require 'usagi.rnn'
+require 'usagi.lstm'
+require 'usagi.gru'
+require 'usagi.attention'
+
+local function fail(fn, msg, ...) error(fn .. ': ' .. msg:format(...), 3) end
+
+local CELLS = { lstm = nn.LSTM, gru = nn.GRU, rnn = nn.RNN }
+
+-- One pass of a recurrent module from state {h [, c]} (nil: zeros): out,
+-- the final state {h [, c]}. The cells differ only in their arguments.
+local function run(rnn, cell, x, state, lengths)
+  state = state or {}
+  if cell == 'lstm' then
+    local out, h, c = rnn(x, state[1], state[2], lengths)
+    return out, { h, c }
+  end
+  local out, h = rnn(x, state[1], lengths)
+  return out, { h }
+end
+
+-- (B, T) ids, each row reversed within its own length (lengths: a list)
+local function reverse_rows(ids, lengths)
+  local rows = ids:totable()
+  for b, row in ipairs(rows) do
+    local n = lengths and lengths[b] or #row
+    for i = 1, n // 2 do row[i], row[n + 1 - i] = row[n + 1 - i], row[i] end
+  end
+  return usagi.tensor(rows, 'i32')
+end
+
+local function as_list(lengths)
+  if lengths == nil then return nil end
+  return usagi.is_tensor(lengths) and lengths:totable() or lengths
+end
+
+-- ==== nn.Seq2Seq ===========================================================
+
+local Seq2Seq = nn.Module:extend 'Seq2Seq'
+
+local KNOWN = { src_vocab = true, tgt_vocab = true, embed = true, hidden = true, cell = true,
+                layers = true, bidirectional = true, attention = true, peeky = true,
+                reverse_input = true, dropout = true, pad = true, dtype = true }
+
+-- nn.Seq2Seq(opts): src_vocab, tgt_vocab (sizes), embed (16), hidden (128),
+-- cell 'lstm' | 'gru' | 'rnn' ('lstm'), layers (1), bidirectional (false;
+-- the decoder then has 2 * hidden units, the two directions' final states
+-- side by side), attention (nil, or a kind of nn.Attention: 'dot',
+-- 'general', 'scaled_dot', 'additive'), peeky (false), reverse_input
+-- (false), dropout (0, between recurrent layers), pad (the target id the
+-- loss ignores; nil: none), dtype.
+function Seq2Seq:__init(opts)
+  nn.Module.__init(self)
+  if type(opts) ~= 'table' then fail('Seq2Seq', 'takes one table of options, got %s', type(opts)) end
+  for k in pairs(opts) do
+    if not KNOWN[k] then fail('Seq2Seq', "unknown option '%s'", tostring(k)) end
+  end
+  for _, k in ipairs { 'src_vocab', 'tgt_vocab' } do
+    if math.type(opts[k]) ~= 'integer' or opts[k] < 1 then
+      fail('Seq2Seq', '%s must be a positive integer (the vocabulary size), got %s', k, tostring(opts[k]))
+    end
+  end
+  local cell = opts.cell or 'lstm'
+  if not CELLS[cell] then fail('Seq2Seq', "cell must be 'lstm', 'gru' or 'rnn', got %s", tostring(cell)) end
+  local E, H, L = opts.embed or 16, opts.hidden or 128, opts.layers or 1
+  local dirs = opts.bidirectional and 2 or 1
+  local Hd, dt = H * dirs, opts.dtype
+  self.cell, self.layers, self.hidden, self.dec_hidden = cell, L, H, Hd
+  self.bidirectional, self.peeky = opts.bidirectional and true or false, opts.peeky and true or false
+  self.reverse_input, self.pad = opts.reverse_input and true or false, opts.pad
+  self.src_vocab, self.tgt_vocab, self.attention_kind = opts.src_vocab, opts.tgt_vocab, opts.attention
+  local ropts = { num_layers = L, dropout = opts.dropout or 0, dtype = dt }
+  self.src_embed = nn.Embedding(opts.src_vocab, E, { dtype = dt })
+  self.encoder = CELLS[cell](E, H, { num_layers = L, dropout = opts.dropout or 0, dtype = dt,
+                                     bidirectional = self.bidirectional })
+  self.tgt_embed = nn.Embedding(opts.tgt_vocab, E, { dtype = dt })
+  self.decoder = CELLS[cell](E + (self.peeky and Hd or 0), Hd, ropts)
+  local features = Hd + (self.peeky and Hd or 0)
+  if opts.attention then
+    self.attention = nn.Attention(opts.attention, Hd, Hd, { dtype = dt })
+    features = features + Hd
+  end
+  self.out = nn.Linear(features, opts.tgt_vocab, { dtype = dt })
+end
+
+-- encode(src (B, Ts) ids [, lengths]) -> the encoder's view of the batch:
+-- {hs = (B, Ts, Hd) outputs batch first, state = {h [, c]} each (layers,
+-- B, Hd), summary = (B, Hd) the top layer's h, lengths}
+function Seq2Seq:encode(src, lengths)
+  if not usagi.is_tensor(src) or src:dim() ~= 2 then
+    fail('Seq2Seq', 'src must be a (B, Ts) tensor of token ids, got %s',
+      usagi.is_tensor(src) and tostring(src:size()) or type(src))
+  end
+  lengths = as_list(lengths)
+  if self.reverse_input then src = reverse_rows(src, lengths) end
+  local x = self.src_embed(src:transpose(1, 2))                          -- (Ts, B, E)
+  local hs, state = run(self.encoder, self.cell, x, nil, lengths)
+  if self.bidirectional then         -- (2 layers, B, H) -> (layers, B, 2H): directions side by side
+    local B, H = src:size(1), self.hidden
+    for i, s in ipairs(state) do
+      state[i] = s:view(self.layers, 2, B, H):transpose(2, 3):reshape(self.layers, B, 2 * H)
+    end
+  end
+  return { hs = hs:transpose(1, 2), state = state, summary = state[1]:select(1, self.layers),
+           lengths = lengths }
+end
+
+-- The decoder over target inputs y_in (T, B) from state: logits (T, B, V),
+-- the final state and the attention weights (B, T, Ts) (or nil).
+function Seq2Seq:decode(enc, y_in, state)
+  local T, B = y_in:size(1), y_in:size(2)
+  local x = self.tgt_embed(y_in)                                         -- (T, B, E)
+  local peek = self.peeky and enc.summary:unsqueeze(1):expand(T, B, self.dec_hidden)
+  if peek then x = usagi.cat({ x, peek }, 3) end
+  local h, fin = run(self.decoder, self.cell, x, state)
+  local features, w = { h }, nil
+  if self.attention then
+    local c
+    c, w = self.attention(h:transpose(1, 2), enc.hs, nil, { lengths = enc.lengths })
+    features[#features + 1] = c:transpose(1, 2)
+  end
+  if peek then features[#features + 1] = peek end
+  local f = #features > 1 and usagi.cat(features, 3) or h
+  return self.out(f), fin, w
+end
+
+-- forward(src, y_in [, lengths]) -> logits (B, T, V): teacher forcing,
+-- y_in (B, T) the decoder's inputs (the start id, then the target shifted)
+function Seq2Seq:forward(src, y_in, lengths)
+  local enc = self:encode(src, lengths)
+  local logits = self:decode(enc, y_in:transpose(1, 2), enc.state)
+  return logits:transpose(1, 2)
+end
+
+-- loss(src, y [, opts]) -> the mean cross-entropy per target token: y (B,
+-- 1 + T) is the start id followed by the target; positions whose target is
+-- `pad` do not count. opts: lengths (of src), sampling (0: teacher forcing;
+-- p > 0: each step after the first, each sequence feeds its own previous
+-- prediction instead of the truth with probability p, drawn from the
+-- run's generator -- scheduled sampling, Bengio et al. 2015).
+function Seq2Seq:loss(src, y, opts)
+  opts = opts or {}
+  if not usagi.is_tensor(y) or y:dim() ~= 2 or y:size(2) < 2 then
+    fail('Seq2Seq', 'y must be a (B, 1 + T) tensor of ids (the start id, then the target), got %s',
+      usagi.is_tensor(y) and tostring(y:size()) or type(y))
+  end
+  local T = y:size(2) - 1
+  local y_in, y_out = y:narrow(2, 1, T), y:narrow(2, 2, T)
+  local enc = self:encode(src, opts.lengths)
+  local logits
+  local p = opts.sampling or 0
+  if p > 0 then
+    logits = self:unroll(enc, y_in, p)
+  else
+    logits = self:decode(enc, y_in:transpose(1, 2), enc.state):transpose(1, 2)
+  end
+  local flat = logits:reshape(-1, self.tgt_vocab)
+  local target = y_out:reshape(-1)
+  if self.pad then return usagi.cross_entropy(flat, target, { ignore_index = self.pad }) end
+  return usagi.cross_entropy(flat, target)
+end
+
+-- The decoder a step at a time, feeding at step t > 1 the previous
+-- prediction (argmax, detached) instead of y_in[t] where a draw of
+-- probability p says so: logits (B, T, V).
+function Seq2Seq:unroll(enc, y_in, p)
+  local B, T = y_in:size(1), y_in:size(2)
+  local state, prev, out = enc.state, nil, {}
+  for t = 1, T do
+    local tok = y_in:select(2, t)
+    if prev then
+      local use = usagi.bernoulli(usagi.full({ B }, p)):int()
+      tok = usagi.where(use, prev, tok)
+    end
+    local logits
+    logits, state = self:decode(enc, tok:unsqueeze(1), state)
+    out[t] = logits                                                      -- (1, B, V)
+    prev = logits:select(1, 1):detach():argmax(2):int()
+  end
+  return usagi.cat(out, 1):transpose(1, 2)
+end
+
+-- ==== Decoding =============================================================
+
+local KNOWN_GEN = { start = true, stop = true, max_len = true, method = true, temperature = true,
+                    beam = true, length_penalty = true, lengths = true, attention = true }
+
+-- generate(src [, opts]) -> list of B lists of ids (without start and
+-- stop), and for greedy decoding with attention the weights of each step
+-- (B, T, Ts). opts: start (the id that starts decoding; required), stop
+-- (an id that ends a sequence; nil: none), max_len (required), method
+-- 'greedy' (default) | 'sample' | 'beam', temperature (1; for 'sample'),
+-- beam (5) and length_penalty (alpha, 0; a finished beam scores
+-- log p / len^alpha), lengths (of src). Runs without recording a graph.
+function Seq2Seq:generate(src, opts)
+  opts = opts or {}
+  for k in pairs(opts) do
+    if not KNOWN_GEN[k] then fail('Seq2Seq:generate', "unknown option '%s'", tostring(k)) end
+  end
+  if math.type(opts.start) ~= 'integer' then fail('Seq2Seq:generate', 'start must be a token id, got %s', tostring(opts.start)) end
+  if math.type(opts.max_len) ~= 'integer' or opts.max_len < 1 then
+    fail('Seq2Seq:generate', 'max_len must be a positive integer, got %s', tostring(opts.max_len))
+  end
+  local method = opts.method or 'greedy'
+  if method ~= 'greedy' and method ~= 'sample' and method ~= 'beam' then
+    fail('Seq2Seq:generate', "method must be 'greedy', 'sample' or 'beam', got %s", tostring(method))
+  end
+  return usagi.no_grad(function()
+    local enc = self:encode(src, opts.lengths)
+    if method == 'beam' then return self:beam_search(enc, src:size(1), opts) end
+    return self:greedy(enc, src:size(1), opts, method == 'sample')
+  end)
+end
+
+function Seq2Seq:greedy(enc, B, opts, sample)
+  local tok = usagi.full({ B }, opts.start, { dtype = 'i32' })
+  local state, seqs, done, ws = enc.state, {}, {}, {}
+  for b = 1, B do seqs[b] = {} end
+  local temp = opts.temperature or 1
+  for t = 1, opts.max_len do
+    local logits, w
+    logits, state, w = self:decode(enc, tok:unsqueeze(1), state)
+    logits = logits:select(1, 1)                                         -- (B, V)
+    if sample then
+      tok = usagi.multinomial(usagi.softmax(logits / temp, 2), 1):reshape(B):int()
+    else
+      tok = logits:argmax(2):int()
+    end
+    if w then ws[t] = w end                                              -- (B, 1, Ts)
+    local ids = tok:totable()
+    for b = 1, B do
+      if not done[b] then
+        if opts.stop and ids[b] == opts.stop then done[b] = true
+        else seqs[b][#seqs[b] + 1] = ids[b] end
+      end
+    end
+  end
+  return seqs, #ws > 0 and usagi.cat(ws, 2) or nil
+end
+
+-- Beam search, one source at a time with its k beams as the batch: each
+-- step scores every beam's extensions (the beam's log p plus the next
+-- token's log-softmax), keeps the k best of the k x V (M.topk), reorders
+-- the states by parent, and retires beams that produced `stop`.
+function Seq2Seq:beam_search(enc, B, opts)
+  local k, alpha, V = opts.beam or 5, opts.length_penalty or 0, self.tgt_vocab
+  if math.type(k) ~= 'integer' or k < 1 or k > V then
+    fail('Seq2Seq:generate', 'beam must be an integer in [1, %d], got %s', V, tostring(k))
+  end
+  local results = {}
+  for b = 1, B do
+    local e = {}
+    e.hs = enc.hs:narrow(1, b, 1):expand(k, enc.hs:size(2), enc.hs:size(3)):contiguous()
+    e.summary = enc.summary:narrow(1, b, 1):expand(k, self.dec_hidden):contiguous()
+    e.lengths = enc.lengths and {} or nil
+    for i = 1, k do if e.lengths then e.lengths[i] = enc.lengths[b] end end
+    local state = {}
+    for i, s in ipairs(enc.state) do
+      state[i] = s:narrow(2, b, 1):expand(self.layers, k, self.dec_hidden):contiguous()
+    end
+    local seqs, scores = {}, {}
+    for i = 1, k do seqs[i], scores[i] = {}, i == 1 and 0 or -math.huge end
+    local tok = usagi.full({ k }, opts.start, { dtype = 'i32' })
+    local best, best_score = nil, -math.huge
+    for t = 1, opts.max_len do
+      local logits
+      logits, state = self:decode(e, tok:unsqueeze(1), state)
+      local logp = usagi.log_softmax(logits:select(1, 1):double(), 2)   -- (k, V)
+      local total = logp + usagi.tensor(scores, 'f64'):unsqueeze(2)
+      local vals, idx = M.topk(total:reshape(1, k * V), k)
+      vals, idx = vals:totable()[1], idx:totable()[1]
+      local parents, toks, new_seqs, new_scores = {}, {}, {}, {}
+      for i = 1, k do
+        local parent, id = (idx[i] - 1) // V + 1, (idx[i] - 1) % V + 1
+        local seq = { table.unpack(seqs[parent]) }
+        parents[i], toks[i] = parent, id
+        if vals[i] == -math.huge then
+          new_scores[i] = -math.huge
+        elseif (opts.stop and id == opts.stop) or t == opts.max_len then
+          if not (opts.stop and id == opts.stop) then seq[#seq + 1] = id end
+          local norm = vals[i] / ((#seq + 1) ^ alpha)
+          if norm > best_score then best, best_score = seq, norm end
+          new_scores[i] = -math.huge                                      -- retired
+        else
+          seq[#seq + 1] = id
+          new_scores[i] = vals[i]
+        end
+        new_seqs[i] = seq
+      end
+      seqs, scores = new_seqs, new_scores
+      -- go on while a beam lives that could still win: with alpha = 0 a
+      -- score only falls, so one below the best finished cannot
+      local alive = false
+      for i = 1, k do alive = alive or (scores[i] > -math.huge and (alpha > 0 or scores[i] > best_score)) end
+      if not alive then break end
+      local pidx = usagi.tensor(parents, 'i32')
+      for i, s in ipairs(state) do state[i] = s:index_select(2, pidx) end
+      tok = usagi.tensor(toks, 'i32')
+    end
+    results[b] = best or seqs[1]
+  end
+  return results
+end
+
+function Seq2Seq:extra_repr()
+  local s = ("cell='%s', hidden=%d, layers=%d"):format(self.cell, self.hidden, self.layers)
+  if self.bidirectional then s = s .. ', bidirectional=true' end
+  if self.attention_kind then s = s .. (", attention='%s'"):format(self.attention_kind) end
+  if self.peeky then s = s .. ', peeky=true' end
+  if self.reverse_input then s = s .. ', reverse_input=true' end
+  return s
+end
+
+nn.Seq2Seq = Seq2Seq
+M.Seq2Seq = Seq2Seq
+return M
