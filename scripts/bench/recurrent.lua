@@ -28,6 +28,15 @@ Rows (NAME):
                     (carry = true), as truncated BPTT does. Token ids are random
                     (uniform over the 10000 words), drawn once.
       tokens_per_s  T * B / step_ms.
+  dates_attn  the date-translation model of experiments/attention_dates.lua as the
+              benchmark of issue 6 has it: nn.Seq2Seq with a GRU encoder and decoder
+              (embedding 64, hidden 256, vocabulary 59) and Luong's dot attention,
+              batch 64, questions of 29 ids, answers of 10 (after the start id);
+      step_ms          one Adam step: zero_grad, loss (mean cross-entropy per answer
+                       id), backward, clip_grad_norm(params, 5), step.
+      samples_per_s    64 / step_ms.
+      beam_sents_per_s 16 questions decoded by beam search, beam 5, 10 steps
+                       each (no stop id), one question after another: 16 / time.
 
 For every row also:
   base_mb   VmRSS (/proc/self/status) just before the row builds its model.
@@ -47,12 +56,13 @@ local optim = require 'usagi.optim'
 require 'usagi.rnn'
 require 'usagi.lstm'
 require 'usagi.gru'
+require 'usagi.seq2seq'
 local now = usagi.sys.monotonic
 
 -- ==== Options ==============================================================
 
 local ROWS = { 'rnn_h256', 'rnn_h512', 'lstm_h256', 'lstm_h512', 'gru_h256', 'gru_h512',
-               'bilstm_h256', 'bilstm_h512', 'ptb_small', 'ptb_medium' }
+               'bilstm_h256', 'bilstm_h512', 'ptb_small', 'ptb_medium', 'dates_attn' }
 local opts = { reps = 7, warmup = 2 }
 local only
 do
@@ -213,6 +223,35 @@ local function ptb_row(name)
   emit(name, 'peak_mb', '%.1f', status_mb('VmHWM'))
 end
 
+-- ==== Seq2seq with attention ================================================
+
+local function dates_row(name)
+  emit(name, 'base_mb', '%.1f', status_mb('VmRSS'))
+  usagi.manual_seed(1)
+  local V, Ts, Tt, B = 59, 29, 11, 64
+  local model = nn.Seq2Seq { src_vocab = V, tgt_vocab = V, embed = 64, hidden = 256, cell = 'gru',
+                             attention = 'dot' }
+  local params = model:parameters()
+  local opt = optim.Adam(params, { lr = 0.001 })
+  local function ids(n, T) return (usagi.rand(n, T) * V):floor():clamp(0, V - 1):int() + 1 end
+  local x, y = ids(B, Ts), ids(B, Tt)
+  local function step()
+    opt:zero_grad()
+    local loss = model:loss(x, y)
+    loss:backward()
+    optim.clip_grad_norm(params, 5)
+    opt:step()
+  end
+  local ms = time_ms(step)
+  emit(name, 'step_ms', '%.3f', ms)
+  emit(name, 'samples_per_s', '%.1f', B / (ms * 1e-3))
+  model:eval()
+  local q = x:narrow(1, 1, 16)
+  local bms = time_ms(function() model:generate(q, { start = 1, max_len = 10, method = 'beam', beam = 5 }) end)
+  emit(name, 'beam_sents_per_s', '%.1f', 16 / (bms * 1e-3))
+  emit(name, 'peak_mb', '%.1f', status_mb('VmHWM'))
+end
+
 -- ==== Run ==================================================================
 
 local info = usagi.blas_info()
@@ -221,6 +260,8 @@ print(('# usagi recurrent | %s | core %s | threads %d | OPENBLAS_CORETYPE=%s | m
 for _, name in ipairs(ROWS) do
   if not only or only[name] then
     local kind, H = name:match('^(%a+)_h(%d+)$')
-    if kind then cell_row(name, kind, tonumber(H)) else ptb_row(name) end
+    if kind then cell_row(name, kind, tonumber(H))
+    elseif name == 'dates_attn' then dates_row(name)
+    else ptb_row(name) end
   end
 end

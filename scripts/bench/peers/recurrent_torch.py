@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 ROWS = ['rnn_h256', 'rnn_h512', 'lstm_h256', 'lstm_h512', 'gru_h256', 'gru_h512',
         'bilstm_h256', 'bilstm_h512',
-        'ptb_small', 'ptb_medium']
+        'ptb_small', 'ptb_medium', 'dates_attn']
 T, B, I = 64, 32, 128
 PTB = {
     'ptb_small': dict(V=10000, H=200, layers=2, T=20, B=20, dropout=0.0, init=0.1),
@@ -182,6 +182,78 @@ def ptb_row(name, a):
     emit(name, 'peak_mb', status_mb('VmHWM'), '%.1f')
 
 
+class Dates(nn.Module):
+    """GRU encoder-decoder with Luong's dot attention, as nn.Seq2Seq builds it:
+    logits = W [d^t; c^t] + b, c^t = softmax_s(d^t . h^s) h^s"""
+
+    def __init__(self, V=59, E=64, H=256):
+        super().__init__()
+        self.src, self.enc = nn.Embedding(V, E), nn.GRU(E, H)
+        self.tgt, self.dec = nn.Embedding(V, E), nn.GRU(E, H)
+        self.out = nn.Linear(2 * H, V)
+
+    def encode(self, x):                    # x (B, Ts) -> hs (B, Ts, H), h (1, B, H)
+        hs, h = self.enc(self.src(x.t()))
+        return hs.transpose(0, 1), h
+
+    def decode(self, hs, y_in, h):          # y_in (B, T) -> logits (B, T, V), h
+        d, h = self.dec(self.tgt(y_in.t()), h)
+        d = d.transpose(0, 1)
+        w = torch.softmax(torch.bmm(d, hs.transpose(1, 2)), -1)
+        return self.out(torch.cat([d, torch.bmm(w, hs)], -1)), h
+
+
+def beam_search(model, x, k=5, steps=10, start=0):
+    """one question x (Ts) at a time, its k beams as the batch; no stop id"""
+    hs, h = model.encode(x.unsqueeze(0))
+    hs, h = hs.expand(k, -1, -1).contiguous(), h.expand(-1, k, -1).contiguous()
+    V = model.out.out_features
+    scores = torch.full((k,), float('-inf'), dtype=torch.float64)
+    scores[0] = 0
+    tok, seqs = torch.full((k, 1), start, dtype=torch.long), [[] for _ in range(k)]
+    for _ in range(steps):
+        logits, h = model.decode(hs, tok, h)
+        total = torch.log_softmax(logits[:, 0].double(), -1) + scores[:, None]
+        vals, idx = total.reshape(-1).topk(k)
+        parents, tokens = idx // V, idx % V
+        seqs = [seqs[p] + [t] for p, t in zip(parents.tolist(), tokens.tolist())]
+        scores, h, tok = vals, h[:, parents], tokens[:, None]
+    return seqs[0]
+
+
+def dates_row(name, a):
+    emit(name, 'base_mb', status_mb('VmRSS'), '%.1f')
+    torch.manual_seed(1)
+    V, Ts, Tt, B = 59, 29, 11, 64
+    model = Dates(V)
+    params = list(model.parameters())
+    opt = torch.optim.Adam(params, lr=0.001)
+    x, y = torch.randint(0, V, (B, Ts)), torch.randint(0, V, (B, Tt))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        hs, h = model.encode(x)
+        logits, _ = model.decode(hs, y[:, :-1], h)
+        loss = F.cross_entropy(logits.reshape(-1, V), y[:, 1:].reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        opt.step()
+
+    ms = time_ms(step, a.reps, a.warmup)
+    emit(name, 'step_ms', ms)
+    emit(name, 'samples_per_s', B / (ms * 1e-3), '%.1f')
+    model.eval()
+
+    def beams():
+        with torch.no_grad():
+            for i in range(16):
+                beam_search(model, x[i])
+
+    bms = time_ms(beams, a.reps, a.warmup)
+    emit(name, 'beam_sents_per_s', 16 / (bms * 1e-3), '%.1f')
+    emit(name, 'peak_mb', status_mb('VmHWM'), '%.1f')
+
+
 def main():
     a = parse()
     if a.threads:
@@ -203,6 +275,8 @@ def main():
             continue
         if name.startswith('ptb_'):
             ptb_row(name, a)
+        elif name == 'dates_attn':
+            dates_row(name, a)
         else:
             kind, H = name.split('_h')
             cell_row(name, kind, int(H), a)
