@@ -24,9 +24,10 @@ local data = require 'usagi.data'
 local plot = require 'usagi.plot'
 require 'usagi.seq2seq'
 
--- exact-match accuracy of greedy answers to x against y ('_' + answer)
+-- exact-match accuracy of greedy answers to x against y ('_' + answer),
+-- and the list of misses {i, got}
 local function accuracy(model, x, y, start, batch)
-  local right, n, T = 0, x:size(1), y:size(2) - 1
+  local right, n, T, misses = 0, x:size(1), y:size(2) - 1, {}
   model:eval()
   for i = 1, n, batch do
     local m = math.min(batch, n - i + 1)
@@ -35,11 +36,11 @@ local function accuracy(model, x, y, start, batch)
     for b = 1, m do
       local ok = true
       for t = 1, T do ok = ok and got[b][t] == want[b][t] end
-      if ok then right = right + 1 end
+      if ok then right = right + 1 else misses[#misses + 1] = { i + b - 1, got[b] } end
     end
   end
   model:train()
-  return right / n
+  return right / n, misses
 end
 
 -- the characters of a row of ids, one label each (spaces shown as '.')
@@ -71,7 +72,7 @@ return usagi.experiment {
     run:print(('attention_dates: %s attention, %d train / %d test dates, vocabulary %d, %d parameters')
       :format(cfg.attention, N, test.x:size(1), V, model:num_parameters()))
 
-    local nb, acc = math.ceil(N / cfg.batch), 0
+    local nb, acc, misses = math.ceil(N / cfg.batch), 0, {}
     for epoch in run:epochs(cfg.epochs) do
       local perm = usagi.randperm(N):int()
       local x, y = train.x:index_select(1, perm), train.y:index_select(1, perm)
@@ -88,10 +89,18 @@ return usagi.experiment {
         total = total + loss:item()
       end
       local seconds = usagi.sys.monotonic() - t0
-      acc = accuracy(model, test.x, test.y, task.start, 500)
+      acc, misses = accuracy(model, test.x, test.y, task.start, 500)
       run:log { epoch = epoch, loss = total / nb, accuracy = acc, samples_per_s = N / seconds }
       run:print(('epoch %2d  loss %.5f  held-out exact match %7.3f%%  %5.0f samples/s')
         :format(epoch, total / nb, 100 * acc, N / seconds))
+    end
+
+    -- what it still gets wrong
+    run:print(('%d of %d held-out dates wrong%s'):format(#misses, test.x:size(1), #misses > 0 and ':' or ''))
+    for k = 1, math.min(#misses, 10) do
+      local i, got = misses[k][1], misses[k][2]
+      run:print(('  %s -> %s (want %s)'):format(data.decode(test.x[i], task.vocab):gsub('%s+$', ''),
+        data.decode(got, task.vocab), data.decode(test.y[i]:narrow(1, 2, test.y:size(2) - 1), task.vocab)))
     end
 
     -- the attention of a few held-out dates, as pictures
