@@ -22,26 +22,7 @@ local usagi = require 'usagi'
 local nn, optim = require 'usagi.nn', require 'usagi.optim'
 local data = require 'usagi.data'
 local plot = require 'usagi.plot'
-require 'usagi.seq2seq'
-
--- exact-match accuracy of greedy answers to x against y ('_' + answer),
--- and the list of misses {i, got}
-local function accuracy(model, x, y, start, batch)
-  local right, n, T, misses = 0, x:size(1), y:size(2) - 1, {}
-  model:eval()
-  for i = 1, n, batch do
-    local m = math.min(batch, n - i + 1)
-    local want = y:narrow(1, i, m):narrow(2, 2, T):totable()
-    local got = model:generate(x:narrow(1, i, m), { start = start, max_len = T })
-    for b = 1, m do
-      local ok = true
-      for t = 1, T do ok = ok and got[b][t] == want[b][t] end
-      if ok then right = right + 1 else misses[#misses + 1] = { i + b - 1, got[b] } end
-    end
-  end
-  model:train()
-  return right / n, misses
-end
+local S = require 'usagi.seq2seq'
 
 -- the characters of a row of ids, one label each (spaces shown as '.')
 local function chars(ids, vocab)
@@ -57,42 +38,23 @@ return usagi.experiment {
   smoke = { epochs = 1, limit = 1000, hidden = 32, pictures = 1 },
   checkpoint = { every_epochs = 1, keep = 1, best = 'accuracy', mode = 'max' },
   run = function(run, cfg)
-    local task = data.sequence_task('date', cfg.split_seed)
-    local train, test = task.train, task.test
-    if cfg.limit > 0 then
-      local function head(s, n) return { x = s.x:narrow(1, 1, n), y = s.y:narrow(1, 1, n) } end
-      train, test = head(train, cfg.limit), head(test, math.max(cfg.limit // 10, 1))
-    end
-    local V, N = #task.vocab, train.x:size(1)
+    local task = data.sequence_task('date', cfg.split_seed, cfg.limit)
+    local train, test, V = task.train, task.test, #task.vocab
     local model = nn.Seq2Seq { src_vocab = V, tgt_vocab = V, embed = cfg.embed, hidden = cfg.hidden,
       cell = 'lstm', attention = cfg.attention, reverse_input = cfg.reverse_input }
-    local params = model:parameters()
-    local opt = optim.Adam(params, { lr = cfg.lr })
+    local opt = optim.Adam(model:parameters(), { lr = cfg.lr })
     run:track { model = model, optim = opt }
     run:print(('attention_dates: %s attention, %d train / %d test dates, vocabulary %d, %d parameters')
-      :format(cfg.attention, N, test.x:size(1), V, model:num_parameters()))
+      :format(cfg.attention, train.x:size(1), test.x:size(1), V, model:num_parameters()))
 
-    local nb, acc, misses = math.ceil(N / cfg.batch), 0, {}
+    local acc, misses = 0, {}
     for epoch in run:epochs(cfg.epochs) do
-      local perm = usagi.randperm(N):int()
-      local x, y = train.x:index_select(1, perm), train.y:index_select(1, perm)
-      local total, t0 = 0, usagi.sys.monotonic()
-      for i in run:progress(nb, { label = ('epoch %d/%d'):format(epoch, cfg.epochs), unit = 'samples',
-                                  per_step = cfg.batch }) do
-        local lo = (i - 1) * cfg.batch + 1
-        local m = math.min(cfg.batch, N - lo + 1)
-        local loss = model:loss(x:narrow(1, lo, m), y:narrow(1, lo, m))
-        opt:zero_grad()
-        loss:backward()
-        optim.clip_grad_norm(params, cfg.clip)
-        opt:step()
-        total = total + loss:item()
-      end
-      local seconds = usagi.sys.monotonic() - t0
-      acc, misses = accuracy(model, test.x, test.y, task.start, 500)
-      run:log { epoch = epoch, loss = total / nb, accuracy = acc, samples_per_s = N / seconds }
+      local loss, seconds = S.fit_epoch(run, model, opt, train.x, train.y,
+        { batch = cfg.batch, clip = cfg.clip, label = ('epoch %d/%d'):format(epoch, cfg.epochs) })
+      acc, misses = S.exact_match(model, test.x, test.y, task.start)
+      run:log { epoch = epoch, loss = loss, accuracy = acc, samples_per_s = train.x:size(1) / seconds }
       run:print(('epoch %2d  loss %.5f  held-out exact match %7.3f%%  %5.0f samples/s')
-        :format(epoch, total / nb, 100 * acc, N / seconds))
+        :format(epoch, loss, 100 * acc, train.x:size(1) / seconds))
     end
 
     -- what it still gets wrong

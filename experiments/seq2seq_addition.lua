@@ -21,32 +21,13 @@
 local usagi = require 'usagi'
 local nn, optim = require 'usagi.nn', require 'usagi.optim'
 local data = require 'usagi.data'
-require 'usagi.seq2seq'
+local S = require 'usagi.seq2seq'
 
 local VARIANTS = {
   baseline = {},
   reversed = { reverse_input = true },
   reversed_peeky = { reverse_input = true, peeky = true },
 }
-
--- exact-match accuracy of greedy answers to the questions x against y
--- (y = '_' then the answer), in batches
-local function accuracy(model, x, y, start, batch)
-  local right, n = 0, x:size(1)
-  model:eval()
-  for i = 1, n, batch do
-    local m = math.min(batch, n - i + 1)
-    local want = y:narrow(1, i, m):narrow(2, 2, y:size(2) - 1):totable()
-    local got = model:generate(x:narrow(1, i, m), { start = start, max_len = y:size(2) - 1 })
-    for b = 1, m do
-      local ok = #got[b] == #want[b]
-      for t = 1, #want[b] do ok = ok and got[b][t] == want[b][t] end
-      if ok then right = right + 1 end
-    end
-  end
-  model:train()
-  return right / n
-end
 
 return usagi.experiment {
   name = 'seq2seq_addition',
@@ -60,42 +41,23 @@ return usagi.experiment {
       error(("seq2seq_addition: variant must be baseline, reversed or reversed_peeky, got '%s'")
         :format(cfg.variant), 0)
     end
-    local task = data.sequence_task('addition', cfg.split_seed)
-    local train, test = task.train, task.test
-    if cfg.limit > 0 then
-      local function head(s, n) return { x = s.x:narrow(1, 1, n), y = s.y:narrow(1, 1, n) } end
-      train, test = head(train, cfg.limit), head(test, math.max(cfg.limit // 10, 1))
-    end
-    local V, N = #task.vocab, train.x:size(1)
+    local task = data.sequence_task('addition', cfg.split_seed, cfg.limit)
+    local train, test, V = task.train, task.test, #task.vocab
     local model = nn.Seq2Seq { src_vocab = V, tgt_vocab = V, embed = cfg.embed, hidden = cfg.hidden,
       cell = 'lstm', reverse_input = v.reverse_input, peeky = v.peeky }
-    local params = model:parameters()
-    local opt = optim.Adam(params, { lr = cfg.lr })
+    local opt = optim.Adam(model:parameters(), { lr = cfg.lr })
     run:track { model = model, optim = opt }
     run:print(('seq2seq_addition: %s, %d train / %d test questions, vocabulary %d, %d parameters')
-      :format(cfg.variant, N, test.x:size(1), V, model:num_parameters()))
+      :format(cfg.variant, train.x:size(1), test.x:size(1), V, model:num_parameters()))
 
-    local nb = math.ceil(N / cfg.batch)
     local acc = 0
     for epoch in run:epochs(cfg.epochs) do
-      local perm = usagi.randperm(N):int()
-      local x, y = train.x:index_select(1, perm), train.y:index_select(1, perm)
-      local total, t0 = 0, usagi.sys.monotonic()
-      for i in run:progress(nb, { label = ('epoch %d/%d'):format(epoch, cfg.epochs), unit = 'batches' }) do
-        local lo = (i - 1) * cfg.batch + 1
-        local m = math.min(cfg.batch, N - lo + 1)
-        local loss = model:loss(x:narrow(1, lo, m), y:narrow(1, lo, m))
-        opt:zero_grad()
-        loss:backward()
-        optim.clip_grad_norm(params, cfg.clip)
-        opt:step()
-        total = total + loss:item()
-      end
-      local seconds = usagi.sys.monotonic() - t0
-      acc = accuracy(model, test.x, test.y, task.start, 500)
-      run:log { epoch = epoch, loss = total / nb, accuracy = acc, seconds = seconds }
+      local loss, seconds = S.fit_epoch(run, model, opt, train.x, train.y,
+        { batch = cfg.batch, clip = cfg.clip, label = ('epoch %d/%d'):format(epoch, cfg.epochs) })
+      acc = S.exact_match(model, test.x, test.y, task.start)
+      run:log { epoch = epoch, loss = loss, accuracy = acc, seconds = seconds }
       run:print(('epoch %2d  loss %.4f  held-out exact match %5.1f%%  (%.1f s)')
-        :format(epoch, total / nb, 100 * acc, seconds))
+        :format(epoch, loss, 100 * acc, seconds))
     end
     -- a few answers, to look at
     model:eval()

@@ -340,6 +340,53 @@ function Seq2Seq:extra_repr()
   return s
 end
 
+-- ==== Training and scoring helpers ========================================
+
+-- fit_epoch(run, model, opt, x, y [, opts]) -> mean loss, seconds: one pass
+-- over (x, y) in a fresh order from the run's generator, in batches of
+-- opts.batch (128): model:loss, backward, clip_grad_norm to opts.clip (5),
+-- opt:step; a progress bar labelled opts.label.
+function M.fit_epoch(run, model, opt, x, y, opts)
+  opts = opts or {}
+  local B, N, params = opts.batch or 128, x:size(1), model:parameters()
+  local perm = usagi.randperm(N):int()
+  x, y = x:index_select(1, perm), y:index_select(1, perm)
+  local nb, total, t0 = math.ceil(N / B), 0, usagi.sys.monotonic()
+  for i in run:progress(nb, { label = opts.label, unit = 'samples', per_step = B }) do
+    local lo = (i - 1) * B + 1
+    local m = math.min(B, N - lo + 1)
+    local loss = model:loss(x:narrow(1, lo, m), y:narrow(1, lo, m))
+    opt:zero_grad()
+    loss:backward()
+    require('usagi.optim').clip_grad_norm(params, opts.clip or 5)
+    opt:step()
+    total = total + loss:item()
+  end
+  return total / nb, usagi.sys.monotonic() - t0
+end
+
+-- exact_match(model, x, y, start [, batch]) -> accuracy, misses: greedy
+-- answers to the questions x (n, Ts) against y (n, 1 + T) (the start id,
+-- then the answer), all T ids right; misses lists {row, answer} of the rest.
+function M.exact_match(model, x, y, start, batch)
+  batch = batch or 500
+  local right, n, T, misses = 0, x:size(1), y:size(2) - 1, {}
+  local training = model.training
+  model:eval()
+  for i = 1, n, batch do
+    local m = math.min(batch, n - i + 1)
+    local want = y:narrow(1, i, m):narrow(2, 2, T):totable()
+    local got = model:generate(x:narrow(1, i, m), { start = start, max_len = T })
+    for b = 1, m do
+      local ok = #got[b] == T
+      for t = 1, T do ok = ok and got[b][t] == want[b][t] end
+      if ok then right = right + 1 else misses[#misses + 1] = { i + b - 1, got[b] } end
+    end
+  end
+  if training then model:train() end
+  return right / n, misses
+end
+
 -- ==== HRED and VHRED ======================================================
 --
 -- HRED (Serban et al. 2016): each utterance of the context is encoded to

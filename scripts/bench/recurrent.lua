@@ -170,6 +170,17 @@ local function cell_row(name, kind, H)
   emit(name, 'peak_mb', '%.1f', status_mb('VmHWM'))
 end
 
+-- One training step, timed: zero_grad (to nil), loss(), backward, the
+-- gradient clipped to norm 5, opt:step(); the median ms.
+local function step_ms(params, opt, loss)
+  return time_ms(function()
+    opt:zero_grad()
+    loss():backward()
+    optim.clip_grad_norm(params, 5)
+    opt:step()
+  end)
+end
+
 -- ==== PTB language model ===================================================
 
 local PTB = {
@@ -210,14 +221,7 @@ local function ptb_row(name)
   local opt = optim.SGD(params, { lr = 1 })
   local function ids() return (usagi.rand(c.T, c.B) * c.V):floor():clamp(0, c.V - 1):int() + 1 end
   local x, y = ids(), ids():reshape(-1)
-  local function step()
-    opt:zero_grad()
-    local loss = usagi.cross_entropy(model(x), y)
-    loss:backward()
-    optim.clip_grad_norm(params, 5)
-    opt:step()
-  end
-  local ms = time_ms(step)
+  local ms = step_ms(params, opt, function() return usagi.cross_entropy(model(x), y) end)
   emit(name, 'step_ms', '%.3f', ms)
   emit(name, 'tokens_per_s', '%.1f', c.T * c.B / (ms * 1e-3))
   emit(name, 'peak_mb', '%.1f', status_mb('VmHWM'))
@@ -235,14 +239,7 @@ local function dates_row(name)
   local opt = optim.Adam(params, { lr = 0.001 })
   local function ids(n, T) return (usagi.rand(n, T) * V):floor():clamp(0, V - 1):int() + 1 end
   local x, y = ids(B, Ts), ids(B, Tt)
-  local function step()
-    opt:zero_grad()
-    local loss = model:loss(x, y)
-    loss:backward()
-    optim.clip_grad_norm(params, 5)
-    opt:step()
-  end
-  local ms = time_ms(step)
+  local ms = step_ms(params, opt, function() return model:loss(x, y) end)
   emit(name, 'step_ms', '%.3f', ms)
   emit(name, 'samples_per_s', '%.1f', B / (ms * 1e-3))
   model:eval()

@@ -149,7 +149,8 @@ end
 -- here the permutation is usagi's randperm under `seed` (default 1984,
 -- the book's), so the split repeats but is not the book's own.
 -- pad = the id of ' ' (answers are padded with it), start = the id of '_'.
-function data.sequence_task(name, seed)
+-- limit (> 0) keeps the first `limit` train and limit // 10 test pairs.
+function data.sequence_task(name, seed, limit)
   if name ~= 'addition' and name ~= 'date' then
     error("data.sequence_task: name must be 'addition' or 'date', got " .. tostring(name), 2)
   end
@@ -186,7 +187,9 @@ function data.sequence_task(name, seed)
     end
     return { x = usagi.tensor(x, 'i32'), y = usagi.tensor(y, 'i32') }
   end
-  return { train = part(1, n_train), test = part(n_train + 1, n), vocab = vocab, ids = ids,
+  local n_test, n_keep = n - n_train, n_train
+  if limit and limit > 0 then n_keep, n_test = math.min(limit, n_train), math.max(1, math.min(limit // 10, n_test)) end
+  return { train = part(1, n_keep), test = part(n_train + 1, n_train + n_test), vocab = vocab, ids = ids,
            pad = ids[' '], start = ids['_'] }
 end
 
