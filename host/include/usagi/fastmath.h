@@ -56,6 +56,7 @@ static inline float usg_expf(float x)
     x = x < -87.3f ? -87.3f : x;
     x = x > 88.7f ? 88.7f : x;
     float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;   /* round(x / ln 2) */
+    n = n == n ? n : 0.0f;      /* NaN in: p below is NaN whatever the scale; no int of NaN */
     float r = x - n * 0.693359375f + n * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
