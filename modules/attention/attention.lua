@@ -29,8 +29,7 @@ local function padding_part(fn, kpm, B, Lk, dtype)
     fail(fn, 'key_padding_mask must be (B, Lk) = (%d, %d), nonzero where a key is padding, got %s',
       B, Lk, usagi.is_tensor(kpm) and tostring(kpm:size()) or type(kpm))
   end
-  local where = is_float(kpm) and kpm:ne(0) or kpm:ne(0)
-  return usagi.where(where, usagi.full({ B, Lk }, NEG_INF, { dtype = dtype }),
+  return usagi.where(kpm:ne(0), usagi.full({ B, Lk }, NEG_INF, { dtype = dtype }),
     usagi.zeros(B, Lk, { dtype = dtype })):unsqueeze(2)
 end
 
