@@ -7,9 +7,11 @@ USAGI_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 USAGI_BUILD=${USAGI_BUILD:-$USAGI_ROOT/build}
 
 # Build tools, Lua 5.4, OpenBLAS, HDF5, cmocka and busted; h5py and h5dump
-# for the tests that check usagi's HDF5 files from the outside.
+# for the tests that check usagi's HDF5 files from the outside; and
+# Fashion-MNIST, a data set Debian packages (/usr/share/datasets).
 USAGI_PACKAGES="gcc make cmake pkg-config lua5.4 liblua5.4-dev libopenblas-dev
-  libhdf5-dev zlib1g-dev libcmocka-dev lua-busted python3-h5py hdf5-tools"
+  libhdf5-dev zlib1g-dev libcmocka-dev lua-busted python3-h5py hdf5-tools
+  dataset-fashion-mnist"
 
 usagi_missing_packages() {
   local missing="" p

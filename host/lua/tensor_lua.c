@@ -375,6 +375,57 @@ static int l_arange(lua_State *L)
     return 1;
 }
 
+/* frombytes(s, shape [, {offset = 0, dtype = 'f32', scale = 1}]) -- the
+ * bytes of string s from byte `offset` on, each an unsigned 8-bit value,
+ * times scale, as a tensor of the shape: how IDX files (MNIST) and other
+ * raw byte images become tensors without a Lua loop per byte. */
+static int l_frombytes(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    int ndim;
+    int64_t shape[USG_MAX_DIMS];
+    int used = usg_lua_checkshape(L, 2, &ndim, shape);
+    int o = 2 + used;
+    lua_Integer offset = 0;
+    double scale = 1;
+    usg_dtype dt = USG_F32;
+    if (!lua_isnoneornil(L, o)) {
+        static const char *const known[] = {"offset", "dtype", "scale", NULL};
+        luaL_checktype(L, o, LUA_TTABLE);
+        usg_lua_check_opts(L, o, "frombytes", known);
+        if (lua_getfield(L, o, "offset") != LUA_TNIL) {
+            if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0)
+                return luaL_error(L, "frombytes: offset must be an integer >= 0, got %s",
+                                  luaL_tolstring(L, -1, NULL));
+            offset = lua_tointeger(L, -1);
+        }
+        if (lua_getfield(L, o, "scale") != LUA_TNIL) {
+            if (!lua_isnumber(L, -1))
+                return luaL_error(L, "frombytes: scale must be a number, got %s", luaL_typename(L, -1));
+            scale = lua_tonumber(L, -1);
+        }
+        lua_pop(L, 2);
+        dt = opt_dtype_field(L, o, USG_F32);
+    }
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= shape[d];
+    if ((uint64_t)offset > len || (uint64_t)n > len - (size_t)offset)
+        return luaL_error(L, "frombytes: the shape needs %I bytes from offset %I, but the string "
+                          "has %I bytes", (lua_Integer)n, offset, (lua_Integer)len);
+    usg_tensor *t;
+    TRY_AS(L, "frombytes", usg_tensor_empty(&t, dt, ndim, shape));
+    const unsigned char *b = (const unsigned char *)s + offset;
+    void *p = usg_tensor_data(t);
+    for (int64_t i = 0; i < n; i++) {
+        if (dt == USG_F32) ((float *)p)[i] = (float)(b[i] * scale);
+        else if (dt == USG_F64) ((double *)p)[i] = b[i] * scale;
+        else ((int32_t *)p)[i] = (int32_t)(b[i] * scale);
+    }
+    usg_lua_pushtensor(L, t);
+    return 1;
+}
+
 static int l_linspace(lua_State *L)
 {
     usg_tensor *t;
@@ -806,6 +857,7 @@ void usg_lua_register(lua_State *L, const luaL_Reg *fns, int module, int method)
 
 static const luaL_Reg module_fns[] = {
     {"tensor", l_tensor}, {"Tensor", l_tensor}, {"zeros", l_zeros}, {"ones", l_ones},
+    {"frombytes", l_frombytes},
     {"full", l_full}, {"zeros_like", l_zeros_like}, {"ones_like", l_ones_like},
     {"arange", l_arange}, {"linspace", l_linspace}, {"eye", l_eye}, {"is_tensor", l_is_tensor},
     {"memory", l_memory},

@@ -36,6 +36,11 @@ local SOURCES = {
   dailydialog = "the DailyDialog corpus (Li et al. 2017, yanran.li/dailydialog, CC BY-NC-SA 4.0): "
     .. "the dialogues_{train,validation,test}.txt of its train, validation and test zips, "
     .. "stored plain or gzipped",
+  mnist = "Yann LeCun's MNIST (t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz; the "
+    .. "shared data has the 10,000 test images only)",
+  ['fashion-mnist'] = "Debian's package dataset-fashion-mnist (apt-get install dataset-fashion-mnist; "
+    .. "scripts/setup.sh installs it), which puts the four IDX files in /usr/share/datasets/fashion-mnist",
+  digits = "scikit-learn's 8x8 digits (sklearn/datasets/data/digits.csv.gz)",
   dlfs2 = "the repository oreilly-japan/deep-learning-from-scratch-2 (the book's dataset/addition.txt "
     .. "and dataset/date.txt, MIT License)",
 }
@@ -58,6 +63,7 @@ local function places(rel, getenv)
     add(root .. '/data', 'the repository')
     add(root .. '/../shared/data', 'the repository')
   end
+  add('/usr/share/datasets', "Debian's dataset packages")
   return list
 end
 
@@ -191,6 +197,56 @@ function data.sequence_task(name, seed, limit)
   if limit and limit > 0 then n_keep, n_test = math.min(limit, n_train), math.max(1, math.min(limit // 10, n_test)) end
   return { train = part(1, n_keep), test = part(n_train + 1, n_train + n_test), vocab = vocab, ids = ids,
            pad = ids[' '], start = ids['_'] }
+end
+
+-- ==== Images =============================================================
+
+-- idx(rel [, {dtype = 'i32', scale = 1}]) -> a tensor of an IDX file of
+-- unsigned bytes (LeCun's MNIST format: a magic 0x0000 08 ndim, ndim
+-- big-endian sizes, the bytes), found by data.path and read gzipped or
+-- plain (an absolute path is read as it is); each byte times scale, in dtype.
+function data.idx(rel, opts)
+  local path = (type(rel) == 'string' and rel:sub(1, 1) == '/') and rel or data.path(rel)
+  local bytes = sys.read(path)
+  if #bytes < 4 or bytes:byte(1) ~= 0 or bytes:byte(2) ~= 0 or bytes:byte(3) ~= 8 then
+    error(('data.idx: %s is not an IDX file of unsigned bytes (magic 00 00 08 ndim)'):format(path), 2)
+  end
+  local nd, shape = bytes:byte(4), {}
+  for d = 1, nd do shape[d] = string.unpack('>I4', bytes, 5 + 4 * (d - 1)) end
+  opts = opts or {}
+  return usagi.frombytes(bytes, shape, { offset = 4 + 4 * nd, dtype = opts.dtype or 'i32', scale = opts.scale })
+end
+
+-- images of an IDX pair as {x = (n, H*W) f32 in [0, 1], y = (n) i32 labels 0..9}
+local function idx_set(images, labels)
+  local x = data.idx(images, { dtype = 'f32', scale = 1 / 255 })
+  return { x = x:reshape(x:size(1), -1), y = data.idx(labels) }
+end
+
+-- mnist() -> {test = {x, y}}: MNIST's 10,000 test images (what the shared
+-- data holds; the 60,000 training images are not there).
+function data.mnist()
+  return { test = idx_set('mnist/t10k-images-idx3-ubyte.gz', 'mnist/t10k-labels-idx1-ubyte.gz') }
+end
+
+-- fashion_mnist() -> {train = {x, y} (60,000), test = {x, y} (10,000)}
+function data.fashion_mnist()
+  return { train = idx_set('fashion-mnist/train-images-idx3-ubyte.gz', 'fashion-mnist/train-labels-idx1-ubyte.gz'),
+           test = idx_set('fashion-mnist/t10k-images-idx3-ubyte.gz', 'fashion-mnist/t10k-labels-idx1-ubyte.gz') }
+end
+
+-- digits() -> {x = (1797, 64) f32 in [0, 1] (the 0..16 grey levels / 16),
+-- y = (1797) i32 labels 0..9}: scikit-learn's 8x8 digits
+function data.digits()
+  local rows, labels = {}, {}
+  for line in sys.read(data.path('digits/digits.csv.gz')):gmatch('[^\n]+') do
+    local v = {}
+    for n in line:gmatch('[^,]+') do v[#v + 1] = tonumber(n) end
+    labels[#labels + 1] = table.remove(v)
+    for i = 1, #v do v[i] = v[i] / 16 end
+    rows[#rows + 1] = v
+  end
+  return { x = usagi.tensor(rows), y = usagi.tensor(labels, 'i32') }
 end
 
 -- ==== Dialogues ===========================================================
