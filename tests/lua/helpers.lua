@@ -43,6 +43,21 @@ end
 
 function h.rmrf(p) os.execute('rm -rf ' .. h.quote(p)) end
 
+-- A function that makes the tensors it gets the parameters of module m (in
+-- m:named_parameters() order, as fields of their modules): for gradcheck
+-- through a whole model, since gradcheck passes its own copies of inputs.
+function h.installer(m)
+  local named = m:named_parameters()
+  return function(...)
+    for k, t in ipairs { ... } do
+      local owner, path = m, {}
+      for part in named[k][1]:gmatch('[^.]+') do path[#path + 1] = part end
+      for i = 1, #path - 1 do owner = owner[path[i]] end
+      owner[path[#path]] = t
+    end
+  end
+end
+
 -- A fixture's tensor, { shape = {...}, data = {...} } (row-major), as a tensor.
 function h.tensor_of(spec, dtype)
   return usagi.tensor(spec.data, { dtype = dtype or 'f64' }):view(spec.shape)

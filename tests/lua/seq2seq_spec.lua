@@ -26,21 +26,6 @@ end)
 
 local V = 7
 
--- A function that makes the tensors it gets the parameters of model m (in
--- m:named_parameters() order, as fields of their modules): for gradcheck,
--- which passes its own copies of the inputs.
-local function installer(m)
-  local named = m:named_parameters()
-  return function(...)
-    for k, t in ipairs { ... } do
-      local owner, path = m, {}
-      for part in named[k][1]:gmatch('[^.]+') do path[#path + 1] = part end
-      for i = 1, #path - 1 do owner = owner[path[i]] end
-      owner[path[#path]] = t
-    end
-  end
-end
-
 local function ids(B, T, seed)
   usagi.manual_seed(seed)
   return (usagi.rand(B, T) * (V - 1)):floor():int() + 2                 -- 2..V (1 is left for pad)
@@ -102,7 +87,7 @@ describe('nn.Seq2Seq', function()
 
   it('passes gradcheck through the whole model (a small f64 one)', function()
     local m = model_of { cell = 'lstm', attention = 'additive', peeky = true, bidirectional = true }
-    local install = installer(m)
+    local install = h.installer(m)
     local ok = usagi.gradcheck(function(...)
       install(...)
       return m:loss(src, y, { lengths = lengths })
@@ -186,7 +171,7 @@ describe('nn.HRED', function()
       usagi.manual_seed(4)
       local m = nn.HRED { vocab = 10, embed = 3, hidden = 4, context = 4, decoder = 5, latent = latent,
                           pad = 1, dtype = 'f64' }
-      local install = installer(m)
+      local install = h.installer(m)
       local ok = usagi.gradcheck(function(...)
         install(...)
         usagi.manual_seed(5)
