@@ -159,7 +159,7 @@ local function normalise(spec, need_path)
       fail('%s.width must be a number in (0, 100], got %s', what, show(width))
     end
     p.series[i] = {
-      label = s.label or ('series ' .. i), x = x, y = y, width = width,
+      label = s.label or ('series ' .. i), x = x, y = y, width = width, points = s.points and true or false,
       color = opt_color(s.color or plot.palette[(i - 1) % #plot.palette + 1], what .. '.color'),
     }
   end
@@ -437,10 +437,23 @@ local function layout(p)
   for i, se in ipairs(p.series) do
     local xs, ys = to_pixels(se.x, tys[i], mx, my, R - L)
     local l = { kind = 'polyline', xs = xs, ys = ys, color = se.color, width = se.width, label = se.label }
+    if se.points then            -- a scatter: every point a marker, none thinned away
+      xs, ys = {}, {}
+      for k = 1, #se.x do xs[k], ys[k] = mx(se.x[k]), my(tys[i][k]) end
+      l = { kind = 'points', xs = xs, ys = ys, color = se.color, width = se.width, label = se.label }
+    end
     lines[i] = l
   end
   add { kind = 'clip', x = L, y = T, w = R - L, h = B - T }
   for i, l in ipairs(lines) do
+    if l.kind == 'points' then
+      for k = 1, #l.xs do
+        if finite(l.xs[k]) and finite(l.ys[k]) then
+          add { kind = 'marker', x = l.xs[k], y = l.ys[k], size = 2 * l.width + 1, color = l.color }
+        end
+      end
+      goto next_series
+    end
     add(l)
     local xs, ys = l.xs, l.ys
     for k = 1, #xs do
@@ -451,6 +464,7 @@ local function layout(p)
         add { kind = 'marker', x = xs[k], y = ys[k], size = 2.5 * l.width + 1, color = l.color }
       end
     end
+    ::next_series::
   end
   add { kind = 'unclip' }
   -- frame, ticks and their labels
@@ -479,8 +493,12 @@ local function layout(p)
     for i, l in ipairs(lines) do
       local cy = lg.y + lg.inner + (i - 1) * lg.rowh + 4 * s
       local sx = lg.x + lg.inner
-      add { kind = 'line', x0 = sx, y0 = cy + 0.5, x1 = sx + lg.swatch, y1 = cy + 0.5, color = l.color,
-        width = max(2, l.width) }
+      if l.kind == 'points' then
+        add { kind = 'marker', x = sx + lg.swatch / 2, y = cy + 0.5, size = 6 * s, color = l.color }
+      else
+        add { kind = 'line', x0 = sx, y0 = cy + 0.5, x1 = sx + lg.swatch, y1 = cy + 0.5, color = l.color,
+          width = max(2, l.width) }
+      end
       text(sx + lg.swatch + 6 * s, cy + floor(cap / 2) + 1, l.label, 11)
     end
   end
@@ -631,6 +649,41 @@ function plot.lines(spec)
   local ok, a, b = pcall(lines, spec)
   if not ok then error(a, 2) end
   return a, b
+end
+
+-- plot.scatter{...}: plot.lines with every series drawn as points (markers,
+-- no line, none thinned away): series = {{label =, x =, y =, color =,
+-- width = the marker's scale}, ...}, and the other options of plot.lines.
+function plot.scatter(spec)
+  if type(spec) == 'table' and type(spec.series) == 'table' then
+    for _, se in ipairs(spec.series) do
+      if type(se) == 'table' then se.points = true end
+    end
+  end
+  local ok, a, b = pcall(lines, spec)
+  if not ok then error(a, 2) end
+  return a, b
+end
+
+-- plot.grid{images = (n, H * W) tensor, height = H, width = W, cols = 10,
+--   path = 'f.png', pad = 1} -> path: the images side by side, cols to a row,
+-- grey levels 0 (black) to 1 (white), a pad of white between them.
+function plot.grid(spec)
+  local x, h, w = spec.images, spec.height, spec.width
+  if not usagi.is_tensor(x) or x:dim() ~= 2 or not h or not w or x:size(2) ~= h * w then
+    error('plot.grid: images must be (n, height * width) with height and width given, got ' ..
+      (usagi.is_tensor(x) and tostring(x:size()) or type(x)), 2)
+  end
+  local n, cols, pad = x:size(1), spec.cols or 10, spec.pad or 1
+  local rows = math.ceil(n / cols)
+  local canvas = usagi.ones(rows * (h + pad) + pad, cols * (w + pad) + pad)
+  local img = x:float():clamp(0, 1)
+  for k = 1, n do
+    local r, c = (k - 1) // cols, (k - 1) % cols
+    canvas:narrow(1, pad + r * (h + pad) + 1, h):narrow(2, pad + c * (w + pad) + 1, w):copy_(img[k]:view(h, w))
+  end
+  image.save_png(spec.path, canvas)
+  return spec.path
 end
 
 -- ==== plot.heatmap =======================================================

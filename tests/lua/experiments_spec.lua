@@ -166,3 +166,24 @@ describe('dialogue', function()
     end
   end)
 end)
+
+describe('vae_mnist', function()
+  it('trains on the 8x8 digits, estimates log p(x) and draws its pictures (smoke config)', function()
+    local ok, why = pcall(require('usagi.data').path, 'digits/digits.csv.gz')
+    if not ok then
+      print('\n  skipped vae_mnist: ' .. tostring(why))
+      return
+    end
+    local dir = os.tmpname()
+    os.remove(dir)
+    local run, log_px = experiment.run_experiment(load('vae_mnist'), { smoke = true, quiet = true, seed = 1, out = dir })
+    local e = run:history('test_elbo')
+    assert.are.equal(3, #e)
+    assert.is_true(e[3] > e[1], ('held-out ELBO %g -> %g'):format(e[1], e[3]))
+    assert.is_true(log_px < 0 and log_px > -64 * math.log(2), 'between 0 and a coin per pixel: ' .. log_px)
+    for _, f in ipairs { 'samples', 'reconstructions', 'manifold', 'latent' } do
+      assert.are.equal('file', usagi.sys.kind(run.dir .. '/' .. f .. '.png'), f)
+    end
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+end)

@@ -1,0 +1,151 @@
+-- vae_mnist.lua -- the variational autoencoder of Kingma & Welling (2014) on
+-- Fashion-MNIST, MNIST or scikit-learn's 8x8 digits: an MLP 784-400-20
+-- (the paper's), a Bernoulli decoder on dynamically binarized images (each
+-- pass draws x_bin ~ Bernoulli(x) afresh), Adam.
+--
+--   q(z|x) = N(mu(x), diag sigma^2(x)),  z = mu + sigma * eps    (vae plugin, fused)
+--   p(x|z) = Bernoulli(sigmoid(f(z))),   p(z) = N(0, I)
+--   ELBO   = E_q[log p(x|z)] - KL(q(z|x) || p(z))                (the loss is -ELBO)
+--   log p(x) ~ log (1/k) sum_k p(x|z_k) p(z_k) / q(z_k|x)        (importance weighted, k samples)
+--
+-- Data (config `data`):
+--   fashion  Fashion-MNIST, 60,000 train / 10,000 test (Debian's dataset-fashion-mnist)
+--   mnist    MNIST's 10,000 test images, the only ones the shared data has: the first
+--            9,000 to train, the last 1,000 held out (so not the usual MNIST split)
+--   digits   scikit-learn's 1,797 8x8 digits, 1,500 / 297 (the seconds-long smoke set)
+-- Held-out figures: the ELBO over the held-out set, and the importance-
+-- weighted estimate of log p(x) with `iw_k` samples on `iw_count` held-out
+-- images (k = 5000 is the standard test figure). Pictures in the run
+-- directory: samples from the prior, held-out images above their
+-- reconstructions, and with latent = 2 the manifold (decoded grid over z)
+-- and the encoded held-out images coloured by label.
+--
+--   usagi run experiments/vae_mnist.lua                          # Fashion-MNIST
+--   usagi run experiments/vae_mnist.lua --set data=mnist
+--   usagi run experiments/vae_mnist.lua --set latent=2           # the manifold pictures
+--   usagi run experiments/vae_mnist.lua --smoke                  # digits, seconds
+local usagi = require 'usagi'
+local nn, optim = require 'usagi.nn', require 'usagi.optim'
+local data = require 'usagi.data'
+local plot = require 'usagi.plot'
+require 'usagi.vae'
+
+-- train and held-out images (n, D) in [0, 1], labels, and the image side
+local function load(name)
+  if name == 'fashion' then
+    local f = data.fashion_mnist()
+    return f.train, f.test, 28
+  elseif name == 'mnist' then
+    local t = data.mnist().test
+    local function part(lo, n) return { x = t.x:narrow(1, lo, n), y = t.y:narrow(1, lo, n) } end
+    return part(1, 9000), part(9001, 1000), 28
+  elseif name == 'digits' then
+    local d = data.digits()
+    return { x = d.x:narrow(1, 1, 1500), y = d.y:narrow(1, 1, 1500) },
+           { x = d.x:narrow(1, 1501, 297), y = d.y:narrow(1, 1501, 297) }, 8
+  end
+  error(("vae_mnist: data must be fashion, mnist or digits, got '%s'"):format(tostring(name)), 0)
+end
+
+-- the mean ELBO over x, each image binarized once and z sampled (the model
+-- stays in training mode, which is the one that samples), without a graph
+local function elbo(model, x, batch)
+  local total = 0
+  usagi.no_grad(function()
+    for i = 1, x:size(1), batch do
+      local m = math.min(batch, x:size(1) - i + 1)
+      local _, info = model:loss(usagi.bernoulli(x:narrow(1, i, m)))
+      total = total + info.elbo * m
+    end
+  end)
+  return total / x:size(1)
+end
+
+return usagi.experiment {
+  name = 'vae_mnist',
+  config = { data = 'fashion', hidden = 400, latent = 20, epochs = 50, batch = 100, lr = 0.001,
+             iw_k = 5000, iw_count = 1000, pictures = true },
+  smoke = { data = 'digits', hidden = 32, latent = 2, epochs = 3, iw_k = 50, iw_count = 20 },
+  checkpoint = { every_epochs = 5, keep = 1, best = 'test_elbo', mode = 'max' },
+  run = function(run, cfg)
+    local train, test, side = load(cfg.data)
+    local N, D = train.x:size(1), train.x:size(2)
+    local model = nn.VAE(D, { hidden = cfg.hidden, latent = cfg.latent })
+    local opt = optim.Adam(model:parameters(), { lr = cfg.lr })
+    run:track { model = model, optim = opt }
+    run:print(('vae_mnist: %s, %d train / %d held-out images of %d pixels, %d-%d-%d, %d parameters')
+      :format(cfg.data, N, test.x:size(1), D, D, cfg.hidden, cfg.latent, model:num_parameters()))
+
+    local nb = math.ceil(N / cfg.batch)
+    for epoch in run:epochs(cfg.epochs) do
+      local perm = usagi.randperm(N):int()
+      local x = train.x:index_select(1, perm)
+      local total, t0 = 0, usagi.sys.monotonic()
+      for i in run:progress(nb, { label = ('epoch %d/%d'):format(epoch, cfg.epochs), unit = 'images',
+                                  per_step = cfg.batch }) do
+        local lo = (i - 1) * cfg.batch + 1
+        local xb = usagi.bernoulli(x:narrow(1, lo, math.min(cfg.batch, N - lo + 1)))  -- dynamic binarization
+        local loss, info = model:loss(xb)
+        opt:zero_grad()
+        loss:backward()
+        opt:step()
+        total = total + info.elbo
+      end
+      local seconds = usagi.sys.monotonic() - t0
+      local test_elbo = elbo(model, test.x, 500)
+      run:log { epoch = epoch, train_elbo = total / nb, test_elbo = test_elbo, images_per_s = N / seconds }
+      run:print(('epoch %3d  train ELBO %9.3f  held-out ELBO %9.3f nats  (%.0f images/s)')
+        :format(epoch, total / nb, test_elbo, N / seconds))
+    end
+
+    -- the importance-weighted log p(x) of the first iw_count held-out images,
+    -- each binarized once
+    local n_iw = math.min(cfg.iw_count, test.x:size(1))
+    local xb = usagi.bernoulli(test.x:narrow(1, 1, n_iw))
+    local t0 = usagi.sys.monotonic()
+    local log_px = model:importance_weighted(xb, cfg.iw_k)
+    run:log { iw_log_px = log_px, iw_k = cfg.iw_k, iw_count = n_iw }
+    run:print(('log p(x) ~ %.3f nats (importance weighted, k = %d, %d held-out images, %.0f s)')
+      :format(log_px, cfg.iw_k, n_iw, usagi.sys.monotonic() - t0))
+
+    if cfg.pictures and run.dir then
+      model:eval()
+      usagi.no_grad(function()
+        local z = usagi.randn(100, cfg.latent)
+        plot.grid { images = model:decode(z):sigmoid(), height = side, width = side, cols = 10,
+                    path = run.dir .. '/samples.png' }
+        local x = test.x:narrow(1, 1, 50)
+        local recon = model:decode((model:encode(x))):sigmoid()
+        local rows = {}
+        for r = 0, 4 do rows[#rows + 1] = x:narrow(1, r * 10 + 1, 10); rows[#rows + 1] = recon:narrow(1, r * 10 + 1, 10) end
+        plot.grid { images = usagi.cat(rows, 1), height = side, width = side, cols = 10,
+                    path = run.dir .. '/reconstructions.png' }
+        if cfg.latent == 2 then
+          local g, k = {}, 0
+          for i = 1, 15 do
+            for j = 1, 15 do
+              k = k + 1
+              g[k] = { -3 + 6 * (j - 1) / 14, 3 - 6 * (i - 1) / 14 }
+            end
+          end
+          plot.grid { images = model:decode(usagi.tensor(g)):sigmoid(), height = side, width = side, cols = 15,
+                      path = run.dir .. '/manifold.png' }
+          local mu = model:encode(test.x)
+          local series = {}
+          for c = 0, 9 do
+            local xs, ys = {}, {}
+            local lab, m = test.y:totable(), mu:totable()
+            for i = 1, #lab do
+              if lab[i] == c then xs[#xs + 1], ys[#ys + 1] = m[i][1], m[i][2] end
+            end
+            if #xs > 0 then series[#series + 1] = { label = tostring(c), x = xs, y = ys } end
+          end
+          plot.scatter { series = series, title = 'held-out images in the latent space (mu)',
+                         xlabel = 'z1', ylabel = 'z2', path = run.dir .. '/latent.png' }
+        end
+      end)
+      run:print('pictures: ' .. run.dir .. '/{samples,reconstructions' .. (cfg.latent == 2 and ',manifold,latent' or '') .. '}.png')
+    end
+    return log_px
+  end,
+}
