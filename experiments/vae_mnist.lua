@@ -30,23 +30,6 @@ local data = require 'usagi.data'
 local plot = require 'usagi.plot'
 require 'usagi.vae'
 
--- train and held-out images (n, D) in [0, 1], labels, and the image side
-local function load(name)
-  if name == 'fashion' then
-    local f = data.fashion_mnist()
-    return f.train, f.test, 28
-  elseif name == 'mnist' then
-    local t = data.mnist().test
-    local function part(lo, n) return { x = t.x:narrow(1, lo, n), y = t.y:narrow(1, lo, n) } end
-    return part(1, 9000), part(9001, 1000), 28
-  elseif name == 'digits' then
-    local d = data.digits()
-    return { x = d.x:narrow(1, 1, 1500), y = d.y:narrow(1, 1, 1500) },
-           { x = d.x:narrow(1, 1501, 297), y = d.y:narrow(1, 1501, 297) }, 8
-  end
-  error(("vae_mnist: data must be fashion, mnist or digits, got '%s'"):format(tostring(name)), 0)
-end
-
 -- the mean ELBO over x, each image binarized once and z sampled (the model
 -- stays in training mode, which is the one that samples), without a graph
 local function elbo(model, x, batch)
@@ -68,7 +51,7 @@ return usagi.experiment {
   smoke = { data = 'digits', hidden = 32, latent = 2, epochs = 3, iw_k = 50, iw_count = 20 },
   checkpoint = { every_epochs = 5, keep = 1, best = 'test_elbo', mode = 'max' },
   run = function(run, cfg)
-    local train, test, side = load(cfg.data)
+    local train, test, side = data.image_set(cfg.data)
     local N, D = train.x:size(1), train.x:size(2)
     local model = nn.VAE(D, { hidden = cfg.hidden, latent = cfg.latent })
     local opt = optim.Adam(model:parameters(), { lr = cfg.lr })

@@ -249,6 +249,28 @@ function data.digits()
   return { x = usagi.tensor(rows), y = usagi.tensor(labels, 'i32') }
 end
 
+-- image_set(name) -> train {x, y}, held-out {x, y}, the image side: the
+-- splits the VAE and autoencoder experiments use --
+--   'fashion'  Fashion-MNIST, 60,000 / 10,000 (28 x 28)
+--   'mnist'    MNIST's 10,000 test images (all the shared data has): the first
+--              9,000 to train, the last 1,000 held out (28 x 28)
+--   'digits'   scikit-learn's digits, the first 1,500 / the other 297 (8 x 8)
+function data.image_set(name)
+  if name == 'fashion' then
+    local f = data.fashion_mnist()
+    return f.train, f.test, 28
+  elseif name == 'mnist' then
+    local t = data.mnist().test
+    local function part(lo, n) return { x = t.x:narrow(1, lo, n), y = t.y:narrow(1, lo, n) } end
+    return part(1, 9000), part(9001, 1000), 28
+  elseif name == 'digits' then
+    local d = data.digits()
+    return { x = d.x:narrow(1, 1, 1500), y = d.y:narrow(1, 1, 1500) },
+           { x = d.x:narrow(1, 1501, 297), y = d.y:narrow(1, 1501, 297) }, 8
+  end
+  error(("data.image_set: name must be 'fashion', 'mnist' or 'digits', got '%s'"):format(tostring(name)), 2)
+end
+
 -- ==== Dialogues ===========================================================
 
 -- dailydialog(split) -> list of dialogues, each a list of utterances, each

@@ -666,8 +666,9 @@ function plot.scatter(spec)
 end
 
 -- plot.grid{images = (n, H * W) tensor, height = H, width = W, cols = 10,
---   path = 'f.png', pad = 1} -> path: the images side by side, cols to a row,
--- grey levels 0 (black) to 1 (white), a pad of white between them.
+--   path = 'f.png', pad = 1, scale} -> path: the images side by side, cols to
+-- a row, grey levels 0 (black) to 1 (white), a pad of white between them,
+-- each pixel drawn scale x scale (default 2, 4 for images under 16 pixels).
 function plot.grid(spec)
   local x, h, w = spec.images, spec.height, spec.width
   if not usagi.is_tensor(x) or x:dim() ~= 2 or not h or not w or x:size(2) ~= h * w then
@@ -675,12 +676,14 @@ function plot.grid(spec)
       (usagi.is_tensor(x) and tostring(x:size()) or type(x)), 2)
   end
   local n, cols, pad = x:size(1), spec.cols or 10, spec.pad or 1
-  local rows = math.ceil(n / cols)
-  local canvas = usagi.ones(rows * (h + pad) + pad, cols * (w + pad) + pad)
+  local sc = spec.scale or (math.max(h, w) < 16 and 4 or 2)
+  local rows, H, W = math.ceil(n / cols), h * sc, w * sc
+  local canvas = usagi.ones(rows * (H + pad) + pad, cols * (W + pad) + pad)
   local img = x:float():clamp(0, 1)
   for k = 1, n do
     local r, c = (k - 1) // cols, (k - 1) % cols
-    canvas:narrow(1, pad + r * (h + pad) + 1, h):narrow(2, pad + c * (w + pad) + 1, w):copy_(img[k]:view(h, w))
+    local big = img[k]:view(h, 1, w, 1):expand(h, sc, w, sc):reshape(H, W)
+    canvas:narrow(1, pad + r * (H + pad) + 1, H):narrow(2, pad + c * (W + pad) + 1, W):copy_(big)
   end
   image.save_png(spec.path, canvas)
   return spec.path

@@ -187,3 +187,17 @@ describe('vae_mnist', function()
     os.execute("rm -rf '" .. dir .. "'")
   end)
 end)
+
+describe('autoencoder', function()
+  it('learns to rebuild the 8x8 digits a little (smoke config)', function()
+    local ok, why = pcall(require('usagi.data').path, 'digits/digits.csv.gz')
+    if not ok then
+      print('\n  skipped autoencoder: ' .. tostring(why))
+      return
+    end
+    local run, mse = experiment.run_experiment(load('autoencoder'), { smoke = true, quiet = true, seed = 1 })
+    local l = run:history('test_loss')
+    assert.is_true(l[3] < l[1], ('held-out loss %g -> %g'):format(l[1], l[3]))
+    assert.is_true(mse < 0.2)
+  end)
+end)

@@ -1,0 +1,70 @@
+-- autoencoder.lua -- the course's autoencoder (オートエンコーダー): squeeze an
+-- image through a narrow code and rebuild it, no sampling, no KL.
+--
+--   code  c = W_2 act(W_1 x + b_1) + b_2                 784 -> 400 -> code
+--   recon x' = sigmoid(W_4 act(W_3 c + b_3) + b_4)        code -> 400 -> 784
+--   loss  binary cross-entropy of x' against x, summed over the pixels,
+--         averaged over the batch; Adam
+--
+-- Reported: the held-out reconstruction loss (nats per image) and mean
+-- squared error per pixel; reconstructions.png in the run directory puts
+-- held-out images above their reconstructions. Data as vae_mnist.lua
+-- (`data` = fashion, mnist or digits).
+--
+--   usagi run experiments/autoencoder.lua
+--   usagi run experiments/autoencoder.lua --set code=2
+--   usagi run experiments/autoencoder.lua --smoke          # digits, seconds
+local usagi = require 'usagi'
+local nn, optim = require 'usagi.nn', require 'usagi.optim'
+local data = require 'usagi.data'
+local plot = require 'usagi.plot'
+require 'usagi.vae'
+
+return usagi.experiment {
+  name = 'autoencoder',
+  config = { data = 'fashion', hidden = 400, code = 20, epochs = 20, batch = 100, lr = 0.001 },
+  smoke = { data = 'digits', hidden = 32, code = 4, epochs = 3 },
+  checkpoint = { every_epochs = 5, keep = 1 },
+  run = function(run, cfg)
+    local train, test, side = data.image_set(cfg.data)
+    local N, D = train.x:size(1), train.x:size(2)
+    local model = nn.Autoencoder(D, { hidden = cfg.hidden, code = cfg.code })
+    local opt = optim.Adam(model:parameters(), { lr = cfg.lr })
+    run:track { model = model, optim = opt }
+    run:print(('autoencoder: %s, %d train / %d held-out images, %d-%d-%d, %d parameters')
+      :format(cfg.data, N, test.x:size(1), D, cfg.hidden, cfg.code, model:num_parameters()))
+    local nb, bce, mse = math.ceil(N / cfg.batch), 0, 0
+    for epoch in run:epochs(cfg.epochs) do
+      local x = train.x:index_select(1, usagi.randperm(N):int())
+      local total = 0
+      for i in run:progress(nb, { label = ('epoch %d/%d'):format(epoch, cfg.epochs), unit = 'images',
+                                  per_step = cfg.batch }) do
+        local lo = (i - 1) * cfg.batch + 1
+        local loss = model:loss(x:narrow(1, lo, math.min(cfg.batch, N - lo + 1)))
+        opt:zero_grad()
+        loss:backward()
+        opt:step()
+        total = total + loss:item()
+      end
+      usagi.no_grad(function()
+        bce = model:loss(test.x):item()
+        mse = (model(test.x):sigmoid() - test.x):square():mean():item()
+      end)
+      run:log { epoch = epoch, train_loss = total / nb, test_loss = bce, test_mse = mse }
+      run:print(('epoch %3d  train %.3f  held-out %.3f nats per image, MSE %.5f per pixel')
+        :format(epoch, total / nb, bce, mse))
+    end
+    if run.dir then
+      usagi.no_grad(function()
+        local x = test.x:narrow(1, 1, 50)
+        local recon = model(x):sigmoid()
+        local rows = {}
+        for r = 0, 4 do rows[#rows + 1] = x:narrow(1, r * 10 + 1, 10); rows[#rows + 1] = recon:narrow(1, r * 10 + 1, 10) end
+        plot.grid { images = usagi.cat(rows, 1), height = side, width = side, cols = 10,
+                    path = run.dir .. '/reconstructions.png' }
+      end)
+      run:print('reconstructions: ' .. run.dir .. '/reconstructions.png')
+    end
+    return mse
+  end,
+}
