@@ -33,7 +33,7 @@ end
 
 return usagi.experiment {
   name = 'attention_dates',
-  config = { attention = 'dot', epochs = 10, batch = 128, embed = 16, hidden = 256, lr = 0.001,
+  config = { attention = 'dot', epochs = 20, batch = 128, embed = 16, hidden = 256, lr = 0.001,
              clip = 5.0, reverse_input = true, limit = 0, split_seed = 1984, pictures = 3 },
   smoke = { epochs = 1, limit = 1000, hidden = 32, pictures = 1 },
   checkpoint = { every_epochs = 1, keep = 1, best = 'accuracy', mode = 'max' },
