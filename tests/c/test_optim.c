@@ -218,6 +218,38 @@ static void test_layouts(void **state)
     usg_tensor_release(eg);
 }
 
+/* Plain Adam on contiguous f32 takes its own loop; a transposed gradient
+ * takes the general one: the two must give the same bits, step after step. */
+static void test_adam_f32_paths(void **state)
+{
+    (void)state;
+    enum { R = 7, C = 9, N = R * C };
+    double pv[N], gv[N];
+    for (int i = 0; i < N; i++) pv[i] = sin(0.3 * i), gv[i] = cos(1.7 * i) * (1 + i % 5);
+    usg_tensor *p1 = mk(USG_F32, 2, SHAPE(R, C), pv), *p2 = mk(USG_F32, 2, SHAPE(R, C), pv);
+    usg_tensor *g1 = mk(USG_F32, 2, SHAPE(R, C), gv), *gt = NULL, *g2 = NULL, *st[4];
+    assert_int_equal(usg_transpose(&gt, g1, 0, 1), USG_OK);
+    assert_int_equal(usg_contiguous(&g2, gt), USG_OK);                      /* (C, R) */
+    usg_tensor *g2t = NULL;
+    assert_int_equal(usg_transpose(&g2t, g2, 0, 1), USG_OK);                /* (R, C) view */
+    assert_false(usg_tensor_is_contiguous(g2t));
+    for (int k = 0; k < 4; k++) assert_int_equal(usg_tensor_zeros(&st[k], USG_F32, 2, SHAPE(R, C)), USG_OK);
+    usg_adam_opts a = {.lr = 0.01, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
+    for (int step = 1; step <= 5; step++) {
+        assert_int_equal(usg_adam_step(p1, g1, st[0], st[1], NULL, step, &a), USG_OK);
+        assert_int_equal(usg_adam_step(p2, g2t, st[2], st[3], NULL, step, &a), USG_OK);
+    }
+    assert_memory_equal(usg_tensor_data(p1), usg_tensor_data(p2), N * sizeof(float));
+    assert_memory_equal(usg_tensor_data(st[1]), usg_tensor_data(st[3]), N * sizeof(float));
+    for (int k = 0; k < 4; k++) usg_tensor_release(st[k]);
+    usg_tensor_release(g2t);
+    usg_tensor_release(g2);
+    usg_tensor_release(gt);
+    usg_tensor_release(g1);
+    usg_tensor_release(p1);
+    usg_tensor_release(p2);
+}
+
 /* ==== Gradient norm and clipping ======================================== */
 
 static void test_grad_norm(void **state)
@@ -386,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_sgd),       cmocka_unit_test(test_adam),
         cmocka_unit_test(test_adamw),     cmocka_unit_test(test_adagrad),
         cmocka_unit_test(test_rmsprop),   cmocka_unit_test(test_layouts),
+        cmocka_unit_test(test_adam_f32_paths),
         cmocka_unit_test(test_grad_norm), cmocka_unit_test(test_clip),
         cmocka_unit_test(test_errors),    cmocka_unit_test(test_nomem),
     };
