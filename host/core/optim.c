@@ -218,7 +218,8 @@ static double adam_elem(double p, double g, double *s, const void *kv)
  * computes it (in f64, each result rounded once), in a loop that
  * vectorizes: the common case, where the indirect rule costs more than the
  * arithmetic. */
-USG_CLONES static void adam_plain_f32(float *p, const float *g, float *m, float *v, int64_t n,
+USG_CLONES static void adam_plain_f32(float *restrict p, const float *restrict g, float *restrict m,
+                                      float *restrict v, int64_t n,
                                       double b1, double b2, double step_size, double inv_bc2_sqrt,
                                       double eps)
 {
