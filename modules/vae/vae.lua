@@ -102,12 +102,15 @@ function VAE:decode(z)
   return self.out(g)
 end
 
--- -log p(x|z) of each datum (N), from the decoder's output for z
-function VAE:nll(x, a, b)
+-- -log p(x|z) of each datum (N), from the decoder's output for z; with
+-- total = true the sum over the batch (a 0-dim tensor, one loss op)
+function VAE:nll(x, a, b, total)
   if self.decoder_kind == 'bernoulli' then
+    if total then return usagi.bce_with_logits(a, x, { reduction = 'sum' }) end
     return usagi.bce_with_logits(a, x, { reduction = 'none' }):sum(-1)
   end
-  return (((x - a):square() / b:exp() + b + LOG_2PI) * 0.5):sum(-1)
+  local e = ((x - a):square() / b:exp() + b + LOG_2PI) * 0.5
+  return total and e:sum() or e:sum(-1)
 end
 
 -- forward(x) -> the decoder's output, mu, logvar, z, kl (per datum)
@@ -123,10 +126,10 @@ end
 function VAE:loss(x, opts)
   local beta = opts and opts.beta or 1
   local a, _, _, _, kl, b = self:forward(x)
-  local nll = self:nll(x, a, b)
+  local nll, kls = self:nll(x, a, b, true), kl:sum()
   local n = x:size(1)
-  local loss = (nll:sum() + kl:sum() * beta) / n
-  local nm, km = nll:sum():item() / n, kl:sum():item() / n
+  local loss = (nll + kls * beta) / n
+  local nm, km = nll:item() / n, kls:item() / n
   return loss, { nll = nm, kl = km, elbo = -(nm + km) }
 end
 
