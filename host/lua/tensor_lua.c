@@ -408,11 +408,18 @@ static int l_frombytes(lua_State *L)
         lua_pop(L, 2);
         dt = opt_dtype_field(L, o, USG_F32);
     }
+    /* the bytes the shape needs, stopping once past the string (no overflow) */
     int64_t n = 1;
-    for (int d = 0; d < ndim; d++) n *= shape[d];
-    if ((uint64_t)offset > len || (uint64_t)n > len - (size_t)offset)
-        return luaL_error(L, "frombytes: the shape needs %I bytes from offset %I, but the string "
-                          "has %I bytes", (lua_Integer)n, offset, (lua_Integer)len);
+    bool past = (uint64_t)offset > len;
+    for (int d = 0; d < ndim && !past; d++) {
+        if (shape[d] != 0 && n > (int64_t)(len - (size_t)offset) / shape[d]) past = true;
+        else n *= shape[d];
+    }
+    for (int d = 0; d < ndim; d++)
+        if (shape[d] == 0) past = false, n = 0;              /* an empty shape needs nothing */
+    if (past)
+        return luaL_error(L, "frombytes: the shape needs more bytes from offset %I than the string's %I",
+                          offset, (lua_Integer)len);
     usg_tensor *t;
     TRY_AS(L, "frombytes", usg_tensor_empty(&t, dt, ndim, shape));
     const unsigned char *b = (const unsigned char *)s + offset;
