@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "usagi/fastmath.h"
 
 /* ==== Recording ========================================================= */
 
@@ -311,6 +312,17 @@ typedef struct point_ctx {
 
 /* dL/da_i = g_i f_a(a_i, b_i), dL/db_i = g_i f_b(a_i, b_i), with g_i = g / n
  * (MEAN), g (SUM) or g[i] (NONE); each in its own input's dtype. */
+USG_CLONES void usg_bcel_grad_f32(float *restrict gx, const float *restrict x,
+                                  const float *restrict y, const float *restrict g, bool scalar,
+                                  double scale, int64_t n)
+{
+    float s0 = (float)(g[0] * scale), sc = (float)scale;
+    if (scalar)
+        for (int64_t i = 0; i < n; i++) gx[i] = s0 * (usg_sigmoidf(x[i]) - y[i]);
+    else
+        for (int64_t i = 0; i < n; i++) gx[i] = g[i] * sc * (usg_sigmoidf(x[i]) - y[i]);
+}
+
 static usg_status point_backward(usg_node *n, usg_tensor *const *gout, usg_tensor **gin)
 {
     const point_ctx *c = usg_node_ctx(n);
@@ -320,7 +332,14 @@ static usg_status point_backward(usg_node *n, usg_tensor *const *gout, usg_tenso
     if (s == USG_OK) s = usg_contiguous(&g, gout[0]);
     if (s == USG_OK && usg_node_needs_grad(n, 0)) s = usg_tensor_empty_like(&ga, a, a->dtype);
     if (s == USG_OK && usg_node_needs_grad(n, 1)) s = usg_tensor_empty_like(&gb, b, b->dtype);
-    if (s == USG_OK) {
+    bool fast = s == USG_OK && c->f == bcel_grad && ga && !gb && a->dtype == USG_F32 &&
+                b->dtype == USG_F32 && g->dtype == USG_F32;
+    if (fast) {                  /* the f32 path of nn.c's bce_with_logits, its derivative */
+        int64_t N = usg_tensor_numel(a);
+        usg_bcel_grad_f32(usg_tensor_data(ga), usg_tensor_data(a), usg_tensor_data(b),
+                          usg_tensor_data(g), c->red != USG_REDUCE_NONE,
+                          c->red == USG_REDUCE_MEAN ? 1.0 / (double)N : 1.0, N);
+    } else if (s == USG_OK) {
         int64_t N = usg_tensor_numel(a);
         const void *pa = usg_tensor_data(a), *pb = usg_tensor_data(b), *pg = usg_tensor_data(g);
         double scale = c->red == USG_REDUCE_MEAN ? 1.0 / (double)N : 1.0;

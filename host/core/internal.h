@@ -105,6 +105,15 @@ double usg_softmax_row_f32(const float *p, int64_t C, float *max);
  * the m and z = usg_softmax_row_f32(p, C, &m) of the row (scale = s / z). */
 void usg_softmax_scale_row_f32(float *g, const float *p, int64_t C, float m, float scale);
 
+/* The f32 bce_with_logits of n contiguous logits x and targets y: the sum,
+ * and each element's loss into l unless NULL (nn.c). */
+double usg_bcel_f32(float *l, const float *x, const float *y, int64_t n);
+
+/* d/dx of it, times the incoming gradient g (one value when scalar, else
+ * per element) times scale: gx[i] = g_i scale (sigmoid(x_i) - y_i). */
+void usg_bcel_grad_f32(float *restrict gx, const float *restrict x, const float *restrict y,
+                       const float *restrict g, bool scalar, double scale, int64_t n);
+
 /* usg_cross_entropy that also gives, when stats is not NULL, each row's
  * max m and sum z = sum_c exp(x_c - m) as an (N, 2) f64 tensor (rows that
  * do not count hold 0, 0): the backward's softmax without a second pass. */

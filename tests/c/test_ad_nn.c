@@ -278,6 +278,39 @@ static void test_cross_entropy_f32_rows(void **state)
     drop(x64);
 }
 
+/* bce_with_logits in f32 takes its own path (fastmath's exp, log1p and
+ * sigmoid): against the f64 path on the same values, every reduction, loss
+ * and gradient, logits from -60 to 60. 21 elements: two blocks of eight and
+ * a tail. */
+static void test_bce_with_logits_f32(void **state)
+{
+    enum { N = 21 };
+    double xv[N], yv[N];
+    for (int i = 0; i < N; i++) xv[i] = -60 + 120.0 * i / (N - 1) * (i % 3 ? 0.1 : 1), yv[i] = (i % 4) / 3.0;
+    const usg_reduction reds[] = {USG_REDUCE_MEAN, USG_REDUCE_SUM, USG_REDUCE_NONE};
+    for (int r = 0; r < 3; r++) {
+        usg_tensor *x = from(USG_F32, 1, SHAPE(N), xv, true), *x64 = from(USG_F64, 1, SHAPE(N), xv, true);
+        usg_tensor *y = from(USG_F32, 1, SHAPE(N), yv, false), *y64 = from(USG_F64, 1, SHAPE(N), yv, false);
+        usg_tensor *l = NULL, *l64 = NULL;
+        assert_int_equal(usg_ad_bce_with_logits(&l, x, y, reds[r]), USG_OK);
+        assert_int_equal(usg_ad_bce_with_logits(&l64, x64, y64, reds[r]), USG_OK);
+        for (int64_t i = 0; i < usg_tensor_numel(l64); i++) {
+            double want = usg_tensor_get_flat(l64, i), got = usg_tensor_get_flat(l, i);
+            if (fabs(got - want) > 1e-6 * (1 + fabs(want))) fail_msg("loss %lld: got %.9g, want %.9g", (long long)i, got, want);
+        }
+        backward_sum(l);
+        backward_sum(l64);
+        for (int i = 0; i < N; i++) {
+            double want = usg_tensor_get_flat(x64->grad, i), got = usg_tensor_get_flat(x->grad, i);
+            if (fabs(got - want) > 1e-6) fail_msg("grad %d: got %.9g, want %.9g", i, got, want);
+        }
+        usg_tensor_release(y);
+        usg_tensor_release(y64);
+        drop(x);
+        drop(x64);
+    }
+}
+
 /* ==== Pointwise losses ================================================== */
 
 static void test_point_losses_both_sides(void **state)
@@ -480,6 +513,7 @@ int main(void)
         cmocka_unit_test(test_class_losses_every_option),
         cmocka_unit_test(test_class_losses_by_hand),
         cmocka_unit_test(test_cross_entropy_f32_rows),
+        cmocka_unit_test(test_bce_with_logits_f32),
         cmocka_unit_test(test_point_losses_both_sides),
         cmocka_unit_test(test_point_loss_dtypes),
         cmocka_unit_test(test_bce_edges),

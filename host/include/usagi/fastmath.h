@@ -69,6 +69,39 @@ static inline float usg_expf(float x)
     return p * scale.f;
 }
 
+/* ln x in f32 for a positive normal x (Cephes's logf): x = m 2^e with m in
+ * [sqrt(1/2), sqrt(2)), ln m = f - f^2/2 + f^3 P(f) with f = m - 1, and e ln 2
+ * added in two parts. Within 2 ulp of logf; branch-free, so it vectorizes. */
+static inline float usg_logf(float x)
+{
+    union { float f; int32_t i; } u = {x};
+    int32_t e = ((u.i >> 23) & 0xff) - 127;
+    u.i = (u.i & 0x007fffff) | 0x3f800000;                   /* m in [1, 2) */
+    int32_t big = u.f > 1.41421356237f;
+    float m = big ? 0.5f * u.f : u.f, ef = (float)(e + big);
+    float f = m - 1.0f, z = f * f;
+    float p = 7.0376836292e-2f;
+    p = p * f - 1.1514610310e-1f;
+    p = p * f + 1.1676998740e-1f;
+    p = p * f - 1.2420140846e-1f;
+    p = p * f + 1.4249322787e-1f;
+    p = p * f - 1.6668057665e-1f;
+    p = p * f + 2.0000714765e-1f;
+    p = p * f - 2.4999993993e-1f;
+    p = p * f + 3.3333331174e-1f;
+    float y = p * f * z - 2.12194440e-4f * ef - 0.5f * z;
+    return (f + y) + 0.693359375f * ef;
+}
+
+/* ln(1 + t) for t > -1 without losing small t: with u = 1 + t rounded,
+ * ln u * t / (u - 1) (Goldberg's trick), and t itself where u rounds to 1. */
+static inline float usg_log1pf(float t)
+{
+    float u = 1.0f + t, d = u - 1.0f;
+    float r = usg_logf(u) * (t / (d == 0.0f ? 1.0f : d));
+    return d == 0.0f ? t : r;
+}
+
 /* sigmoid(x) = (1 + tanh(x / 2)) / 2, within 2e-7 of 1 / (1 + e^-x). */
 static inline float usg_sigmoidf(float x)
 {
