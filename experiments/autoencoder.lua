@@ -35,7 +35,7 @@ return usagi.experiment {
       :format(cfg.data, N, test.x:size(1), D, cfg.hidden, cfg.code, model:num_parameters()))
     local nb, bce, mse = math.ceil(N / cfg.batch), 0, 0
     for epoch in run:epochs(cfg.epochs) do
-      local x = train.x:index_select(1, usagi.randperm(N):int())
+      local x <close> = train.x:index_select(1, usagi.randperm(N):int())   -- freed after the epoch
       local total = 0
       for i in run:progress(nb, { label = ('epoch %d/%d'):format(epoch, cfg.epochs), unit = 'images',
                                   per_step = cfg.batch }) do

@@ -62,7 +62,7 @@ return usagi.experiment {
     local nb = math.ceil(N / cfg.batch)
     for epoch in run:epochs(cfg.epochs) do
       local perm = usagi.randperm(N):int()
-      local x = train.x:index_select(1, perm)
+      local x <close> = train.x:index_select(1, perm)      -- this epoch's order, freed after it
       local total, t0 = 0, usagi.sys.monotonic()
       for i in run:progress(nb, { label = ('epoch %d/%d'):format(epoch, cfg.epochs), unit = 'images',
                                   per_step = cfg.batch }) do

@@ -350,7 +350,9 @@ function M.fit_epoch(run, model, opt, x, y, opts)
   opts = opts or {}
   local B, N, params = opts.batch or 128, x:size(1), model:parameters()
   local perm = usagi.randperm(N):int()
-  x, y = x:index_select(1, perm), y:index_select(1, perm)
+  local xs <close> = x:index_select(1, perm)                -- this epoch's order, freed after it
+  local ys <close> = y:index_select(1, perm)
+  x, y = xs, ys
   local nb, total, t0 = math.ceil(N / B), 0, usagi.sys.monotonic()
   for i in run:progress(nb, { label = opts.label, unit = 'samples', per_step = B }) do
     local lo = (i - 1) * B + 1

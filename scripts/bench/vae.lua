@@ -46,7 +46,7 @@ local model = nn.VAE(784, { hidden = 400, latent = 20 })
 local opt = optim.Adam(model:parameters(), { lr = 0.001 })
 local N, B, times = f.train.x:size(1), 100, {}
 for epoch = 1, opts.reps do
-  local x = f.train.x:index_select(1, usagi.randperm(N):int())
+  local x <close> = f.train.x:index_select(1, usagi.randperm(N):int())   -- freed at the end of the epoch
   local t0 = usagi.sys.monotonic()
   for lo = 1, N, B do
     local loss = model:loss(usagi.bernoulli(x:narrow(1, lo, math.min(B, N - lo + 1))))
