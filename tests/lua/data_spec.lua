@@ -6,11 +6,7 @@ local usagi = require 'usagi'
 local data = require 'usagi.data'
 local h = dofile('tests/lua/helpers.lua')
 
-local function have(rel, what)
-  local ok, why = pcall(data.path, rel)
-  if not ok then print('\n  skipped ' .. what .. ': ' .. tostring(why)) end
-  return ok
-end
+local have = h.have_data
 
 describe('usagi.data', function()
   it('reads an IDX file of bytes into its shape, as i32 or scaled floats', function()

@@ -2,6 +2,7 @@
 -- default config to the course's result (100% exact match).
 local usagi = require 'usagi'
 local experiment = require 'usagi.experiment'
+local h = dofile('tests/lua/helpers.lua')
 
 local function load(name)
   local spec = dofile('experiments/' .. name .. '.lua')
@@ -102,11 +103,7 @@ end)
 
 describe('char_rnn', function()
   it('learns Tiny Shakespeare a little and samples (smoke config)', function()
-    local ok, why = pcall(require('usagi.data').path, 'tinyshakespeare/input.txt')
-    if not ok then
-      print('\n  skipped char_rnn: ' .. tostring(why))
-      return
-    end
+    if not h.have_data('tinyshakespeare/input.txt', 'char_rnn') then return end
     local run, test = experiment.run_experiment(load('char_rnn'), { smoke = true, quiet = true, seed = 1 })
     local v = run:history('valid_loss')
     assert.are.equal(2, #v)
@@ -116,11 +113,7 @@ describe('char_rnn', function()
 end)
 
 -- The DLFS2 tasks: skipped, with the reason, where dlfs2/ is missing.
-local function dlfs2(name)
-  local ok, why = pcall(require('usagi.data').path, 'dlfs2/' .. name .. '.txt')
-  if not ok then print('\n  skipped ' .. name .. ': ' .. tostring(why)) end
-  return ok
-end
+local function dlfs2(name) return h.have_data('dlfs2/' .. name .. '.txt', name) end
 
 describe('seq2seq_addition', function()
   it('trains each variant a little, the loss going down (smoke config)', function()
@@ -139,24 +132,19 @@ end)
 describe('attention_dates', function()
   it('trains a little and draws the attention of a held-out date (smoke config)', function()
     if not dlfs2('date') then return end
-    local dir = os.tmpname()
-    os.remove(dir)
+    local dir = h.tmpdir()
     local run = experiment.run_experiment(load('attention_dates'), { smoke = true, quiet = true, seed = 1, out = dir })
     local loss = run:history('loss')
     assert.are.equal(1, #loss)
     assert.is_true(loss[1] < math.log(59), 'below a uniform guess over the 59 characters: ' .. loss[1])
     assert.are.equal('file', usagi.sys.kind(run.dir .. '/attention-1.png'))
-    os.execute("rm -rf '" .. dir .. "'")
+    h.rmrf(dir)
   end)
 end)
 
 describe('dialogue', function()
   it('trains HRED and VHRED a little and answers a test context (smoke config)', function()
-    local ok, why = pcall(require('usagi.data').path, 'dailydialog/dialogues_train.txt.gz')
-    if not ok then
-      print('\n  skipped dialogue: ' .. tostring(why))
-      return
-    end
+    if not h.have_data('dailydialog/dialogues_train.txt.gz', 'dialogue') then return end
     for _, model in ipairs { 'hred', 'vhred' } do
       local run, ppl = experiment.run_experiment(load('dialogue'),
         { smoke = true, quiet = true, seed = 1, set = { model = model } })
@@ -169,13 +157,8 @@ end)
 
 describe('vae_mnist', function()
   it('trains on the 8x8 digits, estimates log p(x) and draws its pictures (smoke config)', function()
-    local ok, why = pcall(require('usagi.data').path, 'digits/digits.csv.gz')
-    if not ok then
-      print('\n  skipped vae_mnist: ' .. tostring(why))
-      return
-    end
-    local dir = os.tmpname()
-    os.remove(dir)
+    if not h.have_data('digits/digits.csv.gz', 'vae_mnist') then return end
+    local dir = h.tmpdir()
     local run, log_px = experiment.run_experiment(load('vae_mnist'), { smoke = true, quiet = true, seed = 1, out = dir })
     local e = run:history('test_elbo')
     assert.are.equal(3, #e)
@@ -184,17 +167,13 @@ describe('vae_mnist', function()
     for _, f in ipairs { 'samples', 'reconstructions', 'manifold', 'latent' } do
       assert.are.equal('file', usagi.sys.kind(run.dir .. '/' .. f .. '.png'), f)
     end
-    os.execute("rm -rf '" .. dir .. "'")
+    h.rmrf(dir)
   end)
 end)
 
 describe('autoencoder', function()
   it('learns to rebuild the 8x8 digits a little (smoke config)', function()
-    local ok, why = pcall(require('usagi.data').path, 'digits/digits.csv.gz')
-    if not ok then
-      print('\n  skipped autoencoder: ' .. tostring(why))
-      return
-    end
+    if not h.have_data('digits/digits.csv.gz', 'autoencoder') then return end
     local run, mse = experiment.run_experiment(load('autoencoder'), { smoke = true, quiet = true, seed = 1 })
     local l = run:history('test_loss')
     assert.is_true(l[3] < l[1], ('held-out loss %g -> %g'):format(l[1], l[3]))

@@ -43,6 +43,15 @@ end
 
 function h.rmrf(p) os.execute('rm -rf ' .. h.quote(p)) end
 
+-- Whether data file rel (usagi.data.path) is on this machine; when not, the
+-- test is skipped with the reason printed (a newcomer's machine lacks it,
+-- CI has it).
+function h.have_data(rel, what)
+  local ok, why = pcall(require('usagi.data').path, rel)
+  if not ok then print('\n  skipped ' .. what .. ': ' .. tostring(why)) end
+  return ok
+end
+
 -- A function that makes the tensors it gets the parameters of module m (in
 -- m:named_parameters() order, as fields of their modules): for gradcheck
 -- through a whole model, since gradcheck passes its own copies of inputs.
