@@ -123,20 +123,8 @@ local function time_ms(f, prep)
   return median(ts)
 end
 
--- a field of /proc/self/status in MB (VmRSS, VmHWM)
-local function status_mb(field)
-  local f = io.open('/proc/self/status', 'r')
-  if not f then return 0 / 0 end
-  local s = f:read('a')
-  f:close()
-  local kb = s:match(field .. ':%s*(%d+)%s*kB')
-  return kb and tonumber(kb) / 1024 or 0 / 0
-end
-
-local function emit(name, metric, fmt, value)
-  print(('row %s %s ' .. fmt):format(name, metric, value))
-  io.stdout:flush()
-end
+local rows = dofile((arg[0]:match('^(.*)/') or '.') .. '/rows.lua')
+local status_mb, emit = rows.status_mb, rows.emit
 
 -- ==== Recurrent layers =====================================================
 

@@ -27,14 +27,8 @@ for i = 1, #arg, 2 do
   elseif k == '--warmup' or k == '--only' then -- one row; no warm-up beyond the first epoch
   else io.stderr:write('vae.lua: bad option ', tostring(k), '\n'); os.exit(2) end
 end
-local function status_mb(field)
-  local f = io.open('/proc/self/status', 'r')
-  if not f then return 0 / 0 end
-  local s = f:read('a')
-  f:close()
-  return tonumber(s:match(field .. ':%s*(%d+)%s*kB')) / 1024
-end
-local function emit(name, metric, fmt, value) print(('row %s %s ' .. fmt):format(name, metric, value)); io.stdout:flush() end
+local rows = dofile((arg[0]:match('^(.*)/') or '.') .. '/rows.lua')
+local status_mb, emit = rows.status_mb, rows.emit
 
 local info = usagi.blas_info()
 print(('# usagi vae | %s | core %s | threads %d | %d epochs'):format(info.config, info.core, info.threads, opts.reps))
