@@ -305,9 +305,15 @@ static void bcel_grad(double x, double y, double *dx, double *dy)
     *dy = -x;
 }
 
+/* A loss's f32 kernel for dL/da when only a needs it (usg_bcel_grad_f32's
+ * signature), or NULL: then every dtype goes through f. */
+typedef void (*point_f32_fn)(float *restrict ga, const float *restrict a, const float *restrict b,
+                             const float *restrict g, bool scalar, double scale, int64_t n);
+
 typedef struct point_ctx {
     usg_reduction red;
     point_grad_fn f;
+    point_f32_fn f32;
 } point_ctx;
 
 /* dL/da_i = g_i f_a(a_i, b_i), dL/db_i = g_i f_b(a_i, b_i), with g_i = g / n
@@ -332,13 +338,12 @@ static usg_status point_backward(usg_node *n, usg_tensor *const *gout, usg_tenso
     if (s == USG_OK) s = usg_contiguous(&g, gout[0]);
     if (s == USG_OK && usg_node_needs_grad(n, 0)) s = usg_tensor_empty_like(&ga, a, a->dtype);
     if (s == USG_OK && usg_node_needs_grad(n, 1)) s = usg_tensor_empty_like(&gb, b, b->dtype);
-    bool fast = s == USG_OK && c->f == bcel_grad && ga && !gb && a->dtype == USG_F32 &&
+    bool fast = s == USG_OK && c->f32 && ga && !gb && a->dtype == USG_F32 &&
                 b->dtype == USG_F32 && g->dtype == USG_F32;
-    if (fast) {                  /* the f32 path of nn.c's bce_with_logits, its derivative */
+    if (fast) {                               /* the loss's own f32 kernel */
         int64_t N = usg_tensor_numel(a);
-        usg_bcel_grad_f32(usg_tensor_data(ga), usg_tensor_data(a), usg_tensor_data(b),
-                          usg_tensor_data(g), c->red != USG_REDUCE_NONE,
-                          c->red == USG_REDUCE_MEAN ? 1.0 / (double)N : 1.0, N);
+        c->f32(usg_tensor_data(ga), usg_tensor_data(a), usg_tensor_data(b), usg_tensor_data(g),
+               c->red != USG_REDUCE_NONE, c->red == USG_REDUCE_MEAN ? 1.0 / (double)N : 1.0, N);
     } else if (s == USG_OK) {
         int64_t N = usg_tensor_numel(a);
         const void *pa = usg_tensor_data(a), *pb = usg_tensor_data(b), *pg = usg_tensor_data(g);
@@ -370,9 +375,9 @@ static const usg_op bcel_op = {"bce_with_logits", point_backward, NULL};
 /* Both sides may be differentiated (a target that requires grad gets one,
  * as in PyTorch), unless a side is integer. */
 static usg_status record_point(usg_tensor **out, const usg_op *op, usg_tensor *a, usg_tensor *b,
-                               usg_reduction red, point_grad_fn f)
+                               usg_reduction red, point_grad_fn f, point_f32_fn f32)
 {
-    point_ctx c = {red, f};
+    point_ctx c = {red, f, f32};
     return record(out, op, 2, (usg_tensor *[]){diff_in(a), diff_in(b)}, &c, sizeof c, 2,
                   (usg_tensor *[]){a, b});
 }
@@ -380,20 +385,20 @@ static usg_status record_point(usg_tensor **out, const usg_op *op, usg_tensor *a
 usg_status usg_ad_mse_loss(usg_tensor **out, usg_tensor *a, usg_tensor *b, usg_reduction red)
 {
     usg_status s = usg_mse_loss(out, a, b, red);
-    return s != USG_OK ? s : record_point(out, &mse_op, a, b, red, mse_grad);
+    return s != USG_OK ? s : record_point(out, &mse_op, a, b, red, mse_grad, NULL);
 }
 
 usg_status usg_ad_bce_loss(usg_tensor **out, usg_tensor *p, usg_tensor *y, usg_reduction red)
 {
     usg_status s = usg_bce_loss(out, p, y, red);
-    return s != USG_OK ? s : record_point(out, &bce_op, p, y, red, bce_grad);
+    return s != USG_OK ? s : record_point(out, &bce_op, p, y, red, bce_grad, NULL);
 }
 
 usg_status usg_ad_bce_with_logits(usg_tensor **out, usg_tensor *x, usg_tensor *y,
                                   usg_reduction red)
 {
     usg_status s = usg_bce_with_logits(out, x, y, red);
-    return s != USG_OK ? s : record_point(out, &bcel_op, x, y, red, bcel_grad);
+    return s != USG_OK ? s : record_point(out, &bcel_op, x, y, red, bcel_grad, usg_bcel_grad_f32);
 }
 
 /* ==== Dropout =========================================================== */
