@@ -408,16 +408,13 @@ static int l_frombytes(lua_State *L)
         lua_pop(L, 2);
         dt = opt_dtype_field(L, o, USG_F32);
     }
-    /* the bytes the shape needs, stopping once past the string (no overflow) */
-    int64_t n = 1;
-    bool past = (uint64_t)offset > len;
-    for (int d = 0; d < ndim && !past; d++) {
-        if (shape[d] != 0 && n > (int64_t)(len - (size_t)offset) / shape[d]) past = true;
-        else n *= shape[d];
-    }
-    for (int d = 0; d < ndim; d++)
-        if (shape[d] == 0) past = false, n = 0;              /* an empty shape needs nothing */
-    if (past)
+    /* the bytes the shape needs, each product checked against what the
+     * string has from offset, so it cannot overflow */
+    int64_t n = 1, have = (uint64_t)offset > len ? -1 : (int64_t)(len - (size_t)offset);
+    for (int d = 0; d < ndim; d++) n = shape[d] == 0 ? 0 : n;
+    for (int d = 0; d < ndim && n > 0 && have >= 0; d++)
+        n = n > have / shape[d] ? have + 1 : n * shape[d];
+    if (have < 0 || n > have)
         return luaL_error(L, "frombytes: the shape needs more bytes from offset %I than the string's %I",
                           offset, (lua_Integer)len);
     usg_tensor *t;

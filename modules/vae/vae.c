@@ -23,7 +23,6 @@
 #include <string.h>
 
 #include "usagi/autograd.h"
-#include "usagi/recurrent.h"
 
 enum { IN_MU, IN_LV, IN_MUP, IN_LVP, N_IN };
 enum { SAVED_MU, SAVED_LV, SAVED_EPS, SAVED_MUP, SAVED_LVP };

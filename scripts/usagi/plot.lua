@@ -445,26 +445,21 @@ local function layout(p)
     lines[i] = l
   end
   add { kind = 'clip', x = L, y = T, w = R - L, h = B - T }
-  for i, l in ipairs(lines) do
-    if l.kind == 'points' then
-      for k = 1, #l.xs do
-        if finite(l.xs[k]) and finite(l.ys[k]) then
-          add { kind = 'marker', x = l.xs[k], y = l.ys[k], size = 2 * l.width + 1, color = l.color }
-        end
-      end
-      goto next_series
-    end
-    add(l)
+  for _, l in ipairs(lines) do
+    if l.kind ~= 'points' then add(l) end
     local xs, ys = l.xs, l.ys
     for k = 1, #xs do
       local ok = finite(xs[k]) and finite(ys[k])
-      local prev = k > 1 and finite(xs[k - 1]) and finite(ys[k - 1])
-      local next = k < #xs and finite(xs[k + 1]) and finite(ys[k + 1])
-      if ok and not prev and not next then
-        add { kind = 'marker', x = xs[k], y = ys[k], size = 2.5 * l.width + 1, color = l.color }
+      if l.kind == 'points' then       -- every point a marker
+        if ok then add { kind = 'marker', x = xs[k], y = ys[k], size = 2 * l.width + 1, color = l.color } end
+      else                             -- a point alone between breaks gets a dot
+        local prev = k > 1 and finite(xs[k - 1]) and finite(ys[k - 1])
+        local next = k < #xs and finite(xs[k + 1]) and finite(ys[k + 1])
+        if ok and not prev and not next then
+          add { kind = 'marker', x = xs[k], y = ys[k], size = 2.5 * l.width + 1, color = l.color }
+        end
       end
     end
-    ::next_series::
   end
   add { kind = 'unclip' }
   -- frame, ticks and their labels

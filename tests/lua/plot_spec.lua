@@ -381,3 +381,36 @@ describe('usagi.image', function()
     fails(function() c:fill('#000000') end, 'the canvas was closed')
   end)
 end)
+
+describe('plot.scatter, plot.grid and plot.heatmap', function()
+  after_each(cleanup)
+
+  it('draws every point of a scatter as a marker, none thinned away, and a marker per legend row', function()
+    local xs, ys = {}, {}
+    for i = 1, 3000 do xs[i], ys[i] = i % 17, (i * 7) % 13 end     -- more points than pixel columns
+    local p = tmp('.svg')
+    plot.scatter { series = { { label = 'a', x = xs, y = ys }, { label = 'b', x = { 1, 2 }, y = { 3, 4 } } }, path = p }
+    local _, circles = slurp(p):gsub('<circle', '')
+    assert.are.equal(3000 + 2 + 2, circles)
+  end)
+
+  it('puts n images into a grid of cols, each pixel scale x scale, with a pad', function()
+    local p = tmp('.png')
+    plot.grid { images = usagi.rand(7, 12), height = 3, width = 4, cols = 3, scale = 2, pad = 1, path = p }
+    local png = slurp(p)
+    local w, hgt = string.unpack('>I4>I4', png, 17)
+    assert.are.same({ 3 * (8 + 1) + 1, 3 * (6 + 1) + 1 }, { w, hgt })   -- 3 columns, 3 rows
+    fails(function() plot.grid { images = usagi.rand(2, 5), height = 2, width = 2, path = p } end,
+      'plot.grid: images must be (n, height * width)')
+  end)
+
+  it('draws one square per value of a heatmap with its labels', function()
+    local p = tmp('.svg')
+    plot.heatmap { values = usagi.rand(3, 4), xlabels = { 'a', 'b', 'c', 'd' }, ylabels = { 'x', 'y', 'z' }, path = p }
+    local svg = slurp(p)
+    local _, rects = svg:gsub('<rect', '')
+    assert.are.equal(1 + 12, rects)                                      -- the background and 12 cells
+    assert.is_truthy(svg:find('>d</text>', 1, true) and svg:find('>z</text>', 1, true))
+    fails(function() plot.heatmap { values = usagi.rand(3), path = p } end, 'plot.heatmap: values must be a 2-D tensor')
+  end)
+end)
