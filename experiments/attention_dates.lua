@@ -49,8 +49,16 @@ return usagi.experiment {
 
     local acc, misses = 0, {}
     for epoch in run:epochs(cfg.epochs) do
-      local loss, seconds = S.fit_epoch(run, model, opt, train.x, train.y,
-        { batch = cfg.batch, clip = cfg.clip, label = ('epoch %d/%d'):format(epoch, cfg.epochs) })
+      local total, nb, t0 = 0, 0, usagi.sys.monotonic()
+      for x, y in run:batches({ train.x, train.y }, cfg.batch, { label = ('epoch %d/%d'):format(epoch, cfg.epochs) }) do
+        local l = model:loss(x, y)
+        opt:zero_grad()
+        l:backward()
+        optim.clip_grad_norm(model:parameters(), cfg.clip)
+        opt:step()
+        total, nb = total + l:item(), nb + 1
+      end
+      local loss, seconds = total / nb, usagi.sys.monotonic() - t0
       acc, misses = S.exact_match(model, test.x, test.y, task.start)
       run:log { epoch = epoch, loss = loss, accuracy = acc, samples_per_s = train.x:size(1) / seconds }
       run:print(('epoch %2d  loss %.5f  held-out exact match %7.3f%%  %5.0f samples/s')

@@ -35,12 +35,9 @@ return usagi.experiment {
       :format(cfg.data, N, test.x:size(1), D, cfg.hidden, cfg.code, model:num_parameters()))
     local nb, bce, mse = math.ceil(N / cfg.batch), 0, 0
     for epoch in run:epochs(cfg.epochs) do
-      local x <close> = train.x:index_select(1, usagi.randperm(N):int())   -- freed after the epoch
       local total = 0
-      for i in run:progress(nb, { label = ('epoch %d/%d'):format(epoch, cfg.epochs), unit = 'images',
-                                  per_step = cfg.batch }) do
-        local lo = (i - 1) * cfg.batch + 1
-        local loss = model:loss(x:narrow(1, lo, math.min(cfg.batch, N - lo + 1)))
+      for x in run:batches({ train.x }, cfg.batch, { label = ('epoch %d/%d'):format(epoch, cfg.epochs) }) do
+        local loss = model:loss(x)
         opt:zero_grad()
         loss:backward()
         opt:step()

@@ -61,14 +61,9 @@ return usagi.experiment {
 
     local nb = math.ceil(N / cfg.batch)
     for epoch in run:epochs(cfg.epochs) do
-      local perm = usagi.randperm(N):int()
-      local x <close> = train.x:index_select(1, perm)      -- this epoch's order, freed after it
       local total, t0 = 0, usagi.sys.monotonic()
-      for i in run:progress(nb, { label = ('epoch %d/%d'):format(epoch, cfg.epochs), unit = 'images',
-                                  per_step = cfg.batch }) do
-        local lo = (i - 1) * cfg.batch + 1
-        local xb = usagi.bernoulli(x:narrow(1, lo, math.min(cfg.batch, N - lo + 1)))  -- dynamic binarization
-        local loss, info = model:loss(xb)
+      for x in run:batches({ train.x }, cfg.batch, { label = ('epoch %d/%d'):format(epoch, cfg.epochs) }) do
+        local loss, info = model:loss(usagi.bernoulli(x))             -- dynamic binarization
         opt:zero_grad()
         loss:backward()
         opt:step()

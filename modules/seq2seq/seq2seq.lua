@@ -340,32 +340,7 @@ function Seq2Seq:extra_repr()
   return s
 end
 
--- ==== Training and scoring helpers ========================================
-
--- fit_epoch(run, model, opt, x, y [, opts]) -> mean loss, seconds: one pass
--- over (x, y) in a fresh order from the run's generator, in batches of
--- opts.batch (128): model:loss, backward, clip_grad_norm to opts.clip (5),
--- opt:step; a progress bar labelled opts.label.
-function M.fit_epoch(run, model, opt, x, y, opts)
-  opts = opts or {}
-  local B, N, params = opts.batch or 128, x:size(1), model:parameters()
-  local perm = usagi.randperm(N):int()
-  local xs <close> = x:index_select(1, perm)                -- this epoch's order, freed after it
-  local ys <close> = y:index_select(1, perm)
-  x, y = xs, ys
-  local nb, total, t0 = math.ceil(N / B), 0, usagi.sys.monotonic()
-  for i in run:progress(nb, { label = opts.label, unit = 'samples', per_step = B }) do
-    local lo = (i - 1) * B + 1
-    local m = math.min(B, N - lo + 1)
-    local loss = model:loss(x:narrow(1, lo, m), y:narrow(1, lo, m))
-    opt:zero_grad()
-    loss:backward()
-    require('usagi.optim').clip_grad_norm(params, opts.clip or 5)
-    opt:step()
-    total = total + loss:item()
-  end
-  return total / nb, usagi.sys.monotonic() - t0
-end
+-- ==== Scoring ==============================================================
 
 -- exact_match(model, x, y, start [, batch]) -> accuracy, misses: greedy
 -- answers to the questions x (n, Ts) against y (n, 1 + T) (the start id,

@@ -194,6 +194,45 @@ function Run:progress(n, opts)
   end
 end
 
+-- run:batches(tensors, B [, opts]) -> an iterator over one epoch, in a fresh
+-- order from the run's generator, for training loops:
+--   for xb, yb in run:batches({ x, y }, 128, { label = 'epoch 3/10' }) do ... end
+-- gives rows lo..lo+B-1 of each tensor (the last batch may be smaller),
+-- with run:progress's bar (opts.label, the unit 'samples') and its
+-- bookkeeping (steps, checkpoints, resume). The epoch's shuffled copies are
+-- freed when the loop ends, not when the collector comes.
+function Run:batches(tensors, B, opts)
+  if type(tensors) ~= 'table' or #tensors == 0 then
+    error('run:batches: tensors must be a list of tensors with the samples in dim 1', 2)
+  end
+  local N = tensors[1]:size(1)
+  if math.type(B) ~= 'integer' or B < 1 then
+    error('run:batches: B must be a positive integer, got ' .. tostring(B), 2)
+  end
+  opts = opts or {}
+  local perm = usagi.randperm(N):int()
+  local shuffled = {}
+  for k, t in ipairs(tensors) do
+    if t:size(1) ~= N then
+      error(('run:batches: tensor %d has %d samples, the first %d'):format(k, t:size(1), N), 2)
+    end
+    shuffled[k] = t:index_select(1, perm)
+  end
+  local steps = self:progress(math.ceil(N / B), { label = opts.label, unit = 'samples', per_step = B })
+  return function()
+    local i = steps()
+    if not i then
+      for _, t in ipairs(shuffled) do getmetatable(t).__close(t) end
+      return nil
+    end
+    local lo = (i - 1) * B + 1
+    local m = math.min(B, N - lo + 1)
+    local out = {}
+    for k, t in ipairs(shuffled) do out[k] = t:narrow(1, lo, m) end
+    return table.unpack(out)
+  end
+end
+
 -- ==== Checkpoints ========================================================
 
 -- run:track{model =, optim =, scheduler =, state = table}: the objects a

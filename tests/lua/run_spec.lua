@@ -412,3 +412,46 @@ describe('usagi show, compare, plot and sweep', function()
     assert.is_truthy(text:find('unknown config key', 1, true), text)
   end)
 end)
+
+describe('run:batches', function()
+  -- a run in memory whose body is f(run)
+  local function in_run(f, seed)
+    return require('usagi.experiment').run_experiment({ name = 'batches', config = {}, run = function(run) return f(run) end },
+      { quiet = true, seed = seed or 1 })
+  end
+
+  it('goes over every sample once per epoch in a seeded order, in batches of B, the pairs kept together', function()
+    local x = usagi.arange(1, 11):view(10, 1)
+    local y = x * 10
+    local function epoch(seed)
+      local _, seen = in_run(function(run)
+        local rows, sizes = {}, {}
+        for xb, yb in run:batches({ x, y }, 4) do
+          sizes[#sizes + 1] = xb:size(1)
+          for i = 1, xb:size(1) do
+            assert.are.equal(xb[i][1] * 10, yb[i][1])
+            rows[#rows + 1] = xb[i][1]
+          end
+        end
+        return { rows = rows, sizes = sizes }
+      end, seed)
+      return seen
+    end
+    local a, b, c = epoch(1), epoch(1), epoch(2)
+    assert.are.same({ 4, 4, 2 }, a.sizes)
+    local sorted = { table.unpack(a.rows) }
+    table.sort(sorted)
+    assert.are.same({ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 }, sorted)
+    assert.are.same(a.rows, b.rows)
+    assert.are_not.same(a.rows, c.rows)
+  end)
+
+  it('names what it expected and what came', function()
+    in_run(function(run)
+      h.fails(function() run:batches({ usagi.zeros(3, 1), usagi.zeros(4, 1) }, 2) end,
+        'run:batches: tensor 2 has 4 samples, the first 3')
+      h.fails(function() run:batches({ usagi.zeros(3, 1) }, 0) end, 'run:batches: B must be a positive integer, got 0')
+      h.fails(function() run:batches({}, 2) end, 'run:batches: tensors must be a list of tensors')
+    end)
+  end)
+end)
