@@ -54,10 +54,7 @@ return usagi.experiment {
     if run.dir then
       usagi.no_grad(function()
         local x = test.x:narrow(1, 1, 50)
-        local recon = model(x):sigmoid()
-        local rows = {}
-        for r = 0, 4 do rows[#rows + 1] = x:narrow(1, r * 10 + 1, 10); rows[#rows + 1] = recon:narrow(1, r * 10 + 1, 10) end
-        plot.grid { images = usagi.cat(rows, 1), height = side, width = side, cols = 10,
+        plot.grid { images = x, under = model(x):sigmoid(), height = side, width = side, cols = 10,
                     path = run.dir .. '/reconstructions.png' }
       end)
       run:print('reconstructions: ' .. run.dir .. '/reconstructions.png')

@@ -93,10 +93,7 @@ return usagi.experiment {
         plot.grid { images = model:decode(z):sigmoid(), height = side, width = side, cols = 10,
                     path = run.dir .. '/samples.png' }
         local x = test.x:narrow(1, 1, 50)
-        local recon = model:decode((model:encode(x))):sigmoid()
-        local rows = {}
-        for r = 0, 4 do rows[#rows + 1] = x:narrow(1, r * 10 + 1, 10); rows[#rows + 1] = recon:narrow(1, r * 10 + 1, 10) end
-        plot.grid { images = usagi.cat(rows, 1), height = side, width = side, cols = 10,
+        plot.grid { images = x, under = model:decode((model:encode(x))):sigmoid(), height = side, width = side, cols = 10,
                     path = run.dir .. '/reconstructions.png' }
         if cfg.latent == 2 then
           local g, k = {}, 0

@@ -664,13 +664,31 @@ end
 --   path = 'f.png', pad = 1, scale} -> path: the images side by side, cols to
 -- a row, grey levels 0 (black) to 1 (white), a pad of white between them,
 -- each pixel drawn scale x scale (default 2, 4 for images under 16 pixels).
+-- With under = a second (n, height * width) tensor, each row of images is
+-- followed by the same row of under (inputs above their reconstructions).
 function plot.grid(spec)
   local x, h, w = spec.images, spec.height, spec.width
   if not usagi.is_tensor(x) or x:dim() ~= 2 or not h or not w or x:size(2) ~= h * w then
     error('plot.grid: images must be (n, height * width) with height and width given, got ' ..
       (usagi.is_tensor(x) and tostring(x:size()) or type(x)), 2)
   end
-  local n, cols, pad = x:size(1), spec.cols or 10, spec.pad or 1
+  local cols = spec.cols or 10
+  if spec.under ~= nil then
+    local u = spec.under
+    if not usagi.is_tensor(u) or tostring(u:size()) ~= tostring(x:size()) then
+      error('plot.grid: under must have the shape of images, ' .. tostring(x:size()) .. ', got ' ..
+        (usagi.is_tensor(u) and tostring(u:size()) or type(u)), 2)
+    end
+    local rows = {}
+    for lo = 1, x:size(1), cols do
+      local m = math.min(cols, x:size(1) - lo + 1)
+      rows[#rows + 1] = x:narrow(1, lo, m)
+      if m < cols then rows[#rows + 1] = usagi.ones(cols - m, h * w, { dtype = x:dtype() }) end
+      rows[#rows + 1] = u:narrow(1, lo, m)
+    end
+    x = usagi.cat(rows, 1)
+  end
+  local n, pad = x:size(1), spec.pad or 1
   local sc = spec.scale or (math.max(h, w) < 16 and 4 or 2)
   local rows, H, W = math.ceil(n / cols), h * sc, w * sc
   local canvas = usagi.ones(rows * (H + pad) + pad, cols * (W + pad) + pad)

@@ -400,6 +400,12 @@ describe('plot.scatter, plot.grid and plot.heatmap', function()
     local png = slurp(p)
     local w, hgt = string.unpack('>I4>I4', png, 17)
     assert.are.same({ 3 * (8 + 1) + 1, 3 * (6 + 1) + 1 }, { w, hgt })   -- 3 columns, 3 rows
+    plot.grid { images = usagi.rand(7, 12), under = usagi.rand(7, 12), height = 3, width = 4, cols = 3,
+                scale = 2, pad = 1, path = p }
+    w, hgt = string.unpack('>I4>I4', slurp(p), 17)
+    assert.are.same({ 3 * (8 + 1) + 1, 6 * (6 + 1) + 1 }, { w, hgt })   -- each row of 3 with its row under
+    fails(function() plot.grid { images = usagi.rand(2, 12), under = usagi.rand(3, 12), height = 3, width = 4, path = p } end,
+      'plot.grid: under must have the shape of images')
     fails(function() plot.grid { images = usagi.rand(2, 5), height = 2, width = 2, path = p } end,
       'plot.grid: images must be (n, height * width)')
   end)
