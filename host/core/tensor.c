@@ -333,6 +333,21 @@ usg_status usg_tensor_from_doubles(usg_tensor **out, usg_dtype dt, int ndim,
     return USG_OK;
 }
 
+usg_status usg_tensor_from_bytes(usg_tensor **out, usg_dtype dt, int ndim,
+                                 const int64_t *shape, const unsigned char *b, double scale)
+{
+    usg_status s = usg_tensor_empty(out, dt, ndim, shape);
+    if (s != USG_OK) return s;
+    int64_t n = usg_tensor_numel(*out);
+    void *p = (*out)->storage->data;
+    for (int64_t i = 0; i < n; i++) {
+        if (dt == USG_F32) ((float *)p)[i] = (float)(b[i] * scale);
+        else if (dt == USG_F64) ((double *)p)[i] = b[i] * scale;
+        else ((int32_t *)p)[i] = (int32_t)(b[i] * scale);
+    }
+    return USG_OK;
+}
+
 usg_status usg_arange(usg_tensor **out, usg_dtype dt, double start, double stop, double step)
 {
     *out = NULL;

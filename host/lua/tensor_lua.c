@@ -418,14 +418,8 @@ static int l_frombytes(lua_State *L)
         return luaL_error(L, "frombytes: the shape needs more bytes from offset %I than the string's %I",
                           offset, (lua_Integer)len);
     usg_tensor *t;
-    TRY_AS(L, "frombytes", usg_tensor_empty(&t, dt, ndim, shape));
-    const unsigned char *b = (const unsigned char *)s + offset;
-    void *p = usg_tensor_data(t);
-    for (int64_t i = 0; i < n; i++) {
-        if (dt == USG_F32) ((float *)p)[i] = (float)(b[i] * scale);
-        else if (dt == USG_F64) ((double *)p)[i] = b[i] * scale;
-        else ((int32_t *)p)[i] = (int32_t)(b[i] * scale);
-    }
+    TRY_AS(L, "frombytes", usg_tensor_from_bytes(&t, dt, ndim, shape,
+                                                 (const unsigned char *)s + offset, scale));
     usg_lua_pushtensor(L, t);
     return 1;
 }

@@ -1189,6 +1189,23 @@ static void test_nomem_copy(void **state)
     usg_tensor_release(m);
 }
 
+/* Bytes as unsigned values, scaled, into each dtype. */
+static void test_from_bytes(void **state)
+{
+    (void)state;
+    const unsigned char b[4] = {0, 1, 128, 255};
+    usg_tensor *t;
+    assert_int_equal(usg_tensor_from_bytes(&t, USG_I32, 2, SHAPE(2, 2), b, 1), USG_OK);
+    assert_int_equal(((int32_t *)usg_tensor_data(t))[3], 255);
+    usg_tensor_release(t);
+    assert_int_equal(usg_tensor_from_bytes(&t, USG_F32, 1, SHAPE(4), b, 1.0 / 255), USG_OK);
+    assert_true(((float *)usg_tensor_data(t))[3] == 1.0f && ((float *)usg_tensor_data(t))[0] == 0.0f);
+    usg_tensor_release(t);
+    assert_int_equal(usg_tensor_from_bytes(&t, USG_F64, 1, SHAPE(4), b, 2), USG_OK);
+    assert_true(((double *)usg_tensor_data(t))[2] == 256.0);
+    usg_tensor_release(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1222,6 +1239,7 @@ int main(void)
         cmocka_unit_test(test_nomem_creation),
         cmocka_unit_test(test_nomem_views),
         cmocka_unit_test(test_nomem_copy),
+        cmocka_unit_test(test_from_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

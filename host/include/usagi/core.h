@@ -129,6 +129,12 @@ USG_API usg_status usg_tensor_empty_like(usg_tensor **out, const usg_tensor *lik
 /* From a C array of doubles (n = product of shape), converted to dt. */
 USG_API usg_status usg_tensor_from_doubles(usg_tensor **out, usg_dtype dt, int ndim,
                                            const int64_t *shape, const double *v);
+/* A tensor of shape (ndim, shape) from n = numel unsigned bytes b[0..n),
+ * each times scale, in dtype dt (how IDX images become tensors). The
+ * caller guarantees n bytes. */
+USG_API usg_status usg_tensor_from_bytes(usg_tensor **out, usg_dtype dt, int ndim,
+                                         const int64_t *shape, const unsigned char *b,
+                                         double scale);
 USG_API usg_status usg_arange(usg_tensor **out, usg_dtype dt, double start,
                               double stop, double step);     /* [start, stop) */
 USG_API usg_status usg_linspace(usg_tensor **out, usg_dtype dt, double start,
