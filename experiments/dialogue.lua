@@ -110,6 +110,7 @@ return usagi.experiment {
     run:print(('dialogue: %s, vocabulary %d, %d train / %d test responses, %d parameters')
       :format(cfg.model, #vocab, #train, #test, model:num_parameters()))
 
+    local ppl = 0 / 0
     for epoch in run:epochs(cfg.epochs) do
       local list = batches(train, cfg.batch)
       local nll, kl, words, t0 = 0, 0, 0, usagi.sys.monotonic()
@@ -125,7 +126,8 @@ return usagi.experiment {
         nll, kl, words = nll + info.nll * info.tokens, kl + (info.kl_sum or 0), words + info.tokens
       end
       local seconds = usagi.sys.monotonic() - t0
-      local ppl, test_kl, elbo_ppl = evaluate(model, test, opts, cfg.batch)
+      local test_kl, elbo_ppl
+      ppl, test_kl, elbo_ppl = evaluate(model, test, opts, cfg.batch)
       run:log { epoch = epoch, train_ppl = math.exp(nll / words), train_kl = kl / #train,
                 test_ppl = ppl, test_kl = test_kl, test_elbo_ppl = elbo_ppl, words_per_s = words / seconds }
       run:print(('epoch %d  train ppl %.2f  test ppl %.2f  KL %.3f per response  ELBO ppl %.2f  (%.0f s, %.0f words/s)')
@@ -146,7 +148,6 @@ return usagi.experiment {
                                         method = 'beam', beam = cfg.beam, length_penalty = 1, mean = true })
       run:print(('  beam %d: %s'):format(cfg.beam, words_of(b[1], vocab)))
     end
-    local ppl = evaluate(model, test, opts, cfg.batch)
-    return ppl
+    return ppl                            -- the last epoch's test perplexity
   end,
 }

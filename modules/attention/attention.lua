@@ -156,15 +156,15 @@ function Attention:__init(kind, query_size, key_size, opts)
     fail('Attention', "a '%s' score needs query_size = key_size, got %d and %d", kind, query_size, key_size)
   end
   self.kind, self.query_size, self.key_size = kind, query_size, key_size
-  local lo = { dtype = opts.dtype }
+  local typed = { dtype = opts.dtype }
   if kind == 'general' then
     self.W = nn.Linear(key_size, query_size, { bias = false, dtype = opts.dtype })
   elseif kind == 'additive' then
     local A = opts.attention_size or query_size
     self.attention_size = A
-    self.Wa = nn.Linear(query_size, A, lo)
-    self.Ua = nn.Linear(key_size, A, lo)
-    self.Va = nn.Linear(A, 1, lo)
+    self.Wa = nn.Linear(query_size, A, typed)
+    self.Ua = nn.Linear(key_size, A, typed)
+    self.Va = nn.Linear(A, 1, typed)
   end
 end
 
