@@ -51,12 +51,7 @@ return usagi.experiment {
     for epoch in run:epochs(cfg.epochs) do
       local total, nb, t0 = 0, 0, usagi.sys.monotonic()
       for x, y in run:batches({ train.x, train.y }, cfg.batch, { label = ('epoch %d/%d'):format(epoch, cfg.epochs) }) do
-        local l = model:loss(x, y)
-        opt:zero_grad()
-        l:backward()
-        optim.clip_grad_norm(model:parameters(), cfg.clip)
-        opt:step()
-        total, nb = total + l:item(), nb + 1
+        total, nb = total + opt:minimize(model:loss(x, y), { clip = cfg.clip }), nb + 1
       end
       local loss, seconds = total / nb, usagi.sys.monotonic() - t0
       acc, misses = S.exact_match(model, test.x, test.y, task.start)

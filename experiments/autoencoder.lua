@@ -37,11 +37,7 @@ return usagi.experiment {
     for epoch in run:epochs(cfg.epochs) do
       local total = 0
       for x in run:batches({ train.x }, cfg.batch, { label = ('epoch %d/%d'):format(epoch, cfg.epochs) }) do
-        local loss = model:loss(x)
-        opt:zero_grad()
-        loss:backward()
-        opt:step()
-        total = total + loss:item()
+        total = total + opt:minimize(model:loss(x))
       end
       usagi.no_grad(function()
         bce = model:loss(test.x):item()

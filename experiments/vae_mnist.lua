@@ -64,9 +64,7 @@ return usagi.experiment {
       local total, t0 = 0, usagi.sys.monotonic()
       for x in run:batches({ train.x }, cfg.batch, { label = ('epoch %d/%d'):format(epoch, cfg.epochs) }) do
         local loss, info = model:loss(usagi.bernoulli(x))             -- dynamic binarization
-        opt:zero_grad()
-        loss:backward()
-        opt:step()
+        opt:minimize(loss)
         total = total + info.elbo
       end
       local seconds = usagi.sys.monotonic() - t0

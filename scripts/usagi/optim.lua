@@ -161,6 +161,24 @@ function Optimizer:zero_grad(set_to_none)
   end
 end
 
+-- opt:minimize(loss [, {clip = max_norm}]) -> loss as a number: the whole
+-- training step, zero_grad, loss:backward(), the gradients of this
+-- optimizer's parameters clipped to max_norm (optim.clip_grad_norm) when
+-- clip is given, step.
+function Optimizer:minimize(loss, opts)
+  self:zero_grad()
+  loss:backward()
+  if opts and opts.clip then
+    local params = {}
+    for _, group in ipairs(self.param_groups) do
+      for _, p in ipairs(group.params) do params[#params + 1] = p end
+    end
+    optim.clip_grad_norm(params, opts.clip)
+  end
+  self:step()
+  return loss:item()
+end
+
 function Optimizer:__tostring()
   local lines = { self.__name .. ' (' }
   for gi, g in ipairs(self.param_groups) do
