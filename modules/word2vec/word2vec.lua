@@ -1,0 +1,339 @@
+-- usagi.word2vec -- word vectors by skip-gram or CBOW (Mikolov et al. 2013),
+-- trained in C over a streamed corpus, and the queries and evaluations on
+-- them. The C side (w2v_vocab.c, word2vec.c, w2v_io.c) does the counting,
+-- the training and the file formats; this face holds the model and does the
+-- queries with tensor ops (one GEMM per batch of queries).
+--
+--   local word2vec = require 'usagi.word2vec'
+--   local m = word2vec.train { train = 'corpus.txt.gz', size = 100, cbow = 0 }
+--   m:most_similar('king', 10)     --> { {word, cosine}, ... }
+--   m:analogy('man', 'king', 'woman')   --> 'queen' (man : king :: woman : ?)
+--   m:save('vectors.h5'); m:save('vectors.bin') ; word2vec.load('vectors.bin')
+local usagi = require 'usagi'
+local M = ...
+
+-- ==== Options ============================================================
+
+-- Mikolov's names and defaults (word2vec.c), so a command line carries over;
+-- alpha is 0.025 for skip-gram and 0.05 for CBOW, as his tool sets it.
+-- threads: his default is 12; here it is usagi's thread count (--threads,
+-- all cores by default). threads = 1 is the deterministic mode.
+M.defaults = {
+  size = 100, window = 5, sample = 1e-3, hs = 0, negative = 5, threads = nil, iter = 5,
+  min_count = 5, alpha = nil, cbow = 1, max_vocab = 0, lower = false,
+  shared = 1,          -- skip-gram: share negatives across the window (Ji et al. 2016); 0: Mikolov's loop
+  quiet = false,       -- no progress bar
+}
+
+local KNOWN = {}
+for k in pairs(M.defaults) do KNOWN[k] = true end
+KNOWN.train, KNOWN.files, KNOWN.progress, KNOWN['min-count'] = true, true, true, true
+KNOWN.threads, KNOWN.alpha = true, true
+
+local function fail(fn, fmt, ...) error(('word2vec.%s: ' .. fmt):format(fn, ...), 3) end
+
+local function files_of(fn, f)
+  if type(f) == 'string' then return { f } end
+  if type(f) ~= 'table' or #f == 0 then
+    fail(fn, 'train must be a path or a list of paths (plain text or .gz), got %s', type(f))
+  end
+  for i, p in ipairs(f) do
+    if type(p) ~= 'string' then fail(fn, 'train[%d] must be a path, got %s', i, type(p)) end
+  end
+  return f
+end
+
+local function options(fn, opts)
+  if type(opts) ~= 'table' then fail(fn, 'expects an options table, got %s', type(opts)) end
+  local o = {}
+  for k, v in pairs(opts) do
+    if not KNOWN[k] then
+      local names = {}
+      for n in pairs(KNOWN) do names[#names + 1] = n end
+      table.sort(names)
+      fail(fn, 'unknown option %q (options: %s)', tostring(k), table.concat(names, ', '))
+    end
+    o[k == 'min-count' and 'min_count' or k] = v
+  end
+  for k, v in pairs(M.defaults) do if o[k] == nil then o[k] = v end end
+  for _, k in ipairs { 'size', 'window', 'hs', 'negative', 'iter', 'min_count', 'cbow', 'max_vocab', 'shared' } do
+    if math.type(o[k]) ~= 'integer' then
+      if type(o[k]) == 'number' and o[k] == math.floor(o[k]) then o[k] = math.tointeger(o[k])
+      else fail(fn, '%s must be an integer, got %s', k, tostring(o[k])) end
+    end
+  end
+  o.threads = o.threads or usagi.get_num_threads()
+  o.alpha = o.alpha or (o.cbow == 1 and 0.05 or 0.025)
+  return o
+end
+
+-- ==== Progress ===========================================================
+
+local function fmt_time(s)
+  s = math.max(0, math.floor(s + 0.5))
+  if s >= 3600 then return ('%d:%02d:%02d'):format(s // 3600, s // 60 % 60, s % 60) end
+  return ('%02d:%02d'):format(s // 60, s % 60)
+end
+
+local function fmt_rate(r)
+  if r >= 1e6 then return ('%.2fM'):format(r / 1e6) end
+  if r >= 1e3 then return ('%.0fk'):format(r / 1e3) end
+  return ('%.0f'):format(r)
+end
+
+-- A progress bar on stderr as run:progress draws it: the fraction of
+-- words done, words/s, the current learning rate, the epoch and the ETA.
+-- On a terminal it redraws one line; elsewhere it prints every 10%.
+local function progress_bar(iter, label)
+  local t0, tty, last = usagi.sys.monotonic(), usagi.sys.isatty(2), -1
+  return function(words, total, alpha, epoch, done)
+    local t = usagi.sys.monotonic() - t0
+    local frac = total > 0 and math.min(words / total, 1) or 1
+    local decile = math.floor(frac * 10)
+    if not tty and not done and decile <= last then return end
+    last = decile
+    local rate = words / math.max(t, 1e-9)
+    local width = 24
+    local filled = math.floor(width * frac)
+    local line = ('%s [%s%s] %5.1f%% %s words/s lr %.3g epoch %d/%d %s<%s'):format(label,
+      ('#'):rep(filled), ('.'):rep(width - filled), 100 * frac, fmt_rate(rate), alpha,
+      math.min(epoch, iter), iter, fmt_time(t), fmt_time((total - words) / math.max(rate, 1e-9)))
+    if tty then io.stderr:write('\r\27[K', line, done and '\n' or '')
+    else io.stderr:write(line, '\n') end
+    io.stderr:flush()
+  end
+end
+
+-- ==== The model ==========================================================
+
+local Model = {}
+Model.__index = Model
+M.Model = Model
+
+-- A model from words (a list), their counts (a list or nil) and vectors (V, D).
+local function new_model(words, counts, vectors, config)
+  local V = #words
+  if not usagi.is_tensor(vectors) or vectors:dim() ~= 2 or vectors:size(1) ~= V then
+    error(('word2vec: vectors must be a (%d, D) tensor, one row per word'):format(V), 3)
+  end
+  local index = {}
+  for i, w in ipairs(words) do
+    if type(w) ~= 'string' or w == '' then error(('word2vec: word %d must be a non-empty string'):format(i), 3) end
+    if index[w] then error(('word2vec: the word %q appears twice (%d and %d)'):format(w, index[w], i), 3) end
+    index[w] = i
+  end
+  if not counts then
+    counts = {}
+    for i = 1, V do counts[i] = 0 end
+  end
+  return setmetatable({ words = words, index = index, counts = counts, W = vectors:float():contiguous(),
+    config = config or {} }, Model)
+end
+
+-- word2vec.from_vectors(words, vectors [, counts]) -> a model for queries.
+function M.from_vectors(words, vectors, counts)
+  if type(words) ~= 'table' then error('word2vec.from_vectors: words must be a list of strings', 2) end
+  return new_model(words, counts, vectors)
+end
+
+-- word2vec.vocab{train =, min_count =, max_vocab =, lower =} -> the C
+-- vocabulary (words sorted by count), for a look before training.
+function M.vocab(opts)
+  local o = options('vocab', opts)
+  return M._vocab_build(files_of('vocab', o.train or o.files), o.min_count, o.max_vocab, o.lower)
+end
+
+-- word2vec.train{train = path(s), <Mikolov's options>} -> Model. The
+-- initial vectors and every thread's generator come from usagi's generator
+-- (usagi.manual_seed), so threads = 1 repeats bit for bit.
+function M.train(opts)
+  local o = options('train', opts)
+  local files = files_of('train', o.train or o.files)
+  local vocab = M._vocab_build(files, o.min_count, o.max_vocab, o.lower)
+  local V, D = vocab:size(), o.size
+  -- syn0 ~ U(-0.5/D, 0.5/D) as Mikolov; the output vectors start at zero
+  local W = usagi.rand(V, D, { lo = -0.5 / D, hi = 0.5 / D })
+  local C = o.negative > 0 and usagi.zeros(V, D) or nil
+  local H = o.hs == 1 and V > 1 and usagi.zeros(V - 1, D) or nil
+  local cfg = {}
+  for k, v in pairs(o) do if type(v) ~= 'function' then cfg[k] = v end end
+  cfg.train, cfg.files, cfg.progress = nil, nil, nil
+  cfg.train_files = table.concat(files, ' ')
+  local m = new_model(vocab:words(), vocab:counts(), W, cfg)
+  m.C, m.H, m.vocab = C, H, vocab
+  local bar = o.progress or (not o.quiet and progress_bar(o.iter, o.cbow == 1 and 'cbow' or 'skip-gram')) or nil
+  local t0 = usagi.sys.monotonic()
+  local words = M._train(vocab, files, o, W, C, H, bar)
+  m.seconds = usagi.sys.monotonic() - t0
+  m.words_per_second = words / math.max(m.seconds, 1e-9)
+  m.train_words = words
+  return m
+end
+
+function Model:size() return #self.words end
+function Model:dim() return self.W:size(2) end
+function Model:__len() return #self.words end
+function Model:__tostring()
+  return ('word2vec.Model (%d words, %d dims)'):format(#self.words, self.W:size(2))
+end
+
+-- id(word) -> 1-based id or nil; word(id); count(word or id).
+function Model:id(word) return self.index[word] end
+function Model:word(id) return self.words[id] end
+function Model:count(w)
+  local id = type(w) == 'string' and self.index[w] or w
+  return id and self.counts[id]
+end
+function Model:contains(word) return self.index[word] ~= nil end
+
+local function need_id(self, fn, word)
+  local id = self.index[word]
+  if not id then
+    error(('word2vec.%s: %q is not in the vocabulary (%d words)'):format(fn, tostring(word), #self.words), 3)
+  end
+  return id
+end
+
+-- vector(word) -> (D) tensor, a copy of the word's row of W.
+function Model:vector(word)
+  return self.W[need_id(self, 'vector', word)]:clone()
+end
+
+-- The rows of W scaled to unit length (cached; training again resets it).
+function Model:normalized()
+  if not self._Wn then
+    local norm = self.W:norm(2, 2, true):clamp(1e-12, math.huge)      -- (V, 1)
+    self._Wn = self.W / norm
+  end
+  return self._Wn
+end
+
+-- The k best columns of each row of S (B, V) as {{id, value}, ...} per row,
+-- skipping the ids in exclude[b] (a set); k passes of max over the rows.
+local function topk(S, k, exclude)
+  local B, V = S:size(1), S:size(2)
+  S = S:clone()
+  for b = 1, B do for id in pairs(exclude[b] or {}) do S[{ b, id }] = -math.huge end end
+  local out = {}
+  for b = 1, B do out[b] = {} end
+  for _ = 1, math.min(k, V) do
+    local vals, idx = S:max(2)
+    for b = 1, B do
+      local id, v = math.tointeger(idx[b]), vals[b]
+      if v > -math.huge then
+        out[b][#out[b] + 1] = { id, v }
+        S[{ b, id }] = -math.huge
+      end
+    end
+  end
+  return out
+end
+
+-- most_similar(word or {words...}, k = 10) -> {{word, cosine}, ...} (a list
+-- of those per word when given a list); the word itself is left out.
+function Model:most_similar(words, k)
+  k = k or 10
+  local list = type(words) == 'table' and words or { words }
+  local ids, exclude = {}, {}
+  for b, w in ipairs(list) do ids[b] = need_id(self, 'most_similar', w); exclude[b] = { [ids[b]] = true } end
+  local Wn = self:normalized()
+  local Q = Wn:index_select(1, usagi.tensor(ids, 'i32'))                -- (B, D)
+  local S = Q:mm(Wn:t())                                                -- (B, V): one GEMM
+  local res = topk(S, k, exclude)
+  for b = 1, #res do
+    for i, p in ipairs(res[b]) do res[b][i] = { self.words[p[1]], p[2] } end
+  end
+  return type(words) == 'table' and res or res[1]
+end
+
+-- similarity(a, b) -> cos(v_a, v_b)
+function Model:similarity(a, b)
+  local Wn = self:normalized()
+  local x, y = Wn[need_id(self, 'similarity', a)], Wn[need_id(self, 'similarity', b)]
+  return (x * y):sum():item()
+end
+
+-- Analogies a : b :: c : d for a batch of questions {{a, b, c}, ...} (ids),
+-- over the first `limit` rows of W: the k best d other than a, b and c by
+--   3CosAdd: cos(d, b) - cos(d, a) + cos(d, c)
+--   3CosMul: cos'(d, b) cos'(d, c) / (cos'(d, a) + 1e-3), cos' = (cos + 1) / 2
+-- (Levy and Goldberg 2014). One GEMM: the 3B query rows against W.
+local function analogies(self, qs, k, method, limit)
+  local Wn = self:normalized()
+  if limit and limit < Wn:size(1) then Wn = Wn:narrow(1, 1, limit) end
+  local B = #qs
+  local ids = {}
+  for b, q in ipairs(qs) do ids[b], ids[B + b], ids[2 * B + b] = q[1], q[2], q[3] end
+  local S = Wn:index_select(1, usagi.tensor(ids, 'i32')):mm(Wn:t())    -- (3B, V)
+  local Sa, Sb, Sc = S:narrow(1, 1, B), S:narrow(1, B + 1, B), S:narrow(1, 2 * B + 1, B)
+  local score
+  if method == 'mul' then
+    score = ((Sb + 1) * 0.5) * ((Sc + 1) * 0.5) / ((Sa + 1) * 0.5 + 1e-3)
+  else
+    score = Sb - Sa + Sc
+  end
+  local exclude = {}
+  for b, q in ipairs(qs) do exclude[b] = { [q[1]] = true, [q[2]] = true, [q[3]] = true } end
+  return topk(score, k, exclude)
+end
+
+-- analogy(a, b, c [, k = 1, {method = 'add' | 'mul'}]) -> the best d for
+-- a : b :: c : d (k = 1: the word and its score; k > 1: {{word, score}, ...}).
+function Model:analogy(a, b, c, k, opts)
+  local method = opts and opts.method or 'add'
+  if method ~= 'add' and method ~= 'mul' then
+    error(("word2vec.analogy: method must be 'add' or 'mul', got %q"):format(tostring(method)), 2)
+  end
+  local q = { need_id(self, 'analogy', a), need_id(self, 'analogy', b), need_id(self, 'analogy', c) }
+  local res = analogies(self, { q }, k or 1, method)[1]
+  for i, p in ipairs(res) do res[i] = { self.words[p[1]], p[2] } end
+  if (k or 1) == 1 then return res[1][1], res[1][2] end
+  return res
+end
+
+-- embedding([opts]) -> an nn.Embedding(V, D) holding a copy of W (for another
+-- model's first layer); opts.freeze = true leaves it out of training.
+function Model:embedding(opts)
+  local nn = require 'usagi.nn'
+  local e = nn.Embedding(#self.words, self.W:size(2))
+  usagi.no_grad(function() e.weight:copy_(self.W) end)
+  if opts and opts.freeze then e.weight:requires_grad(false) end
+  return e
+end
+
+-- ==== Files ==============================================================
+
+-- save(path [, {format = 'h5' | 'text' | 'binary'}]): the format from the
+-- extension when not given: .h5 HDF5, .bin Mikolov's binary, else text.
+local function format_of(path, opts)
+  local f = opts and opts.format
+  if f then
+    if f ~= 'h5' and f ~= 'text' and f ~= 'binary' then
+      error(("word2vec: format must be 'h5', 'text' or 'binary', got %q"):format(tostring(f)), 3)
+    end
+    return f
+  end
+  if path:match('%.h5$') or path:match('%.hdf5$') then return 'h5' end
+  if path:match('%.bin$') or path:match('%.bin%.gz$') then return 'binary' end
+  return 'text'
+end
+
+function Model:save(path, opts)
+  if type(path) ~= 'string' then error('word2vec.save: path must be a string, got ' .. type(path), 2) end
+  local f = format_of(path, opts)
+  if f == 'h5' then return M._save_h5(self, path) end
+  M._save(path, f == 'binary', self.words, self.W)
+end
+
+-- word2vec.load(path [, {format =}]) -> Model
+function M.load(path, opts)
+  if type(path) ~= 'string' then error('word2vec.load: path must be a string, got ' .. type(path), 2) end
+  local f = format_of(path, opts)
+  if f == 'h5' then return M._load_h5(path) end
+  local words, W = M._load(path, f == 'binary')
+  local ok, m = pcall(new_model, words, nil, W, { format = f })
+  if not ok then error('word2vec.load: ' .. path .. ': ' .. m:gsub('^word2vec: ', ''), 2) end
+  return m
+end
+
+return M
