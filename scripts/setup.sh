@@ -11,7 +11,7 @@ USAGI_BUILD=${USAGI_BUILD:-$USAGI_ROOT/build}
 # Fashion-MNIST, a data set Debian packages (/usr/share/datasets).
 USAGI_PACKAGES="gcc make cmake pkg-config lua5.4 liblua5.4-dev libopenblas-dev
   libhdf5-dev zlib1g-dev libcmocka-dev lua-busted python3-h5py hdf5-tools
-  dataset-fashion-mnist"
+  dataset-fashion-mnist python3-gensim unzip"
 
 usagi_missing_packages() {
   local missing="" p

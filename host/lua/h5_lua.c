@@ -4,6 +4,7 @@
  *
  *   local f <close> = usagi.h5.open('run.h5', 'a')      -- 'r' (default), 'w', 'a'
  *   f:write('/params/w', w); f:read('/params/w')
+ *   f:write_strings('/vocab', {'a', 'b'}); f:read_strings('/vocab')
  *   f:exists(p), f:kind(p) ('group'|'dataset'|'datatype'|nil), f:list([p]),
  *   f:group(p), f:remove(p), f:shape(p), f:dtype(p)
  *   f:attr(p, name) -> value|nil; f:attr(p, name, value) (nil deletes);
@@ -199,6 +200,45 @@ static int l_read(lua_State *L)
     return 1;
 }
 
+/* f:write_strings(path, {'a', 'b', ...}): a 1-D dataset of UTF-8 strings */
+static int l_write_strings(lua_State *L)
+{
+    usg_h5 *h = check_open(L, "h5.write_strings");
+    const char *path = arg_string(L, 2, "h5.write_strings", "path");
+    if (!lua_istable(L, 3))
+        return luaL_error(L, "h5.write_strings: '%s' '%s': strings must be a list of strings, got %s",
+                          usg_h5_path(h), path, luaL_typename(L, 3));
+    lua_Integer n = luaL_len(L, 3);
+    if (n < 0 || n > ((lua_Integer)1 << 31))
+        return luaL_error(L, "h5.write_strings: '%s' '%s': expected at most 2^31 strings", usg_h5_path(h), path);
+    const char **v = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *v, 0);   /* [.., v] */
+    for (lua_Integer i = 0; i < n; i++) {
+        lua_rawgeti(L, 3, i + 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            return luaL_error(L, "h5.write_strings: '%s' '%s': string %I is a %s", usg_h5_path(h), path,
+                              i + 1, luaL_typename(L, -1));
+        v[i] = lua_tostring(L, -1);                            /* the table keeps it alive */
+        lua_pop(L, 1);
+    }
+    USG_LUA_TRY(L, usg_h5_write_strings(h, path, v, (size_t)n));
+    return 0;
+}
+
+/* f:read_strings(path) -> {'a', 'b', ...} */
+static int l_read_strings(lua_State *L)
+{
+    usg_h5 *h = check_open(L, "h5.read_strings");
+    const char *path = arg_string(L, 2, "h5.read_strings", "path");
+    box *b = new_box(L);                                       /* [.., box] */
+    USG_LUA_TRY(L, usg_h5_read_strings(h, path, &b->names));
+    lua_createtable(L, (int)b->names.n, 0);                    /* [.., box, list] */
+    for (size_t i = 0; i < b->names.n; i++) {
+        lua_pushstring(L, b->names.v[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
 static int l_exists(lua_State *L)
 {
     usg_h5 *h = check_open(L, "h5.exists");
@@ -391,7 +431,8 @@ static int l_index(lua_State *L)
 /* ==== Registration ====================================================== */
 
 static const luaL_Reg file_methods[] = {
-    {"write", l_write}, {"read", l_read}, {"exists", l_exists}, {"kind", l_kind},
+    {"write", l_write}, {"read", l_read}, {"write_strings", l_write_strings},
+    {"read_strings", l_read_strings}, {"exists", l_exists}, {"kind", l_kind},
     {"list", l_list}, {"group", l_group}, {"remove", l_remove}, {"shape", l_shape},
     {"dtype", l_dtype}, {"attr", l_attr}, {"attrs", l_attrs}, {"append", l_append},
     {"flush", l_flush}, {"close", l_close},

@@ -454,6 +454,7 @@ usg_status usg_w2v_reader_open(usg_w2v_reader **out, const usg_w2v_vocab *v,
  * 0 with *end set when the corpus is over. */
 static usg_status read_sentence(usg_w2v_reader *r, int32_t *ids, int64_t *n, bool *end)
 {
+    int epoch = r->epoch;
     *n = 0;
     *end = false;
     for (;;) {
@@ -479,7 +480,7 @@ static usg_status read_sentence(usg_w2v_reader *r, int32_t *ids, int64_t *n, boo
                 r->file = 0;
                 if (++r->epoch == r->epochs) r->done = true;
             }
-            if (*n > 0) return USG_OK;
+            if (*n > 0 || r->epoch != epoch) return USG_OK;    /* a sentence never spans epochs */
         }
     }
 }

@@ -318,6 +318,48 @@ local function format_of(path, opts)
   return 'text'
 end
 
+-- HDF5 (through usagi.h5): /vectors (V, D) f32, /vocab (V) strings, /counts
+-- (V) i32 (f64 when a count passes 2^31), the training config as
+-- attributes of the root; /syn1neg and /syn1 when training made them.
+function M._save_h5(self, path)
+  local f <close> = usagi.h5.open(path, 'w')
+  f:write('/vectors', self.W)
+  f:write_strings('/vocab', self.words)
+  local big = false
+  for _, c in ipairs(self.counts) do if c >= 2 ^ 31 then big = true end end
+  f:write('/counts', usagi.tensor(self.counts, big and 'f64' or 'i32'))
+  if self.C then f:write('/syn1neg', self.C) end
+  if self.H then f:write('/syn1', self.H) end
+  f:attr('/', 'format', 'usagi.word2vec')
+  for k, v in pairs(self.config) do
+    if type(v) == 'number' or type(v) == 'string' or type(v) == 'boolean' then f:attr('/', k, v) end
+  end
+end
+
+function M._load_h5(path)
+  local f <close> = usagi.h5.open(path, 'r')
+  for _, p in ipairs { '/vectors', '/vocab' } do
+    if not f:exists(p) then error(('word2vec.load: %s has no %s; not a word2vec file'):format(path, p), 3) end
+  end
+  local words, W = f:read_strings('/vocab'), f:read('/vectors')
+  local counts
+  if f:exists('/counts') then
+    local c = f:read('/counts')
+    if c:dim() ~= 1 or c:size(1) ~= #words then
+      error(('word2vec.load: %s: /counts must have one entry per word (%d)'):format(path, #words), 3)
+    end
+    counts = {}
+    for i, x in ipairs(c:totable()) do counts[i] = math.tointeger(x) or x end
+  end
+  local config = f:attrs('/')
+  config.format = nil
+  local ok, m = pcall(new_model, words, counts, W, config)
+  if not ok then error('word2vec.load: ' .. path .. ': ' .. m:gsub('^word2vec: ', ''), 3) end
+  if f:exists('/syn1neg') then m.C = f:read('/syn1neg') end
+  if f:exists('/syn1') then m.H = f:read('/syn1') end
+  return m
+end
+
 function Model:save(path, opts)
   if type(path) ~= 'string' then error('word2vec.save: path must be a string, got ' .. type(path), 2) end
   local f = format_of(path, opts)
@@ -334,6 +376,165 @@ function M.load(path, opts)
   local ok, m = pcall(new_model, words, nil, W, { format = f })
   if not ok then error('word2vec.load: ' .. path .. ': ' .. m:gsub('^word2vec: ', ''), 2) end
   return m
+end
+
+-- ==== Corpora ===========================================================
+
+-- english_text(out) -> out, words: the English text of the shared data
+-- (english_text/*.zip: 14 Gutenberg books, the State of the Union and the
+-- inaugural addresses) as one plain file, lower-cased, everything but
+-- letters, digits and apostrophes made a space, a line per line. The
+-- zips are read through `unzip -p`; nothing is written but `out`.
+function M.english_text(out)
+  local data = require 'usagi.data'
+  if type(out) ~= 'string' then error('word2vec.english_text: out must be a path, got ' .. type(out), 2) end
+  local parts = {}
+  for _, z in ipairs { 'gutenberg', 'state_union', 'inaugural' } do
+    local zip = data.path('english_text/' .. z .. '.zip')
+    local p = assert(io.popen(("unzip -p '%s' '*.txt' 2>/dev/null"):format(zip:gsub("'", "'\\''"))))
+    parts[#parts + 1] = p:read('a')
+    p:close()
+    if #parts[#parts] == 0 then error('word2vec.english_text: unzip gave nothing for ' .. zip .. ' (is unzip installed?)', 2) end
+  end
+  local text = table.concat(parts, '\n'):lower():gsub("[^%a%d'\n]+", ' ')
+  local f = assert(io.open(out, 'w'))
+  f:write(text)
+  f:close()
+  local words = 0
+  for _ in text:gmatch('%S+') do words = words + 1 end
+  return out, words
+end
+
+-- ==== Evaluation =========================================================
+
+-- A question word's id: the word itself, else its lower-case form (the
+-- test sets mix cases; a lower-cased model finds them all).
+local function lookup(self, w, limit)
+  local id = self.index[w] or self.index[w:lower()]
+  if id and (not limit or id <= limit) then return id end
+end
+
+-- Spearman's ρ: Pearson's correlation of the ranks (ties get their mean rank).
+local function ranks(x)
+  local order = {}
+  for i = 1, #x do order[i] = i end
+  table.sort(order, function(a, b) return x[a] < x[b] end)
+  local r, i = {}, 1
+  while i <= #order do
+    local j = i
+    while j < #order and x[order[j + 1]] == x[order[i]] do j = j + 1 end
+    for k = i, j do r[order[k]] = (i + j) / 2 end
+    i = j + 1
+  end
+  return r
+end
+
+function M.spearman(x, y)
+  if #x ~= #y or #x < 2 then error('word2vec.spearman: expects two lists of the same length >= 2', 2) end
+  local rx, ry = ranks(x), ranks(y)
+  local n, mx, my = #x, 0, 0
+  for i = 1, n do mx, my = mx + rx[i] / n, my + ry[i] / n end
+  local sxy, sxx, syy = 0, 0, 0
+  for i = 1, n do
+    local a, b = rx[i] - mx, ry[i] - my
+    sxy, sxx, syy = sxy + a * b, sxx + a * a, syy + b * b
+  end
+  return sxy / math.sqrt(sxx * syy)
+end
+
+local function read_lines(fn, path)
+  local f, err = io.open(path, 'r')
+  if not f then error(('word2vec.%s: cannot read %s: %s'):format(fn, path, err), 3) end
+  local text = f:read('a')
+  f:close()
+  return text:gmatch('[^\r\n]+')
+end
+
+-- evaluate_similarity(path) -> { rho =, pairs = used, oov = skipped }: ρ
+-- between the file's human scores and the cosines, over the pairs whose
+-- words are both known (WordSim-353, SimLex-999: "w1 w2 score" lines, '#'
+-- comments).
+function Model:evaluate_similarity(path)
+  local human, model, oov, n = {}, {}, 0, 0
+  for line in read_lines('evaluate_similarity', path) do
+    if not line:match('^%s*#') then
+      local a, b, score = line:match('^(%S+)%s+(%S+)%s+(%S+)')
+      score = tonumber(score)
+      if not score then error(('word2vec.evaluate_similarity: %s: expected "w1 w2 score", got %q'):format(path, line), 2) end
+      n = n + 1
+      local ia, ib = lookup(self, a), lookup(self, b)
+      if ia and ib then
+        human[#human + 1] = score
+        model[#model + 1] = self:similarity(self.words[ia], self.words[ib])
+      else
+        oov = oov + 1
+      end
+    end
+  end
+  if #human < 2 then
+    error(('word2vec.evaluate_similarity: %s: %d of %d pairs are in the vocabulary; need 2'):format(path, #human, n), 2)
+  end
+  return { rho = M.spearman(human, model), pairs = #human, oov = oov }
+end
+
+-- evaluate_analogy(path [, {restrict = 30000, method = 'add'|'mul', batch = 512}])
+-- -> { sections = {{name =, correct =, total =}, ...}, correct =, total =,
+--      accuracy =, skipped = } on questions-words.txt (": section" lines,
+-- then "a b c d": a : b :: c : d). As Mikolov's compute-accuracy, only the
+-- `restrict` most frequent words are searched and questions with a word
+-- outside them are skipped (counted in skipped).
+function Model:evaluate_analogy(path, opts)
+  opts = opts or {}
+  local limit = math.min(opts.restrict or 30000, #self.words)
+  local method, B = opts.method or 'add', opts.batch or 512
+  local sections, cur, skipped = {}, nil, 0
+  local pending = {}
+  local function flush()
+    if #pending == 0 then return end
+    local qs = {}
+    for i, p in ipairs(pending) do qs[i] = p.q end
+    local best = analogies(self, qs, 1, method, limit)
+    for i, p in ipairs(pending) do
+      local top = best[i][1]
+      p.section.total = p.section.total + 1
+      if top and top[1] == p.d then p.section.correct = p.section.correct + 1 end
+    end
+    pending = {}
+  end
+  for line in read_lines('evaluate_analogy', path) do
+    local name = line:match('^:%s*(%S+)')
+    if name then
+      cur = { name = name, correct = 0, total = 0 }
+      sections[#sections + 1] = cur
+    else
+      local a, b, c, d = line:match('^(%S+)%s+(%S+)%s+(%S+)%s+(%S+)')
+      if not a then error(('word2vec.evaluate_analogy: %s: expected "a b c d", got %q'):format(path, line), 2) end
+      if not cur then cur = { name = '(none)', correct = 0, total = 0 }; sections[1] = cur end
+      local ia, ib, ic, id = lookup(self, a, limit), lookup(self, b, limit), lookup(self, c, limit), lookup(self, d, limit)
+      if ia and ib and ic and id then
+        pending[#pending + 1] = { q = { ia, ib, ic }, d = id, section = cur }
+        if #pending >= B then flush() end
+      else
+        skipped = skipped + 1
+      end
+    end
+  end
+  flush()
+  local correct, total = 0, 0
+  for _, s in ipairs(sections) do correct, total = correct + s.correct, total + s.total end
+  return { sections = sections, correct = correct, total = total,
+    accuracy = total > 0 and correct / total or 0, skipped = skipped }
+end
+
+-- evaluate([opts]) -> { wordsim353 =, simlex999 =, analogy = } on the sets in
+-- word2vec_eval/ of the data directory (usagi.data.path finds them).
+function Model:evaluate(opts)
+  local data = require 'usagi.data'
+  return {
+    wordsim353 = self:evaluate_similarity(data.path('word2vec_eval/wordsim353.tsv')),
+    simlex999 = self:evaluate_similarity(data.path('word2vec_eval/simlex999.txt')),
+    analogy = self:evaluate_analogy(data.path('word2vec_eval/questions-words.txt'), opts),
+  }
 end
 
 return M

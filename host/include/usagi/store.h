@@ -107,6 +107,13 @@ USG_API usg_status usg_h5_shape(usg_h5 *f, const char *path, int *ndim, int64_t 
  * "i64", "u64", "f16", "bool", "enum", "string", "compound", ... */
 USG_API usg_status usg_h5_dtype(usg_h5 *f, const char *path, char *buf, size_t n);
 
+/* A 1-D dataset of n variable-length UTF-8 strings (h5py's list of str),
+ * replacing what is at path. */
+USG_API usg_status usg_h5_write_strings(usg_h5 *f, const char *path, const char *const *v, size_t n);
+/* Read a 1-D dataset of strings (variable or fixed length) into out, in
+ * the file's order (not sorted); free with usg_h5_names_free. */
+USG_API usg_status usg_h5_read_strings(usg_h5 *f, const char *path, usg_h5_names *out);
+
 /* Append to an extendable (chunked, first dim unlimited) dataset, made by
  * the first call: a tensor of the dataset's rank - 1 is one row, one of the
  * dataset's rank is t->shape[0] rows. A missing dataset is made from the
