@@ -301,6 +301,68 @@ function Model:embedding(opts)
   return e
 end
 
+-- ==== Pictures ===========================================================
+
+-- pca(X (n, D)) -> (n, 2) f64: the rows of X projected on their first two
+-- principal axes. With X centred, the axes' scores are the top eigenvectors
+-- u_k of the Gram matrix G = X X^T scaled by sqrt(λ_k) (n is small: a few
+-- dozen words), found by power iteration with deflation from a fixed start.
+function M.pca(X)
+  X = X:double()
+  local n = X:size(1)
+  if n < 3 then error('word2vec.pca: expects at least 3 rows, got ' .. n, 2) end
+  X = X - X:mean(1, true)
+  local G = X:mm(X:t())                                       -- (n, n)
+  local out = usagi.zeros(n, 2, 'f64')
+  for k = 1, 2 do
+    local u = usagi.linspace(1, 2, n, 'f64'):view(n, 1)
+    local lambda = 0
+    for _ = 1, 500 do
+      local v = G:mm(u)
+      lambda = v:norm():item()
+      if lambda == 0 then break end
+      u = v / lambda
+    end
+    out[{ {}, k }] = (u * math.sqrt(lambda)):view(n)
+    G = G - u:mm(u:t()) * lambda                              -- deflate
+  end
+  return out
+end
+
+-- plot_words(words, path [, {title =}]) -> path: the words' vectors in the
+-- plane of their first two principal components, each point labelled (a
+-- plot.scatter with the words written beside the markers), PNG or SVG.
+function Model:plot_words(words, path, opts)
+  local plot = require 'usagi.plot'
+  local ids, used = {}, {}
+  for _, w in ipairs(words) do
+    local id = self.index[w]
+    if id then ids[#ids + 1], used[#used + 1] = id, w end
+  end
+  if #ids < 3 then error('word2vec.plot_words: fewer than 3 of the words are in the vocabulary', 2) end
+  local P = M.pca(self.W:index_select(1, usagi.tensor(ids, 'i32')))
+  local spec = { series = { { label = 'words', x = P[{ {}, 1 }]:totable(), y = P[{ {}, 2 }]:totable(), points = true } },
+    title = opts and opts.title or 'word vectors, first two principal components', xlabel = 'PC 1', ylabel = 'PC 2',
+    legend = false, path = path }
+  local dl = plot.layout(spec)
+  local k = 0
+  for i = 1, #dl do
+    local it = dl[i]
+    if it.kind == 'marker' and k < #used then
+      k = k + 1
+      dl[#dl + 1] = { kind = 'text', x = it.x + 5, y = it.y - 4, text = used[k], color = '#333333', size = 12, scale = 1 }
+    end
+  end
+  if path:match('%.svg$') then
+    local f = assert(io.open(path, 'w'))
+    f:write(plot.to_svg(dl))
+    f:close()
+  else
+    plot.to_canvas(dl):save_png(path)
+  end
+  return path
+end
+
 -- ==== Files ==============================================================
 
 -- save(path [, {format = 'h5' | 'text' | 'binary'}]): the format from the
