@@ -366,9 +366,9 @@ static usg_status workers_alloc(usg_w2v_job *j)
 {
     int64_t D = j->o.size, W = j->o.window, T = j->o.negative + 1 + USG_W2V_MAX_CODE;
     j->w = usg_alloc((size_t)j->o.threads * sizeof *j->w);
-    j->tids = usg_alloc((size_t)j->o.threads * sizeof *j->tids);
-    if (!j->w || !j->tids) return USG_NOMEM;
-    memset(j->w, 0, (size_t)j->o.threads * sizeof *j->w);
+    if (!j->w) return USG_NOMEM;
+    memset(j->w, 0, (size_t)j->o.threads * sizeof *j->w);     /* job_free frees what is not NULL */
+    if (!(j->tids = usg_alloc((size_t)j->o.threads * sizeof *j->tids))) return USG_NOMEM;
     for (int k = 0; k < j->o.threads; k++) {
         worker *w = &j->w[k];
         w->job = j;
@@ -421,7 +421,6 @@ usg_status usg_w2v_train_start(usg_w2v_job **out, usg_w2v_vocab *v, const char *
     if (s == USG_OK) s = usg_w2v_reader_open(&j->reader, v, files, nfiles, o->iter, o->lower);
     if (s == USG_OK) s = workers_alloc(j);
     if (s != USG_OK) {
-        j->o.threads = j->w ? j->o.threads : 0;
         job_free(j);
         return s;
     }

@@ -204,11 +204,48 @@ static void test_determinism(void **state)
     unlink(corpus);
 }
 
+/* Every allocation of counting, preparing and starting a training fails
+ * in turn: NOMEM comes back, nothing leaks, and the next try succeeds. */
+static void test_nomem(void **state)
+{
+    (void)state;
+    write_corpus();
+    const char *files[] = {corpus};
+    size_t live = usg_alloc_live_bytes();
+    usg_status s = USG_NOMEM;
+    long n;
+    for (n = 1; s != USG_OK && n < 10000; n++) {
+        usg_w2v_vocab *v = NULL;
+        usg_alloc_fail_after(n);
+        s = usg_w2v_vocab_build(&v, files, 1, 1, 0, true);
+        if (s == USG_OK) s = usg_w2v_vocab_prepare(v);
+        float syn0[8 * 8], syn1neg[8 * 8], syn1[8 * 8];
+        usg_w2v_job *job = NULL;
+        usg_w2v_opts o = {.size = 8, .window = 2, .sample = 0.1, .hs = 1, .negative = 2, .threads = 2,
+                          .iter = 1, .alpha = 0.05, .shared = 1, .seed = 1, .lower = true};
+        memset(syn0, 0, sizeof syn0); memset(syn1neg, 0, sizeof syn1neg); memset(syn1, 0, sizeof syn1);
+        if (s == USG_OK) s = usg_w2v_train_start(&job, v, files, 1, &o, syn0, syn1neg, syn1);
+        usg_alloc_fail_after(0);
+        if (s == USG_OK) {
+            while (!usg_w2v_train_wait(job, 0.05, NULL)) {}
+            assert_int_equal(usg_w2v_train_finish(job), USG_OK);
+        } else {
+            assert_int_equal(s, USG_NOMEM);
+            assert_null(job);
+        }
+        usg_w2v_vocab_free(v);
+        assert_int_equal(usg_alloc_live_bytes(), live);
+    }
+    assert_int_equal(s, USG_OK);
+    assert_true(n > 10);                /* the sweep went through many allocations */
+    unlink(corpus);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vocab), cmocka_unit_test(test_huffman), cmocka_unit_test(test_alias),
         cmocka_unit_test(test_subsampling), cmocka_unit_test(test_reader),
-        cmocka_unit_test(test_determinism)};
+        cmocka_unit_test(test_determinism), cmocka_unit_test(test_nomem)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
