@@ -104,6 +104,8 @@ local function train_autograd(run, cfg, path)
   end
   local m = word2vec.from_vectors(words, W_in.weight:detach(), counts)
   m.seconds = usagi.sys.monotonic() - t0
+  run:print(('autograd CBOW: %d epochs in %.0f s (%.0f positions/s)'):format(cfg.epochs, m.seconds,
+    cfg.epochs * N / m.seconds))
   return m
 end
 
