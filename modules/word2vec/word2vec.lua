@@ -161,7 +161,10 @@ function M.train(opts)
   cfg.train_files = table.concat(files, ' ')
   local m = new_model(vocab:words(), vocab:counts(), W, cfg)
   m.C, m.H, m.vocab = C, H, vocab
-  local bar = o.progress or (not o.quiet and progress_bar(o.iter, o.cbow == 1 and 'cbow' or 'skip-gram')) or nil
+  -- always a Lua function: the workers are polled from Lua 4 times a second, so
+  -- Ctrl-C (an error raised in Lua) stops them even when quiet
+  local bar = o.progress or (not o.quiet and progress_bar(o.iter, o.cbow == 1 and 'cbow' or 'skip-gram'))
+    or function() end
   local t0 = usagi.sys.monotonic()
   local words = M._train(vocab, files, o, W, C, H, bar)
   m.seconds = usagi.sys.monotonic() - t0
