@@ -37,6 +37,10 @@ describe('word2vec_text', function()
   it('trains skip-gram on a slice of the English text and evaluates it (smoke config)', function()
     if not h.have_data('english_text/gutenberg.zip', 'word2vec_text') then return end
     if not h.have_data('word2vec_eval/questions-words.txt', 'word2vec_text') then return end
+    if not os.execute('command -v unzip >/dev/null 2>&1') then
+      pending('unzip is missing (apt-get install unzip): skipped')
+      return
+    end
     local run, r = experiment.run_experiment(load('word2vec_text'), { smoke = true, quiet = true, seed = 1, out = false })
     local m, res = r.model, r.scores
     assert.is_true(m:size() > 500)
