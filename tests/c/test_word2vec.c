@@ -18,7 +18,7 @@ static char corpus[64];
 
 static void write_corpus(void)
 {
-    strcpy(corpus, "/tmp/usagi_w2v_XXXXXX");
+    strcpy(corpus, "usagi_w2v_XXXXXX");          /* in the working directory (ctest: the build tree) */
     int fd = mkstemp(corpus);
     assert_true(fd >= 0);
     FILE *f = fdopen(fd, "w");
