@@ -113,7 +113,10 @@ usg_status usg_linear(usg_tensor **out, const usg_tensor *x, const usg_tensor *w
     oshape[x->ndim - 1] = O;
 
     usg_tensor *y = NULL, *y2 = NULL, *x2 = NULL;
-    if ((s = usg_tensor_zeros(&y, x->dtype, x->ndim, oshape)) != USG_OK) return s;
+    /* b's rows or gemm with beta = 0 write every element; zeros otherwise */
+    bool written = b || (M > 0 && O > 0 && in > 0);
+    if ((s = (written ? usg_tensor_empty : usg_tensor_zeros)(&y, x->dtype, x->ndim, oshape)) != USG_OK)
+        return s;
     if ((s = usg_view(&y2, y, 2, yshape)) != USG_OK) goto done;       /* (M, out) */
     if (b) fill_rows(y2, b);
     if (M == 0 || O == 0 || in == 0) goto done;    /* nothing to multiply; BLAS wants ld >= 1 */
