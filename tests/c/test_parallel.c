@@ -2,8 +2,8 @@
  * test_parallel.c -- cmocka tests of host/core/parallel.c: every iteration
  * runs exactly once for any length, grain and thread count; parts are never
  * smaller than the grain; a loop started inside a running one runs on its
- * caller; the thread count is checked and read back; and an optimizer step
- * split over threads gives the bits of the one-thread step.
+ * caller; the thread count is checked and read back; and an optimizer step,
+ * cross-entropy and column sums split over threads give the bits of one thread.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -164,6 +164,28 @@ static void test_cross_entropy_same_bits(void **state)
     free(want_grad);
 }
 
+/* A bias gradient's column sums ((400, 10001) over dim 0), columns split
+ * over threads: the bits of one thread. */
+static void test_column_sums_same_bits(void **state)
+{
+    (void)state;
+    float *want = malloc(10001 * sizeof *want);
+    usg_tensor *x;
+    assert_int_equal(usg_tensor_empty(&x, USG_F32, 2, SHAPE(400, 10001)), USG_OK);
+    float *xv = usg_tensor_data(x);
+    for (int64_t i = 0; i < 400 * 10001; i++) xv[i] = sinf((float)i * 0.7f) * 1e3f;
+    for (int threads = 1; threads <= 3; threads++) {
+        assert_int_equal(usg_set_num_threads(threads), USG_OK);
+        usg_tensor *y;
+        assert_int_equal(usg_sum(&y, x, 0, false), USG_OK);
+        if (threads == 1) memcpy(want, usg_tensor_data(y), 10001 * sizeof *want);
+        else assert_memory_equal(usg_tensor_data(y), want, 10001 * sizeof *want);
+        usg_tensor_release(y);
+    }
+    usg_tensor_release(x);
+    free(want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -172,6 +194,7 @@ int main(void)
         cmocka_unit_test(test_thread_count_checked),
         cmocka_unit_test(test_optim_same_bits),
         cmocka_unit_test(test_cross_entropy_same_bits),
+        cmocka_unit_test(test_column_sums_same_bits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
