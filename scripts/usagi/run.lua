@@ -22,6 +22,17 @@
 --   run:checkpoint()              an extra checkpoint now
 -- Without a directory (tests, out = false) the same calls keep metrics in
 -- memory only.
+--
+-- Data parallel (`mpirun -np R usagi run ...`, usagi.dist with R > 1 ranks):
+-- every rank runs the same script with the same seed; run:track broadcasts
+-- the model's parameters from rank 0 and averages their gradients over the
+-- ranks at the end of every backward (usagi.dist.data_parallel), so every
+-- rank takes the same step; run:batches (and run:shard for data an
+-- experiment cuts itself) gives each rank its share of every batch, the
+-- config's batch size being the whole batch of all ranks; rank 0 alone
+-- prints, writes results.h5 and checkpoints; on --resume every rank reads
+-- the checkpoint rank 0 chose. run.rank (0-based) and run.world (R) say
+-- where a rank is; run:allreduce(x [, op]) reduces a number over them.
 local usagi = require 'usagi'
 local store = require 'usagi.store'
 local sys = usagi.sys
@@ -194,13 +205,48 @@ function Run:progress(n, opts)
   end
 end
 
+-- ==== Data parallel ======================================================
+
+-- shard_range(m, rank, world) -> first, count: rank's part of m rows, cut
+-- as evenly as can be (the first m % world ranks get one more).
+local function shard_range(m, rank, world)
+  local base, extra = m // world, m % world
+  return rank * base + math.min(rank, extra) + 1, base + (rank < extra and 1 or 0)
+end
+M.shard_range = shard_range
+
+-- run:shard(t [, dim = 1]) -> this rank's contiguous part of dim of t, a
+-- view (t itself on one rank). For data an experiment batches itself: the
+-- PTB model cuts its (N, B) columns with run:shard(batched, 2), so rank r
+-- reads columns r B/R + 1 .. (r + 1) B/R of every window.
+function Run:shard(t, dim)
+  dim = dim or 1
+  if self.world == 1 then return t end
+  local first, count = shard_range(t:size(dim), self.rank, self.world)
+  if count == 0 then
+    error(('run:shard: %d rows in dim %d cannot be shared by %d ranks'):format(t:size(dim), dim, self.world), 2)
+  end
+  return t:narrow(dim, first, count)
+end
+
+-- run:allreduce(x [, 'sum'|'mean'|'max'|'min']) -> x reduced over the
+-- ranks (x itself on one rank): a metric from every rank's share.
+function Run:allreduce(x, op)
+  if self.world == 1 then return x end
+  return self.dist.allreduce_number(x, op or 'sum')
+end
+
 -- run:batches(tensors, B [, opts]) -> an iterator over one epoch, in a fresh
 -- order from the run's generator, for training loops:
 --   for xb, yb in run:batches({ x, y }, 128, { label = 'epoch 3/10' }) do ... end
 -- gives rows lo..lo+B-1 of each tensor (the last batch may be smaller),
 -- with run:progress's bar (opts.label, the unit 'samples') and its
 -- bookkeeping (steps, checkpoints, resume). The epoch's shuffled copies are
--- freed when the loop ends, not when the collector comes.
+-- freed when the loop ends, not when the collector comes. With R ranks
+-- every rank draws the same order (one seed) and takes its share of each
+-- batch of B (run:shard's cut): the batch-mean gradients averaged over the
+-- ranks are the gradient of the whole batch when R divides B (otherwise
+-- the shares weigh a little differently).
 function Run:batches(tensors, B, opts)
   if type(tensors) ~= 'table' or #tensors == 0 then
     error('run:batches: tensors must be a list of tensors with the samples in dim 1', 2)
@@ -227,6 +273,13 @@ function Run:batches(tensors, B, opts)
     end
     local lo = (i - 1) * B + 1
     local m = math.min(B, N - lo + 1)
+    if self.world > 1 then
+      local first, count = shard_range(m, self.rank, self.world)
+      if count == 0 then               -- more ranks than rows: share one
+        first, count = 1 + self.rank % m, 1
+      end
+      lo, m = lo + first - 1, count
+    end
     local out = {}
     for k, t in ipairs(shuffled) do out[k] = t:narrow(1, lo, m) end
     return table.unpack(out)
@@ -261,6 +314,17 @@ function Run:track(objects)
     usagi.set_rng_state(ck.rng)
     self.resume_from = nil
   end                                      -- (killed before its first checkpoint: resume starts over)
+  if self.world > 1 and not self.reducer then
+    local params = {}
+    if objects.model and type(objects.model.parameters) == 'function' then
+      params = objects.model:parameters()
+    elseif objects.optim and objects.optim.param_groups then
+      for _, g in ipairs(objects.optim.param_groups) do
+        for _, p in ipairs(g.params) do params[#params + 1] = p end
+      end
+    end
+    self.reducer = self.dist.data_parallel(params, { check = self.dist_check, bucket_mb = self.bucket_mb })
+  end
   return objects.state
 end
 
@@ -459,6 +523,7 @@ local function provenance(self, opts)
     script = opts.script or '', seed = self.seed, threads = usagi.get_num_threads(),
     blas = usagi.blas_info().config, plugins = table.concat(plugins, ', '),
     host = sys.hostname(), started = iso(self.started), smoke = opts.smoke and true or false,
+    ranks = self.world,
   }
 end
 
@@ -500,10 +565,53 @@ local function unique_id()
   return os.date('!%Y%m%d-%H%M%S', math.floor(sys.time()))
 end
 
+-- Where a checkpoint (or a run that had none yet) puts a resumed run.
+local function restore(self, tree)
+  self.config, self.seed = tree.config, tree.seed
+  self.step, self.epoch, self.position, self.best_value = tree.step, tree.epoch, tree.position, tree.best
+  for k, h in pairs(tree.metrics or {}) do
+    local values, steps = {}, {}
+    for j = 1, h.values:numel() do values[j], steps[j] = h.values[j], h.steps[j] end
+    self.metrics[k] = { values = values, steps = steps }
+  end
+  if tree.objects then self.resume_from = tree end
+end
+
+-- Ranks other than 0 keep no directory: on --resume they read the
+-- checkpoint rank 0 chose (its path comes by broadcast), else nothing.
+local function open_follower(self, opts)
+  local path = self.dist.broadcast_string(nil, 0)
+  if opts.resume and opts.out ~= false then
+    local tree = path ~= '' and store.load(path) or started_run(opts.resume:gsub('/+$', ''))
+    if not tree then error(('usagi run: --resume %s: rank %d cannot read it'):format(opts.resume, self.rank), 0) end
+    restore(self, tree)
+  end
+  return self
+end
+
+-- The ranks of a data-parallel run: usagi.dist when it is built and the
+-- process was started by mpirun with several ranks (opts.dist = false: one).
+local function ranks_of(self, opts)
+  local dist = opts.dist
+  if dist == nil then
+    local ok, d = pcall(require, 'usagi.dist')
+    dist = ok and d or false
+  end
+  self.rank, self.world = 0, 1
+  if dist and dist.size() > 1 then
+    self.dist, self.rank, self.world = dist, dist.rank(), dist.size()
+    self.dist_check, self.bucket_mb = opts.dist_check, opts.bucket_mb
+    if self.rank ~= 0 then self.quiet, self.tty = true, false end
+  end
+end
+
 -- M.open(spec, cfg, opts) -> run. opts: seed, out (false: no directory),
 -- name, resume (a run directory), checkpoint_every (steps),
 -- checkpoint_epochs, keep, best (a metric)
--- and best_mode ('min' or 'max'), quiet, script, argv, smoke.
+-- and best_mode ('min' or 'max'), quiet, script, argv, smoke; dist (the
+-- usagi.dist module, or false for one rank; default: usagi.dist if built),
+-- dist_check (verify after every step that the ranks' parameters agree),
+-- bucket_mb (the gradient buckets, MiB).
 function M.open(spec, cfg, opts)
   local ck = spec.checkpoint or {}
   local self = setmetatable({
@@ -515,7 +623,12 @@ function M.open(spec, cfg, opts)
   if self.every == 0 then self.every = nil end
   self.every_epochs = opts.checkpoint_epochs or ck.every_epochs
   if self.every_epochs == 0 then self.every_epochs = nil end
-  if opts.out == false then return self end
+  ranks_of(self, opts)
+  if self.rank ~= 0 then return open_follower(self, opts) end
+  if opts.out == false then
+    if self.world > 1 then self.dist.broadcast_string('', 0) end
+    return self
+  end
 
   local resumed
   if opts.resume then
@@ -534,14 +647,8 @@ function M.open(spec, cfg, opts)
     if tree.experiment ~= spec.name then
       error(('usagi run: --resume %s: it is a run of %s, not of %s'):format(self.dir, tostring(tree.experiment), spec.name), 0)
     end
-    self.config, self.seed = tree.config, tree.seed
-    self.step, self.epoch, self.position, self.best_value = tree.step, tree.epoch, tree.position, tree.best
-    for k, h in pairs(tree.metrics or {}) do
-      local values, steps = {}, {}
-      for j = 1, h.values:numel() do values[j], steps[j] = h.values[j], h.steps[j] end
-      self.metrics[k] = { values = values, steps = steps }
-    end
-    if tree.objects then self.resume_from, self.last_checkpoint = tree, path end
+    restore(self, tree)
+    if tree.objects then self.last_checkpoint = path end
     self.id = self.dir:match('([^/]+)$')
     resumed = tree
   else
@@ -595,12 +702,14 @@ function M.open(spec, cfg, opts)
     attrs.resumed_at = iso(sys.time())
   end
   write_results(self, attrs, resumed)
+  if self.world > 1 then self.dist.broadcast_string(self.resume_from and self.last_checkpoint or '', 0) end
   self:_write_log(('# %s %s: %s'):format(resumed and 'resumed' or 'started', iso(sys.time()), command))
   return self
 end
 
 -- finish(status): the end time, exit status and final parameters.
 function Run:finish(status)
+  if self.reducer then self.reducer:close(); self.reducer = nil end
   if not self.file then return end
   local f = self.file
   if self.tracked and self.tracked.model and status == 'ok' then
