@@ -16,6 +16,13 @@
 local M = ...
 local usagi = require 'usagi'
 
+-- local_size() -> the ranks on this machine (mpirun says; 1 without it)
+function M.local_size()
+  if M.size() == 1 then return 1 end
+  local n = tonumber(os.getenv('OMPI_COMM_WORLD_LOCAL_SIZE') or os.getenv('MPI_LOCALNRANKS') or '')
+  return math.tointeger(n) or 1
+end
+
 -- ==== Numbers and strings =================================================
 
 -- allreduce_number(x [, 'sum'|'mean'|'max'|'min']) -> the reduced number
@@ -150,7 +157,7 @@ end
 function DataParallel:check_replicas(when)
   local ok, i = M.same(self.params)
   if not ok then
-    error(('dist: after %d steps, parameter %d (%s) differs between rank 0 and another rank%s')
+    error(('dist: after %d steps, parameter %d, of size %s, differs between rank 0 and another rank%s')
       :format(self.syncs, i, tostring(self.params[i]:size()), when and (' ' .. when) or ''), 0)
   end
   self.checked = (self.checked or 0) + 1

@@ -170,7 +170,7 @@ function M.run_experiment(spec, opts)
     keep = opts.keep, best = opts.best,
     best_mode = opts.best_mode, quiet = opts.quiet,
     script = opts.script, argv = opts.argv, smoke = opts.smoke,
-    dist = opts.dist, dist_check = opts.dist_check, bucket_mb = opts.bucket_mb })
+    dist = opts.dist, dist_check = opts.dist_check, bucket_mb = opts.bucket_mb, threads = opts.threads })
   usagi.manual_seed(run.seed)
   if run.dir and not opts.quiet then io.stderr:write(('%s: run %s\n'):format(spec.name, run.dir)) end
   local ok, result = xpcall(spec.run, function(e)

@@ -601,6 +601,10 @@ local function ranks_of(self, opts)
   if dist and dist.size() > 1 then
     self.dist, self.rank, self.world = dist, dist.rank(), dist.size()
     self.dist_check, self.bucket_mb = opts.dist_check, opts.bucket_mb
+    -- the ranks on this machine share its cores, unless --threads says
+    if not opts.threads then
+      usagi.set_num_threads(math.max(1, usagi.get_num_threads() // dist.local_size()))
+    end
     if self.rank ~= 0 then self.quiet, self.tty = true, false end
   end
 end
@@ -611,6 +615,7 @@ end
 -- and best_mode ('min' or 'max'), quiet, script, argv, smoke; dist (the
 -- usagi.dist module, or false for one rank; default: usagi.dist if built),
 -- dist_check (verify after every step that the ranks' parameters agree),
+-- threads (given: the ranks do not share the cores out among themselves),
 -- bucket_mb (the gradient buckets, MiB).
 function M.open(spec, cfg, opts)
   local ck = spec.checkpoint or {}
