@@ -169,9 +169,10 @@ return usagi.experiment {
       local seconds = usagi.sys.monotonic() - t0
       local train_ppl = math.exp(run:allreduce(nll, 'mean') / math.max(seen, 1))
       local valid_ppl = perplexity(model, valid, T, run)
-      local tokens_per_s = seen * T * B / seconds
+      local tokens = run:allreduce(seen * T * train:size(2))      -- of all ranks (each its columns)
+      local tokens_per_s = tokens / seconds
       run:log { epoch = epoch, lr = lr, train_ppl = train_ppl, valid_ppl = valid_ppl,
-                tokens_per_s = tokens_per_s }
+                tokens_per_s = tokens_per_s, train_tokens = tokens }
       run:print(('epoch %2d  lr %.4g  train ppl %8.2f  valid ppl %8.2f  %6.0f tokens/s  (%.0f s)')
         :format(epoch, lr, train_ppl, valid_ppl, tokens_per_s, seconds))
     end

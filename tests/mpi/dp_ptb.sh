@@ -25,6 +25,13 @@ mpi2 "$usagi" run $script --smoke --out "$out" --name two --threads 1 --dist-che
   { cat "$out/two.txt"; exit 1; }
 echo "== 1 rank, B = 8  vs  2 ranks, 4 columns each"
 "$usagi" "$here/same_params.lua" "$out/ptb_lm/one" "$out/ptb_lm/two" 1e-4 1e-5
+# each rank trained on its 4 columns: the tokens of both make one rank's 8
+for r in one two; do
+  "$usagi" -e "local f = usagi.h5.open('$out/ptb_lm/$r/results.h5', 'r')
+    local t = f:read('/metrics/train_tokens'); assert(t:numel() == 2)
+    assert(t[1] == 124 * 10 * 8, '$r: ' .. t[1] .. ' tokens an epoch, not 9920')
+    print('$r: ' .. math.tointeger(t[1]) .. ' tokens an epoch')"
+done
 grep "ppl" "$out/one.txt" | grep -v '\[' > "$out/one.ppl"
 grep "ppl" "$out/two.txt" | grep -v '\[' > "$out/two.ppl"
 echo "1 rank:"; sed 's/ *[0-9]* tokens\/s.*//' "$out/one.ppl"

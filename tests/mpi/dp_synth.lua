@@ -20,13 +20,14 @@ return usagi.experiment {
     local opt = optim.Adam(model:parameters(), { lr = cfg.lr })
     run:track { model = model, optim = opt }
     for epoch in run:epochs(cfg.epochs) do
-      local sum, batches = 0, 0
+      local sum, batches, rows = 0, 0, 0
       for xb, yb in run:batches({ x, y }, cfg.batch, { label = ('epoch %d'):format(epoch) }) do
         local loss = nn.mse_loss(model(xb), yb)                       -- mean over this rank's rows
         opt:minimize(loss, { clip = 1 })
-        sum, batches = sum + loss:item(), batches + 1
+        sum, batches, rows = sum + loss:item(), batches + 1, rows + xb:size(1)
       end
-      run:log { epoch = epoch, loss = run:allreduce(sum / batches, 'mean') }
+      -- rows: the samples all ranks trained on this epoch (each its share: n)
+      run:log { epoch = epoch, loss = run:allreduce(sum / batches, 'mean'), rows = run:allreduce(rows) }
     end
   end,
 }

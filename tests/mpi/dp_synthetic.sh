@@ -5,7 +5,8 @@
 #     parameters to f32 rounding;
 #  2. with --dist-check, the 2 ranks' parameters are compared bit for bit
 #     before every step's averaging and at the end (the run fails if not);
-#  3. rank 0 alone wrote: one run directory, results.h5 with ranks = 2;
+#  3. rank 0 alone wrote: one run directory, results.h5 with ranks = 2; the
+#     ranks together trained on the 96 rows an epoch (each its half);
 #  4. resume: the 2-rank run with its last two checkpoints removed (as if
 #     killed after epoch 2) and resumed under mpirun ends with the same bits
 #     as the uninterrupted run.
@@ -29,7 +30,9 @@ echo "== rank 0 alone wrote"
 [ "$(ls "$out/dp_synth" | tr '\n' ' ')" = "one two " ] || { ls -R "$out"; exit 1; }
 "$usagi" -e "local f = usagi.h5.open('$out/dp_synth/two/results.h5', 'r')
   local a = f:attrs('/'); assert(a.ranks == 2 and a.status == 'ok', 'ranks ' .. tostring(a.ranks) .. ' status ' .. tostring(a.status))
-  print('ranks', a.ranks, 'status', a.status)"
+  local rows = f:read('/metrics/rows')   -- each rank its half of every batch
+  for i = 1, rows:numel() do assert(rows[i] == 96, 'epoch ' .. i .. ': the ranks trained on ' .. rows[i] .. ' rows, not 96') end
+  print('ranks', a.ranks, 'status', a.status, 'rows an epoch', rows[1])"
 
 echo "== the replica check fails when the ranks differ"
 if mpi2 "$usagi" -e "
