@@ -17,8 +17,11 @@
  */
 #include "usagi/dist.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "usagi/autograd.h"
 
 #ifdef USAGI_HAVE_MPI
 #include <mpi.h>
@@ -327,6 +330,236 @@ usg_status usg_dist_allreduce_many(usg_tensor *const *ts, int n, usg_dist_op op,
     usg_free(req);
     usg_free(b);
     if (rc != MPI_SUCCESS) return mpi_fail(rc, "dist.allreduce");
+#endif
+    return USG_OK;
+}
+
+/* ==== The reducer: averaging overlapped with the backward ================= */
+
+typedef struct rbucket {
+    int first, last;        /* members[first..last) */
+    usg_dtype dtype;
+    int64_t count;          /* elements */
+    size_t offset;          /* bytes into buf, or SIZE_MAX: alone, in place */
+    int pending;            /* members whose gradient is not complete yet */
+} rbucket;
+
+typedef struct addr { const usg_tensor *t; int i; } addr;
+
+struct usg_dist_reducer {
+    int n;                  /* parameters, retained, in the caller's order */
+    usg_tensor **params;
+    addr *by_addr;          /* sorted by address: the hook's lookup */
+    int *bucket_of;         /* param -> bucket */
+    bool *ready;            /* this step */
+    int nb;
+    rbucket *b;             /* in launch order: the last parameters first */
+    int *members;           /* param indices, bucket after bucket */
+    void *buf;              /* the packed buckets */
+    size_t bytes;
+    int next;               /* the next bucket to start */
+    int early;              /* started during the backward */
+    bool armed;
+    usg_status error;
+#ifdef USAGI_HAVE_MPI
+    MPI_Request *req;
+#endif
+};
+
+static int cmp_addr(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)((const addr *)a)->t, y = (uintptr_t)((const addr *)b)->t;
+    return x < y ? -1 : x > y;
+}
+
+void usg_dist_reducer_free(usg_dist_reducer *r)
+{
+    if (!r) return;
+    if (r->armed) usg_set_grad_ready_hook(NULL, NULL);
+    for (int i = 0; i < r->n; i++) usg_tensor_release(r->params[i]);
+    usg_free(r->params), usg_free(r->by_addr), usg_free(r->bucket_of), usg_free(r->ready);
+    usg_free(r->b), usg_free(r->members), usg_free(r->buf);
+#ifdef USAGI_HAVE_MPI
+    usg_free(r->req);
+#endif
+    usg_free(r);
+}
+
+/* Buckets over the parameters in reverse order, as plan() cuts them. */
+static void plan_reducer(usg_dist_reducer *r, size_t cap)
+{
+    int k = -1, m = 0;
+    size_t packed = 0;
+    for (int i = r->n - 1; i >= 0; i--, m++) {
+        const usg_tensor *p = r->params[i];
+        size_t bytes = (size_t)usg_tensor_numel(p) * usg_dtype_size(p->dtype);
+        bool alone = bytes >= cap;
+        bool join = k >= 0 && !alone && r->b[k].offset != SIZE_MAX && r->b[k].dtype == p->dtype &&
+                    (size_t)r->b[k].count * usg_dtype_size(p->dtype) + bytes <= cap;
+        if (join) r->b[k].last = m + 1, r->b[k].count += usg_tensor_numel(p);
+        else r->b[++k] = (rbucket){m, m + 1, p->dtype, usg_tensor_numel(p), alone ? SIZE_MAX : packed, 0};
+        r->members[m] = i;
+        r->bucket_of[i] = k;
+        if (!alone) packed += (bytes + 63) & ~(size_t)63;
+    }
+    r->nb = k + 1, r->bytes = packed;
+}
+
+usg_status usg_dist_reducer_new(usg_dist_reducer **out, usg_tensor *const *params, int n,
+                                size_t bucket_bytes)
+{
+    *out = NULL;
+    usg_status s = usg_dist_init();
+    if (s != USG_OK) return s;
+    if (n < 0 || (n > 0 && !params)) return usg_fail(USG_ARG, "dist.reducer: bad parameter list");
+    for (int i = 0; i < n; i++) {
+        if (!params[i]) return usg_fail(USG_ARG, "dist.reducer: params[%d] is NULL", i + 1);
+        if (!usg_dtype_is_float(params[i]->dtype))
+            return usg_fail(USG_TYPE, "dist.reducer: params[%d] is %s; parameters are f32 or f64",
+                            i + 1, usg_dtype_name(params[i]->dtype));
+        if (usg_tensor_numel(params[i]) > INT32_MAX)
+            return usg_fail(USG_ARG, "dist.reducer: params[%d] has more elements than one "
+                            "message holds", i + 1);
+    }
+    usg_dist_reducer *r = usg_alloc(sizeof *r);
+    if (!r) return USG_NOMEM;
+    memset(r, 0, sizeof *r);
+    size_t m = (size_t)(n > 0 ? n : 1);
+    r->params = usg_alloc(m * sizeof *r->params);
+    r->by_addr = usg_alloc(m * sizeof *r->by_addr);
+    r->bucket_of = usg_alloc(m * sizeof *r->bucket_of);
+    r->ready = usg_alloc(m * sizeof *r->ready);
+    r->b = usg_alloc(m * sizeof *r->b);
+    r->members = usg_alloc(m * sizeof *r->members);
+#ifdef USAGI_HAVE_MPI
+    r->req = usg_alloc(m * sizeof *r->req);
+    if (!r->req) { usg_dist_reducer_free(r); return USG_NOMEM; }
+#endif
+    if (!r->params || !r->by_addr || !r->bucket_of || !r->ready || !r->b || !r->members) {
+        usg_dist_reducer_free(r);
+        return USG_NOMEM;
+    }
+    for (int i = 0; i < n; i++) {
+        usg_tensor_retain(params[i]);
+        r->params[r->n++] = params[i];
+        r->by_addr[i] = (addr){params[i], i};
+    }
+    qsort(r->by_addr, (size_t)n, sizeof *r->by_addr, cmp_addr);
+    for (int i = 1; i < n; i++)
+        if (r->by_addr[i].t == r->by_addr[i - 1].t) {
+            int a = r->by_addr[i - 1].i, b = r->by_addr[i].i;
+            usg_dist_reducer_free(r);
+            return usg_fail(USG_ARG, "dist.reducer: params[%d] is params[%d] again",
+                            (a > b ? a : b) + 1, (a < b ? a : b) + 1);
+        }
+    plan_reducer(r, bucket_bytes ? bucket_bytes : DEFAULT_BUCKET);
+    if (r->bytes && !(r->buf = usg_alloc(r->bytes))) { usg_dist_reducer_free(r); return USG_NOMEM; }
+    *out = r;
+    return USG_OK;
+}
+
+int usg_dist_reducer_buckets(const usg_dist_reducer *r) { return r->nb; }
+int usg_dist_reducer_early(const usg_dist_reducer *r) { return r->early; }
+
+static void reset(usg_dist_reducer *r)
+{
+    for (int i = 0; i < r->n; i++) r->ready[i] = false;
+    for (int k = 0; k < r->nb; k++) r->b[k].pending = r->b[k].last - r->b[k].first;
+    r->next = 0, r->early = 0, r->error = USG_OK;
+}
+
+#ifdef USAGI_HAVE_MPI
+static void *bucket_data(usg_dist_reducer *r, int k)
+{
+    return r->b[k].offset == SIZE_MAX ? usg_tensor_data(r->params[r->members[r->b[k].first]]->grad)
+                                      : (char *)r->buf + r->b[k].offset;
+}
+
+/* Start bucket k: a parameter without a gradient gets zeros; pack; Iallreduce. */
+static usg_status launch(usg_dist_reducer *r, int k)
+{
+    rbucket *b = &r->b[k];
+    char *dst = b->offset == SIZE_MAX ? NULL : (char *)r->buf + b->offset;
+    for (int m = b->first; m < b->last; m++) {
+        usg_tensor *p = r->params[r->members[m]];
+        usg_status s;
+        if (!p->grad && (s = usg_tensor_zeros(&p->grad, p->dtype, p->ndim, p->shape)) != USG_OK)
+            return s;
+        if (!usg_tensor_is_contiguous(p->grad))     /* autograd makes them contiguous */
+            return usg_fail(USG_ARG, "dist.reducer: a gradient is not contiguous");
+        size_t bytes = (size_t)usg_tensor_numel(p) * usg_dtype_size(p->dtype);
+        if (dst) memcpy(dst, usg_tensor_data(p->grad), bytes), dst += bytes;
+    }
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, bucket_data(r, k), (int)b->count, mpi_type(b->dtype),
+                            MPI_SUM, MPI_COMM_WORLD, &r->req[k]);
+    return rc == MPI_SUCCESS ? USG_OK : mpi_fail(rc, "dist.reducer");
+}
+
+/* Start every bucket, in order, whose members are all done. */
+static void launch_ready(usg_dist_reducer *r, bool all)
+{
+    while (r->error == USG_OK && r->next < r->nb && (all || r->b[r->next].pending == 0)) {
+        r->error = launch(r, r->next);
+        if (r->error == USG_OK) r->next++;
+    }
+}
+
+static void on_ready(usg_tensor *leaf, void *ud)
+{
+    usg_dist_reducer *r = ud;
+    addr key = {leaf, 0};
+    addr *a = bsearch(&key, r->by_addr, (size_t)r->n, sizeof key, cmp_addr);
+    if (!a || r->ready[a->i]) return;             /* not ours, or seen */
+    r->ready[a->i] = true;
+    if (--r->b[r->bucket_of[a->i]].pending > 0) return;
+    int before = r->next;
+    launch_ready(r, false);
+    r->early += r->next - before;
+    int done;                                      /* let the started ones progress */
+    if (r->next > 0) MPI_Testall(r->next, r->req, &done, MPI_STATUSES_IGNORE);
+}
+#endif
+
+usg_status usg_dist_reducer_begin(usg_dist_reducer *r)
+{
+    if (!r) return usg_fail(USG_ARG, "dist.reducer: NULL reducer");
+    reset(r);
+    if (!using_mpi || world_size == 1) return USG_OK;
+#ifdef USAGI_HAVE_MPI
+    usg_set_grad_ready_hook(on_ready, r);
+    r->armed = true;
+#endif
+    return USG_OK;
+}
+
+usg_status usg_dist_reducer_finish(usg_dist_reducer *r)
+{
+    if (!r) return usg_fail(USG_ARG, "dist.reducer: NULL reducer");
+    if (r->armed) usg_set_grad_ready_hook(NULL, NULL);
+    else reset(r);                                 /* not begun: all at once */
+    r->armed = false;
+    if (!using_mpi || world_size == 1) return USG_OK;
+#ifdef USAGI_HAVE_MPI
+    launch_ready(r, true);
+    int rc = MPI_SUCCESS;
+    for (int k = 0; k < r->next; k++) {           /* all started ones, even after an error */
+        int w = MPI_Wait(&r->req[k], MPI_STATUS_IGNORE);
+        if (rc == MPI_SUCCESS) rc = w;
+        if (rc != MPI_SUCCESS || r->error != USG_OK) continue;
+        rbucket *b = &r->b[k];
+        void *data = bucket_data(r, k);
+        scale(data, b->dtype, b->count, world_size);
+        const char *src = data;
+        for (int m = b->first; m < b->last; m++) {
+            usg_tensor *g = r->params[r->members[m]]->grad;
+            size_t bytes = (size_t)usg_tensor_numel(g) * usg_dtype_size(g->dtype);
+            if (b->offset != SIZE_MAX) memcpy(usg_tensor_data(g), src, bytes), src += bytes;
+            g->storage->version++;
+        }
+    }
+    last_buckets = r->nb;
+    if (r->error != USG_OK) return r->error;
+    if (rc != MPI_SUCCESS) return mpi_fail(rc, "dist.reducer");
 #endif
     return USG_OK;
 }

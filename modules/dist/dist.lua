@@ -6,8 +6,9 @@
 --   dist.rank(), dist.size()              -- 0-based rank, number of ranks
 --   dist.allreduce(t, 'mean')             -- in place, every rank the same
 --   local dp = dist.data_parallel(model:parameters())
---   -- from here every loss:backward() ends with the gradients averaged
---   -- over the ranks (bucketed), before clipping and the optimizer's step
+--   -- from here every loss:backward() averages the gradients over the
+--   -- ranks, in buckets started while the backward runs, and returns with
+--   -- the means in .grad, before clipping and the optimizer's step
 --
 -- Data-parallel SGD: with the batch of B split into R shards of B/R, rank
 -- r's batch-mean gradient g_r averages to the whole batch's gradient,
@@ -91,14 +92,12 @@ end
 local active = {}
 local paused = 0
 
-local function sync_all()
-  if paused > 0 then return end
-  for _, r in ipairs(active) do r:sync() end
-end
-
--- Tensor:backward ends with sync_all: the end of the backward is the one
--- moment every gradient of the step is there on every rank, before a clip
--- or an optimizer reads them (PyTorch's DDP hooks the same place).
+-- Tensor:backward, wrapped: the first reducer's buckets start during the
+-- backward as their gradients complete (autograd's gradient-ready hook,
+-- see usagi/dist.h), and every reducer finishes when it returns -- the one
+-- moment all gradients of the step are there on every rank, before a clip
+-- or an optimizer reads them (PyTorch's DDP does the same). More than one
+-- reducer at a time works, but only the first overlaps.
 local hooked = false
 local function install_hook()
   if hooked then return end
@@ -106,8 +105,13 @@ local function install_hook()
   local backward = type(methods) == 'table' and rawget(methods, 'backward')
   if type(methods) ~= 'table' or type(backward) ~= 'function' then error('dist: cannot find Tensor.backward to hook') end
   rawset(methods, 'backward', function(t, ...)
-    backward(t, ...)
-    if active[1] then sync_all() end
+    local first = paused == 0 and active[1]
+    if not first then return backward(t, ...) end
+    for _, r in ipairs(active) do if r.check then r:check_replicas() end end
+    first.reducer:begin()
+    local ok, err = pcall(backward, t, ...)
+    for _, r in ipairs(active) do r:_finish() end   -- even after an error: the others wait
+    if not ok then error(err, 0) end
   end)
   hooked = true
 end
@@ -127,8 +131,8 @@ DataParallel.__index = DataParallel
 M.DataParallel = DataParallel
 
 -- data_parallel(params [, {bucket_mb = 25, check = false}]) -> reducer:
--- broadcasts the parameters from rank 0, then averages their gradients at
--- the end of every backward in buckets of bucket_mb MiB; check = true also
+-- broadcasts the parameters from rank 0, then averages their gradients in
+-- every backward, in buckets of bucket_mb MiB; check = true also
 -- verifies, before each averaging (so after every optimizer step), that
 -- the parameters are bit for bit the same on every rank, and stops the run
 -- if not. reducer:close() ends it.
@@ -141,7 +145,8 @@ function M.data_parallel(params, opts)
   end
   opts = opts or {}
   local self = setmetatable({ params = params, bucket_mb = opts.bucket_mb or 25,
-    check = opts.check and true or false, syncs = 0, seconds = 0, buckets = 0 }, DataParallel)
+    check = opts.check and true or false, syncs = 0, seconds = 0, buckets = 0, early = 0 }, DataParallel)
+  self.reducer = M.reducer(params, self.bucket_mb)
   self:broadcast()
   install_hook()
   active[#active + 1] = self
@@ -163,18 +168,29 @@ function DataParallel:check_replicas(when)
   self.checked = (self.checked or 0) + 1
 end
 
-function DataParallel:sync()
-  if self.check then self:check_replicas() end
+-- The end of a step's averaging: the buckets not started yet, the wait,
+-- the means written into the gradients. seconds adds the time spent here,
+-- the communication the backward did not hide.
+function DataParallel:_finish()
   local t0 = usagi.sys.monotonic()
-  self.buckets = M.allreduce_grads(self.params, self.bucket_mb)
+  self.reducer:finish()
   self.seconds = self.seconds + usagi.sys.monotonic() - t0
   self.syncs = self.syncs + 1
+  self.buckets, self.early = self.reducer:buckets()
+end
+
+-- sync(): average the gradients now, all buckets at once (what the end of
+-- a backward does; for gradients made some other way).
+function DataParallel:sync()
+  if self.check then self:check_replicas() end
+  self:_finish()
 end
 
 function DataParallel:close()
   for i, r in ipairs(active) do
     if r == self then table.remove(active, i); break end
   end
+  self.reducer:close()
 end
 
 return M

@@ -8,6 +8,7 @@
  */
 #include "testutil.h"
 #include "usagi/dist.h"
+#include "usagi/autograd.h"
 
 static int R, r;
 
@@ -80,6 +81,54 @@ static void test_allreduce_many(void **state)
     for (int i = 0; i < 7; i++) drop(t[i]);
 }
 
+/* The reducer over w (4 f32) and v (300 f32: 1200 bytes, alone with a
+ * 1 KiB cap): loss = sum(w * (r + 1)) + sum(v * v) gives
+ * dw = r + 1, dv = 2v = 2; averaged: dw = (R + 1) / 2, dv = 2. Both
+ * buckets start inside the backward on R > 1 ranks. */
+static void test_reducer(void **state)
+{
+    (void)state;
+    usg_tensor *w = filled(USG_F32, 4, 1), *v = filled(USG_F32, 300, 1);
+    w->requires_grad = v->requires_grad = true;
+    usg_dist_reducer *red = NULL;
+    assert_int_equal(usg_dist_reducer_new(&red, (usg_tensor *[]){w, v}, 2, 1024), USG_OK);
+    assert_int_equal(usg_dist_reducer_buckets(red), 2);
+    for (int step = 0; step < 2; step++) {
+        usg_tensor *a = NULL, *b = NULL, *c = NULL, *sa = NULL, *sb = NULL, *loss = NULL;
+        assert_int_equal(usg_ad_binary_scalar(&a, USG_MUL, w, r + 1, false), USG_OK);
+        assert_int_equal(usg_ad_binary(&b, USG_MUL, v, v), USG_OK);
+        assert_int_equal(usg_ad_sum(&sa, a, USG_ALL_DIMS, false), USG_OK);
+        assert_int_equal(usg_ad_sum(&sb, b, USG_ALL_DIMS, false), USG_OK);
+        assert_int_equal(usg_ad_binary(&c, USG_ADD, sa, sb), USG_OK);
+        assert_int_equal(usg_ad_binary_scalar(&loss, USG_MUL, c, 1, false), USG_OK);
+        usg_tensor_release(w->grad), usg_tensor_release(v->grad);
+        w->grad = v->grad = NULL;
+        assert_int_equal(usg_dist_reducer_begin(red), USG_OK);
+        assert_int_equal(usg_backward(loss, NULL, false), USG_OK);
+        assert_int_equal(usg_dist_reducer_finish(red), USG_OK);
+        all_equal(w->grad, (R + 1) / 2.0);
+        all_equal(v->grad, 2);
+        assert_int_equal(usg_dist_reducer_early(red), R > 1 ? 2 : 0);
+        drop(a), drop(b), drop(c), drop(sa), drop(sb), drop(loss);
+    }
+    /* finish without begin: everything at once; a parameter without a
+     * gradient gets zeros (on R > 1) */
+    usg_tensor_release(v->grad);
+    v->grad = NULL;
+    assert_int_equal(usg_dist_reducer_finish(red), USG_OK);
+    all_equal(w->grad, (R + 1) / 2.0);
+    if (R > 1) all_equal(v->grad, 0);
+    usg_dist_reducer_free(red);
+    expect_err(usg_dist_reducer_new(&red, (usg_tensor *[]){w, v, w}, 3, 0), USG_ARG,
+               "params[3] is params[1] again");
+    usg_tensor *i = filled(USG_I32, 2, 1);
+    expect_err(usg_dist_reducer_new(&red, (usg_tensor *[]){w, i}, 2, 0), USG_TYPE,
+               "params[2] is i32");
+    expect_err(usg_dist_reducer_new(&red, NULL, 2, 0), USG_ARG, "bad parameter list");
+    assert_null(red);
+    drop(i), drop(w), drop(v);
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -103,7 +152,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rank_size), cmocka_unit_test(test_allreduce),
         cmocka_unit_test(test_broadcast), cmocka_unit_test(test_allreduce_many),
-        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_reducer), cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -52,7 +52,7 @@ describe('usagi.dist', function()
     assert.are.equal('', dist.broadcast_string(r == 0 and '' or nil))
   end)
 
-  it('averages gradients in buckets at the end of backward', function()
+  it('averages gradients in buckets started during the backward', function()
     usagi.manual_seed(5 + r)                                  -- different weights per rank ...
     local m = nn.Sequential { nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2) }
     local ps = m:parameters()
@@ -64,6 +64,8 @@ describe('usagi.dist', function()
     assert.are.equal(1, dp.syncs)
     -- (4, 8) and (8, 2) weights of 128 and 64 bytes alone, the biases of 32 and 8 bytes
     if R > 1 then assert.are.equal(4, dp.buckets) end
+    -- each bucket started inside the backward, once its last gradient was done
+    assert.are.equal(R > 1 and 4 or 0, dp.early)
     -- the gradient of rank 0's data and of rank 1's, averaged, by hand
     local want = {}
     for k = 0, R - 1 do
@@ -74,10 +76,13 @@ describe('usagi.dist', function()
     for _, p in ipairs(ps) do p.grad = nil end
     m(x):square():mean():backward()
     for j, p in ipairs(ps) do assert.is_true(usagi.allclose(p.grad, want[j], 1e-5, 1e-6)) end
+    dp:sync()                                                -- all at once: the mean of equal grads
+    for j, p in ipairs(ps) do assert.is_true(usagi.allclose(p.grad, want[j], 1e-5, 1e-6)) end
     assert.is_true((dist.same(ps)))
+    assert.are.equal(3, dp.syncs)
     dp:close()
     m(x):square():mean():backward()                          -- closed: no more syncs
-    assert.are.equal(2, dp.syncs)
+    assert.are.equal(3, dp.syncs)
   end)
 
   it('gives a parameter without a gradient a zero one, so every rank sends the same', function()
@@ -97,5 +102,12 @@ describe('usagi.dist', function()
     h.fails(function() dist.allreduce_grads({ usagi.zeros(2, 'i32') }) end, 'parameters are f32 or f64')
     h.fails(function() dist.allreduce_number('3') end, 'x must be a number')
     h.fails(function() dist.data_parallel({ 'w' }) end, 'params[1] must be a tensor')
+    local w = usagi.zeros(2)
+    h.fails(function() dist.reducer({ w, usagi.zeros(1), w }) end, 'params[3] is params[1] again')
+    h.fails(function() dist.reducer({ usagi.zeros(2, 'i32') }) end, 'params[1] is i32; parameters are f32 or f64')
+    h.fails(function() dist.reducer({ w }, 0) end, 'bucket_mb must be in')
+    local r = dist.reducer({ w })
+    r:close()
+    h.fails(function() r:begin() end, 'the reducer was closed')
   end)
 end)

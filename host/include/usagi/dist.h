@@ -54,6 +54,35 @@ USG_API usg_status usg_dist_allreduce_many(usg_tensor *const *ts, int n, usg_dis
 /* The buckets usg_dist_allreduce_many used in its last call (a test and
  * the benchmark report it). */
 USG_API int usg_dist_last_buckets(void);
+/* ==== Overlapped gradient averaging =======================================
+ *
+ * A reducer averages the gradients of a fixed list of parameters over the
+ * ranks, starting while the backward still runs: the parameters are cut
+ * into buckets in reverse order (the backward finishes the last layers
+ * first), and when autograd's gradient-ready hook (usagi/autograd.h) says
+ * that every parameter of the next bucket has its gradient, that bucket's
+ * nonblocking allreduce starts, in bucket order on every rank. finish()
+ * starts what is left (a parameter the backward did not reach gets zeros),
+ * waits, and writes the means back. PyTorch's DDP works the same way.
+ *
+ *   usg_dist_reducer_begin(r);            // arms the hook for one backward
+ *   usg_backward(loss, NULL, false);
+ *   usg_dist_reducer_finish(r);           // grads now hold the means
+ */
+typedef struct usg_dist_reducer usg_dist_reducer;
+/* params (f32/f64, retained by the reducer), buckets of up to bucket_bytes
+ * (0: 25 MiB); a parameter of bucket_bytes or more is a bucket alone and
+ * is reduced where its gradient lies. */
+USG_API usg_status usg_dist_reducer_new(usg_dist_reducer **out, usg_tensor *const *params, int n,
+                                        size_t bucket_bytes);
+USG_API void usg_dist_reducer_free(usg_dist_reducer *r);
+USG_API usg_status usg_dist_reducer_begin(usg_dist_reducer *r);
+USG_API usg_status usg_dist_reducer_finish(usg_dist_reducer *r);
+/* The number of buckets, and how many of them the last step started
+ * before the backward returned. */
+USG_API int usg_dist_reducer_buckets(const usg_dist_reducer *r);
+USG_API int usg_dist_reducer_early(const usg_dist_reducer *r);
+
 /* Stop every rank (MPI_Abort) with exit code `code`: what a rank that
  * failed must do, since the others would wait forever in a collective.
  * Without MPI it returns and the caller exits as usual. */
