@@ -334,8 +334,8 @@ local function sweep(args)
     end
   end
   -- over MPI: this rank's share of the combinations (one rank without it)
-  local dist = select(2, pcall(require, 'usagi.dist'))
-  if type(dist) ~= 'table' or dist.size() == 1 then dist = nil end
+  local dist = require('usagi.run').launched_dist()
+  if dist and dist.size() == 1 then dist = nil end
   local rank, world = dist and dist.rank() or 0, dist and dist.size() or 1
   local threads = 0
   for _, a in ipairs(pass) do if a == '--threads' then threads = 1 end end

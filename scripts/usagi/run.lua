@@ -589,14 +589,25 @@ local function open_follower(self, opts)
   return self
 end
 
+-- usagi.dist when an MPI launcher started this process (the variables
+-- mpirun sets, as usagi/dist.h reads them), else nil: a plain run does not
+-- even load MPI's libraries.
+function M.launched_dist()
+  local mode = os.getenv('USAGI_DIST')
+  if mode == 'off' then return nil end
+  if mode ~= 'on' and not (os.getenv('OMPI_COMM_WORLD_SIZE') or os.getenv('PMI_SIZE')
+                           or os.getenv('PMIX_RANK')) then
+    return nil
+  end
+  local ok, d = pcall(require, 'usagi.dist')
+  return ok and d or nil
+end
+
 -- The ranks of a data-parallel run: usagi.dist when it is built and the
 -- process was started by mpirun with several ranks (opts.dist = false: one).
 local function ranks_of(self, opts)
   local dist = opts.dist
-  if dist == nil then
-    local ok, d = pcall(require, 'usagi.dist')
-    dist = ok and d or false
-  end
+  if dist == nil then dist = M.launched_dist() or false end
   self.rank, self.world = 0, 1
   if dist and dist.size() > 1 then
     self.dist, self.rank, self.world = dist, dist.rank(), dist.size()
