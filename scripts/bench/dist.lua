@@ -7,11 +7,12 @@ them (random ids, drawn alike on every rank), the gradients averaged over
 the ranks by usagi.dist's bucketed allreduce at the end of each backward,
 then clip and SGD, as the experiment does. Prints one line (rank 0):
 
-  ranks R threads N preset P params n grad_mb G step_ms S tokens_s K allreduce_ms A buckets b
+  ranks R threads N preset P params n grad_mb G step_ms S tokens_s K allreduce_ms A buckets b early e
 
 step_ms and allreduce_ms are medians over the timed steps; tokens_s is all
 ranks' tokens (T x B) per median step; allreduce_ms is the part of the step
-spent in the averaging (0 on one rank).
+spent waiting for the averaging after the backward (0 on one rank); of
+the b buckets, e started inside the backward in the last step.
 
     <build>/usagi scripts/bench/dist.lua [--preset small|medium] [--threads N]
         [--steps S] [--warmup W] [--bucket-mb X]
@@ -82,7 +83,7 @@ end
 local function median(t) table.sort(t); return t[(#t + 1) // 2] end
 local step = median(steps)
 if r == 0 then
-  print(('ranks %d threads %d preset %s params %d grad_mb %.2f step_ms %.2f tokens_s %.0f allreduce_ms %.2f buckets %d')
+  print(('ranks %d threads %d preset %s params %d grad_mb %.2f step_ms %.2f tokens_s %.0f allreduce_ms %.2f buckets %d early %d')
     :format(R, usagi.get_num_threads(), opts.preset, n, n * 4 / 2 ^ 20, step * 1e3, c.T * c.B / step,
-      median(syncs) * 1e3, dp and dp.buckets or 0))
+      median(syncs) * 1e3, dp and dp.buckets or 0, dp and dp.early or 0))
 end
