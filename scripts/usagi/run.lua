@@ -33,12 +33,17 @@
 -- prints, writes results.h5 and checkpoints; on --resume every rank reads
 -- the checkpoint rank 0 chose. run.rank (0-based) and run.world (R) say
 -- where a rank is; run:allreduce(x [, op]) reduces a number over them.
+-- After run:track, rank r > 0 draws from a stream of its own (dropout),
+-- rank 0 from the run's; checkpoints keep every rank's generator state.
 local usagi = require 'usagi'
 local store = require 'usagi.store'
 local sys = usagi.sys
 
 local M = {}
 local Run = {}
+-- The generator streams of ranks 1..R-1 of a data-parallel run: "mpi" in
+-- the high 32 bits, plus the rank (rank 0 keeps the run's stream).
+local RANK_STREAM = 0x6d7069 << 32
 Run.__index = Run
 M.Run = Run
 
@@ -256,7 +261,14 @@ function Run:batches(tensors, B, opts)
     error('run:batches: B must be a positive integer, got ' .. tostring(B), 2)
   end
   opts = opts or {}
-  local perm = usagi.randperm(N):int()
+  if self.world > 1 and not self.reducer then
+    error('run:batches: under mpirun, call run:track{model = ..., optim = ...} before the training '
+      .. 'loop, so that the gradients are averaged over the ranks', 2)
+  end
+  -- the order: rank 0's draw, sent to the others (their generators differ)
+  local perm
+  if self.world == 1 or self.rank == 0 then perm = usagi.randperm(N):int() else perm = usagi.zeros(N, 'i32') end
+  if self.world > 1 then self.dist.broadcast(perm, 0) end
   local shuffled = {}
   for k, t in ipairs(tensors) do
     if t:size(1) ~= N then
@@ -312,6 +324,7 @@ function Run:track(objects)
       end
     end
     usagi.set_rng_state(ck.rng)
+    if ck.rng_ranks and ck.ranks == self.world then self.resume_rngs = ck.rng_ranks end
     self.resume_from = nil
   end                                      -- (killed before its first checkpoint: resume starts over)
   if self.world > 1 and not self.reducer then
@@ -324,8 +337,31 @@ function Run:track(objects)
       end
     end
     self.reducer = self.dist.data_parallel(params, { check = self.dist_check, bucket_mb = self.bucket_mb })
+    -- From here each rank draws from its own stream (dropout masks must
+    -- differ between the shards); rank 0 keeps the run's, so its draws are
+    -- what one rank would draw. A resumed rank takes back its own state.
+    if self.rank > 0 then
+      local mine = self.resume_rngs and self.resume_rngs[('rank%d'):format(self.rank)]
+      if mine then usagi.set_rng_state(mine)
+      else usagi.manual_seed(self.seed, RANK_STREAM + self.rank) end
+    end
+    self.resume_rngs = nil
   end
   return objects.state
+end
+
+
+-- Every rank's generator state, at rank 0, for a checkpoint (a collective).
+local function rank_rngs(self)
+  local mine = table.concat(usagi.get_rng_state(), ' ')
+  local all = {}
+  for r = 1, self.world - 1 do
+    local text = self.dist.broadcast_string(self.rank == r and mine or nil, r)
+    local state = {}
+    for v in text:gmatch('%S+') do state[#state + 1] = math.tointeger(v) end
+    all[('rank%d'):format(r)] = state
+  end
+  return all
 end
 
 local function state_of(obj)
@@ -355,6 +391,8 @@ function Run:_checkpoint_tree()
 end
 
 function Run:checkpoint()
+  local rngs
+  if self.world > 1 and self.saving and self.tracked then rngs = rank_rngs(self) end
   if not self.dir then return end
   if not self.tracked then
     if not self.warned_untracked then
@@ -380,6 +418,7 @@ function Run:checkpoint()
     end
   end
   local tree = self:_checkpoint_tree()
+  if rngs then tree.rng_ranks, tree.ranks = rngs, self.world end
   local ok, err = pcall(store.save, path, tree)
   if not ok then
     -- a stop the run itself explains: no traceback (see run_experiment)
@@ -639,6 +678,7 @@ function M.open(spec, cfg, opts)
   if self.every == 0 then self.every = nil end
   self.every_epochs = opts.checkpoint_epochs or ck.every_epochs
   if self.every_epochs == 0 then self.every_epochs = nil end
+  self.saving = opts.out ~= false
   ranks_of(self, opts)
   if self.rank ~= 0 then return open_follower(self, opts) end
   if opts.out == false then

@@ -85,6 +85,20 @@ describe('usagi.dist', function()
     assert.are.equal(3, dp.syncs)
   end)
 
+  it('gives each rank its own random stream after run:track, rank 0 the run\'s', function()
+    local spec = { name = 'dist_spec', config = {}, run = function() end }
+    local run = require('usagi.run').open(spec, {}, { out = false, seed = 7, dist = dist, threads = 1 })
+    local model = nn.Linear(2, 2)
+    usagi.manual_seed(7)
+    local expect = usagi.rand(4)                             -- what one rank draws
+    usagi.manual_seed(7)
+    run:track { model = model }
+    local mine = usagi.rand(4)
+    if r == 0 then assert.is_true(usagi.equal(mine, expect)) end
+    assert.are.equal(R == 1, (dist.same({ mine })))          -- the ranks' draws differ
+    run:finish('ok')
+  end)
+
   it('gives a parameter without a gradient a zero one, so every rank sends the same', function()
     local a, b = usagi.ones(2):requires_grad(true), usagi.ones(3):requires_grad(true)
     local n = dist.allreduce_grads({ a, b })

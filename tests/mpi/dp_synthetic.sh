@@ -9,7 +9,8 @@
 #     ranks together trained on the 96 rows an epoch (each its half);
 #  4. resume: the 2-rank run with its last two checkpoints removed (as if
 #     killed after epoch 2) and resumed under mpirun ends with the same bits
-#     as the uninterrupted run.
+#     as the uninterrupted run; the same with dropout, where each rank
+#     draws from its own stream and a checkpoint keeps every rank's.
 set -e
 here=$(dirname "$0")
 . "$here/mpirun.sh"
@@ -52,3 +53,12 @@ ls "$out/dp_synth/cut/checkpoints" | sort | tail -n 2 | while read -r f; do rm "
 mpi2 "$usagi" run "$script" --resume "$out/dp_synth/cut" --threads 1 --dist-check >"$out/cut.txt" 2>&1 ||
   { cat "$out/cut.txt"; exit 1; }
 "$usagi" "$here/same_params.lua" "$out/dp_synth/two" "$out/dp_synth/cut" exact
+
+echo "== resume under mpirun, with dropout (every rank's generator state)"
+mpi2 "$usagi" run "$script" --out "$out" --name drop --set dropout=0.3 --threads 1 >"$out/drop.txt" 2>&1 ||
+  { cat "$out/drop.txt"; exit 1; }
+cp -r "$out/dp_synth/drop" "$out/dp_synth/dropcut"
+ls "$out/dp_synth/dropcut/checkpoints" | sort | tail -n 2 | while read -r f; do rm "$out/dp_synth/dropcut/checkpoints/$f"; done
+mpi2 "$usagi" run "$script" --resume "$out/dp_synth/dropcut" --threads 1 --dist-check >"$out/dropcut.txt" 2>&1 ||
+  { cat "$out/dropcut.txt"; exit 1; }
+"$usagi" "$here/same_params.lua" "$out/dp_synth/drop" "$out/dp_synth/dropcut" exact

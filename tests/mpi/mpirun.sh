@@ -24,7 +24,8 @@ mpi_skip_reason() {
     { echo "this usagi was built without MPI (USAGI_MPI=OFF or no libopenmpi-dev)"; return; }
 }
 
-mpi2() { mpirun -np 2 --oversubscribe "$@"; }
+# a rank stuck in a collective (another rank failed past it) ends the job
+mpi2() { mpirun -np 2 --oversubscribe --timeout 240 "$@"; }
 
 if [ "$(basename "$0")" = mpirun.sh ]; then
   reason=$(mpi_skip_reason "$1")

@@ -37,6 +37,6 @@ if exact then
     if not mb[k] or not usagi.equal(v, mb[k]) then print('metric ' .. k .. ' DIFFERS'); bad = bad + 1 end
   end
 end
-print(('%s (ranks %s) vs %s (ranks %s): %d of %d parameters differ'):format(dir_a,
-  tostring(attrs_a.ranks), dir_b, tostring(attrs_b.ranks), bad, n))
+print(('%s (ranks %s) vs %s (ranks %s): %d parameters%s, %d differences'):format(dir_a,
+  tostring(attrs_a.ranks), dir_b, tostring(attrs_b.ranks), n, exact and ' and the metrics' or '', bad))
 if n == 0 or bad > 0 then os.exit(1) end
