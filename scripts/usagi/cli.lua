@@ -27,7 +27,10 @@ usagi run SCRIPT.lua [--seed N] [--set key=value]... [--smoke] [--out DIR]
                      [--no-save] [--resume RUN_DIR]
 A reproducible run of an experiment script: runs/<experiment>/<run-id>/ gets
 results.h5 (provenance, config, metrics, final parameters), run.log and
-checkpoints/. `usagi run SCRIPT.lua --help` lists the script's config keys.]==],
+checkpoints/. `usagi run SCRIPT.lua --help` lists the script's config keys.
+`mpirun -np N usagi run SCRIPT.lua ...` makes N ranks of one data-parallel run
+(the gradients averaged over the ranks, rank 0 writes; --dist-check,
+--bucket-mb X).]==],
   sweep = [[
 usagi sweep SCRIPT.lua --grid key=v1,v2,... [--grid ...] [-j N] [run options]
 One run per combination of the grids (the first key varies slowest), N at a

@@ -200,7 +200,8 @@ function M.main(spec, args, script)
     -- one rank's failure stops them all: the others would wait forever
     -- in their next collective
     local dist = package.loaded['usagi.dist']
-    if dist and dist.size() > 1 then io.stderr:flush(); dist.abort(1) end
+    local ok, ranks = pcall(function() return dist and dist.size() end)
+    if ok and ranks and ranks > 1 then io.stderr:flush(); dist.abort(1) end
     return 1
   end
   return 0

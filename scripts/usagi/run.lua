@@ -648,7 +648,9 @@ local function ranks_of(self, opts)
   local dist = opts.dist
   if dist == nil then dist = M.launched_dist() or false end
   self.rank, self.world = 0, 1
-  if dist and dist.size() > 1 then
+  local ok, size = pcall(function() return dist and dist.size() end)
+  if not ok then error((tostring(size):gsub('^[^\n]-%.lua:%d+: ', '')), 0) end
+  if dist and size > 1 then
     self.dist, self.rank, self.world = dist, dist.rank(), dist.size()
     self.dist_check, self.bucket_mb = opts.dist_check, opts.bucket_mb
     -- the ranks on this machine share its cores, unless --threads says
