@@ -8,10 +8,11 @@ USAGI_BUILD=${USAGI_BUILD:-$USAGI_ROOT/build}
 
 # Build tools, Lua 5.4, OpenBLAS, HDF5, cmocka and busted; h5py and h5dump
 # for the tests that check usagi's HDF5 files from the outside; and
-# Fashion-MNIST, a data set Debian packages (/usr/share/datasets).
+# Fashion-MNIST, a data set Debian packages (/usr/share/datasets); libedit for
+# the REPL's line editing (its tests drive a pseudo-terminal from python3).
 USAGI_PACKAGES="gcc make cmake pkg-config lua5.4 liblua5.4-dev libopenblas-dev
   libhdf5-dev zlib1g-dev libcmocka-dev lua-busted python3-h5py hdf5-tools
-  dataset-fashion-mnist"
+  dataset-fashion-mnist libedit-dev"
 
 usagi_missing_packages() {
   local missing="" p

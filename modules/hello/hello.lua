@@ -8,4 +8,9 @@ function M.triangle(n)
   return M.iota(n):sum():item()
 end
 
+-- help() texts of the C functions (Lua functions have their comments).
+require('usagi.doc').add('usagi.hello.', {
+  iota = 'hello.iota(n) -> the f32 tensor 1, 2, ..., n (the example plugin: modules/README.md).',
+})
+
 return M

@@ -27,6 +27,8 @@ local store = require 'usagi.store'
 local sys = usagi.sys
 
 local M = {}
+-- Run: what an experiment's run function gets (the list above); usagi run
+-- makes it, usagi.run.open(opts) too (tests, the REPL).
 local Run = {}
 Run.__index = Run
 M.Run = Run
@@ -60,6 +62,7 @@ function Run:_write_log(line)
   if self.logfile then self.logfile:write(line, '\n'); self.logfile:flush() end
 end
 
+-- run:print(...): a line on the terminal and in run.log
 function Run:print(...)
   local parts = table.pack(...)
   for i = 1, parts.n do parts[i] = tostring(parts[i]) end
@@ -290,6 +293,7 @@ function Run:_checkpoint_tree()
   }
 end
 
+-- run:checkpoint(): an extra checkpoint now (written whole, then renamed)
 function Run:checkpoint()
   if not self.dir then return end
   if not self.tracked then
