@@ -285,8 +285,10 @@ end
 -- (the prompt's lines, the user's files) from the innermost out; runs of
 -- frames inside usagi's library, its plugins and C are one line each.
 function R.msghandler(err)
-  if type(err) ~= 'string' then
-    local ok, s = pcall(tostring, err)
+  if type(err) ~= 'string' then              -- as lua.c: __tostring, else the type
+    local mt = getmetatable(err)
+    local ok, s = false, nil
+    if type(mt) == 'table' and mt.__tostring then ok, s = pcall(tostring, err) end
     err = ok and type(s) == 'string' and s or ('(error object is a ' .. type(err) .. ' value)')
   end
   local lines, skipped = { err, 'traceback (innermost first):' }, 0
