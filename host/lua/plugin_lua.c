@@ -97,6 +97,7 @@ static const struct { const char *key, *module, *field; } lazy[] = {
     {"load", "usagi.store", "load"},
     {"plot", "usagi.plot", NULL},
     {"data", "usagi.data", NULL},
+    {"help", "usagi.doc", "help"},
 };
 
 static int l_lazy_index(lua_State *L)                /* [usagi, key] */

@@ -49,11 +49,10 @@ function M.stack(x, s0, lengths, spec)
   return cur, finals
 end
 
--- help() texts of the C functions (Lua functions have their comments).
-require('usagi.doc').add('usagi.birnn.', {
-  reverse = [[birnn.reverse(x [, lengths]) -> each sequence of x (T, B, n) reversed within its
-length (i32 (B), or nil for all T); differentiable. The backward direction of a
-bidirectional layer runs over it (modules/birnn/README.md).]],
-})
+-- The C functions of this plugin; help() reads their docs here.
+--
+-- birnn.reverse(x [, lengths]) -> each sequence of x (T, B, n) reversed within its
+-- length (i32 (B), or nil for all T); differentiable. The backward direction of a
+-- bidirectional layer runs over it (modules/birnn/README.md).
 
 return M

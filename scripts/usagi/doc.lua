@@ -4,8 +4,8 @@
 --
 -- Where a doc comes from, in this order:
 --   1. a text registered with doc.add (the C binding's functions, written
---      in scripts/usagi/doc_binding.lua, and a plugin's C functions, written
---      at the end of its Lua face);
+--      in scripts/usagi/doc_binding.lua); for a plugin's C function fam.fn,
+--      the comment block starting `-- fam.fn(` at the end of its Lua face;
 --   2. for a Lua function, the comment block right above its definition in
 --      its source file (or in a plugin's embedded face, kept by the plugin
 --      registry), the way the library is already written; for a class, the
@@ -88,6 +88,24 @@ local function face_header(family)
   return #out > 0 and table.concat(out, '\n') or nil
 end
 
+-- A plugin's C function fam.fn: the comment block in its face that starts
+-- with `-- fam.fn(` (the faces end with one per C function).
+local function face_comment(fam, fn)
+  local lines = lines_of('=usagi.' .. fam .. ' (Lua face)')
+  local head = '-- ' .. fam .. '.' .. fn .. '('
+  for i, l in ipairs(lines or {}) do
+    if l:sub(1, #head) == head then
+      local out = {}
+      for j = i, #lines do
+        local c = lines[j]:match('^%-%- ?(.*)$')
+        if not c or c == '' then break end
+        out[#out + 1] = c
+      end
+      return table.concat(out, '\n')
+    end
+  end
+end
+
 -- ==== The public surface ===================================================
 
 local function sorted(t)
@@ -156,6 +174,7 @@ function doc.public()
   end
   add('usagi.gradcheck', usagi.gradcheck)
   add('usagi.experiment', usagi.experiment)
+  add('usagi.help', usagi.help)
   local mt = getmetatable(usagi.zeros(1))
   for _, k in ipairs(sorted(mt.__methods)) do add('Tensor:' .. k, mt.__methods[k]) end
   add('Tensor.grad', mt.__fields.grad)
@@ -265,6 +284,11 @@ local function own_text(name, v)
       if p.name == family then return face_header(family) end
     end
   end
+  local fam, fn = name:match('^usagi%.([%w_]+)%.([%w_]+)$')
+  if fam and type(v) == 'function' and debug.getinfo(v, 'S').what == 'C' then
+    local t = face_comment(fam, fn)
+    if t then return t end
+  end
   local method = name:match('^Tensor:([%w_]+)$')
   if method then
     if texts['usagi.' .. method] then return texts['usagi.' .. method] end
@@ -359,7 +383,9 @@ local function plugin_of(v)
   return info.source:match('^=usagi%.([%w_]+) %(Lua face%)$')
 end
 
--- help([x]): print the doc of x (a value or a name), or the overview.
+-- usagi.help([x]) (help at the prompt): print the doc of x -- a function,
+-- class, module, tensor or plugin, or a name such as 'Tensor:mm' -- or,
+-- without x, where to start.
 function doc.help(x)
   if x == nil then print(OVERVIEW); return end
   local name, v = nil, x

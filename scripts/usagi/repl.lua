@@ -10,10 +10,11 @@
 --   R.complete(text)    start, {candidates} for the text left of the cursor
 --   R.msghandler(err)   the error with the frames of the user's code
 --   R.command(line)     :load FILE, :time EXPR, :reload NAME, :help
---   R.start()           the globals of a session: help
+--   R.start()           the globals of a session: help (usagi.help)
 local usagi = require 'usagi'
 
 local R = {}
+local COMMANDS            -- the :commands, below
 
 -- Where usagi's own Lua library lives (this file's folder): its frames
 -- are left out of tracebacks, as are the plugins' faces and the REPL.
@@ -248,6 +249,16 @@ end
 -- string is require's argument, else a file path; after `a.b.` the fields
 -- of a.b, after `x:` the methods of x; else globals and keywords.
 function R.complete(text)
+  local cmd = text:match('^%s*:(%a*)$')
+  if cmd then
+    local names = {}
+    for k in pairs(COMMANDS) do names[#names + 1] = ':' .. k end
+    return #text - #cmd, filter(names, ':' .. cmd)
+  end
+  local arg = text:match('^%s*:load%s+(.*)$')
+  if arg then return #text - #arg + 1, path_names(arg) end
+  arg = text:match('^%s*:reload%s+(.*)$')
+  if arg then return #text - #arg + 1, filter(module_names(arg), arg) end
   local s = open_string(text)
   if s then
     local inside = text:sub(s)
@@ -340,6 +351,18 @@ local function fmt_seconds(s)
   return ('%.3f s'):format(s)
 end
 
+-- new, put in package.loaded[name]: merged into the table already there
+-- (if any), so every reference to it sees the new fields.
+local function merge(name, new)
+  local old = package.loaded[name]
+  if type(old) == 'table' and type(new) == 'table' and old ~= new then
+    for k, v in pairs(new) do old[k] = v end
+    new = old
+  end
+  package.loaded[name] = new
+  return new
+end
+
 -- The module's new value, merged into the table already loaded so that
 -- every reference to it (locals, usagi.nn, other modules) sees the new
 -- functions; instances made before keep the classes they were made with.
@@ -347,21 +370,34 @@ local function reload_lua(name)
   local old = package.loaded[name]
   package.loaded[name] = nil
   local ok, new = pcall(require, name)
-  if not ok then package.loaded[name] = old; error(new, 0) end
-  if type(old) == 'table' and type(new) == 'table' and old ~= new then
-    for k, v in pairs(new) do old[k] = v end
-    package.loaded[name] = old
-  end
-  return package.loaded[name]
+  package.loaded[name] = old
+  if not ok then error(new, 0) end
+  return merge(name, new)
 end
 
-local function is_plugin(name)
-  local family = name:match('^usagi%.([%w_]+)$')
-  for _, p in ipairs(usagi.plugins()) do if p.name == family then return true end end
-  return package.searchpath(name, package.path) == nil and package.searchpath(name, package.cpath) ~= nil
+-- A native plugin, reloaded from its file as it is now (after a rebuild):
+-- the .so is copied to a fresh temporary name, since dlopen hands back the
+-- library already loaded under the old name, and opened beside the old
+-- one. The old one stays loaded until usagi exits -- never unloaded -- so
+-- the tensors, autograd nodes and objects made through it keep working.
+-- The entry point checks the ABI: a plugin built for another one is
+-- refused and the old stays. The face runs again and puts its new classes
+-- into nn; the new functions are merged into the loaded table. Objects
+-- made before keep their classes.
+local function reload_plugin(name, path)
+  local f = assert(io.open(path, 'rb'))
+  local bytes = f:read('a')
+  f:close()
+  local tmp = os.tmpname()
+  f = assert(io.open(tmp, 'wb'))
+  f:write(bytes)
+  f:close()
+  local open, err = package.loadlib(tmp, 'luaopen_' .. (name:gsub('%.', '_')))
+  os.remove(tmp)                        -- the mapping outlives the name
+  if not open then error((':reload: %s: %s'):format(name, err), 0) end
+  return merge(name, open(name, path))
 end
 
-local COMMANDS
 COMMANDS = {
   load = { 'FILE', 'run a Lua file in this session (its globals stay)', function(arg)
     if arg == '' then error(':load: give a file, as :load experiments/tensor_demo.lua', 0) end
@@ -378,17 +414,15 @@ COMMANDS = {
     io.stdout:write(('time: %s wall, %s CPU\n'):format(fmt_seconds(t), fmt_seconds(c)))
     return table.unpack(res, 1, res.n)
   end },
-  reload = { 'NAME', 'reload a Lua module (plugins stay as loaded: see help())', function(arg)
+  reload = { 'NAME', 'reload a Lua module or a rebuilt plugin', function(arg)
     if arg == '' then error(':reload: give a module name, as :reload usagi.nn', 0) end
-    if is_plugin(arg) then
-      error((':reload: %s is a native plugin; a shared object cannot be swapped in a running ' ..
-        'session (tensors, autograd nodes and classes point into it): restart usagi to load a ' ..
-        'rebuilt plugin. Lua modules reload.'):format(arg), 0)
+    if package.searchpath(arg, package.path) then
+      reload_lua(arg)
+    else
+      local so = package.searchpath(arg, package.cpath)
+      if not so then error((':reload: no module %s on package.path or package.cpath'):format(arg), 0) end
+      reload_plugin(arg, so)
     end
-    if not package.searchpath(arg, package.path) then
-      error((':reload: no Lua module %s on package.path'):format(arg), 0)
-    end
-    reload_lua(arg)
     io.stdout:write(('reloaded %s\n'):format(arg))
   end },
   help = { '', 'list these commands', function()
@@ -413,9 +447,7 @@ end
 
 -- R.start(): help() as a global, unless the user has one.
 function R.start()
-  if rawget(_G, 'help') == nil then
-    rawset(_G, 'help', function(...) return require('usagi.doc').help(...) end)
-  end
+  if rawget(_G, 'help') == nil then rawset(_G, 'help', usagi.help) end
 end
 
 return R
