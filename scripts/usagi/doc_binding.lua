@@ -69,7 +69,7 @@ add('usagi.', {
   select = 't:select(dim, i) -> a view at index i of dim, that dim removed (t[i] for dim 1).',
   unsqueeze = 't:unsqueeze(d) -> a view with a new dim of size 1 at d.',
   squeeze = 't:squeeze([d]) -> a view without dims of size 1 (or only d).',
-  expand = 't:expand(d1, ...) -> a view broadcasting size-1 dims to the sizes (-1 keeps one).',
+  expand = 't:expand(d1, ...) -> a view broadcasting size-1 dims to the sizes, without copying.',
   contiguous = 't:contiguous() -> t when contiguous, else a contiguous copy.',
   clone = 't:clone() -> a copy with its own memory (recorded for autograd).',
 })
@@ -108,7 +108,7 @@ local unary = {
   neg = '-x', abs = '|x|', exp = 'e^x', log = 'the natural log', sqrt = 'the square root',
   tanh = 'tanh x', sigmoid = 'the logistic 1 / (1 + e^-x)', relu = 'max(x, 0)',
   sign = '-1, 0 or 1', floor = 'the largest integer <= x', ceil = 'the smallest integer >= x',
-  round = 'x rounded half away from zero', log1p = 'log(1 + x), exact for small x', sin = 'sin x',
+  round = 'x rounded to the nearest integer, halves to even', log1p = 'log(1 + x), exact for small x', sin = 'sin x',
   cos = 'cos x', square = 'x^2', reciprocal = '1 / x',
 }
 for name, what in pairs(unary) do
@@ -130,9 +130,9 @@ for name, what in pairs { sum = 'the sum', mean = 'the mean', prod = 'the produc
   T['usagi.' .. name] = reduce:format(name, what)
 end
 add('usagi.', {
-  max = 'usagi.max(t) -> the largest value and its 1-based flat index;\n'
+  max = 'usagi.max(t) -> the largest value (a 0-dim tensor) and its 1-based flat index;\n'
     .. 't:max(dim [, keepdim]) -> values and 1-based indices along dim.',
-  min = 'usagi.min(t) -> the smallest value and its 1-based flat index;\n'
+  min = 'usagi.min(t) -> the smallest value (a 0-dim tensor) and its 1-based flat index;\n'
     .. 't:min(dim [, keepdim]) -> values and 1-based indices along dim.',
   argmax = 'usagi.argmax(t [, dim [, keepdim]]) -> the 1-based index of the largest value (a Lua\n'
     .. 'integer over all elements, an i32 tensor along dim).',
@@ -185,7 +185,8 @@ T['usagi.scatter_add_'] = 't:scatter_add_(dim, index, src) -> t, src added at in
 add('usagi.', {
   no_grad = 'usagi.no_grad(f, ...) -> f(...) with nothing recorded for autograd.',
   enable_grad = 'usagi.enable_grad(f, ...) -> f(...) with recording on (inside no_grad).',
-  set_grad_enabled = 'usagi.set_grad_enabled(flag) turns recording for autograd on or off.',
+  set_grad_enabled = 'usagi.set_grad_enabled(flag) -> the previous setting; turns recording for\n'
+    .. 'autograd on or off.',
   is_grad_enabled = 'usagi.is_grad_enabled() -> whether ops are recorded for autograd now.',
   detach = 't:detach() -> a tensor sharing t\'s memory, cut from the graph (no grad).',
   Tensor = 'usagi.Tensor(d1, ...) -> zeros of that shape (Torch7\'s torch.Tensor).',
@@ -230,7 +231,8 @@ add('usagi.sys.', {
   spawn = 'usagi.sys.spawn(argv [, {stdout = path, stderr = path}]) -> pid of a new process.',
   wait = 'usagi.sys.wait([pid]) -> pid, how, code: how is \'exit\' or \'signal\'.',
   kill = 'usagi.sys.kill(pid, signal): signal a number or \'KILL\', \'TERM\', \'INT\'.',
-  lock = 'usagi.sys.lock(path) -> a lock held on the file while the process lives (or nil, reason).',
+  lock = 'usagi.sys.lock(path) -> a lock (an exclusive flock on the file or directory), or nil,\n'
+    .. '\'busy\'; held until lock:unlock(), its collection or the process\'s end (even by SIGKILL).',
   read = 'usagi.sys.read(path) -> the file\'s bytes; a gzip file comes back decompressed.',
 })
 
