@@ -320,7 +320,7 @@ static int docall_repl(lua_State *L, int narg, int nres)
     global_L = L;
     signal(SIGINT, laction);
     int status = lua_pcall(L, narg, nres, base);
-    signal(SIGINT, SIG_DFL);
+    signal(SIGINT, SIG_IGN);                 /* between calls, see doREPL */
     lua_sethook(L, NULL, 0, 0);              /* a Ctrl-C that came as the call ended */
     lua_remove(L, base);
     return status;
@@ -387,6 +387,10 @@ static void doREPL(lua_State *L)
     lua_settop(L, 0);
     open_repl(L);
     use_edit = isatty(STDIN_FILENO) && le_open("usagi", complete_cb, L);
+    /* A Ctrl-C between the reading of a line and the start of its call (or
+     * while results print) is dropped rather than ending the session; the
+     * line editor and each call install their own handlers. */
+    signal(SIGINT, SIG_IGN);
     while ((status = loadline(L)) != LINE_EOF) {
         if (status == LINE_INTERRUPTED) { lua_settop(L, 0); continue; }
         if (status == LINE_COMMAND) {                     /* [line] */
@@ -407,6 +411,7 @@ static void doREPL(lua_State *L)
     }
     if (use_edit) le_close();
     use_edit = 0;
+    signal(SIGINT, SIG_DFL);
     fputs("\n", stdout);
     progname = oldprog;
 }

@@ -150,8 +150,8 @@ add('usagi.', {
   matmul = 'usagi.matmul(a, b) -> the product with NumPy\'s rules: vectors, matrices and broadcast\n'
     .. 'batch dims.',
   addmm = 'usagi.addmm(c, a, b [, {beta = 1, alpha = 1}]) -> beta c + alpha (a b).',
-  set_num_threads = 'usagi.set_num_threads(n) sets the number of OpenBLAS threads.',
-  get_num_threads = 'usagi.get_num_threads() -> the number of OpenBLAS threads.',
+  set_num_threads = 'usagi.set_num_threads(n) sets how many threads the ops use (OpenBLAS\'s among them).',
+  get_num_threads = 'usagi.get_num_threads() -> how many threads the ops use.',
   blas_info = 'usagi.blas_info() -> {config, core, threads}: the BLAS this process uses.',
 })
 
