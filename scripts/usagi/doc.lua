@@ -387,6 +387,7 @@ end
 -- class, module, tensor or plugin, or a name such as 'Tensor:mm' -- or,
 -- without x, where to start.
 function doc.help(x)
+  by_value, names_by_value = nil, nil     -- plugins loaded since add classes
   if x == nil then print(OVERVIEW); return end
   local name, v = nil, x
   if type(x) == 'string' then

@@ -75,6 +75,25 @@ describe('doc', function()
     assert.truthy(help_text(require('usagi.optim').SGD):find('momentum', 1, true))
   end)
 
+  it('help finds a class defined after an earlier help, from the comment above it', function()
+    help_text(require('usagi.nn').Linear)
+    local path = os.tmpname()
+    local f = assert(io.open(path, 'w'))
+    f:write("local nn = require 'usagi.nn'\n",
+            "local Later = nn.Module:extend 'DocSpecLater'\n\n",
+            "-- nn.DocSpecLater(n): a class written after the first help, to check\n",
+            "-- that help reads its comment\n",
+            "function Later:__init(n) nn.Module.__init(self) end\n",
+            "nn.DocSpecLater = Later\n")
+    f:close()
+    dofile(path)
+    local nn = require 'usagi.nn'
+    local s = help_text(nn.DocSpecLater)            -- reads the file: remove it after
+    nn.DocSpecLater = nil
+    os.remove(path)
+    assert.truthy(s:find('nn.DocSpecLater(n): a class written after the first help', 1, true), s)
+  end)
+
   it('help() says where to start; an unknown name says so', function()
     local s = help_text()
     assert.truthy(s:find('Where to start', 1, true) and s:find(':reload NAME', 1, true), s)
