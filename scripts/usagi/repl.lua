@@ -236,7 +236,7 @@ end
 local function filter(names, prefix)
   local out = {}
   for _, n in ipairs(names) do
-    if n:sub(1, #prefix) == prefix and (prefix:sub(1, 1) == '_' or n:sub(1, 1) ~= '_' or #prefix > 0) then
+    if n:sub(1, #prefix) == prefix and (#prefix > 0 or n:sub(1, 1) ~= '_') then   -- _private on request
       out[#out + 1] = n
     end
   end
@@ -269,6 +269,7 @@ function R.complete(text)
   end
   local expr = text:match('[%a_][%w_%.:]*$') or ''
   local start = #text - #expr + 1
+  if expr == '' and text:match('[.:]$') then return start, {} end   -- after f(x). : not a name
   local base, sep, last = expr:match('^(.*)([.:])([%w_]*)$')
   if not base then
     local names = fields_of(_G)

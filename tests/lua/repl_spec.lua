@@ -142,9 +142,11 @@ describe('repl: completion', function()
     assert.truthy(has(m, 'usagi.lstm'))
   end)
 
-  it('offers nothing for an unknown base', function()
+  it('offers nothing for an unknown base or after a call', function()
     local _, c = R.complete('no_such_global.x')
     assert.are.same({}, c)
+    local _, d = R.complete('usagi.zeros(2):')
+    assert.are.same({}, d)
   end)
 end)
 
