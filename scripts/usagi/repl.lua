@@ -25,6 +25,7 @@ local LIBDIR = debug.getinfo(1, 'S').source:match('^@(.*)/[^/]*$') or '?'
 local MAX_DEPTH = 3        -- nested tables deeper than this print as {...}
 local MAX_ITEMS = 30       -- entries shown per table
 local MAX_STRING = 200     -- characters of a string inside a table
+local MAX_INLINE = 8       -- a tensor inside a table shows its values up to this many (1-D)
 
 local function is_module(v)
   local nn = package.loaded['usagi.nn']
@@ -90,9 +91,10 @@ local function format_table(t, depth, seen, indent)
 end
 
 -- format(v) -> the text the prompt shows for v: tensors with their values,
--- dtype and shape; modules as their tree with parameter counts; tables
--- nested; functions with where they were written; strings as they are at
--- the top level and quoted inside a table.
+-- dtype and shape (inside a table, on one line: the values of a small 1-D
+-- one, else dtype and shape only); modules as their tree with parameter
+-- counts; tables nested; functions with where they were written; strings
+-- as they are at the top level and quoted inside a table.
 function format(v, depth, seen, indent, nested)
   depth, seen, indent = depth or 1, seen or {}, indent or ''
   local ty = type(v)
@@ -104,7 +106,14 @@ function format(v, depth, seen, indent, nested)
     return ('function (%s)'):format(where(v))
   elseif usagi.is_tensor(v) then
     local s = tostring(v)
-    return nested and s:gsub('\n', '\n' .. indent) or s
+    if not nested then return s end
+    local footer = s:match('[^\n]*$')            -- [usagi.Tensor f32 (2, 3)]
+    if v:numel() > MAX_INLINE or v:dim() > 1 then return footer end
+    local vals = {}
+    for i, x in ipairs(v:dim() == 0 and { v:item() } or v:totable()) do
+      vals[i] = math.type(x) == 'integer' and tostring(x) or ('%.4g'):format(x)
+    end
+    return '{' .. table.concat(vals, ', ') .. '} ' .. footer
   elseif ty == 'table' and (is_module(v) or has_tostring(v)) then
     local ok, s = pcall(tostring, v)
     s = ok and s or ('<' .. tostring(rawget(getmetatable(v), '__name') or 'table') .. ': tostring failed>')

@@ -42,6 +42,13 @@ describe('repl: printing', function()
     assert.truthy(R.format(t):find('self = <cycle: table: 0x', 1, true), R.format(t))
   end)
 
+  it('shows a tensor inside a table on one line: small 1-D ones with values', function()
+    local s = R.format { b = usagi.tensor { 0.5, -2 }, w = usagi.zeros(2, 3),
+                         i = usagi.tensor({ 7 }, { dtype = 'i32' }) }
+    assert.are.equal('{\n  b = {0.5, -2} [usagi.Tensor f32 (2,)],\n  i = {7} [usagi.Tensor i32 (1,)],\n'
+      .. '  w = [usagi.Tensor f32 (2, 3)]\n}', s)
+  end)
+
   it('limits the depth of nested tables', function()
     local s = R.format { a = { b = { c = { d = { e = 1 } } } } }
     assert.are.equal('{ a = { b = { c = {...} } } }', s)
