@@ -127,7 +127,21 @@ local function parent_of(c)
   return type(p) == 'table' and p ~= c and p or nil
 end
 
-local PLUGINS = { 'rnn', 'lstm', 'gru', 'birnn', 'attention', 'seq2seq', 'vae', 'hello' }
+-- doc.plugin_names() -> the families of every plugin on package.cpath
+-- (usagi/<family>.so), sorted: what doc_spec loads before it checks.
+function doc.plugin_names()
+  local out, seen = {}, {}
+  for template in package.cpath:gmatch('[^;]+') do
+    local dir = template:match('^(.-)%?%.so$')
+    local ok, list = pcall(usagi.sys.listdir, dir and (dir ~= '' and dir or './') .. 'usagi')
+    for _, f in ipairs(ok and list or {}) do
+      local fam = f:match('^([%w_]+)%.so$')
+      if fam and not seen[fam] then seen[fam] = true; out[#out + 1] = fam end
+    end
+  end
+  table.sort(out)
+  return out
+end
 
 -- Tables of usagi's Lua library whose functions and classes are public,
 -- as prefix -> module (nn's plugin classes arrive as plugins load).
