@@ -295,7 +295,7 @@ static int loadline(lua_State *L)
             const char *chunk = lua_tolstring(L, 1, &len);
             status = luaL_loadbuffer(L, chunk, len, "=stdin");
             if (!incomplete(L, status)) break;
-            char *more = read_line(">> ", &intr);
+            char *more = read_line(".. ", &intr);
             if (!more) {                                  /* Ctrl-C or Ctrl-D drops the chunk */
                 lua_settop(L, 0);
                 return intr ? LINE_INTERRUPTED : LINE_EOF;

@@ -149,14 +149,14 @@ def main():
 
     def multiline():
         s.send('for i = 1, 3 do\r')
-        s.expect(r'\n>> $')
+        s.expect(r'\n\.\. $')
         s.send('acc = (acc or 0) + i\r')
-        s.expect(r'\n>> $')
+        s.expect(r'\n\.\. $')
         s.send('end\r')
         s.expect(r'end\n> $')
         out = s.line('acc')
         assert out == '6', out
-    check('an unfinished chunk continues on a >> prompt', multiline)
+    check('an unfinished chunk continues on a .. prompt', multiline)
 
     def interrupt():
         s.line('n = 0')
