@@ -8,11 +8,12 @@ USAGI_BUILD=${USAGI_BUILD:-$USAGI_ROOT/build}
 
 # Build tools, Lua 5.4, OpenBLAS, HDF5, cmocka and busted; h5py and h5dump
 # for the tests that check usagi's HDF5 files from the outside; and
-# Fashion-MNIST, a data set Debian packages (/usr/share/datasets); OpenMPI
-# for data-parallel runs and sweeps over ranks (mpirun).
+# Fashion-MNIST, a data set Debian packages (/usr/share/datasets); libedit for
+# the REPL's line editing (its tests drive a pseudo-terminal from python3);
+# OpenMPI for data-parallel runs and sweeps over ranks (mpirun).
 USAGI_PACKAGES="gcc make cmake pkg-config lua5.4 liblua5.4-dev libopenblas-dev
   libhdf5-dev zlib1g-dev libcmocka-dev lua-busted python3-h5py hdf5-tools
-  dataset-fashion-mnist libopenmpi-dev openmpi-bin"
+  dataset-fashion-mnist libedit-dev libopenmpi-dev openmpi-bin"
 
 usagi_missing_packages() {
   local missing="" p

@@ -207,6 +207,9 @@ function M.main(spec, args, script)
   return 0
 end
 
+-- usagi.experiment { name, config, smoke, run = function(run, cfg) ... end } ->
+-- the experiment `usagi run FILE` runs (and `usagi FILE`); see the top of
+-- this file for the optional fields and the README for a whole one.
 function M.experiment(spec)
   assert(type(spec) == 'table' and type(spec.name) == 'string' and type(spec.config) == 'table'
          and type(spec.run) == 'function',

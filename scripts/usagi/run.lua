@@ -40,6 +40,8 @@ local store = require 'usagi.store'
 local sys = usagi.sys
 
 local M = {}
+-- Run: what an experiment's run function gets (the list above); usagi run
+-- makes it, usagi.run.open(opts) too (tests, the REPL).
 local Run = {}
 -- The generator streams of ranks 1..R-1 of a data-parallel run: "mpi" in
 -- the high 32 bits, plus the rank (rank 0 keeps the run's stream).
@@ -76,6 +78,7 @@ function Run:_write_log(line)
   if self.logfile then self.logfile:write(line, '\n'); self.logfile:flush() end
 end
 
+-- run:print(...): a line on the terminal and in run.log
 function Run:print(...)
   local parts = table.pack(...)
   for i = 1, parts.n do parts[i] = tostring(parts[i]) end
@@ -390,6 +393,7 @@ function Run:_checkpoint_tree()
   }
 end
 
+-- run:checkpoint(): an extra checkpoint now (written whole, then renamed)
 function Run:checkpoint()
   local rngs
   if self.world > 1 and self.saving and self.tracked then rngs = rank_rngs(self) end
