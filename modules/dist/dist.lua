@@ -193,4 +193,37 @@ function DataParallel:close()
   self.reducer:close()
 end
 
+-- The C functions of this plugin (dist_lua.c over host/dist/dist.c); help() reads their docs here.
+--
+-- dist.init() -> true when MPI is running (a process an MPI launcher started); starts MPI once.
+-- Every other function calls it first; without a launcher (or built without MPI) a process is
+-- rank 0 of 1 and nothing is sent.
+--
+-- dist.rank() -> this process's rank, 0-based (rank 0 writes results and checkpoints).
+--
+-- dist.size() -> the number of ranks (1 without mpirun).
+--
+-- dist.compiled() -> true when this usagi was built with MPI (the USAGI_MPI option).
+--
+-- dist.barrier(): wait until every rank has called it.
+--
+-- dist.broadcast(t [, root = 0]) -> t, overwritten in place with rank root's values (a
+-- contiguous f32, f64 or i32 tensor of the same shape on every rank).
+--
+-- dist.allreduce(t [, 'sum' | 'mean']) -> t, in place: the sum (default) or mean over the ranks
+-- of a contiguous tensor; afterwards every rank holds the same values.
+--
+-- dist.allreduce_grads(params [, bucket_mb = 25]) -> buckets: every param's .grad replaced by its
+-- mean over the ranks, sent in buckets of about bucket_mb MiB (fewer, larger messages); a param
+-- without a grad gets a zero one first so that every rank sends the same tensors.
+--
+-- dist.reducer(params [, bucket_mb = 25]) -> a usagi.dist.Reducer: the gradient averaging
+-- overlapped with the backward (r:begin() before a backward, r:finish() after it, r:buckets() ->
+-- buckets, buckets started during the backward; r:close()). dist.data_parallel uses it.
+--
+-- dist.last_buckets() -> the number of buckets the last allreduce_grads used (tests and the
+-- benchmark report it).
+--
+-- dist.abort([code = 1]): stop every rank now (MPI_Abort); without MPI it returns and does nothing.
+
 return M
