@@ -32,6 +32,12 @@
 -- per-token mean times T; lr = 1 and the clip norm 5 assume that scale.
 -- The valid set is read as train is (B columns); the test set as one column
 -- (B = 1), a single state carried over the whole text, as in the paper.
+--
+-- Under `mpirun -np R`, B stays the whole batch: rank r reads columns
+-- r B/R + 1 .. (r + 1) B/R of every window (run:shard), carries the state of
+-- those columns, and the gradients are averaged over the ranks before the
+-- clip, so R ranks take the steps one rank takes with all B columns (to f32
+-- rounding). The perplexities sum their NLL and token counts over the ranks.
 local usagi = require 'usagi'
 local nn, optim = require 'usagi.nn', require 'usagi.optim'
 local data = require 'usagi.data'
@@ -86,7 +92,8 @@ end
 
 -- exp(mean NLL per token) over every full window of batched (N, B), in
 -- eval mode with the state carried from window to window and reset before.
-local function perplexity(model, batched, T)
+-- With `run` (a sharded set), the NLL and counts of all ranks together.
+local function perplexity(model, batched, T, run)
   model:eval()
   model.lstm:reset()
   local nll, n = 0, 0
@@ -98,6 +105,7 @@ local function perplexity(model, batched, T)
   end)
   model.lstm:reset()
   model:train()
+  if run then nll, n = run:allreduce(nll), run:allreduce(n) end
   return math.exp(nll / n)
 end
 
@@ -128,6 +136,7 @@ return usagi.experiment {
     local T, B = c.steps, c.batch
     local train, valid, test, V = splits(data.ptb(), c)    -- (N, B), (N', B), (N'', 1)
     local nbatches = data.nwindows(train, T)
+    train, valid = run:shard(train, 2), run:shard(valid, 2)   -- this rank's columns
     run:print(('ptb_lm: %s, %d layers x %d, T %d, B %d, dropout %g, init %g, lr %g (x%g from epoch %d), '
       .. 'clip %g, %d epochs; V %d, %d train tokens, %d windows an epoch')
       :format(c.preset, c.layers, c.hidden, T, B, c.dropout, c.init, c.lr, c.decay, c.decay_from,
@@ -158,16 +167,17 @@ return usagi.experiment {
         nll, seen = nll + loss:item(), seen + 1
       end
       local seconds = usagi.sys.monotonic() - t0
-      local train_ppl = math.exp(nll / math.max(seen, 1))
-      local valid_ppl = perplexity(model, valid, T)
-      local tokens_per_s = seen * T * B / seconds
+      local train_ppl = math.exp(run:allreduce(nll, 'mean') / math.max(seen, 1))
+      local valid_ppl = perplexity(model, valid, T, run)
+      local tokens = run:allreduce(seen * T * train:size(2))      -- of all ranks (each its columns)
+      local tokens_per_s = tokens / seconds
       run:log { epoch = epoch, lr = lr, train_ppl = train_ppl, valid_ppl = valid_ppl,
-                tokens_per_s = tokens_per_s }
+                tokens_per_s = tokens_per_s, train_tokens = tokens }
       run:print(('epoch %2d  lr %.4g  train ppl %8.2f  valid ppl %8.2f  %6.0f tokens/s  (%.0f s)')
         :format(epoch, lr, train_ppl, valid_ppl, tokens_per_s, seconds))
     end
 
-    local test_ppl = perplexity(model, test, T)
+    local test_ppl = perplexity(model, test, T)   -- one column: every rank reads it all
     run:log { test_ppl = test_ppl }
     run:print(('test ppl %.2f'):format(test_ppl))
     return test_ppl

@@ -8,10 +8,13 @@ USAGI_BUILD=${USAGI_BUILD:-$USAGI_ROOT/build}
 
 # Build tools, Lua 5.4, OpenBLAS, HDF5, cmocka and busted; h5py and h5dump
 # for the tests that check usagi's HDF5 files from the outside; and
-# Fashion-MNIST, a data set Debian packages (/usr/share/datasets).
+# Fashion-MNIST, a data set Debian packages (/usr/share/datasets); libedit for
+# the REPL's line editing (its tests drive a pseudo-terminal from python3);
+# OpenMPI for data-parallel runs and sweeps over ranks (mpirun); gensim and
+# unzip for word2vec's interop tests and evaluation sets.
 USAGI_PACKAGES="gcc make cmake pkg-config lua5.4 liblua5.4-dev libopenblas-dev
   libhdf5-dev zlib1g-dev libcmocka-dev lua-busted python3-h5py hdf5-tools
-  dataset-fashion-mnist python3-gensim unzip"
+  dataset-fashion-mnist libedit-dev libopenmpi-dev openmpi-bin python3-gensim unzip"
 
 usagi_missing_packages() {
   local missing="" p

@@ -4,8 +4,9 @@
  *
  * It behaves like lua5.4 for `usagi script.lua args...`, -e, -l, -i, -v, -W,
  * `-` (stdin) and `--`, so that tools such as busted run inside it and see
- * the real plugins. With no script it opens a plain prompt (the full REPL
- * is its own piece of work). No math here.
+ * the real plugins. With no script it opens the REPL: the reading of
+ * lines is here and in lineedit.c (libedit), what is printed, completed
+ * and explained is usagi.repl's (scripts/usagi/repl.lua). No math here.
  */
 #include <errno.h>
 #include <libgen.h>
@@ -22,6 +23,7 @@
 #include <lualib.h>
 
 #include "usagi/lua.h"
+#include "lineedit.h"
 
 static const char *progname = "usagi";
 
@@ -38,8 +40,9 @@ static const char usage_text[] =
     "  -h        show this help\n"
     "  --        stop handling options\n"
     "  -         stop handling options and execute stdin\n"
-    "With no script, usagi opens an interactive prompt. The global 'usagi'\n"
-    "is the tensor library; see the README for a tour.\n"
+    "With no script, usagi opens the REPL: Tab completes, help() explains,\n"
+    ":help lists its commands, Ctrl-C stops a computation, Ctrl-D leaves.\n"
+    "The global 'usagi' is the tensor library; see the README for a tour.\n"
     "\n"
     "Commands (`usagi COMMAND --help` for each):\n"
     "  usagi run SCRIPT.lua [options]   a reproducible run in runs/<experiment>/<run-id>/\n"
@@ -229,42 +232,98 @@ static int incomplete(lua_State *L, int status)
     return 0;
 }
 
-static int readline_plain(const char *prompt, char *buf, size_t n)
+/* The REPL's Lua side (scripts/usagi/repl.lua: printing, completion,
+ * help, tracebacks, :commands), kept in the registry; LUA_NOREF when it
+ * failed to load, and the prompt falls back to print and plain errors. */
+static int repl_ref = LUA_NOREF;
+static int use_edit;                 /* stdin is a terminal: libedit */
+
+/* [] -> [R.name] (nil when the REPL module or the field is missing) */
+static int push_repl_fn(lua_State *L, const char *name)
 {
-    fputs(prompt, stdout);
-    fflush(stdout);
-    return fgets(buf, (int)n, stdin) != NULL;
+    if (repl_ref == LUA_NOREF) { lua_pushnil(L); return 0; }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, repl_ref);
+    lua_getfield(L, -1, name);
+    lua_remove(L, -2);
+    return lua_isfunction(L, -1);
 }
 
-/* Try `return <line>` first so expressions print without '='. */
+/* A line without its newline (malloc'd); NULL at end of input, or with
+ * *interrupted = 1 when Ctrl-C gave it up. */
+static char *read_line(const char *prompt, int *interrupted)
+{
+    *interrupted = 0;
+    if (use_edit) return le_read(prompt, interrupted);
+    fputs(prompt, stdout);
+    fflush(stdout);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, stdin);
+    if (n < 0) { free(line); return NULL; }
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
+    return line;
+}
+
+enum { LINE_EOF = -1, LINE_INTERRUPTED = -2, LINE_COMMAND = -3 };
+
+/* Read a chunk: try `return <line>` first so expressions print without
+ * '='; else read more lines while the chunk is incomplete. Leaves [f] (or
+ * [msg] on a syntax error), or [line] for a ':' command. */
 static int loadline(lua_State *L)
 {
-    char line[4096];
-    if (!readline_plain("> ", line, sizeof line)) return -1;
-    size_t l = strlen(line);
-    if (l > 0 && line[l - 1] == '\n') line[--l] = '\0';
+    int intr;
+    char *line = read_line("> ", &intr);
+    if (!line) return intr ? LINE_INTERRUPTED : LINE_EOF;
+    const char *p = line;
+    while (*p == ' ' || *p == '\t') p++;
+    int blank = *p == '\0', command = *p == ':';
     lua_pushstring(L, line);                              /* [line] */
-    const char *ret = lua_pushfstring(L, "return %s;", line);
+    free(line);
+    if (blank) { lua_pop(L, 1); return LINE_INTERRUPTED; }   /* nothing to run */
+    if (command) {
+        if (use_edit) le_add_history(lua_tostring(L, 1));
+        return LINE_COMMAND;
+    }
+    const char *ret = lua_pushfstring(L, "return %s;", lua_tostring(L, 1));
     int status = luaL_loadbuffer(L, ret, strlen(ret), "=stdin");
     if (status == LUA_OK) {
         lua_remove(L, -2);                                /* [line, f] */
-        lua_remove(L, -2);                                /* [f] */
-        return status;
+    } else {
+        lua_pop(L, 2);                                    /* [line] */
+        for (;;) {
+            size_t len;
+            const char *chunk = lua_tolstring(L, 1, &len);
+            status = luaL_loadbuffer(L, chunk, len, "=stdin");
+            if (!incomplete(L, status)) break;
+            char *more = read_line(".. ", &intr);
+            if (!more) {                                  /* Ctrl-C or Ctrl-D drops the chunk */
+                lua_settop(L, 0);
+                return intr ? LINE_INTERRUPTED : LINE_EOF;
+            }
+            lua_pushliteral(L, "\n");
+            lua_pushstring(L, more);
+            free(more);
+            lua_concat(L, 3);                             /* [chunk..'\n'..more] */
+        }
     }
-    lua_pop(L, 2);                                        /* [line] */
-    for (;;) {
-        size_t len;
-        const char *chunk = lua_tolstring(L, 1, &len);
-        status = luaL_loadbuffer(L, chunk, len, "=stdin");
-        if (!incomplete(L, status)) break;
-        if (!readline_plain(">> ", line, sizeof line)) break;
-        l = strlen(line);
-        if (l > 0 && line[l - 1] == '\n') line[--l] = '\0';
-        lua_pushliteral(L, "\n");
-        lua_pushstring(L, line);
-        lua_concat(L, 3);                                 /* [chunk..'\n'..line] */
-    }
+    if (use_edit) le_add_history(lua_tostring(L, 1));
     lua_remove(L, 1);                                     /* [f or msg] */
+    return status;
+}
+
+/* A call from the prompt: R.msghandler gives the short traceback that
+ * points into the user's code. */
+static int docall_repl(lua_State *L, int narg, int nres)
+{
+    if (!push_repl_fn(L, "msghandler")) { lua_pop(L, 1); return docall(L, narg, nres); }
+    int base = lua_gettop(L) - narg - 1;                  /* [.., f, args.., h] */
+    lua_insert(L, base);                                  /* [.., h, f, args..] */
+    global_L = L;
+    signal(SIGINT, laction);
+    int status = lua_pcall(L, narg, nres, base);
+    signal(SIGINT, SIG_IGN);                 /* between calls, see doREPL */
+    lua_sethook(L, NULL, 0, 0);              /* a Ctrl-C that came as the call ended */
+    lua_remove(L, base);
     return status;
 }
 
@@ -273,10 +332,52 @@ static void print_results(lua_State *L)
     int n = lua_gettop(L);
     if (n == 0) return;
     luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
-    lua_getglobal(L, "print");
+    if (!push_repl_fn(L, "print")) { lua_pop(L, 1); lua_getglobal(L, "print"); }
     lua_insert(L, 1);
     if (lua_pcall(L, n, 0, 0) != LUA_OK)
         l_message(lua_pushfstring(L, "error calling 'print' (%s)", lua_tostring(L, -1)));
+}
+
+/* The lineedit's completer: R.complete(text) -> start (1-based), {words}. */
+static char **complete_cb(void *ud, const char *text, size_t *start, int *n)
+{
+    lua_State *L = ud;
+    int top = lua_gettop(L);
+    char **out = NULL;
+    *n = 0;
+    if (push_repl_fn(L, "complete")) {
+        lua_pushstring(L, text);
+        if (lua_pcall(L, 1, 2, 0) == LUA_OK && lua_istable(L, -1)) {
+            lua_Integer s = lua_tointeger(L, -2), k = (lua_Integer)luaL_len(L, -1);
+            if (s >= 1 && k > 0 && (out = calloc((size_t)k, sizeof *out)) != NULL) {
+                *start = (size_t)(s - 1);
+                for (lua_Integer i = 1; i <= k; i++) {
+                    lua_rawgeti(L, -1, i);
+                    const char *w = lua_tostring(L, -1);
+                    if (w && (out[*n] = strdup(w)) != NULL) (*n)++;
+                    lua_pop(L, 1);
+                }
+            }
+        }
+    }
+    lua_settop(L, top);
+    return out;
+}
+
+/* require 'usagi.repl' and R.start(); a failure leaves the plain prompt. */
+static void open_repl(lua_State *L)
+{
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "usagi.repl");
+    if (docall(L, 1, 1) != LUA_OK) {
+        fprintf(stderr, "usagi: the REPL's Lua side did not load (%s); a plain prompt follows\n",
+                lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return;
+    }
+    repl_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (push_repl_fn(L, "start")) report(L, docall(L, 0, 0));
+    else lua_pop(L, 1);
 }
 
 static void doREPL(lua_State *L)
@@ -285,12 +386,33 @@ static void doREPL(lua_State *L)
     progname = NULL;
     int status;
     lua_settop(L, 0);
-    while ((status = loadline(L)) != -1) {
-        if (status == LUA_OK) status = docall(L, 0, LUA_MULTRET);
+    open_repl(L);
+    use_edit = isatty(STDIN_FILENO) && le_open("usagi", complete_cb, L);
+    /* A Ctrl-C between the reading of a line and the start of its call (or
+     * while results print) is dropped rather than ending the session; the
+     * line editor and each call install their own handlers. */
+    signal(SIGINT, SIG_IGN);
+    while ((status = loadline(L)) != LINE_EOF) {
+        if (status == LINE_INTERRUPTED) { lua_settop(L, 0); continue; }
+        if (status == LINE_COMMAND) {                     /* [line] */
+            if (push_repl_fn(L, "command")) {
+                lua_insert(L, 1);                         /* [R.command, line] */
+                status = docall_repl(L, 1, LUA_MULTRET);
+            } else {
+                lua_pop(L, 1);
+                lua_pushliteral(L, ":commands need the REPL's Lua side (usagi.repl)");
+                status = LUA_ERRRUN;
+            }
+        } else if (status == LUA_OK) {
+            status = docall_repl(L, 0, LUA_MULTRET);
+        }
         if (status == LUA_OK) print_results(L);
         else report(L, status);
         lua_settop(L, 0);
     }
+    if (use_edit) le_close();
+    use_edit = 0;
+    signal(SIGINT, SIG_DFL);
     fputs("\n", stdout);
     progname = oldprog;
 }

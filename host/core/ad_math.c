@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "usagi/fastmath.h"
 
 /* ==== Recording helpers ================================================= */
 
@@ -322,12 +323,50 @@ static int unary_saves(usg_unop op)
     }
 }
 
+/* The backwards of relu, tanh, sigmoid and exp (which read y alone) over
+ * contiguous f32 tensors of one shape, in loops that vectorize: the same
+ * double arithmetic as unary_deriv and pointwise_grad, so the same bits.
+ * false when the operands are of another kind. */
+USG_CLONES static bool unary_grad_f32(usg_tensor **gin, usg_unop op, usg_dtype dt,
+                                      const usg_tensor *g, const usg_tensor *y)
+{
+    if (dt != USG_F32 || g->dtype != USG_F32 || !y || y->dtype != USG_F32 ||
+        !usg_tensor_is_contiguous(g) || !usg_tensor_is_contiguous(y) ||
+        usg_tensor_numel(g) != usg_tensor_numel(y) || g->ndim != y->ndim ||
+        memcmp(g->shape, y->shape, (size_t)g->ndim * sizeof *g->shape) != 0)
+        return false;
+    if (op != USG_RELU && op != USG_TANH && op != USG_SIGMOID && op != USG_EXP) return false;
+    if (usg_tensor_empty(gin, dt, g->ndim, g->shape) != USG_OK) return false;
+    const float *restrict gv = usg_tensor_data(g), *restrict yv = usg_tensor_data(y);
+    float *restrict o = usg_tensor_data(*gin);
+    int64_t n = usg_tensor_numel(g);
+    switch (op) {
+    case USG_RELU:
+        /* g * 1 and g * 0 are exact in f32 as in f64: the product in f32 */
+        for (int64_t i = 0; i < n; i++) o[i] = gv[i] * (yv[i] > 0 ? 1.0f : 0.0f);
+        break;
+    case USG_TANH:
+        for (int64_t i = 0; i < n; i++)
+            o[i] = (float)((double)gv[i] * (1.0 - (double)yv[i] * (double)yv[i]));
+        break;
+    case USG_SIGMOID:
+        for (int64_t i = 0; i < n; i++)
+            o[i] = (float)((double)gv[i] * ((double)yv[i] * (1.0 - (double)yv[i])));
+        break;
+    default:    /* USG_EXP */
+        for (int64_t i = 0; i < n; i++) o[i] = (float)((double)gv[i] * (double)yv[i]);
+        break;
+    }
+    return true;
+}
+
 /* y = op(x): dL/dx = g .* op'(x) (see unary_deriv for each op) */
 static usg_status unary_backward(usg_node *n, usg_tensor *const *gout, usg_tensor **gin)
 {
     const usg_unop *op = usg_node_ctx(n);
     usg_tensor *x, *unused, *y;
     load_saved(n, (unsigned)unary_saves(*op), &x, &unused, &y);
+    if (unary_grad_f32(&gin[0], *op, usg_node_input_dtype(n, 0), gout[0], y)) return USG_OK;
     return pointwise_grad(&gin[0], usg_node_input_dtype(n, 0), gout[0], x, NULL, y,
                           unary_deriv, op);
 }

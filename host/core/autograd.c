@@ -9,6 +9,8 @@
  * gradients, which are added into the next nodes or into leaves' .grad.
  * The order depends only on the graph, so a backward is deterministic.
  */
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -354,7 +356,53 @@ static usg_status collect(usg_node *root, nodevec *all)
     return s;
 }
 
-static usg_status run_node(usg_node *n, bool retain)
+/* ==== Leaves done: the gradient-ready hook ============================== */
+
+static usg_grad_ready_fn ready_fn;
+static void *ready_ud;
+
+void usg_set_grad_ready_hook(usg_grad_ready_fn fn, void *ud) { ready_fn = fn, ready_ud = ud; }
+
+/* The leaves of a walk, sorted by address, each with the number of edges
+ * into it that have not run yet (usg_alloc'd arrays). */
+typedef struct leafcount { usg_tensor **leaf; int *left; int n; } leafcount;
+
+static int cmp_ptr(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)*(usg_tensor *const *)a, y = (uintptr_t)*(usg_tensor *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+static usg_status count_leaves(const nodevec *all, leafcount *lc)
+{
+    int edges = 0;
+    for (int i = 0; i < all->n; i++)
+        for (int k = 0; k < all->v[i]->n_in; k++) edges += all->v[i]->next[k].leaf != NULL;
+    if (edges == 0) return USG_OK;
+    lc->leaf = usg_alloc((size_t)edges * sizeof *lc->leaf);
+    lc->left = usg_alloc((size_t)edges * sizeof *lc->left);
+    if (!lc->leaf || !lc->left) return USG_NOMEM;
+    int e = 0;
+    for (int i = 0; i < all->n; i++)
+        for (int k = 0; k < all->v[i]->n_in; k++)
+            if (all->v[i]->next[k].leaf) lc->leaf[e++] = all->v[i]->next[k].leaf;
+    qsort(lc->leaf, (size_t)edges, sizeof *lc->leaf, cmp_ptr);
+    for (int i = 0; i < edges; i++) {                /* unique, with counts */
+        if (lc->n > 0 && lc->leaf[lc->n - 1] == lc->leaf[i]) { lc->left[lc->n - 1]++; continue; }
+        lc->leaf[lc->n] = lc->leaf[i];
+        lc->left[lc->n++] = 1;
+    }
+    return USG_OK;
+}
+
+/* One edge into leaf has run: the hook when it was the last. */
+static void leaf_edge_done(leafcount *lc, usg_tensor *leaf)
+{
+    usg_tensor **p = bsearch(&leaf, lc->leaf, (size_t)lc->n, sizeof *lc->leaf, cmp_ptr);
+    if (p && --lc->left[p - lc->leaf] == 0 && ready_fn) ready_fn(leaf, ready_ud);
+}
+
+static usg_status run_node(usg_node *n, bool retain, leafcount *lc)
 {
     usg_tensor *gin[USG_NODE_MAX_INPUTS] = {NULL};
     usg_status s = check_saved(n);
@@ -370,6 +418,9 @@ static usg_status run_node(usg_node *n, bool retain)
         if (n->next[i].node) s = accumulate(&n->next[i].node->grad[n->next[i].output_nr], g);
         else s = accumulate_leaf(n->next[i].leaf, g);
     }
+    if (lc->n > 0 && s == USG_OK)
+        for (int i = 0; i < n->n_in; i++)
+            if (n->next[i].leaf) leaf_edge_done(lc, n->next[i].leaf);
     if (!retain) free_saved(n);
     return s;
 }
@@ -408,6 +459,8 @@ usg_status usg_backward(usg_tensor *root, usg_tensor *grad, bool retain_graph)
         return s;
     }
     root->grad_fn->grad[root->output_nr] = g;
+    leafcount lc = {0};
+    if (ready_fn && (s = count_leaves(&all, &lc)) != USG_OK) lc.n = 0;
 
     /* Kahn's order over the pending counts, LIFO; backward functions run
      * with grad mode off, so their own ops record nothing */
@@ -417,7 +470,7 @@ usg_status usg_backward(usg_tensor *root, usg_tensor *grad, bool retain_graph)
     while (ready && s == USG_OK) {
         usg_node *n = ready;
         ready = n->link;
-        s = run_node(n, retain_graph);
+        s = run_node(n, retain_graph, &lc);
         for (int i = 0; i < n->n_in; i++) {
             usg_node *m = n->next[i].node;
             if (m && --m->pending == 0) { m->link = ready; ready = m; }
@@ -431,5 +484,7 @@ usg_status usg_backward(usg_tensor *root, usg_tensor *grad, bool retain_graph)
             all.v[i]->grad[k] = NULL;
         }
     usg_free(all.v);
+    usg_free(lc.leaf);
+    usg_free(lc.left);
     return s;
 }

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "usagi/fastmath.h"
 
 #define TWO_PI 6.283185307179586476925286766559
 
@@ -117,6 +118,87 @@ uint32_t usg_rng_u32(usg_rng *r)
     return r->buf[r->pos++];
 }
 
+/* Blocks n, n+1, ..., n+7 of the stream (n = the counter's block number)
+ * into w[0..32) in stream order: philox_block eight times, or the same
+ * rounds with the eight counters in the lanes of AVX2 registers. */
+static void philox_blocks8_scalar(uint32_t *w, const usg_rng *r)
+{
+    for (uint32_t j = 0; j < 8; j++) {
+        uint32_t ctr[4] = {r->ctr[0] + j, r->ctr[1] + (r->ctr[0] + j < r->ctr[0]), r->ctr[2],
+                           r->ctr[3]};
+        philox_block(w + 4 * j, ctr, r->key);
+    }
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define PHILOX_AVX2 1
+
+/* lo and hi halves of the eight products m * x (32 x 32 -> 64 bits):
+ * vpmuludq multiplies the even lanes; the odd ones are shifted down first. */
+__attribute__((target("avx2")))
+static inline void mul_hilo8(__m256i m, __m256i x, __m256i *lo, __m256i *hi)
+{
+    __m256i pe = _mm256_mul_epu32(m, x);
+    __m256i po = _mm256_mul_epu32(m, _mm256_srli_epi64(x, 32));
+    *lo = _mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA);
+    *hi = _mm256_blend_epi32(_mm256_srli_epi64(pe, 32), po, 0xAA);
+}
+
+__attribute__((target("avx2")))
+static void philox_blocks8_avx2(uint32_t *w, const usg_rng *r)
+{
+    uint32_t c1[8];
+    for (uint32_t j = 0; j < 8; j++) c1[j] = r->ctr[1] + (r->ctr[0] + j < r->ctr[0]);
+    __m256i x0 = _mm256_add_epi32(_mm256_set1_epi32((int)r->ctr[0]),
+                                  _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256i x1 = _mm256_loadu_si256((const __m256i *)c1);
+    __m256i x2 = _mm256_set1_epi32((int)r->ctr[2]), x3 = _mm256_set1_epi32((int)r->ctr[3]);
+    const __m256i m0 = _mm256_set1_epi32((int)PHILOX_M0), m1 = _mm256_set1_epi32((int)PHILOX_M1);
+    uint32_t k0 = r->key[0], k1 = r->key[1];
+    for (int round = 0; round < 10; round++) {
+        if (round > 0) { k0 += PHILOX_W0; k1 += PHILOX_W1; }
+        __m256i lo0, hi0, lo1, hi1;
+        mul_hilo8(m0, x0, &lo0, &hi0);
+        mul_hilo8(m1, x2, &lo1, &hi1);
+        x0 = _mm256_xor_si256(_mm256_xor_si256(hi1, x1), _mm256_set1_epi32((int)k0));
+        x1 = lo1;
+        x2 = _mm256_xor_si256(_mm256_xor_si256(hi0, x3), _mm256_set1_epi32((int)k1));
+        x3 = lo0;
+    }
+    uint32_t v[4][8];
+    _mm256_storeu_si256((__m256i *)v[0], x0);
+    _mm256_storeu_si256((__m256i *)v[1], x1);
+    _mm256_storeu_si256((__m256i *)v[2], x2);
+    _mm256_storeu_si256((__m256i *)v[3], x3);
+    for (int j = 0; j < 8; j++)
+        for (int k = 0; k < 4; k++) w[4 * j + k] = v[k][j];
+}
+#endif
+
+static void philox_blocks8(uint32_t *w, const usg_rng *r)
+{
+#ifdef PHILOX_AVX2
+    if (__builtin_cpu_supports("avx2")) { philox_blocks8_avx2(w, r); return; }
+#endif
+    philox_blocks8_scalar(w, r);
+}
+
+/* The next n words: the words of n calls of usg_rng_u32, the whole blocks
+ * in between made eight at a time. */
+void usg_rng_fill_u32(usg_rng *r, uint32_t *w, int64_t n)
+{
+    while (n > 0 && r->pos < 4) { *w++ = r->buf[r->pos++]; n--; }
+    for (; n >= 32; n -= 32, w += 32) {
+        philox_blocks8(w, r);
+        uint32_t lo = r->ctr[0];
+        r->ctr[0] += 8;
+        if (r->ctr[0] < lo) ++r->ctr[1];
+        memcpy(r->buf, w + 28, sizeof r->buf);   /* the state words usg_rng_u32 leaves */
+    }
+    while (n-- > 0) *w++ = usg_rng_u32(r);
+}
+
 /* u = (a * 2^26 + b) / 2^53 from the top 27 bits of a and 26 of b, as
  * Matsumoto and Nishimura's genrand_res53: every double in [0, 1) on the
  * 2^-53 grid is equally likely. */
@@ -157,6 +239,16 @@ uint32_t usg_rng_below(usg_rng *r, uint32_t n)
 static double unit(usg_rng *r, usg_dtype dt)
 {
     return dt == USG_F32 ? (double)usg_rng_uniform_f(r) : usg_rng_uniform(r);
+}
+
+/* The next n f32 uniforms (n <= USG_RNG_CHUNK), the values unit(r, USG_F32)
+ * gives one by one. */
+#define USG_RNG_CHUNK 1024
+static void uniform_f32_chunk(usg_rng *r, float *u, int64_t n)
+{
+    uint32_t w[USG_RNG_CHUNK];
+    usg_rng_fill_u32(r, w, n);
+    for (int64_t i = 0; i < n; i++) u[i] = (float)(w[i] >> 8) * (1.0f / 16777216.0f);
 }
 
 /* ==== Argument checks ==================================================== */
@@ -328,15 +420,30 @@ usg_status usg_bernoulli(usg_tensor **out, usg_rng *r, const usg_tensor *p)
         (s = check_float_tensor("bernoulli", "p", p)) != USG_OK)
         return s;
     int64_t n = usg_tensor_numel(p);
+    bool fast = p->dtype == USG_F32 && usg_tensor_is_contiguous(p);
+    const float *pv = (const float *)usg_base(p) + p->offset;
+    int bad = 0;
+    if (fast)
+        for (int64_t k = 0; k < n; k++) bad |= !(pv[k] >= 0 && pv[k] <= 1);
     usg_walk w;
     usg_walk_init(&w, p);
-    for (int64_t k = 0; k < n; k++, usg_walk_next(&w)) {
+    for (int64_t k = 0; (!fast || bad) && k < n; k++, usg_walk_next(&w)) {
         double v = usg_load(p->dtype, usg_base(p), w.off);
         if (!(v >= 0 && v <= 1))
             return usg_fail(USG_ARG, "bernoulli: p must hold probabilities in [0, 1], "
                             "got %g at flat index %lld", v, (long long)k);
     }
     if ((s = usg_tensor_empty_like(out, p, p->dtype)) != USG_OK) return s;
+    if (fast) {
+        /* the same draws in chunks: u < p compared as floats, as below */
+        float *o = usg_base(*out), u[USG_RNG_CHUNK];
+        for (int64_t k0 = 0; k0 < n; k0 += USG_RNG_CHUNK) {
+            int64_t m = n - k0 < USG_RNG_CHUNK ? n - k0 : USG_RNG_CHUNK;
+            uniform_f32_chunk(r, u, m);
+            for (int64_t i = 0; i < m; i++) o[k0 + i] = u[i] < pv[k0 + i] ? 1.0f : 0.0f;
+        }
+        return USG_OK;
+    }
     usg_walk_init(&w, p);
     for (int64_t k = 0; k < n; k++, usg_walk_next(&w)) {
         double v = usg_load(p->dtype, usg_base(p), w.off);
@@ -360,6 +467,15 @@ usg_status usg_bernoulli_p(usg_tensor **out, usg_rng *r, usg_dtype dt, int ndim,
         (s = usg_tensor_empty(out, dt, ndim, shape)) != USG_OK)
         return s;
     int64_t n = usg_tensor_numel(*out);
+    if (dt == USG_F32) {
+        float *o = usg_base(*out), u[USG_RNG_CHUNK];
+        for (int64_t k0 = 0; k0 < n; k0 += USG_RNG_CHUNK) {
+            int64_t m = n - k0 < USG_RNG_CHUNK ? n - k0 : USG_RNG_CHUNK;
+            uniform_f32_chunk(r, u, m);
+            for (int64_t i = 0; i < m; i++) o[k0 + i] = (double)u[i] < p ? 1.0f : 0.0f;
+        }
+        return USG_OK;
+    }
     for (int64_t k = 0; k < n; k++)
         usg_store(dt, usg_base(*out), k, unit(r, dt) < p ? 1.0 : 0.0);
     return USG_OK;
@@ -542,6 +658,20 @@ usg_status usg_dropout(usg_tensor **out, usg_tensor **mask, usg_rng *r,
     }
     double scale = 1.0 / (1.0 - p);
     int64_t n = usg_tensor_numel(x);
+    if (p > 0 && x->dtype == USG_F32 && usg_tensor_is_contiguous(x)) {
+        /* the loop below in chunks of draws */
+        const float *xv = (const float *)usg_base(x) + x->offset;
+        float *o = usg_base(*out), *mk = mask ? usg_base(*mask) : NULL, u[USG_RNG_CHUNK];
+        for (int64_t k0 = 0; k0 < n; k0 += USG_RNG_CHUNK) {
+            int64_t m = n - k0 < USG_RNG_CHUNK ? n - k0 : USG_RNG_CHUNK;
+            uniform_f32_chunk(r, u, m);
+            for (int64_t i = 0; i < m; i++)
+                o[k0 + i] = (double)u[i] >= p ? (float)(xv[k0 + i] * scale) : 0.0f;
+            if (mk)
+                for (int64_t i = 0; i < m; i++) mk[k0 + i] = (double)u[i] >= p ? 1.0f : 0.0f;
+        }
+        return USG_OK;
+    }
     usg_walk w;
     usg_walk_init(&w, x);
     for (int64_t k = 0; k < n; k++, usg_walk_next(&w)) {

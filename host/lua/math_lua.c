@@ -219,13 +219,13 @@ static int l_set_num_threads(lua_State *L)
 {
     lua_Integer n = luaL_checkinteger(L, 1);
     luaL_argcheck(L, n >= 1 && n <= 1024, 1, "threads must be between 1 and 1024");
-    openblas_set_num_threads((int)n);
+    USG_LUA_TRY(L, usg_set_num_threads((int)n));
     return 0;
 }
 
 static int l_get_num_threads(lua_State *L)
 {
-    lua_pushinteger(L, openblas_get_num_threads());
+    lua_pushinteger(L, usg_get_num_threads());
     return 1;
 }
 

@@ -41,6 +41,8 @@ int usg_lua_plugin_open(lua_State *L, const char *name, const char *version, int
     lua_setfield(L, -2, "version");
     lua_pushinteger(L, abi);
     lua_setfield(L, -2, "abi");
+    lua_pushlstring(L, face ? face : "", face_size);  /* its source: help() reads the docs there */
+    lua_setfield(L, -2, "face");
     lua_setfield(L, -2, name);                        /* plugins[name] = {...} */
     lua_pop(L, 1);                                    /* [] */
     lua_newtable(L);                                  /* [M] */
@@ -57,7 +59,8 @@ int usg_lua_plugin_open(lua_State *L, const char *name, const char *version, int
     return 1;
 }
 
-/* usagi.plugins() -> a list of {name, version, abi}, sorted by name */
+/* usagi.plugins() -> a list of {name, version, abi, face}, sorted by name
+ * (face: the source of the plugin's Lua face, where help() finds docs) */
 static int l_plugins(lua_State *L)
 {
     push_plugins(L);                                  /* [plugins] */
@@ -94,6 +97,7 @@ static const struct { const char *key, *module, *field; } lazy[] = {
     {"load", "usagi.store", "load"},
     {"plot", "usagi.plot", NULL},
     {"data", "usagi.data", NULL},
+    {"help", "usagi.doc", "help"},
 };
 
 static int l_lazy_index(lua_State *L)                /* [usagi, key] */

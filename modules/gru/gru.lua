@@ -62,6 +62,7 @@ function GRU:__init(input_size, hidden_size, opts)
   end)
 end
 
+-- The weights as gru.gru takes them.
 function GRU:layer_weights()
   local ws = {}
   for l = 0, self.num_layers - 1 do ws[l + 1] = layer_weights(self, '_l' .. l) end
@@ -87,6 +88,7 @@ function GRU:forward(x, h0, lengths)
   return out, h_n
 end
 
+-- Forget the carried state: the next forward starts from zeros.
 function GRU:reset() return R.reset(self, STATE) end
 
 function GRU:extra_repr()
@@ -129,4 +131,11 @@ end
 
 nn.GRU, nn.GRUCell = GRU, Cell
 M.GRU, M.GRUCell = GRU, Cell
+
+-- The C functions of this plugin; help() reads their docs here.
+--
+-- gru.gru(x, h0, weights [, {dropout = 0, lengths}]) -> out, h_n: the fused GRU op
+-- (PyTorch's and cuDNN's equations), BPTT by hand in C. x (T, B, I), h0 (L, B, H) or nil;
+-- out (T, B, H), h_n (L, B, H). Equations: modules/gru/README.md.
+
 return M

@@ -248,6 +248,8 @@ function Seq2Seq:expand_enc(enc, b, k)
   return e
 end
 
+-- greedy(enc, B, opts, sample): the greedy (or sampling) decoding that
+-- generate{method = 'greedy' | 'sample'} runs from an encoded batch.
 function Seq2Seq:greedy(enc, B, opts, sample)
   local tok = usagi.full({ B }, opts.start, { dtype = 'i32' })
   local state, seqs, done, ws = enc.state, {}, {}, {}
@@ -553,4 +555,10 @@ end
 
 nn.Seq2Seq, nn.HRED = Seq2Seq, HRED
 M.Seq2Seq, M.HRED = Seq2Seq, HRED
+
+-- The C functions of this plugin; help() reads their docs here.
+--
+-- seq2seq.topk(x, k) -> values, indices: the k largest entries of each row of x (N, C),
+-- best first, with 1-based i32 indices (N, k); beam search uses it.
+
 return M

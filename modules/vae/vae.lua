@@ -182,7 +182,9 @@ function AE:__init(input, opts)
   self.dec1, self.dec2 = nn.Linear(C, H, { dtype = dt }), nn.Linear(H, input, { dtype = dt })
 end
 
+-- encode(x) -> the code c = W_e2 act(W_e1 x + b_e1) + b_e2
 function AE:encode(x) return self.enc2(act(self, self.enc1(x))) end
+-- decode(c) -> the reconstruction's logits W_d2 act(W_d1 c + b_d1) + b_d2
 function AE:decode(c) return self.dec2(act(self, self.dec1(c))) end
 function AE:forward(x) return self:decode(self:encode(x)) end
 
@@ -193,4 +195,11 @@ end
 
 nn.GaussianLatent, nn.VAE, nn.Autoencoder = Latent, VAE, AE
 M.GaussianLatent, M.VAE, M.Autoencoder = Latent, VAE, AE
+
+-- The C functions of this plugin; help() reads their docs here.
+--
+-- vae.gaussian(mu, logvar, eps [, mu_p, logvar_p]) -> z, kl: the reparameterization
+-- z = mu + exp(logvar / 2) * eps and the analytic KL(N(mu, sigma^2) || prior) per row, the prior
+-- N(0, I) or N(mu_p, exp(logvar_p)); one fused op. Equations: modules/vae/README.md.
+
 return M

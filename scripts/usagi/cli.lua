@@ -27,7 +27,10 @@ usagi run SCRIPT.lua [--seed N] [--set key=value]... [--smoke] [--out DIR]
                      [--no-save] [--resume RUN_DIR]
 A reproducible run of an experiment script: runs/<experiment>/<run-id>/ gets
 results.h5 (provenance, config, metrics, final parameters), run.log and
-checkpoints/. `usagi run SCRIPT.lua --help` lists the script's config keys.]==],
+checkpoints/. `usagi run SCRIPT.lua --help` lists the script's config keys.
+`mpirun -np N usagi run SCRIPT.lua ...` makes N ranks of one data-parallel run
+(the gradients averaged over the ranks, rank 0 writes; --dist-check,
+--bucket-mb X).]==],
   sweep = [[
 usagi sweep SCRIPT.lua --grid key=v1,v2,... [--grid ...] [-j N] [run options]
 One run per combination of the grids (the first key varies slowest), N at a
@@ -36,7 +39,10 @@ time with the machine's threads shared between them, each its own run named
 Ends with the table of `usagi compare`. Other options (--smoke, --seed, --set,
 --out, --threads, ...) pass to every run. Example:
   usagi sweep experiments/binary_addition.lua --grid activation=sigmoid,tanh,relu \
-      --grid init=normal,xavier,he -j 2]],
+      --grid init=normal,xavier,he -j 2
+Under MPI, `mpirun -np R usagi sweep ...` deals the combinations out to the
+R ranks (combination i to rank (i-1) % R; each runs whole runs, -j at a
+time, on its share of its machine's cores) and rank 0 prints the table.]],
   show = [[
 usagi show RUN_DIR|FILE.h5
 The provenance (status, times, commit, seed, threads, BLAS, plugins, host,
@@ -330,18 +336,33 @@ local function sweep(args)
       if not okv then return die(2, 'usagi sweep: %s', err) end
     end
   end
+  -- over MPI: this rank's share of the combinations (one rank without it)
+  local dist = require('usagi.run').launched_dist()
+  if dist and dist.size() == 1 then dist = nil end
+  local rank, world = dist and dist.rank() or 0, dist and dist.size() or 1
   local threads = 0
   for _, a in ipairs(pass) do if a == '--threads' then threads = 1 end end
-  local per_run = math.max(1, usagi.get_num_threads() // jobs)
+  local per_run = math.max(1, usagi.get_num_threads() // (jobs * (dist and dist.local_size() or 1)))
   local stamp = os.date('!%Y%m%d-%H%M%S', math.floor(sys.time()))
+  if dist then stamp = dist.broadcast_string(stamp, 0) end   -- one name for all ranks' runs
   local base = ('%s/%s'):format(out, spec.name)
   sys.mkdir(base)
-  local log = ('%s/sweep-%s.log'):format(base, stamp)
-  local todo, running, dirs, failed = combinations(grids), {}, {}, 0
-  print(('%s: %d runs, %d at a time; their output goes to %s'):format(spec.name, #todo, jobs, log))
+  local log = ('%s/sweep-%s%s.log'):format(base, stamp, dist and ('-rank%d'):format(rank) or '')
+  local all, todo, running, dirs, failed = combinations(grids), {}, {}, {}, 0
+  for i, combo in ipairs(all) do
+    if (i - 1) % world == rank then todo[#todo + 1] = combo end
+  end
+  local tag = dist and ('rank %d: '):format(rank) or ''
+  if rank == 0 then
+    print(('%s: %d runs, %d at a time%s; their output goes to %s'):format(spec.name, #all, jobs,
+      dist and (' on each of %d ranks'):format(world) or '',
+      dist and ('%s/sweep-%s-rank*.log'):format(base, stamp) or log))
+  end
   local exe, started, done = sys.exe(), 0, 0
   local function start(combo)
     local name_parts, argv = {}, { exe, 'run', script }
+    -- a child is a run of its own, not a rank of this job's world
+    if dist then argv = { 'env', 'USAGI_DIST=off', exe, 'run', script } end
     for _, kv in ipairs(combo) do
       name_parts[#name_parts + 1] = kv.key .. '=' .. kv.value
       argv[#argv + 1] = '--set'; argv[#argv + 1] = kv.key .. '=' .. kv.value
@@ -365,8 +386,19 @@ local function sweep(args)
       done = done + 1
       local status = (how == 'exit' and code == 0) and 'ok' or ('failed (%s %d)'):format(how, code)
       if status ~= 'ok' then failed = failed + 1 end
-      print(('[%d/%d] %-40s %s  %.1f s'):format(done, #todo, r.label, status, sys.monotonic() - r.t0))
+      print(('%s[%d/%d] %-40s %s  %.1f s'):format(tag, done, #todo, r.label, status, sys.monotonic() - r.t0))
+      io.stdout:flush()
     end
+  end
+  if dist then                             -- every rank's runs are done
+    failed = math.tointeger(dist.allreduce_number(failed, 'sum'))
+    dirs = {}
+    for _, combo in ipairs(all) do
+      local parts = {}
+      for _, kv in ipairs(combo) do parts[#parts + 1] = kv.key .. '=' .. kv.value end
+      dirs[#dirs + 1] = base .. '/' .. stamp .. '_' .. table.concat(parts, ',')
+    end
+    if rank ~= 0 then return failed > 0 and 1 or 0 end
   end
   print('')
   local runs = {}
@@ -375,7 +407,7 @@ local function sweep(args)
     if okr then runs[#runs + 1] = r end
   end
   if #runs > 0 then M.compare_runs(runs) end
-  if failed > 0 then return die(1, '%d of %d runs failed; see %s', failed, #todo, log) end
+  if failed > 0 then return die(1, '%d of %d runs failed; see %s', failed, #all, log) end
   return 0
 end
 

@@ -38,6 +38,9 @@ options:
                         also keep checkpoints/best.h5, the checkpoint at which
                         METRIC's last value was lowest (min, the default) or highest
   --no-save             run in memory: no directory, results or checkpoints
+  --dist-check          under mpirun: check after every step that every rank
+                        holds the same parameters, bit for bit (a collective)
+  --bucket-mb X         under mpirun: gradients are averaged in buckets of X MiB (25)
   -h, --help            this text and the config keys]]
 
 local function usage(spec)
@@ -94,7 +97,7 @@ function M.parse_args(spec, args)
   local opts = { set = {}, out = 'runs' }
   local with_value = { ['--seed'] = true, ['--set'] = true, ['--out'] = true, ['--name'] = true,
     ['--resume'] = true, ['--threads'] = true, ['--checkpoint-every'] = true, ['--keep'] = true,
-    ['--best'] = true, ['--checkpoint-epochs'] = true }
+    ['--best'] = true, ['--checkpoint-epochs'] = true, ['--bucket-mb'] = true }
   local i = 1
   while i <= #args do
     local a, v = args[i], args[i + 1]
@@ -124,6 +127,12 @@ function M.parse_args(spec, args)
         error(('%s: --best needs METRIC, METRIC:min or METRIC:max, got %q'):format(spec.name, v), 0)
       end
       opts.best, opts.best_mode = name, mode
+    elseif a == '--bucket-mb' then
+      opts.bucket_mb = tonumber(v)
+      if not opts.bucket_mb or opts.bucket_mb <= 0 then
+        error(('%s: --bucket-mb needs a positive number, got %s'):format(spec.name, tostring(v)), 0)
+      end
+    elseif a == '--dist-check' then opts.dist_check = true; i = i - 1
     elseif a == '--smoke' then opts.smoke = true; i = i - 1
     elseif a == '--no-save' then opts.out = false; i = i - 1
     elseif a == '--help' or a == '-h' then opts.help = true; i = i - 1
@@ -160,7 +169,8 @@ function M.run_experiment(spec, opts)
     checkpoint_every = opts.checkpoint_every, checkpoint_epochs = opts.checkpoint_epochs,
     keep = opts.keep, best = opts.best,
     best_mode = opts.best_mode, quiet = opts.quiet,
-    script = opts.script, argv = opts.argv, smoke = opts.smoke })
+    script = opts.script, argv = opts.argv, smoke = opts.smoke,
+    dist = opts.dist, dist_check = opts.dist_check, bucket_mb = opts.bucket_mb, threads = opts.threads })
   usagi.manual_seed(run.seed)
   if run.dir and not opts.quiet then io.stderr:write(('%s: run %s\n'):format(spec.name, run.dir)) end
   local ok, result = xpcall(spec.run, function(e)
@@ -187,11 +197,19 @@ function M.main(spec, args, script)
   if not ran then
     err = tostring(err)
     io.stderr:write(err:find('^usagi ') and '' or spec.name .. ': ', err, '\n')
+    -- one rank's failure stops them all: the others would wait forever
+    -- in their next collective
+    local dist = package.loaded['usagi.dist']
+    local ok, ranks = pcall(function() return dist and dist.size() end)
+    if ok and ranks and ranks > 1 then io.stderr:flush(); dist.abort(1) end
     return 1
   end
   return 0
 end
 
+-- usagi.experiment { name, config, smoke, run = function(run, cfg) ... end } ->
+-- the experiment `usagi run FILE` runs (and `usagi FILE`); see the top of
+-- this file for the optional fields and the README for a whole one.
 function M.experiment(spec)
   assert(type(spec) == 'table' and type(spec.name) == 'string' and type(spec.config) == 'table'
          and type(spec.run) == 'function',

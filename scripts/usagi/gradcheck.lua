@@ -40,6 +40,9 @@ end
 
 local function scalar(L) return usagi.is_tensor(L) and L:item() or L end
 
+-- usagi.gradcheck(f, inputs [, {eps, atol, rtol, raise, all}]) -> true, or false
+-- and a message naming the worst element (an error when raise): autograd's
+-- gradients against central differences in f64 (see the top of this file).
 return function(f, inputs, opts)
   opts = opts or {}
   local eps, atol, rtol = opts.eps or 1e-6, opts.atol or 1e-5, opts.rtol or 1e-3

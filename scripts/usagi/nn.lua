@@ -110,6 +110,9 @@ local function add_name(list, name)
   list[#list + 1] = name
 end
 
+-- nn.Module: the base of every layer. A subclass (nn.Module:extend 'Name')
+-- registers parameters and children in __init and computes in forward;
+-- m(x) calls m:forward(x). See the top of scripts/usagi/nn.lua.
 function Module:__init()
   rawset(self, '_param_names', {})
   rawset(self, '_buffer_names', {})
@@ -128,6 +131,8 @@ end
 
 function Module:__call(...) return self:forward(...) end
 
+-- forward(...): what calling the module computes; every layer defines it
+-- (m(x) is m:forward(x)).
 function Module:forward()
   error(tostring(getmetatable(self).__name) .. ': forward is not implemented', 2)
 end
@@ -158,6 +163,8 @@ function Module:register_buffer(name, t)
   return t
 end
 
+-- add_module(name, m): register m as a child under name (assigning a
+-- module to a new field does the same); returns m.
 function Module:add_module(name, m)
   name = check_name('add_module', name)
   if m ~= nil and not nn.is_module(m) then
@@ -178,6 +185,7 @@ function Module:named_children()
   return out
 end
 
+-- {child, ...}: the direct children, in order
 function Module:children()
   local out = {}
   for _, p in ipairs(self:named_children()) do out[#out + 1] = p[2] end
@@ -199,6 +207,7 @@ function Module:named_modules()
   return out
 end
 
+-- {self, child, grandchild, ...}: every module of the tree once
 function Module:modules()
   local out = {}
   for _, p in ipairs(self:named_modules()) do out[#out + 1] = p[2] end
@@ -222,15 +231,20 @@ local function named_tensors(self, list_field)
   return out
 end
 
+-- {{'weight', t}, {'1.bias', t}, ...}: every parameter of the tree with its dotted name
 function Module:named_parameters() return named_tensors(self, '_param_names') end
+-- {{name, t}, ...}: every buffer of the tree with its dotted name
 function Module:named_buffers() return named_tensors(self, '_buffer_names') end
 
+-- {t, ...}: every parameter of the tree, in registration order (what an
+-- optimizer takes)
 function Module:parameters()
   local out = {}
   for _, p in ipairs(self:named_parameters()) do out[#out + 1] = p[2] end
   return out
 end
 
+-- the number of trained numbers: the sum of numel over parameters()
 function Module:num_parameters()
   local n = 0
   for _, p in ipairs(self:parameters()) do n = n + p:numel() end
@@ -252,6 +266,7 @@ function Module:train(mode)
   return self
 end
 
+-- eval(): train(false), for evaluation (dropout off); returns self
 function Module:eval() return self:train(false) end
 
 -- zero_grad(set_to_none = true): drop the gradients (or fill them with 0)
@@ -369,6 +384,8 @@ function Module:__tostring()
   return render(self, '')
 end
 
+-- extra_repr() -> the text inside Name(...) when the module prints; a
+-- layer overrides it to show its sizes
 function Module:extra_repr() return '' end
 
 -- ==== Containers =========================================================
@@ -391,6 +408,7 @@ function Sequential:__init(list)
   end
 end
 
+-- seq:add(m) -> seq, with m appended as the next child
 function Sequential:add(m)
   if not nn.is_module(m) then error('Sequential.add: expected an nn.Module, got ' .. type(m), 2) end
   self:add_module(tostring(#self._module_names + 1), m)

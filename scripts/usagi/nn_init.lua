@@ -55,22 +55,27 @@ function init.calculate_gain(nonlinearity, param)
     .. 'relu, leaky_relu or selu)'):format(tostring(nonlinearity)), 2)
 end
 
+-- uniform_(t [, a = 0, b = 1]) -> t filled from U(a, b), in place
 function init.uniform_(t, a, b)
   a, b = a or 0, b or 1
   return fill('uniform_', t, function(x) x:uniform_(a, b) end)
 end
 
+-- normal_(t [, mean = 0, std = 1]) -> t filled from N(mean, std^2), in place
 function init.normal_(t, mean, std)
   mean, std = mean or 0, std or 1
   return fill('normal_', t, function(x) x:normal_(mean, std) end)
 end
 
+-- constant_(t, v) -> t filled with v
 function init.constant_(t, v)
   if type(v) ~= 'number' then error('constant_: the value must be a number, got ' .. type(v), 2) end
   return fill('constant_', t, function(x) x:fill_(v) end)
 end
 
+-- zeros_(t) -> t filled with 0
 function init.zeros_(t) return fill('zeros_', t, function(x) x:zero_() end) end
+-- ones_(t) -> t filled with 1
 function init.ones_(t) return fill('ones_', t, function(x) x:fill_(1) end) end
 
 -- Glorot & Bengio (2010): U(-a, a), a = gain sqrt(6 / (fan_in + fan_out))
@@ -104,11 +109,15 @@ local function kaiming_std(fn, t, opts)
   return gain / math.sqrt(mode == 'fan_in' and fan_in or fan_out)
 end
 
+-- kaiming_uniform_(t [, {a, mode, nonlinearity}]) -> t from U(-b, b),
+-- b = sqrt(3) std with He et al.'s std (above)
 function init.kaiming_uniform_(t, opts)
   local bound = math.sqrt(3) * kaiming_std('kaiming_uniform_', t, opts)
   return init.uniform_(t, -bound, bound)
 end
 
+-- kaiming_normal_(t [, {a, mode, nonlinearity}]) -> t from N(0, std^2),
+-- He et al.'s std (above)
 function init.kaiming_normal_(t, opts)
   return init.normal_(t, 0, kaiming_std('kaiming_normal_', t, opts))
 end

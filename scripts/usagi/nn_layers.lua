@@ -131,9 +131,13 @@ local function activation(name, f)
   return cls
 end
 
+-- nn.Identity(): returns its input
 activation('Identity', function(x) return x end)
+-- nn.Tanh(): tanh x, elementwise
 activation('Tanh', function(x) return x:tanh() end)
+-- nn.Sigmoid(): 1 / (1 + e^-x), elementwise
 activation('Sigmoid', function(x) return x:sigmoid() end)
+-- nn.ReLU(): max(x, 0), elementwise
 activation('ReLU', function(x) return x:relu() end)
 
 -- nn.Softmax(dim) and nn.LogSoftmax(dim): dim defaults to the last.
@@ -163,6 +167,8 @@ nn.embedding = usagi.embedding
 -- sample (C) with a 0-dim or (1) target is taken as a batch of one.
 -- reduction = 'none' gives the loss in the targets' shape.
 local function class_loss(f)
+  -- nn.cross_entropy(x, target [, opts]) and nn.nll_loss: usagi's, taking
+  -- (N, C) with (N), (T, B, C) with (T, B), or (C) with one target
   return function(x, target, opts)
     if not usagi.is_tensor(x) or not usagi.is_tensor(target) or (x:dim() == 2) then
       return f(x, target, opts)
@@ -205,10 +211,19 @@ end
 
 local CLASS_OPTS = { reduction = true, ignore_index = true, mask = true }
 local POINT_OPTS = { reduction = true }
+-- nn.CrossEntropyLoss([{reduction, ignore_index, mask}]): crit(scores, target)
+-- is nn.cross_entropy, -log softmax(scores)[target] (Torch7: CrossEntropyCriterion)
 criterion('CrossEntropyLoss', nn.cross_entropy, CLASS_OPTS)
+-- nn.NLLLoss([{reduction, ignore_index, mask}]): crit(logp, target) is
+-- nn.nll_loss, -logp[target] (Torch7: ClassNLLCriterion)
 criterion('NLLLoss', nn.nll_loss, CLASS_OPTS)
+-- nn.MSELoss([{reduction}]): crit(x, y), the mean squared error (Torch7: MSECriterion)
 criterion('MSELoss', usagi.mse_loss, POINT_OPTS)
+-- nn.BCELoss([{reduction}]): crit(p, y), binary cross-entropy of
+-- probabilities (Torch7: BCECriterion)
 criterion('BCELoss', usagi.bce_loss, POINT_OPTS)
+-- nn.BCEWithLogitsLoss([{reduction}]): crit(z, y) = BCELoss(sigmoid(z), y),
+-- computed stably
 criterion('BCEWithLogitsLoss', usagi.bce_with_logits, POINT_OPTS)
 
 -- Torch7's names for the same classes.

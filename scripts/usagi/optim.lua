@@ -57,6 +57,10 @@ end
 
 -- ==== Optimizer ==========================================================
 
+-- optim.Optimizer: what SGD, Adam, AdamW, Adagrad and RMSprop share:
+-- opt = optim.SGD(params, {lr = ...}) with params a list of tensors, a
+-- Module, or groups {{params = {...}, lr = ...}, ...}; opt:zero_grad(),
+-- opt:step(), opt:minimize(loss [, {clip}]); opt.param_groups[i].lr.
 local Optimizer = {}
 Optimizer.__index = Optimizer
 optim.Optimizer = Optimizer
@@ -297,6 +301,8 @@ local function zeros_like(p) return usagi.zeros_like(p) end
 
 -- ==== SGD ================================================================
 
+-- optim.SGD(params, {lr, momentum = 0, dampening = 0, nesterov = false,
+-- weight_decay = 0}), lr required:
 -- p = p - lr d_p, with d_p = g + wd p, through a momentum buffer
 -- b = mu b + (1 - dampening) d_p when momentum > 0 (Nesterov: d_p + mu b).
 optimizer_class('SGD',
@@ -334,12 +340,15 @@ local function adam_update(decoupled)
   end
 end
 
+-- optim.Adam(params, {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8,
+-- weight_decay = 0, amsgrad = false}):
 -- Kingma & Ba: m and v moving averages of g and g^2, bias-corrected;
 -- weight_decay adds wd p to g (L2).
 optimizer_class('Adam',
   { lr = 1e-3, betas = { 0.9, 0.999 }, eps = 1e-8, weight_decay = 0, amsgrad = false }, {},
   check_adam, adam_update(false))
 
+-- optim.AdamW(params, {lr = 1e-3, betas, eps, weight_decay = 1e-2, amsgrad}):
 -- Loshchilov & Hutter: as Adam, but p = p (1 - lr wd) before the update.
 optimizer_class('AdamW',
   { lr = 1e-3, betas = { 0.9, 0.999 }, eps = 1e-8, weight_decay = 1e-2, amsgrad = false }, {},
@@ -347,6 +356,8 @@ optimizer_class('AdamW',
 
 -- ==== Adagrad ============================================================
 
+-- optim.Adagrad(params, {lr = 1e-2, lr_decay = 0, weight_decay = 0,
+-- initial_accumulator_value = 0, eps = 1e-10}):
 -- sum += g^2; p = p - lr / (1 + (t - 1) lr_decay) g / (sqrt(sum) + eps)
 optimizer_class('Adagrad',
   { lr = 1e-2, lr_decay = 0, weight_decay = 0, initial_accumulator_value = 0, eps = 1e-10 }, {},
@@ -358,6 +369,8 @@ optimizer_class('Adagrad',
 
 -- ==== RMSprop ============================================================
 
+-- optim.RMSprop(params, {lr = 1e-2, alpha = 0.99, eps = 1e-8, weight_decay = 0,
+-- momentum = 0, centered = false}):
 -- v = alpha v + (1 - alpha) g^2; p = p - lr g / (sqrt(v) + eps), centered
 -- subtracts the squared mean gradient from v, momentum goes through a buffer.
 optimizer_class('RMSprop',
@@ -442,6 +455,7 @@ local function scheduler_class(name, known, check, lr_at)
   return cls
 end
 
+-- apply(): set every group's lr for the current epoch
 function Scheduler:apply()
   for i, g in ipairs(self.optimizer.param_groups) do
     g.lr = self:lr_at(self.base_lrs[i], self.last_epoch)
@@ -457,6 +471,7 @@ function Scheduler:step(epoch)
   self:apply()
 end
 
+-- get_lr() -> the current lr of each group (also get_last_lr)
 function Scheduler:get_lr()
   local lrs = {}
   for i, g in ipairs(self.optimizer.param_groups) do lrs[i] = g.lr end
@@ -464,12 +479,14 @@ function Scheduler:get_lr()
 end
 Scheduler.get_last_lr = Scheduler.get_lr
 
+-- state_dict() -> {last_epoch, base_lrs, options}: what resumes the schedule
 function Scheduler:state_dict()
   local sd = { last_epoch = self.last_epoch, base_lrs = table.move(self.base_lrs, 1, #self.base_lrs, 1, {}) }
   for k in pairs(self.known or {}) do sd[k] = self[k] end
   return sd
 end
 
+-- load_state_dict(sd): continue from a state_dict
 function Scheduler:load_state_dict(sd)
   if type(sd) ~= 'table' or math.type(sd.last_epoch) ~= 'integer' then
     error(self.__name .. '.load_state_dict: expected a table with an integer last_epoch', 2)
@@ -492,12 +509,13 @@ local function number(self, name, k, default)
   end
 end
 
+-- optim.StepLR(opt, {step_size, gamma = 0.1}): sched:step() after each epoch;
 -- lr = base gamma^floor(epoch / step_size)
 scheduler_class('StepLR', { step_size = true, gamma = true },
   function(self, name) positive_int(self, name, 'step_size'); number(self, name, 'gamma', 0.1) end,
   function(self, base, epoch) return base * self.gamma ^ (epoch // self.step_size) end)
 
--- lr = base gamma^epoch
+-- optim.ExponentialLR(opt, {gamma}): lr = base gamma^epoch
 scheduler_class('ExponentialLR', { gamma = true },
   function(self, name)
     if self.gamma == nil then error(name .. ': option gamma is required', 4) end
@@ -505,6 +523,7 @@ scheduler_class('ExponentialLR', { gamma = true },
   end,
   function(self, base, epoch) return base * self.gamma ^ epoch end)
 
+-- optim.CosineAnnealingLR(opt, {T_max, eta_min = 0}):
 -- lr = eta_min + (base - eta_min) (1 + cos(pi epoch / T_max)) / 2
 -- (SGDR without restarts; PyTorch's closed form)
 scheduler_class('CosineAnnealingLR', { T_max = true, eta_min = true },

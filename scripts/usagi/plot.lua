@@ -537,6 +537,7 @@ local function runs(xs, ys)
   return out
 end
 
+-- to_svg(dl) -> the SVG text of a display list made by plot.layout
 function plot.to_svg(dl)
   local o = {
     ('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" '

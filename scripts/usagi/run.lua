@@ -22,12 +22,30 @@
 --   run:checkpoint()              an extra checkpoint now
 -- Without a directory (tests, out = false) the same calls keep metrics in
 -- memory only.
+--
+-- Data parallel (`mpirun -np R usagi run ...`, usagi.dist with R > 1 ranks):
+-- every rank runs the same script with the same seed; run:track broadcasts
+-- the model's parameters from rank 0 and averages their gradients over the
+-- ranks at the end of every backward (usagi.dist.data_parallel), so every
+-- rank takes the same step; run:batches (and run:shard for data an
+-- experiment cuts itself) gives each rank its share of every batch, the
+-- config's batch size being the whole batch of all ranks; rank 0 alone
+-- prints, writes results.h5 and checkpoints; on --resume every rank reads
+-- the checkpoint rank 0 chose. run.rank (0-based) and run.world (R) say
+-- where a rank is; run:allreduce(x [, op]) reduces a number over them.
+-- After run:track, rank r > 0 draws from a stream of its own (dropout),
+-- rank 0 from the run's; checkpoints keep every rank's generator state.
 local usagi = require 'usagi'
 local store = require 'usagi.store'
 local sys = usagi.sys
 
 local M = {}
+-- Run: what an experiment's run function gets (the list above); usagi run
+-- makes it, usagi.run.open(opts) too (tests, the REPL).
 local Run = {}
+-- The generator streams of ranks 1..R-1 of a data-parallel run: "mpi" in
+-- the high 32 bits, plus the rank (rank 0 keeps the run's stream).
+local RANK_STREAM = 0x6d7069 << 32
 Run.__index = Run
 M.Run = Run
 
@@ -60,6 +78,7 @@ function Run:_write_log(line)
   if self.logfile then self.logfile:write(line, '\n'); self.logfile:flush() end
 end
 
+-- run:print(...): a line on the terminal and in run.log
 function Run:print(...)
   local parts = table.pack(...)
   for i = 1, parts.n do parts[i] = tostring(parts[i]) end
@@ -194,13 +213,48 @@ function Run:progress(n, opts)
   end
 end
 
+-- ==== Data parallel ======================================================
+
+-- shard_range(m, rank, world) -> first, count: rank's part of m rows, cut
+-- as evenly as can be (the first m % world ranks get one more).
+local function shard_range(m, rank, world)
+  local base, extra = m // world, m % world
+  return rank * base + math.min(rank, extra) + 1, base + (rank < extra and 1 or 0)
+end
+M.shard_range = shard_range
+
+-- run:shard(t [, dim = 1]) -> this rank's contiguous part of dim of t, a
+-- view (t itself on one rank). For data an experiment batches itself: the
+-- PTB model cuts its (N, B) columns with run:shard(batched, 2), so rank r
+-- reads columns r B/R + 1 .. (r + 1) B/R of every window.
+function Run:shard(t, dim)
+  dim = dim or 1
+  if self.world == 1 then return t end
+  local first, count = shard_range(t:size(dim), self.rank, self.world)
+  if count == 0 then
+    error(('run:shard: %d rows in dim %d cannot be shared by %d ranks'):format(t:size(dim), dim, self.world), 2)
+  end
+  return t:narrow(dim, first, count)
+end
+
+-- run:allreduce(x [, 'sum'|'mean'|'max'|'min']) -> x reduced over the
+-- ranks (x itself on one rank): a metric from every rank's share.
+function Run:allreduce(x, op)
+  if self.world == 1 then return x end
+  return self.dist.allreduce_number(x, op or 'sum')
+end
+
 -- run:batches(tensors, B [, opts]) -> an iterator over one epoch, in a fresh
 -- order from the run's generator, for training loops:
 --   for xb, yb in run:batches({ x, y }, 128, { label = 'epoch 3/10' }) do ... end
 -- gives rows lo..lo+B-1 of each tensor (the last batch may be smaller),
 -- with run:progress's bar (opts.label, the unit 'samples') and its
 -- bookkeeping (steps, checkpoints, resume). The epoch's shuffled copies are
--- freed when the loop ends, not when the collector comes.
+-- freed when the loop ends, not when the collector comes. With R ranks
+-- every rank draws the same order (one seed) and takes its share of each
+-- batch of B (run:shard's cut): the batch-mean gradients averaged over the
+-- ranks are the gradient of the whole batch when R divides B (otherwise
+-- the shares weigh a little differently).
 function Run:batches(tensors, B, opts)
   if type(tensors) ~= 'table' or #tensors == 0 then
     error('run:batches: tensors must be a list of tensors with the samples in dim 1', 2)
@@ -210,7 +264,14 @@ function Run:batches(tensors, B, opts)
     error('run:batches: B must be a positive integer, got ' .. tostring(B), 2)
   end
   opts = opts or {}
-  local perm = usagi.randperm(N):int()
+  if self.world > 1 and not self.reducer then
+    error('run:batches: under mpirun, call run:track{model = ..., optim = ...} before the training '
+      .. 'loop, so that the gradients are averaged over the ranks', 2)
+  end
+  -- the order: rank 0's draw, sent to the others (their generators differ)
+  local perm
+  if self.world == 1 or self.rank == 0 then perm = usagi.randperm(N):int() else perm = usagi.zeros(N, 'i32') end
+  if self.world > 1 then self.dist.broadcast(perm, 0) end
   local shuffled = {}
   for k, t in ipairs(tensors) do
     if t:size(1) ~= N then
@@ -227,6 +288,13 @@ function Run:batches(tensors, B, opts)
     end
     local lo = (i - 1) * B + 1
     local m = math.min(B, N - lo + 1)
+    if self.world > 1 then
+      local first, count = shard_range(m, self.rank, self.world)
+      if count == 0 then               -- more ranks than rows: share one
+        first, count = 1 + self.rank % m, 1
+      end
+      lo, m = lo + first - 1, count
+    end
     local out = {}
     for k, t in ipairs(shuffled) do out[k] = t:narrow(1, lo, m) end
     return table.unpack(out)
@@ -259,9 +327,44 @@ function Run:track(objects)
       end
     end
     usagi.set_rng_state(ck.rng)
+    if ck.rng_ranks and ck.ranks == self.world then self.resume_rngs = ck.rng_ranks end
     self.resume_from = nil
   end                                      -- (killed before its first checkpoint: resume starts over)
+  if self.world > 1 and not self.reducer then
+    local params = {}
+    if objects.model and type(objects.model.parameters) == 'function' then
+      params = objects.model:parameters()
+    elseif objects.optim and objects.optim.param_groups then
+      for _, g in ipairs(objects.optim.param_groups) do
+        for _, p in ipairs(g.params) do params[#params + 1] = p end
+      end
+    end
+    self.reducer = self.dist.data_parallel(params, { check = self.dist_check, bucket_mb = self.bucket_mb })
+    -- From here each rank draws from its own stream (dropout masks must
+    -- differ between the shards); rank 0 keeps the run's, so its draws are
+    -- what one rank would draw. A resumed rank takes back its own state.
+    if self.rank > 0 then
+      local mine = self.resume_rngs and self.resume_rngs[('rank%d'):format(self.rank)]
+      if mine then usagi.set_rng_state(mine)
+      else usagi.manual_seed(self.seed, RANK_STREAM + self.rank) end
+    end
+    self.resume_rngs = nil
+  end
   return objects.state
+end
+
+
+-- Every rank's generator state, at rank 0, for a checkpoint (a collective).
+local function rank_rngs(self)
+  local mine = table.concat(usagi.get_rng_state(), ' ')
+  local all = {}
+  for r = 1, self.world - 1 do
+    local text = self.dist.broadcast_string(self.rank == r and mine or nil, r)
+    local state = {}
+    for v in text:gmatch('%S+') do state[#state + 1] = math.tointeger(v) end
+    all[('rank%d'):format(r)] = state
+  end
+  return all
 end
 
 local function state_of(obj)
@@ -290,7 +393,10 @@ function Run:_checkpoint_tree()
   }
 end
 
+-- run:checkpoint(): an extra checkpoint now (written whole, then renamed)
 function Run:checkpoint()
+  local rngs
+  if self.world > 1 and self.saving and self.tracked then rngs = rank_rngs(self) end
   if not self.dir then return end
   if not self.tracked then
     if not self.warned_untracked then
@@ -316,6 +422,7 @@ function Run:checkpoint()
     end
   end
   local tree = self:_checkpoint_tree()
+  if rngs then tree.rng_ranks, tree.ranks = rngs, self.world end
   local ok, err = pcall(store.save, path, tree)
   if not ok then
     -- a stop the run itself explains: no traceback (see run_experiment)
@@ -459,6 +566,7 @@ local function provenance(self, opts)
     script = opts.script or '', seed = self.seed, threads = usagi.get_num_threads(),
     blas = usagi.blas_info().config, plugins = table.concat(plugins, ', '),
     host = sys.hostname(), started = iso(self.started), smoke = opts.smoke and true or false,
+    ranks = self.world,
   }
 end
 
@@ -500,10 +608,71 @@ local function unique_id()
   return os.date('!%Y%m%d-%H%M%S', math.floor(sys.time()))
 end
 
+-- Where a checkpoint (or a run that had none yet) puts a resumed run.
+local function restore(self, tree)
+  self.config, self.seed = tree.config, tree.seed
+  self.step, self.epoch, self.position, self.best_value = tree.step, tree.epoch, tree.position, tree.best
+  for k, h in pairs(tree.metrics or {}) do
+    local values, steps = {}, {}
+    for j = 1, h.values:numel() do values[j], steps[j] = h.values[j], h.steps[j] end
+    self.metrics[k] = { values = values, steps = steps }
+  end
+  if tree.objects then self.resume_from = tree end
+end
+
+-- Ranks other than 0 keep no directory: on --resume they read the
+-- checkpoint rank 0 chose (its path comes by broadcast), else nothing.
+local function open_follower(self, opts)
+  local path = self.dist.broadcast_string(nil, 0)
+  if opts.resume and opts.out ~= false then
+    local tree = path ~= '' and store.load(path) or started_run(opts.resume:gsub('/+$', ''))
+    if not tree then error(('usagi run: --resume %s: rank %d cannot read it'):format(opts.resume, self.rank), 0) end
+    restore(self, tree)
+  end
+  return self
+end
+
+-- usagi.dist when an MPI launcher started this process (the variables
+-- mpirun sets, as usagi/dist.h reads them), else nil: a plain run does not
+-- even load MPI's libraries.
+function M.launched_dist()
+  local mode = os.getenv('USAGI_DIST')
+  if mode == 'off' then return nil end
+  if mode ~= 'on' and not (os.getenv('OMPI_COMM_WORLD_SIZE') or os.getenv('PMI_SIZE')
+                           or os.getenv('PMIX_RANK')) then
+    return nil
+  end
+  local ok, d = pcall(require, 'usagi.dist')
+  return ok and d or nil
+end
+
+-- The ranks of a data-parallel run: usagi.dist when it is built and the
+-- process was started by mpirun with several ranks (opts.dist = false: one).
+local function ranks_of(self, opts)
+  local dist = opts.dist
+  if dist == nil then dist = M.launched_dist() or false end
+  self.rank, self.world = 0, 1
+  local ok, size = pcall(function() return dist and dist.size() end)
+  if not ok then error((tostring(size):gsub('^[^\n]-%.lua:%d+: ', '')), 0) end
+  if dist and size > 1 then
+    self.dist, self.rank, self.world = dist, dist.rank(), dist.size()
+    self.dist_check, self.bucket_mb = opts.dist_check, opts.bucket_mb
+    -- the ranks on this machine share its cores, unless --threads says
+    if not opts.threads then
+      usagi.set_num_threads(math.max(1, usagi.get_num_threads() // dist.local_size()))
+    end
+    if self.rank ~= 0 then self.quiet, self.tty = true, false end
+  end
+end
+
 -- M.open(spec, cfg, opts) -> run. opts: seed, out (false: no directory),
 -- name, resume (a run directory), checkpoint_every (steps),
 -- checkpoint_epochs, keep, best (a metric)
--- and best_mode ('min' or 'max'), quiet, script, argv, smoke.
+-- and best_mode ('min' or 'max'), quiet, script, argv, smoke; dist (the
+-- usagi.dist module, or false for one rank; default: usagi.dist if built),
+-- dist_check (verify after every step that the ranks' parameters agree),
+-- threads (given: the ranks do not share the cores out among themselves),
+-- bucket_mb (the gradient buckets, MiB).
 function M.open(spec, cfg, opts)
   local ck = spec.checkpoint or {}
   local self = setmetatable({
@@ -515,7 +684,13 @@ function M.open(spec, cfg, opts)
   if self.every == 0 then self.every = nil end
   self.every_epochs = opts.checkpoint_epochs or ck.every_epochs
   if self.every_epochs == 0 then self.every_epochs = nil end
-  if opts.out == false then return self end
+  self.saving = opts.out ~= false
+  ranks_of(self, opts)
+  if self.rank ~= 0 then return open_follower(self, opts) end
+  if opts.out == false then
+    if self.world > 1 then self.dist.broadcast_string('', 0) end
+    return self
+  end
 
   local resumed
   if opts.resume then
@@ -534,14 +709,8 @@ function M.open(spec, cfg, opts)
     if tree.experiment ~= spec.name then
       error(('usagi run: --resume %s: it is a run of %s, not of %s'):format(self.dir, tostring(tree.experiment), spec.name), 0)
     end
-    self.config, self.seed = tree.config, tree.seed
-    self.step, self.epoch, self.position, self.best_value = tree.step, tree.epoch, tree.position, tree.best
-    for k, h in pairs(tree.metrics or {}) do
-      local values, steps = {}, {}
-      for j = 1, h.values:numel() do values[j], steps[j] = h.values[j], h.steps[j] end
-      self.metrics[k] = { values = values, steps = steps }
-    end
-    if tree.objects then self.resume_from, self.last_checkpoint = tree, path end
+    restore(self, tree)
+    if tree.objects then self.last_checkpoint = path end
     self.id = self.dir:match('([^/]+)$')
     resumed = tree
   else
@@ -595,12 +764,14 @@ function M.open(spec, cfg, opts)
     attrs.resumed_at = iso(sys.time())
   end
   write_results(self, attrs, resumed)
+  if self.world > 1 then self.dist.broadcast_string(self.resume_from and self.last_checkpoint or '', 0) end
   self:_write_log(('# %s %s: %s'):format(resumed and 'resumed' or 'started', iso(sys.time()), command))
   return self
 end
 
 -- finish(status): the end time, exit status and final parameters.
 function Run:finish(status)
+  if self.reducer then self.reducer:close(); self.reducer = nil end
   if not self.file then return end
   local f = self.file
   if self.tracked and self.tracked.model and status == 'ok' then

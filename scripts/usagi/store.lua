@@ -84,6 +84,8 @@ function M.save(path, t)
   end
 end
 
+-- load(path) -> the table save wrote: groups as tables, datasets as
+-- tensors, attributes as plain values; never runs code from the file.
 function M.load(path)
   if type(path) ~= 'string' then error('usagi.load: path must be a string, got ' .. type(path), 2) end
   local f <close> = usagi.h5.open(path, 'r')

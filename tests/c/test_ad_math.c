@@ -380,6 +380,49 @@ static void test_unary_values(void **state)
     usg_tensor_release(a);
 }
 
+/* The f32 backwards of relu, tanh, sigmoid and exp take a vectorized path
+ * when the gradient is contiguous: its bits are those of the general path
+ * (a transposed gradient) and of g * f'(y) in double rounded once. */
+static void test_unary_f32_paths(void **state)
+{
+    (void)state;
+    const usg_unop ops[] = {USG_RELU, USG_TANH, USG_SIGMOID, USG_EXP};
+    for (int k = 0; k < 4; k++) {
+        usg_tensor *x64 = leaf(2, SHAPE(37, 29), -3, 3, 11 + k), *x = NULL, *y = NULL;
+        usg_tensor *g64 = leaf(2, SHAPE(37, 29), -2, 2, 40 + k), *g = NULL;
+        usg_tensor *gt_base = NULL, *gt = NULL, *gc = NULL;
+        assert_int_equal(usg_to_dtype(&x, x64, USG_F32), USG_OK);
+        assert_int_equal(usg_to_dtype(&g, g64, USG_F32), USG_OK);
+        ((float *)usg_tensor_data(x))[5] = 0.0f;       /* relu's kink */
+        ((float *)usg_tensor_data(g))[7] = -1.5f;
+        x->requires_grad = true;
+        /* the same gradient values as a transposed (non-contiguous) view */
+        assert_int_equal(usg_transpose(&gt, g, 0, 1), USG_OK);
+        assert_int_equal(usg_contiguous(&gt_base, gt), USG_OK);
+        usg_tensor_release(gt);
+        assert_int_equal(usg_transpose(&gt, gt_base, 0, 1), USG_OK);
+        assert_false(usg_tensor_is_contiguous(gt));
+
+        assert_int_equal(usg_ad_unary(&y, ops[k], x), USG_OK);
+        assert_int_equal(usg_backward(y, g, true), USG_OK);
+        assert_int_equal(usg_contiguous(&gc, x->grad), USG_OK);
+        usg_tensor_release(x->grad); x->grad = NULL;
+        assert_int_equal(usg_backward(y, gt, false), USG_OK);
+        const float *a = usg_tensor_data(gc), *yv = usg_tensor_data(y), *gv = usg_tensor_data(g);
+        for (int64_t i = 0; i < 37 * 29; i++) {
+            double d = ops[k] == USG_RELU ? (yv[i] > 0 ? 1 : 0)
+                     : ops[k] == USG_TANH ? 1 - (double)yv[i] * yv[i]
+                     : ops[k] == USG_SIGMOID ? (double)yv[i] * (1 - (double)yv[i]) : yv[i];
+            float want = (float)(gv[i] * d);
+            assert_memory_equal(&a[i], &want, sizeof want);
+            float b = (float)usg_tensor_get_flat(x->grad, i);
+            assert_memory_equal(&a[i], &b, sizeof b);
+        }
+        usg_tensor *all[] = {x64, x, y, g64, g, gt_base, gt, gc};
+        release_all(8, all);
+    }
+}
+
 static void test_clamp(void **state)
 {
     (void)state;
@@ -675,6 +718,7 @@ int main(void)
         cmocka_unit_test(test_scalar_values),
         cmocka_unit_test(test_unary_gradcheck),
         cmocka_unit_test(test_unary_values),
+        cmocka_unit_test(test_unary_f32_paths),
         cmocka_unit_test(test_clamp),
         cmocka_unit_test(test_where),
         cmocka_unit_test(test_mm),

@@ -405,6 +405,74 @@ static void test_bernoulli(void **state)
     usg_tensor_release(t);
 }
 
+/* usg_rng_fill_u32 gives the words of usg_rng_u32, from every position in
+ * a block, over lengths around the eight-block batches, across the carry of
+ * the 64-bit block number; and the batched draws of bernoulli and dropout
+ * (contiguous f32) give the bits of the element-by-element ones (a
+ * transposed view of the same values). */
+static void test_batched_draws(void **state)
+{
+    uint32_t want[300], got[300];
+    const uint32_t starts[3][2] = {{0, 0}, {0xFFFFFFFAu, 0}, {0xFFFFFFFFu, 7}};
+    for (int s = 0; s < 3; s++)
+        for (int skip = 0; skip < 5; skip++)
+            for (int n = 0; n <= 300; n += (n < 70 ? 1 : 37)) {
+                usg_rng a, b;
+                usg_rng_seed(&a, 0x1234567890abcdefULL, 99);
+                a.ctr[0] = starts[s][0];
+                a.ctr[1] = starts[s][1];
+                for (int k = 0; k < skip; k++) usg_rng_u32(&a);
+                b = a;
+                for (int k = 0; k < n; k++) want[k] = usg_rng_u32(&a);
+                usg_rng_fill_u32(&b, got, n);
+                assert_memory_equal(got, want, n * sizeof *got);
+                assert_true(same_state(&a, &b));
+                assert_int_equal(usg_rng_u32(&a), usg_rng_u32(&b));
+            }
+
+    /* p (50, 41) and the same values as a transposed view of (41, 50) */
+    usg_rng r, ref;
+    usg_tensor *p, *pt_base, *pt, *x, *y, *mx, *my;
+    assert_int_equal(usg_tensor_empty(&pt_base, USG_F32, 2, SHAPE(41, 50)), USG_OK);
+    for (int i = 0; i < 50; i++)
+        for (int j = 0; j < 41; j++)
+            ((float *)usg_tensor_data(pt_base))[j * 50 + i] = (float)((i * 41 + j) % 101) / 100.0f;
+    assert_int_equal(usg_transpose(&pt, pt_base, 0, 1), USG_OK);
+    assert_int_equal(usg_contiguous(&p, pt), USG_OK);
+    usg_rng_seed(&r, 21, 3);
+    usg_rng_u32(&r);                    /* start mid-block */
+    ref = r;
+    assert_int_equal(usg_bernoulli(&x, &r, p), USG_OK);
+    assert_int_equal(usg_bernoulli(&y, &ref, pt), USG_OK);
+    for (int64_t i = 0; i < 2050; i++)
+        assert_true(usg_tensor_get_flat(x, i) == usg_tensor_get_flat(y, i));
+    assert_true(same_state(&r, &ref));
+    usg_tensor_release(x);
+    usg_tensor_release(y);
+    assert_int_equal(usg_dropout(&x, &mx, &r, p, 0.3), USG_OK);
+    assert_int_equal(usg_dropout(&y, &my, &ref, pt, 0.3), USG_OK);
+    for (int64_t i = 0; i < 2050; i++) {
+        assert_true(usg_tensor_get_flat(x, i) == usg_tensor_get_flat(y, i));
+        assert_true(usg_tensor_get_flat(mx, i) == usg_tensor_get_flat(my, i));
+    }
+    assert_true(same_state(&r, &ref));
+    usg_tensor_release(x);
+    usg_tensor_release(y);
+    usg_tensor_release(mx);
+    usg_tensor_release(my);
+    /* bernoulli_p: f32 (batched) against f64 (one by one) on the same draws */
+    usg_rng_u32(&r);
+    ref = r;
+    assert_int_equal(usg_bernoulli_p(&x, &r, USG_F32, 1, SHAPE(3001), 0.37), USG_OK);
+    for (int64_t i = 0; i < 3001; i++)
+        assert_true(usg_tensor_get_flat(x, i) == (usg_rng_uniform_f(&ref) < 0.37 ? 1.0 : 0.0));
+    assert_true(same_state(&r, &ref));
+    usg_tensor_release(x);
+    usg_tensor_release(p);
+    usg_tensor_release(pt);
+    usg_tensor_release(pt_base);
+}
+
 static void test_multinomial_with_replacement(void **state)
 {
     usg_rng r;
@@ -781,6 +849,7 @@ int main(void)
         cmocka_unit_test(test_rand_half_open),
         cmocka_unit_test(test_fill_views),
         cmocka_unit_test(test_bernoulli),
+        cmocka_unit_test(test_batched_draws),
         cmocka_unit_test(test_multinomial_with_replacement),
         cmocka_unit_test(test_multinomial_without_replacement),
         cmocka_unit_test(test_randperm),

@@ -32,6 +32,6 @@ check "bad option" "1" "$("$U" -Z >/dev/null 2>&1; echo $?)"
 check "help" "0" "$("$U" -h >/dev/null; echo $?)"
 out=$(printf 'x = 21\nx * 2\nfor i = 1, 2 do\nprint(i)\nend\n' | "$U" -i 2>&1)
 check "-i prompt: expression value" "1" "$(printf '%s\n' "$out" | grep -c '^> > 42$')"
-check "-i prompt: multi-line" "1" "$(printf '%s\n' "$out" | grep -c '^> >> >> 1$')"
+check "-i prompt: multi-line" "1" "$(printf '%s\n' "$out" | grep -c '^> \.\. \.\. 1$')"
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]

@@ -105,6 +105,14 @@ USG_API usg_status usg_sum_to(usg_tensor **out, const usg_tensor *g, int ndim, c
  * tensors are freed as the walk passes, and a second backward through the
  * same nodes is an error. */
 USG_API usg_status usg_backward(usg_tensor *root, usg_tensor *grad, bool retain_graph);
+/* A function called during usg_backward when a leaf's gradient for this
+ * backward is complete: after the last node that feeds it has run (whether
+ * or not it gave a gradient), with leaf->grad as it stands (possibly NULL).
+ * Data-parallel training (usagi/dist.h) starts the leaf's allreduce there,
+ * while the rest of the backward runs. One hook per process; NULL removes
+ * it. The hook must not run autograd itself. */
+typedef void (*usg_grad_ready_fn)(usg_tensor *leaf, void *ud);
+USG_API void usg_set_grad_ready_hook(usg_grad_ready_fn fn, void *ud);
 USG_API void usg_node_retain(usg_node *n);
 USG_API void usg_node_release(usg_node *n);
 /* A tensor sharing t's data with no autograd history (t:detach()). */

@@ -37,6 +37,8 @@ USG_API void usg_rng_get_state(const usg_rng *r, uint32_t state[USG_RNG_STATE_WO
 USG_API usg_status usg_rng_set_state(usg_rng *r, const uint32_t state[USG_RNG_STATE_WORDS]);
 
 USG_API uint32_t usg_rng_u32(usg_rng *r);
+/* The next n words into w: the same words as n calls of usg_rng_u32, faster. */
+USG_API void usg_rng_fill_u32(usg_rng *r, uint32_t *w, int64_t n);
 /* Uniform in [0, 1): 53 random bits for the double, 24 for the float. */
 USG_API double usg_rng_uniform(usg_rng *r);
 USG_API float usg_rng_uniform_f(usg_rng *r);

@@ -1,0 +1,211 @@
+/*
+ * dist_lua.c -- the binding of usagi/dist.h: usagi.dist.rank(), size(),
+ * barrier(), broadcast(t [, root]), allreduce(t [, 'sum'|'mean']) and
+ * allreduce_grads(params [, bucket_mb]), and reducer(params [, bucket_mb]),
+ * the averaging overlapped with the backward (usagi.dist.Reducer: begin
+ * before a backward, finish after it, buckets()). Ranks are MPI's, 0-based (rank 0
+ * is the one that writes), not Lua indices. dist.lua adds what is easier in
+ * Lua: numbers, strings, the replica check and the data-parallel reducer.
+ */
+#include "usagi/lua.h"
+#include "usagi/dist.h"
+
+#include <string.h>
+
+static int l_init(lua_State *L)
+{
+    USG_LUA_TRY(L, usg_dist_init());
+    lua_pushboolean(L, usg_dist_active());
+    return 1;
+}
+
+static int l_rank(lua_State *L)
+{
+    USG_LUA_TRY(L, usg_dist_init());
+    lua_pushinteger(L, usg_dist_rank());
+    return 1;
+}
+
+static int l_size(lua_State *L)
+{
+    USG_LUA_TRY(L, usg_dist_init());
+    lua_pushinteger(L, usg_dist_size());
+    return 1;
+}
+
+static int l_compiled(lua_State *L) { lua_pushboolean(L, usg_dist_compiled()); return 1; }
+static int l_last_buckets(lua_State *L) { lua_pushinteger(L, usg_dist_last_buckets()); return 1; }
+
+static int l_barrier(lua_State *L)
+{
+    USG_LUA_TRY(L, usg_dist_barrier());
+    return 0;
+}
+
+/* broadcast(t [, root = 0]) -> t, with root's values */
+static int l_broadcast(lua_State *L)
+{
+    usg_tensor *t = usg_lua_checktensor(L, 1);
+    lua_Integer root = luaL_optinteger(L, 2, 0);
+    luaL_argcheck(L, root >= 0 && root < usg_dist_size(), 2, "root must be a rank 0..size-1");
+    USG_LUA_TRY(L, usg_dist_broadcast(t, (int)root));
+    lua_settop(L, 1);
+    return 1;
+}
+
+static usg_dist_op check_op(lua_State *L, int idx)
+{
+    static const char *const ops[] = {"sum", "mean", NULL};
+    return (usg_dist_op)luaL_checkoption(L, idx, "sum", ops);
+}
+
+/* allreduce(t [, 'sum'|'mean']) -> t, reduced over the ranks in place */
+static int l_allreduce(lua_State *L)
+{
+    usg_tensor *t = usg_lua_checktensor(L, 1);
+    usg_dist_op op = check_op(L, 2);
+    USG_LUA_TRY(L, usg_dist_allreduce(t, op));
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* Temporary C memory in a userdata, so an error cannot leak it. */
+typedef struct tlist { int n; usg_tensor *t[]; } tlist;
+
+static void tlist_release(tlist *l)
+{
+    for (int i = 0; i < l->n; i++) usg_tensor_release(l->t[i]);
+    l->n = 0;
+}
+
+static int tlist_gc(lua_State *L) { tlist_release(lua_touserdata(L, 1)); return 0; }
+
+/* allreduce_grads(params [, bucket_mb = 25]) -> buckets: the mean over the
+ * ranks of every param's .grad, bucketed. A param without a grad gets a
+ * zero one first, so that every rank sends the same tensors. */
+static int l_allreduce_grads(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Number mb = luaL_optnumber(L, 2, 25);
+    luaL_argcheck(L, mb > 0 && mb <= 1 << 20, 2, "bucket_mb must be in (0, 1048576]");
+    int n = (int)luaL_len(L, 1);
+    tlist *l = lua_newuserdatauv(L, sizeof *l + (size_t)n * sizeof l->t[0], 0);  /* [.., l] */
+    l->n = 0;
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, tlist_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    for (int i = 1; i <= n; i++) {
+        lua_geti(L, 1, i);                                                   /* [.., l, p] */
+        usg_tensor *p = usg_lua_totensor(L, -1);
+        if (!p) return luaL_error(L, "dist.allreduce_grads: params[%d] must be a tensor, got %s",
+                                  i, luaL_typename(L, -1));
+        lua_pop(L, 1);
+        if (!p->grad) {
+            if (!usg_dtype_is_float(p->dtype))
+                return luaL_error(L, "dist.allreduce_grads: params[%d] is %s; parameters are "
+                                  "f32 or f64", i, usg_dtype_name(p->dtype));
+            USG_LUA_TRY(L, usg_tensor_zeros(&p->grad, p->dtype, p->ndim, p->shape));
+        }
+        usg_tensor_retain(p->grad);
+        l->t[l->n++] = p->grad;
+    }
+    usg_status s = usg_dist_allreduce_many(l->t, l->n, USG_DIST_MEAN, (size_t)(mb * (1 << 20)));
+    tlist_release(l);
+    if (s != USG_OK) return usg_lua_error(L);
+    lua_pushinteger(L, usg_dist_last_buckets());
+    return 1;
+}
+
+/* ==== Reducer: usagi.dist.Reducer ==== */
+
+#define REDUCER_MT "usagi.dist.Reducer"
+
+typedef struct lreducer { usg_dist_reducer *r; } lreducer;
+
+static usg_dist_reducer *check_reducer(lua_State *L)
+{
+    lreducer *u = luaL_checkudata(L, 1, REDUCER_MT);
+    if (!u->r) luaL_error(L, "dist.reducer: the reducer was closed");
+    return u->r;
+}
+
+static int l_reducer_gc(lua_State *L)
+{
+    lreducer *u = luaL_checkudata(L, 1, REDUCER_MT);
+    usg_dist_reducer_free(u->r);
+    u->r = NULL;
+    return 0;
+}
+
+/* reducer(params [, bucket_mb = 25]) -> a usagi.dist.Reducer (see dist.h) */
+static int l_reducer(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Number mb = luaL_optnumber(L, 2, 25);
+    luaL_argcheck(L, mb > 0 && mb <= 1 << 20, 2, "bucket_mb must be in (0, 1048576]");
+    int n = (int)luaL_len(L, 1);
+    lreducer *u = lua_newuserdatauv(L, sizeof *u, 1);                /* [.., u] */
+    u->r = NULL;
+    luaL_setmetatable(L, REDUCER_MT);
+    usg_tensor **ps = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *ps, 0);  /* [.., u, ps] */
+    for (int i = 1; i <= n; i++) {
+        lua_geti(L, 1, i);
+        ps[i - 1] = usg_lua_totensor(L, -1);
+        if (!ps[i - 1]) return luaL_error(L, "dist.reducer: params[%d] must be a tensor, got %s",
+                                          i, luaL_typename(L, -1));
+        lua_pop(L, 1);
+    }
+    USG_LUA_TRY(L, usg_dist_reducer_new(&u->r, ps, n, (size_t)(mb * (1 << 20))));
+    lua_pop(L, 1);                                                   /* [.., u] */
+    return 1;
+}
+
+static int l_reducer_begin(lua_State *L)
+{
+    USG_LUA_TRY(L, usg_dist_reducer_begin(check_reducer(L)));
+    return 0;
+}
+
+static int l_reducer_finish(lua_State *L)
+{
+    USG_LUA_TRY(L, usg_dist_reducer_finish(check_reducer(L)));
+    return 0;
+}
+
+static int l_reducer_buckets(lua_State *L)
+{
+    usg_dist_reducer *r = check_reducer(L);
+    lua_pushinteger(L, usg_dist_reducer_buckets(r));
+    lua_pushinteger(L, usg_dist_reducer_early(r));
+    return 2;
+}
+
+static const luaL_Reg reducer_methods[] = {
+    {"begin", l_reducer_begin}, {"finish", l_reducer_finish}, {"buckets", l_reducer_buckets},
+    {"close", l_reducer_gc}, {NULL, NULL}};
+
+/* abort([code = 1]): stop every rank now (MPI_Abort); returns without MPI */
+static int l_abort(lua_State *L)
+{
+    usg_dist_abort((int)luaL_optinteger(L, 1, 1));
+    return 0;
+}
+
+static const luaL_Reg dist_functions[] = {
+    {"init", l_init}, {"rank", l_rank}, {"size", l_size}, {"compiled", l_compiled},
+    {"barrier", l_barrier}, {"broadcast", l_broadcast}, {"allreduce", l_allreduce},
+    {"allreduce_grads", l_allreduce_grads}, {"last_buckets", l_last_buckets},
+    {"reducer", l_reducer}, {"abort", l_abort}, {NULL, NULL}};
+
+USG_API int luaopen_usagi_dist(lua_State *L)
+{
+    if (luaL_newmetatable(L, REDUCER_MT)) {                          /* [mt] */
+        luaL_newlib(L, reducer_methods);                             /* [mt, methods] */
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_reducer_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    return USG_PLUGIN_OPEN(L, "dist", "0.1.0", dist_functions);
+}

@@ -1,0 +1,239 @@
+-- usagi.doc_binding -- help texts of the functions written in C (the usagi
+-- module of host/lua/, tensor methods, usagi.h5, usagi.image, usagi.sys):
+-- C functions carry no comments Lua can read, so their docs are data here,
+-- in the order of the README's table. A method t:f(...) without its own
+-- entry shows usagi.f's (t:f(...) is usagi.f(t, ...)); t:f_ is f in place.
+-- tests/lua/doc_spec.lua fails when a public C function has no entry.
+local T = {}
+
+local function add(prefix, t) for k, v in pairs(t) do T[prefix .. k] = v end end
+
+-- ==== Creating tensors =====================================================
+add('usagi.', {
+  tensor = 'usagi.tensor(table [, {dtype = \'f32\'}]) -> a copy of a nested table of numbers;\n'
+    .. 'usagi.tensor(d1, d2, ...) -> zeros of that shape (Torch7\'s torch.Tensor(2, 3)).',
+  zeros = 'usagi.zeros(d1, ... [, dtype]) -> a tensor of zeros (dtype \'f32\', \'f64\' or \'i32\').',
+  ones = 'usagi.ones(d1, ... [, dtype]) -> a tensor of ones.',
+  full = 'usagi.full(d1, ..., value [, dtype]) -> a tensor filled with value.',
+  zeros_like = 'usagi.zeros_like(t [, dtype]) -> zeros of t\'s shape (and dtype).',
+  ones_like = 'usagi.ones_like(t [, dtype]) -> ones of t\'s shape (and dtype).',
+  arange = 'usagi.arange(stop) or arange(start, stop [, step]) -> [start, stop) as PyTorch;\n'
+    .. 'i32 when every argument is an integer.',
+  linspace = 'usagi.linspace(start, stop, n [, dtype]) -> n evenly spaced values, both ends included.',
+  eye = 'usagi.eye(n [, m] [, dtype]) -> the identity matrix (n, m).',
+  frombytes = 'usagi.frombytes(s, shape [, {offset = 0, dtype = \'f32\', scale = 1}]) -> the bytes of s\n'
+    .. 'from byte offset on, each an unsigned 8-bit value times scale, as a tensor of the shape\n'
+    .. '(how IDX files such as MNIST become tensors).',
+  is_tensor = 'usagi.is_tensor(v) -> true when v is a usagi.Tensor.',
+  memory = 'usagi.memory() -> bytes held by usagi\'s tensors now (for leak and flat-memory checks).',
+  version = 'usagi.version: the version string.',
+  abi_version = 'usagi.abi_version() -> the plugin ABI number this usagi accepts.',
+  plugins = 'usagi.plugins() -> the loaded plugins as a list of {name, version, abi, face}\n'
+    .. '(face: the source of the plugin\'s Lua face), sorted by name.',
+})
+
+-- ==== Random numbers =======================================================
+add('usagi.', {
+  manual_seed = 'usagi.manual_seed(seed [, stream]) seeds the one Philox 4x32-10 generator every draw\n'
+    .. 'comes from (init, dropout, shuffles, sampling): same seed, same numbers on every machine.',
+  initial_seed = 'usagi.initial_seed() -> the seed last given to manual_seed (0 when none).',
+  get_rng_state = 'usagi.get_rng_state() -> the generator\'s state as a table of integers.',
+  set_rng_state = 'usagi.set_rng_state(s) resumes the stream exactly where get_rng_state took it.',
+  rand = 'usagi.rand(d1, ... [, {dtype = \'f32\', lo = 0, hi = 1}]) -> uniform draws in [lo, hi).',
+  randn = 'usagi.randn(d1, ... [, {dtype = \'f32\', mean = 0, std = 1}]) -> normal draws.',
+  bernoulli = 'usagi.bernoulli(p_tensor) or bernoulli(p, d1, ... [, {dtype}]) -> 0/1 draws with\n'
+    .. 'probability p.',
+  multinomial = 'usagi.multinomial(weights, n [, replacement = false]) -> 1-based i32 indices drawn\n'
+    .. 'in proportion to the weights: (n) from (C), (R, n) from (R, C).',
+  randperm = 'usagi.randperm(n) -> a random permutation of 1..n (i32).',
+  uniform_ = 't:uniform_([lo = 0 [, hi = 1]]) -> t, filled with uniform draws in place.',
+  normal_ = 't:normal_([mean = 0 [, std = 1]]) -> t, filled with normal draws in place.',
+  dropout = 'usagi.dropout(x, p [, training = true]) -> x with each element zeroed with\n'
+    .. 'probability p and the rest scaled by 1/(1-p) (inverted dropout; identity when not training).',
+})
+
+-- ==== Shapes and views =====================================================
+add('usagi.', {
+  size = 't:size() -> a usagi.Size (a list of sizes); t:size(d) -> the size of dim d. #t is the same Size.',
+  stride = 't:stride([d]) -> the strides in elements (of dim d).',
+  dim = 't:dim() -> the number of dims.',
+  numel = 't:numel() -> the number of elements (also t:nelement()).',
+  dtype = 't:dtype() -> \'f32\', \'f64\' or \'i32\'.',
+  is_contiguous = 't:is_contiguous() -> true when the elements are laid out row-major without gaps.',
+  view = 't:view(d1, ...) -> the same memory with a new shape (one size may be -1, inferred).',
+  reshape = 't:reshape(d1, ...) -> a view when the layout allows, else a contiguous copy.',
+  transpose = 't:transpose(d1, d2) -> a view with dims d1 and d2 swapped.',
+  t = 't:t() -> the transpose of a 2-D tensor (a view).',
+  permute = 't:permute(d1, d2, ...) -> a view with the dims in that order.',
+  narrow = 't:narrow(dim, start, length) -> a view of length entries of dim from start (1-based).',
+  select = 't:select(dim, i) -> a view at index i of dim, that dim removed (t[i] for dim 1).',
+  unsqueeze = 't:unsqueeze(d) -> a view with a new dim of size 1 at d.',
+  squeeze = 't:squeeze([d]) -> a view without dims of size 1 (or only d).',
+  expand = 't:expand(d1, ...) -> a view broadcasting size-1 dims to the sizes, without copying.',
+  contiguous = 't:contiguous() -> t when contiguous, else a contiguous copy.',
+  clone = 't:clone() -> a copy with its own memory (recorded for autograd).',
+})
+add('Tensor:', {
+  expand_as = 't:expand_as(other) -> t:expand to other\'s shape.',
+  copy_ = 't:copy_(src) -> t, with src broadcast into it.',
+  copy = 't:copy(src) -> t, with src broadcast into it (Torch7\'s name for copy_).',
+  fill_ = 't:fill_(value) -> t, every element set to value.',
+  fill = 't:fill(value) -> t, every element set to value (Torch7\'s name for fill_).',
+  zero_ = 't:zero_() -> t, every element set to 0.',
+  zero = 't:zero() -> t, every element set to 0 (Torch7\'s name for zero_).',
+  nelement = 't:nelement() -> the number of elements (Torch7\'s name for numel).',
+})
+
+-- ==== Conversions ==========================================================
+add('usagi.', {
+  float = 't:float() -> t as f32 (t itself when it is f32).',
+  double = 't:double() -> t as f64.',
+  int = 't:int() -> t as i32 (truncated toward zero).',
+  to = 't:to(dtype) -> t converted to \'f32\', \'f64\' or \'i32\'.',
+  totable = 't:totable() -> nested Lua tables of numbers.',
+  item = 't:item() -> the value of a one-element tensor as a Lua number.',
+})
+
+-- ==== Elementwise ==========================================================
+local binary = 'usagi.%s(a, b) or a:%s(b) -> %s, elementwise with broadcasting; a or b may be a number.'
+for name, what in pairs { add = 'a + b', sub = 'a - b', mul = 'a * b (also the * operator)',
+  div = 'a / b', pow = 'a ^ b', maximum = 'max(a, b)', minimum = 'min(a, b)' } do
+  T['usagi.' .. name] = binary:format(name, name, what)
+end
+for name, op in pairs { eq = '==', ne = '~=', lt = '<', le = '<=', gt = '>', ge = '>=' } do
+  T['usagi.' .. name] = ('usagi.%s(a, b) or a:%s(b) -> an i32 tensor of 1 where a %s b, else 0 (broadcasting).')
+    :format(name, name, op)
+end
+local unary = {
+  neg = '-x', abs = '|x|', exp = 'e^x', log = 'the natural log', sqrt = 'the square root',
+  tanh = 'tanh x', sigmoid = 'the logistic 1 / (1 + e^-x)', relu = 'max(x, 0)',
+  sign = '-1, 0 or 1', floor = 'the largest integer <= x', ceil = 'the smallest integer >= x',
+  round = 'x rounded to the nearest integer, halves to even', log1p = 'log(1 + x), exact for small x', sin = 'sin x',
+  cos = 'cos x', square = 'x^2', reciprocal = '1 / x',
+}
+for name, what in pairs(unary) do
+  T['usagi.' .. name] = ('usagi.%s(x) or x:%s() -> %s, elementwise (differentiable).'):format(name, name, what)
+end
+add('usagi.', {
+  clamp = 'usagi.clamp(x, lo, hi) or x:clamp(lo, hi) -> x limited to [lo, hi] (nil: no bound).',
+  where = 'usagi.where(cond, a, b) -> a where cond is nonzero, else b; a and b may be numbers.',
+  allclose = 'usagi.allclose(a, b [, rtol = 1e-5, atol = 1e-8]) -> true when |a - b| <= atol + rtol |b|\n'
+    .. 'everywhere (shapes broadcast).',
+  equal = 'usagi.equal(a, b) -> true when a and b have the same shape and exactly the same values.',
+})
+
+-- ==== Reductions ===========================================================
+local reduce = 'usagi.%s(t [, dim [, keepdim = false]]) -> %s over all elements (a 0-dim tensor) or\n'
+  .. 'along dim; keepdim keeps the reduced dim with size 1.'
+for name, what in pairs { sum = 'the sum', mean = 'the mean', prod = 'the product',
+  var = 'the variance (unbiased, n - 1)', std = 'the standard deviation (unbiased)' } do
+  T['usagi.' .. name] = reduce:format(name, what)
+end
+add('usagi.', {
+  max = 'usagi.max(t) -> the largest value (a 0-dim tensor) and its 1-based flat index;\n'
+    .. 't:max(dim [, keepdim]) -> values and 1-based indices along dim.',
+  min = 'usagi.min(t) -> the smallest value (a 0-dim tensor) and its 1-based flat index;\n'
+    .. 't:min(dim [, keepdim]) -> values and 1-based indices along dim.',
+  argmax = 'usagi.argmax(t [, dim [, keepdim]]) -> the 1-based index of the largest value (a Lua\n'
+    .. 'integer over all elements, an i32 tensor along dim).',
+  argmin = 'usagi.argmin(t [, dim [, keepdim]]) -> the 1-based index of the smallest value.',
+  logsumexp = 'usagi.logsumexp(t, dim [, keepdim]) -> log sum exp along dim, computed stably\n'
+    .. '(the max taken out first); dim is required, as in PyTorch.',
+  norm = 'usagi.norm(t [, p = 2 [, dim [, keepdim]]]) -> the p-norm; p = math.huge or \'inf\' gives the\n'
+    .. 'max norm, \'fro\' is 2.',
+})
+
+-- ==== Linear algebra =======================================================
+add('usagi.', {
+  mm = 'usagi.mm(a, b) or a:mm(b) -> the matrix product of (n, k) and (k, m), through OpenBLAS sgemm/dgemm.',
+  bmm = 'usagi.bmm(a, b) -> batched matrix products of (B, n, k) and (B, k, m).',
+  matmul = 'usagi.matmul(a, b) -> the product with NumPy\'s rules: vectors, matrices and broadcast\n'
+    .. 'batch dims.',
+  addmm = 'usagi.addmm(c, a, b [, {beta = 1, alpha = 1}]) -> beta c + alpha (a b).',
+  set_num_threads = 'usagi.set_num_threads(n) sets how many threads the ops use (OpenBLAS\'s among them).',
+  get_num_threads = 'usagi.get_num_threads() -> how many threads the ops use.',
+  blas_info = 'usagi.blas_info() -> {config, core, threads}: the BLAS this process uses.',
+})
+
+-- ==== Neural-net ops =======================================================
+add('usagi.', {
+  linear = 'usagi.linear(x, w [, b]) -> x w^T + b, w (out, in) as nn.Linear holds it.',
+  softmax = 'usagi.softmax(x [, dim = -1]) -> exp(x) / sum exp(x) along dim, computed stably.',
+  log_softmax = 'usagi.log_softmax(x [, dim = -1]) -> x - logsumexp(x) along dim.',
+  cross_entropy = 'usagi.cross_entropy(logits, target [, {ignore_index, mask, reduction = \'mean\'}]) ->\n'
+    .. '-log softmax(logits)[target], logits (N, C) and 1-based i32 targets (N); reduction\n'
+    .. '\'mean\', \'sum\' or \'none\'.',
+  nll_loss = 'usagi.nll_loss(logp, target [, {ignore_index, mask, reduction}]) -> -logp[target]\n'
+    .. '(logp from log_softmax).',
+  mse_loss = 'usagi.mse_loss(x, y [, {reduction = \'mean\'}]) -> the mean squared error.',
+  bce_loss = 'usagi.bce_loss(p, y [, {reduction}]) -> -(y log p + (1 - y) log(1 - p)), p in (0, 1).',
+  bce_with_logits = 'usagi.bce_with_logits(z, y [, {reduction}]) -> bce_loss(sigmoid(z), y), computed stably.',
+  embedding = 'usagi.embedding(weight, ids) -> the rows of weight (V, D) at the 1-based i32 ids.',
+  gather = 'usagi.gather(t, dim, index) -> out[i][j] = t[i][index[i][j]] for dim 2 (as PyTorch).',
+  index_select = 'usagi.index_select(t, dim, index) -> the entries of dim at the 1-based indices.',
+  scatter_add = 'usagi.scatter_add(dst, dim, index, src) -> a copy of dst with src added at index\n'
+    .. 'along dim; t:scatter_add_(dim, index, src) does it in place.',
+  cat = 'usagi.cat({t1, t2, ...} [, dim = 1]) -> the tensors joined along dim.',
+  stack = 'usagi.stack({t1, t2, ...} [, dim = 1]) -> the tensors stacked along a new dim.',
+  split = 'usagi.split(x, size [, dim = 1]) -> a list of views of `size` entries along dim.',
+  chunk = 'usagi.chunk(x, n [, dim = 1]) -> a list of at most n nearly equal views along dim.',
+  one_hot = 'usagi.one_hot(ids, classes) -> f32 rows with a 1 at each 1-based id.',
+})
+T['usagi.scatter_add_'] = 't:scatter_add_(dim, index, src) -> t, src added at index along dim, in place.'
+
+-- ==== Autograd =============================================================
+add('usagi.', {
+  no_grad = 'usagi.no_grad(f, ...) -> f(...) with nothing recorded for autograd.',
+  enable_grad = 'usagi.enable_grad(f, ...) -> f(...) with recording on (inside no_grad).',
+  set_grad_enabled = 'usagi.set_grad_enabled(flag) -> the previous setting; turns recording for\n'
+    .. 'autograd on or off.',
+  is_grad_enabled = 'usagi.is_grad_enabled() -> whether ops are recorded for autograd now.',
+  detach = 't:detach() -> a tensor sharing t\'s memory, cut from the graph (no grad).',
+  Tensor = 'usagi.Tensor(d1, ...) -> zeros of that shape (Torch7\'s torch.Tensor).',
+})
+add('Tensor:', {
+  requires_grad = 't:requires_grad(flag) -> t, marked as a leaf whose .grad backward fills;\n'
+    .. 't:requires_grad() -> whether it is.',
+  backward = 't:backward([grad] [, {retain_graph = false}]) accumulates d t / d leaf into every\n'
+    .. 'leaf\'s .grad (reverse mode on the tape); grad defaults to 1 for a one-element t.',
+  grad_fn = 't:grad_fn() -> the name of the op that made t (\'mm\', \'add\', ...), or nil for a leaf.',
+  is_leaf = 't:is_leaf() -> true when t was not made by a recorded op.',
+})
+T['Tensor.grad'] = 't.grad -> the gradient backward accumulated (nil before); t.grad = nil clears it.'
+
+-- ==== HDF5, images, system =================================================
+add('usagi.h5.', {
+  open = 'usagi.h5.open(path [, mode = \'r\']) -> a File: \'r\', \'w\' (create or truncate), \'a\'. Methods:\n'
+    .. 'write(path, t), read(path), attr(path, name [, value]), attrs, append, list, shape,\n'
+    .. 'dtype, exists, kind, remove, flush, close (also <close>).',
+  is_hdf5 = 'usagi.h5.is_hdf5(path) -> true when the file is HDF5 (never an error).',
+})
+add('usagi.image.', {
+  canvas = 'usagi.image.canvas(width, height [, color = white]) -> a Canvas to draw on: fill, line,\n'
+    .. 'polyline, rect, marker, text, get, encode_png, save_png.',
+  save_png = 'usagi.image.save_png(path, t): (H, W) grey or (H, W, 3) RGB, floats in [0, 1] or i32 0..255.',
+  text_width = 'usagi.image.text_width(str [, scale = 1]) -> its width in pixels in the built-in font.',
+})
+add('usagi.sys.', {
+  mkdir = 'usagi.sys.mkdir(path): the directory and its parents; fine if it exists.',
+  kind = 'usagi.sys.kind(path) -> \'file\', \'directory\', \'other\' or nil when missing.',
+  listdir = 'usagi.sys.listdir(path) -> the sorted names in a directory (without . and ..).',
+  replace = 'usagi.sys.replace(tmp, dst): fsync tmp, then rename it atomically to dst.',
+  link = 'usagi.sys.link(src, dst): dst becomes a second name of src, replacing dst atomically.',
+  remove = 'usagi.sys.remove(path): a file or an empty directory; fine if missing.',
+  time = 'usagi.sys.time() -> seconds since the epoch, with fractions.',
+  monotonic = 'usagi.sys.monotonic() -> seconds from an arbitrary start, for durations.',
+  sleep = 'usagi.sys.sleep(seconds).',
+  exe = 'usagi.sys.exe() -> the path of the running executable.',
+  getpid = 'usagi.sys.getpid() -> the process id.',
+  hostname = 'usagi.sys.hostname() -> the machine\'s name.',
+  isatty = 'usagi.sys.isatty(fd) -> true when the file descriptor (1: stdout) is a terminal.',
+  spawn = 'usagi.sys.spawn(argv [, {stdout = path, stderr = path}]) -> pid of a new process.',
+  wait = 'usagi.sys.wait([pid]) -> pid, how, code: how is \'exit\' or \'signal\'.',
+  kill = 'usagi.sys.kill(pid, signal): signal a number or \'KILL\', \'TERM\', \'INT\'.',
+  lock = 'usagi.sys.lock(path) -> a lock (an exclusive flock on the file or directory), or nil,\n'
+    .. '\'busy\'; held until lock:unlock(), its collection or the process\'s end (even by SIGKILL).',
+  read = 'usagi.sys.read(path) -> the file\'s bytes; a gzip file comes back decompressed.',
+})
+
+return T
