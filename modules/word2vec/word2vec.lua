@@ -401,6 +401,8 @@ function M._save_h5(self, path)
   end
 end
 
+-- word2vec._load_h5(path) -> Model: what _save_h5 wrote (word2vec.load calls it
+-- for .h5 paths); checks that /vectors and /vocab are there and agree.
 function M._load_h5(path)
   local f <close> = usagi.h5.open(path, 'r')
   for _, p in ipairs { '/vectors', '/vocab' } do
@@ -479,7 +481,7 @@ local function lookup(self, w, limit)
   if id and (not limit or id <= limit) then return id end
 end
 
--- Spearman's ρ: Pearson's correlation of the ranks (ties get their mean rank).
+-- The ranks of x, 1..n, ties given their mean rank.
 local function ranks(x)
   local order = {}
   for i = 1, #x do order[i] = i end
@@ -494,6 +496,8 @@ local function ranks(x)
   return r
 end
 
+-- word2vec.spearman(x, y) -> Spearman's ρ of two lists of numbers: Pearson's
+-- correlation of their ranks (ties get their mean rank).
 function M.spearman(x, y)
   if #x ~= #y or #x < 2 then error('word2vec.spearman: expects two lists of the same length >= 2', 2) end
   local rx, ry = ranks(x), ranks(y)
@@ -601,5 +605,29 @@ function Model:evaluate(opts)
     analogy = self:evaluate_analogy(data.path('word2vec_eval/questions-words.txt'), opts),
   }
 end
+
+-- ==== The C functions (word2vec_lua.c) ==================================
+-- The face above calls these; they are public for tests and for tools that
+-- want the parts.
+--
+-- word2vec._vocab_build(files, min_count, max_vocab, lower) -> a Vocab: the words of the
+-- files (plain or gzip) seen at least min_count times, most frequent first, at most
+-- max_vocab (0: all). Methods: size(), total(), words(), counts(), find(word) -> id|nil,
+-- code(id) -> Huffman codes and inner nodes, sample_negatives(n, seed) -> i32 ids.
+--
+-- word2vec._vocab_from(words, counts) -> a Vocab of the given words and counts, in that order.
+--
+-- word2vec._train(vocab, files, opts, syn0, syn1neg, syn1, progress) -> words read: trains
+-- the (V, D) f32 tensors in place with opts (size, window, sample, hs, negative, threads,
+-- iter, alpha, cbow, shared, lower) in Hogwild threads; progress(words, total, alpha, epoch,
+-- done) is called about 4 times a second, and an error in it stops the workers.
+--
+-- word2vec._keep_prob(count, total, t) -> the probability that subsampling keeps a word
+-- seen count times of total (>= 1: always).
+--
+-- word2vec._save(path, binary, words, vectors): Mikolov's text or binary format.
+--
+-- word2vec._load(path, binary) -> words, vectors (V, D) f32 from Mikolov's text or binary
+-- format (gzip too).
 
 return M

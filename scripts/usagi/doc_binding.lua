@@ -205,7 +205,8 @@ T['Tensor.grad'] = 't.grad -> the gradient backward accumulated (nil before); t.
 add('usagi.h5.', {
   open = 'usagi.h5.open(path [, mode = \'r\']) -> a File: \'r\', \'w\' (create or truncate), \'a\'. Methods:\n'
     .. 'write(path, t), read(path), attr(path, name [, value]), attrs, append, list, shape,\n'
-    .. 'dtype, exists, kind, remove, flush, close (also <close>).',
+    .. 'dtype, exists, kind, remove, flush, close (also <close>), write_strings(path, list) and\n'
+    .. 'read_strings(path) (1-D datasets of UTF-8 strings, h5py\'s list of str).',
   is_hdf5 = 'usagi.h5.is_hdf5(path) -> true when the file is HDF5 (never an error).',
 })
 add('usagi.image.', {
