@@ -299,3 +299,15 @@ usg_status usg_addmm(usg_tensor **out, const usg_tensor *c, const usg_tensor *a,
     if (s != USG_OK) { usg_tensor_release(*out); *out = NULL; }
     return s;
 }
+
+/* ==== Threads ============================================================ */
+
+usg_status usg_set_num_threads(int n)
+{
+    if (n < 1 || n > 1024)
+        return usg_fail(USG_ARG, "set_num_threads: threads must be in 1..1024, got %d", n);
+    openblas_set_num_threads(n);
+    return USG_OK;
+}
+
+int usg_get_num_threads(void) { return openblas_get_num_threads(); }
