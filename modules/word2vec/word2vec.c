@@ -197,14 +197,45 @@ KERNEL static void sg_shared(worker *w, const int32_t *sen, int64_t n, float alp
     }
 }
 
+/* The output side of one example, Mikolov's loop: the input vector l1 (a
+ * context word's row, or CBOW's mean h) against the Huffman path of word
+ * (HS: the label of node d is 1 - code_d) and against word and K negatives
+ * (NS: label 1, then 0). Each output row l2 gets g l1; g l2 is added into
+ * neu1e, the input's gradient, which the caller applies. */
+INLINE void output_side(worker *w, const float *l1, int64_t word, float *neu1e, float alpha)
+{
+    usg_w2v_job *j = w->job;
+    const usg_w2v_vocab *v = j->v;
+    int64_t D = j->o.size;
+    int K = j->o.negative;
+    if (j->o.hs) {
+        const uint8_t *code = v->code + v->codeoff[word];
+        const int32_t *point = v->point + v->codeoff[word];
+        for (int d = 0; d < v->codelen[word]; d++) {
+            float *l2 = j->syn1 + (int64_t)point[d] * D;
+            float g = grad(j->exp_table, dot(l1, l2, D), 1.0f - code[d], 1, alpha);
+            if (g == 0) continue;
+            axpy(g, l2, neu1e, D);
+            axpy(g, l1, l2, D);
+        }
+    }
+    for (int d = 0; d <= K && K > 0; d++) {
+        int64_t t = word;
+        if (d > 0 && (t = usg_w2v_negative(v, rnd(&w->rng))) == word) continue;
+        float *l2 = j->syn1neg + t * D;
+        float g = grad(j->exp_table, dot(l1, l2, D), d == 0, 0, alpha);
+        axpy(g, l2, neu1e, D);
+        axpy(g, l1, l2, D);
+    }
+}
+
 /* Skip-gram, Mikolov's loop: every (context c, centre w) pair on its own,
  * v_c's gradient applied after the pair, the output rows at once. */
 KERNEL static void sg_classic(worker *w, const int32_t *sen, int64_t n, float alpha)
 {
     usg_w2v_job *j = w->job;
-    const usg_w2v_vocab *v = j->v;
     int64_t D = j->o.size;
-    int W = j->o.window, K = j->o.negative;
+    int W = j->o.window;
     float *neu1e = w->din;
     for (int64_t p = 0; p < n; p++) {
         int64_t word = sen[p];
@@ -214,25 +245,7 @@ KERNEL static void sg_classic(worker *w, const int32_t *sen, int64_t n, float al
             if (a == W || c < 0 || c >= n) continue;
             float *l1 = j->syn0 + (int64_t)sen[c] * D;
             memset(neu1e, 0, (size_t)D * sizeof(float));
-            if (j->o.hs) {
-                const uint8_t *code = v->code + v->codeoff[word];
-                const int32_t *point = v->point + v->codeoff[word];
-                for (int d = 0; d < v->codelen[word]; d++) {
-                    float *l2 = j->syn1 + (int64_t)point[d] * D;
-                    float g = grad(j->exp_table, dot(l1, l2, D), 1.0f - code[d], 1, alpha);
-                    if (g == 0) continue;
-                    axpy(g, l2, neu1e, D);
-                    axpy(g, l1, l2, D);
-                }
-            }
-            for (int d = 0; d <= K && K > 0; d++) {
-                int64_t t = word;
-                if (d > 0 && (t = usg_w2v_negative(v, rnd(&w->rng))) == word) continue;
-                float *l2 = j->syn1neg + t * D;
-                float g = grad(j->exp_table, dot(l1, l2, D), d == 0, 0, alpha);
-                axpy(g, l2, neu1e, D);
-                axpy(g, l1, l2, D);
-            }
+            output_side(w, l1, word, neu1e, alpha);
             axpy(1, neu1e, l1, D);
         }
     }
@@ -244,9 +257,8 @@ KERNEL static void sg_classic(worker *w, const int32_t *sen, int64_t n, float al
 KERNEL static void cbow(worker *w, const int32_t *sen, int64_t n, float alpha)
 {
     usg_w2v_job *j = w->job;
-    const usg_w2v_vocab *v = j->v;
     int64_t D = j->o.size;
-    int W = j->o.window, K = j->o.negative;
+    int W = j->o.window;
     float *h = w->neu1, *neu1e = w->din;
     for (int64_t p = 0; p < n; p++) {
         int64_t word = sen[p];
@@ -262,25 +274,7 @@ KERNEL static void cbow(worker *w, const int32_t *sen, int64_t n, float alpha)
         float inv = 1.0f / (float)B;
         for (int64_t i = 0; i < D; i++) h[i] *= inv;
         memset(neu1e, 0, (size_t)D * sizeof(float));
-        if (j->o.hs) {
-            const uint8_t *code = v->code + v->codeoff[word];
-            const int32_t *point = v->point + v->codeoff[word];
-            for (int d = 0; d < v->codelen[word]; d++) {
-                float *l2 = j->syn1 + (int64_t)point[d] * D;
-                float g = grad(j->exp_table, dot(h, l2, D), 1.0f - code[d], 1, alpha);
-                if (g == 0) continue;
-                axpy(g, l2, neu1e, D);
-                axpy(g, h, l2, D);
-            }
-        }
-        for (int d = 0; d <= K && K > 0; d++) {
-            int64_t t = word;
-            if (d > 0 && (t = usg_w2v_negative(v, rnd(&w->rng))) == word) continue;
-            float *l2 = j->syn1neg + t * D;
-            float g = grad(j->exp_table, dot(h, l2, D), d == 0, 0, alpha);
-            axpy(g, l2, neu1e, D);
-            axpy(g, h, l2, D);
-        }
+        output_side(w, h, word, neu1e, alpha);
         for (int c = 0; c < B; c++) axpy(1, neu1e, j->syn0 + (int64_t)w->ctx[c] * D, D);
     }
 }
