@@ -10,8 +10,7 @@ set -e
 here=$(dirname "$0")
 . "$here/mpirun.sh"
 usagi=$1
-reason=$(mpi_skip_reason "$usagi")
-if [ -n "$reason" ]; then echo "SKIP: $reason"; exit 77; fi
+mpi_or_skip "$usagi"
 if ! "$usagi" -e 'require("usagi.data").path("ptb/ptb.valid.txt")' >/dev/null 2>&1; then
   echo "SKIP: the Penn Treebank is not in \$USAGI_DATA, ./data or ../shared/data (ptb/)"; exit 77
 fi

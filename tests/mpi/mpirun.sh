@@ -24,12 +24,17 @@ mpi_skip_reason() {
     { echo "this usagi was built without MPI (USAGI_MPI=OFF or no libopenmpi-dev)"; return; }
 }
 
+# exit 77 (ctest's skip) with the reason when USAGI cannot run under mpirun here
+mpi_or_skip() {
+  reason=$(mpi_skip_reason "$1")
+  if [ -n "$reason" ]; then echo "SKIP: $reason"; exit 77; fi
+}
+
 # a rank stuck in a collective (another rank failed past it) ends the job
 mpi2() { mpirun -np 2 --oversubscribe --timeout 240 "$@"; }
 
 if [ "$(basename "$0")" = mpirun.sh ]; then
-  reason=$(mpi_skip_reason "$1")
-  if [ -n "$reason" ]; then echo "SKIP: $reason"; exit 77; fi
+  mpi_or_skip "$1"
   shift
   mpi2 "$@"
 fi

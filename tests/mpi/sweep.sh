@@ -7,8 +7,7 @@ set -e
 here=$(dirname "$0")
 . "$here/mpirun.sh"
 usagi=$1
-reason=$(mpi_skip_reason "$usagi")
-if [ -n "$reason" ]; then echo "SKIP: $reason"; exit 77; fi
+mpi_or_skip "$usagi"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
