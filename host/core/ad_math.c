@@ -331,8 +331,7 @@ USG_CLONES static bool unary_grad_f32(usg_tensor **gin, usg_unop op, usg_dtype d
                                       const usg_tensor *g, const usg_tensor *y)
 {
     if (dt != USG_F32 || g->dtype != USG_F32 || !y || y->dtype != USG_F32 ||
-        !usg_tensor_is_contiguous(g) || !usg_tensor_is_contiguous(y) ||
-        usg_tensor_numel(g) != usg_tensor_numel(y) || g->ndim != y->ndim ||
+        !usg_tensor_is_contiguous(g) || !usg_tensor_is_contiguous(y) || g->ndim != y->ndim ||
         memcmp(g->shape, y->shape, (size_t)g->ndim * sizeof *g->shape) != 0)
         return false;
     if (op != USG_RELU && op != USG_TANH && op != USG_SIGMOID && op != USG_EXP) return false;

@@ -209,10 +209,9 @@ double usg_rng_uniform(usg_rng *r)
 }
 
 /* u = top 24 bits / 2^24: exact in a float, never 1. */
-float usg_rng_uniform_f(usg_rng *r)
-{
-    return (float)(usg_rng_u32(r) >> 8) * (1.0f / 16777216.0f);
-}
+static inline float word_to_unit_f(uint32_t w) { return (float)(w >> 8) * (1.0f / 16777216.0f); }
+
+float usg_rng_uniform_f(usg_rng *r) { return word_to_unit_f(usg_rng_u32(r)); }
 
 /* z = sqrt(-2 ln u1) cos(2 pi u2), u1 in (0, 1] so the log stays finite. */
 double usg_rng_normal(usg_rng *r)
@@ -248,7 +247,7 @@ static void uniform_f32_chunk(usg_rng *r, float *u, int64_t n)
 {
     uint32_t w[USG_RNG_CHUNK];
     usg_rng_fill_u32(r, w, n);
-    for (int64_t i = 0; i < n; i++) u[i] = (float)(w[i] >> 8) * (1.0f / 16777216.0f);
+    for (int64_t i = 0; i < n; i++) u[i] = word_to_unit_f(w[i]);
 }
 
 /* ==== Argument checks ==================================================== */
@@ -421,7 +420,7 @@ usg_status usg_bernoulli(usg_tensor **out, usg_rng *r, const usg_tensor *p)
         return s;
     int64_t n = usg_tensor_numel(p);
     bool fast = p->dtype == USG_F32 && usg_tensor_is_contiguous(p);
-    const float *pv = (const float *)usg_base(p) + p->offset;
+    const float *pv = fast ? usg_tensor_data(p) : NULL;
     int bad = 0;
     if (fast)
         for (int64_t k = 0; k < n; k++) bad |= !(pv[k] >= 0 && pv[k] <= 1);
@@ -660,7 +659,7 @@ usg_status usg_dropout(usg_tensor **out, usg_tensor **mask, usg_rng *r,
     int64_t n = usg_tensor_numel(x);
     if (p > 0 && x->dtype == USG_F32 && usg_tensor_is_contiguous(x)) {
         /* the loop below in chunks of draws */
-        const float *xv = (const float *)usg_base(x) + x->offset;
+        const float *xv = usg_tensor_data(x);
         float *o = usg_base(*out), *mk = mask ? usg_base(*mask) : NULL, u[USG_RNG_CHUNK];
         for (int64_t k0 = 0; k0 < n; k0 += USG_RNG_CHUNK) {
             int64_t m = n - k0 < USG_RNG_CHUNK ? n - k0 : USG_RNG_CHUNK;
