@@ -49,11 +49,8 @@ return usagi.experiment {
 
     local acc, misses = 0, {}
     for epoch in run:epochs(cfg.epochs) do
-      local total, nb, t0 = 0, 0, usagi.sys.monotonic()
-      for x, y in run:batches({ train.x, train.y }, cfg.batch, { label = ('epoch %d/%d'):format(epoch, cfg.epochs) }) do
-        total, nb = total + opt:minimize(model:loss(x, y), { clip = cfg.clip }), nb + 1
-      end
-      local loss, seconds = total / nb, usagi.sys.monotonic() - t0
+      local loss, seconds = run:train_epoch(opt, { train.x, train.y }, cfg.batch,
+        function(x, y) return model:loss(x, y) end, { clip = cfg.clip })
       acc, misses = S.exact_match(model, test.x, test.y, task.start)
       run:log { epoch = epoch, loss = loss, accuracy = acc, samples_per_s = train.x:size(1) / seconds }
       run:print(('epoch %2d  loss %.5f  held-out exact match %7.3f%%  %5.0f samples/s')

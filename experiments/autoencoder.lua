@@ -33,19 +33,16 @@ return usagi.experiment {
     run:track { model = model, optim = opt }
     run:print(('autoencoder: %s, %d train / %d held-out images, %d-%d-%d, %d parameters')
       :format(cfg.data, N, test.x:size(1), D, cfg.hidden, cfg.code, model:num_parameters()))
-    local nb, bce, mse = math.ceil(N / cfg.batch), 0, 0
+    local bce, mse = 0, 0
     for epoch in run:epochs(cfg.epochs) do
-      local total = 0
-      for x in run:batches({ train.x }, cfg.batch, { label = ('epoch %d/%d'):format(epoch, cfg.epochs) }) do
-        total = total + opt:minimize(model:loss(x))
-      end
+      local train_loss = run:train_epoch(opt, { train.x }, cfg.batch, function(x) return model:loss(x) end)
       usagi.no_grad(function()
         bce = model:loss(test.x):item()
         mse = (model(test.x):sigmoid() - test.x):square():mean():item()
       end)
-      run:log { epoch = epoch, train_loss = total / nb, test_loss = bce, test_mse = mse }
+      run:log { epoch = epoch, train_loss = train_loss, test_loss = bce, test_mse = mse }
       run:print(('epoch %3d  train %.3f  held-out %.3f nats per image, MSE %.5f per pixel')
-        :format(epoch, total / nb, bce, mse))
+        :format(epoch, train_loss, bce, mse))
     end
     if run.dir then
       usagi.no_grad(function()

@@ -62,7 +62,7 @@ return usagi.experiment {
     local nb = math.ceil(N / cfg.batch)
     for epoch in run:epochs(cfg.epochs) do
       local total, t0 = 0, usagi.sys.monotonic()
-      for x in run:batches({ train.x }, cfg.batch, { label = ('epoch %d/%d'):format(epoch, cfg.epochs) }) do
+      for x in run:batches({ train.x }, cfg.batch) do
         local loss, info = model:loss(usagi.bernoulli(x))             -- dynamic binarization
         opt:minimize(loss)
         total = total + info.elbo

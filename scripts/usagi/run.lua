@@ -146,6 +146,7 @@ function Run:epochs(n)
     error('run:epochs: n must be a non-negative integer, got ' .. tostring(n), 2)
   end
   local first = true
+  self.epochs_total = n
   return function()
     if first then first = false
     else
@@ -246,9 +247,10 @@ end
 
 -- run:batches(tensors, B [, opts]) -> an iterator over one epoch, in a fresh
 -- order from the run's generator, for training loops:
---   for xb, yb in run:batches({ x, y }, 128, { label = 'epoch 3/10' }) do ... end
+--   for xb, yb in run:batches({ x, y }, 128) do ... end
 -- gives rows lo..lo+B-1 of each tensor (the last batch may be smaller),
--- with run:progress's bar (opts.label, the unit 'samples') and its
+-- with run:progress's bar (opts.label; inside run:epochs it defaults to
+-- 'epoch e/n'; the unit 'samples') and its
 -- bookkeeping (steps, checkpoints, resume). The epoch's shuffled copies are
 -- freed when the loop ends, not when the collector comes. With R ranks
 -- every rank draws the same order (one seed) and takes its share of each
@@ -279,7 +281,8 @@ function Run:batches(tensors, B, opts)
     end
     shuffled[k] = t:index_select(1, perm)
   end
-  local steps = self:progress(math.ceil(N / B), { label = opts.label, unit = 'samples', per_step = B })
+  local label = opts.label or self.epochs_total and ('epoch %d/%d'):format(self.epoch, self.epochs_total)
+  local steps = self:progress(math.ceil(N / B), { label = label, unit = 'samples', per_step = B })
   return function()
     local i = steps()
     if not i then
@@ -299,6 +302,21 @@ function Run:batches(tensors, B, opts)
     for k, t in ipairs(shuffled) do out[k] = t:narrow(1, lo, m) end
     return table.unpack(out)
   end
+end
+
+-- run:train_epoch(opt, tensors, B, loss_of [, {clip = max_norm}]) -> the mean
+-- of the batches' losses, seconds: one epoch of run:batches, each batch a
+-- step opt:minimize(loss_of(its tensors...), {clip}), the loop every
+-- supervised experiment writes.
+function Run:train_epoch(opt, tensors, B, loss_of, opts)
+  local total, nb, t0 = 0, 0, sys.monotonic()
+  local next_batch = self:batches(tensors, B)
+  while true do
+    local batch = table.pack(next_batch())
+    if batch[1] == nil then break end
+    total, nb = total + opt:minimize(loss_of(table.unpack(batch, 1, batch.n)), opts), nb + 1
+  end
+  return total / math.max(nb, 1), sys.monotonic() - t0
 end
 
 -- ==== Checkpoints ========================================================

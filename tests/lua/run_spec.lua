@@ -454,4 +454,36 @@ describe('run:batches', function()
       h.fails(function() run:batches({}, 2) end, 'run:batches: tensors must be a list of tensors')
     end)
   end)
+
+  it('labels its bar with the epoch inside run:epochs', function()
+    local _, labels = in_run(function(run)
+      local seen, progress = {}, run.progress
+      run.progress = function(self, n, opts) seen[#seen + 1] = opts.label; return progress(self, n, opts) end
+      for _ in run:epochs(2) do
+        for _ in run:batches({ usagi.zeros(3, 1) }, 2) do end
+      end
+      for _ in run:batches({ usagi.zeros(3, 1) }, 2, { label = 'mine' }) do end
+      return seen
+    end)
+    assert.are.same({ 'epoch 1/2', 'epoch 2/2', 'mine' }, labels)
+  end)
+
+  it('train_epoch: one step of the optimizer per batch, the mean of the batch losses', function()
+    local _, got = in_run(function(run)
+      local w = usagi.zeros(1):requires_grad(true)
+      local opt = require('usagi.optim').SGD({ w }, { lr = 0 })       -- lr 0: the losses stay known
+      local x = usagi.arange(1, 11):view(10, 1)
+      local calls, rows = 0, 0
+      local mean = run:train_epoch(opt, { x, x * 2 }, 4, function(xb, yb)
+        calls, rows = calls + 1, rows + xb:size(1)
+        assert.are.equal(xb[1][1] * 2, yb[1][1])
+        return (xb:sum() + w):sum()      -- the sum of the batch's rows
+      end)
+      return { mean = mean, calls = calls, rows = rows, grad = w.grad:item() }
+    end)
+    assert.are.equal(3, got.calls)
+    assert.are.equal(10, got.rows)
+    assert.are.equal(55 / 3, got.mean)   -- the three batch sums add up to 1 + ... + 10
+    assert.are.equal(1, got.grad)        -- backward ran (zeroed before each step)
+  end)
 end)
