@@ -635,68 +635,49 @@ usg_status usg_randperm(usg_tensor **out, usg_rng *r, int64_t n, int base)
     return USG_OK;
 }
 
-/* The mask of inverted dropout: m = [u >= p] ~ Bernoulli(1 - p), u one
- * uniform per element in order; p = 0 draws nothing. */
-usg_status usg_dropout_mask(usg_tensor **mask, usg_rng *r, usg_dtype dt, int ndim,
-                            const int64_t *shape, double p)
-{
-    usg_status s;
-    if (!mask) return usg_fail(USG_ARG, "dropout_mask: mask must not be NULL");
-    *mask = NULL;
-    if ((s = check_rng("dropout", r)) != USG_OK) return s;
-    if (!usg_dtype_is_float(dt))
-        return usg_fail(USG_TYPE, "dropout: the mask's dtype must be f32 or f64, got %s",
-                        usg_dtype_name(dt));
-    if (!(p >= 0 && p < 1))
-        return usg_fail(USG_ARG, "dropout: p must be in [0, 1), got %g", p);
-    if ((s = usg_tensor_empty(mask, dt, ndim, shape)) != USG_OK) return s;
-    int64_t n = usg_tensor_numel(*mask);
-    if (dt == USG_F32) {
-        float *m = usg_tensor_data(*mask), u[USG_RNG_CHUNK];
-        for (int64_t k0 = 0; k0 < n; k0 += USG_RNG_CHUNK) {
-            int64_t c = n - k0 < USG_RNG_CHUNK ? n - k0 : USG_RNG_CHUNK;
-            if (p > 0) uniform_f32_chunk(r, u, c);
-            for (int64_t i = 0; i < c; i++) m[k0 + i] = p == 0 || (double)u[i] >= p ? 1.0f : 0.0f;
-        }
-    } else {
-        double *m = usg_tensor_data(*mask);
-        for (int64_t k = 0; k < n; k++) m[k] = p == 0 || usg_rng_uniform(r) >= p ? 1.0 : 0.0;
-    }
-    return USG_OK;
-}
-
-/* Inverted dropout: out = x m / (1 - p), so E[out] = x and evaluation
- * needs no rescaling; m is usg_dropout_mask's. */
+/* Inverted dropout: out = x m / (1 - p), m = [u >= p] ~ Bernoulli(1 - p), so
+ * E[out] = x and evaluation needs no rescaling. p = 0 draws nothing. */
 usg_status usg_dropout(usg_tensor **out, usg_tensor **mask, usg_rng *r,
                        const usg_tensor *x, double p)
 {
     usg_status s;
-    usg_tensor *m = NULL;
     if (mask) *mask = NULL;
     if (!out) return usg_fail(USG_ARG, "dropout: out must not be NULL");
     *out = NULL;
     if ((s = check_rng("dropout", r)) != USG_OK ||
-        (s = check_float_tensor("dropout", "input", x)) != USG_OK ||
-        (s = usg_dropout_mask(&m, r, x->dtype, x->ndim, x->shape, p)) != USG_OK ||
-        (s = usg_tensor_empty_like(out, x, x->dtype)) != USG_OK) {
-        usg_tensor_release(m);
+        (s = check_float_tensor("dropout", "input", x)) != USG_OK)
+        return s;
+    if (!(p >= 0 && p < 1))
+        return usg_fail(USG_ARG, "dropout: p must be in [0, 1), got %g", p);
+    if ((s = usg_tensor_empty_like(out, x, x->dtype)) != USG_OK) return s;
+    if (mask && (s = usg_tensor_empty_like(mask, x, x->dtype)) != USG_OK) {
+        usg_tensor_release(*out);
+        *out = NULL;
         return s;
     }
     double scale = 1.0 / (1.0 - p);
     int64_t n = usg_tensor_numel(x);
-    if (x->dtype == USG_F32 && usg_tensor_is_contiguous(x)) {
-        const float *xv = usg_tensor_data(x), *mv = usg_tensor_data(m);
-        float *o = usg_base(*out);
-        for (int64_t k = 0; k < n; k++) o[k] = mv[k] != 0 ? (float)(xv[k] * scale) : 0.0f;
-    } else {
-        usg_walk w;
-        usg_walk_init(&w, x);
-        for (int64_t k = 0; k < n; k++, usg_walk_next(&w)) {
-            double v = usg_load(x->dtype, usg_base(x), w.off);
-            usg_store(x->dtype, usg_base(*out), k, usg_load(x->dtype, usg_base(m), k) != 0 ? v * scale : 0.0);
+    if (p > 0 && x->dtype == USG_F32 && usg_tensor_is_contiguous(x)) {
+        /* the loop below in chunks of draws */
+        const float *xv = usg_tensor_data(x);
+        float *o = usg_base(*out), *mk = mask ? usg_base(*mask) : NULL, u[USG_RNG_CHUNK];
+        for (int64_t k0 = 0; k0 < n; k0 += USG_RNG_CHUNK) {
+            int64_t m = n - k0 < USG_RNG_CHUNK ? n - k0 : USG_RNG_CHUNK;
+            uniform_f32_chunk(r, u, m);
+            for (int64_t i = 0; i < m; i++)
+                o[k0 + i] = (double)u[i] >= p ? (float)(xv[k0 + i] * scale) : 0.0f;
+            if (mk)
+                for (int64_t i = 0; i < m; i++) mk[k0 + i] = (double)u[i] >= p ? 1.0f : 0.0f;
         }
+        return USG_OK;
     }
-    if (mask) *mask = m;
-    else usg_tensor_release(m);
+    usg_walk w;
+    usg_walk_init(&w, x);
+    for (int64_t k = 0; k < n; k++, usg_walk_next(&w)) {
+        bool keep = p == 0 || unit(r, x->dtype) >= p;
+        double v = usg_load(x->dtype, usg_base(x), w.off);
+        usg_store(x->dtype, usg_base(*out), k, keep ? v * scale : 0.0);
+        if (mask) usg_store(x->dtype, usg_base(*mask), k, keep ? 1.0 : 0.0);
+    }
     return USG_OK;
 }

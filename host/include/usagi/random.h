@@ -69,10 +69,6 @@ USG_API usg_status usg_multinomial(usg_tensor **out, usg_rng *r, const usg_tenso
                                    int64_t n, bool replacement, int base);
 /* A random permutation of base .. base+n-1 (i32), Fisher-Yates. */
 USG_API usg_status usg_randperm(usg_tensor **out, usg_rng *r, int64_t n, int base);
-/* The 0/1 mask (dtype dt, f32 or f64) usg_dropout draws for an input of
- * `shape`, the same draws: m = [u >= p], p in [0, 1). */
-USG_API usg_status usg_dropout_mask(usg_tensor **mask, usg_rng *r, usg_dtype dt, int ndim,
-                                    const int64_t *shape, double p);
 /* Inverted dropout: out = x * m / (1 - p), m ~ Bernoulli(1 - p); the mask
  * m (x's shape and dtype, 0/1) is returned too when `mask` is not NULL, for
  * the backward pass. p in [0, 1); p = 0 copies. */
