@@ -198,6 +198,36 @@ static void class_row(usg_dtype dt, void *gx, const void *x, int64_t row, int64_
         usg_store(dt, gx, row + c, gi * (exp(usg_load(dt, x, row + c) - mz[0]) / mz[1] - (c == t)));
 }
 
+/* Rows lo..hi of class_backward's gradient. */
+typedef struct class_job {
+    const struct class_ctx *c;
+    const usg_tensor *target, *mask, *g;
+    usg_dtype dt;
+    void *gx;
+    const void *x;
+    const double *mz;
+    int64_t C;
+    size_t row_bytes;
+    double count;
+} class_job;
+
+static void class_rows(void *ctx, int64_t lo, int64_t hi)
+{
+    const class_job *j = ctx;
+    const class_ctx *c = j->c;
+    for (int64_t i = lo; i < hi; i++) {
+        if (!counts(j->target, j->mask, c->ignore, i)) {
+            memset((char *)j->gx + i * j->row_bytes, 0, j->row_bytes);
+            continue;
+        }
+        double gi = c->red == USG_REDUCE_NONE ? usg_tensor_get_flat(j->g, i)
+                  : c->red == USG_REDUCE_MEAN ? usg_tensor_get_flat(j->g, 0) / j->count
+                  : usg_tensor_get_flat(j->g, 0);
+        class_row(j->dt, j->gx, j->x, i * j->C, j->C, (int32_t)at1(j->target, i) - c->base, gi,
+                  j->mz ? j->mz + 2 * i : NULL);
+    }
+}
+
 /* loss = sum over counted items i of l_i, divided by the count for MEAN:
  *   nll:  l_i = -logp[i][t_i]          dL/dlogp[i][c] = -g_i [c = t_i]
  *   ce:   l_i = -log softmax(x_i)[t_i]  dL/dx[i][c] = g_i (softmax(x_i)_c - [c = t_i])
@@ -218,19 +248,11 @@ static usg_status class_backward(usg_node *n, usg_tensor *const *gout, usg_tenso
         usg_tensor_release(gx);
         return s;
     }
-    double count = 0.0;
-    for (int64_t i = 0; i < N; i++) count += counts(target, mask, c->ignore, i);
-    for (int64_t i = 0; i < N; i++) {
-        if (!counts(target, mask, c->ignore, i)) {
-            memset((char *)usg_tensor_data(gx) + i * row_bytes, 0, row_bytes);
-            continue;
-        }
-        double gi = c->red == USG_REDUCE_NONE ? usg_tensor_get_flat(gout[0], i)
-                  : c->red == USG_REDUCE_MEAN ? usg_tensor_get_flat(gout[0], 0) / count
-                  : usg_tensor_get_flat(gout[0], 0);
-        class_row(x->dtype, usg_tensor_data(gx), xc ? usg_tensor_data(xc) : NULL, i * C, C,
-                  (int32_t)at1(target, i) - c->base, gi, mz ? mz + 2 * i : NULL);
-    }
+    class_job j = {c, target, mask, gout[0], x->dtype, usg_tensor_data(gx),
+                   xc ? usg_tensor_data(xc) : NULL, mz, C, row_bytes, 0.0};
+    for (int64_t i = 0; i < N; i++) j.count += counts(target, mask, c->ignore, i);
+    /* rows are independent: split over the core's threads (same bits) */
+    usg_parallel_for(N, C >= 65536 ? 1 : 65536 / C, class_rows, &j);
     usg_tensor_release(xc);
     gin[0] = gx;
     return USG_OK;

@@ -45,19 +45,69 @@ static usg_status operand_of(operand *o, const usg_tensor *x, bool trans)
     return USG_OK;
 }
 
-/* c (M, N), row-major with leading dimension ldc. */
-static void gemm_raw(usg_dtype dt, const operand *a, const operand *b, int M, int N, int K,
-                     double alpha, double beta, void *c, int ldc)
+/* c (M, N), row-major with leading dimension ldc: one cblas call. */
+static void gemm_call(usg_dtype dt, const operand *a, const operand *b, int M, int N, int K,
+                      double alpha, double beta, void *c, int ldc)
 {
     enum CBLAS_TRANSPOSE ta = a->trans ? CblasTrans : CblasNoTrans;
     enum CBLAS_TRANSPOSE tb = b->trans ? CblasTrans : CblasNoTrans;
-    if (M == 0 || N == 0) return;
     if (dt == USG_F32)
         cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, (float)alpha, a->p, a->ld, b->p, b->ld,
                     (float)beta, c, ldc);
     else
         cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, alpha, a->p, a->ld, b->p, b->ld,
                     beta, c, ldc);
+}
+
+/* A product cut for the core's threads (parallel.c): blocks of BLOCK rows
+ * of c (from a's rows) or BLOCK columns (from b's columns), whichever
+ * dimension is longer; every block keeps the whole inner dimension K, so
+ * each element is summed as the whole product would sum it. A part gets at
+ * least PART_MNK multiply-adds, below which a split costs more than it
+ * saves. */
+#define BLOCK 16
+#define PART_MNK (1 << 20)
+
+typedef struct gemm_job {
+    usg_dtype dt;
+    operand a, b;
+    int M, N, K, ldc;
+    double alpha, beta;
+    char *c;
+    size_t es;
+    bool rows;
+} gemm_job;
+
+static void gemm_part(void *ctx, int64_t lo, int64_t hi)
+{
+    const gemm_job *j = ctx;
+    operand a = j->a, b = j->b;
+    int first = (int)lo * BLOCK, end = (int)hi * BLOCK, len;
+    char *c = j->c;
+    if (j->rows) {                          /* rows first..end of c and of op(a) */
+        if (end > j->M) end = j->M;
+        len = end - first;
+        a.p = (const char *)a.p + (a.trans ? (size_t)first : (size_t)first * a.ld) * j->es;
+        c += (size_t)first * j->ldc * j->es;
+        gemm_call(j->dt, &a, &b, len, j->N, j->K, j->alpha, j->beta, c, j->ldc);
+    } else {                                /* columns first..end of c and of op(b) */
+        if (end > j->N) end = j->N;
+        len = end - first;
+        b.p = (const char *)b.p + (b.trans ? (size_t)first * b.ld : (size_t)first) * j->es;
+        c += (size_t)first * j->es;
+        gemm_call(j->dt, &a, &b, j->M, len, j->K, j->alpha, j->beta, c, j->ldc);
+    }
+}
+
+/* c (M, N), row-major with leading dimension ldc, on the core's threads. */
+static void gemm_raw(usg_dtype dt, const operand *a, const operand *b, int M, int N, int K,
+                     double alpha, double beta, void *c, int ldc)
+{
+    if (M == 0 || N == 0) return;
+    gemm_job j = {dt, *a, *b, M, N, K, ldc, alpha, beta, c, usg_dtype_size(dt), M >= N};
+    int64_t blocks = ((j.rows ? M : N) + BLOCK - 1) / BLOCK;
+    int64_t block_mnk = (int64_t)BLOCK * (j.rows ? N : M) * (K > 0 ? K : 1);
+    usg_parallel_for(blocks, (PART_MNK + block_mnk - 1) / block_mnk, gemm_part, &j);
 }
 
 static usg_status check_float(const char *fn, const char *arg, const usg_tensor *t, usg_dtype dt)
@@ -299,15 +349,3 @@ usg_status usg_addmm(usg_tensor **out, const usg_tensor *c, const usg_tensor *a,
     if (s != USG_OK) { usg_tensor_release(*out); *out = NULL; }
     return s;
 }
-
-/* ==== Threads ============================================================ */
-
-usg_status usg_set_num_threads(int n)
-{
-    if (n < 1 || n > 1024)
-        return usg_fail(USG_ARG, "set_num_threads: threads must be in 1..1024, got %d", n);
-    openblas_set_num_threads(n);
-    return USG_OK;
-}
-
-int usg_get_num_threads(void) { return openblas_get_num_threads(); }

@@ -12,6 +12,7 @@
  * overflow nor lose the small terms.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -304,6 +305,26 @@ static double ce_row(usg_dtype dt, const void *x, int64_t row, int64_t cstride, 
     return log(mz[1]) + m - usg_load(dt, x, row + t * cstride);
 }
 
+/* Rows lo..hi of class_loss: loss[i] and the row's (m, z) into mz + 2 i. */
+typedef struct rows_job {
+    const usg_tensor *x, *target, *mask;
+    int32_t ignore;
+    int base;
+    int64_t rstride, cstride, C;
+    row_loss_fn f;
+    double *loss, *mz;
+} rows_job;
+
+static void loss_rows(void *ctx, int64_t lo, int64_t hi)
+{
+    const rows_job *j = ctx;
+    for (int64_t i = lo; i < hi; i++)
+        if (counts(j->target, j->mask, j->ignore, i))
+            j->loss[i] = j->f(j->x->dtype, usg_base(j->x), j->x->offset + i * j->rstride,
+                              j->cstride, j->C, (int32_t)at1(j->target, i) - j->base,
+                              j->mz + 2 * i);
+}
+
 /* The shared body of nll_loss and cross_entropy. x is read through its
  * strides (row i at offset + i * stride[0], class c at + c * stride[1]), so
  * no copy is made whatever its layout.
@@ -328,16 +349,26 @@ static usg_status class_loss(usg_tensor **out, usg_tensor **stats, const usg_ten
         (s = usg_tensor_zeros(out, x->dtype, target->ndim, target->shape)) != USG_OK)
         goto fail;
 
-    double sum = 0.0, count = 0.0, mz[2];
-    double *st = stats ? usg_tensor_data(*stats) : mz;
+    /* each row's loss (rows are independent: split over the core's threads),
+     * then their sum in row order, so the bits do not depend on the split */
+    double sum = 0.0, count = 0.0;
+    double *l = malloc((size_t)N * (stats ? 1 : 3) * sizeof *l);
+    if (!l) {
+        s = usg_fail(USG_NOMEM, "%s: out of memory for %lld row losses", fn, (long long)N);
+        usg_tensor_release(*out);
+        *out = NULL;
+        goto fail;
+    }
+    rows_job j = {x, target, mask, ignore, base, rstride, cstride, C, f, l,
+                  stats ? usg_tensor_data(*stats) : l + N};
+    usg_parallel_for(N, C >= 65536 ? 1 : 65536 / C, loss_rows, &j);
     for (int64_t i = 0; i < N; i++) {
         if (!counts(target, mask, ignore, i)) continue;
-        double l = f(x->dtype, usg_base(x), x->offset + i * rstride, cstride, C,
-                     (int32_t)at1(target, i) - base, stats ? st + 2 * i : mz);
-        if (red == USG_REDUCE_NONE) usg_store(x->dtype, usg_tensor_data(*out), i, l);
-        sum += l;
+        if (red == USG_REDUCE_NONE) usg_store(x->dtype, usg_tensor_data(*out), i, l[i]);
+        sum += l[i];
         count += 1.0;
     }
+    free(l);
     if (red == USG_REDUCE_NONE ||
         (s = reduced_scalar(out, x->dtype, red, sum, count)) == USG_OK)
         return USG_OK;

@@ -158,6 +158,23 @@ USG_CLONES static void sgd_plain_f32(float *p, const float *g, double lr, int64_
     for (int64_t i = 0; i < n; i++) p[i] = (float)((double)p[i] - lr * (double)g[i]);
 }
 
+/* The plain SGD and Adam loops over ranges of elements, for usg_parallel_for:
+ * every element's update is its own, so any split gives the same bits. */
+typedef struct plain_job {
+    float *p, *m, *v;
+    const float *g;
+    double lr, b1, b2, step_size, inv_bc2_sqrt, eps;
+} plain_job;
+
+static void sgd_range(void *ctx, int64_t lo, int64_t hi)
+{
+    const plain_job *j = ctx;
+    sgd_plain_f32(j->p + lo, j->g + lo, j->lr, hi - lo);
+}
+
+/* elements per thread below which a split costs more than it saves */
+#define PLAIN_GRAIN 32768
+
 usg_status usg_sgd_step(usg_tensor *param, usg_tensor *grad, usg_tensor *buf, int64_t step,
                         const usg_sgd_opts *o)
 {
@@ -178,8 +195,8 @@ usg_status usg_sgd_step(usg_tensor *param, usg_tensor *grad, usg_tensor *buf, in
         return s;
     if (o->momentum == 0 && o->weight_decay == 0 && param->dtype == USG_F32 &&
         grad->dtype == USG_F32 && usg_tensor_is_contiguous(grad)) {
-        sgd_plain_f32(usg_tensor_data(param), usg_tensor_data(grad), o->lr,
-                      usg_tensor_numel(param));
+        plain_job j = {.p = usg_tensor_data(param), .g = usg_tensor_data(grad), .lr = o->lr};
+        usg_parallel_for(usg_tensor_numel(param), PLAIN_GRAIN, sgd_range, &j);
         param->storage->version++;
         return USG_OK;
     }
@@ -234,6 +251,13 @@ USG_CLONES static void adam_plain_f32(float *restrict p, const float *restrict g
     }
 }
 
+static void adam_range(void *ctx, int64_t lo, int64_t hi)
+{
+    const plain_job *j = ctx;
+    adam_plain_f32(j->p + lo, j->g + lo, j->m + lo, j->v + lo, hi - lo, j->b1, j->b2,
+                   j->step_size, j->inv_bc2_sqrt, j->eps);
+}
+
 usg_status usg_adam_step(usg_tensor *param, usg_tensor *grad, usg_tensor *exp_avg,
                          usg_tensor *exp_avg_sq, usg_tensor *max_exp_avg_sq, int64_t step,
                          const usg_adam_opts *o)
@@ -256,9 +280,10 @@ usg_status usg_adam_step(usg_tensor *param, usg_tensor *grad, usg_tensor *exp_av
                 1 / sqrt(1 - pow(o->beta2, (double)step))};
     if (o->weight_decay == 0 && !o->amsgrad && param->dtype == USG_F32 &&
         grad->dtype == USG_F32 && usg_tensor_is_contiguous(grad)) {
-        adam_plain_f32(usg_tensor_data(param), usg_tensor_data(grad), usg_tensor_data(exp_avg),
-                       usg_tensor_data(exp_avg_sq), usg_tensor_numel(param), o->beta1, o->beta2,
-                       k.step_size, k.inv_bc2_sqrt, o->eps);
+        plain_job j = {usg_tensor_data(param), usg_tensor_data(exp_avg),
+                       usg_tensor_data(exp_avg_sq), usg_tensor_data(grad), 0, o->beta1,
+                       o->beta2, k.step_size, k.inv_bc2_sqrt, o->eps};
+        usg_parallel_for(usg_tensor_numel(param), PLAIN_GRAIN, adam_range, &j);
         param->storage->version++;
         return USG_OK;
     }

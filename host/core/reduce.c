@@ -337,19 +337,36 @@ USG_CLONES static void add_row_f32(double *restrict acc, const float *restrict x
  * over dim 0): the same sums as reduce_run, row after row into an inner-long
  * double buffer instead of LANES columns at a time. USG_NOMEM when the
  * buffer cannot be had; vals is then untouched. */
+typedef struct wide_job {
+    const float *x;
+    float *y;
+    double *acc;
+    int64_t outer, n, inner;
+} wide_job;
+
+/* Columns lo..hi of sum_wide_f32: each column is summed in the same order
+ * whatever the split, so the columns can go to different threads. */
+static void sum_wide_cols(void *ctx, int64_t lo, int64_t hi)
+{
+    const wide_job *j = ctx;
+    int64_t inner = j->inner;
+    for (int64_t o = 0; o < j->outer; o++) {
+        memset(j->acc + lo, 0, (size_t)(hi - lo) * sizeof *j->acc);
+        for (int64_t k = 0; k < j->n; k++)
+            add_row_f32(j->acc + lo, j->x + (o * j->n + k) * inner + lo, hi - lo);
+        for (int64_t c = lo; c < hi; c++) j->y[o * inner + c] = (float)j->acc[c];
+    }
+}
+
 static usg_status sum_wide_f32(const usg_tensor *c, int dim, usg_tensor *vals)
 {
     int64_t outer, n, inner;
     usg_outer_inner(c, dim, &outer, &n, &inner);
     double *acc = usg_alloc((size_t)inner * sizeof *acc);
     if (!acc) return USG_NOMEM;
-    const float *x = usg_tensor_data(c);
-    float *y = usg_tensor_data(vals);
-    for (int64_t o = 0; o < outer; o++) {
-        memset(acc, 0, (size_t)inner * sizeof *acc);
-        for (int64_t k = 0; k < n; k++) add_row_f32(acc, x + (o * n + k) * inner, inner);
-        for (int64_t j = 0; j < inner; j++) y[o * inner + j] = (float)acc[j];
-    }
+    wide_job j = {usg_tensor_data(c), usg_tensor_data(vals), acc, outer, n, inner};
+    int64_t per = outer * n > 0 ? 65536 / (outer * n) : inner;   /* ~64k elements a part */
+    usg_parallel_for(inner, per > 64 ? per : 64, sum_wide_cols, &j);
     usg_free(acc);
     return USG_OK;
 }

@@ -237,7 +237,7 @@ static int l_blas_info(lua_State *L)
     lua_setfield(L, -2, "config");
     lua_pushstring(L, openblas_get_corename());
     lua_setfield(L, -2, "core");
-    lua_pushinteger(L, openblas_get_num_threads());
+    lua_pushinteger(L, usg_get_num_threads());        /* OpenBLAS's own is 1 (parallel.c) */
     lua_setfield(L, -2, "threads");
     return 1;
 }

@@ -65,10 +65,20 @@ USG_API const char *usg_status_name(usg_status s);
 
 /* ==== Threads =========================================================== */
 
-/* The threads of OpenBLAS's products (--threads; default: what OpenBLAS
- * starts with, all cores). USG_ARG outside 1..1024. */
+/* The core's threads (--threads; default: what OpenBLAS would start with,
+ * OPENBLAS_NUM_THREADS or all cores): large products and the loops below
+ * are split over them, OpenBLAS running single-threaded inside each
+ * (parallel.c). USG_ARG outside 1..1024. */
 USG_API usg_status usg_set_num_threads(int n);
 USG_API int usg_get_num_threads(void);
+
+/* fn(ctx, lo, hi) over parts of [0, n) that together cover it once, on up
+ * to usg_get_num_threads() threads (the caller's and the core's workers),
+ * each part at least `grain` iterations; returns when all are done. For
+ * loops whose iterations write disjoint elements and combine nothing, so
+ * the result is the same for any number of threads. */
+typedef void (*usg_range_fn)(void *ctx, int64_t lo, int64_t hi);
+USG_API void usg_parallel_for(int64_t n, int64_t grain, usg_range_fn fn, void *ctx);
 
 /* ==== Memory ============================================================ */
 
