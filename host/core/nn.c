@@ -87,14 +87,22 @@ static usg_status linear_check(const usg_tensor *x, const usg_tensor *w, const u
 }
 
 /* Every row of the (M, out) matrix y gets the bias b: y[m][o] = b[o]. */
+typedef struct rows_copy { char *p; size_t row; } rows_copy;
+
+static void copy_row0(void *ctx, int64_t lo, int64_t hi)     /* rows lo..hi <- row 0 */
+{
+    const rows_copy *j = ctx;
+    for (int64_t m = lo > 0 ? lo : 1; m < hi; m++) memcpy(j->p + m * j->row, j->p, j->row);
+}
+
 static void fill_rows(usg_tensor *y, const usg_tensor *b)
 {
     int64_t M = y->shape[0], O = y->shape[1];
     if (M == 0) return;
     void *p = usg_tensor_data(y);
     for (int64_t o = 0; o < O; o++) usg_store(y->dtype, p, o, at1(b, o));
-    for (int64_t m = 1; m < M; m++)
-        memcpy((char *)p + m * O * usg_dtype_size(y->dtype), p, O * usg_dtype_size(y->dtype));
+    rows_copy j = {p, (size_t)O * usg_dtype_size(y->dtype)};   /* ~64k elements a part */
+    usg_parallel_for(M, O >= 65536 ? 1 : 65536 / (O > 0 ? O : 1), copy_row0, &j);
 }
 
 /* y = x w^T + b, with x seen as the matrix (M, in) of its rows:

@@ -33,6 +33,7 @@
  * (B, H) <- hh's n-slice (kept for the backward), h (B, H) <- h^t. No
  * branch and no aliasing in the inner loop: the f32 version vectorizes. */
 #define CELL_FORWARD(NAME, FT, TANH, SIGM)                                         \
+    USG_CLONES                                                                     \
     static void NAME##_row(FT *restrict ar, FT *restrict az, FT *restrict an,      \
                            FT *restrict hnb, FT *restrict hb, const FT *restrict hr, \
                            const FT *restrict hz, const FT *restrict hnn,          \
@@ -72,6 +73,7 @@ CELL_FORWARD(cell_forward_f64, double, tanh, usg_rec_sigmoid)
  * da and dhh (B, 3H) get those. carry (B, H) <- dh ⊙ z, the direct part of
  * dL/dh^{t-1}; the rest is dhh W_hh (a gemm, by the caller). */
 #define CELL_BACKWARD(NAME, FT)                                                    \
+    USG_CLONES                                                                     \
     static void NAME##_row(FT *restrict d, FT *restrict e, FT *restrict cb,        \
                            const FT *restrict dhb, const FT *restrict gb,          \
                            const FT *restrict hnb, const FT *restrict hpb, int64_t H) \

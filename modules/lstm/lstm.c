@@ -32,6 +32,7 @@
  * <- h^t. No branch and no aliasing in the inner loop, so the f32 version
  * (fastmath's tanh and sigmoid) vectorizes; the f64 one uses libm. */
 #define CELL_FORWARD(NAME, FT, TANH, SIGM)                                         \
+    USG_CLONES                                                                     \
     static void NAME##_row(FT *restrict ai, FT *restrict af, FT *restrict ag,      \
                            FT *restrict ao, FT *restrict cb, FT *restrict hb,      \
                            const FT *restrict cpb, const FT *restrict pi,          \
@@ -75,6 +76,7 @@ CELL_FORWARD(cell_forward_f64, double, tanh, usg_rec_sigmoid)
  *   dp_i += δi ⊙ c^{t-1}   dp_f += δf ⊙ c^{t-1}   dp_o += δo ⊙ c^t
  */
 #define CELL_BACKWARD(NAME, FT, TANH)                                              \
+    USG_CLONES                                                                     \
     static void NAME##_row(FT *restrict d, FT *restrict dcb, const FT *restrict hb, \
                            const FT *restrict gb, const FT *restrict cb,           \
                            const FT *restrict cpb, const FT *restrict pi,          \

@@ -67,7 +67,7 @@ static inline double dact(double z, usg_rnn_act f)
 
 /* z = f(u) in place over n elements; one loop per f, so each is a plain
  * loop the compiler can vectorize */
-static void activate(void *u, int64_t n, usg_dtype dt, usg_rnn_act f)
+USG_CLONES static void activate(void *u, int64_t n, usg_dtype dt, usg_rnn_act f)
 {
     if (dt == USG_F32) {
         float *p = u;
@@ -83,7 +83,7 @@ static void activate(void *u, int64_t n, usg_dtype dt, usg_rnn_act f)
 }
 
 /* d = d ⊙ f'(u), f' read from z = f(u), over n elements */
-static void mul_dact(void *d, const void *z, int64_t n, usg_dtype dt, usg_rnn_act f)
+USG_CLONES static void mul_dact(void *d, const void *z, int64_t n, usg_dtype dt, usg_rnn_act f)
 {
     if (dt == USG_F32) {
         float *p = d;
