@@ -159,7 +159,8 @@ typedef struct class_ctx {
     usg_reduction red;
     int base;
     bool mask;          /* a mask was saved (slot 2) */
-    bool stats;         /* cross-entropy: each row's (m, z) was saved (last slot) */
+    bool stats;         /* cross-entropy: each row's (m, z) was saved (after the mask) */
+    bool exps;          /* and the rows' exps, f32 (N, C) (after the stats) */
 } class_ctx;
 
 /* Element i of a 0-dim or 1-D view, whatever its stride. */
@@ -178,19 +179,18 @@ static bool counts(const usg_tensor *target, const usg_tensor *mask, int32_t ign
 /* Row i's gradient into the contiguous (C) row gx: nll puts -g_i at the
  * target and 0 elsewhere; cross-entropy writes g_i (softmax(x_i) -
  * onehot(t_i)), the softmax exp(x_ic - m) / z from the row's max m and sum z
- * that the forward kept (mz), so one pass over the row. */
+ * that the forward kept (mz) and, in f32, its exps (ex, the row's). */
 static void class_row(usg_dtype dt, void *gx, const void *x, int64_t row, int64_t C, int64_t t,
-                      double gi, const double *mz)
+                      double gi, const double *mz, const float *ex)
 {
     if (!mz) {
         memset((char *)gx + row * usg_dtype_size(dt), 0, C * usg_dtype_size(dt));
         usg_store(dt, gx, row + t, -gi);
         return;
     }
-    if (dt == USG_F32) {                  /* the common case */
+    if (ex) {                             /* the common case: f32 */
         float *g = (float *)gx + row;                     /* NaN rows stay NaN (z = NaN) */
-        usg_softmax_scale_row_f32(g, (const float *)x + row, C, (float)mz[0],
-                                  (float)(gi / mz[1]));
+        usg_scale_row_f32(g, ex, C, (float)(gi / mz[1]));
         g[t] -= (float)gi;
         return;
     }
@@ -206,6 +206,7 @@ typedef struct class_job {
     void *gx;
     const void *x;
     const double *mz;
+    const float *ex;
     int64_t C;
     size_t row_bytes;
     double count;
@@ -224,7 +225,7 @@ static void class_rows(void *ctx, int64_t lo, int64_t hi)
                   : c->red == USG_REDUCE_MEAN ? usg_tensor_get_flat(j->g, 0) / j->count
                   : usg_tensor_get_flat(j->g, 0);
         class_row(j->dt, j->gx, j->x, i * j->C, j->C, (int32_t)at1(j->target, i) - c->base, gi,
-                  j->mz ? j->mz + 2 * i : NULL);
+                  j->mz ? j->mz + 2 * i : NULL, j->ex ? j->ex + i * j->C : NULL);
     }
 }
 
@@ -239,17 +240,19 @@ static usg_status class_backward(usg_node *n, usg_tensor *const *gout, usg_tenso
     const class_ctx *c = usg_node_ctx(n);
     usg_tensor *x = usg_node_saved(n, 0), *target = usg_node_saved(n, 1);
     usg_tensor *mask = c->mask ? usg_node_saved(n, 2) : NULL, *xc = NULL, *gx = NULL;
-    const double *mz = c->stats ? usg_tensor_data(usg_node_saved(n, c->mask ? 3 : 2)) : NULL;
+    int slot = c->mask ? 3 : 2;
+    const double *mz = c->stats ? usg_tensor_data(usg_node_saved(n, slot)) : NULL;
+    const float *ex = c->exps ? usg_tensor_data(usg_node_saved(n, slot + 1)) : NULL;
     int64_t N = x->ndim == 1 ? 1 : x->shape[0], C = x->shape[x->ndim - 1];
     size_t row_bytes = C * usg_dtype_size(x->dtype);
     usg_status s = usg_tensor_empty(&gx, x->dtype, x->ndim, x->shape);      /* (N, C) */
-    if (s == USG_OK && mz) s = usg_contiguous(&xc, x);
+    if (s == USG_OK && mz && !ex) s = usg_contiguous(&xc, x);
     if (s != USG_OK) {
         usg_tensor_release(gx);
         return s;
     }
     class_job j = {c, target, mask, gout[0], x->dtype, usg_tensor_data(gx),
-                   xc ? usg_tensor_data(xc) : NULL, mz, C, row_bytes, 0.0};
+                   xc ? usg_tensor_data(xc) : NULL, mz, ex, C, row_bytes, 0.0};
     for (int64_t i = 0; i < N; i++) j.count += counts(target, mask, c->ignore, i);
     /* rows are independent: split over the core's threads (same bits) */
     usg_parallel_for(N, C >= 65536 ? 1 : 65536 / C, class_rows, &j);
@@ -265,12 +268,13 @@ static const usg_op ce_op = {"cross_entropy", class_backward, NULL};
  * values), but saving logp costs an alias and keeps one code path. */
 static usg_status record_class(usg_tensor **out, const usg_op *op, usg_tensor *x,
                                usg_tensor *target, usg_tensor *mask, usg_tensor *stats,
-                               int32_t ignore, usg_reduction red, int base)
+                               usg_tensor *exps, int32_t ignore, usg_reduction red, int base)
 {
-    class_ctx c = {ignore, red, base, mask != NULL, stats != NULL};
-    usg_tensor *save[4] = {x, target}, **next = save + 2;
+    class_ctx c = {ignore, red, base, mask != NULL, stats != NULL, exps != NULL};
+    usg_tensor *save[5] = {x, target}, **next = save + 2;
     if (mask) *next++ = mask;
     if (stats) *next++ = stats;
+    if (exps) *next++ = exps;
     return record(out, op, 1, &x, &c, sizeof c, (int)(next - save), save);
 }
 
@@ -278,21 +282,22 @@ usg_status usg_ad_nll_loss(usg_tensor **out, usg_tensor *logp, usg_tensor *targe
                            usg_tensor *mask, int32_t ignore_index, usg_reduction red, int base)
 {
     usg_status s = usg_nll_loss(out, logp, target, mask, ignore_index, red, base);
-    return s != USG_OK ? s : record_class(out, &nll_op, logp, target, mask, NULL, ignore_index,
-                                          red, base);
+    return s != USG_OK ? s : record_class(out, &nll_op, logp, target, mask, NULL, NULL,
+                                          ignore_index, red, base);
 }
 
 usg_status usg_ad_cross_entropy(usg_tensor **out, usg_tensor *logits, usg_tensor *target,
                                 usg_tensor *mask, int32_t ignore_index, usg_reduction red,
                                 int base)
 {
-    usg_tensor *stats = NULL;
+    usg_tensor *stats = NULL, *exps = NULL;
     bool grad = usg_grad_needed(1, &logits);
-    usg_status s = usg_cross_entropy_stats(out, grad ? &stats : NULL, logits, target, mask,
-                                           ignore_index, red, base);
+    usg_status s = usg_cross_entropy_stats(out, grad ? &stats : NULL, grad ? &exps : NULL, logits,
+                                           target, mask, ignore_index, red, base);
     if (s == USG_OK)
-        s = record_class(out, &ce_op, logits, target, mask, stats, ignore_index, red, base);
+        s = record_class(out, &ce_op, logits, target, mask, stats, exps, ignore_index, red, base);
     usg_tensor_release(stats);
+    usg_tensor_release(exps);
     return s;
 }
 

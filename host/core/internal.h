@@ -97,13 +97,14 @@ void usg_outer_inner(const usg_tensor *a, int dim, int64_t *outer, int64_t *n,
                      int64_t *inner);
 
 /* Σ_c exp(p[c] - m) over a contiguous f32 row of C scores, m = max_c p[c]
- * into *max; NaN when a score is NaN. The softmax losses' common case
- * (nn.c, ad_nn.c), with usagi/fastmath.h's exp and eight partial sums. */
-double usg_softmax_row_f32(const float *p, int64_t C, float *max);
+ * into *max; NaN when a score is NaN. Each exp(p[c] - m) into e[c] unless
+ * e is NULL. The softmax losses' common case (nn.c, ad_nn.c), with
+ * usagi/fastmath.h's exp and eight partial sums. */
+double usg_softmax_row_f32(const float *p, int64_t C, float *max, float *e);
 
-/* g[c] = scale * exp(p[c] - m) over a row of C: the softmax, scaled, from
- * the m and z = usg_softmax_row_f32(p, C, &m) of the row (scale = s / z). */
-void usg_softmax_scale_row_f32(float *g, const float *p, int64_t C, float m, float scale);
+/* g[c] = scale * e[c] over a row of C: the softmax, scaled, from the exps
+ * and z that usg_softmax_row_f32 gave (scale = s / z). */
+void usg_scale_row_f32(float *g, const float *e, int64_t C, float scale);
 
 /* The f32 bce_with_logits of n contiguous logits x and targets y: the sum,
  * and each element's loss into l unless NULL (nn.c). */
@@ -116,9 +117,13 @@ void usg_bcel_grad_f32(float *restrict gx, const float *restrict x, const float 
 
 /* usg_cross_entropy that also gives, when stats is not NULL, each row's
  * max m and sum z = sum_c exp(x_c - m) as an (N, 2) f64 tensor (rows that
- * do not count hold 0, 0): the backward's softmax without a second pass. */
-usg_status usg_cross_entropy_stats(usg_tensor **out, usg_tensor **stats, const usg_tensor *logits,
-                                   const usg_tensor *target, const usg_tensor *mask,
-                                   int32_t ignore_index, usg_reduction red, int base);
+ * do not count hold 0, 0), and when exps is not NULL too and the logits
+ * are f32 with classes of stride 1, the exp(x_c - m) themselves (N, C; rows
+ * that do not count are left unwritten): the backward's softmax is then a
+ * scaling of what the forward computed. */
+usg_status usg_cross_entropy_stats(usg_tensor **out, usg_tensor **stats, usg_tensor **exps,
+                                   const usg_tensor *logits, const usg_tensor *target,
+                                   const usg_tensor *mask, int32_t ignore_index,
+                                   usg_reduction red, int base);
 
 #endif

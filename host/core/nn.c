@@ -250,54 +250,75 @@ static usg_status targets_check(const usg_tensor *target, const usg_tensor *mask
     return USG_OK;
 }
 
-USG_CLONES double usg_softmax_row_f32(const float *p, int64_t C, float *max)
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+USG_CLONES double usg_softmax_row_f32(const float *p, int64_t C, float *max, float *e)
 {
-    /* eight lanes of partial maxima and sums: both loops vectorize. A NaN
-     * score is passed over by the max and makes its exp, and so z, NaN. */
-    float mk[8], acc[8] = {0}, m = -INFINITY;
-    for (int k = 0; k < 8; k++) mk[k] = -INFINITY;
+    /* eight lanes of partial maxima and sums. The max is written with
+     * vector types (a compare and a select): -O3 left the plain loop
+     * scalar. A NaN score is passed over by the max (NaN > m is false) and
+     * makes its exp, and so z, NaN. */
+    float acc[8] = {0}, m = -INFINITY;
+    v8f mk = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY,
+              -INFINITY};
     int64_t c = 0;
-    for (; c + 8 <= C; c += 8)
-        for (int k = 0; k < 8; k++) mk[k] = p[c + k] > mk[k] ? p[c + k] : mk[k];
+    for (; c + 8 <= C; c += 8) {
+        v8f x;
+        memcpy(&x, p + c, sizeof x);
+        v8i gt = x > mk;
+        mk = (v8f)((gt & (v8i)x) | (~gt & (v8i)mk));
+    }
     for (int k = 0; k < 8; k++) m = mk[k] > m ? mk[k] : m;
     for (; c < C; c++) m = p[c] > m ? p[c] : m;
     *max = m;
-    for (c = 0; c + 8 <= C; c += 8)
-        for (int k = 0; k < 8; k++) acc[k] += usg_expf(p[c + k] - m);
+    if (e) {                           /* the same sums, each exp kept */
+        for (c = 0; c + 8 <= C; c += 8)
+            for (int k = 0; k < 8; k++) acc[k] += e[c + k] = usg_expf(p[c + k] - m);
+    } else {
+        for (c = 0; c + 8 <= C; c += 8)
+            for (int k = 0; k < 8; k++) acc[k] += usg_expf(p[c + k] - m);
+    }
     double z = 0.0;
     for (int k = 0; k < 8; k++) z += acc[k];
-    for (; c < C; c++) z += usg_expf(p[c] - m);
+    for (; c < C; c++) {
+        float v = usg_expf(p[c] - m);
+        if (e) e[c] = v;
+        z += v;
+    }
     return z;
 }
 
-USG_CLONES void usg_softmax_scale_row_f32(float *g, const float *p, int64_t C, float m, float scale)
+USG_CLONES void usg_scale_row_f32(float *g, const float *e, int64_t C, float scale)
 {
-    for (int64_t c = 0; c < C; c++) g[c] = scale * usg_expf(p[c] - m);
+    for (int64_t c = 0; c < C; c++) g[c] = scale * e[c];
 }
 
 /* The loss of row i from its (C) scores x at element offset `row`; a
- * softmax loss also leaves the row's max and sum in mz (see ce_row). */
+ * softmax loss also leaves the row's max and sum in mz, and its exps in e
+ * when e is not NULL (see ce_row). */
 typedef double (*row_loss_fn)(usg_dtype dt, const void *x, int64_t row, int64_t cstride,
-                              int64_t C, int64_t t, double *mz);
+                              int64_t C, int64_t t, double *mz, float *e);
 
 /* nll: loss_i = -logp[i][t_i] */
 static double nll_row(usg_dtype dt, const void *x, int64_t row, int64_t cstride, int64_t C,
-                      int64_t t, double *mz)
+                      int64_t t, double *mz, float *e)
 {
-    (void)C, (void)mz;
+    (void)C, (void)mz, (void)e;
     return -usg_load(dt, x, row + t * cstride);
 }
 
 /* cross-entropy: loss_i = -log softmax(x_i)[t_i] = log z + m - x_{i t_i} with
  * m = max_c x_ic and z = sum_c exp(x_ic - m), which go to mz[0], mz[1] for
- * the backward (softmax(x_i)_c = exp(x_ic - m) / z). */
+ * the backward (softmax(x_i)_c = exp(x_ic - m) / z); e, when given (f32
+ * rows of stride 1 only), gets the exp(x_ic - m) themselves. */
 static double ce_row(usg_dtype dt, const void *x, int64_t row, int64_t cstride, int64_t C,
-                     int64_t t, double *mz)
+                     int64_t t, double *mz, float *e)
 {
     if (dt == USG_F32 && cstride == 1) {   /* the common case: see usg_softmax_row_f32 */
         const float *p = (const float *)x + row;
         float m;
-        double z = usg_softmax_row_f32(p, C, &m);
+        double z = usg_softmax_row_f32(p, C, &m, e);
         mz[0] = m, mz[1] = z;
         return log(z) + m - p[t];
     }
@@ -321,6 +342,7 @@ typedef struct rows_job {
     int64_t rstride, cstride, C;
     row_loss_fn f;
     double *loss, *mz;
+    float *e;                /* (N, C) exps, or NULL */
 } rows_job;
 
 static void loss_rows(void *ctx, int64_t lo, int64_t hi)
@@ -330,7 +352,7 @@ static void loss_rows(void *ctx, int64_t lo, int64_t hi)
         if (counts(j->target, j->mask, j->ignore, i))
             j->loss[i] = j->f(j->x->dtype, usg_base(j->x), j->x->offset + i * j->rstride,
                               j->cstride, j->C, (int32_t)at1(j->target, i) - j->base,
-                              j->mz + 2 * i);
+                              j->mz + 2 * i, j->e ? j->e + i * j->C : NULL);
 }
 
 /* The shared body of nll_loss and cross_entropy. x is read through its
@@ -338,7 +360,8 @@ static void loss_rows(void *ctx, int64_t lo, int64_t hi)
  * no copy is made whatever its layout.
  *   MEAN = sum_{i counted} loss_i / #counted,  SUM = sum_{i counted} loss_i,
  *   NONE = (N) with loss_i where counted and 0 elsewhere. */
-static usg_status class_loss(usg_tensor **out, usg_tensor **stats, const usg_tensor *x,
+static usg_status class_loss(usg_tensor **out, usg_tensor **stats, usg_tensor **exps,
+                             const usg_tensor *x,
                              const usg_tensor *target, const usg_tensor *mask, int32_t ignore,
                              usg_reduction red, int base, const char *fn, const char *xname,
                              row_loss_fn f)
@@ -346,6 +369,7 @@ static usg_status class_loss(usg_tensor **out, usg_tensor **stats, const usg_ten
     usg_status s;
     *out = NULL;
     if (stats) *stats = NULL;
+    if (exps) *exps = NULL;
     if ((s = class_check(x, target, mask, red, fn, xname)) != USG_OK) return s;
     bool one = x->ndim == 1;
     int64_t N = one ? 1 : x->shape[0], C = x->shape[x->ndim - 1];
@@ -353,6 +377,9 @@ static usg_status class_loss(usg_tensor **out, usg_tensor **stats, const usg_ten
     if ((s = targets_check(target, mask, ignore, N, C, base, fn)) != USG_OK) return s;
     if (stats && (s = usg_tensor_zeros(stats, USG_F64, 2, (int64_t[]){N, 2})) != USG_OK)
         return s;
+    if (stats && exps && x->dtype == USG_F32 && cstride == 1 &&
+        (s = usg_tensor_empty(exps, USG_F32, 2, (int64_t[]){N, C})) != USG_OK)
+        goto fail;
     if (red == USG_REDUCE_NONE &&
         (s = usg_tensor_zeros(out, x->dtype, target->ndim, target->shape)) != USG_OK)
         goto fail;
@@ -368,7 +395,8 @@ static usg_status class_loss(usg_tensor **out, usg_tensor **stats, const usg_ten
         goto fail;
     }
     rows_job j = {x, target, mask, ignore, base, rstride, cstride, C, f, l,
-                  stats ? usg_tensor_data(*stats) : l + N};
+                  stats ? usg_tensor_data(*stats) : l + N,
+                  exps && *exps ? usg_tensor_data(*exps) : NULL};
     usg_parallel_for(N, C >= 65536 ? 1 : 65536 / C, loss_rows, &j);
     for (int64_t i = 0; i < N; i++) {
         if (!counts(target, mask, ignore, i)) continue;
@@ -385,28 +413,34 @@ fail:
         usg_tensor_release(*stats);
         *stats = NULL;
     }
+    if (exps) {
+        usg_tensor_release(*exps);
+        *exps = NULL;
+    }
     return s;
 }
 
 usg_status usg_nll_loss(usg_tensor **out, const usg_tensor *logp, const usg_tensor *target,
                         const usg_tensor *mask, int32_t ignore_index, usg_reduction red, int base)
 {
-    return class_loss(out, NULL, logp, target, mask, ignore_index, red, base, "nll_loss", "logp",
-                      nll_row);
+    return class_loss(out, NULL, NULL, logp, target, mask, ignore_index, red, base, "nll_loss",
+                      "logp", nll_row);
 }
 
 usg_status usg_cross_entropy(usg_tensor **out, const usg_tensor *logits,
                              const usg_tensor *target, const usg_tensor *mask,
                              int32_t ignore_index, usg_reduction red, int base)
 {
-    return usg_cross_entropy_stats(out, NULL, logits, target, mask, ignore_index, red, base);
+    return usg_cross_entropy_stats(out, NULL, NULL, logits, target, mask, ignore_index, red,
+                                   base);
 }
 
-usg_status usg_cross_entropy_stats(usg_tensor **out, usg_tensor **stats, const usg_tensor *logits,
-                                   const usg_tensor *target, const usg_tensor *mask,
-                                   int32_t ignore_index, usg_reduction red, int base)
+usg_status usg_cross_entropy_stats(usg_tensor **out, usg_tensor **stats, usg_tensor **exps,
+                                   const usg_tensor *logits, const usg_tensor *target,
+                                   const usg_tensor *mask, int32_t ignore_index,
+                                   usg_reduction red, int base)
 {
-    return class_loss(out, stats, logits, target, mask, ignore_index, red, base,
+    return class_loss(out, stats, exps, logits, target, mask, ignore_index, red, base,
                       "cross_entropy", "logits", ce_row);
 }
 
