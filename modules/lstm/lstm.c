@@ -118,169 +118,61 @@ CELL_FORWARD(cell_forward_f64, double, tanh, usg_rec_sigmoid)
 CELL_BACKWARD(cell_backward_f32, float, usg_tanhf)
 CELL_BACKWARD(cell_backward_f64, double, tanh)
 
-/* ==== A layer's sequence ================================================ */
-
-usg_status usg_lstm_seq_open(usg_lstm_seq *q, usg_tensor *h, usg_tensor *c, usg_tensor *gates,
-                             const usg_tensor *h0, const usg_tensor *c0,
-                             const usg_lstm_weights *w, const int32_t *len)
-{
-    memset(q, 0, sizeof *q);
-    q->T = h->shape[0], q->B = h->shape[1], q->H = h->shape[2], q->dt = h->dtype;
-    q->h = h, q->c = c, q->gates = gates, q->h0 = h0, q->c0 = c0, q->w = w, q->len = len;
-    /* zeros standing in for c0 and the peepholes when there are none, so
-     * the cell's loop has no branch */
-    int64_t BH = q->B * q->H;
-    if (!c0 || !w->p_i) {
-        usg_status s = usg_tensor_zeros(&q->zero, q->dt, 1, (int64_t[]){BH > q->H ? BH : q->H});
-        if (s != USG_OK) return s;
-    }
-    q->c_init = c0 ? at(c0, 0) : at(q->zero, 0);
-    q->pi = w->p_i ? at(w->p_i, 0) : at(q->zero, 0);
-    q->pf = w->p_f ? at(w->p_f, 0) : at(q->zero, 0);
-    q->po = w->p_o ? at(w->p_o, 0) : at(q->zero, 0);
-    return USG_OK;
-}
-
-usg_status usg_lstm_seq_bptt(usg_lstm_seq *q, const usg_lstm_grads *d, const usg_tensor *g_cn)
-{
-    int64_t T = q->T, B = q->B, H = q->H;
-    usg_status s = usg_tensor_empty(&q->dH, q->dt, 3, (int64_t[]){T, B, H});
-    if (s == USG_OK) s = usg_tensor_empty(&q->DA, q->dt, 3, (int64_t[]){T, B, 4 * H});
-    if (s == USG_OK) s = usg_tensor_zeros(&q->dC, q->dt, 2, (int64_t[]){B, H});
-    if (s == USG_OK) s = usg_tensor_zeros(&q->acc, USG_F64, 1, (int64_t[]){4 * H});
-    if (s != USG_OK) return s;
-    if (g_cn) memcpy(at(q->dC, 0), at(g_cn, 0), (size_t)(B * H) * usg_dtype_size(q->dt));
-    if (q->w->p_i && (d->dp_i || d->dp_f || d->dp_o)) q->pacc = at(q->acc, 0);
-    return USG_OK;
-}
-
-void usg_lstm_seq_close(usg_lstm_seq *q)
-{
-    usg_tensor_release(q->zero);
-    usg_tensor_release(q->dH);
-    usg_tensor_release(q->DA);
-    usg_tensor_release(q->dC);
-    usg_tensor_release(q->acc);
-    memset(q, 0, sizeof *q);
-}
-
-/* ==== Forward ===========================================================
- * Step t: a^t += W_hh h^{t-1} (with h^0 = h0; without h0 the term is 0 at
- * t = 1), then the cell. A layer: A = X W_ih^T + (b_ih + b_hh) for all T
- * steps at once, (T*B, I) x (I, 4H), then the steps. */
-usg_status usg_lstm_step_forward(const usg_lstm_seq *q, int64_t t)
-{
-    int64_t B = q->B, H = q->H, G = 4 * H, BH = B * H;
-    usg_tensor a = usg_rec_mat(q->gates, t * B * G, B, G);                   /* (B, 4H) */
-    if (t > 0 || q->h0) {
-        usg_tensor hp = t > 0 ? usg_rec_mat(q->h, (t - 1) * BH, B, H) : usg_rec_mat(q->h0, 0, B, H);
-        usg_status s = usg_gemm(&a, &hp, false, q->w->w_hh, true, 1, 1);
-        if (s != USG_OK) return s;
-    }
-    void *cp = t > 0 ? at(q->c, (t - 1) * BH) : q->c_init;
-    if (q->dt == USG_F32)
-        cell_forward_f32(at(&a, 0), at(q->c, t * BH), at(q->h, t * BH), cp, q->pi, q->pf, q->po, B, H);
-    else
-        cell_forward_f64(at(&a, 0), at(q->c, t * BH), at(q->h, t * BH), cp, q->pi, q->pf, q->po, B, H);
-    if (t > 0) {                              /* ended sequences keep (h, c) (recurrent.h) */
-        size_t es = usg_dtype_size(q->dt);
-        usg_rec_freeze(at(q->h, t * BH), at(q->h, (t - 1) * BH), q->len, t, B, H, es);
-        usg_rec_freeze(at(q->c, t * BH), at(q->c, (t - 1) * BH), q->len, t, B, H, es);
-    }
-    return USG_OK;
-}
+/* ==== Forward =========================================================== */
 
 usg_status usg_lstm_layer_forward(usg_tensor *h, usg_tensor *c, usg_tensor *gates,
                                   const usg_tensor *x, const usg_tensor *h0,
                                   const usg_tensor *c0, const usg_lstm_weights *w,
                                   const int32_t *len)
 {
-    int64_t T = x->shape[0], B = x->shape[1], I = x->shape[2], G = 4 * w->w_hh->shape[1];
-    usg_lstm_seq q;
-    usg_status s = usg_lstm_seq_open(&q, h, c, gates, h0, c0, w, len);
+    int64_t T = x->shape[0], B = x->shape[1], I = x->shape[2], H = w->w_hh->shape[1];
+    int64_t G = 4 * H, BH = B * H;
+    /* zeros standing in for c0 and the peepholes when there are none, so
+     * the cell's loop has no branch */
+    usg_tensor *zero = NULL;
+    usg_status s = USG_OK;
+    if (!c0 || !w->p_i) s = usg_tensor_zeros(&zero, x->dtype, 1, (int64_t[]){BH > H ? BH : H});
+    if (s != USG_OK) return s;
+    void *c_init = c0 ? at(c0, 0) : at(zero, 0);
+    void *pi = w->p_i ? at(w->p_i, 0) : at(zero, 0), *pf = w->p_f ? at(w->p_f, 0) : at(zero, 0);
+    void *po = w->p_o ? at(w->p_o, 0) : at(zero, 0);
+    /* A = X W_ih^T + (b_ih + b_hh) for all T steps at once: (T*B, I) x (I, 4H) */
     usg_tensor A = usg_rec_mat(gates, 0, T * B, G), X = usg_rec_mat(x, 0, T * B, I);
     bool bias = w->b_ih || w->b_hh;
-    if (s == USG_OK && bias) usg_rec_fill_bias(&A, T * B, G, w->b_ih, w->b_hh);
-    if (s == USG_OK) s = usg_gemm(&A, &X, false, w->w_ih, true, 1, bias ? 1 : 0);
-    for (int64_t t = 0; t < T && s == USG_OK; t++) s = usg_lstm_step_forward(&q, t);
-    usg_lstm_seq_close(&q);
+    if (bias) usg_rec_fill_bias(&A, T * B, G, w->b_ih, w->b_hh);
+    s = usg_gemm(&A, &X, false, w->w_ih, true, 1, bias ? 1 : 0);
+    for (int64_t t = 0; t < T && s == USG_OK; t++) {
+        usg_tensor a = usg_rec_mat(gates, t * B * G, B, G);                  /* (B, 4H) */
+        /* a^t += W_hh h^{t-1}, with h^0 = h0; without h0 the term is 0 at t = 1 */
+        if (t > 0 || h0) {
+            usg_tensor hp = t > 0 ? usg_rec_mat(h, (t - 1) * BH, B, H) : usg_rec_mat(h0, 0, B, H);
+            if ((s = usg_gemm(&a, &hp, false, w->w_hh, true, 1, 1)) != USG_OK) break;
+        }
+        void *cp = t > 0 ? at(c, (t - 1) * BH) : c_init;
+        if (x->dtype == USG_F32)
+            cell_forward_f32(at(&a, 0), at(c, t * BH), at(h, t * BH), cp, pi, pf, po, B, H);
+        else
+            cell_forward_f64(at(&a, 0), at(c, t * BH), at(h, t * BH), cp, pi, pf, po, B, H);
+        if (t > 0) {                          /* ended sequences keep (h, c) (recurrent.h) */
+            size_t es = usg_dtype_size(x->dtype);
+            usg_rec_freeze(at(h, t * BH), at(h, (t - 1) * BH), len, t, B, H, es);
+            usg_rec_freeze(at(c, t * BH), at(c, (t - 1) * BH), len, t, B, H, es);
+        }
+    }
+    usg_tensor_release(zero);
     return s;
 }
 
 /* ==== Backward through time =============================================
  * dH (T, B, H) starts as the gradient from above (g_out, plus g_hn at T);
- * step t first adds step t+1's recurrent term, dL/dh^t += W_hh^T δa^{t+1},
- * i.e. dH[t] += DA[t+1] W_hh (one gemm), then makes δa^t. Then, with DA
- * (T*B, 4H) the deltas stacked over time:
+ * the sweep adds each step's recurrent term into the step before:
+ * dL/dh^{t-1} += W_hh^T δa^t, i.e. dH[t-1] += DA[t] W_hh (one gemm). Then,
+ * with DA (T*B, 4H) the deltas stacked over time:
  *
  *   dW_ih = DA^T X      dW_hh = DA[2..T]^T H[1..T-1] + DA[1]^T h0
  *   db    = Σ_t δa^t    dx    = DA W_ih      dh0 = DA[1] W_hh
  *   dc0   = dL/dc^0 from the sweep
  */
-usg_status usg_lstm_step_backward(const usg_lstm_seq *q, int64_t t)
-{
-    int64_t B = q->B, H = q->H, G = 4 * H, BH = B * H;
-    if (t < q->T - 1) {
-        /* an ended sequence's step t+1 is the identity: its dh passes to h^t */
-        usg_rec_pass_ended(at(q->dH, t * BH), at(q->dH, (t + 1) * BH), q->len, t + 1, B, H, q->dt);
-        usg_tensor dh = usg_rec_mat(q->dH, t * BH, B, H), da = usg_rec_mat(q->DA, (t + 1) * B * G, B, G);
-        usg_status s = usg_gemm(&dh, &da, false, q->w->w_hh, false, 1, 1);
-        if (s != USG_OK) return s;
-    }
-    void *cp = t > 0 ? at(q->c, (t - 1) * BH) : q->c_init;
-    if (q->dt == USG_F32)
-        cell_backward_f32(at(q->DA, t * B * G), at(q->dC, 0), at(q->dH, t * BH),
-                          at(q->gates, t * B * G), at(q->c, t * BH), cp, q->pi, q->pf, q->po,
-                          q->pacc, q->len, t, B, H);
-    else
-        cell_backward_f64(at(q->DA, t * B * G), at(q->dC, 0), at(q->dH, t * BH),
-                          at(q->gates, t * B * G), at(q->c, t * BH), cp, q->pi, q->pf, q->po,
-                          q->pacc, q->len, t, B, H);
-    return USG_OK;
-}
-
-usg_status usg_lstm_bptt_finish(const usg_lstm_seq *q, const usg_lstm_grads *d,
-                                const usg_tensor *x)
-{
-    int64_t T = q->T, B = q->B, H = q->H, G = 4 * H, BH = B * H, I = x->shape[2];
-    usg_status s = USG_OK;
-    /* dp_i, dp_f, dp_o += the sums of the sweep (before db reuses acc) */
-    usg_tensor *dp[3] = {d->dp_i, d->dp_f, d->dp_o};
-    for (int k = 0; q->pacc && k < 3; k++) {
-        for (int64_t j = 0; dp[k] && j < H; j++) {
-            if (q->dt == USG_F32) ((float *)at(dp[k], 0))[j] += (float)q->pacc[k * H + j];
-            else ((double *)at(dp[k], 0))[j] += q->pacc[k * H + j];
-        }
-    }
-    usg_tensor Dall = usg_rec_mat(q->DA, 0, T * B, G), d1 = usg_rec_mat(q->DA, 0, B, G);
-    if (d->dh0) {                                                    /* dh0 += δa^1 W_hh */
-        usg_tensor dh = usg_rec_mat(d->dh0, 0, B, H);
-        s = usg_gemm(&dh, &d1, false, q->w->w_hh, false, 1, 1);
-    }
-    if (s == USG_OK && d->dc0) usg_rec_add(at(d->dc0, 0), at(q->dC, 0), BH, q->dt);   /* dc0 += dL/dc^0 */
-    if (s == USG_OK && d->dw_hh) {          /* dW_hh += Σ_{t>1} δa^t h^{t-1 T} + δa^1 h0^T */
-        if (T > 1) {
-            usg_tensor Dn = usg_rec_mat(q->DA, B * G, (T - 1) * B, G);
-            usg_tensor Hp = usg_rec_mat(q->h, 0, (T - 1) * B, H);
-            s = usg_gemm(d->dw_hh, &Dn, true, &Hp, false, 1, 1);
-        }
-        if (s == USG_OK && q->h0) {
-            usg_tensor hz = usg_rec_mat(q->h0, 0, B, H);
-            s = usg_gemm(d->dw_hh, &d1, true, &hz, false, 1, 1);
-        }
-    }
-    if (s == USG_OK && d->dw_ih) {                                   /* dW_ih += DA^T X */
-        usg_tensor X = usg_rec_mat(x, 0, T * B, I);
-        s = usg_gemm(d->dw_ih, &Dall, true, &X, false, 1, 1);
-    }
-    if (s == USG_OK && d->db) usg_rec_add_col_sums(d->db, &Dall, at(q->acc, 0), T * B, G);
-    if (s == USG_OK && d->dx) {                                      /* dx += DA W_ih */
-        usg_tensor DX = usg_rec_mat(d->dx, 0, T * B, I);
-        s = usg_gemm(&DX, &Dall, false, q->w->w_ih, false, 1, 1);
-    }
-    return s;
-}
-
 usg_status usg_lstm_layer_backward(const usg_lstm_grads *d, const usg_tensor *g_out,
                                    const usg_tensor *g_hn, const usg_tensor *g_cn,
                                    const usg_tensor *x, const usg_tensor *h0,
@@ -288,15 +180,79 @@ usg_status usg_lstm_layer_backward(const usg_lstm_grads *d, const usg_tensor *g_
                                    const usg_tensor *h, const usg_tensor *c,
                                    const usg_tensor *gates, const int32_t *len)
 {
-    usg_lstm_seq q;
-    /* the sweep only reads h, c and the gates */
-    usg_status s = usg_lstm_seq_open(&q, (usg_tensor *)h, (usg_tensor *)c, (usg_tensor *)gates,
-                                     h0, c0, w, len);
-    if (s == USG_OK) s = usg_lstm_seq_bptt(&q, d, g_cn);
-    if (s == USG_OK) usg_rec_seed(q.dH, g_out, g_hn, q.T, q.B * q.H);
-    for (int64_t t = q.T - 1; t >= 0 && s == USG_OK; t--) s = usg_lstm_step_backward(&q, t);
-    if (s == USG_OK) s = usg_lstm_bptt_finish(&q, d, x);
-    usg_lstm_seq_close(&q);
+    int64_t T = x->shape[0], B = x->shape[1], I = x->shape[2], H = w->w_hh->shape[1];
+    int64_t G = 4 * H, BH = B * H;
+    usg_dtype dt = x->dtype;
+    size_t es = usg_dtype_size(dt);
+    bool peep = w->p_i != NULL;
+    usg_tensor *dH = NULL, *DA = NULL, *dC = NULL, *acc = NULL, *zero = NULL;
+    usg_status s = usg_tensor_empty(&dH, dt, 3, (int64_t[]){T, B, H});
+    if (s == USG_OK && (!c0 || !peep))        /* stands in for c0 and the peepholes */
+        s = usg_tensor_zeros(&zero, dt, 1, (int64_t[]){BH > H ? BH : H});
+    if (s == USG_OK) s = usg_tensor_empty(&DA, dt, 3, (int64_t[]){T, B, G});
+    if (s == USG_OK) s = usg_tensor_zeros(&dC, dt, 2, (int64_t[]){B, H});
+    if (s == USG_OK) s = usg_tensor_zeros(&acc, USG_F64, 1, (int64_t[]){G});
+    if (s != USG_OK) goto done;
+    usg_rec_seed(dH, g_out, g_hn, T, BH);                  /* dC <- g_cn (or 0) */
+    if (g_cn) memcpy(at(dC, 0), at(g_cn, 0), (size_t)BH * es);
+
+    double *pacc = peep && (d->dp_i || d->dp_f || d->dp_o) ? at(acc, 0) : NULL;
+    void *pi = peep ? at(w->p_i, 0) : at(zero, 0), *pf = peep ? at(w->p_f, 0) : at(zero, 0);
+    void *po = peep ? at(w->p_o, 0) : at(zero, 0);
+    for (int64_t t = T - 1; t >= 0 && s == USG_OK; t--) {
+        void *cp = t > 0 ? at(c, (t - 1) * BH) : c0 ? at(c0, 0) : at(zero, 0);
+        /* an ended sequence's step is the identity: its dh passes to h^{t-1} */
+        if (t > 0) usg_rec_pass_ended(at(dH, (t - 1) * BH), at(dH, t * BH), len, t, B, H, dt);
+        if (dt == USG_F32)
+            cell_backward_f32(at(DA, t * B * G), at(dC, 0), at(dH, t * BH), at(gates, t * B * G),
+                              at(c, t * BH), cp, pi, pf, po, pacc, len, t, B, H);
+        else
+            cell_backward_f64(at(DA, t * B * G), at(dC, 0), at(dH, t * BH), at(gates, t * B * G),
+                              at(c, t * BH), cp, pi, pf, po, pacc, len, t, B, H);
+        if (t == 0) break;
+        usg_tensor prev = usg_rec_mat(dH, (t - 1) * BH, B, H), da = usg_rec_mat(DA, t * B * G, B, G);
+        s = usg_gemm(&prev, &da, false, w->w_hh, false, 1, 1);
+    }
+    /* dp_i, dp_f, dp_o += the sums of the sweep (before db reuses acc) */
+    usg_tensor *dp[3] = {d->dp_i, d->dp_f, d->dp_o};
+    for (int k = 0; pacc && s == USG_OK && k < 3; k++) {
+        for (int64_t j = 0; dp[k] && j < H; j++) {
+            if (dt == USG_F32) ((float *)at(dp[k], 0))[j] += (float)pacc[k * H + j];
+            else ((double *)at(dp[k], 0))[j] += pacc[k * H + j];
+        }
+    }
+    usg_tensor Dall = usg_rec_mat(DA, 0, T * B, G), d1 = usg_rec_mat(DA, 0, B, G);
+    if (s == USG_OK && d->dh0) {                                     /* dh0 += δa^1 W_hh */
+        usg_tensor dh = usg_rec_mat(d->dh0, 0, B, H);
+        s = usg_gemm(&dh, &d1, false, w->w_hh, false, 1, 1);
+    }
+    if (s == USG_OK && d->dc0) usg_rec_add(at(d->dc0, 0), at(dC, 0), BH, dt);   /* dc0 += dL/dc^0 */
+    if (s == USG_OK && d->dw_hh) {          /* dW_hh += Σ_{t>1} δa^t h^{t-1 T} + δa^1 h0^T */
+        if (T > 1) {
+            usg_tensor Dn = usg_rec_mat(DA, B * G, (T - 1) * B, G);
+            usg_tensor Hp = usg_rec_mat(h, 0, (T - 1) * B, H);
+            s = usg_gemm(d->dw_hh, &Dn, true, &Hp, false, 1, 1);
+        }
+        if (s == USG_OK && h0) {
+            usg_tensor hz = usg_rec_mat(h0, 0, B, H);
+            s = usg_gemm(d->dw_hh, &d1, true, &hz, false, 1, 1);
+        }
+    }
+    if (s == USG_OK && d->dw_ih) {                                   /* dW_ih += DA^T X */
+        usg_tensor X = usg_rec_mat(x, 0, T * B, I);
+        s = usg_gemm(d->dw_ih, &Dall, true, &X, false, 1, 1);
+    }
+    if (s == USG_OK && d->db) usg_rec_add_col_sums(d->db, &Dall, at(acc, 0), T * B, G);
+    if (s == USG_OK && d->dx) {                                      /* dx += DA W_ih */
+        usg_tensor DX = usg_rec_mat(d->dx, 0, T * B, I);
+        s = usg_gemm(&DX, &Dall, false, w->w_ih, false, 1, 1);
+    }
+done:
+    usg_tensor_release(dH);
+    usg_tensor_release(DA);
+    usg_tensor_release(dC);
+    usg_tensor_release(acc);
+    usg_tensor_release(zero);
     return s;
 }
 

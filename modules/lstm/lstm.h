@@ -60,49 +60,6 @@ usg_status usg_lstm_layer_backward(const usg_lstm_grads *d, const usg_tensor *g_
                                    const usg_tensor *h, const usg_tensor *c,
                                    const usg_tensor *gates, const int32_t *len);
 
-/* ==== One layer's sequence, a step at a time (lstm.c) ====================
- * The buffers of one layer over its sequence and what every step reads,
- * so that one step can run by itself: lstm.c's layer loops run t = 1..T,
- * the stack's wavefront (lstm_stack.c) interleaves the steps of several
- * layers on several threads. All tensors contiguous, of one float dtype. */
-typedef struct usg_lstm_seq {
-    int64_t T, B, H;
-    usg_dtype dt;
-    usg_tensor *h, *c, *gates;          /* (T, B, H), (T, B, H), (T, B, 4H) */
-    const usg_tensor *h0, *c0;          /* (B, H) or NULL */
-    const usg_lstm_weights *w;
-    const int32_t *len;                 /* (B) or NULL */
-    void *c_init, *pi, *pf, *po;        /* c0 and the peepholes, or zeros */
-    usg_tensor *zero;                   /* those zeros */
-    /* the backward's (usg_lstm_seq_bptt): dL/dh^t (T, B, H), the deltas
-     * δa^t (T, B, 4H), dL/dc (B, H) as the sweep goes, and f64 sums (4H);
-     * pacc is acc when the peephole gradients are wanted */
-    usg_tensor *dH, *DA, *dC, *acc;
-    double *pacc;
-} usg_lstm_seq;
-
-/* Fill q for the buffers and inputs given (kept by pointer, not by
- * reference); the caller closes it. */
-usg_status usg_lstm_seq_open(usg_lstm_seq *q, usg_tensor *h, usg_tensor *c, usg_tensor *gates,
-                             const usg_tensor *h0, const usg_tensor *c0,
-                             const usg_lstm_weights *w, const int32_t *len);
-/* The backward's buffers: dC <- g_cn (or 0), dH uninitialised; peephole
- * sums when d wants them. */
-usg_status usg_lstm_seq_bptt(usg_lstm_seq *q, const usg_lstm_grads *d, const usg_tensor *g_cn);
-void usg_lstm_seq_close(usg_lstm_seq *q);
-
-/* Step t (0-based) of the forward: gates[t] holds W_ih x^t + b; adds
- * W_hh h^{t-1}, applies the cell, writes h[t] and c[t]. */
-usg_status usg_lstm_step_forward(const usg_lstm_seq *q, int64_t t);
-/* Step t of the BPTT, t = T-1 .. 0: dH[t] holds the gradient from above
- * (and from h_n at T-1); adds step t+1's recurrent term W_hh^T δa^{t+1}
- * into it, then makes DA[t] and carries dC to c^{t-1}. */
-usg_status usg_lstm_step_backward(const usg_lstm_seq *q, int64_t t);
-/* After the sweep: ADDS the weight, bias, peephole, h0, c0 and (with
- * d->dx) input gradients of the layer that read x (T, B, I). */
-usg_status usg_lstm_bptt_finish(const usg_lstm_seq *q, const usg_lstm_grads *d,
-                                const usg_tensor *x);
-
 /* Layer `layer` (0-based, as weight_ih_l0) reading x (T, B, I): messages
  * name "lstm", the argument, what was expected and what came. */
 usg_status usg_lstm_check_layer(const usg_tensor *x, const usg_tensor *h0, const usg_tensor *c0,
