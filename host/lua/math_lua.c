@@ -1,7 +1,7 @@
 /*
  * math_lua.c -- Lua face of elementwise.c and blas.c: arithmetic and
  * comparison (functions, methods and operators), unary maths, clamp, where,
- * allclose, matrix products, and OpenBLAS's threads.
+ * allclose, matrix products, and the core's threads.
  *
  * Operators follow PyTorch: + - * / ^ are elementwise with broadcasting and
  * accept a number on either side; the matrix product is a:mm(b) or

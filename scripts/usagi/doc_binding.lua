@@ -150,9 +150,9 @@ add('usagi.', {
   matmul = 'usagi.matmul(a, b) -> the product with NumPy\'s rules: vectors, matrices and broadcast\n'
     .. 'batch dims.',
   addmm = 'usagi.addmm(c, a, b [, {beta = 1, alpha = 1}]) -> beta c + alpha (a b).',
-  set_num_threads = 'usagi.set_num_threads(n) sets how many threads the ops use (OpenBLAS\'s among them).',
+  set_num_threads = 'usagi.set_num_threads(n) sets how many threads the ops use: products and loops are split over them, OpenBLAS running single-threaded in each.',
   get_num_threads = 'usagi.get_num_threads() -> how many threads the ops use.',
-  blas_info = 'usagi.blas_info() -> {config, core, threads}: the BLAS this process uses.',
+  blas_info = 'usagi.blas_info() -> {config, core, threads}: the BLAS this process uses and the threads its products are split over.',
 })
 
 -- ==== Neural-net ops =======================================================

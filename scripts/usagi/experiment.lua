@@ -30,7 +30,7 @@ options:
   --out DIR             where runs go (default runs): DIR/<experiment>/<run-id>/
   --name NAME           the run id (default: the start time)
   --resume RUN_DIR      continue a run from its newest readable checkpoint
-  --threads N           OpenBLAS threads (default: all cores)
+  --threads N           the core's threads (default: all cores)
   --checkpoint-every N  steps between checkpoints (0: none; default from the script)
   --checkpoint-epochs N a checkpoint after every N epochs of run:epochs (0: none)
   --keep K              checkpoints kept besides the best (default 3)

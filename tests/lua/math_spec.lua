@@ -3,7 +3,7 @@ local usagi = require 'usagi'
 -- Specs of the math binding (host/lua/math_lua.c over host/core/elementwise.c
 -- and blas.c): operators with numbers on either side and broadcasting,
 -- comparisons, every unary function and its in-place variant, clamp, where,
--- allclose / equal, the matrix products, and OpenBLAS's threads.
+-- allclose / equal, the matrix products, and the threads they are split over.
 
 local h = dofile('tests/lua/helpers.lua')   -- shared assertion helpers
 local near, shape, raises, expect = h.near_nan, h.shape, h.raises, h.expect
