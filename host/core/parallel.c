@@ -33,6 +33,7 @@
  * its caller, the same parts.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <time.h>
@@ -206,6 +207,11 @@ void usg_parallel_for(int64_t n, int64_t grain, usg_range_fn fn, void *ctx)
         pthread_mutex_unlock(&pool.mu);
     }
     run_parts();
-    while (atomic_load_explicit(&pool.finished, memory_order_acquire) < parts) cpu_relax();
+    /* a worker still on a part: wait, yielding now and then in case it
+     * shares our core (more threads than cores, say under mpirun) */
+    for (unsigned i = 1; atomic_load_explicit(&pool.finished, memory_order_acquire) < parts; i++) {
+        cpu_relax();
+        if (i % 1024 == 0) sched_yield();
+    }
     atomic_store(&pool.busy, false);
 }
