@@ -139,6 +139,7 @@ static void add_blocks(luaL_Buffer *b, const fmt *f, const usg_tensor *t, int d,
         luaL_addchar(b, '\n');
         return;
     }
+    if (d >= USG_MAX_DIMS - 2) return;    /* never (ndim <= USG_MAX_DIMS); tells GCC's bounds check */
     int64_t idx[2 * EDGE + 1 + 1];
     if (!f->elide) {
         for (int64_t i = 0; i < t->shape[d]; i++) {
