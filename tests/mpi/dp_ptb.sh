@@ -14,8 +14,7 @@ mpi_or_skip "$usagi"
 if ! "$usagi" -e 'require("usagi.data").path("ptb/ptb.valid.txt")' >/dev/null 2>&1; then
   echo "SKIP: the Penn Treebank is not in \$USAGI_DATA, ./data or ../shared/data (ptb/)"; exit 77
 fi
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+mpi_scratch
 script=experiments/ptb_lm.lua
 
 "$usagi" run $script --smoke --out "$out" --name one --threads 1 >"$out/one.txt" 2>&1 ||

@@ -16,8 +16,7 @@ here=$(dirname "$0")
 . "$here/mpirun.sh"
 usagi=$1
 mpi_or_skip "$usagi"
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+mpi_scratch
 script=$here/dp_synth.lua
 
 "$usagi" run "$script" --out "$out" --name one --threads 1 >/dev/null 2>&1

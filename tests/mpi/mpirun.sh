@@ -2,8 +2,8 @@
 # tests/mpi/mpirun.sh USAGI CMD ARGS... -- run `mpirun -np 2 CMD ARGS...` on
 # this host over loopback only, or exit 77 (ctest's skip) saying why (USAGI,
 # the usagi executable, says whether this build has MPI).
-# Sourced by the other tests here for its mpi2 function; run alone it runs
-# its arguments under it.
+# Sourced by the other tests here for mpi_or_skip, mpi_scratch and mpi2;
+# run alone it runs its arguments under mpi2.
 #
 # As root (CI), OpenMPI wants OMPI_ALLOW_RUN_AS_ROOT(_CONFIRM). --oversubscribe
 # lets 2 ranks start on a machine with fewer slots; the shared-memory (vader)
@@ -28,6 +28,12 @@ mpi_skip_reason() {
 mpi_or_skip() {
   reason=$(mpi_skip_reason "$1")
   if [ -n "$reason" ]; then echo "SKIP: $reason"; exit 77; fi
+}
+
+# $out <- a scratch directory, removed when the test exits
+mpi_scratch() {
+  out=$(mktemp -d)
+  trap 'rm -rf "$out"' EXIT
 }
 
 # a rank stuck in a collective (another rank failed past it) ends the job

@@ -8,8 +8,7 @@ here=$(dirname "$0")
 . "$here/mpirun.sh"
 usagi=$1
 mpi_or_skip "$usagi"
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+mpi_scratch
 
 mpi2 "$usagi" sweep "$here/dp_synth.lua" --grid lr=0.001,0.01,0.1 --smoke --out "$out" >"$out/sweep.txt" 2>&1 ||
   { cat "$out/sweep.txt"; exit 1; }
