@@ -255,7 +255,7 @@ static usg_status class_backward(usg_node *n, usg_tensor *const *gout, usg_tenso
                    xc ? usg_tensor_data(xc) : NULL, mz, ex, C, row_bytes, 0.0};
     for (int64_t i = 0; i < N; i++) j.count += counts(target, mask, c->ignore, i);
     /* rows are independent: split over the core's threads (same bits) */
-    usg_parallel_for(N, C >= 65536 ? 1 : 65536 / C, class_rows, &j);
+    usg_parallel_for(N, usg_grain(C), class_rows, &j);
     usg_tensor_release(xc);
     gin[0] = gx;
     return USG_OK;

@@ -96,6 +96,15 @@ int usg_reduced_shape(int64_t *shape, const usg_tensor *a, int dim, bool keepdim
 void usg_outer_inner(const usg_tensor *a, int dim, int64_t *outer, int64_t *n,
                      int64_t *inner);
 
+/* The grain to give usg_parallel_for when each iteration touches `per`
+ * elements: parts of about USG_PART_ELEMS elements (at least one
+ * iteration), below which a split costs more than it saves. */
+#define USG_PART_ELEMS 65536
+static inline int64_t usg_grain(int64_t per)
+{
+    return per >= USG_PART_ELEMS ? 1 : USG_PART_ELEMS / (per > 0 ? per : 1);
+}
+
 /* Σ_c exp(p[c] - m) over a contiguous f32 row of C scores, m = max_c p[c]
  * into *max; NaN when a score is NaN. Each exp(p[c] - m) into e[c] unless
  * e is NULL. The softmax losses' common case (nn.c, ad_nn.c), with

@@ -12,7 +12,6 @@
  * overflow nor lose the small terms.
  */
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -101,8 +100,8 @@ static void fill_rows(usg_tensor *y, const usg_tensor *b)
     if (M == 0) return;
     void *p = usg_tensor_data(y);
     for (int64_t o = 0; o < O; o++) usg_store(y->dtype, p, o, at1(b, o));
-    rows_copy j = {p, (size_t)O * usg_dtype_size(y->dtype)};   /* ~64k elements a part */
-    usg_parallel_for(M, O >= 65536 ? 1 : 65536 / (O > 0 ? O : 1), copy_row0, &j);
+    rows_copy j = {p, (size_t)O * usg_dtype_size(y->dtype)};
+    usg_parallel_for(M, usg_grain(O), copy_row0, &j);
 }
 
 /* y = x w^T + b, with x seen as the matrix (M, in) of its rows:
@@ -387,7 +386,7 @@ static usg_status class_loss(usg_tensor **out, usg_tensor **stats, usg_tensor **
     /* each row's loss (rows are independent: split over the core's threads),
      * then their sum in row order, so the bits do not depend on the split */
     double sum = 0.0, count = 0.0;
-    double *l = malloc((size_t)N * (stats ? 1 : 3) * sizeof *l);
+    double *l = usg_alloc((size_t)N * (stats ? 1 : 3) * sizeof *l);   /* + (m, z) without stats */
     if (!l) {
         s = usg_fail(USG_NOMEM, "%s: out of memory for %lld row losses", fn, (long long)N);
         usg_tensor_release(*out);
@@ -397,14 +396,14 @@ static usg_status class_loss(usg_tensor **out, usg_tensor **stats, usg_tensor **
     rows_job j = {x, target, mask, ignore, base, rstride, cstride, C, f, l,
                   stats ? usg_tensor_data(*stats) : l + N,
                   exps && *exps ? usg_tensor_data(*exps) : NULL};
-    usg_parallel_for(N, C >= 65536 ? 1 : 65536 / C, loss_rows, &j);
+    usg_parallel_for(N, usg_grain(C), loss_rows, &j);
     for (int64_t i = 0; i < N; i++) {
         if (!counts(target, mask, ignore, i)) continue;
         if (red == USG_REDUCE_NONE) usg_store(x->dtype, usg_tensor_data(*out), i, l[i]);
         sum += l[i];
         count += 1.0;
     }
-    free(l);
+    usg_free(l);
     if (red == USG_REDUCE_NONE ||
         (s = reduced_scalar(out, x->dtype, red, sum, count)) == USG_OK)
         return USG_OK;

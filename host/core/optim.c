@@ -172,9 +172,6 @@ static void sgd_range(void *ctx, int64_t lo, int64_t hi)
     sgd_plain_f32(j->p + lo, j->g + lo, j->lr, hi - lo);
 }
 
-/* elements per thread below which a split costs more than it saves */
-#define PLAIN_GRAIN 32768
-
 usg_status usg_sgd_step(usg_tensor *param, usg_tensor *grad, usg_tensor *buf, int64_t step,
                         const usg_sgd_opts *o)
 {
@@ -196,7 +193,7 @@ usg_status usg_sgd_step(usg_tensor *param, usg_tensor *grad, usg_tensor *buf, in
     if (o->momentum == 0 && o->weight_decay == 0 && param->dtype == USG_F32 &&
         grad->dtype == USG_F32 && usg_tensor_is_contiguous(grad)) {
         plain_job j = {.p = usg_tensor_data(param), .g = usg_tensor_data(grad), .lr = o->lr};
-        usg_parallel_for(usg_tensor_numel(param), PLAIN_GRAIN, sgd_range, &j);
+        usg_parallel_for(usg_tensor_numel(param), usg_grain(1), sgd_range, &j);
         param->storage->version++;
         return USG_OK;
     }
@@ -283,7 +280,7 @@ usg_status usg_adam_step(usg_tensor *param, usg_tensor *grad, usg_tensor *exp_av
         plain_job j = {usg_tensor_data(param), usg_tensor_data(exp_avg),
                        usg_tensor_data(exp_avg_sq), usg_tensor_data(grad), 0, o->beta1,
                        o->beta2, k.step_size, k.inv_bc2_sqrt, o->eps};
-        usg_parallel_for(usg_tensor_numel(param), PLAIN_GRAIN, adam_range, &j);
+        usg_parallel_for(usg_tensor_numel(param), usg_grain(1), adam_range, &j);
         param->storage->version++;
         return USG_OK;
     }

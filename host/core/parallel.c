@@ -134,8 +134,9 @@ static void after_fork_child(void)
     atomic_store(&pool.sleepers, 0);
 }
 
-/* Start workers up to want - 1; the threads there are after. */
-static int start_workers(int want)
+/* Start workers up to want - 1 (the caller runs the parts of those that
+ * could not start). */
+static void start_workers(int want)
 {
     static bool registered;
     pthread_mutex_lock(&pool.mu);
@@ -152,9 +153,7 @@ static int start_workers(int want)
         if (rc != 0) break;          /* run with the workers there are */
         pool.workers++;
     }
-    int have = pool.workers + 1;
     pthread_mutex_unlock(&pool.mu);
-    return have;
 }
 
 /* The first call reads OpenBLAS's count (OPENBLAS_NUM_THREADS, or all
@@ -187,14 +186,13 @@ void usg_parallel_for(int64_t n, int64_t grain, usg_range_fn fn, void *ctx)
     if (grain < 1) grain = 1;
     int64_t most = n / grain;    /* parts of at least `grain` iterations */
     int threads = usg_get_num_threads();
-    int parts = threads < most ? threads : (int)most;
+    int parts = threads < most ? threads : most > 1 ? (int)most : 1;
     bool idle = false;
-    if (parts <= 1 || !atomic_compare_exchange_strong(&pool.busy, &idle, true)) {
-        for (int k = 0; k < (parts > 1 ? parts : 1); k++)
-            fn(ctx, cut(n, parts > 1 ? parts : 1, k), cut(n, parts > 1 ? parts : 1, k + 1));
+    if (parts == 1 || !atomic_compare_exchange_strong(&pool.busy, &idle, true)) {
+        for (int k = 0; k < parts; k++) fn(ctx, cut(n, parts, k), cut(n, parts, k + 1));
         return;
     }
-    start_workers(parts);      /* the caller runs the parts of workers that could not start */
+    start_workers(parts);
     pool.fn = fn;
     pool.ctx = ctx;
     pool.n = n;

@@ -365,8 +365,8 @@ static usg_status sum_wide_f32(const usg_tensor *c, int dim, usg_tensor *vals)
     double *acc = usg_alloc((size_t)inner * sizeof *acc);
     if (!acc) return USG_NOMEM;
     wide_job j = {usg_tensor_data(c), usg_tensor_data(vals), acc, outer, n, inner};
-    int64_t per = outer * n > 0 ? 65536 / (outer * n) : inner;   /* ~64k elements a part */
-    usg_parallel_for(inner, per > 64 ? per : 64, sum_wide_cols, &j);
+    int64_t cols = usg_grain(outer * n);                 /* at least 64 columns a part */
+    usg_parallel_for(inner, cols > 64 ? cols : 64, sum_wide_cols, &j);
     usg_free(acc);
     return USG_OK;
 }

@@ -74,9 +74,11 @@ USG_API int usg_get_num_threads(void);
 
 /* fn(ctx, lo, hi) over parts of [0, n) that together cover it once, on up
  * to usg_get_num_threads() threads (the caller's and the core's workers),
- * each part at least `grain` iterations; returns when all are done. For
- * loops whose iterations write disjoint elements and combine nothing, so
- * the result is the same for any number of threads. */
+ * each part at least `grain` iterations; returns when all are done. The
+ * parts depend on n, grain and the thread count alone (a call made while
+ * another runs runs the same parts one after another), so a loop whose
+ * iterations write disjoint elements and combine nothing gives the same
+ * bits on any count, and any loop the same bits on a given count. */
 typedef void (*usg_range_fn)(void *ctx, int64_t lo, int64_t hi);
 USG_API void usg_parallel_for(int64_t n, int64_t grain, usg_range_fn fn, void *ctx);
 
