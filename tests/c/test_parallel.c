@@ -11,6 +11,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
+#include <cblas.h>
+
 #include "testutil.h"
 #include "usagi/autograd.h"
 #include "usagi/optim.h"
@@ -90,6 +92,7 @@ static void test_thread_count_checked(void **state)
     assert_non_null(strstr(usg_errmsg(), "set_num_threads: threads must be in 1..1024, got 0"));
     assert_int_equal(usg_set_num_threads(5000), USG_ARG);
     assert_int_equal(usg_get_num_threads(), 2);
+    assert_int_equal(openblas_get_num_threads(), 1);     /* OpenBLAS runs inside our threads */
 }
 
 /* Adam and SGD over 300,001 parameters (split when threads > 1): the same
