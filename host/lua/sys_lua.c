@@ -2,8 +2,9 @@
  * sys_lua.c -- usagi.sys: the few operating-system calls that runs,
  * checkpoints and sweeps need and standard Lua lacks: directories,
  * durable renames, wall-clock time, the host name, a lock that dies
- * with its process, starting and waiting for child processes, and reading
- * a data file whole, gzip-compressed or not.
+ * with its process, starting and waiting for child processes, reading
+ * a data file whole, gzip-compressed or not, a file's CRC-32, and signals
+ * that stop a run at the end of a step rather than in the middle of one.
  *
  * It is glue, not a portability layer: POSIX only, each function a thin
  * wrapper whose errors name the function, the path and the system's reason.
@@ -34,31 +35,43 @@ static int fail(lua_State *L, const char *fn, const char *path)
     return luaL_error(L, "%s: '%s': %s", fn, path, strerror(errno));
 }
 
-/* mkdir(path): make the directory and its parents; fine if it exists. */
+/* mkdir(path [, exclusive]) -> true, or false when exclusive and path
+ * exists: make the directory and its parents. Exclusive, the last component
+ * is made by one mkdir(2) that fails if it exists, so of two processes
+ * racing for the same name exactly one gets true (a run's directory is
+ * never shared). */
 static int l_mkdir(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
+    int exclusive = lua_toboolean(L, 2);
     char buf[PATH_MAX];
     size_t n = strlen(path);
     luaL_argcheck(L, n > 0 && n < sizeof buf, 1, "path must be a non-empty string shorter than PATH_MAX");
     memcpy(buf, path, n + 1);
+    while (n > 1 && buf[n - 1] == '/') buf[--n] = '\0';   /* "a/b/" names a/b */
     for (char *p = buf + 1; ; p++) {
         if (*p != '/' && *p != '\0') continue;
         char c = *p;
         *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return fail(L, "sys.mkdir", buf);
+        if (mkdir(buf, 0777) != 0) {
+            if (errno != EEXIST) return fail(L, "sys.mkdir", buf);
+            if (c == '\0' && exclusive) {
+                lua_pushboolean(L, 0);
+                return 1;
+            }
+        }
         *p = c;
         if (c == '\0') break;
     }
     struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode)) {
         errno = ENOTDIR;
         return fail(L, "sys.mkdir", path);
     }
-    return 0;
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
-/* kind(path) -> 'file' | 'directory' | 'other' | nil */
 static int l_kind(lua_State *L)
 {
     struct stat st;
@@ -328,6 +341,98 @@ static int l_read(lua_State *L)
     return 1;
 }
 
+/* crc32(path) -> the CRC-32 of the file's bytes (zlib's, as in gzip and
+ * PNG), for a run's manifest of its checkpoints: a checkpoint whose bytes
+ * changed since it was written is known before libhdf5 reads it. */
+static int l_crc32(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail(L, "sys.crc32", path);
+    unsigned char buf[1 << 16];
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return fail(L, "sys.crc32", path);
+        }
+        if (n == 0) break;
+        crc = crc32(crc, buf, (uInt)n);
+    }
+    close(fd);
+    lua_pushinteger(L, (lua_Integer)crc);
+    return 1;
+}
+
+/* ==== Stopping a run at a step's end ==================================== */
+
+/* trap(): SIGINT, SIGTERM and SIGHUP no longer stop the process; the first
+ * one is remembered for signalled() to report, so a run can stop at the end
+ * of a step, checkpoint, and say it was interrupted. A second signal while
+ * the first is pending stops the running Lua code at once (the hook lua.c
+ * uses for Ctrl-C), for a step that does not end. untrap() puts back the
+ * handlers trap() found. */
+static const int trapped[] = {SIGINT, SIGTERM, SIGHUP};
+#define NTRAPPED (sizeof trapped / sizeof trapped[0])
+static struct sigaction before[NTRAPPED];
+static volatile sig_atomic_t pending;
+static int traps_set;
+static lua_State *trap_L;
+
+static void stop_now(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    luaL_error(L, "interrupted!");
+}
+
+static void on_signal(int sig)
+{
+    if (pending && trap_L)
+        lua_sethook(trap_L, stop_now, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+    pending = sig;
+}
+
+static int l_trap(lua_State *L)
+{
+    if (traps_set) return 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    trap_L = lua_tothread(L, -1);   /* the main thread runs a run's steps */
+    lua_pop(L, 1);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < NTRAPPED; i++) sigaction(trapped[i], &sa, &before[i]);
+    pending = 0;
+    traps_set = 1;
+    return 0;
+}
+
+static int l_untrap(lua_State *L)
+{
+    (void)L;
+    if (!traps_set) return 0;
+    for (size_t i = 0; i < NTRAPPED; i++) sigaction(trapped[i], &before[i], NULL);
+    traps_set = 0;
+    pending = 0;
+    return 0;
+}
+
+/* signalled() -> 'INT', 'TERM' or 'HUP' after trap() when such a signal
+ * came, else nil. */
+static int l_signalled(lua_State *L)
+{
+    int sig = pending;
+    if (!sig) return 0;
+    lua_pushstring(L, sig == SIGINT ? "INT" : sig == SIGTERM ? "TERM" : "HUP");
+    return 1;
+}
+
 /* lock(path) -> lock, or nil, 'busy': an exclusive flock(2) on path (a
  * file or a directory), held until lock:unlock(), the lock's collection or
  * the process's end -- SIGKILL included, which is why a run holds one on
@@ -379,7 +484,8 @@ int usg_lua_open_sys(lua_State *L)
         {"link", l_link}, {"remove", l_remove}, {"time", l_time}, {"monotonic", l_monotonic},
         {"sleep", l_sleep}, {"hostname", l_hostname}, {"getpid", l_getpid}, {"exe", l_exe},
         {"isatty", l_isatty}, {"spawn", l_spawn}, {"wait", l_wait}, {"kill", l_kill},
-        {"lock", l_lock}, {"read", l_read}, {NULL, NULL}};
+        {"lock", l_lock}, {"read", l_read}, {"crc32", l_crc32}, {"trap", l_trap},
+        {"untrap", l_untrap}, {"signalled", l_signalled}, {NULL, NULL}};
     luaL_newlib(L, fns);
     lua_setfield(L, -2, "sys");
     return 0;

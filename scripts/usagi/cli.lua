@@ -70,21 +70,53 @@ local function results_path(p)
   return p
 end
 
--- load_run(path) -> {dir, path, attrs, config, metrics = {name = {values, steps}}}
+-- A metric's values and steps must be lists of the same length, or
+-- show, compare and plot would fail later with an index error.
+local function check_metric(path, k, values, steps)
+  if values:dim() ~= 1 then
+    error(('%s: /metrics/%s is %s, not a list of values'):format(path, k, tostring(values:size())), 0)
+  end
+  if steps and (steps:dim() ~= 1 or steps:numel() ~= values:numel()) then
+    error(('%s: /steps/%s has %d entries for the %d of /metrics/%s'):format(path, k, steps:numel(),
+      values:numel(), k), 0)
+  end
+end
+
+-- A run whose results.h5 says 'running' while nobody holds its directory's
+-- lock (usagi.run takes it for the run's life, and the system drops it when
+-- the process dies, SIGKILL included) was killed: it shows as 'killed'.
+local function status_of(dir, status)
+  if status ~= 'running' or not dir or sys.kind(dir) ~= 'directory' then return status end
+  local ok, lock = pcall(sys.lock, dir)
+  if not ok or not lock then return status end
+  lock:unlock()
+  return 'killed'
+end
+
+-- load_run(path) -> {dir, path, attrs, config, metrics = {name = {values, steps}}}.
+-- The file is read in a child process first (usagi.h5.verify), so a corrupt
+-- one is an error here, not a crash of libhdf5 in this process.
 function M.load_run(p)
   local path = results_path(p)
   if not sys.kind(path) then error(('%s: no such run directory or file'):format(p), 0) end
+  if usagi.h5.verify then
+    local fine, why = usagi.h5.verify(path)
+    if not fine then error(why, 0) end
+  end
   local f <close> = usagi.h5.open(path, 'r')
   local r = { path = path, dir = p, attrs = f:attrs('/'), metrics = {}, names = {} }
   r.config = f:exists('/config') and store.read_tree(f, '/config') or {}
   if f:exists('/metrics') then
     for _, k in ipairs(f:list('/metrics')) do
       local steps = f:exists('/steps/' .. k) and f:read('/steps/' .. k) or nil
-      r.metrics[k] = { values = f:read('/metrics/' .. k), steps = steps }
+      local values = f:read('/metrics/' .. k)
+      check_metric(path, k, values, steps)
+      r.metrics[k] = { values = values, steps = steps }
       r.names[#r.names + 1] = k
     end
   end
   r.id = r.attrs.run_id or p:match('([^/]+)/?$')
+  if path ~= p then r.attrs.status = status_of(p, r.attrs.status) end
   return r
 end
 
@@ -177,7 +209,9 @@ local function differing_keys(runs)
 end
 
 function M.compare_runs(runs)
-  local differ = differing_keys(runs)
+  local readable = {}
+  for _, r in ipairs(runs) do if not r.unreadable then readable[#readable + 1] = r end end
+  local differ = #readable > 0 and differing_keys(readable) or {}
   local names, seen = {}, {}
   for _, r in ipairs(runs) do
     for _, k in ipairs(r.names) do if not seen[k] then seen[k] = true; names[#names + 1] = k end end
@@ -189,7 +223,7 @@ function M.compare_runs(runs)
   local rows = {}
   for _, r in ipairs(runs) do
     local row = { r.id }
-    for _, k in ipairs(differ) do row[#row + 1] = fmt(r.config[k]) end
+    for _, k in ipairs(differ) do row[#row + 1] = r.unreadable and '-' or fmt(r.config[k]) end
     for _, k in ipairs(names) do
       local s = r.metrics[k] and stats(r.metrics[k])
       row[#row + 1] = s and fmt(s.last) or '-'
@@ -200,11 +234,28 @@ function M.compare_runs(runs)
   print_table(header, rows)
 end
 
+-- load_runs(paths) -> the runs that read, and a row {id, error} for each
+-- that did not: one unreadable run does not hide the others.
+function M.load_runs(paths)
+  local runs = {}
+  for _, p in ipairs(paths) do
+    local ok, r = pcall(M.load_run, p)
+    if not ok then
+      r = { id = p:match('([^/]+)/?$') or p, dir = p, unreadable = true, attrs = { status = 'unreadable: ' ..
+        tostring(r):gsub('^[^\n]-%.lua:%d+: ', '') }, config = {}, metrics = {}, names = {} }
+    end
+    runs[#runs + 1] = r
+  end
+  return runs
+end
+
 local function compare(args)
   if #args < 1 then return die(2, 'usage: usagi compare RUN_DIR...') end
-  local runs = {}
-  for _, p in ipairs(args) do runs[#runs + 1] = M.load_run(p) end
+  local runs = M.load_runs(args)
   M.compare_runs(runs)
+  for _, r in ipairs(runs) do
+    if r.unreadable then return 1 end
+  end
   return 0
 end
 
@@ -401,11 +452,8 @@ local function sweep(args)
     if rank ~= 0 then return failed > 0 and 1 or 0 end
   end
   print('')
-  local runs = {}
-  for _, d in ipairs(dirs) do
-    local okr, r = pcall(M.load_run, d)
-    if okr then runs[#runs + 1] = r end
-  end
+  -- every combination has its row, with its error when it cannot be read
+  local runs = M.load_runs(dirs)
   if #runs > 0 then M.compare_runs(runs) end
   if failed > 0 then return die(1, '%d of %d runs failed; see %s', failed, #all, log) end
   return 0
@@ -422,7 +470,7 @@ function M.main(command, args)
   if not fn then return die(2, 'usagi: unknown command %s\n%s', tostring(command), M.commands_help) end
   if args[1] == '-h' or args[1] == '--help' then print(help[command]); return 0 end
   local ok, code = pcall(fn, args)
-  if not ok then return die(1, 'usagi %s: %s', command, tostring(code)) end
+  if not ok then return die(1, 'usagi %s: %s', command, (tostring(code):gsub('^[^\n]-%.lua:%d+: ', ''))) end
   return code
 end
 

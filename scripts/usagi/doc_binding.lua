@@ -216,7 +216,9 @@ add('usagi.image.', {
   text_width = 'usagi.image.text_width(str [, scale = 1]) -> its width in pixels in the built-in font.',
 })
 add('usagi.sys.', {
-  mkdir = 'usagi.sys.mkdir(path): the directory and its parents; fine if it exists.',
+  mkdir = 'usagi.sys.mkdir(path [, exclusive]) -> true: the directory and its parents; fine if it exists. '
+    .. 'With exclusive, false when path already exists (one mkdir(2) makes the last part, so two '
+    .. 'processes racing for one name never both get true).',
   kind = 'usagi.sys.kind(path) -> \'file\', \'directory\', \'other\' or nil when missing.',
   listdir = 'usagi.sys.listdir(path) -> the sorted names in a directory (without . and ..).',
   replace = 'usagi.sys.replace(tmp, dst): fsync tmp, then rename it atomically to dst.',
@@ -235,6 +237,12 @@ add('usagi.sys.', {
   lock = 'usagi.sys.lock(path) -> a lock (an exclusive flock on the file or directory), or nil,\n'
     .. '\'busy\'; held until lock:unlock(), its collection or the process\'s end (even by SIGKILL).',
   read = 'usagi.sys.read(path) -> the file\'s bytes; a gzip file comes back decompressed.',
+  crc32 = 'usagi.sys.crc32(path) -> the CRC-32 of the file\'s bytes (zlib\'s), as an integer.',
+  trap = 'usagi.sys.trap(): SIGINT, SIGTERM and SIGHUP are remembered (see signalled) instead of '
+    .. 'stopping the process; a second one while the first is pending stops the running code at once.',
+  untrap = 'usagi.sys.untrap(): the signal handlers trap() found are back.',
+  signalled = 'usagi.sys.signalled() -> \'INT\', \'TERM\' or \'HUP\' when such a signal came since '
+    .. 'trap(), else nil.',
 })
 
 return T

@@ -83,10 +83,11 @@ local function convert(spec, key, text)
   return text
 end
 
-local function int_arg(spec, flag, text, min)
+local function int_arg(spec, flag, text, min, max)
   local v = math.tointeger(tonumber(text or ''))
-  if not v or v < min then
-    error(('%s: %s needs an integer >= %d, got %s'):format(spec.name, flag, min, tostring(text)), 0)
+  if not v or v < min or (max and v > max) then
+    local range = max and ('between %d and %d'):format(min, max) or ('>= %d'):format(min)
+    error(('%s: %s needs an integer %s, got %s'):format(spec.name, flag, range, tostring(text)), 0)
   end
   return v
 end
@@ -98,7 +99,7 @@ function M.parse_args(spec, args)
   local with_value = { ['--seed'] = true, ['--set'] = true, ['--out'] = true, ['--name'] = true,
     ['--resume'] = true, ['--threads'] = true, ['--checkpoint-every'] = true, ['--keep'] = true,
     ['--best'] = true, ['--checkpoint-epochs'] = true, ['--bucket-mb'] = true }
-  local i = 1
+  local i, out_given, no_save = 1, false, false
   while i <= #args do
     local a, v = args[i], args[i + 1]
     if with_value[a] and v == nil then error(('%s: %s needs a value'):format(spec.name, a), 0) end
@@ -109,14 +110,16 @@ function M.parse_args(spec, args)
       if not k then error(('%s: --set needs key=value, got %q'):format(spec.name, kv), 0) end
       opts.set[k] = convert(spec, k, val)
       if a ~= '--set' then i = i - 1 end
-    elseif a == '--out' then opts.out = v
+    elseif a == '--out' then
+      if v == '' then error(('%s: --out needs a directory, got an empty string'):format(spec.name), 0) end
+      opts.out, out_given = v, true
     elseif a == '--name' then
       if not v:match('^[%w_.,=+%-]+$') then
         error(('%s: --name must be letters, digits and _ . , = + -, got %q'):format(spec.name, v), 0)
       end
       opts.name = v
     elseif a == '--resume' then opts.resume = v
-    elseif a == '--threads' then opts.threads = int_arg(spec, a, v, 1)
+    elseif a == '--threads' then opts.threads = int_arg(spec, a, v, 1, 1024)
     elseif a == '--checkpoint-every' then opts.checkpoint_every = int_arg(spec, a, v, 0)
     elseif a == '--checkpoint-epochs' then opts.checkpoint_epochs = int_arg(spec, a, v, 0)
     elseif a == '--keep' then opts.keep = int_arg(spec, a, v, 1)
@@ -134,13 +137,18 @@ function M.parse_args(spec, args)
       end
     elseif a == '--dist-check' then opts.dist_check = true; i = i - 1
     elseif a == '--smoke' then opts.smoke = true; i = i - 1
-    elseif a == '--no-save' then opts.out = false; i = i - 1
+    elseif a == '--no-save' then no_save = true; i = i - 1
     elseif a == '--help' or a == '-h' then opts.help = true; i = i - 1
     else
       error(('%s: unknown argument %q\n%s'):format(spec.name, a, usage(spec)), 0)
     end
     i = i + 2
   end
+  if no_save and (out_given or opts.resume) then
+    error(('%s: --no-save keeps nothing on disk, so it cannot go with %s')
+      :format(spec.name, out_given and '--out' or '--resume'), 0)
+  end
+  if no_save then opts.out = false end
   if opts.resume and (next(opts.set) or opts.seed or opts.smoke) then
     error(('%s: --resume continues a run with its own config and seed; --set, --seed and --smoke cannot change them')
       :format(spec.name), 0)
@@ -173,15 +181,19 @@ function M.run_experiment(spec, opts)
     dist = opts.dist, dist_check = opts.dist_check, bucket_mb = opts.bucket_mb, threads = opts.threads })
   usagi.manual_seed(run.seed)
   if run.dir and not opts.quiet then io.stderr:write(('%s: run %s\n'):format(spec.name, run.dir)) end
+  -- A signal ends the run at a step's end, with a checkpoint (run.lua,
+  -- Run:_stop_if_signalled), not in the middle of a step or a write.
+  if opts.out then usagi.sys.trap() end
   local ok, result = xpcall(spec.run, function(e)
-    if run.diverged or run.stopped then return e end
+    if run.diverged or run.stopped or run.interrupted then return e end
     return debug.traceback(tostring(e), 2)
   end, run, run.config)
-  if not ok then
-    run:finish(run.diverged and 'diverged' or 'error: ' .. tostring(result):match('^[^\n]*'))
-    error(result, 0)
-  end
-  run:finish('ok')
+  local status = ok and 'ok' or run.interrupted and 'interrupted' or run.diverged and 'diverged'
+    or 'error: ' .. tostring(result):match('^[^\n]*')
+  local finished, err = pcall(run.finish, run, status)
+  usagi.sys.untrap()
+  if not ok then error(result, 0) end
+  if not finished then error(err, 0) end
   return run, result
 end
 
@@ -197,6 +209,9 @@ function M.main(spec, args, script)
   if not ran then
     err = tostring(err)
     io.stderr:write(err:find('^usagi ') and '' or spec.name .. ': ', err, '\n')
+    -- stopped by a signal, at a step all ranks agreed on: the shell's code
+    local sig = err:match('^stopped by SIG(%u+) after step')
+    if sig then return ({ HUP = 129, INT = 130, TERM = 143 })[sig] or 1 end
     -- one rank's failure stops them all: the others would wait forever
     -- in their next collective
     local dist = package.loaded['usagi.dist']

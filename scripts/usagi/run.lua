@@ -67,6 +67,24 @@ end
 
 local function finite(v) return v == v and v ~= math.huge and v ~= -math.huge end
 
+-- all_finite(x) -> false when a number or a float tensor anywhere inside x
+-- (tables nested) is NaN or infinite. A tensor's sum is taken in double and
+-- is not finite when an element is not.
+local function all_finite(x, seen)
+  if type(x) == 'number' then return finite(x) end
+  if usagi.is_tensor(x) then
+    return x:dtype() == 'i32' or x:numel() == 0 or finite(x:sum():item())
+  end
+  if type(x) ~= 'table' then return true end
+  seen = seen or {}
+  if seen[x] then return true end
+  seen[x] = true
+  for _, v in pairs(x) do
+    if not all_finite(v, seen) then return false end
+  end
+  return true
+end
+
 -- ==== Output: terminal, log file ========================================
 
 -- A bar redrawn in place on a terminal; plain lines (every 10%) otherwise.
@@ -119,7 +137,9 @@ function Run:log(values)
   if self.file then self.file:flush() end
   self.last, self.last_keys = values, keys
   if bad then
-    local where = self.last_checkpoint and ('the last good checkpoint is ' .. self.last_checkpoint)
+    local where = self.last_good and ('the last good checkpoint is ' .. self.last_good)
+      or self.last_checkpoint and ('no checkpoint holds finite values (the newest, %s, has NaN or Inf)')
+        :format(self.last_checkpoint)
       or 'no checkpoint was written before it'
     self.diverged = ('%s is %s at step %d: the run diverged and stops; %s')
       :format(bad, values[bad] ~= values[bad] and 'NaN' or tostring(values[bad]), self.step, where)
@@ -152,7 +172,9 @@ function Run:epochs(n)
     else
       self.epoch, self.position = self.epoch + 1, 0
       local done, k = self.epoch - 1, self.every_epochs
-      if k and (done % k == 0 or done == n) then self:checkpoint() end
+      local wrote = k and (done % k == 0 or done == n)
+      if wrote then self:checkpoint() end
+      self:_stop_if_signalled(wrote)
     end
     if self.epoch > n then return nil end
     return self.epoch
@@ -191,6 +213,7 @@ function Run:progress(n, opts)
     if started then                        -- step i (global step run.step) is complete
       self.position = i
       if self.every and self.step % self.every == 0 then self:checkpoint() end
+      self:_stop_if_signalled(self.every and self.step % self.every == 0)
     end
     started = true
     if i >= n then
@@ -212,6 +235,28 @@ function Run:progress(n, opts)
     end
     return i
   end
+end
+
+-- ==== Stopping on a signal ==============================================
+
+-- Under `usagi run`, SIGINT, SIGTERM and SIGHUP are trapped (usagi.sys.trap)
+-- and end the run here, at the end of a step or an epoch: a checkpoint of
+-- this point (unless one was just written), then the error that makes the
+-- run's status 'interrupted'. With R ranks the ranks agree on it first, so
+-- all stop at the same step. A second signal stops at once (sys.trap).
+function Run:_stop_if_signalled(just_wrote)
+  local sig = sys.signalled()
+  if self.world > 1 then
+    local any = self.dist.allreduce_number(sig and 1 or 0, 'max')
+    if any > 0 then sig = sig or 'a signal to another rank' end
+  end
+  if not sig then return end
+  if not just_wrote and self.tracked then self:checkpoint() end
+  self.signal = sig
+  local where = self.dir and self.last_checkpoint
+    and ('; resume with usagi run --resume %s'):format(self.dir) or ''
+  self.interrupted = ('stopped by SIG%s after step %d%s'):format(sig, self.step, where)
+  error(self.interrupted, 0)
 end
 
 -- ==== Data parallel ======================================================
@@ -399,6 +444,47 @@ local function metrics_tree(metrics)
   return t
 end
 
+-- ==== The manifest of checkpoints ======================================
+-- checkpoints/manifest: a line per checkpoint file, "NAME BYTES CRC32
+-- finite|nonfinite", rewritten whole (temporary file, fsync, rename) after
+-- every checkpoint. --resume checks a file against it before libhdf5 reads
+-- it; a file the manifest does not list (killed between the two renames)
+-- is checked by reading it alone.
+
+local function file_size(path)
+  local f <close> = assert(io.open(path, 'rb'))
+  return f:seek('end')
+end
+
+local function read_manifest(cdir)
+  local m, f = {}, io.open(cdir .. '/manifest', 'r')
+  if not f then return m end
+  for line in f:lines() do
+    local name, bytes, crc, fin = line:match('^(%S+) (%d+) (%d+) (%a+)$')
+    if name then m[name] = { bytes = math.tointeger(bytes), crc = math.tointeger(crc), finite = fin == 'finite' } end
+  end
+  f:close()
+  return m
+end
+
+local function write_manifest(cdir, m)
+  local path = cdir .. '/manifest'
+  local tmp = ('%s.tmp-%d'):format(path, sys.getpid())
+  local ok, err = pcall(function()
+    local f = assert(io.open(tmp, 'w'))
+    for _, name in ipairs(sorted_keys(m)) do
+      local e = m[name]
+      f:write(('%s %d %d %s\n'):format(name, e.bytes, e.crc, e.finite and 'finite' or 'nonfinite'))
+    end
+    assert(f:close())
+    sys.replace(tmp, path)
+  end)
+  if not ok then
+    pcall(sys.remove, tmp)
+    error(('run: cannot write the manifest %s (%s)'):format(path, tostring(err)), 0)
+  end
+end
+
 -- The checkpoint file: attributes for the position, groups for the rest.
 function Run:_checkpoint_tree()
   local objects = {}
@@ -441,36 +527,84 @@ function Run:checkpoint()
   end
   local tree = self:_checkpoint_tree()
   if rngs then tree.rng_ranks, tree.ranks = rngs, self.world end
-  local ok, err = pcall(store.save, path, tree)
+  -- good: every parameter, optimizer state and the last logged metrics
+  -- finite, so resuming from it can go on (a diverged run's are not)
+  tree.finite = all_finite(tree.objects) and all_finite(self.last)
+  -- the manifest lists the file before it takes its name, so every
+  -- checkpoint in place has its checksum there
+  local manifest = read_manifest(cdir)
+  local ok, err = pcall(store.save, path, tree, function(tmp)
+    manifest[path:match('[^/]+$')] = { bytes = file_size(tmp), crc = sys.crc32(tmp), finite = tree.finite }
+    write_manifest(cdir, manifest)
+  end)
   if not ok then
     -- a stop the run itself explains: no traceback (see run_experiment)
-    self.stopped = ('run: cannot write checkpoint %s (%s); the previous one, %s, is intact')
-      :format(path, tostring(err):gsub('^[^:\n]*%.lua:%d+: ', ''), tostring(self.last_checkpoint))
+    self.stopped = ('run: cannot write checkpoint %s (%s); %s')
+      :format(path, tostring(err):gsub('^[^:\n]*%.lua:%d+: ', ''), self.last_checkpoint
+        and ('the previous one, %s, is intact'):format(self.last_checkpoint) or 'there is no earlier one')
     error(self.stopped, 0)
   end
   if improved then sys.link(path, cdir .. '/best.h5') end
   self.last_checkpoint = path
+  if tree.finite then self.last_good = path end
+  -- the last `keep` step files stay, and the newest good one whatever its age
   local steps = {}
   for _, name in ipairs(sys.listdir(cdir)) do
     if name:match('^step%-%d+%.h5$') then steps[#steps + 1] = name end
   end
-  for j = 1, #steps - self.keep do sys.remove(cdir .. '/' .. steps[j]) end
+  for j = 1, #steps - self.keep do
+    if cdir .. '/' .. steps[j] ~= self.last_good then
+      sys.remove(cdir .. '/' .. steps[j])
+      manifest[steps[j]] = nil
+    end
+  end
+  write_manifest(cdir, manifest)
 end
 
--- The newest checkpoint of dir that opens and reads whole, or nil.
+-- What is wrong with checkpoint cdir/name, or nil when it is good: its
+-- bytes are those the manifest recorded, it reads whole in a child process
+-- (a corrupt file can crash libhdf5) and then here, and its values are
+-- finite. Returns the reason, or nil and the tree.
+local function check_checkpoint(cdir, name, manifest)
+  local path = cdir .. '/' .. name
+  local m = manifest[name]
+  if m then
+    local ok, bytes = pcall(file_size, path)
+    if not ok or bytes ~= m.bytes then
+      return ('it is %s bytes, the manifest says %d'):format(tostring(ok and bytes or '?'), m.bytes)
+    end
+    if sys.crc32(path) ~= m.crc then return 'its checksum differs from the manifest\'s' end
+  end
+  if usagi.h5.verify then
+    local fine, why = usagi.h5.verify(path)
+    if not fine then return why end
+  end
+  local ok, tree = pcall(store.load, path)
+  if not ok then return (tostring(tree):gsub('^[^:\n]*%.lua:%d+: ', '')) end
+  if type(tree.objects) ~= 'table' or math.type(tree.step) ~= 'integer' then
+    return 'it is not a checkpoint of usagi run'
+  end
+  if tree.finite == false or (tree.finite == nil and not all_finite(tree.objects)) then
+    return 'its parameters are not finite (the run had diverged)'
+  end
+  return nil, tree
+end
+
+-- The newest good checkpoint of dir (see check_checkpoint) and its path,
+-- or nil; and the list of the newer ones passed over, with the reasons.
 local function newest_checkpoint(dir)
   local cdir = dir .. '/checkpoints'
-  if sys.kind(cdir) ~= 'directory' then return nil end
-  local names = {}
+  if sys.kind(cdir) ~= 'directory' then return nil, nil, {} end
+  local names, manifest, skipped = {}, read_manifest(cdir), {}
   for _, name in ipairs(sys.listdir(cdir)) do
     if name:match('^step%-%d+%.h5$') then names[#names + 1] = name end
   end
   for j = #names, 1, -1 do
-    local ok, tree = pcall(store.load, cdir .. '/' .. names[j])
-    if ok and type(tree.objects) == 'table' and math.type(tree.step) == 'integer' then
-      return tree, cdir .. '/' .. names[j]
-    end
+    local why, tree = check_checkpoint(cdir, names[j], manifest)
+    if not why then return tree, cdir .. '/' .. names[j], skipped end
+    skipped[#skipped + 1] = ('%s: %s'):format(names[j], why)
   end
+  return nil, nil, skipped
 end
 
 -- The config and seed of a run that stopped before its first checkpoint,
@@ -626,6 +760,31 @@ local function unique_id()
   return os.date('!%Y%m%d-%H%M%S', math.floor(sys.time()))
 end
 
+-- make_run_dir(base, name) -> id: base/id made by one exclusive mkdir, so
+-- of two runs racing for a name exactly one gets it, and a fresh run never
+-- writes into another run's directory. Without a name, the id is the time,
+-- with -2, -3, ... after it when that is taken.
+local function make_run_dir(base, name)
+  local function cannot(err)
+    error(('usagi run: cannot make the run directory in %s (%s); choose another --out')
+      :format(base, tostring(err):match('[^:]*$'):gsub('^%s+', '')), 0)
+  end
+  local ok, err = pcall(sys.mkdir, base)
+  if not ok then cannot(err) end
+  local stem = name or unique_id()
+  for k = 1, 1000 do
+    local id = k == 1 and stem or ('%s-%d'):format(stem, k)
+    ok, err = pcall(sys.mkdir, base .. '/' .. id, true)
+    if not ok then cannot(err) end
+    if err then return id end
+    if name then
+      error(('usagi run: run %s already exists (%s/%s); choose another --name, or --resume it')
+        :format(name, base, name), 0)
+    end
+  end
+  error(('usagi run: %s holds a thousand runs named %s-*; choose a --name'):format(base, stem), 0)
+end
+
 -- Where a checkpoint (or a run that had none yet) puts a resumed run.
 local function restore(self, tree)
   self.config, self.seed = tree.config, tree.seed
@@ -716,7 +875,18 @@ function M.open(spec, cfg, opts)
     if sys.kind(self.dir) ~= 'directory' then
       error(('usagi run: --resume %s: no such run directory'):format(self.dir), 0)
     end
-    local tree, path = newest_checkpoint(self.dir)
+    local tree, path, skipped = newest_checkpoint(self.dir)
+    for _, why in ipairs(skipped) do
+      io.stderr:write(('usagi run: --resume %s: passing over checkpoint %s\n'):format(self.dir, why))
+    end
+    if tree and #skipped > 0 then
+      io.stderr:write(('usagi run: --resume %s: resuming from %s, the newest good checkpoint\n')
+        :format(self.dir, path:match('[^/]+$')))
+    end
+    if not tree and #skipped > 0 then
+      error(('usagi run: --resume %s: no checkpoint there is good (see above); start the run afresh')
+        :format(self.dir), 0)
+    end
     if not tree then                       -- stopped before its first checkpoint: start over
       tree = started_run(self.dir)
       if not tree then
@@ -728,24 +898,12 @@ function M.open(spec, cfg, opts)
       error(('usagi run: --resume %s: it is a run of %s, not of %s'):format(self.dir, tostring(tree.experiment), spec.name), 0)
     end
     restore(self, tree)
-    if tree.objects then self.last_checkpoint = path end
+    if tree.objects then self.last_checkpoint, self.last_good = path, path end
     self.id = self.dir:match('([^/]+)$')
     resumed = tree
   else
     local base = ('%s/%s'):format(opts.out or 'runs', spec.name)
-    if opts.name then
-      self.id = opts.name
-      if sys.kind(base .. '/' .. self.id) then
-        error(('usagi run: %s/%s exists; choose another --name, or --resume it'):format(base, self.id), 0)
-      end
-    else
-      local stem = unique_id()
-      self.id = stem
-      for k = 2, math.huge do
-        if not sys.kind(base .. '/' .. self.id) then break end
-        self.id = ('%s-%d'):format(stem, k)
-      end
-    end
+    self.id = make_run_dir(base, opts.name)
     self.dir = base .. '/' .. self.id
   end
   local ok, err = pcall(sys.mkdir, self.dir .. '/checkpoints')
@@ -787,27 +945,74 @@ function M.open(spec, cfg, opts)
   return self
 end
 
--- finish(status): the end time, exit status and final parameters.
+-- copy_file(src, dst): the bytes of src into a new file dst; raises with
+-- the system's reason (a full disk shows at the close, if not before).
+local function copy_file(src, dst)
+  local from <close> = assert(io.open(src, 'rb'))
+  local to = assert(io.open(dst, 'wb'))
+  local ok, err = true, nil
+  while ok do
+    local bytes = from:read(1 << 20)
+    if not bytes then break end
+    ok, err = to:write(bytes)
+  end
+  local closed, cerr = to:close()
+  if not ok or not closed then error(('%s: %s'):format(dst, err or cerr), 0) end
+end
+
+-- The final results.h5, made the way checkpoints are: the live file's
+-- metrics copied aside, the final parameters and attributes added there,
+-- flushed and synced, then renamed over results.h5. A failure at any point
+-- (a full disk) leaves the live file as it was after the last step.
+local function write_final(self, live_path, attrs)
+  local tmp = ('%s.tmp-%d'):format(live_path, sys.getpid())
+  local ok, err = pcall(function()
+    copy_file(live_path, tmp)
+    local f <close> = usagi.h5.open(tmp, 'a')
+    if attrs.status == 'ok' and self.tracked and self.tracked.model then
+      store.write_tree(f, '/params', self.tracked.model:state_dict(), 'run')
+    end
+    for _, k in ipairs(sorted_keys(attrs)) do f:attr('/', k, attrs[k]) end
+    f:flush(true)
+    f:close()
+    sys.replace(tmp, live_path)
+  end)
+  if not ok then pcall(sys.remove, tmp) end
+  return ok, err
+end
+
+-- finish(status): the end time, exit status and final parameters, written
+-- whole or not at all. When they cannot be written, the status becomes
+-- 'failed' (as far as the disk still takes it) and finish raises, naming
+-- the file and the system's reason.
 function Run:finish(status)
   if self.reducer then self.reducer:close(); self.reducer = nil end
   if not self.file then return end
-  local f = self.file
-  if self.tracked and self.tracked.model and status == 'ok' then
-    store.write_tree(f, '/params', self.tracked.model:state_dict(), 'run')
-  end
+  local path = self.dir .. '/results.h5'
+  local attrs = { status = status, finished = iso(sys.time()), steps = self.step }
   if self.git_pending then
-    local dirty = dirty_of(self.git_pending)
-    if dirty ~= nil then f:attr('/', 'git_dirty', dirty) end
+    attrs.git_dirty = dirty_of(self.git_pending)
     self.git_pending = nil
   end
-  f:attr('/', 'status', status)
-  f:attr('/', 'finished', iso(sys.time()))
-  f:attr('/', 'steps', self.step)
-  f:close()
+  local live = self.file
   self.file = nil
+  local ok, err = pcall(live.close, live)
+  if ok then ok, err = write_final(self, path, attrs) end
+  if not ok then
+    err = tostring(err):gsub('^[^:\n]*%.lua:%d+: ', '')
+    self.failed = ('run: cannot write the final results %s (%s); the checkpoints stay, and '
+      .. 'results.h5 holds the metrics up to the last step'):format(path, err)
+    pcall(function()
+      local f <close> = usagi.h5.open(path, 'a')
+      f:attr('/', 'status', 'failed')
+      f:attr('/', 'error', self.failed)
+    end)
+    status = 'failed'
+  end
   self:_write_log(('# finished %s: %s'):format(iso(sys.time()), status))
   if self.logfile then self.logfile:close(); self.logfile = nil end
   if self.lock then self.lock:unlock(); self.lock = nil end
+  if self.failed then error(self.failed, 0) end
 end
 
 return M

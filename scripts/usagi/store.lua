@@ -67,9 +67,11 @@ function M.read_tree(f, path)
   return t
 end
 
--- save(path, t): written to a temporary file beside path and renamed into
--- place, so a crash leaves the old file or the new one, never half.
-function M.save(path, t)
+-- save(path, t [, before_rename]): written to a temporary file beside path
+-- and renamed into place, so a crash leaves the old file or the new one,
+-- never half. before_rename(tmp), when given, sees the complete file first
+-- (a run records its checksum before the file takes its name).
+function M.save(path, t, before_rename)
   if type(path) ~= 'string' then error('usagi.save: path must be a string, got ' .. type(path), 2) end
   if type(t) ~= 'table' then error('usagi.save: value must be a table, got ' .. type(t), 2) end
   local tmp = ('%s.tmp-%d'):format(path, usagi.sys.getpid())
@@ -77,6 +79,7 @@ function M.save(path, t)
     local f <close> = usagi.h5.open(tmp, 'w')
     M.write_tree(f, '/', t)
   end)
+  if ok and before_rename then ok, err = pcall(before_rename, tmp) end
   if ok then ok, err = pcall(usagi.sys.replace, tmp, path) end
   if not ok then
     usagi.sys.remove(tmp)

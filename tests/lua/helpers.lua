@@ -198,4 +198,50 @@ function h.expect(t, dt, sh, vals, tol)
   for i = 1, #vals do h.near_nan(vals[i], flat[i], tol, ('[%d] '):format(i)) end
 end
 
+-- usagi args... -> exit code, stdout and stderr together
+function h.usagi_cli(...)
+  local parts = { h.quote(usagi.sys.exe()) }
+  for _, a in ipairs { ... } do parts[#parts + 1] = h.quote(a) end
+  local p = io.popen(table.concat(parts, ' ') .. ' 2>&1')
+  local out = p:read('a')
+  local _, _, code = p:close()
+  return code, out
+end
+
+-- path -> tensor for every dataset in the file
+function h.datasets(path)
+  local out = {}
+  local f <close> = usagi.h5.open(path, 'r')
+  local function walk(g)
+    for _, name in ipairs(f:list(g)) do
+      local p = (g == '/' and '' or g) .. '/' .. name
+      if f:kind(p) == 'group' then walk(p) else out[p] = f:read(p) end
+    end
+  end
+  walk('/')
+  return out
+end
+
+-- The same datasets, shapes, dtypes and bits (NaN-free data: == is exact).
+function h.assert_same_datasets(a, b)
+  local da, db = h.datasets(a), h.datasets(b)
+  local names = {}
+  for k in pairs(da) do names[#names + 1] = k end
+  table.sort(names)
+  assert.is_true(#names > 3, 'too few datasets: ' .. table.concat(names, ' '))
+  for _, k in ipairs(names) do
+    local x, y = da[k], db[k]
+    assert.is_truthy(y, k .. ' is missing from ' .. b)
+    assert.are.equal(x:dtype(), y:dtype(), k)
+    assert.are.same(x:size(), y:size(), k)
+    local xs, ys = x:reshape(-1), y:reshape(-1)
+    for j = 1, xs:numel() do
+      if xs[j] ~= ys[j] then
+        error(('%s differs at element %d: %.17g vs %.17g'):format(k, j, xs[j], ys[j]))
+      end
+    end
+  end
+  for k in pairs(db) do assert.is_truthy(da[k], k .. ' is only in ' .. b) end
+end
+
 return h

@@ -13,51 +13,7 @@ local script = 'experiments/binary_addition.lua'
 
 local quote, tmpdir, rmrf = h.quote, h.tmpdir, h.rmrf
 
--- usagi args... -> exit code, stdout and stderr together
-local function usagi_cli(...)
-  local parts = { quote(exe) }
-  for _, a in ipairs { ... } do parts[#parts + 1] = quote(a) end
-  local p = io.popen(table.concat(parts, ' ') .. ' 2>&1')
-  local out = p:read('a')
-  local _, _, code = p:close()
-  return code, out
-end
-
--- path -> tensor for every dataset in the file
-local function datasets(path)
-  local out = {}
-  local f <close> = usagi.h5.open(path, 'r')
-  local function walk(g)
-    for _, name in ipairs(f:list(g)) do
-      local p = (g == '/' and '' or g) .. '/' .. name
-      if f:kind(p) == 'group' then walk(p) else out[p] = f:read(p) end
-    end
-  end
-  walk('/')
-  return out
-end
-
--- The same datasets, shapes, dtypes and bits (NaN-free data: == is exact).
-local function assert_same_datasets(a, b)
-  local da, db = datasets(a), datasets(b)
-  local names = {}
-  for k in pairs(da) do names[#names + 1] = k end
-  table.sort(names)
-  assert.is_true(#names > 3, 'too few datasets: ' .. table.concat(names, ' '))
-  for _, k in ipairs(names) do
-    local x, y = da[k], db[k]
-    assert.is_truthy(y, k .. ' is missing from ' .. b)
-    assert.are.equal(x:dtype(), y:dtype(), k)
-    assert.are.same(x:size(), y:size(), k)
-    local xs, ys = x:reshape(-1), y:reshape(-1)
-    for j = 1, xs:numel() do
-      if xs[j] ~= ys[j] then
-        error(('%s differs at element %d: %.17g vs %.17g'):format(k, j, xs[j], ys[j]))
-      end
-    end
-  end
-  for k in pairs(db) do assert.is_truthy(da[k], k .. ' is only in ' .. b) end
-end
+local usagi_cli, assert_same_datasets = h.usagi_cli, h.assert_same_datasets
 
 describe('usagi run', function()
   local out
@@ -123,7 +79,7 @@ describe('usagi run', function()
     assert.are.equal(0, code, text)
     local dir = out .. '/binary_addition/k'
     local names = sys.listdir(dir .. '/checkpoints')
-    assert.are.same({ 'best.h5', 'step-000000280.h5', 'step-000000300.h5' }, names)
+    assert.are.same({ 'best.h5', 'manifest', 'step-000000280.h5', 'step-000000300.h5' }, names)
     local ck = usagi.load(dir .. '/checkpoints/step-000000300.h5')
     assert.are.equal(300, ck.step)
     assert.are.equal(11, #ck.rng)
@@ -191,7 +147,7 @@ describe('usagi run', function()
     assert.is_truthy(text:find('step-000001000.h5, is intact', 1, true), text)
     assert.is_falsy(text:find('traceback', 1, true), text)
     local cdir = out .. '/binary_addition/full/checkpoints'
-    assert.are.same({ 'best.h5', 'step-000001000.h5' }, sys.listdir(cdir))   -- no half-written file
+    assert.are.same({ 'best.h5', 'manifest', 'step-000001000.h5' }, sys.listdir(cdir))   -- no half-written file
     assert.are.equal(1000, usagi.load(cdir .. '/step-000001000.h5').step)
     local f <close> = usagi.h5.open(out .. '/binary_addition/full/results.h5', 'r')
     assert.is_truthy(f:attr('/', 'status'):find('^error: run: cannot write checkpoint'))
@@ -321,7 +277,8 @@ describe('checkpoints by epoch', function()
   it('takes one after each epoch, past its validation, and resumes at the next epoch', function()
     experiment.run_experiment(spec, { out = out, name = 'whole', quiet = true, seed = 4 })
     local cdir = out .. '/epochs/whole/checkpoints'
-    assert.are.same({ 'step-000000005.h5', 'step-000000010.h5', 'step-000000015.h5' }, sys.listdir(cdir))
+    assert.are.same({ 'manifest', 'step-000000005.h5', 'step-000000010.h5', 'step-000000015.h5' },
+      sys.listdir(cdir))
     local ck = usagi.load(cdir .. '/step-000000010.h5')
     assert.are.equal(3, ck.epoch)                      -- epoch 2 done: the next starts afresh
     assert.are.equal(0, ck.position)
