@@ -270,15 +270,16 @@ static int elf_check(const char *path, char *why, size_t n)
  * the plugin's own: dlsym on a handle also searches the libraries the
  * plugin links, so the symbol's address is checked to lie in the plugin. */
 
-/* The opener's name, as Lua's own C searcher makes it: luaopen_ and the
- * module name with '.' as '_' (a 'v2-' style prefix is dropped). */
+/* The opener's name, as Lua's own C searcher makes it first: luaopen_ and
+ * the module name up to any '-' (a.b-v2: luaopen_a_b), '.' made '_'. */
 static const char *push_opener_name(lua_State *L, const char *modname)
 {
     const char *mark = strchr(modname, '-');
-    if (mark) modname = mark + 1;
-    luaL_gsub(L, modname, ".", "_");
+    lua_pushlstring(L, modname, mark ? (size_t)(mark - modname) : strlen(modname));
+    luaL_gsub(L, lua_tostring(L, -1), ".", "_");
     lua_pushfstring(L, "luaopen_%s", lua_tostring(L, -1));
-    lua_remove(L, -2);
+    lua_replace(L, -3);
+    lua_pop(L, 1);
     return lua_tostring(L, -1);
 }
 
