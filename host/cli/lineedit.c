@@ -11,7 +11,9 @@
  * Ctrl-C at the prompt: libedit is told nothing of signals (EL_SIGNAL off);
  * our SIGINT handler, installed without SA_RESTART, makes read() fail with
  * EINTR, our read function returns an error, el_gets gives up the line and
- * le_read reports "interrupted" -- the caller prints a fresh prompt.
+ * le_read reports "interrupted" -- the caller prints a fresh prompt. A
+ * Ctrl-C that comes once Enter is read (while libedit finishes the line)
+ * does not drop the line: it is raised again for the caller's handler.
  */
 #include <errno.h>
 #include <signal.h>
@@ -234,6 +236,13 @@ char *le_read(const char *prompt, int *interrupted)
     sigaction(SIGINT, &sa, &old);
     const char *line = el_gets(el, &count);
     sigaction(SIGINT, &old, NULL);
+    if (got_sigint && line && count > 0) {
+        /* The Ctrl-C came after Enter (a key read before it gives the line
+         * up): the line stands, and the Ctrl-C belongs to what runs it,
+         * so it goes to the caller's handler, which is back in place. */
+        got_sigint = 0;
+        raise(SIGINT);
+    }
     if (got_sigint) {
         got_sigint = 0;
         *interrupted = 1;

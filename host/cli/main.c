@@ -103,6 +103,27 @@ static void laction(int sig)
     lua_sethook(global_L, lstop, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 
+/* In the REPL, a Ctrl-C between the Enter that ends a line and the start
+ * of the call that runs it is kept here, and the call starts interrupted:
+ * a Ctrl-C typed right after Enter is never lost. */
+static volatile sig_atomic_t pending_sigint;
+
+static void lpending(int sig)
+{
+    (void)sig;
+    pending_sigint = 1;
+}
+
+static void set_sigint(void (*handler)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sa.sa_flags = SA_RESTART;               /* printing results is not cut short */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+}
+
 static int docall(lua_State *L, int narg, int nres)
 {
     int base = lua_gettop(L) - narg;
@@ -253,12 +274,14 @@ static int push_repl_fn(lua_State *L, const char *name)
 static char *read_line(const char *prompt, int *interrupted)
 {
     *interrupted = 0;
+    pending_sigint = 0;                  /* one left from printing the last results */
     if (use_edit) return le_read(prompt, interrupted);
     fputs(prompt, stdout);
     fflush(stdout);
     char *line = NULL;
     size_t cap = 0;
     ssize_t n = getline(&line, &cap, stdin);
+    pending_sigint = 0;                  /* no Enter to tell before from after: dropped */
     if (n < 0) { free(line); return NULL; }
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
     return line;
@@ -295,7 +318,9 @@ static int loadline(lua_State *L)
             const char *chunk = lua_tolstring(L, 1, &len);
             status = luaL_loadbuffer(L, chunk, len, "=stdin");
             if (!incomplete(L, status)) break;
-            char *more = read_line(".. ", &intr);
+            char *more = NULL;
+            if (pending_sigint) intr = 1;                 /* after the Enter of this line */
+            else more = read_line(".. ", &intr);
             if (!more) {                                  /* Ctrl-C or Ctrl-D drops the chunk */
                 lua_settop(L, 0);
                 return intr ? LINE_INTERRUPTED : LINE_EOF;
@@ -312,16 +337,21 @@ static int loadline(lua_State *L)
 }
 
 /* A call from the prompt: R.msghandler gives the short traceback that
- * points into the user's code. */
+ * points into the user's code (the plain one when usagi.repl is missing). */
 static int docall_repl(lua_State *L, int narg, int nres)
 {
-    if (!push_repl_fn(L, "msghandler")) { lua_pop(L, 1); return docall(L, narg, nres); }
+    if (!push_repl_fn(L, "msghandler")) { lua_pop(L, 1); lua_pushcfunction(L, msghandler); }
     int base = lua_gettop(L) - narg - 1;                  /* [.., f, args.., h] */
     lua_insert(L, base);                                  /* [.., h, f, args..] */
     global_L = L;
     signal(SIGINT, laction);
+    if (pending_sigint) {                    /* typed after Enter: stop at the first step */
+        pending_sigint = 0;
+        laction(SIGINT);
+    }
     int status = lua_pcall(L, narg, nres, base);
-    signal(SIGINT, SIG_IGN);                 /* between calls, see doREPL */
+    set_sigint(lpending);                    /* between calls, see doREPL */
+    pending_sigint = 0;
     lua_sethook(L, NULL, 0, 0);              /* a Ctrl-C that came as the call ended */
     lua_remove(L, base);
     return status;
@@ -388,10 +418,11 @@ static void doREPL(lua_State *L)
     lua_settop(L, 0);
     open_repl(L);
     use_edit = isatty(STDIN_FILENO) && le_open("usagi", complete_cb, L);
-    /* A Ctrl-C between the reading of a line and the start of its call (or
-     * while results print) is dropped rather than ending the session; the
+    /* A Ctrl-C between the reading of a line and the start of its call
+     * interrupts that call as it starts; one while results print is
+     * dropped when the next line is read. Neither ends the session. The
      * line editor and each call install their own handlers. */
-    signal(SIGINT, SIG_IGN);
+    set_sigint(lpending);
     while ((status = loadline(L)) != LINE_EOF) {
         if (status == LINE_INTERRUPTED) { lua_settop(L, 0); continue; }
         if (status == LINE_COMMAND) {                     /* [line] */

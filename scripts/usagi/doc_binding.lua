@@ -28,6 +28,9 @@ add('usagi.', {
   memory = 'usagi.memory() -> bytes held by usagi\'s tensors now (for leak and flat-memory checks).',
   version = 'usagi.version: the version string.',
   abi_version = 'usagi.abi_version() -> the plugin ABI number this usagi accepts.',
+  load_plugin = 'usagi.load_plugin(path, name) -> the opener of C module name in the file at path,\n'
+    .. 'or nil and why: checked as require checks it first (a truncated or foreign file, and for\n'
+    .. 'usagi.* a plugin whose usg_plugin_abi is missing or another ABI, are refused). :reload uses it.',
   plugins = 'usagi.plugins() -> the loaded plugins as a list of {name, version, abi, face}\n'
     .. '(face: the source of the plugin\'s Lua face), sorted by name.',
 })

@@ -390,8 +390,9 @@ end
 -- library already loaded under the old name, and opened beside the old
 -- one. The old one stays loaded until usagi exits -- never unloaded -- so
 -- the tensors, autograd nodes and objects made through it keep working.
--- The entry point checks the ABI: a plugin built for another one is
--- refused and the old stays. The face runs again and puts its new classes
+-- usagi.load_plugin checks the file (a truncated one would kill the
+-- session inside dlopen) and the ABI before the entry point runs: a
+-- plugin refused leaves the old one in place. The face runs again and puts its new classes
 -- into nn; the new functions are merged into the loaded table. Objects
 -- made before keep their classes.
 local function reload_plugin(name, path)
@@ -402,9 +403,13 @@ local function reload_plugin(name, path)
   f = assert(io.open(tmp, 'wb'))
   f:write(bytes)
   f:close()
-  local open, err = package.loadlib(tmp, 'luaopen_' .. (name:gsub('%.', '_')))
+  local open, err = usagi.load_plugin(tmp, name)
   os.remove(tmp)                        -- the mapping outlives the name
-  if not open then error((':reload: %s: %s'):format(name, err), 0) end
+  if not open then
+    local at, stop = err:find(tmp, 1, true)  -- dlopen's messages name the copy
+    if at then err = err:sub(1, at - 1) .. path .. err:sub(stop + 1) end
+    error((':reload: %s from %s: %s'):format(name, path, err), 0)
+  end
   return merge(name, open(name, path))
 end
 

@@ -2,6 +2,8 @@
  * and name the symbol. */
 #include "usagi/lua.h"
 
+USG_PLUGIN_ABI;
+
 USG_API int luaopen_usagi_something_else(lua_State *L)
 {
     lua_pushboolean(L, 1);

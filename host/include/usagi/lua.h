@@ -79,12 +79,21 @@ USG_API void usg_lua_register(lua_State *L, const luaL_Reg *fns, int module, int
  *   { return USG_PLUGIN_OPEN(L, "rnn", "0.1.0", rnn_functions); }
  *
  * It refuses to load when the plugin was built against another ABI (the
- * message prints both numbers), registers name and version for
+ * message prints both numbers; the loader has checked usg_plugin_abi,
+ * below, before the opener runs), registers name and version for
  * usagi.plugins(), makes the module table from fns, and runs the plugin's
  * Lua face (embedded by usagi_add_plugin) as a chunk receiving that table;
  * what the chunk returns (or the table) is the module. */
 USG_API int usg_lua_plugin_open(lua_State *L, const char *name, const char *version, int abi,
                                 const luaL_Reg *fns, const char *face, size_t face_size);
+/* The ABI a plugin was built for, exported by every plugin and read by the
+ * loader (require, the REPL's :reload) before the plugin's opener runs: a
+ * plugin without it, or with another number, is refused. usagi_add_plugin
+ * defines it; a plugin built some other way writes `USG_PLUGIN_ABI;` at
+ * file scope in one of its C files. */
+#define USG_PLUGIN_ABI_SYMBOL "usg_plugin_abi"
+USG_API extern const int usg_plugin_abi;
+#define USG_PLUGIN_ABI const int usg_plugin_abi = USG_ABI_VERSION
 extern const char usg_plugin_lua[];
 extern const size_t usg_plugin_lua_size;
 #define USG_PLUGIN_OPEN(L, name, version, fns) \
