@@ -38,7 +38,10 @@
 -- and takes the loop's carry in its opts; run:train_epoch carries its sum
 -- itself. Under checkpoint_every a loop that declares no carry ({} says
 -- "nothing") is refused before its first step, with its file:line and its
--- locals as the candidates. Checkpoints at epoch ends (checkpoint_epochs)
+-- locals as the candidates. Under mpirun only rank 0 writes checkpoints,
+-- so a loop whose ranks carry state of their own is refused mid-loop
+-- checkpoints (the epoch's order, the same on every rank, is no bar).
+-- Checkpoints at epoch ends (checkpoint_epochs)
 -- need no declaration: what is computed after the loop must come from the
 -- tracked objects or run:history, not from a variable carried across epochs.
 --
@@ -275,7 +278,9 @@ end
 -- "Carried state"; {} when nothing): a mid-loop checkpoint holds it, and on
 -- --resume it is filled back in, and the generator set back, before the
 -- first step. With checkpoint_every, a loop that declares no carry is
--- refused: its checkpoints could not resume to the same bits.
+-- refused: its checkpoints could not resume to the same bits. (opts.where
+-- and opts.ranks_checked are run:batches' own: its caller's loop, and the
+-- check of what the ranks carry, done on the caller's table.)
 function Run:progress(n, opts)
   if math.type(n) ~= 'integer' or n < 0 then
     error('run:progress: n must be a non-negative integer, got ' .. tostring(n), 2)
@@ -292,6 +297,7 @@ function Run:progress(n, opts)
     self.stopped = self:_undeclared('run:progress', where, names, 'run:progress(n, {carry = {...}})')
     error(self.stopped, 0)
   end
+  if carry and not opts.ranks_checked then self:_carry_on_ranks('run:progress', carry, where) end
   local saved = self.resume_carry
   if saved then
     self.resume_carry = nil
@@ -353,6 +359,20 @@ function Run:progress(n, opts)
     end
     return i
   end
+end
+
+-- Under mpirun only rank 0 writes checkpoints, so a loop whose ranks carry
+-- values of their own cannot checkpoint in its middle: refused, with them.
+function Run:_carry_on_ranks(fn, carry, where)
+  if not (self.world > 1 and self.every and self.saving) then return end
+  local own = {}
+  for k in pairs(carry) do own[#own + 1] = tostring(k) end
+  if #own == 0 then return end
+  table.sort(own)
+  self.stopped = ('%s: under mpirun (%d ranks) a checkpoint in the middle of the loop at %s would keep '
+    .. 'rank 0\'s carried state only, and every rank carries its own (%s); checkpoint at epoch ends '
+    .. 'instead (--checkpoint-epochs)'):format(fn, self.world, where, table.concat(own, ', '))
+  error(self.stopped, 0)
 end
 
 -- The refusal of a loop that declares no carry under checkpoint_every.
@@ -425,7 +445,9 @@ function Run:batches(tensors, B, opts)
   end
   local where, names = opts.where, nil
   if not where then where, names = loop_site(1) end
-  if opts.carry then check_carry('run:batches', opts.carry, '')
+  if opts.carry then
+    check_carry('run:batches', opts.carry, '')
+    self:_carry_on_ranks('run:batches', opts.carry, where)
   elseif self.every and self.saving then
     self.stopped = self:_undeclared('run:batches', where, names, 'run:batches(tensors, B, {carry = {...}})')
     error(self.stopped, 0)
@@ -447,7 +469,7 @@ function Run:batches(tensors, B, opts)
   local carried = { order = perm, loop = opts.carry or {} }
   local label = opts.label or self.epochs_total and ('epoch %d/%d'):format(self.epoch, self.epochs_total)
   local steps = self:progress(math.ceil(N / B), { label = label, unit = 'samples', per_step = B,
-                                                  carry = carried, where = where })
+                                                  carry = carried, where = where, ranks_checked = true })
   perm = carried.order
   if not usagi.is_tensor(perm) or perm:numel() ~= N then
     self.stopped = ('run:batches: the checkpoint\'s order of the epoch has %s samples, the data %d'):format(

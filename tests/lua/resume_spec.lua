@@ -277,6 +277,32 @@ describe('carried state', function()
     experiment.run_experiment(batches_spec(nil), { quiet = true })
   end)
 
+  it('refuses mid-loop checkpoints under mpirun when the ranks carry their own state', function()
+    -- a stand-in for usagi.dist: rank 0 of 2, collectives that do nothing
+    local dist = { size = function() return 2 end, rank = function() return 0 end,
+                   local_size = function() return 1 end, broadcast = function() end,
+                   broadcast_string = function(s) return s or '' end,
+                   data_parallel = function() return { close = function() end } end }
+    local opts = { out = out, quiet = true, checkpoint_every = 2, dist = dist, threads = 1 }
+    opts.name = 'ranks1'
+    fails(function() experiment.run_experiment(spec(true), opts) end,
+      'run:progress: under mpirun (2 ranks) a checkpoint in the middle of the loop at ', 'resume_spec.lua:',
+      "rank 0's carried state only", '(loss, lstm, n)', '--checkpoint-epochs')
+    -- run:batches' own order is the same on every rank: no bar
+    local function batches_spec(carry)
+      return { name = 'b', config = {}, run = function(run)
+        local m = nn.Linear(2, 1)
+        run:track { model = m, optim = optim.SGD(m:parameters(), { lr = 0.1 }) }
+        for _ in run:batches({ usagi.randn(6, 2) }, 2, { carry = carry }) do end
+      end }
+    end
+    opts.name = 'ranks2'
+    fails(function() experiment.run_experiment(batches_spec({ sum = 0 }), opts) end,
+      'run:batches: under mpirun (2 ranks)', '(sum)')
+    opts.name, opts.checkpoint_every = 'ranks3', nil
+    experiment.run_experiment(spec(true), opts)   -- epoch ends only: allowed
+  end)
+
   it('rejects a malformed fault hook', function()
     local p = io.popen(('USAGI_FAULT=exit-after-step:x %s run experiments/sine.lua --smoke --no-save 2>&1')
       :format(h.quote(exe)))
