@@ -41,9 +41,9 @@
 -- locals as the candidates. Under mpirun only rank 0 writes checkpoints,
 -- so a loop whose ranks carry state of their own is refused mid-loop
 -- checkpoints (the epoch's order, the same on every rank, is no bar).
--- Checkpoints at epoch ends (checkpoint_epochs)
--- need no declaration: what is computed after the loop must come from the
--- tracked objects or run:history, not from a variable carried across epochs.
+-- Checkpoints at epoch ends (checkpoint_epochs) need no declaration: what
+-- the code after the epochs uses must come from the tracked objects or
+-- run:history, not from a variable carried across epochs.
 --
 -- USAGI_FAULT=exit-after-step:N, for tests only: the run SIGKILLs itself
 -- right after global step N, before that step's checkpoint (fault_step).
@@ -549,8 +549,9 @@ function Run:track(objects)
     if ck.carry then self.resume_carry = ck.carry
     elseif (ck.position or 0) > 0 then
       self.stopped = ('run:track: the checkpoint %s was taken in the middle of a loop (step %d) but holds '
-        .. 'nothing the loop carried (a usagi before loops declared it); resume from a checkpoint taken at '
-        .. 'an epoch end, or start the run afresh'):format(tostring(self.last_checkpoint), ck.step)
+        .. 'nothing the loop carried (the loop declared no carry, or a usagi before loops declared it made '
+        .. 'the checkpoint), so the run cannot go on to the same bits; resume from a checkpoint taken at an '
+        .. 'epoch end, or start the run afresh'):format(tostring(self.last_checkpoint), ck.step)
       error(self.stopped, 0)
     end
   end                                      -- (killed before its first checkpoint: resume starts over)

@@ -244,6 +244,24 @@ describe('carried state', function()
     end
   end)
 
+  it('will not resume a mid-loop checkpoint without its carry, nor into a loop that declares none', function()
+    experiment.run_experiment(spec(true), { out = out, name = 'w', quiet = true, checkpoint_every = 4, keep = 100 })
+    local dir = out .. '/carry/w'
+    for _, f in ipairs { 'step-000000008.h5', 'step-000000012.h5' } do sys.remove(dir .. '/checkpoints/' .. f) end
+    -- the loop of the resumed script declares nothing (no checkpoint_every)
+    fails(function() experiment.run_experiment(spec(false), { resume = dir, quiet = true }) end,
+      'run:progress: the checkpoint holds what the loop at ', 'declares no carry to put it back in')
+    -- a checkpoint from the middle of a loop, its carry gone
+    sys.remove(dir .. '/checkpoints/step-000000006.h5')
+    local path = dir .. '/checkpoints/step-000000004.h5'
+    local tree = usagi.load(path)
+    tree.carry = nil
+    usagi.save(path, tree)
+    fails(function() experiment.run_experiment(spec(true), { resume = dir, quiet = true, checkpoint_every = 4 }) end,
+      'run:track: the checkpoint ', 'step-000000004.h5 was taken in the middle of a loop (step 4)',
+      'cannot go on to the same bits')
+  end)
+
   it('refuses checkpoint_every in a loop that declares none, and names the candidates', function()
     local ok, err = pcall(experiment.run_experiment, spec(false),
       { out = out, name = 'refused', quiet = true, checkpoint_every = 2 })
