@@ -88,6 +88,9 @@ local function train_autograd(run, cfg, path)
   end)
   local opt = optim.Adam({ W_in.weight, W_out.weight }, { lr = cfg.lr })
   local labels = usagi.cat({ usagi.ones(B, 1), usagi.zeros(B, K) }, 2)
+  -- what a checkpoint holds: the input vectors (the run's /params), the
+  -- output ones and Adam's moments
+  run:track { model = W_in, output = W_out, optim = opt }
   run:print(('autograd CBOW: V %d, H %d, window %d, %d negatives, batch %d, %d positions'):format(V, H, C, K, B, N))
   local t0 = usagi.sys.monotonic()
   for epoch in run:epochs(cfg.epochs) do

@@ -120,22 +120,23 @@ local function stops(total, first)
   return out
 end
 
--- name, the data it needs, the --set it runs with: dropout where it has
--- some, and no samples or pictures after the training (not in results.h5).
+-- name, steps between checkpoints (a few an epoch of the smoke config),
+-- the data it needs, the --set it runs with: dropout where it has some,
+-- and no samples or pictures after the training (not in results.h5).
 -- gradient_flow and word2vec_text take no training steps (a measure of
 -- untrained nets; the C word2vec trainer): they have nothing to resume.
 local EXPERIMENTS = {
-  { 'binary_addition', set = { 'samples=0' } },
-  { 'sine' },
-  { 'char_rnn', data = { 'tinyshakespeare/input.txt' }, set = { 'dropout=0.3', 'sample=0' } },
-  { 'ptb_lm', data = { 'ptb/ptb.train.txt.gz', 'ptb/ptb.valid.txt', 'ptb/ptb.test.txt' }, set = { 'dropout=0.3' } },
-  { 'seq2seq_addition', data = { 'dlfs2/addition.txt' } },
-  { 'attention_dates', data = { 'dlfs2/date.txt' }, set = { 'pictures=0' } },
-  { 'dialogue', data = { 'dailydialog/dialogues_train.txt.gz', 'dailydialog/dialogues_test.txt.gz' },
+  { 'binary_addition', every = 40, set = { 'samples=0' } },
+  { 'sine', every = 9 },
+  { 'char_rnn', every = 9, data = { 'tinyshakespeare/input.txt' }, set = { 'dropout=0.3', 'sample=0' } },
+  { 'ptb_lm', every = 31, data = { 'ptb/ptb.train.txt.gz', 'ptb/ptb.valid.txt', 'ptb/ptb.test.txt' }, set = { 'dropout=0.3' } },
+  { 'seq2seq_addition', every = 5, data = { 'dlfs2/addition.txt' } },
+  { 'attention_dates', every = 3, data = { 'dlfs2/date.txt' }, set = { 'pictures=0' } },
+  { 'dialogue', every = 3, data = { 'dailydialog/dialogues_train.txt.gz', 'dailydialog/dialogues_test.txt.gz' },
     set = { 'model=vhred', 'samples=0' } },        -- the VHRED draws z
-  { 'autoencoder', data = { 'digits/digits.csv.gz' } },
-  { 'vae_mnist', data = { 'digits/digits.csv.gz' }, set = { 'pictures=false' } },
-  { 'word2vec_ptb', data = { 'ptb/ptb.train.txt.gz' }, set = { 'trainer=autograd' } },
+  { 'autoencoder', every = 4, data = { 'digits/digits.csv.gz' } },
+  { 'vae_mnist', every = 4, data = { 'digits/digits.csv.gz' }, set = { 'pictures=false' } },
+  { 'word2vec_ptb', every = 7, data = { 'ptb/ptb.train.txt.gz' }, set = { 'trainer=autograd' } },
 }
 
 describe('every experiment resumes to the same bits', function()
@@ -160,12 +161,11 @@ describe('every experiment resumes to the same bits', function()
       local config = { '--smoke', '--threads', '1', '--seed', '5' }
       for _, kv in ipairs(e.set or {}) do config[#config + 1] = '--set'; config[#config + 1] = kv end
 
-      -- the uninterrupted run, first with a guess of the checkpoint grid
-      local whole = { '--name', 'whole', table.unpack(config) }
-      local how, code = run_child(log, nil, args(whole, 1000000))
+      -- the uninterrupted run, with the same checkpoints
+      local every = e.every
+      local how, code = run_child(log, nil, args({ '--name', 'whole', table.unpack(config) }, every))
       assert.are.equal('exit 0', how .. ' ' .. code, tail(log))
       local total, first = shape_of(out .. '/' .. name .. '/whole/results.h5')
-      local every = math.max(2, (first or total) // 4)
       local ns = stops(total, first)
       assert.is_true(#ns == 3, ('%s: %d steps are too few to stop at three'):format(name, total))
 
