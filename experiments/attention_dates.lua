@@ -47,17 +47,20 @@ return usagi.experiment {
     run:print(('attention_dates: %s attention, %d train / %d test dates, vocabulary %d, %d parameters')
       :format(cfg.attention, train.x:size(1), test.x:size(1), V, model:num_parameters()))
 
-    local acc, misses = 0, {}
+    local acc, misses, measured = 0, {}, nil
     for epoch in run:epochs(cfg.epochs) do
       local loss, seconds = run:train_epoch(opt, { train.x, train.y }, cfg.batch,
         function(x, y) return model:loss(x, y) end, { clip = cfg.clip })
       acc, misses = S.exact_match(model, test.x, test.y, task.start)
+      measured = epoch
       run:log { epoch = epoch, loss = loss, accuracy = acc, samples_per_s = train.x:size(1) / seconds }
       run:print(('epoch %2d  loss %.5f  held-out exact match %7.3f%%  %5.0f samples/s')
         :format(epoch, loss, 100 * acc, train.x:size(1) / seconds))
     end
 
     -- what it still gets wrong
+    -- a run resumed past its last epoch measures the trained model again
+    if measured ~= cfg.epochs then acc, misses = S.exact_match(model, test.x, test.y, task.start) end
     run:print(('%d of %d held-out dates wrong%s'):format(#misses, test.x:size(1), #misses > 0 and ':' or ''))
     for k = 1, math.min(#misses, 10) do
       local i, got = misses[k][1], misses[k][2]

@@ -33,9 +33,9 @@ return usagi.experiment {
     run:track { model = model, optim = opt }
     run:print(('autoencoder: %s, %d train / %d held-out images, %d-%d-%d, %d parameters')
       :format(cfg.data, N, test.x:size(1), D, cfg.hidden, cfg.code, model:num_parameters()))
-    local bce, mse = 0, 0
     for epoch in run:epochs(cfg.epochs) do
       local train_loss = run:train_epoch(opt, { train.x }, cfg.batch, function(x) return model:loss(x) end)
+      local bce, mse
       usagi.no_grad(function()
         bce = model:loss(test.x):item()
         mse = (model(test.x):sigmoid() - test.x):square():mean():item()
@@ -52,6 +52,7 @@ return usagi.experiment {
       end)
       run:print('reconstructions: ' .. run.dir .. '/reconstructions.png')
     end
-    return mse
+    local mse = run:history('test_mse')     -- the last epoch's, also when resumed past it
+    return mse[#mse]
   end,
 }

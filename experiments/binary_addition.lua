@@ -96,10 +96,12 @@ return usagi.experiment {
     initialise(model, cfg)
     local opt = optim.SGD(model:parameters(), { lr = cfg.lr })
     -- what a checkpoint keeps, and --resume restores here
-    local acc = run:track { model = model, optim = opt, state = { loss_sum = 0, seen = 0 } }
+    run:track { model = model, optim = opt }
+    local acc = { loss_sum = 0, seen = 0 }     -- carried from step to step, and checkpointed
     local half = 1 << (cfg.bits - 1)
     local t0 = os.clock()
-    for it in run:progress(cfg.iterations, { label = 'binary_addition', per_step = cfg.batch, unit = 'sums' }) do
+    for it in run:progress(cfg.iterations, { label = 'binary_addition', per_step = cfg.batch, unit = 'sums',
+                                             carry = acc }) do
       local a, b = {}, {}
       local r = usagi.rand(cfg.batch, 2) * half          -- from the run's RNG
       for i = 1, cfg.batch do

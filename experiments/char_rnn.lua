@@ -89,7 +89,7 @@ end
 
 return usagi.experiment {
   name = 'char_rnn',
-  config = { layers = 2, hidden = 128, steps = 50, batch = 50, lr = 2e-3, clip = 5, dropout = 0,
+  config = { layers = 2, hidden = 128, steps = 50, batch = 50, lr = 2e-3, clip = 5, dropout = 0.0,
              iterations = 3000, eval_every = 500, limit = 0, prompt = 'JULIET:', temperature = 0.8,
              sample = 400 },
   smoke = { hidden = 32, steps = 20, batch = 8, iterations = 60, eval_every = 30, limit = 30000, sample = 40 },
@@ -109,7 +109,9 @@ return usagi.experiment {
     local opt = optim.Adam(model:parameters(), { lr = cfg.lr })
     local state = run:track { model = model, optim = opt, state = { window = 0 } }
     local per_epoch = data.nwindows(train, cfg.steps)
-    for it in run:progress(cfg.iterations, { label = 'char_rnn', per_step = cfg.steps * cfg.batch, unit = 'chars' }) do
+    -- the LSTM's state goes from one window to the next: a checkpoint keeps it
+    for it in run:progress(cfg.iterations, { label = 'char_rnn', per_step = cfg.steps * cfg.batch, unit = 'chars',
+                                             carry = { lstm = model.lstm } }) do
       state.window = state.window % per_epoch + 1
       if state.window == 1 then model.lstm:reset() end       -- a new pass over the text
       local x, y = data.window(train, cfg.steps, state.window)

@@ -50,16 +50,21 @@ local function examples_of(dialogues, ids, K, max_len, limit)
   return out
 end
 
--- examples in batches of similar response length (less padding), in an
--- order drawn from the run's generator
+-- examples sorted by response length, in place, and cut into batches of B
+-- ({lo, hi} ranges) of similar length (less padding). Equal lengths keep
+-- their order, so the batches are the same however often this runs (a
+-- resumed run sorts the examples afresh); each epoch draws its own order of
+-- the batches from the run's generator.
 local function batches(examples, B)
-  table.sort(examples, function(a, b) return #a.response < #b.response end)
+  local pos = {}
+  for i, e in ipairs(examples) do pos[e] = i end
+  table.sort(examples, function(a, b)
+    if #a.response ~= #b.response then return #a.response < #b.response end
+    return pos[a] < pos[b]
+  end)
   local list = {}
   for lo = 1, #examples, B do list[#list + 1] = { lo, math.min(lo + B - 1, #examples) } end
-  local perm = usagi.randperm(#list):totable()
-  local out = {}
-  for i, p in ipairs(perm) do out[i] = list[p] end
-  return out
+  return list
 end
 
 local function words_of(ids, vocab)
@@ -110,12 +115,16 @@ return usagi.experiment {
     run:print(('dialogue: %s, vocabulary %d, %d train / %d test responses, %d parameters')
       :format(cfg.model, #vocab, #train, #test, model:num_parameters()))
 
-    local ppl = 0 / 0
+    local list = batches(train, cfg.batch)
     for epoch in run:epochs(cfg.epochs) do
-      local list = batches(train, cfg.batch)
-      local nll, kl, words, t0 = 0, 0, 0, usagi.sys.monotonic()
-      for i in run:progress(#list, { label = ('epoch %d/%d'):format(epoch, cfg.epochs), unit = 'batches' }) do
-        local batch = S.dialogue_batch(train, list[i][1], list[i][2], opts)
+      -- what the steps carry, which a mid-epoch checkpoint keeps: the
+      -- epoch's order of the batches and the sums
+      local carry = { order = usagi.randperm(#list):int(), nll = 0, kl = 0, words = 0 }
+      local t0 = usagi.sys.monotonic()
+      for i in run:progress(#list, { label = ('epoch %d/%d'):format(epoch, cfg.epochs), unit = 'batches',
+                                     carry = carry }) do
+        local range = list[carry.order[i]]
+        local batch = S.dialogue_batch(train, range[1], range[2], opts)
         st.step = st.step + 1
         local beta = math.min(1, st.step / math.max(cfg.kl_anneal, 1))
         local loss, info = model:loss(batch, { beta = beta })
@@ -123,11 +132,12 @@ return usagi.experiment {
         loss:backward()
         optim.clip_grad_norm(params, cfg.clip)
         opt:step()
-        nll, kl, words = nll + info.nll * info.tokens, kl + (info.kl_sum or 0), words + info.tokens
+        carry.nll, carry.kl = carry.nll + info.nll * info.tokens, carry.kl + (info.kl_sum or 0)
+        carry.words = carry.words + info.tokens
       end
+      local nll, kl, words = carry.nll, carry.kl, carry.words
       local seconds = usagi.sys.monotonic() - t0
-      local test_kl, elbo_ppl
-      ppl, test_kl, elbo_ppl = evaluate(model, test, opts, cfg.batch)
+      local ppl, test_kl, elbo_ppl = evaluate(model, test, opts, cfg.batch)
       run:log { epoch = epoch, train_ppl = math.exp(nll / words), train_kl = kl / #train,
                 test_ppl = ppl, test_kl = test_kl, test_elbo_ppl = elbo_ppl, words_per_s = words / seconds }
       run:print(('epoch %d  train ppl %.2f  test ppl %.2f  KL %.3f per response  ELBO ppl %.2f  (%.0f s, %.0f words/s)')
@@ -148,6 +158,7 @@ return usagi.experiment {
                                         method = 'beam', beam = cfg.beam, length_penalty = 1, mean = true })
       run:print(('  beam %d: %s'):format(cfg.beam, words_of(b[1], vocab)))
     end
-    return ppl                            -- the last epoch's test perplexity
+    local ppl = run:history('test_ppl')   -- the last epoch's, also when resumed past it
+    return ppl[#ppl]
   end,
 }

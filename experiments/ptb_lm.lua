@@ -154,9 +154,11 @@ return usagi.experiment {
       local lr = c.lr * c.decay ^ math.max(0, epoch - c.decay_from + 1)
       opt.param_groups[1].lr = lr
       model.lstm:reset()
-      local nll, seen, t0 = 0, 0, usagi.sys.monotonic()
+      -- what the steps carry, which a mid-epoch checkpoint keeps: the sums
+      -- and the LSTM's (h, c) from one window to the next
+      local carry, t0 = { nll = 0, seen = 0, lstm = model.lstm }, usagi.sys.monotonic()
       for i in run:progress(nbatches, { label = ('epoch %d/%d'):format(epoch, c.epochs),
-                                        unit = 'tokens', per_step = T * B }) do
+                                        unit = 'tokens', per_step = T * B, carry = carry }) do
         local x, y = data.window(train, T, i)
         local loss = usagi.cross_entropy(model(x), y:reshape(-1))  -- mean NLL per token
         local objective = loss * T                                 -- sum over steps, mean over B
@@ -164,8 +166,9 @@ return usagi.experiment {
         objective:backward()
         optim.clip_grad_norm(params, c.clip)
         opt:step()
-        nll, seen = nll + loss:item(), seen + 1
+        carry.nll, carry.seen = carry.nll + loss:item(), carry.seen + 1
       end
+      local nll, seen = carry.nll, carry.seen
       local seconds = usagi.sys.monotonic() - t0
       local train_ppl = math.exp(run:allreduce(nll, 'mean') / math.max(seen, 1))
       local valid_ppl = perplexity(model, valid, T, run)

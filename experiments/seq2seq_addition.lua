@@ -50,11 +50,10 @@ return usagi.experiment {
     run:print(('seq2seq_addition: %s, %d train / %d test questions, vocabulary %d, %d parameters')
       :format(cfg.variant, train.x:size(1), test.x:size(1), V, model:num_parameters()))
 
-    local acc = 0
     for epoch in run:epochs(cfg.epochs) do
       local loss, seconds = run:train_epoch(opt, { train.x, train.y }, cfg.batch,
         function(x, y) return model:loss(x, y) end, { clip = cfg.clip })
-      acc = S.exact_match(model, test.x, test.y, task.start)
+      local acc = S.exact_match(model, test.x, test.y, task.start)
       run:log { epoch = epoch, loss = loss, accuracy = acc, seconds = seconds }
       run:print(('epoch %2d  loss %.4f  held-out exact match %5.1f%%  (%.1f s)')
         :format(epoch, loss, 100 * acc, seconds))
@@ -68,6 +67,7 @@ return usagi.experiment {
       local a, want = data.decode(got[b], task.vocab), data.decode(y[b]:narrow(1, 2, y:size(2) - 1), task.vocab)
       run:print(('  %s = %s  %s'):format(q, a, a == want and 'ok' or ('(want ' .. want .. ')')))
     end
-    return acc
+    local acc = run:history('accuracy')     -- the last epoch's, also when resumed past it
+    return acc[#acc]
   end,
 }

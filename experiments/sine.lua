@@ -90,7 +90,9 @@ return usagi.experiment {
     -- gradient (they share no parameter)
     local opt = optim.Adam(all:parameters(), { lr = cfg.lr })
     run:track { model = all, optim = opt }
-    for it in run:progress(cfg.iterations, { label = 'sine', per_step = 3 * cfg.batch, unit = 'windows' }) do
+    -- each step draws its own batch: the loop carries nothing
+    for it in run:progress(cfg.iterations, { label = 'sine', per_step = 3 * cfg.batch, unit = 'windows',
+                                             carry = {} }) do
       local x, y = batch(noisy, 1, split, cfg.steps, cfg.batch)   -- the same batch for all three
       local losses, total = {}, nil
       for kind, m in pairs(models) do

@@ -61,12 +61,13 @@ return usagi.experiment {
 
     local nb = math.ceil(N / cfg.batch)
     for epoch in run:epochs(cfg.epochs) do
-      local total, t0 = 0, usagi.sys.monotonic()
-      for x in run:batches({ train.x }, cfg.batch) do
+      local sums, t0 = { elbo = 0 }, usagi.sys.monotonic()        -- carried over the batches
+      for x in run:batches({ train.x }, cfg.batch, { carry = sums }) do
         local loss, info = model:loss(usagi.bernoulli(x))             -- dynamic binarization
         opt:minimize(loss)
-        total = total + info.elbo
+        sums.elbo = sums.elbo + info.elbo
       end
+      local total = sums.elbo
       local seconds = usagi.sys.monotonic() - t0
       local test_elbo = elbo(model, test.x, 500)
       run:log { epoch = epoch, train_elbo = total / nb, test_elbo = test_elbo, images_per_s = N / seconds }

@@ -88,10 +88,13 @@ local function train_autograd(run, cfg, path)
   end)
   local opt = optim.Adam({ W_in.weight, W_out.weight }, { lr = cfg.lr })
   local labels = usagi.cat({ usagi.ones(B, 1), usagi.zeros(B, K) }, 2)
+  -- what a checkpoint holds: the input vectors (the run's /params), the
+  -- output ones and Adam's moments
+  run:track { model = W_in, output = W_out, optim = opt }
   run:print(('autograd CBOW: V %d, H %d, window %d, %d negatives, batch %d, %d positions'):format(V, H, C, K, B, N))
   local t0 = usagi.sys.monotonic()
   for epoch in run:epochs(cfg.epochs) do
-    for xb, yb in run:batches({ ctx, tgt }, B) do
+    for xb, yb in run:batches({ ctx, tgt }, B, { carry = {} }) do       -- nothing carried but the order
       if xb:size(1) == B then                                           -- the last short batch is left out
         local h = W_in(xb):mean(2)                                        -- (B, H)
         local targets = usagi.cat({ yb:view(B, 1), usagi.multinomial(noise, B * K, true):view(B, K) }, 2)

@@ -106,6 +106,14 @@ end
 -- Forget the carried state: the next forward starts from zeros.
 function RNN:reset() return R.reset(self, STATE) end
 
+-- The state carried to the next forward, h as a table (empty after a
+-- reset): what a run checkpoints of a loop that carries it (run:progress's
+-- carry), so that a resumed run starts its next window from the same bits.
+function RNN:carried() return R.get_carried(self, STATE) end
+
+-- Put back a state that carried() gave.
+function RNN:set_carried(s) return R.set_carried(self, STATE, s) end
+
 function RNN:extra_repr()
   local s = ('%d, %d'):format(self.input_size, self.hidden_size)
   if self.num_layers ~= 1 then s = s .. ', num_layers=' .. self.num_layers end

@@ -167,18 +167,34 @@ function M.config_of(spec, opts)
   return cfg
 end
 
+-- The thread count recorded in a run directory's results.h5, or nil.
+local function threads_of(dir)
+  local ok, n = pcall(function()
+    local f <close> = usagi.h5.open(dir:gsub('/+$', '') .. '/results.h5', 'r')
+    return f:attr('/', 'threads')
+  end)
+  n = ok and math.tointeger(n)
+  return n and n >= 1 and n or nil
+end
+
 -- run_experiment(spec, opts) -> run, result. opts as parse_args gives,
--- plus quiet; without opts.out the run stays in memory (no directory).
+-- plus quiet; without opts.out the run stays in memory (no directory),
+-- unless opts.resume names the directory of the run to go on with.
 function M.run_experiment(spec, opts)
   opts = opts or {}
-  if opts.threads then usagi.set_num_threads(opts.threads) end
+  -- a resumed run keeps the thread count it ran with, unless --threads says
+  -- otherwise: BLAS splits its sums by the threads, so the bits follow them
+  local threads = opts.threads or (opts.resume and threads_of(opts.resume))
+  if threads then usagi.set_num_threads(threads) end
+  local out = opts.out
+  if out == nil then out = opts.resume and 'runs' or false end   -- a resume writes in its own directory
   local run = require('usagi.run').open(spec, M.config_of(spec, opts), {
-    seed = opts.seed or 0, out = opts.out or false, name = opts.name, resume = opts.resume,
+    seed = opts.seed or 0, out = out, name = opts.name, resume = opts.resume,
     checkpoint_every = opts.checkpoint_every, checkpoint_epochs = opts.checkpoint_epochs,
     keep = opts.keep, best = opts.best,
     best_mode = opts.best_mode, quiet = opts.quiet,
     script = opts.script, argv = opts.argv, smoke = opts.smoke,
-    dist = opts.dist, dist_check = opts.dist_check, bucket_mb = opts.bucket_mb, threads = opts.threads })
+    dist = opts.dist, dist_check = opts.dist_check, bucket_mb = opts.bucket_mb, threads = threads })
   usagi.manual_seed(run.seed)
   if run.dir and not opts.quiet then io.stderr:write(('%s: run %s\n'):format(spec.name, run.dir)) end
   -- A signal ends the run at a step's end, with a checkpoint (run.lua,

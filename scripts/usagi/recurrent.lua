@@ -76,6 +76,20 @@ function R.reset(self, names)
   return self
 end
 
+-- The carried states as a table {h =, c =} (empty after a reset), and
+-- putting such a table back: what a run's checkpoint keeps of a module
+-- whose state crosses the steps of a training loop (usagi.run, carry).
+function R.get_carried(self, names)
+  local out = {}
+  for _, n in ipairs(names) do out[n] = rawget(self, n) end
+  return out
+end
+
+function R.set_carried(self, names, s)
+  for _, n in ipairs(names) do rawset(self, n, s and s[n] or nil) end
+  return self
+end
+
 -- A cell's step input (B, n): an error at the caller of forward otherwise.
 function R.check_step(class, t, n, what)
   if not usagi.is_tensor(t) or t:dim() ~= 2 then

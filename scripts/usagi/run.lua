@@ -17,11 +17,36 @@
 --   for i in run:progress(n [, opts]) do ... end
 --       steps of an epoch with a progress bar; resumes after the saved
 --       step, and checkpoints every `checkpoint_every` steps
+--   run:batches(tensors, B [, opts]), run:train_epoch(opt, tensors, B, f)
+--       an epoch of shuffled batches, as steps of run:progress
 --   run:log { loss = l, ... }     metrics, appended and flushed at once
 --   run:print(...)                a line for the terminal and run.log
 --   run:checkpoint()              an extra checkpoint now
 -- Without a directory (tests, out = false) the same calls keep metrics in
 -- memory only.
+--
+-- Resume to the same bits: a checkpoint holds everything that shapes the
+-- rest of the run. The tracked objects and the generator are there; what a
+-- loop carries from one step to the next (running sums, an LSTM's (h, c)
+-- between windows, the order an epoch drew) the loop declares itself:
+--   local sums = { nll = 0, seen = 0, lstm = model.lstm }
+--   for i in run:progress(n, { carry = sums }) do ... sums.nll = ... end
+-- A checkpoint in the middle of the loop keeps the table (numbers, strings,
+-- booleans, tensors bit for bit, plain tables of those, and modules through
+-- their carried()/set_carried()); --resume fills it back in, and sets the
+-- generator back, when the loop starts again. run:batches carries its order
+-- and takes the loop's carry in its opts; run:train_epoch carries its sum
+-- itself. Under checkpoint_every a loop that declares no carry ({} says
+-- "nothing") is refused before its first step, with its file:line and its
+-- locals as the candidates. Under mpirun only rank 0 writes checkpoints,
+-- so a loop whose ranks carry state of their own is refused mid-loop
+-- checkpoints (the epoch's order, the same on every rank, is no bar).
+-- Checkpoints at epoch ends (checkpoint_epochs) need no declaration: what
+-- the code after the epochs uses must come from the tracked objects or
+-- run:history, not from a variable carried across epochs.
+--
+-- USAGI_FAULT=exit-after-step:N, for tests only: the run SIGKILLs itself
+-- right after global step N, before that step's checkpoint (fault_step).
 --
 -- Data parallel (`mpirun -np R usagi run ...`, usagi.dist with R > 1 ranks):
 -- every rank runs the same script with the same seed; run:track broadcasts
@@ -170,7 +195,7 @@ function Run:epochs(n)
   return function()
     if first then first = false
     else
-      self.epoch, self.position = self.epoch + 1, 0
+      self.epoch, self.position, self.loop = self.epoch + 1, 0, nil
       local done, k = self.epoch - 1, self.every_epochs
       local wrote = k and (done % k == 0 or done == n)
       if wrote then self:checkpoint() end
@@ -181,14 +206,133 @@ function Run:epochs(n)
   end
 end
 
--- for i in run:progress(n [, label | {label =, per_step =, unit =}]):
+-- ==== Carried state =====================================================
+--
+-- What a loop carries from one step to the next besides the tracked model,
+-- optimizer and generator (running sums, a recurrent state, the order an
+-- epoch drew at its start) shapes the rest of the run, so a checkpoint in
+-- the middle of the loop must hold it. The loop declares it as a table,
+-- run:progress(n, {carry = t}); a checkpoint keeps t, and on --resume
+-- run:progress puts it back into the same table before the first step.
+
+-- The frame `level` levels above the caller: "file:line" and the names of
+-- its locals in scope there, the candidates for what a loop carries.
+local function loop_site(level)
+  level = level + 2                        -- this function, then its caller
+  local info = debug.getinfo(level, 'Sl')
+  if not info then return '?', {} end
+  local names, seen = {}, {}
+  for i = 1, 250 do
+    local name = debug.getlocal(level, i)
+    if not name then break end
+    if not name:find('^%(') and not seen[name] then seen[name] = true; names[#names + 1] = name end
+  end
+  return ('%s:%d'):format(info.short_src, info.currentline), names
+end
+
+-- An object whose state a checkpoint takes through carried()/set_carried()
+-- (nn.LSTM, nn.GRU, nn.RNN with carry = true).
+local function carrier(v)
+  return type(v) == 'table' and type(v.carried) == 'function' and type(v.set_carried) == 'function'
+end
+
+-- Every value of a carry table must be one a checkpoint can hold.
+local function check_carry(fn, t, path, seen)
+  seen = seen or {}
+  if seen[t] then error(('%s: carry%s refers to itself; it must be a tree'):format(fn, path), 0) end
+  seen[t] = true
+  for k, v in pairs(t) do
+    local here = ('%s.%s'):format(path, tostring(k))
+    local kind = type(v)
+    if carrier(v) then                     -- its own state, through carried()
+    elseif kind == 'table' and getmetatable(v) == nil then check_carry(fn, v, here, seen)
+    elseif not (usagi.is_tensor(v) or kind == 'number' or kind == 'string' or kind == 'boolean') then
+      error(('%s: carry%s is a %s; a carried value must be a number, string, boolean, tensor, a plain '
+        .. 'table of those, or a module with carried() and set_carried() (nn.LSTM, nn.GRU, nn.RNN)')
+        :format(fn, here, usagi.is_tensor(v) and 'tensor' or (kind == 'table' and 'table with a metatable' or kind)), 0)
+    end
+  end
+  seen[t] = nil
+end
+
+-- The tree a checkpoint keeps of a carry table.
+local function carry_tree(t)
+  local out = {}
+  for k, v in pairs(t) do
+    if carrier(v) then out[k] = v:carried()
+    elseif type(v) == 'table' then out[k] = carry_tree(v)
+    else out[k] = v end
+  end
+  return out
+end
+
+-- The saved tree back into the live table t, in place: the loop's code
+-- holds t itself, so the table stays and its contents change.
+local function load_carry(t, saved)
+  for k, v in pairs(t) do
+    local s = saved[k]
+    if carrier(v) then v:set_carried(s)
+    elseif type(v) == 'table' and not usagi.is_tensor(v) and type(s) == 'table' then load_carry(v, s)
+    else t[k] = s end
+  end
+  for k, s in pairs(saved) do
+    if t[k] == nil then t[k] = s end
+  end
+end
+
+-- USAGI_FAULT=exit-after-step:N, a hook for tests only: the process kills
+-- itself (SIGKILL: no checkpoint, no finish, no buffer flushed by HDF5)
+-- right after global step N is done, as a crash or a kill would stop it.
+local function fault_step()
+  local f = os.getenv('USAGI_FAULT')
+  if not f or f == '' then return nil end
+  local n = math.tointeger(tonumber(f:match('^exit%-after%-step:(%d+)$') or ''))
+  if not n then
+    error(('USAGI_FAULT: expected exit-after-step:N (a hook for tests), got %q'):format(f), 0)
+  end
+  return n
+end
+
+-- for i in run:progress(n [, label | {label =, per_step =, unit =, carry =}]):
 -- i = 1..n, after the steps a resumed run already did. Each step done
 -- counts in run.step; a checkpoint is taken every checkpoint_every steps.
+-- carry is the table of what the loop carries across its steps (see
+-- "Carried state"; {} when nothing): a mid-loop checkpoint holds it, and on
+-- --resume it is filled back in, and the generator set back, before the
+-- first step. With checkpoint_every, a loop that declares no carry is
+-- refused: its checkpoints could not resume to the same bits. (opts.where
+-- and opts.ranks_checked are run:batches' own: its caller's loop, and the
+-- check of what the ranks carry, done on the caller's table.)
 function Run:progress(n, opts)
   if math.type(n) ~= 'integer' or n < 0 then
     error('run:progress: n must be a non-negative integer, got ' .. tostring(n), 2)
   end
   opts = type(opts) == 'string' and { label = opts } or opts or {}
+  local carry, where = opts.carry, opts.where
+  if carry ~= nil and type(carry) ~= 'table' then
+    error('run:progress: carry must be a table of what the loop carries across its steps, got ' .. type(carry), 2)
+  end
+  local names
+  if not where then where, names = loop_site(1) end
+  if carry then check_carry('run:progress', carry, '')
+  elseif self.every and self.saving then
+    self.stopped = self:_undeclared('run:progress', where, names, 'run:progress(n, {carry = {...}})')
+    error(self.stopped, 0)
+  end
+  if carry and not opts.ranks_checked then self:_carry_on_ranks('run:progress', carry, where) end
+  local saved = self.resume_carry
+  if saved then
+    self.resume_carry = nil
+    if not carry then
+      self.stopped = ('run:progress: the checkpoint holds what the loop at %s carried, but the loop at %s '
+        .. 'declares no carry to put it back in'):format(tostring(saved.loop), where)
+      error(self.stopped, 0)
+    end
+    load_carry(carry, saved.values or {})
+    usagi.set_rng_state(self.resume_rng)  -- as it was at the checkpoint, whatever drew since
+  end
+  self.loop = carry and { carry = carry, where = where } or nil
+  local fault = fault_step()
   local label, per_step, unit = opts.label or self.name, opts.per_step or 1, opts.unit or 'it'
   local i, started = self.position, false
   local first, t0, last_draw, last_decile = i, sys.monotonic(), -1, (10 * i) // math.max(n, 1)
@@ -212,6 +356,7 @@ function Run:progress(n, opts)
   return function()
     if started then                        -- step i (global step run.step) is complete
       self.position = i
+      if self.step == fault then sys.kill(sys.getpid(), 'KILL') end
       if self.every and self.step % self.every == 0 then self:checkpoint() end
       self:_stop_if_signalled(self.every and self.step % self.every == 0)
     end
@@ -222,6 +367,8 @@ function Run:progress(n, opts)
       if n > first then
         if self.tty then draw(true) elseif last_decile < 10 then draw(true) end
       end
+      -- self.loop stays until the next epoch: a checkpoint taken after the
+      -- loop, before the epoch ends, keeps what the code after it reads
       return nil
     end
     i, self.step = i + 1, self.step + 1
@@ -251,12 +398,41 @@ function Run:_stop_if_signalled(just_wrote)
     if any > 0 then sig = sig or 'a signal to another rank' end
   end
   if not sig then return end
-  if not just_wrote and self.tracked then self:checkpoint() end
+  -- a checkpoint here resumes to the same bits at an epoch's end, or in a
+  -- loop that declared what it carries (and, under mpirun, carries nothing
+  -- of its own on each rank); elsewhere the last one stays the way back
+  local loop = self.loop
+  local can = self.position == 0 or (loop and (self.world == 1 or next(loop.carry) == nil))
+  if not just_wrote and self.tracked and can then self:checkpoint() end
   self.signal = sig
   local where = self.dir and self.last_checkpoint
-    and ('; resume with usagi run --resume %s'):format(self.dir) or ''
+    and ('; resume with usagi run --resume %s (from %s)'):format(self.dir, self.last_checkpoint:match('[^/]+$'))
+    or ''
   self.interrupted = ('stopped by SIG%s after step %d%s'):format(sig, self.step, where)
   error(self.interrupted, 0)
+end
+
+-- Under mpirun only rank 0 writes checkpoints, so a loop whose ranks carry
+-- values of their own cannot checkpoint in its middle: refused, with them.
+function Run:_carry_on_ranks(fn, carry, where)
+  if not (self.world > 1 and self.every and self.saving) then return end
+  local own = {}
+  for k in pairs(carry) do own[#own + 1] = tostring(k) end
+  if #own == 0 then return end
+  table.sort(own)
+  self.stopped = ('%s: under mpirun (%d ranks) a checkpoint in the middle of the loop at %s would keep '
+    .. 'rank 0\'s carried state only, and every rank carries its own (%s); checkpoint at epoch ends '
+    .. 'instead (--checkpoint-epochs)'):format(fn, self.world, where, table.concat(own, ', '))
+  error(self.stopped, 0)
+end
+
+-- The refusal of a loop that declares no carry under checkpoint_every.
+function Run:_undeclared(fn, where, names, how)
+  return ('%s: the loop at %s declares no carried state, so a checkpoint every %d steps in the middle of '
+    .. 'it could not resume to the same bits. Declare what it carries from one step to the next (running '
+    .. 'sums, a recurrent state, an order drawn at the start of the epoch) with %s, or {carry = {}} if '
+    .. 'nothing; or checkpoint at epoch ends only (--checkpoint-epochs). Candidates, the locals in scope '
+    .. 'there: %s'):format(fn, where, self.every, how, table.concat(names or {}, ', '))
 end
 
 -- ==== Data parallel ======================================================
@@ -292,11 +468,14 @@ end
 
 -- run:batches(tensors, B [, opts]) -> an iterator over one epoch, in a fresh
 -- order from the run's generator, for training loops:
---   for xb, yb in run:batches({ x, y }, 128) do ... end
+--   for xb, yb in run:batches({ x, y }, 128, { carry = sums }) do ... end
 -- gives rows lo..lo+B-1 of each tensor (the last batch may be smaller),
 -- with run:progress's bar (opts.label; inside run:epochs it defaults to
 -- 'epoch e/n'; the unit 'samples') and its
--- bookkeeping (steps, checkpoints, resume). The epoch's shuffled copies are
+-- bookkeeping (steps, checkpoints, resume). opts.carry is what the loop
+-- carries across its batches, as for run:progress; the epoch's order is
+-- carried with it, so a run resumed in the middle of the epoch reads the
+-- batches it had not read yet. The epoch's shuffled copies are
 -- freed when the loop ends, not when the collector comes. With R ranks
 -- every rank draws the same order (one seed) and takes its share of each
 -- batch of B (run:shard's cut): the batch-mean gradients averaged over the
@@ -311,23 +490,45 @@ function Run:batches(tensors, B, opts)
     error('run:batches: B must be a positive integer, got ' .. tostring(B), 2)
   end
   opts = opts or {}
+  if opts.carry ~= nil and type(opts.carry) ~= 'table' then
+    error('run:batches: carry must be a table of what the loop carries across its batches, got '
+      .. type(opts.carry), 2)
+  end
+  local where, names = opts.where, nil
+  if not where then where, names = loop_site(1) end
+  if opts.carry then
+    check_carry('run:batches', opts.carry, '')
+    self:_carry_on_ranks('run:batches', opts.carry, where)
+  elseif self.every and self.saving then
+    self.stopped = self:_undeclared('run:batches', where, names, 'run:batches(tensors, B, {carry = {...}})')
+    error(self.stopped, 0)
+  end
   if self.world > 1 and not self.reducer then
     error('run:batches: under mpirun, call run:track{model = ..., optim = ...} before the training '
       .. 'loop, so that the gradients are averaged over the ranks', 2)
+  end
+  for k, t in ipairs(tensors) do
+    if t:size(1) ~= N then
+      error(('run:batches: tensor %d has %d samples, the first %d'):format(k, t:size(1), N), 2)
+    end
   end
   -- the order: rank 0's draw, sent to the others (their generators differ)
   local perm
   if self.world == 1 or self.rank == 0 then perm = usagi.randperm(N):int() else perm = usagi.zeros(N, 'i32') end
   if self.world > 1 then self.dist.broadcast(perm, 0) end
-  local shuffled = {}
-  for k, t in ipairs(tensors) do
-    if t:size(1) ~= N then
-      error(('run:batches: tensor %d has %d samples, the first %d'):format(k, t:size(1), N), 2)
-    end
-    shuffled[k] = t:index_select(1, perm)
-  end
+  -- a resumed epoch takes back the order it drew (run:progress fills it in)
+  local carried = { order = perm, loop = opts.carry or {} }
   local label = opts.label or self.epochs_total and ('epoch %d/%d'):format(self.epoch, self.epochs_total)
-  local steps = self:progress(math.ceil(N / B), { label = label, unit = 'samples', per_step = B })
+  local steps = self:progress(math.ceil(N / B), { label = label, unit = 'samples', per_step = B,
+                                                  carry = carried, where = where, ranks_checked = true })
+  perm = carried.order
+  if not usagi.is_tensor(perm) or perm:numel() ~= N then
+    self.stopped = ('run:batches: the checkpoint\'s order of the epoch has %s samples, the data %d'):format(
+      usagi.is_tensor(perm) and tostring(perm:numel()) or 'no', N)
+    error(self.stopped, 0)
+  end
+  local shuffled = {}
+  for k, t in ipairs(tensors) do shuffled[k] = t:index_select(1, perm) end
   return function()
     local i = steps()
     if not i then
@@ -352,16 +553,19 @@ end
 -- run:train_epoch(opt, tensors, B, loss_of [, {clip = max_norm}]) -> the mean
 -- of the batches' losses, seconds: one epoch of run:batches, each batch a
 -- step opt:minimize(loss_of(its tensors...), {clip}), the loop every
--- supervised experiment writes.
+-- supervised experiment writes. Its running sum is its carried state, so
+-- it checkpoints and resumes anywhere in the epoch; loss_of must carry
+-- nothing from one batch to the next.
 function Run:train_epoch(opt, tensors, B, loss_of, opts)
-  local total, nb, t0 = 0, 0, sys.monotonic()
-  local next_batch = self:batches(tensors, B)
+  local sums, t0 = { total = 0, batches = 0 }, sys.monotonic()
+  local next_batch = self:batches(tensors, B, { carry = sums, where = (loop_site(1)) })
   while true do
     local batch = table.pack(next_batch())
     if batch[1] == nil then break end
-    total, nb = total + opt:minimize(loss_of(table.unpack(batch, 1, batch.n)), opts), nb + 1
+    sums.total = sums.total + opt:minimize(loss_of(table.unpack(batch, 1, batch.n)), opts)
+    sums.batches = sums.batches + 1
   end
-  return total / math.max(nb, 1), sys.monotonic() - t0
+  return sums.total / math.max(sums.batches, 1), sys.monotonic() - t0
 end
 
 -- ==== Checkpoints ========================================================
@@ -392,6 +596,15 @@ function Run:track(objects)
     usagi.set_rng_state(ck.rng)
     if ck.rng_ranks and ck.ranks == self.world then self.resume_rngs = ck.rng_ranks end
     self.resume_from = nil
+    -- taken in the middle of a loop: run:progress puts back what it carried
+    if ck.carry then self.resume_carry = ck.carry
+    elseif (ck.position or 0) > 0 then
+      self.stopped = ('run:track: the checkpoint %s was taken in the middle of a loop (step %d) but holds '
+        .. 'nothing the loop carried (the loop declared no carry, or a usagi before loops declared it made '
+        .. 'the checkpoint), so the run cannot go on to the same bits; resume from a checkpoint taken at an '
+        .. 'epoch end, or start the run afresh'):format(tostring(self.last_checkpoint), ck.step)
+      error(self.stopped, 0)
+    end
   end                                      -- (killed before its first checkpoint: resume starts over)
   if self.world > 1 and not self.reducer then
     local params = {}
@@ -413,6 +626,7 @@ function Run:track(objects)
     end
     self.resume_rngs = nil
   end
+  if self.resume_carry then self.resume_rng = usagi.get_rng_state() end
   return objects.state
 end
 
@@ -494,6 +708,8 @@ function Run:_checkpoint_tree()
     position = self.position, best = self.best_value, written = iso(sys.time()),
     config = self.config, rng = usagi.get_rng_state(), objects = objects,
     metrics = metrics_tree(self.metrics),
+    -- in the middle of a loop: what it carries (see "Carried state")
+    carry = self.loop and { loop = self.loop.where, values = carry_tree(self.loop.carry) } or nil,
   }
 end
 

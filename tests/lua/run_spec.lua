@@ -4,7 +4,8 @@
 -- The two promises of the runs contract are tested bit for bit: the same
 -- seed and threads give identical datasets in results.h5, and a run killed
 -- with SIGKILL at random moments and resumed each time ends with the same
--- datasets as a run that was never interrupted.
+-- datasets as a run that was never interrupted (binary addition, and the
+-- PTB language model with dropout, killed in the middle of its epochs).
 local usagi = require 'usagi'
 local h = dofile('tests/lua/helpers.lua')
 local sys = usagi.sys
@@ -14,6 +15,9 @@ local script = 'experiments/binary_addition.lua'
 local quote, tmpdir, rmrf = h.quote, h.tmpdir, h.rmrf
 
 local usagi_cli, assert_same_datasets = h.usagi_cli, h.assert_same_datasets
+
+-- Timings are metrics too, and differ from run to run.
+local function timing(name) return name:find('seconds', 1, true) or name:find('_per_s', 1, true) end
 
 describe('usagi run', function()
   local out
@@ -177,17 +181,24 @@ describe('usagi run --resume', function()
     return sys.spawn(argv, { stdout = out .. '/child.out', stderr = out .. '/child.out' })
   end
 
-  it('ends with the same bits after SIGKILL at random moments', function()
+  -- Run `file` with config whole, then again killed with SIGKILL at random
+  -- moments and resumed (with resume_args) each time; the two must end with
+  -- the same datasets. Returns the cut run's directory, the kills and the
+  -- seconds of the whole run.
+  local function kill_and_resume(file, name, config, resume_args)
+    local function spawn(...)
+      return sys.spawn({ exe, 'run', file, '--out', out, ... },
+        { stdout = out .. '/child.out', stderr = out .. '/child.out' })
+    end
     local t0 = sys.monotonic()
-    local pid = start('--name', 'whole', table.unpack(cfg))
-    local _, how, code = sys.wait(pid)
+    local _, how, code = sys.wait(spawn('--name', 'whole', table.unpack(config)))
     local whole = sys.monotonic() - t0
     assert.are.equal('exit', how)
     assert.are.equal(0, code)
 
     math.randomseed(20261128)
-    local dir, kills, attempts = out .. '/binary_addition/cut', 0, 0
-    pid = start('--name', 'cut', table.unpack(cfg))
+    local dir, kills, attempts = out .. '/' .. name .. '/cut', 0, 0
+    local pid = spawn('--name', 'cut', table.unpack(config))
     while true do
       attempts = attempts + 1
       -- after the start-up, somewhere in what is left of the run
@@ -197,10 +208,15 @@ describe('usagi run --resume', function()
       end
       local _, h_how = sys.wait(pid)
       if h_how == 'signal' then kills = kills + 1 else break end
-      pid = start('--resume', dir)
+      pid = spawn('--resume', dir, table.unpack(resume_args))
     end
     assert.is_true(kills >= 3, ('only %d of the kills landed before the run ended'):format(kills))
-    assert_same_datasets(out .. '/binary_addition/whole/results.h5', dir .. '/results.h5')
+    assert_same_datasets(out .. '/' .. name .. '/whole/results.h5', dir .. '/results.h5', timing)
+    return dir, kills, whole
+  end
+
+  it('ends with the same bits after SIGKILL at random moments', function()
+    local dir, kills, whole = kill_and_resume(script, 'binary_addition', cfg, {})
     local f <close> = usagi.h5.open(dir .. '/results.h5', 'r')
     assert.are.equal('ok', f:attr('/', 'status'))
     local a = f:attrs('/')                      -- the run's own start and command stay
@@ -210,6 +226,16 @@ describe('usagi run --resume', function()
     assert.is_true(a.resumes >= 1 and a.resumes <= kills, ('%d resumes, %d kills'):format(a.resumes, kills))
     assert.is_true(a.started <= a.resumed_at, a.started .. ' ' .. a.resumed_at)
     print(('\n  resume: %d SIGKILLs, run of %.2f s'):format(kills, whole))
+  end)
+
+  -- The language model: killed in the middle of its epochs, with dropout,
+  -- its running sums and its LSTM's carried state must come back too.
+  it('ends with the same bits after SIGKILL in the middle of epochs, with dropout (ptb_lm)', function()
+    if not h.have_data('ptb/ptb.train.txt.gz', 'ptb_lm resume') then return end
+    local every = { '--checkpoint-every', '9' }
+    local _, kills, whole = kill_and_resume('experiments/ptb_lm.lua', 'ptb_lm',
+      { '--smoke', '--set', 'dropout=0.3', '--threads', '1', '--seed', '11', table.unpack(every) }, every)
+    print(('\n  ptb_lm resume: %d SIGKILLs, run of %.2f s'):format(kills, whole))
   end)
 
   it('refuses to change the config of a resumed run', function()
