@@ -710,6 +710,9 @@ function Run:_checkpoint_tree()
     metrics = metrics_tree(self.metrics),
     -- in the middle of a loop: what it carries (see "Carried state")
     carry = self.loop and { loop = self.loop.where, values = carry_tree(self.loop.carry) } or nil,
+    -- when to checkpoint, which a resume keeps unless told otherwise
+    schedule = { every = self.every or 0, every_epochs = self.every_epochs or 0, keep = self.keep,
+                 best = self.best_metric, best_mode = self.best_mode },
   }
 end
 
@@ -1002,8 +1005,15 @@ local function make_run_dir(base, name)
 end
 
 -- Where a checkpoint (or a run that had none yet) puts a resumed run.
-local function restore(self, tree)
+local function restore(self, tree, opts)
   self.config, self.seed = tree.config, tree.seed
+  local plan = tree.schedule
+  if plan then                             -- the run's own checkpoint options, unless given again
+    if opts.checkpoint_every == nil then self.every = plan.every ~= 0 and plan.every or nil end
+    if opts.checkpoint_epochs == nil then self.every_epochs = plan.every_epochs ~= 0 and plan.every_epochs or nil end
+    if opts.keep == nil then self.keep = plan.keep or self.keep end
+    if opts.best == nil then self.best_metric, self.best_mode = plan.best, plan.best_mode or self.best_mode end
+  end
   self.step, self.epoch, self.position, self.best_value = tree.step, tree.epoch, tree.position, tree.best
   for k, h in pairs(tree.metrics or {}) do
     local values, steps = {}, {}
@@ -1020,7 +1030,7 @@ local function open_follower(self, opts)
   if opts.resume and opts.out ~= false then
     local tree = path ~= '' and store.load(path) or started_run(opts.resume:gsub('/+$', ''))
     if not tree then error(('usagi run: --resume %s: rank %d cannot read it'):format(opts.resume, self.rank), 0) end
-    restore(self, tree)
+    restore(self, tree, opts)
   end
   return self
 end
@@ -1113,7 +1123,7 @@ function M.open(spec, cfg, opts)
     if tree.experiment ~= spec.name then
       error(('usagi run: --resume %s: it is a run of %s, not of %s'):format(self.dir, tostring(tree.experiment), spec.name), 0)
     end
-    restore(self, tree)
+    restore(self, tree, opts)
     if tree.objects then self.last_checkpoint, self.last_good = path, path end
     self.id = self.dir:match('([^/]+)$')
     resumed = tree

@@ -226,6 +226,8 @@ describe('a run stopped from outside', function()
       code, text = usagi_cli('run', script, '--resume', dir)
       assert.are.equal(0, code, text)
       assert_same_datasets(out .. '/binary_addition/whole/results.h5', dir .. '/results.h5')
+      -- the resume kept the run's --checkpoint-every 500 (the script's default is 5000)
+      assert.are.equal('file', sys.kind(dir .. '/checkpoints/step-000002500.h5'))
     end)
   end
 end)
