@@ -1,0 +1,121 @@
+#!/bin/sh
+# tests/mpi/timeout.sh USAGI -- a stopped or stuck rank does not hang the
+# job (usagi/dist.h, "Timeouts"): with USAGI_DIST_TIMEOUT=1,
+#  1. rank 1 stops itself (SIGSTOP) before an allreduce, or before the
+#     gradient averaging of a backward: rank 0 names rank 1 and the
+#     collective; rank 1 stops while it waits inside an allreduce of 4 MB
+#     (sent in pieces, so rank 0 needs rank 1 to go on): rank 0
+#     says so; rank 0 sleeps past the timeout before a broadcast_string:
+#     rank 1 names rank 0; and mpirun ends non-zero within seconds;
+#  2. a `usagi run` of binary_addition whose rank 1 the test stops with
+#     kill -STOP after the first checkpoint: the job ends, every checkpoint
+#     rank 0 wrote reads whole, and --resume under mpirun finishes the run.
+# Every mpirun runs under `timeout`, so a regression fails instead of
+# hanging; a bad USAGI_DIST_TIMEOUT is an error naming the variable.
+set -e
+here=$(dirname "$0")
+. "$here/mpirun.sh"
+usagi=$1
+mpi_or_skip "$usagi"
+[ -d /proc/self ] || { echo "SKIP: no /proc to find rank 1's process"; exit 77; }
+mpi_scratch
+
+# run CASE LUA: under mpirun with a 1 s timeout; it must fail within 30 s
+# (exit 124 is timeout's: the job hung), naming rank 1 and the collective
+stuck() {
+  start=$(date +%s)
+  if USAGI_DIST_TIMEOUT=1 timeout 60 mpirun -np 2 --oversubscribe "$usagi" -e "$2" >"$out/$1.txt" 2>&1; then
+    echo "$1: the job ended well though rank 1 stopped"; cat "$out/$1.txt"; exit 1
+  else
+    rc=$?
+  fi
+  took=$(($(date +%s) - start))
+  [ "$rc" != 124 ] || { echo "$1: the job hung until timeout(1) ended it"; cat "$out/$1.txt"; exit 1; }
+  [ "$took" -le 30 ] || { echo "$1: the job took $took s to end"; cat "$out/$1.txt"; exit 1; }
+  grep -q "$3" "$out/$1.txt" || { echo "$1: no message '$3'"; cat "$out/$1.txt"; exit 1; }
+  echo "$1: exit $rc after $took s: $(grep -m1 -o 'usagi.dist: .*' "$out/$1.txt")"
+}
+
+echo "== a rank stopped or too slow"
+stuck allreduce "
+  local dist = require 'usagi.dist'
+  local t = usagi.ones(4)
+  dist.allreduce(t)
+  if dist.rank() == 1 then os.execute('kill -STOP ' .. usagi.sys.getpid()) end
+  dist.allreduce(t)" \
+  "usagi.dist: rank 1 did not reach allreduce #2 within 1 s (stopped or too slow?); rank 0 aborts the job"
+stuck inside "
+  local dist = require 'usagi.dist'
+  if dist.rank() == 1 then os.execute('(sleep 0.3; kill -STOP ' .. usagi.sys.getpid() .. ') &') end
+  if dist.rank() == 0 then os.execute('sleep 1') end
+  dist.allreduce(usagi.ones(1000000))" \
+  "usagi.dist: rank 1 reached allreduce #1 but gave no sign of life for [0-9]* s since (stopped inside it?); rank 0 aborts"
+stuck broadcast "
+  local dist = require 'usagi.dist'
+  if dist.rank() == 0 then os.execute('sleep 4') end
+  dist.broadcast_string('hello')" \
+  "usagi.dist: rank 0 did not reach broadcast #1 within 1 s (stopped or too slow?); rank 1 aborts the job"
+stuck backward "
+  local dist, nn = require 'usagi.dist', require 'usagi.nn'
+  local m = nn.Linear(3, 2)
+  local dp = dist.data_parallel(m:parameters())
+  m(usagi.ones(1, 3)):sum():backward()
+  if dist.rank() == 1 then os.execute('kill -STOP ' .. usagi.sys.getpid()) end
+  m(usagi.ones(1, 3)):sum():backward()" \
+  "rank 1 did not reach gradient allreduce #4 within 1 s"
+
+echo "== a bad USAGI_DIST_TIMEOUT"
+if USAGI_DIST_TIMEOUT=soon timeout 60 mpirun -np 2 --oversubscribe "$usagi" -e "require('usagi.dist').barrier()" >"$out/bad.txt" 2>&1; then
+  echo "USAGI_DIST_TIMEOUT=soon was accepted"; exit 1
+fi
+grep -q "USAGI_DIST_TIMEOUT must be a number of seconds >= 0 (0: wait forever), got 'soon'" "$out/bad.txt" ||
+  { cat "$out/bad.txt"; exit 1; }
+
+echo "== a run whose rank 1 is stopped after its first checkpoint"
+run="experiments/binary_addition.lua --smoke --set iterations=2000 --checkpoint-every 100 --keep 100"
+USAGI_DIST_TIMEOUT=2 timeout 120 mpirun -np 2 --oversubscribe "$usagi" run $run --out "$out" --name cut \
+  --threads 1 >"$out/cut.txt" 2>&1 &
+job=$!
+ckpt=$out/binary_addition/cut/checkpoints
+i=0
+until ls "$ckpt" 2>/dev/null | grep -q '^step-.*\.h5$'; do
+  i=$((i + 1))
+  [ $i -le 600 ] || { echo "no checkpoint after 60 s"; cat "$out/cut.txt"; kill $job; exit 1; }
+  sleep 0.1
+done
+# rank 1: the process under timeout -> mpirun whose environment says so
+rank1=
+for m in $(pgrep -P $job); do
+  for p in $m $(pgrep -P "$m"); do
+    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && rank1=$p
+  done
+done
+[ -n "$rank1" ] || { echo "rank 1's process not found among mpirun's children"; kill $job; exit 1; }
+kill -STOP "$rank1"
+start=$(date +%s)
+if wait $job; then rc=0; else rc=$?; fi
+took=$(($(date +%s) - start))
+[ "$rc" != 0 ] || { echo "the run ended well though rank 1 was stopped (finished first?)"; cat "$out/cut.txt"; exit 1; }
+[ "$rc" != 124 ] || { echo "the run hung until timeout(1) ended it"; cat "$out/cut.txt"; exit 1; }
+[ "$took" -le 30 ] || { echo "the run took $took s to end after rank 1 stopped"; exit 1; }
+grep -q "usagi.dist: rank 1 .* #[0-9]* .*; rank 0 aborts the job" "$out/cut.txt" || { cat "$out/cut.txt"; exit 1; }
+echo "exit $rc $took s after the stop: $(grep -m1 -o 'usagi.dist: .*' "$out/cut.txt")"
+"$usagi" -e "
+  local store, sys = require 'usagi.store', usagi.sys
+  local dir, n = '$ckpt', 0
+  for _, name in ipairs(sys.listdir(dir)) do
+    if name:match('^step%-%d+%.h5\$') then
+      local t = store.load(dir .. '/' .. name)
+      assert(math.type(t.step) == 'integer' and type(t.objects) == 'table', name)
+      n = n + 1
+    end
+  end
+  assert(n > 0)
+  print(n .. ' checkpoints of rank 0, each read whole')"
+
+echo "== --resume under mpirun finishes it"
+timeout 120 mpirun -np 2 --oversubscribe "$usagi" run experiments/binary_addition.lua --resume "$out/binary_addition/cut" \
+  --threads 1 >"$out/resume.txt" 2>&1 || { cat "$out/resume.txt"; exit 1; }
+"$usagi" -e "local f = usagi.h5.open('$out/binary_addition/cut/results.h5', 'r')
+  local a = f:attrs('/'); assert(a.status == 'ok', 'status ' .. tostring(a.status))
+  print('resumed from ' .. tostring(a.resumed_from):match('step%-%d+') .. ', status ' .. a.status)"
