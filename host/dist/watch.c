@@ -19,10 +19,16 @@
  *
  * Waiting: the first SPIN seconds of a wait test the requests in a tight
  * loop, as MPI_Wait does (OpenMPI moves data only inside MPI calls here,
- * and most waits of a training step end within that time); after that the
- * rank naps between tests, from NAP_MIN doubling up to NAP_MAX, so a rank
- * waiting for a slow one (a checkpoint being written on rank 0) leaves
- * the core to others. Built without MPI, this file is empty.
+ * and most waits of a training step end within that time). After that,
+ * the notices tell the two kinds of wait apart. While some rank has not
+ * reached the collective, there is nothing to move until it comes, so the
+ * rank naps between tests, from NAP_MIN doubling up to NAP_MAX, and a rank
+ * waiting for a slow one (a checkpoint being written on rank 0) leaves the
+ * core to others. Once every rank is there, the data is moving and needs
+ * this rank's MPI calls to move on: it polls without naps for up to
+ * BUSY seconds, then with naps of at most NAP_BUSY (a rank stopped inside
+ * the collective should not cost a core for the whole timeout). Built
+ * without MPI, this file is empty.
  */
 #ifdef USAGI_HAVE_MPI
 #include "watch.h"
@@ -33,8 +39,10 @@
 #include <time.h>
 
 #define SPIN 0.005          /* seconds of tight polling before the naps */
+#define BUSY 1.0            /* seconds of it once every rank is there */
 #define NAP_MIN 20000L      /* nanoseconds */
 #define NAP_MAX 1000000L
+#define NAP_BUSY 100000L
 
 static MPI_Comm comm = MPI_COMM_NULL;   /* the notices travel here only */
 static MPI_Request inbox = MPI_REQUEST_NULL;
@@ -124,6 +132,14 @@ static void drain(void)
     }
 }
 
+/* Every other rank said it reached the collective this rank waits in. */
+static bool everyone_here(void)
+{
+    for (int p = 0; p < ranks; p++)
+        if (p != me && heard_seq[p] < seq) return false;
+    return true;
+}
+
 int64_t usg_dist_watch_arrive(void)
 {
     seq++;
@@ -207,7 +223,11 @@ int usg_dist_watch_wait(int n, MPI_Request *req, const char *what)
             notify(seq);
             next_beat += beat;
         }
-        nap = nap ? (nap * 2 < NAP_MAX ? nap * 2 : NAP_MAX) : NAP_MIN;
+        bool all = everyone_here();
+        if (all && t < BUSY) continue;
+        long cap = all ? NAP_BUSY : NAP_MAX;
+        nap = nap ? (nap * 2 < cap ? nap * 2 : cap) : NAP_MIN;
+        if (nap > cap) nap = cap;
         struct timespec d = {0, nap};
         nanosleep(&d, NULL);
     }
