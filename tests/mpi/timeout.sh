@@ -9,7 +9,8 @@
 #     rank 1 names rank 0; and mpirun ends non-zero within seconds;
 #  2. a `usagi run` of binary_addition whose rank 1 the test stops with
 #     kill -STOP after the first checkpoint: the job ends, every checkpoint
-#     rank 0 wrote reads whole, and --resume under mpirun finishes the run.
+#     rank 0 wrote reads whole, and --resume finishes the run, under mpirun
+#     and on one rank.
 # Every mpirun runs under `timeout`, so a regression fails instead of
 # hanging; a bad USAGI_DIST_TIMEOUT is an error naming the variable.
 set -e
@@ -72,8 +73,8 @@ grep -q "USAGI_DIST_TIMEOUT must be a number of seconds >= 0 (0: wait forever), 
   { cat "$out/bad.txt"; exit 1; }
 
 echo "== a run whose rank 1 is stopped after its first checkpoint"
-run="experiments/binary_addition.lua --smoke --set iterations=2000 --checkpoint-every 100 --keep 100"
-USAGI_DIST_TIMEOUT=2 timeout 120 mpirun -np 2 --oversubscribe "$usagi" run $run --out "$out" --name cut \
+run="experiments/binary_addition.lua --smoke --set iterations=1500 --checkpoint-every 100 --keep 100"
+USAGI_DIST_TIMEOUT=3 timeout 120 mpirun -np 2 --oversubscribe "$usagi" run $run --out "$out" --name cut \
   --threads 1 >"$out/cut.txt" 2>&1 &
 job=$!
 ckpt=$out/binary_addition/cut/checkpoints
@@ -113,9 +114,15 @@ echo "exit $rc $took s after the stop: $(grep -m1 -o 'usagi.dist: .*' "$out/cut.
   assert(n > 0)
   print(n .. ' checkpoints of rank 0, each read whole')"
 
-echo "== --resume under mpirun finishes it"
+cp -r "$out/binary_addition/cut" "$out/binary_addition/one"
+echo "== --resume under mpirun finishes it, and so does --resume on one rank"
 timeout 120 mpirun -np 2 --oversubscribe "$usagi" run experiments/binary_addition.lua --resume "$out/binary_addition/cut" \
   --threads 1 >"$out/resume.txt" 2>&1 || { cat "$out/resume.txt"; exit 1; }
 "$usagi" -e "local f = usagi.h5.open('$out/binary_addition/cut/results.h5', 'r')
   local a = f:attrs('/'); assert(a.status == 'ok', 'status ' .. tostring(a.status))
   print('resumed from ' .. tostring(a.resumed_from):match('step%-%d+') .. ', status ' .. a.status)"
+"$usagi" run experiments/binary_addition.lua --resume "$out/binary_addition/one" --threads 1 >"$out/one.txt" 2>&1 ||
+  { cat "$out/one.txt"; exit 1; }
+"$usagi" -e "local f = usagi.h5.open('$out/binary_addition/one/results.h5', 'r')
+  local a = f:attrs('/'); assert(a.status == 'ok', 'status ' .. tostring(a.status))
+  print('one rank: resumed from ' .. tostring(a.resumed_from):match('step%-%d+') .. ', status ' .. a.status)"
