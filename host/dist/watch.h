@@ -25,7 +25,7 @@ int64_t usg_dist_watch_arrive(void);
 /* MPI_Waitall of req[0..n) for the collective last arrived at, named
  * `what` ("allreduce"), polling until usg_dist_timeout() seconds have
  * passed; then it prints which ranks are silent and calls MPI_Abort. With
- * a timeout of 0 it is MPI_Waitall. Returns MPI's code. */
+ * a timeout of 0 it polls the same way without end. Returns MPI's code. */
 int usg_dist_watch_wait(int n, MPI_Request *req, const char *what);
 
 #endif

@@ -12,7 +12,8 @@
 #     rank 0 wrote reads whole, and --resume finishes the run, under mpirun
 #     and on one rank.
 # Every mpirun runs under `timeout`, so a regression fails instead of
-# hanging; a bad USAGI_DIST_TIMEOUT is an error naming the variable.
+# hanging; a bad USAGI_DIST_TIMEOUT is an error naming the variable; a
+# sweep whose ranks' shares take longer than the timeout still ends well.
 set -e
 here=$(dirname "$0")
 . "$here/mpirun.sh"
@@ -71,6 +72,13 @@ if USAGI_DIST_TIMEOUT=soon timeout 60 mpirun -np 2 --oversubscribe "$usagi" -e "
 fi
 grep -q "USAGI_DIST_TIMEOUT must be a number of seconds >= 0 (0: wait forever), got 'soon'" "$out/bad.txt" ||
   { cat "$out/bad.txt"; exit 1; }
+
+echo "== a sweep's rank that finished its share first waits for the others without a deadline"
+# rank 0 runs epochs=3 and epochs=200 (2-8 s here), rank 1 epochs=4 (0.5 s)
+USAGI_DIST_TIMEOUT=1 timeout 120 mpirun -np 2 --oversubscribe "$usagi" sweep "$here/dp_synth.lua" \
+  --grid epochs=3,4,200 --out "$out/sweep" --threads 1 >"$out/sweep.txt" 2>&1 || { cat "$out/sweep.txt"; exit 1; }
+grep -q "^rank 1: \[1/1\] epochs=4 *ok" "$out/sweep.txt" || { cat "$out/sweep.txt"; exit 1; }
+grep "^rank" "$out/sweep.txt"
 
 echo "== a run whose rank 1 is stopped after its first checkpoint"
 run="experiments/binary_addition.lua --smoke --set iterations=1500 --checkpoint-every 100 --keep 100"

@@ -34,9 +34,10 @@
  * ranks whose last notice is older than #k (they did not reach it) and
  * those that reached #k but sent nothing for half the timeout (stopped
  * inside it). Notices take a communicator of their own; they are the only
- * extra traffic (R - 1 empty messages per rank and collective). Every rank
- * should use the same timeout; with 0, a rank waits as MPI_Wait does and
- * sends no notices, so a rank with a timeout may then misname it.
+ * extra traffic (R - 1 empty messages per rank and collective). A rank
+ * with a timeout of 0 waits without end but still sends its notices (at
+ * the default's pace while it waits); every rank should use the same
+ * timeout, since a rank judges the others' silence by its own.
  */
 #ifndef USAGI_DIST_H
 #define USAGI_DIST_H
