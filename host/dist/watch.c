@@ -48,6 +48,7 @@ static MPI_Comm comm = MPI_COMM_NULL;   /* the notices travel here only */
 static MPI_Request inbox = MPI_REQUEST_NULL;
 static int me, ranks;
 static int64_t seq;                     /* collectives this rank entered */
+static double said_at;                  /* when this rank last sent its notices */
 static int64_t modulus;                 /* tags are seq mod this */
 static int64_t *heard_seq;              /* per rank: the last collective it reached */
 static double *heard_at;                /* per rank: when it last spoke (monotonic s) */
@@ -99,6 +100,7 @@ void usg_dist_watch_stop(void)
  * and nobody waits for it (a stopped rank never receives it). */
 static void notify(int64_t k)
 {
+    said_at = now();
     for (int p = 0; p < ranks; p++) {
         if (p == me) continue;
         MPI_Request r;
@@ -208,7 +210,7 @@ int usg_dist_watch_wait(int n, MPI_Request *req, const char *what)
     if (n <= 0) return MPI_SUCCESS;
     /* without a deadline of its own, a rank still tells the others it is
      * alive, at the pace of the default one */
-    double t0 = now(), beat = (limit > 0 ? limit : 300) / 4, next_beat = beat;
+    double t0 = now(), beat = (limit > 0 ? limit : 300) / 4;
     long nap = 0;
     for (;;) {
         int done = 0;
@@ -221,10 +223,7 @@ int usg_dist_watch_wait(int n, MPI_Request *req, const char *what)
             give_up(what, t);
             return MPI_ERR_OTHER;          /* MPI_Abort does not return */
         }
-        if (t >= next_beat) {              /* still here, waiting in #seq */
-            notify(seq);
-            next_beat += beat;
-        }
+        if (now() - said_at >= beat) notify(seq);   /* still here, waiting in #seq */
         bool all = everyone_here();
         if (all && t < BUSY) continue;
         long cap = all ? NAP_BUSY : NAP_MAX;
