@@ -182,9 +182,8 @@ void usg_dist_finalize(void)
          * that can comes first, so a rank stopped before its end does not
          * keep the others here forever */
         MPI_Request req;
-        usg_dist_watch_arrive();
-        if (MPI_Ibarrier(MPI_COMM_WORLD, &req) == MPI_SUCCESS)
-            usg_dist_watch_wait(1, &req, "the final barrier");
+        usg_dist_watch_arrive(USG_DIST_FINAL);
+        if (MPI_Ibarrier(MPI_COMM_WORLD, &req) == MPI_SUCCESS) usg_dist_watch_wait(1, &req);
         usg_dist_watch_stop();
     }
     MPI_Finalize();
@@ -249,9 +248,9 @@ usg_status usg_dist_barrier(void)
     if (s != USG_OK || !using_mpi) return s;
 #ifdef USAGI_HAVE_MPI
     MPI_Request req;
-    usg_dist_watch_arrive();
+    usg_dist_watch_arrive(USG_DIST_BARRIER);
     int rc = MPI_Ibarrier(MPI_COMM_WORLD, &req);
-    if (rc == MPI_SUCCESS) rc = usg_dist_watch_wait(1, &req, "barrier");
+    if (rc == MPI_SUCCESS) rc = usg_dist_watch_wait(1, &req);
     if (rc != MPI_SUCCESS) return mpi_fail(rc, "dist.barrier");
 #endif
     return USG_OK;
@@ -268,10 +267,10 @@ usg_status usg_dist_broadcast(usg_tensor *t, int root)
     if (!using_mpi) return USG_OK;
 #ifdef USAGI_HAVE_MPI
     MPI_Request req;
-    usg_dist_watch_arrive();
+    usg_dist_watch_arrive(USG_DIST_BROADCAST);
     int rc = MPI_Ibcast(usg_tensor_data(t), (int)usg_tensor_numel(t), mpi_type(t->dtype), root,
                         MPI_COMM_WORLD, &req);
-    if (rc == MPI_SUCCESS) rc = usg_dist_watch_wait(1, &req, "broadcast");
+    if (rc == MPI_SUCCESS) rc = usg_dist_watch_wait(1, &req);
     if (rc != MPI_SUCCESS) return mpi_fail(rc, "dist.broadcast");
     t->storage->version++;
 #endif
@@ -372,7 +371,7 @@ usg_status usg_dist_allreduce_many(usg_tensor *const *ts, int n, usg_dist_op op,
     }
     MPI_Request *req = usg_alloc((size_t)(nb > 0 ? nb : 1) * sizeof *req);
     if (!req) { usg_free(b); return USG_NOMEM; }
-    usg_dist_watch_arrive();
+    usg_dist_watch_arrive(USG_DIST_ALLREDUCE);
     int rc = MPI_SUCCESS, started = 0;
     for (int k = 0; k < nb && rc == MPI_SUCCESS; k++, started++) {
         void *buf = b[k].offset == SIZE_MAX ? usg_tensor_data(ts[b[k].first])
@@ -385,7 +384,7 @@ usg_status usg_dist_allreduce_many(usg_tensor *const *ts, int n, usg_dist_op op,
     }
     if (rc != MPI_SUCCESS) started--;
     for (int k = 0; k < started; k++) {
-        int w = usg_dist_watch_wait(1, &req[k], "allreduce");
+        int w = usg_dist_watch_wait(1, &req[k]);
         if (rc == MPI_SUCCESS) rc = w;
         if (rc != MPI_SUCCESS) continue;
         void *buf = b[k].offset == SIZE_MAX ? usg_tensor_data(ts[b[k].first])
@@ -609,11 +608,11 @@ usg_status usg_dist_reducer_finish(usg_dist_reducer *r)
     r->armed = false;
     if (!using_mpi || world_size == 1) return USG_OK;
 #ifdef USAGI_HAVE_MPI
-    usg_dist_watch_arrive();
+    usg_dist_watch_arrive(USG_DIST_GRADIENTS);
     launch_ready(r, true);
     int rc = MPI_SUCCESS;
     for (int k = 0; k < r->next; k++) {           /* all started ones, even after an error */
-        int w = usg_dist_watch_wait(1, &r->req[k], "gradient allreduce");
+        int w = usg_dist_watch_wait(1, &r->req[k]);
         if (rc == MPI_SUCCESS) rc = w;
         if (rc != MPI_SUCCESS || r->error != USG_OK) continue;
         rbucket *b = &r->b[k];

@@ -10,7 +10,9 @@
  * ranks, every rank entering collective #k sends each other rank a notice,
  * an empty message whose tag is k, on a communicator of its own, and
  * while it waits it repeats that notice every quarter of the timeout (a
- * heartbeat). A rank that times out in #k drains its notices and knows,
+ * heartbeat). The tag also says which collective the rank called as #k,
+ * so ranks that called different ones (a bug of the program: MPI would
+ * hang or mix their data) end the job at once, saying so. A rank that times out in #k drains its notices and knows,
  * for every other rank p, the last collective p reached and when p last
  * spoke: p did not reach #k, or reached it but has been silent for more
  * than half the timeout (stopped inside it). The notices are the only
@@ -43,14 +45,21 @@
 #define NAP_MIN 20000L      /* nanoseconds */
 #define NAP_MAX 1000000L
 #define NAP_BUSY 100000L
+#define KINDS 8             /* room in the tag for USG_DIST_KINDS */
+
+static const char *const kind_name[USG_DIST_KINDS] = {
+    "barrier", "broadcast", "allreduce", "gradient allreduce", "the final barrier"};
 
 static MPI_Comm comm = MPI_COMM_NULL;   /* the notices travel here only */
 static MPI_Request inbox = MPI_REQUEST_NULL;
 static int me, ranks;
 static int64_t seq;                     /* collectives this rank entered */
+static usg_dist_kind kind;              /* what #seq is */
+static unsigned char mine[64];          /* what #k was, for the last 64 k (at k % 64) */
 static double said_at;                  /* when this rank last sent its notices */
-static int64_t modulus;                 /* tags are seq mod this */
+static int64_t modulus;                 /* tags are (seq mod this) * KINDS + kind */
 static int64_t *heard_seq;              /* per rank: the last collective it reached */
+static usg_dist_kind *heard_kind;       /* and what that one is */
 static double *heard_at;                /* per rank: when it last spoke (monotonic s) */
 
 static double now(void)
@@ -66,12 +75,14 @@ usg_status usg_dist_watch_start(void)
     MPI_Comm_rank(MPI_COMM_WORLD, &me);
     MPI_Comm_size(MPI_COMM_WORLD, &ranks);
     MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &ub, &flag);
-    modulus = flag && ub ? (int64_t)*ub + 1 : 32768;   /* the standard's least MPI_TAG_UB */
+    /* 32767: the least MPI_TAG_UB the standard allows */
+    modulus = ((flag && ub ? (int64_t)*ub : 32767) + 1) / KINDS;
     heard_seq = usg_alloc((size_t)ranks * sizeof *heard_seq);
+    heard_kind = usg_alloc((size_t)ranks * sizeof *heard_kind);
     heard_at = usg_alloc((size_t)ranks * sizeof *heard_at);
-    if (!heard_seq || !heard_at) return USG_NOMEM;
+    if (!heard_seq || !heard_kind || !heard_at) return USG_NOMEM;
     double t = now();
-    for (int p = 0; p < ranks; p++) heard_seq[p] = 0, heard_at[p] = t;
+    for (int p = 0; p < ranks; p++) heard_seq[p] = 0, heard_kind[p] = 0, heard_at[p] = t;
     int rc = MPI_Comm_dup(MPI_COMM_WORLD, &comm);
     if (rc == MPI_SUCCESS) MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
     if (rc == MPI_SUCCESS)
@@ -91,21 +102,21 @@ void usg_dist_watch_stop(void)
         MPI_Cancel(&inbox);
         MPI_Wait(&inbox, MPI_STATUS_IGNORE);
     }
-    usg_free(heard_seq), usg_free(heard_at);
-    heard_seq = NULL, heard_at = NULL;
+    usg_free(heard_seq), usg_free(heard_kind), usg_free(heard_at);
+    heard_seq = NULL, heard_kind = NULL, heard_at = NULL;
 }
 
-/* The empty message "I am at collective #k" to every other rank. The
+/* The empty message "I am at collective #k, a <kind>" to every other rank. The
  * request is freed at once: an empty send has no buffer to keep alive,
  * and nobody waits for it (a stopped rank never receives it). */
-static void notify(int64_t k)
+static void notify(void)
 {
     said_at = now();
+    int tag = (int)(seq % modulus * KINDS + kind);
     for (int p = 0; p < ranks; p++) {
         if (p == me) continue;
         MPI_Request r;
-        if (MPI_Isend(NULL, 0, MPI_BYTE, p, (int)(k % modulus), comm, &r) == MPI_SUCCESS)
-            MPI_Request_free(&r);
+        if (MPI_Isend(NULL, 0, MPI_BYTE, p, tag, comm, &r) == MPI_SUCCESS) MPI_Request_free(&r);
     }
 }
 
@@ -113,13 +124,27 @@ static void notify(int64_t k)
  * that remainder (ranks are never modulus / 2 collectives apart). */
 static int64_t unwrap(int tag)
 {
-    int64_t d = ((int64_t)tag - seq % modulus) % modulus;
+    int64_t d = ((int64_t)(tag / KINDS) - seq % modulus) % modulus;
     if (d < 0) d += modulus;
     if (d >= modulus / 2) d -= modulus;
     return seq + d;
 }
 
-/* Read every notice that has come in. */
+/* Rank p called `theirs` as collective #k, which this rank called as
+ * another: the program's bug, which no waiting cures (MPI would hang, or
+ * mix the data of the two). */
+static void mismatch(int p, int64_t k, int theirs, int ours)
+{
+    usg_fail(USG_ARG, "usagi.dist: rank %d called %s as collective #%lld where rank %d called "
+             "%s: every rank must call the same collectives in the same order", p,
+             kind_name[theirs], (long long)k, me, kind_name[ours]);
+    fprintf(stderr, "%s; rank %d aborts the job\n", usg_errmsg(), me);
+    fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, 1);
+}
+
+/* Read every notice that has come in; a notice for a collective this rank
+ * has entered (one of the last 64) must name the same kind. */
 static void drain(void)
 {
     int flag = 0;
@@ -128,8 +153,12 @@ static void drain(void)
         int p = st.MPI_SOURCE;
         if (p >= 0 && p < ranks) {
             int64_t k = unwrap(st.MPI_TAG);
-            if (k > heard_seq[p]) heard_seq[p] = k;
+            int theirs = st.MPI_TAG % KINDS;
+            if (theirs >= USG_DIST_KINDS) theirs = USG_DIST_BARRIER;
+            if (k >= heard_seq[p]) heard_seq[p] = k, heard_kind[p] = theirs;
             heard_at[p] = now();
+            if (k > 0 && k <= seq && k > seq - 64 && theirs != mine[k % 64])
+                mismatch(p, k, theirs, mine[k % 64]);
         }
         if (MPI_Irecv(NULL, 0, MPI_BYTE, MPI_ANY_SOURCE, MPI_ANY_TAG, comm, &inbox) != MPI_SUCCESS)
             inbox = MPI_REQUEST_NULL;
@@ -144,10 +173,21 @@ static bool everyone_here(void)
     return true;
 }
 
-int64_t usg_dist_watch_arrive(void)
+/* A rank whose notice for #seq came before this rank got there. */
+static void check_early(void)
+{
+    for (int p = 0; p < ranks; p++)
+        if (p != me && heard_seq[p] == seq && heard_kind[p] != kind)
+            mismatch(p, seq, heard_kind[p], kind);
+}
+
+int64_t usg_dist_watch_arrive(usg_dist_kind k)
 {
     seq++;
-    notify(seq);
+    kind = k >= 0 && k < USG_DIST_KINDS ? k : USG_DIST_BARRIER;
+    mine[seq % 64] = (unsigned char)kind;
+    check_early();
+    notify();
     drain();
     return seq;
 }
@@ -171,8 +211,9 @@ static int list_ranks(char *buf, size_t size, const bool *pick)
 /* The end of a wait that lasted past the timeout: the message, then the
  * end of every rank. A collective cannot be cancelled in MPI, so this rank
  * could not go on talking to the others even if a caller wanted to. */
-static void give_up(const char *what, double waited)
+static void give_up(double waited)
 {
+    const char *what = kind_name[kind];
     drain();
     double t = now(), limit = usg_dist_timeout();
     bool *missing = usg_alloc((size_t)ranks * sizeof *missing);
@@ -204,7 +245,7 @@ static void give_up(const char *what, double waited)
     MPI_Abort(MPI_COMM_WORLD, 1);
 }
 
-int usg_dist_watch_wait(int n, MPI_Request *req, const char *what)
+int usg_dist_watch_wait(int n, MPI_Request *req)
 {
     double limit = usg_dist_timeout();
     if (n <= 0) return MPI_SUCCESS;
@@ -220,10 +261,10 @@ int usg_dist_watch_wait(int n, MPI_Request *req, const char *what)
         if (t < SPIN) continue;
         drain();
         if (limit > 0 && t >= limit) {
-            give_up(what, t);
+            give_up(t);
             return MPI_ERR_OTHER;          /* MPI_Abort does not return */
         }
-        if (now() - said_at >= beat) notify(seq);   /* still here, waiting in #seq */
+        if (now() - said_at >= beat) notify();      /* still here, waiting in #seq */
         bool all = everyone_here();
         if (all && t < BUSY) continue;
         long cap = all ? NAP_BUSY : NAP_MAX;

@@ -12,7 +12,8 @@
 #     rank 0 wrote reads whole, and --resume finishes the run, under mpirun
 #     and on one rank.
 # Every mpirun runs under `timeout`, so a regression fails instead of
-# hanging; a bad USAGI_DIST_TIMEOUT is an error naming the variable; a
+# hanging. Ranks that call different collectives as the same one end the
+# job at once; a bad USAGI_DIST_TIMEOUT is an error naming the variable; a
 # sweep whose ranks' shares take longer than the timeout still ends well.
 set -e
 here=$(dirname "$0")
@@ -22,11 +23,12 @@ mpi_or_skip "$usagi"
 [ -d /proc/self ] || { echo "SKIP: no /proc to find rank 1's process"; exit 77; }
 mpi_scratch
 
-# run CASE LUA: under mpirun with a 1 s timeout; it must fail within 30 s
-# (exit 124 is timeout's: the job hung), naming rank 1 and the collective
+# stuck CASE LUA MESSAGE: under mpirun with a timeout of $limit s (1 by
+# default); it must fail within 30 s (exit 124 is timeout's: the job hung)
+# with MESSAGE (a grep pattern)
 stuck() {
   start=$(date +%s)
-  if USAGI_DIST_TIMEOUT=1 timeout 60 mpirun -np 2 --oversubscribe "$usagi" -e "$2" >"$out/$1.txt" 2>&1; then
+  if USAGI_DIST_TIMEOUT=${limit:-1} timeout 60 mpirun -np 2 --oversubscribe "$usagi" -e "$2" >"$out/$1.txt" 2>&1; then
     echo "$1: the job ended well though rank 1 stopped"; cat "$out/$1.txt"; exit 1
   else
     rc=$?
@@ -65,6 +67,13 @@ stuck backward "
   if dist.rank() == 1 then os.execute('kill -STOP ' .. usagi.sys.getpid()) end
   m(usagi.ones(1, 3)):sum():backward()" \
   "rank 1 did not reach gradient allreduce #4 within 1 s"
+
+echo "== ranks that call different collectives: at once, not at the timeout"
+limit=100 stuck mismatch "
+  local dist = require 'usagi.dist'
+  dist.barrier()
+  if dist.rank() == 0 then dist.allreduce(usagi.ones(4)) else dist.barrier() end" \
+  "usagi.dist: rank [01] called [a-z]* as collective #2 where rank [01] called [a-z]*: every rank must call the same collectives in the same order; rank [01] aborts the job"
 
 echo "== a bad USAGI_DIST_TIMEOUT"
 if USAGI_DIST_TIMEOUT=soon timeout 60 mpirun -np 2 --oversubscribe "$usagi" -e "require('usagi.dist').barrier()" >"$out/bad.txt" 2>&1; then

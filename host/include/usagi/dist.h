@@ -14,7 +14,10 @@
  * process and refuse to run under a launcher with more than one rank.
  *
  * Collectives must be called by every rank in the same order with the same
- * shapes and dtypes (MPI's rule); a mismatch is not detected here.
+ * shapes and dtypes (MPI's rule). Ranks that call different collectives
+ * (an allreduce on one, a barrier on another) as the same one end the job
+ * with a message saying so, as soon as a notice (below) shows it; other
+ * mismatches (shapes, dtypes, roots) are not detected here.
  *
  * Timeouts. A rank that waits in a collective (barrier, broadcast,
  * allreduce, the reducer's finish, and the barrier before MPI_Finalize)
@@ -33,8 +36,11 @@
  * quarter of the timeout while it waits. At the deadline a rank names the
  * ranks whose last notice is older than #k (they did not reach it) and
  * those that reached #k but sent nothing for half the timeout (stopped
- * inside it). Notices take a communicator of their own; they are the only
- * extra traffic (R - 1 empty messages per rank and collective). A rank
+ * inside it). A notice's tag also holds the kind of collective #k (the
+ * mismatch check above). Notices take a communicator of their own; they
+ * are the only extra traffic (R - 1 empty messages per rank and
+ * collective). While a rank is missing, a waiting one naps between its
+ * tests, so it leaves the core to others (host/dist/watch.c). A rank
  * with a timeout of 0 waits without end but still sends its notices (at
  * the default's pace while it waits); every rank should use the same
  * timeout, since a rank judges the others' silence by its own.
