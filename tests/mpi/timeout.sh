@@ -13,7 +13,8 @@
 #     and on one rank.
 # Every mpirun runs under `timeout`, so a regression fails instead of
 # hanging. Ranks that call different collectives as the same one end the
-# job at once; a bad USAGI_DIST_TIMEOUT is an error naming the variable; a
+# job at once (so does a rank that ends alone after an error: it is in
+# the final barrier while the others allreduce); a bad USAGI_DIST_TIMEOUT is an error naming the variable; a
 # sweep whose ranks' shares take longer than the timeout still ends well.
 set -e
 here=$(dirname "$0")
@@ -74,6 +75,13 @@ limit=100 stuck mismatch "
   dist.barrier()
   if dist.rank() == 0 then dist.allreduce(usagi.ones(4)) else dist.barrier() end" \
   "usagi.dist: rank [01] called [a-z]* as collective #2 where rank [01] called [a-z]*: every rank must call the same collectives in the same order; rank [01] aborts the job"
+
+limit=100 stuck alone "
+  local dist = require 'usagi.dist'
+  dist.barrier()
+  if dist.rank() == 1 then error('rank 1 fails alone') end
+  dist.allreduce(usagi.ones(4))" \
+  "usagi.dist: rank [01] called [a-z ]* as collective #2 where rank [01] called [a-z ]*: every rank must"
 
 echo "== a bad USAGI_DIST_TIMEOUT"
 if USAGI_DIST_TIMEOUT=soon timeout 60 mpirun -np 2 --oversubscribe "$usagi" -e "require('usagi.dist').barrier()" >"$out/bad.txt" 2>&1; then
