@@ -126,14 +126,21 @@ static usg_status timeout_from_env(void)
     return USG_OK;
 }
 
+/* Both start with usg_dist_init, so that the variable is read before a
+ * value set here, which then wins. */
 usg_status usg_dist_set_timeout(double seconds)
 {
     usg_status s = check_timeout(seconds, "dist.set_timeout", "seconds");
+    if (s == USG_OK) s = usg_dist_init();
     if (s == USG_OK) timeout_s = seconds;
     return s;
 }
 
-double usg_dist_timeout(void) { return timeout_s; }
+double usg_dist_timeout(void)
+{
+    usg_dist_init();
+    return timeout_s;
+}
 
 usg_status usg_dist_init(void)
 {

@@ -89,6 +89,10 @@ if USAGI_DIST_TIMEOUT=soon timeout 60 mpirun -np 2 --oversubscribe "$usagi" -e "
 fi
 grep -q "USAGI_DIST_TIMEOUT must be a number of seconds >= 0 (0: wait forever), got 'soon'" "$out/bad.txt" ||
   { cat "$out/bad.txt"; exit 1; }
+# the variable gives the default; set_timeout, even called first, wins over it
+USAGI_DIST_TIMEOUT=7.5 "$usagi" -e "local d = require 'usagi.dist'; assert(d.timeout() == 7.5, d.timeout())"
+USAGI_DIST_TIMEOUT=7.5 "$usagi" -e "local d = require 'usagi.dist'; d.set_timeout(5); d.barrier()
+  assert(d.timeout() == 5, d.timeout())"
 
 echo "== a sweep's rank that finished its share first waits for the others without a deadline"
 # rank 0 runs epochs=3 and epochs=200 (2-8 s here), rank 1 epochs=4 (0.5 s)
