@@ -10,14 +10,15 @@
  * ranks, every rank entering collective #k sends each other rank a notice,
  * an empty message whose tag is k, on a communicator of its own, and
  * while it waits it repeats that notice every quarter of the timeout (a
- * heartbeat). The tag also says which collective the rank called as #k,
- * so ranks that called different ones (a bug of the program: MPI would
- * hang or mix their data) end the job at once, saying so. A rank that times out in #k drains its notices and knows,
+ * heartbeat). A rank that times out in #k drains its notices and knows,
  * for every other rank p, the last collective p reached and when p last
  * spoke: p did not reach #k, or reached it but has been silent for more
- * than half the timeout (stopped inside it). The notices are the only
- * extra traffic: R - 1 empty messages per rank and collective, and a
- * heartbeat per quarter timeout while waiting.
+ * than half the timeout (stopped inside it). The tag also says which
+ * collective the rank called as #k, so ranks that called different ones
+ * (a bug of the program: MPI would hang or mix their data) end the job at
+ * once, saying so. The notices are the only extra traffic: R - 1 empty
+ * messages per rank and collective, and a heartbeat per quarter timeout
+ * while waiting.
  *
  * Waiting: the first SPIN seconds of a wait test the requests in a tight
  * loop, as MPI_Wait does (OpenMPI moves data only inside MPI calls here,
@@ -35,7 +36,6 @@
 #ifdef USAGI_HAVE_MPI
 #include "watch.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>

@@ -1,21 +1,24 @@
 #!/bin/sh
 # tests/mpi/timeout.sh USAGI -- a stopped or stuck rank does not hang the
-# job (usagi/dist.h, "Timeouts"): with USAGI_DIST_TIMEOUT=1,
+# job (usagi/dist.h, "Timeouts"). With USAGI_DIST_TIMEOUT=1:
 #  1. rank 1 stops itself (SIGSTOP) before an allreduce, or before the
 #     gradient averaging of a backward: rank 0 names rank 1 and the
 #     collective; rank 1 stops while it waits inside an allreduce of 4 MB
-#     (sent in pieces, so rank 0 needs rank 1 to go on): rank 0
-#     says so; rank 0 sleeps past the timeout before a broadcast_string:
-#     rank 1 names rank 0; and mpirun ends non-zero within seconds;
-#  2. a `usagi run` of binary_addition whose rank 1 the test stops with
+#     (sent in pieces, so rank 0 needs rank 1 to go on): rank 0 says so;
+#     rank 0 sleeps past the timeout before a broadcast_string: rank 1
+#     names rank 0; and each time mpirun ends non-zero within seconds;
+#  2. ranks that call different collectives as the same one end the job
+#     at once, not at the timeout (so does a rank that ends alone after an
+#     error: it is in the final barrier while the other allreduces);
+#  3. a bad USAGI_DIST_TIMEOUT is an error naming the variable, and
+#     set_timeout wins over the variable;
+#  4. a sweep whose ranks' shares differ by more than the timeout ends well;
+#  5. a `usagi run` of binary_addition whose rank 1 the test stops with
 #     kill -STOP after the first checkpoint: the job ends, every checkpoint
 #     rank 0 wrote reads whole, and --resume finishes the run, under mpirun
 #     and on one rank.
 # Every mpirun runs under `timeout`, so a regression fails instead of
-# hanging. Ranks that call different collectives as the same one end the
-# job at once (so does a rank that ends alone after an error: it is in
-# the final barrier while the others allreduce); a bad USAGI_DIST_TIMEOUT is an error naming the variable; a
-# sweep whose ranks' shares take longer than the timeout still ends well.
+# hanging.
 set -e
 here=$(dirname "$0")
 . "$here/mpirun.sh"
