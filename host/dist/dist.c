@@ -17,6 +17,7 @@
  */
 #include "usagi/dist.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,14 +27,24 @@
 #ifdef USAGI_HAVE_MPI
 #include <mpi.h>
 #include <dlfcn.h>
+#include "watch.h"
 #endif
 
 #define DEFAULT_BUCKET ((size_t)25 << 20)   /* 25 MiB, PyTorch DDP's default */
+
+/* Five minutes: long enough for what a healthy rank can make the others
+ * wait for -- a slow first step (allocations, page faults, OpenBLAS
+ * warming up), rank 0 writing a large checkpoint or results.h5 while the
+ * others wait in the next collective, a loaded shared machine -- and short
+ * enough that a stopped rank costs minutes of the job, not its whole
+ * allocation. */
+#define DEFAULT_TIMEOUT 300.0
 
 static int initialized;        /* 0 not yet, 1 done, -1 failed */
 static int world_rank, world_size = 1;
 static bool using_mpi;
 static int last_buckets;
+static double timeout_s = DEFAULT_TIMEOUT;
 
 /* ==== Start and stop ====================================================== */
 
@@ -83,10 +94,53 @@ static usg_status start_mpi(void)
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+    usg_status s = usg_dist_watch_start();
+    if (s != USG_OK) return s;
     using_mpi = true;
     return USG_OK;
 }
 #endif
+
+/* ==== Timeout ============================================================= */
+
+static usg_status check_timeout(double seconds, const char *fn, const char *arg)
+{
+    if (!(seconds >= 0) || isinf(seconds))
+        return usg_fail(USG_ARG, "%s: %s must be a number of seconds >= 0 (0: wait forever), "
+                        "got %g", fn, arg, seconds);
+    return USG_OK;
+}
+
+/* USAGI_DIST_TIMEOUT, if set, replaces the default (before MPI starts, so
+ * a typo is an error on every rank at once). */
+static usg_status timeout_from_env(void)
+{
+    const char *v = getenv("USAGI_DIST_TIMEOUT");
+    if (!v || !*v) return USG_OK;
+    char *end;
+    double x = strtod(v, &end);
+    if (end == v || *end || !(x >= 0) || isinf(x))
+        return usg_fail(USG_ARG, "dist.init: USAGI_DIST_TIMEOUT must be a number of seconds "
+                        ">= 0 (0: wait forever), got '%.40s'", v);
+    timeout_s = x;
+    return USG_OK;
+}
+
+/* Both start with usg_dist_init, so that the variable is read before a
+ * value set here, which then wins. */
+usg_status usg_dist_set_timeout(double seconds)
+{
+    usg_status s = check_timeout(seconds, "dist.set_timeout", "seconds");
+    if (s == USG_OK) s = usg_dist_init();
+    if (s == USG_OK) timeout_s = seconds;
+    return s;
+}
+
+double usg_dist_timeout(void)
+{
+    usg_dist_init();
+    return timeout_s;
+}
 
 usg_status usg_dist_init(void)
 {
@@ -95,7 +149,11 @@ usg_status usg_dist_init(void)
     const char *mode = getenv("USAGI_DIST");
     int launched = launched_size();
     bool off = mode && strcmp(mode, "off") == 0, on = mode && strcmp(mode, "on") == 0;
-    usg_status s = USG_OK;
+    usg_status s = timeout_from_env();
+    if (s != USG_OK) {
+        initialized = -1;
+        return s;
+    }
     if (off || (!on && launched == 0)) {
         world_rank = 0, world_size = 1;
     } else {
@@ -125,7 +183,17 @@ void usg_dist_finalize(void)
     int started = 0, done = 0;
     MPI_Initialized(&started);
     MPI_Finalized(&done);
-    if (started && !done) MPI_Finalize();
+    if (!started || done) return;
+    if (using_mpi) {
+        /* MPI_Finalize waits for every rank and cannot time out: a barrier
+         * that can comes first, so a rank stopped before its end does not
+         * keep the others here forever */
+        MPI_Request req;
+        usg_dist_watch_arrive(USG_DIST_FINAL);
+        if (MPI_Ibarrier(MPI_COMM_WORLD, &req) == MPI_SUCCESS) usg_dist_watch_wait(1, &req);
+        usg_dist_watch_stop();
+    }
+    MPI_Finalize();
 #endif
 }
 
@@ -186,7 +254,10 @@ usg_status usg_dist_barrier(void)
     usg_status s = usg_dist_init();
     if (s != USG_OK || !using_mpi) return s;
 #ifdef USAGI_HAVE_MPI
-    int rc = MPI_Barrier(MPI_COMM_WORLD);
+    MPI_Request req;
+    usg_dist_watch_arrive(USG_DIST_BARRIER);
+    int rc = MPI_Ibarrier(MPI_COMM_WORLD, &req);
+    if (rc == MPI_SUCCESS) rc = usg_dist_watch_wait(1, &req);
     if (rc != MPI_SUCCESS) return mpi_fail(rc, "dist.barrier");
 #endif
     return USG_OK;
@@ -202,8 +273,11 @@ usg_status usg_dist_broadcast(usg_tensor *t, int root)
                         world_size - 1, root);
     if (!using_mpi) return USG_OK;
 #ifdef USAGI_HAVE_MPI
-    int rc = MPI_Bcast(usg_tensor_data(t), (int)usg_tensor_numel(t), mpi_type(t->dtype), root,
-                       MPI_COMM_WORLD);
+    MPI_Request req;
+    usg_dist_watch_arrive(USG_DIST_BROADCAST);
+    int rc = MPI_Ibcast(usg_tensor_data(t), (int)usg_tensor_numel(t), mpi_type(t->dtype), root,
+                        MPI_COMM_WORLD, &req);
+    if (rc == MPI_SUCCESS) rc = usg_dist_watch_wait(1, &req);
     if (rc != MPI_SUCCESS) return mpi_fail(rc, "dist.broadcast");
     t->storage->version++;
 #endif
@@ -304,6 +378,7 @@ usg_status usg_dist_allreduce_many(usg_tensor *const *ts, int n, usg_dist_op op,
     }
     MPI_Request *req = usg_alloc((size_t)(nb > 0 ? nb : 1) * sizeof *req);
     if (!req) { usg_free(b); return USG_NOMEM; }
+    usg_dist_watch_arrive(USG_DIST_ALLREDUCE);
     int rc = MPI_SUCCESS, started = 0;
     for (int k = 0; k < nb && rc == MPI_SUCCESS; k++, started++) {
         void *buf = b[k].offset == SIZE_MAX ? usg_tensor_data(ts[b[k].first])
@@ -316,7 +391,7 @@ usg_status usg_dist_allreduce_many(usg_tensor *const *ts, int n, usg_dist_op op,
     }
     if (rc != MPI_SUCCESS) started--;
     for (int k = 0; k < started; k++) {
-        int w = MPI_Wait(&req[k], MPI_STATUS_IGNORE);
+        int w = usg_dist_watch_wait(1, &req[k]);
         if (rc == MPI_SUCCESS) rc = w;
         if (rc != MPI_SUCCESS) continue;
         void *buf = b[k].offset == SIZE_MAX ? usg_tensor_data(ts[b[k].first])
@@ -540,10 +615,11 @@ usg_status usg_dist_reducer_finish(usg_dist_reducer *r)
     r->armed = false;
     if (!using_mpi || world_size == 1) return USG_OK;
 #ifdef USAGI_HAVE_MPI
+    usg_dist_watch_arrive(USG_DIST_GRADIENTS);
     launch_ready(r, true);
     int rc = MPI_SUCCESS;
     for (int k = 0; k < r->next; k++) {           /* all started ones, even after an error */
-        int w = MPI_Wait(&r->req[k], MPI_STATUS_IGNORE);
+        int w = usg_dist_watch_wait(1, &r->req[k]);
         if (rc == MPI_SUCCESS) rc = w;
         if (rc != MPI_SUCCESS || r->error != USG_OK) continue;
         rbucket *b = &r->b[k];

@@ -225,5 +225,12 @@ end
 -- benchmark report it).
 --
 -- dist.abort([code = 1]): stop every rank now (MPI_Abort); without MPI it returns and does nothing.
+--
+-- dist.set_timeout(seconds): how long a rank waits in a collective (barrier, broadcast, allreduce,
+-- the gradient averaging) for the others before it names the silent ranks on stderr and ends the
+-- job (MPI_Abort); 0 waits forever. The default is 300 s, or $USAGI_DIST_TIMEOUT. Set it alike on
+-- every rank.
+--
+-- dist.timeout() -> the seconds of that deadline (0: none).
 
 return M

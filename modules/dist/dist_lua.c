@@ -3,7 +3,8 @@
  * barrier(), broadcast(t [, root]), allreduce(t [, 'sum'|'mean']) and
  * allreduce_grads(params [, bucket_mb]), and reducer(params [, bucket_mb]),
  * the averaging overlapped with the backward (usagi.dist.Reducer: begin
- * before a backward, finish after it, buckets()). Ranks are MPI's, 0-based (rank 0
+ * before a backward, finish after it, buckets()), and set_timeout(seconds) /
+ * timeout(), the deadline of every collective. Ranks are MPI's, 0-based (rank 0
  * is the one that writes), not Lua indices. dist.lua adds what is easier in
  * Lua: numbers, strings, the replica check and the data-parallel reducer.
  */
@@ -185,6 +186,20 @@ static const luaL_Reg reducer_methods[] = {
     {"begin", l_reducer_begin}, {"finish", l_reducer_finish}, {"buckets", l_reducer_buckets},
     {"close", l_reducer_gc}, {NULL, NULL}};
 
+/* set_timeout(seconds): every collective's deadline (0: none); timeout() */
+static int l_set_timeout(lua_State *L)
+{
+    USG_LUA_TRY(L, usg_dist_set_timeout((double)luaL_checknumber(L, 1)));
+    return 0;
+}
+
+static int l_timeout(lua_State *L)
+{
+    USG_LUA_TRY(L, usg_dist_init());
+    lua_pushnumber(L, usg_dist_timeout());
+    return 1;
+}
+
 /* abort([code = 1]): stop every rank now (MPI_Abort); returns without MPI */
 static int l_abort(lua_State *L)
 {
@@ -196,7 +211,8 @@ static const luaL_Reg dist_functions[] = {
     {"init", l_init}, {"rank", l_rank}, {"size", l_size}, {"compiled", l_compiled},
     {"barrier", l_barrier}, {"broadcast", l_broadcast}, {"allreduce", l_allreduce},
     {"allreduce_grads", l_allreduce_grads}, {"last_buckets", l_last_buckets},
-    {"reducer", l_reducer}, {"abort", l_abort}, {NULL, NULL}};
+    {"reducer", l_reducer}, {"abort", l_abort}, {"set_timeout", l_set_timeout},
+    {"timeout", l_timeout}, {NULL, NULL}};
 
 USG_API int luaopen_usagi_dist(lua_State *L)
 {

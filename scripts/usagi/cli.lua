@@ -442,7 +442,12 @@ local function sweep(args)
     end
   end
   if dist then                             -- every rank's runs are done
+    -- a rank whose share ended first waits here for whole runs of the
+    -- others: no deadline on this wait (usagi.dist naps meanwhile)
+    local limit = dist.timeout()
+    dist.set_timeout(0)
     failed = math.tointeger(dist.allreduce_number(failed, 'sum'))
+    dist.set_timeout(limit)
     dirs = {}
     for _, combo in ipairs(all) do
       local parts = {}

@@ -6,6 +6,8 @@
  * Also: the bucketed allreduce of many tensors of mixed dtypes and sizes
  * (some packed together, some alone), and every error path.
  */
+#include <stdlib.h>
+
 #include "testutil.h"
 #include "usagi/dist.h"
 #include "usagi/autograd.h"
@@ -147,12 +149,34 @@ static void test_errors(void **state)
     drop(at), drop(a), drop(i);
 }
 
+/* The timeout: 300 s unless USAGI_DIST_TIMEOUT says otherwise; 0 means
+ * none; the barriers pass at once with any (every rank is there). */
+static void test_timeout(void **state)
+{
+    (void)state;
+    double before = usg_dist_timeout();
+    const char *env = getenv("USAGI_DIST_TIMEOUT");
+    if (!env) near(before, 300, 0);
+    assert_int_equal(usg_dist_set_timeout(0.25), USG_OK);
+    near(usg_dist_timeout(), 0.25, 0);
+    assert_int_equal(usg_dist_barrier(), USG_OK);
+    assert_int_equal(usg_dist_set_timeout(0), USG_OK);
+    assert_int_equal(usg_dist_barrier(), USG_OK);
+    expect_err(usg_dist_set_timeout(-1), USG_ARG,
+               "dist.set_timeout: seconds must be a number of seconds >= 0 (0: wait forever), got -1");
+    expect_err(usg_dist_set_timeout(NAN), USG_ARG, "got nan");
+    expect_err(usg_dist_set_timeout(INFINITY), USG_ARG, "got inf");
+    near(usg_dist_timeout(), 0, 0);
+    assert_int_equal(usg_dist_set_timeout(before), USG_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rank_size), cmocka_unit_test(test_allreduce),
         cmocka_unit_test(test_broadcast), cmocka_unit_test(test_allreduce_many),
         cmocka_unit_test(test_reducer), cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_timeout),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

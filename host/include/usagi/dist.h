@@ -14,7 +14,36 @@
  * process and refuse to run under a launcher with more than one rank.
  *
  * Collectives must be called by every rank in the same order with the same
- * shapes and dtypes (MPI's rule); a mismatch is not detected here.
+ * shapes and dtypes (MPI's rule). Ranks that call different collectives
+ * (an allreduce on one, a barrier on another) as the same one end the job
+ * with a message saying so, as soon as a notice (below) shows it; other
+ * mismatches (shapes, dtypes, roots) are not detected here.
+ *
+ * Timeouts. A rank that waits in a collective (barrier, broadcast,
+ * allreduce, the reducer's finish, and the barrier before MPI_Finalize)
+ * longer than usg_dist_timeout() seconds -- 300 by default, the variable
+ * USAGI_DIST_TIMEOUT or usg_dist_set_timeout otherwise, 0 for never --
+ * prints which ranks are silent and ends the job with MPI_Abort (exit code
+ * 1), instead of waiting forever for a rank that was stopped or hangs:
+ *
+ *   usagi.dist: rank 1 did not reach allreduce #1234 within 300 s (stopped
+ *   or too slow?); rank 0 aborts the job
+ *
+ * How a rank knows who is silent: the collectives are issued nonblocking
+ * and tested against the deadline; every rank entering collective #k
+ * (numbered alike on every rank, as they are called in the same order)
+ * sends each other rank an empty notice tagged k, and repeats it every
+ * quarter of the timeout while it waits. At the deadline a rank names the
+ * ranks whose last notice is older than #k (they did not reach it) and
+ * those that reached #k but sent nothing for half the timeout (stopped
+ * inside it). A notice's tag also holds the kind of collective #k (the
+ * mismatch check above). Notices take a communicator of their own; they
+ * are the only extra traffic (R - 1 empty messages per rank and
+ * collective). While a rank is missing, a waiting one naps between its
+ * tests, so it leaves the core to others (host/dist/watch.c). A rank
+ * with a timeout of 0 waits without end but still sends its notices (at
+ * the default's pace while it waits); every rank should use the same
+ * timeout, since a rank judges the others' silence by its own.
  */
 #ifndef USAGI_DIST_H
 #define USAGI_DIST_H
@@ -82,6 +111,11 @@ USG_API usg_status usg_dist_reducer_finish(usg_dist_reducer *r);
  * before the backward returned. */
 USG_API int usg_dist_reducer_buckets(const usg_dist_reducer *r);
 USG_API int usg_dist_reducer_early(const usg_dist_reducer *r);
+
+/* The timeout of every collective, in seconds (see Timeouts above); 0:
+ * wait forever. USG_ARG for a negative, infinite or NaN value. */
+USG_API usg_status usg_dist_set_timeout(double seconds);
+USG_API double usg_dist_timeout(void);
 
 /* Stop every rank (MPI_Abort) with exit code `code`: what a rank that
  * failed must do, since the others would wait forever in a collective.
