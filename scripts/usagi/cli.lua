@@ -106,10 +106,16 @@ function M.load_run(p)
   local f <close> = usagi.h5.open(path, 'r')
   local r = { path = path, dir = p, attrs = f:attrs('/'), metrics = {}, names = {} }
   r.config = f:exists('/config') and store.read_tree(f, '/config') or {}
+  local live = r.attrs.status == 'running'
   if f:exists('/metrics') then
     for _, k in ipairs(f:list('/metrics')) do
       local steps = f:exists('/steps/' .. k) and f:read('/steps/' .. k) or nil
       local values = f:read('/metrics/' .. k)
+      -- a run that is writing may be read between a value and its step
+      if live and steps and values:dim() == 1 and steps:dim() == 1 then
+        local n = math.min(values:numel(), steps:numel())
+        values, steps = values:narrow(1, 1, n), steps:narrow(1, 1, n)
+      end
       check_metric(path, k, values, steps)
       r.metrics[k] = { values = values, steps = steps }
       r.names[#r.names + 1] = k
