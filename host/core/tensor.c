@@ -48,6 +48,14 @@ static long fail_after;
 static size_t live_bytes;
 
 void usg_alloc_fail_after(long n) { __atomic_store_n(&fail_after, n, __ATOMIC_SEQ_CST); }
+
+static size_t alloc_limit = USG_MAX_BYTES;
+
+size_t usg_set_alloc_limit(size_t nbytes)
+{
+    if (nbytes == 0 || nbytes > USG_MAX_BYTES) nbytes = USG_MAX_BYTES;
+    return __atomic_exchange_n(&alloc_limit, nbytes, __ATOMIC_SEQ_CST);
+}
 size_t usg_alloc_live_bytes(void) { return __atomic_load_n(&live_bytes, __ATOMIC_SEQ_CST); }
 
 /* Blocks come from plain malloc, over-asked by USG_ALIGN + 16 bytes and
@@ -62,9 +70,9 @@ void *usg_alloc(size_t nbytes)
         usg_fail(USG_NOMEM, "out of memory (injected failure, %zu bytes)", nbytes);
         return NULL;
     }
-    if (nbytes > USG_MAX_BYTES) {
-        usg_fail(USG_NOMEM, "out of memory: %zu bytes asked, the limit is %zu",
-                 nbytes, (size_t)USG_MAX_BYTES);
+    size_t limit = __atomic_load_n(&alloc_limit, __ATOMIC_SEQ_CST);
+    if (nbytes > limit) {
+        usg_fail(USG_NOMEM, "out of memory: %zu bytes asked, the limit is %zu", nbytes, limit);
         return NULL;
     }
     char *base = malloc(nbytes + USG_ALIGN + 2 * sizeof(size_t));

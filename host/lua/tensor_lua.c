@@ -488,6 +488,22 @@ static int l_memory(lua_State *L)
     return 1;
 }
 
+/* usagi.alloc_limit([bytes]) -> the cap on one allocation (before the
+ * change, when bytes is given; 0 restores the default of 1 TiB). */
+static int l_alloc_limit(lua_State *L)
+{
+    if (lua_isnoneornil(L, 1)) {
+        size_t cur = usg_set_alloc_limit(0);
+        usg_set_alloc_limit(cur);
+        lua_pushinteger(L, (lua_Integer)cur);
+        return 1;
+    }
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n >= 0, 1, "the limit must be >= 0 bytes");
+    lua_pushinteger(L, (lua_Integer)usg_set_alloc_limit((size_t)n));
+    return 1;
+}
+
 static int l_is_tensor(lua_State *L) { lua_pushboolean(L, usg_lua_totensor(L, 1) != NULL); return 1; }
 
 /* Torch7's #t: the size, as a usagi.Size. */
@@ -909,7 +925,7 @@ static const luaL_Reg module_fns[] = {
     {"frombytes", l_frombytes},
     {"full", l_full}, {"zeros_like", l_zeros_like}, {"ones_like", l_ones_like},
     {"arange", l_arange}, {"linspace", l_linspace}, {"eye", l_eye}, {"is_tensor", l_is_tensor},
-    {"memory", l_memory},
+    {"memory", l_memory}, {"alloc_limit", l_alloc_limit},
     {NULL, NULL}};
 
 static const luaL_Reg both_fns[] = {

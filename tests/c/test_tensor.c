@@ -1061,6 +1061,21 @@ static void test_check_writable(void **state)
     usg_tensor_release(e); usg_tensor_release(col); usg_tensor_release(src);
 }
 
+/* A lower cap on one allocation fails like an absurd size, and 0 puts
+ * the default back. */
+static void test_alloc_limit(void **state)
+{
+    (void)state;
+    usg_tensor *t = NULL;
+    assert_int_equal(usg_set_alloc_limit(4096), USG_MAX_BYTES);
+    expect_err(usg_tensor_zeros(&t, USG_F32, 1, SHAPE(1025)), USG_NOMEM, "the limit is 4096");
+    assert_null(t);
+    assert_int_equal(usg_tensor_zeros(&t, USG_F32, 1, SHAPE(1024)), USG_OK);
+    usg_tensor_release(t);
+    assert_int_equal(usg_set_alloc_limit(0), 4096);
+    assert_int_equal(usg_set_alloc_limit(0), USG_MAX_BYTES);
+}
+
 static void test_copy_overlap(void **state)
 {
     /* a square matrix := its own transpose, in the same storage */
@@ -1290,6 +1305,7 @@ int main(void)
         cmocka_unit_test(test_copy),
         cmocka_unit_test(test_copy_overlap),
         cmocka_unit_test(test_check_writable),
+        cmocka_unit_test(test_alloc_limit),
         cmocka_unit_test(test_fill),
         cmocka_unit_test(test_nomem_creation),
         cmocka_unit_test(test_nomem_views),

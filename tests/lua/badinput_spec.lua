@@ -226,6 +226,7 @@ local function sweep(entry)
     local n, args = l[2]()
     if trace then io.stderr:write(entry.name, '(', l[1], ')\n') end
     local ok, msg = pcall(entry.f, table.unpack(args, 1, n))
+    if entry.name == 'alloc_limit' then usagi.alloc_limit(0) end   -- a 1-byte cap would starve the rest
     calls = calls + 1
     if not ok then
       errors = errors + 1
@@ -364,6 +365,12 @@ describe('metamethods called with other arguments than Lua gives them', function
     assert.are.equal(0, index(usagi.zeros(2), 1, {}))
   end)
 
+  it('the usagi table\'s lazy __index refuses what is not a table', function()
+    local lazy = getmetatable(usagi).__index
+    raises(function() return lazy(1, 'nn') end, 'bad argument #1', 'table expected')
+    assert.are.equal(require 'usagi.nn', lazy(usagi, 'nn', {}))
+  end)
+
   it('__newindex with too few arguments sets nil, not the metatable', function()
     local t = usagi.zeros(2):requires_grad(true)
     t.grad = usagi.ones(2)
@@ -476,5 +483,19 @@ describe('i32 results that do not fit', function()
     raises(function() local z = usagi.zeros(2, 'i32'); z[1] = 2 ^ 31 end, 'index assignment', fit)
     raises(function() return usagi.tensor { 1, 3e9 }:int() end, fit)
     raises(function() return usagi.zeros(2, 'i32'):copy_(usagi.tensor { math.huge, 1 }) end, 'copy_', fit)
+  end)
+end)
+
+describe('usagi.alloc_limit', function()
+  it('caps one allocation and restores the default with 0', function()
+    local default = usagi.alloc_limit()
+    finally(function() usagi.alloc_limit(0) end)
+    assert.are.equal(default, usagi.alloc_limit(1 << 20))
+    assert.are.equal(1 << 20, usagi.alloc_limit())
+    raises(function() return usagi.zeros(1 << 19) end, 'zeros', 'out of memory', 'the limit is 1048576')
+    assert.are.equal(1000, usagi.zeros(1000):numel())
+    usagi.alloc_limit(0)
+    assert.are.equal(default, usagi.alloc_limit())
+    raises(function() usagi.alloc_limit(-1) end, 'bad argument #1', '>= 0')
   end)
 end)

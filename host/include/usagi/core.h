@@ -92,6 +92,11 @@ USG_API void usg_free(void *p);
 /* Fault injection for tests: make the n-th allocation from now fail
  * (n = 1: the next one); 0 turns it off. */
 USG_API void usg_alloc_fail_after(long n);
+/* Lower the cap on one allocation from USG_MAX_BYTES to nbytes (0 puts it
+ * back); returns the previous cap. For sandboxes and fuzzers, which must
+ * not ask the system for gigabytes: past the cap usg_alloc fails with
+ * USG_NOMEM as it does for an absurd size. */
+USG_API size_t usg_set_alloc_limit(size_t nbytes);
 /* Bytes currently held by usagi allocations (for leak tests and the GC). */
 USG_API size_t usg_alloc_live_bytes(void);
 
