@@ -108,6 +108,60 @@ static usg_status check_target(const char *fn, const usg_tensor *a)
 
 /* ==== Kernels =========================================================== */
 
+/* i32 + - * over contiguous x and either contiguous y or one value yv for
+ * all (y NULL): each result exact in int64, the range tracked by one flag
+ * so the loop stays a plain vector loop; the first result out of range is
+ * looked for again only when there is one. Returns whether all fit. */
+#define I32_LOOP(expr)                                                          \
+    for (int64_t i = 0; i < n; i++) {                                           \
+        int64_t r = (expr);                                                     \
+        over |= r != (int32_t)r;                                                \
+        if (write) o[i] = (int32_t)r;                                           \
+    }
+static bool i32_kernel(int32_t *o, const int32_t *x, const int32_t *y, int64_t yv,
+                       usg_binop op, int64_t n, bool write, double *bad)
+{
+    bool over = false;
+    if (y) {
+        if (op == USG_ADD) I32_LOOP((int64_t)x[i] + y[i])
+        else if (op == USG_SUB) I32_LOOP((int64_t)x[i] - y[i])
+        else I32_LOOP((int64_t)x[i] * y[i])
+    } else {
+        if (op == USG_ADD) I32_LOOP((int64_t)x[i] + yv)
+        else if (op == USG_SUB) I32_LOOP((int64_t)x[i] - yv)
+        else I32_LOOP((int64_t)x[i] * yv)
+    }
+    for (int64_t i = 0; over && i < n; i++) {
+        int64_t b = y ? y[i] : yv;
+        int64_t r = op == USG_ADD ? x[i] + b : op == USG_SUB ? x[i] - b : x[i] * b;
+        if (r != (int32_t)r) { *bad = (double)r; break; }
+    }
+    return !over;
+}
+#undef I32_LOOP
+
+/* Whether binary_kernel can take i32_kernel, and with what y: b contiguous
+ * i32, or one integral value that fits (a scalar, broadcast with stride 0). */
+static bool i32_fast(const usg_tensor *out, usg_binop op, const usg_tensor *a,
+                     const usg_tensor *b, usg_dtype cdt, const int32_t **y, int64_t *yv)
+{
+    if (cdt != USG_I32 || out->dtype != USG_I32 || a->dtype != USG_I32 ||
+        (op != USG_ADD && op != USG_SUB && op != USG_MUL) ||
+        !usg_tensor_is_contiguous(a) || !usg_tensor_is_contiguous(out))
+        return false;
+    if (b->dtype == USG_I32 && usg_tensor_is_contiguous(b)) {
+        *y = usg_tensor_data(b);
+        return true;
+    }
+    for (int d = 0; d < b->ndim; d++)
+        if (b->stride[d] != 0) return false;
+    double v = usg_load(b->dtype, b->storage->data, b->offset);
+    if (v != floor(v) || !usg_fits_i32(v)) return false;
+    *y = NULL;
+    *yv = (int64_t)v;
+    return true;
+}
+
 /* out = a op b where a and b already have out's shape (possibly stride 0).
  * `cdt` is the dtype the op computes in. Into an i32 out, a result outside
  * the i32 range makes it return false (after writing all of out, saturated
@@ -130,6 +184,10 @@ static bool binary_kernel(usg_tensor *out, usg_binop op, const usg_tensor *a,
         default: for (int64_t i = 0; i < n; i++) o[i] = (float)bin(op, x[i], y[i]); return true;
         }
     }
+    const int32_t *yi;
+    int64_t yv = 0;
+    if (i32_fast(out, op, a, b, cdt, &yi, &yv))
+        return i32_kernel(usg_tensor_data(out), usg_tensor_data(a), yi, yv, op, n, write, bad);
     usg_walk wo, wa, wb;
     usg_walk_init(&wo, out);
     usg_walk_init(&wa, a);
