@@ -686,16 +686,19 @@ static int l_clone(lua_State *L)
     return push_result(L, usg_ad_clone(&r, usg_lua_checktensor(L, 1)), &r);
 }
 
-static int to_dtype(lua_State *L, usg_dtype dt)
+/* The core's message names 'to'; t:int() reports as int. */
+static int to_dtype(lua_State *L, usg_dtype dt, const char *fn)
 {
     usg_tensor *t = usg_lua_checktensor(L, 1), *r;
     if (t->dtype == dt) { lua_settop(L, 1); return 1; }   /* as Torch7: same tensor */
-    return push_result(L, usg_ad_to_dtype(&r, t, dt), &r);
+    TRY_AS(L, fn, usg_ad_to_dtype(&r, t, dt));
+    usg_lua_pushtensor(L, r);
+    return 1;
 }
-static int l_to(lua_State *L) { return to_dtype(L, usg_lua_optdtype(L, 2, USG_F32)); }
-static int l_float(lua_State *L) { return to_dtype(L, USG_F32); }
-static int l_double(lua_State *L) { return to_dtype(L, USG_F64); }
-static int l_int(lua_State *L) { return to_dtype(L, USG_I32); }
+static int l_to(lua_State *L) { return to_dtype(L, usg_lua_optdtype(L, 2, USG_F32), "to"); }
+static int l_float(lua_State *L) { return to_dtype(L, USG_F32, "float"); }
+static int l_double(lua_State *L) { return to_dtype(L, USG_F64, "double"); }
+static int l_int(lua_State *L) { return to_dtype(L, USG_I32, "int"); }
 
 /* t:copy_(src): src broadcast into t; returns t */
 static int l_copy_(lua_State *L)
