@@ -437,6 +437,13 @@ describe('messages of indexing and fields', function()
   it('transpose reports its own name, t its own', function()
     raises(function() return usagi.zeros(2, 2):transpose(1, 3) end, "'transpose'", 'dim 3')
     raises(function() return usagi.transpose(usagi.zeros(2, 2), 1, 3) end, 'transpose', 'dim 3')
+    -- called without a name (pcall(f, ...)), Lua names a C function by the
+    -- first module field holding it: t and transpose must be two functions
+    local t = usagi.zeros(2, 2)
+    local ok, msg = pcall(t.transpose, t, 1, 3)
+    assert.is_false(ok)
+    assert.is_truthy(msg:find('transpose', 1, true) and not msg:find("'usagi.t'", 1, true), msg)
+    assert.are_not.equal(usagi.t, usagi.transpose)
     raises(function() return usagi.zeros(2, 2, 2):t() end, 't:', '3-D')
   end)
 
