@@ -6,7 +6,12 @@
  * the compute dtype (the common case in training), and a strided walk that
  * loads each element as a double otherwise. Both give the same bits: for
  * + - * / a float result computed in double and rounded once equals the
- * float operation (double has more than 2p + 2 bits).
+ * float operation (double has more than 2p + 2 bits). i32 + - * of
+ * contiguous operands have a loop of their own in int64.
+ *
+ * i32 results never wrap or saturate: one outside the i32 range is an
+ * error naming the op (usg_fail_i32), found before an in-place op writes
+ * anything.
  */
 #include <math.h>
 #include <stdio.h>
