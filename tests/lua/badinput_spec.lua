@@ -511,3 +511,16 @@ describe('usagi.alloc_limit', function()
     raises(function() usagi.alloc_limit(-1) end, 'bad argument #1', '>= 0')
   end)
 end)
+
+-- ==== Found by the API fuzzer (fuzz_api_spec.lua) ==========================
+
+describe('calls the fuzzer found running away', function()
+  it('VAE:importance_weighted refuses an absurd or fractional sample count', function()
+    local vae = require('usagi.vae').VAE(3, { hidden = 4, latent = 2 })
+    local x = usagi.rand(2, 3)
+    raises(function() return vae:importance_weighted(x, 1 << 62) end, 'importance_weighted', 'k must be')
+    raises(function() return vae:importance_weighted(x, 0.5) end, 'importance_weighted', 'k must be')
+    raises(function() return vae:importance_weighted(x, 2, 0) end, 'importance_weighted', 'chunk must be')
+    assert.is_true(vae:importance_weighted(x, 3) < 0)
+  end)
+end)
