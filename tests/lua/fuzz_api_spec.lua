@@ -297,7 +297,11 @@ local function collect()
   for _, k in ipairs(sorted_keys(mt)) do if type(mt[k]) == 'function' then method(k, mt[k]) end end
   local size_mt = getmetatable(usagi.zeros(1):size())
   for _, k in ipairs(sorted_keys(size_mt)) do
-    add('Size.' .. k, function() return size_mt[k], random_args(function() return usagi.zeros(2, 3):size() end) end)
+    if type(size_mt[k]) == 'function' then
+      add('Size.' .. k, function()
+        return size_mt[k], random_args(function() return usagi.zeros(2, 3):size() end)
+      end)
+    end
   end
   -- the metatables of the usagi table itself and of a canvas
   local function add_metatable(prefix, make)
@@ -398,6 +402,9 @@ describe('the API fuzzer', function()
     debug.sethook()
     local reached = 0
     for _ in pairs(per) do reached = reached + 1 end
+    for _, tg in ipairs(trace and targets or {}) do
+      if not per[tg.name] then io.stderr:write('fuzz_api: never called: ', tg.name, '\n') end
+    end
     io.stderr:write(('fuzz_api: %d calls (%d raised, %d capped) over %d of %d targets in %.1f s\n')
                     :format(calls, errors, capped, reached, #targets, clock() - started))
     assert.are.same({}, failures)
