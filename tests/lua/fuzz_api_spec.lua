@@ -52,7 +52,7 @@ local excluded = {
   ['usagi.h5'] = 'opens and writes files (the store has its own fault tests)',
   ['usagi.save'] = 'writes files', ['usagi.load'] = 'reads files named by its argument',
   ['usagi.experiment'] = 'runs an experiment, which writes a run directory',
-  ['usagi.image.save_png'] = 'writes files',
+  ['usagi.image.save_png'] = 'writes files', ['Canvas.save_png'] = 'writes files',
   ['usagi.help'] = 'prints pages to stdout (pure, but floods the log)',
   ['usagi.plot'] = 'draws to the terminal or writes files',
   ['usagi.set_num_threads'] = 'would start up to 1024 threads; restored by badinput_spec instead',
@@ -350,6 +350,10 @@ describe('the API fuzzer', function()
     end)
     collect()
     assert.is_true(#targets > 400, 'only ' .. #targets .. ' targets found')
+    -- a target that writes files named by its arguments would litter the
+    -- working directory (the repository): found afterwards, and named
+    local before = {}
+    for _, name in ipairs(usagi.sys.listdir('.')) do before[name] = true end
     -- metamethods are a few targets among a thousand but the ones a user
     -- rarely calls with the arguments Lua gives them: ten times the weight
     local pool = {}
@@ -407,6 +411,12 @@ describe('the API fuzzer', function()
     end
     io.stderr:write(('fuzz_api: %d calls (%d raised, %d capped) over %d of %d targets in %.1f s\n')
                     :format(calls, errors, capped, reached, #targets, clock() - started))
+    for _, name in ipairs(usagi.sys.listdir('.')) do
+      if not before[name] then
+        failures[#failures + 1] = ('seed %d: a call wrote %q into the working directory; '
+                                   .. 'exclude the target that writes files'):format(seed, name)
+      end
+    end
     assert.are.same({}, failures)
     assert.is_true(calls > 0)
   end)
