@@ -224,17 +224,6 @@ usg_status usg_index_select(usg_tensor **out, const usg_tensor *x, int dim,
     return USG_OK;
 }
 
-/* Writing through a stride-0 dim would add several items into one memory
- * cell while the user sees distinct ones (PyTorch refuses it too). */
-static usg_status check_writable(const usg_tensor *t, const char *fn)
-{
-    for (int d = 0; d < t->ndim; d++)
-        if (t->stride[d] == 0 && t->shape[d] > 1)
-            return usg_fail(USG_ARG, "%s: dst is an expanded view (several elements share "
-                            "memory); clone it first", fn);
-    return USG_OK;
-}
-
 static usg_status scatter_check(const usg_tensor *dst, int *dim, const usg_tensor *index,
                                 const usg_tensor *src, int base)
 {
@@ -246,43 +235,59 @@ static usg_status scatter_check(const usg_tensor *dst, int *dim, const usg_tenso
     if ((s = usg_check_dim(dim, dst->ndim, 0, "scatter_add")) != USG_OK) return s;
     if ((s = index_fits(dst, index, *dim, false, "scatter_add", "dst")) != USG_OK) return s;
     if ((s = index_fits(src, index, *dim, true, "scatter_add", "src")) != USG_OK) return s;
-    if ((s = check_writable(dst, "scatter_add")) != USG_OK) return s;
+    if ((s = usg_check_writable(dst, "scatter_add_")) != USG_OK) return s;
     return check_range(index, dst->shape[*dim], base, "scatter_add", "index");
 }
 
+/* The adds of scatter_add_ into T (dst or a copy of it). An i32 sum that
+ * leaves the i32 range stops the loop and returns false with *bad set. */
+static bool scatter_run(usg_tensor *T, int dim, const usg_tensor *I, const usg_tensor *S,
+                        int base, double *bad)
+{
+    int64_t n = usg_tensor_numel(I);
+    usg_walk w;
+    usg_walk_init(&w, I);
+    for (int64_t k = 0; k < n; k++, usg_walk_next(&w)) {
+        int64_t j = ((const int32_t *)usg_base(I))[w.off] - base;
+        int64_t od = offset_with(T, w.idx, dim, j), os = offset_with(S, w.idx, -1, 0);
+        if (T->dtype == USG_I32) {
+            int32_t *p = (int32_t *)usg_base(T) + od;
+            int64_t v = (int64_t)*p + ((const int32_t *)usg_base(S))[os];
+            if (!usg_fits_i32((double)v)) { *bad = (double)v; return false; }
+            *p = (int32_t)v;
+        } else {
+            usg_store(T->dtype, usg_base(T), od, usg_load(T->dtype, usg_base(T), od) +
+                      usg_load(S->dtype, usg_base(S), os));
+        }
+    }
+    return true;
+}
+
 /* dst[i][index[i][j][k] - base][k] += src[i][j][k] for dim = 1 (any dim
- * alike), over the positions of index. Floats add in double then round;
- * i32 wraps around as two's complement instead of overflowing. */
+ * alike), over the positions of index. Floats add in double then round.
+ * An i32 sum out of range is an error, as in all i32 arithmetic; the adds
+ * then go to a copy first, so that a refused call leaves dst as it was. */
 usg_status usg_scatter_add_(usg_tensor *dst, int dim, const usg_tensor *index,
                             const usg_tensor *src, int base)
 {
     usg_status s = scatter_check(dst, &dim, index, src, base);
     if (s != USG_OK) return s;
     /* src or index in dst's memory would change under our writes: copy first. */
-    usg_tensor *sc = NULL, *ic = NULL;
+    usg_tensor *sc = NULL, *ic = NULL, *tc = NULL;
     if (src->storage == dst->storage && (s = usg_clone(&sc, src)) != USG_OK) return s;
     if (index->storage == dst->storage && (s = usg_clone(&ic, index)) != USG_OK) {
         usg_tensor_release(sc);
         return s;
     }
-    const usg_tensor *S = sc ? sc : src, *I = ic ? ic : index;
-    int64_t n = usg_tensor_numel(I);
-    usg_walk w;
-    usg_walk_init(&w, I);
-    for (int64_t k = 0; k < n; k++, usg_walk_next(&w)) {
-        int64_t j = ((const int32_t *)usg_base(I))[w.off] - base;
-        int64_t od = offset_with(dst, w.idx, dim, j), os = offset_with(S, w.idx, -1, 0);
-        if (dst->dtype == USG_I32) {
-            int32_t *p = (int32_t *)usg_base(dst) + od;
-            *p = (int32_t)((uint32_t)*p + (uint32_t)((const int32_t *)usg_base(S))[os]);
-        } else {
-            usg_store(dst->dtype, usg_base(dst), od, usg_load(dst->dtype, usg_base(dst), od) +
-                      usg_load(S->dtype, usg_base(S), os));
-        }
-    }
+    if (dst->dtype == USG_I32) s = usg_clone(&tc, dst);
+    double bad = 0;
+    if (s == USG_OK && !scatter_run(tc ? tc : dst, dim, ic ? ic : index, sc ? sc : src, base, &bad))
+        s = usg_fail_i32("scatter_add_", "result", bad);
+    if (s == USG_OK && tc) s = usg_copy_(dst, tc);
     usg_tensor_release(sc);
     usg_tensor_release(ic);
-    return USG_OK;
+    usg_tensor_release(tc);
+    return s;
 }
 
 /* ==== cat and stack ===================================================== */

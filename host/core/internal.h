@@ -31,6 +31,15 @@ static inline int32_t usg_to_i32(double v)
     return (int32_t)v;
 }
 
+/* Does v, rounded toward zero, fit in i32 (NaN does not)? i32 arithmetic and conversions check
+ * it and fail with usg_fail_i32 rather than wrap or saturate: a count or an
+ * id that silently became another number is worse than an error. */
+static inline bool usg_fits_i32(double v) { return v > -2147483649.0 && v < 2147483648.0; }
+
+/* The one message for an i32 value out of range: USG_ARG, "fn: the result
+ * 4294967294 does not fit in i32 ...". `what` is "result" or "value". */
+usg_status usg_fail_i32(const char *fn, const char *what, double v);
+
 static inline void usg_store(usg_dtype dt, void *base, int64_t i, double v)
 {
     switch (dt) {

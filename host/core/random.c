@@ -359,6 +359,7 @@ usg_status usg_uniform_(usg_tensor *t, usg_rng *r, double lo, double hi)
 {
     usg_status s;
     if ((s = check_float_tensor("uniform_", "tensor", t)) != USG_OK ||
+        (s = usg_check_writable(t, "uniform_")) != USG_OK ||
         (s = check_rng("uniform_", r)) != USG_OK ||
         (s = check_range("uniform_", t->dtype, lo, hi)) != USG_OK)
         return s;
@@ -370,6 +371,7 @@ usg_status usg_normal_(usg_tensor *t, usg_rng *r, double mean, double std)
 {
     usg_status s;
     if ((s = check_float_tensor("normal_", "tensor", t)) != USG_OK ||
+        (s = usg_check_writable(t, "normal_")) != USG_OK ||
         (s = check_rng("normal_", r)) != USG_OK ||
         (s = check_normal("normal_", mean, std)) != USG_OK)
         return s;

@@ -127,30 +127,40 @@ static void lane_sum(lanes *g, double *res)
     }
 }
 
-/* i32 sums and products stay i32 and wrap modulo 2^32 as int32 arithmetic
- * does (and as torch.sum(x, dtype=torch.int32)); unsigned math keeps that
- * defined. */
+/* i32 sums and products stay i32. They are computed exactly in int64 and
+ * a result outside the i32 range is an error (reduce_run finds it), not a
+ * number wrapped modulo 2^32. A partial product past the range is held at
+ * +-(2^31 + 1): every later factor but 0 keeps it out of range, and the
+ * next multiplication cannot overflow int64. A sum that leaves int64 (more
+ * than 2^32 elements near the limits) is held out of range likewise. */
+#define I32_OUT ((int64_t)INT32_MAX + 2)
 static void k_sum(lanes *g, double *res, int64_t *arg, const void *p)
 {
     int m = g->m;
     if (g->dt != USG_I32) { lane_sum(g, res); return; }
-    uint32_t acc[LANES] = {0};
+    int64_t acc[LANES] = {0};
+    bool lost[LANES] = {false};
     for (lanes_rewind(g); lanes_next(g);)
         for (int q = 0; q < g->r; q++)
-            for (int j = 0; j < m; j++) acc[j] += (uint32_t)(int32_t)g->buf[q * m + j];
-    for (int j = 0; j < m; j++) res[j] = (int32_t)acc[j];
+            for (int j = 0; j < m; j++)
+                lost[j] |= __builtin_add_overflow(acc[j], (int64_t)g->buf[q * m + j], &acc[j]);
+    for (int j = 0; j < m; j++) res[j] = lost[j] ? (double)I32_OUT : (double)acc[j];
 }
 
 static void k_prod(lanes *g, double *res, int64_t *arg, const void *p)
 {
     int m = g->m;
     if (g->dt == USG_I32) {
-        uint32_t acc[LANES];
+        int64_t acc[LANES];
         for (int j = 0; j < m; j++) acc[j] = 1;
         for (lanes_rewind(g); lanes_next(g);)
             for (int q = 0; q < g->r; q++)
-                for (int j = 0; j < m; j++) acc[j] *= (uint32_t)(int32_t)g->buf[q * m + j];
-        for (int j = 0; j < m; j++) res[j] = (int32_t)acc[j];
+                for (int j = 0; j < m; j++) {
+                    acc[j] *= (int64_t)g->buf[q * m + j];
+                    if (acc[j] > I32_OUT) acc[j] = I32_OUT;
+                    if (acc[j] < -I32_OUT) acc[j] = -I32_OUT;
+                }
+        for (int j = 0; j < m; j++) res[j] = (double)acc[j];
         return;
     }
     for (int j = 0; j < m; j++) res[j] = 1;
@@ -304,9 +314,11 @@ typedef struct reduce_op {
 
 /* Run op's kernel over every lane group of contiguous c into the
  * contiguous results vals and/or idx (indices stored + base). */
-static void reduce_run(const reduce_op *op, const void *p, const usg_tensor *c, int dim,
-                       usg_tensor *vals, usg_tensor *idx, int base)
+/* Returns false when a result does not fit an i32 vals (*bad: the first). */
+static bool reduce_run(const reduce_op *op, const void *p, const usg_tensor *c, int dim,
+                       usg_tensor *vals, usg_tensor *idx, int base, double *bad)
 {
+    bool fits = true;
     int64_t outer, n, inner;
     usg_outer_inner(c, dim, &outer, &n, &inner);
     lanes g;
@@ -320,10 +332,15 @@ static void reduce_run(const reduce_op *op, const void *p, const usg_tensor *c, 
             op->fn(&g, res, arg, p);
             int64_t at = o * inner + i0;    /* where lane 0 lands in the result */
             for (int j = 0; j < g.m; j++) {
+                if (vals && vals->dtype == USG_I32 && fits && !usg_fits_i32(res[j])) {
+                    fits = false;
+                    *bad = res[j];
+                }
                 if (vals) usg_store(vals->dtype, usg_tensor_data(vals), at + j, res[j]);
                 if (idx) ((int32_t *)usg_tensor_data(idx))[at + j] = (int32_t)(arg[j] + base);
             }
         }
+    return fits;
 }
 
 /* acc[j] += x[j] for the j < m of one f32 row: the lanes of a wide sum,
@@ -425,7 +442,15 @@ static usg_status reduce(usg_tensor **vals, usg_tensor **idx, const usg_tensor *
     if (op->fn == k_sum && c->dtype == USG_F32 && inner >= LANES && vals && !idx) {
         if ((s = sum_wide_f32(c, dim, v)) != USG_OK) goto fail;
     } else {
-        reduce_run(op, p, c, dim, v, ix, base);
+        double bad = 0;
+        if (!reduce_run(op, p, c, dim, v, ix, base, &bad)) {
+            /* the exact value, unless it left int64 on the way (I32_OUT) */
+            s = bad == (double)I32_OUT || bad == -(double)I32_OUT
+                ? usg_fail(USG_ARG, "%s: the result does not fit in i32 (-2147483648 .. "
+                           "2147483647); compute in f64 instead (usagi has no int64)", op->name)
+                : usg_fail_i32(op->name, "result", bad);
+            goto fail;
+        }
     }
     usg_tensor_release(c);
     if (vals) *vals = v;

@@ -48,6 +48,14 @@ static long fail_after;
 static size_t live_bytes;
 
 void usg_alloc_fail_after(long n) { __atomic_store_n(&fail_after, n, __ATOMIC_SEQ_CST); }
+
+static size_t alloc_limit = USG_MAX_BYTES;
+
+size_t usg_set_alloc_limit(size_t nbytes)
+{
+    if (nbytes == 0 || nbytes > USG_MAX_BYTES) nbytes = USG_MAX_BYTES;
+    return __atomic_exchange_n(&alloc_limit, nbytes, __ATOMIC_SEQ_CST);
+}
 size_t usg_alloc_live_bytes(void) { return __atomic_load_n(&live_bytes, __ATOMIC_SEQ_CST); }
 
 /* Blocks come from plain malloc, over-asked by USG_ALIGN + 16 bytes and
@@ -62,9 +70,9 @@ void *usg_alloc(size_t nbytes)
         usg_fail(USG_NOMEM, "out of memory (injected failure, %zu bytes)", nbytes);
         return NULL;
     }
-    if (nbytes > USG_MAX_BYTES) {
-        usg_fail(USG_NOMEM, "out of memory: %zu bytes asked, the limit is %zu",
-                 nbytes, (size_t)USG_MAX_BYTES);
+    size_t limit = __atomic_load_n(&alloc_limit, __ATOMIC_SEQ_CST);
+    if (nbytes > limit) {
+        usg_fail(USG_NOMEM, "out of memory: %zu bytes asked, the limit is %zu", nbytes, limit);
         return NULL;
     }
     char *base = malloc(nbytes + USG_ALIGN + 2 * sizeof(size_t));
@@ -309,9 +317,17 @@ usg_status usg_tensor_zeros(usg_tensor **out, usg_dtype dt, int ndim, const int6
     return s;
 }
 
+usg_status usg_fail_i32(const char *fn, const char *what, double v)
+{
+    return usg_fail(USG_ARG, "%s: the %s %.17g does not fit in i32 (-2147483648 .. 2147483647); "
+                    "compute in f64 instead (usagi has no int64)", fn, what, v);
+}
+
 usg_status usg_tensor_full(usg_tensor **out, usg_dtype dt, int ndim, const int64_t *shape,
                            double value)
 {
+    *out = NULL;
+    if (dt == USG_I32 && !usg_fits_i32(value)) return usg_fail_i32("full", "value", value);
     usg_status s = new_tensor("full", out, dt, ndim, shape);
     if (s == USG_OK) usg_fill_(*out, value);
     return s;
@@ -329,13 +345,23 @@ usg_status usg_tensor_from_doubles(usg_tensor **out, usg_dtype dt, int ndim,
     if (s != USG_OK) return s;
     int64_t n = usg_tensor_numel(*out);
     void *p = (*out)->storage->data;
-    for (int64_t i = 0; i < n; i++) usg_store(dt, p, i, v[i]);
+    for (int64_t i = 0; i < n; i++) {
+        if (dt == USG_I32 && !usg_fits_i32(v[i])) {
+            usg_tensor_release(*out);
+            *out = NULL;
+            return usg_fail_i32("tensor", "value", v[i]);
+        }
+        usg_store(dt, p, i, v[i]);
+    }
     return USG_OK;
 }
 
 usg_status usg_tensor_from_bytes(usg_tensor **out, usg_dtype dt, int ndim,
                                  const int64_t *shape, const unsigned char *b, double scale)
 {
+    *out = NULL;
+    if (dt == USG_I32 && (!usg_fits_i32(255 * scale) || !usg_fits_i32(-255 * scale)))
+        return usg_fail_i32("frombytes", "value 255 * scale =", 255 * scale);
     usg_status s = usg_tensor_empty(out, dt, ndim, shape);
     if (s != USG_OK) return s;
     int64_t n = usg_tensor_numel(*out);
@@ -359,6 +385,11 @@ usg_status usg_arange(usg_tensor **out, usg_dtype dt, double start, double stop,
     if (len > (double)(USG_MAX_BYTES / 4))
         return usg_fail(USG_NOMEM, "arange: %g elements is too many", len);
     int64_t n = (int64_t)len;
+    /* the ends are enough: the values run monotonically between them */
+    if (dt == USG_I32 && n > 0 && !usg_fits_i32(start))
+        return usg_fail_i32("arange", "value", start);
+    if (dt == USG_I32 && n > 0 && !usg_fits_i32(start + (double)(n - 1) * step))
+        return usg_fail_i32("arange", "value", start + (double)(n - 1) * step);
     usg_status s = new_tensor("arange", out, dt, 1, &n);
     if (s != USG_OK) return s;
     for (int64_t i = 0; i < n; i++) usg_store(dt, (*out)->storage->data, i, start + (double)i * step);
@@ -370,6 +401,8 @@ usg_status usg_linspace(usg_tensor **out, usg_dtype dt, double start, double sto
     *out = NULL;
     if (n < 0)
         return usg_fail(USG_ARG, "linspace: steps must be >= 0, got %lld", (long long)n);
+    if (dt == USG_I32 && n > 0 && (!usg_fits_i32(start) || (n > 1 && !usg_fits_i32(stop))))
+        return usg_fail_i32("linspace", "value", usg_fits_i32(start) ? stop : start);
     usg_status s = new_tensor("linspace", out, dt, 1, &n);
     if (s != USG_OK) return s;
     double step = n > 1 ? (stop - start) / (double)(n - 1) : 0;
@@ -652,6 +685,48 @@ usg_status usg_expand(usg_tensor **out, usg_tensor *t, int ndim, const int64_t *
 
 /* ==== Copies ============================================================ */
 
+/* The dims of size > 1 sorted by stride must each step past all the
+ * elements the smaller strides reach: stride[k] > sum_{j<k} stride[j]
+ * (shape[j] - 1). That holds for every view narrow, select, transpose,
+ * permute and view make of a fresh tensor, and fails for a 0 stride. It is
+ * sufficient for no overlap, not necessary: an exotic non-overlapping
+ * layout is refused too, which only costs a clone(). */
+usg_status usg_check_writable(const usg_tensor *t, const char *fn)
+{
+    int64_t st[USG_MAX_DIMS], sz[USG_MAX_DIMS];
+    int n = 0;
+    for (int d = 0; d < t->ndim; d++) {
+        if (t->shape[d] == 0) return USG_OK;          /* no elements, nothing to alias */
+        if (t->shape[d] == 1) continue;
+        int k = n++;
+        for (; k > 0 && st[k - 1] > t->stride[d]; k--) { st[k] = st[k - 1]; sz[k] = sz[k - 1]; }
+        st[k] = t->stride[d];
+        sz[k] = t->shape[d];
+    }
+    int64_t reach = 0;                                /* the largest offset the smaller dims reach */
+    for (int k = 0; k < n; k++) {
+        if (st[k] <= reach || __builtin_mul_overflow(st[k], sz[k] - 1, &st[k]) ||
+            __builtin_add_overflow(reach, st[k], &reach))
+            return usg_fail(USG_ARG, "%s: the tensor's elements overlap in memory (an expanded "
+                            "view); clone() it first", fn);
+    }
+    return USG_OK;
+}
+
+/* Every value of float tensor t fits in i32 (checked before a conversion
+ * writes anything, so a refused copy_ leaves its target as it was). */
+static usg_status check_fits_i32(const usg_tensor *t, const char *fn)
+{
+    int64_t n = usg_tensor_numel(t);
+    usg_walk w;
+    usg_walk_init(&w, t);
+    for (int64_t i = 0; i < n; i++, usg_walk_next(&w)) {
+        double v = usg_load(t->dtype, t->storage->data, w.off);
+        if (!usg_fits_i32(v)) return usg_fail_i32(fn, "value", v);
+    }
+    return USG_OK;
+}
+
 /* Do dst and src possibly share memory? (same storage is enough to say yes) */
 static bool may_overlap(const usg_tensor *a, const usg_tensor *b) { return a->storage == b->storage; }
 
@@ -659,13 +734,20 @@ usg_status usg_copy_(usg_tensor *dst, const usg_tensor *src)
 {
     int64_t n = usg_tensor_numel(dst);
     usg_tensor *from = NULL, *tmp = NULL;
-    usg_status s = usg_expand(&from, (usg_tensor *)src, dst->ndim, dst->shape);
+    usg_status s = usg_check_writable(dst, "copy_");
+    if (s != USG_OK) return s;
+    s = usg_expand(&from, (usg_tensor *)src, dst->ndim, dst->shape);
     if (s == USG_NOMEM) return s;
     if (s != USG_OK) {
         char b1[256], b2[256];
         return usg_fail(USG_SHAPE, "copy: source %s does not broadcast to destination %s",
                         usg_shape_str(b1, sizeof b1, src->ndim, src->shape),
                         usg_shape_str(b2, sizeof b2, dst->ndim, dst->shape));
+    }
+    if (dst->dtype == USG_I32 && from->dtype != USG_I32 &&
+        (s = check_fits_i32(from, "copy_")) != USG_OK) {
+        usg_tensor_release(from);
+        return s;
     }
     if (may_overlap(dst, src) && n > 0) {
         if ((s = usg_clone(&tmp, from)) != USG_OK) { usg_tensor_release(from); return s; }
@@ -694,6 +776,9 @@ usg_status usg_copy_(usg_tensor *dst, const usg_tensor *src)
 usg_status usg_fill_(usg_tensor *t, double v)
 {
     int64_t n = usg_tensor_numel(t);
+    usg_status s = usg_check_writable(t, "fill_");
+    if (s != USG_OK) return s;
+    if (t->dtype == USG_I32 && !usg_fits_i32(v)) return usg_fail_i32("fill_", "value", v);
     t->storage->version++;
     if (t->dtype == USG_F32 && usg_tensor_is_contiguous(t)) {
         float *p = usg_tensor_data(t), f = (float)v;
@@ -733,6 +818,10 @@ usg_status usg_contiguous(usg_tensor **out, usg_tensor *t)
 
 usg_status usg_to_dtype(usg_tensor **out, usg_tensor *t, usg_dtype dt)
 {
+    usg_status s;
+    *out = NULL;
+    if (dt == USG_I32 && t->dtype != USG_I32 && (s = check_fits_i32(t, "to")) != USG_OK)
+        return s;
     if (t->dtype == dt) return usg_contiguous(out, t);
     return copy_as(out, t, dt);
 }

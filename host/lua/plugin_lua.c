@@ -120,6 +120,8 @@ static const struct { const char *key, *module, *field; } lazy[] = {
 
 static int l_lazy_index(lua_State *L)                /* [usagi, key] */
 {
+    luaL_checktype(L, 1, LUA_TTABLE);                /* the cache below rawsets into it */
+    lua_settop(L, 2);
     const char *key = lua_tostring(L, 2);
     for (size_t i = 0; key && i < sizeof lazy / sizeof *lazy; i++) {
         if (strcmp(key, lazy[i].key) != 0) continue;

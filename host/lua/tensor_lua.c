@@ -275,6 +275,10 @@ static void table_fill(lua_State *L, int idx, usg_tensor *t, int depth, int64_t 
         int ty = lua_geti(L, idx, (lua_Integer)i);
         if (!last && ty == LUA_TTABLE && luaL_len(L, -1) == t->shape[depth + 1])
             table_fill(L, lua_gettop(L), t, depth + 1, pos);
+        else if (last && ty == LUA_TNUMBER && t->dtype == USG_I32 && !usg_fits_i32(lua_tonumber(L, -1)))
+            luaL_error(L, "tensor: the value %s (at depth %d) does not fit in i32 (-2147483648 .. "
+                       "2147483647); compute in f64 instead (usagi has no int64)",
+                       luaL_tolstring(L, -1, NULL), depth + 1);
         else if (last && ty == LUA_TNUMBER)
             usg_store(t->dtype, t->storage->data, (*pos)++, lua_tonumber(L, -1));
         else
@@ -484,6 +488,22 @@ static int l_memory(lua_State *L)
     return 1;
 }
 
+/* usagi.alloc_limit([bytes]) -> the cap on one allocation (before the
+ * change, when bytes is given; 0 restores the default of 1 TiB). */
+static int l_alloc_limit(lua_State *L)
+{
+    if (lua_isnoneornil(L, 1)) {
+        size_t cur = usg_set_alloc_limit(0);
+        usg_set_alloc_limit(cur);
+        lua_pushinteger(L, (lua_Integer)cur);
+        return 1;
+    }
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n >= 0, 1, "the limit must be >= 0 bytes");
+    lua_pushinteger(L, (lua_Integer)usg_set_alloc_limit((size_t)n));
+    return 1;
+}
+
 static int l_is_tensor(lua_State *L) { lua_pushboolean(L, usg_lua_totensor(L, 1) != NULL); return 1; }
 
 /* Torch7's #t: the size, as a usagi.Size. */
@@ -575,15 +595,22 @@ static int reshape_like(lua_State *L, int copy)
 static int l_view(lua_State *L) { return reshape_like(L, 0); }
 static int l_reshape(lua_State *L) { return reshape_like(L, 1); }
 
-static int l_transpose(lua_State *L)
+/* t:transpose(d1, d2) and t:t() are two C functions, not one under two
+ * names: Lua names a C function in argument errors by the first field of a
+ * loaded module that holds it, so one function would report transpose's
+ * bad dims as 'usagi.t'. */
+static int transpose(lua_State *L, const char *fn)
 {
     usg_tensor *t = usg_lua_checktensor(L, 1), *r;
     if (lua_isnoneornil(L, 2) && t->ndim != 2)
-        return luaL_error(L, "t: expects a 2-D tensor, got %d-D (use transpose(d1, d2))", t->ndim);
+        return luaL_error(L, "%s: expects a 2-D tensor, got %d-D (use transpose(d1, d2))",
+                          fn, t->ndim);
     int d0 = lua_isnoneornil(L, 2) ? 0 : usg_lua_checkdim(L, 2, t->ndim, 0);
     int d1 = lua_isnoneornil(L, 3) ? 1 : usg_lua_checkdim(L, 3, t->ndim, 0);
     return push_result(L, usg_ad_transpose(&r, t, d0, d1), &r);
 }
+static int l_transpose(lua_State *L) { return transpose(L, "transpose"); }
+static int l_t(lua_State *L) { return transpose(L, "t"); }
 
 static int l_permute(lua_State *L)
 {
@@ -659,16 +686,19 @@ static int l_clone(lua_State *L)
     return push_result(L, usg_ad_clone(&r, usg_lua_checktensor(L, 1)), &r);
 }
 
-static int to_dtype(lua_State *L, usg_dtype dt)
+/* The core's message names 'to'; t:int() reports as int. */
+static int to_dtype(lua_State *L, usg_dtype dt, const char *fn)
 {
     usg_tensor *t = usg_lua_checktensor(L, 1), *r;
     if (t->dtype == dt) { lua_settop(L, 1); return 1; }   /* as Torch7: same tensor */
-    return push_result(L, usg_ad_to_dtype(&r, t, dt), &r);
+    TRY_AS(L, fn, usg_ad_to_dtype(&r, t, dt));
+    usg_lua_pushtensor(L, r);
+    return 1;
 }
-static int l_to(lua_State *L) { return to_dtype(L, usg_lua_optdtype(L, 2, USG_F32)); }
-static int l_float(lua_State *L) { return to_dtype(L, USG_F32); }
-static int l_double(lua_State *L) { return to_dtype(L, USG_F64); }
-static int l_int(lua_State *L) { return to_dtype(L, USG_I32); }
+static int l_to(lua_State *L) { return to_dtype(L, usg_lua_optdtype(L, 2, USG_F32), "to"); }
+static int l_float(lua_State *L) { return to_dtype(L, USG_F32, "float"); }
+static int l_double(lua_State *L) { return to_dtype(L, USG_F64, "double"); }
+static int l_int(lua_State *L) { return to_dtype(L, USG_I32, "int"); }
 
 /* t:copy_(src): src broadcast into t; returns t */
 static int l_copy_(lua_State *L)
@@ -696,12 +726,28 @@ static int l_zero_(lua_State *L)
 {
     usg_tensor *t = usg_lua_checktensor(L, 1);
     USG_LUA_TRY(L, usg_check_inplace(t, "zero_"));
-    USG_LUA_TRY(L, usg_fill_(t, 0));
+    TRY_AS(L, "zero_", usg_fill_(t, 0));
     lua_settop(L, 1);
     return 1;
 }
 
 /* ==== Indexing ========================================================== */
+
+/* Entry k of the {first, last} range at arg, which must be an integer;
+ * releases *t before raising. */
+static lua_Integer range_end(lua_State *L, int arg, int k, usg_tensor **t, int user_dim)
+{
+    int isint;
+    lua_geti(L, arg, k);
+    lua_Integer v = lua_tointegerx(L, -1, &isint);
+    if (!isint) {
+        usg_tensor_release(*t);
+        luaL_error(L, "index: a range's ends must be integers, got %s at {...}[%d] for dim %d",
+                   luaL_tolstring(L, -1, NULL), k, user_dim);
+    }
+    lua_pop(L, 1);
+    return v;
+}
 
 /* Apply one index entry to dim d of *t (a view we own):
  * a number selects (dim goes away), {a, b} narrows to a..b inclusive, {a}
@@ -717,8 +763,13 @@ static int index_one(lua_State *L, usg_tensor **t, int d, int arg, int user_dim)
     }
     int64_t size = (*t)->shape[d];
     if (lua_type(L, arg) == LUA_TNUMBER) {
-        lua_Integer i = lua_tointeger(L, arg);
-        if (!lua_isinteger(L, arg) && lua_tonumber(L, arg) != (lua_Number)i) i = 0;
+        int isint;
+        lua_Integer i = lua_tointegerx(L, arg, &isint);
+        if (!isint) {
+            usg_tensor_release(*t);
+            luaL_error(L, "index: an index must be an integer, got %s for dim %d",
+                       luaL_tolstring(L, arg, NULL), user_dim);
+        }
         if (i < 0) i += size + 1;
         if (i < 1 || i > size) {
             usg_tensor_release(*t);
@@ -729,8 +780,8 @@ static int index_one(lua_State *L, usg_tensor **t, int d, int arg, int user_dim)
         d--;
     } else if (lua_istable(L, arg)) {
         lua_Integer n = luaL_len(L, arg), a = 1, b = size;
-        if (n >= 1) { lua_geti(L, arg, 1); a = lua_tointeger(L, -1); lua_pop(L, 1); b = a; }
-        if (n >= 2) { lua_geti(L, arg, 2); b = lua_tointeger(L, -1); lua_pop(L, 1); }
+        if (n >= 1) { a = range_end(L, arg, 1, t, user_dim); b = a; }
+        if (n >= 2) b = range_end(L, arg, 2, t, user_dim);
         if (a < 0) a += size + 1;
         if (b < 0) b += size + 1;
         if (a < 1 || b > size || b < a - 1) {
@@ -774,8 +825,22 @@ static usg_tensor *index_view(lua_State *L, usg_tensor *t, int key)
     return v;
 }
 
+/* A field getter or setter runs through lua_call, where an argument error
+ * could not name the field: say here that the tensor at 1 is closed. */
+static void check_open(lua_State *L, const char *field)
+{
+    usg_tensor **p = luaL_testudata(L, 1, USG_TENSOR_MT);
+    if (p && !*p)
+        luaL_error(L, "t.%s: the tensor is closed (by a <close> variable or __close); "
+                   "it has no fields any more", field);
+}
+
+/* Lua calls __index with (t, k); a user may call it with more or fewer
+ * arguments (getmetatable(t).__index(t, k, x)), and the slots below count on
+ * exactly two. */
 static int l_index(lua_State *L)
 {
+    lua_settop(L, 2);
     int kt = lua_type(L, 2);
     if (kt == LUA_TSTRING) {
         luaL_getmetatable(L, USG_TENSOR_MT);            /* [t, k, mt] */
@@ -786,6 +851,7 @@ static int l_index(lua_State *L)
         lua_getfield(L, 3, "__fields");
         lua_pushvalue(L, 2);
         if (lua_rawget(L, -2) == LUA_TNIL) return 1;
+        check_open(L, lua_tostring(L, 2));
         lua_pushvalue(L, 1);
         lua_call(L, 1, 1);
         return 1;
@@ -806,10 +872,14 @@ static int l_index(lua_State *L)
     return 1;
 }
 
+/* Lua calls __newindex with (t, k, v); slot 3 must be v even when a user
+ * calls it with fewer arguments. */
 static int l_newindex(lua_State *L)
 {
-    usg_tensor *t = usg_lua_checktensor(L, 1);
+    lua_settop(L, 3);
     int kt = lua_type(L, 2);
+    if (kt == LUA_TSTRING) check_open(L, lua_tostring(L, 2));
+    usg_tensor *t = usg_lua_checktensor(L, 1);
     if (kt == LUA_TSTRING) {                             /* t.grad = nil: __setters[k](t, v) */
         luaL_getmetatable(L, USG_TENSOR_MT);
         lua_getfield(L, -1, "__setters");
@@ -825,13 +895,13 @@ static int l_newindex(lua_State *L)
     if (kt != LUA_TNUMBER && kt != LUA_TTABLE)
         return luaL_error(L, "index assignment: expected a number or a table of indices, got %s",
                           luaL_typename(L, 2));
+    usg_tensor *src = usg_lua_totensor(L, 3);
+    if (lua_type(L, 3) != LUA_TNUMBER && !src)
+        return luaL_error(L, "index assignment: the value must be a number or a tensor, got %s",
+                          luaL_typename(L, 3));
     USG_LUA_TRY(L, usg_check_inplace(t, "index assignment"));
-    usg_tensor *v = index_view(L, t, 2), *src;
-    usg_status s;
-    if (lua_type(L, 3) == LUA_TNUMBER) s = usg_fill_(v, lua_tonumber(L, 3));
-    else if ((src = usg_lua_totensor(L, 3)) != NULL) s = usg_copy_(v, src);
-    else s = usg_fail(USG_TYPE, "index assignment: expected a number or a tensor, got %s",
-                      luaL_typename(L, 3));
+    usg_tensor *v = index_view(L, t, 2);
+    usg_status s = src ? usg_copy_(v, src) : usg_fill_(v, lua_tonumber(L, 3));
     usg_tensor_release(v);
     if (s != USG_OK) error_as(L, "index assignment");
     return 0;
@@ -858,13 +928,13 @@ static const luaL_Reg module_fns[] = {
     {"frombytes", l_frombytes},
     {"full", l_full}, {"zeros_like", l_zeros_like}, {"ones_like", l_ones_like},
     {"arange", l_arange}, {"linspace", l_linspace}, {"eye", l_eye}, {"is_tensor", l_is_tensor},
-    {"memory", l_memory},
+    {"memory", l_memory}, {"alloc_limit", l_alloc_limit},
     {NULL, NULL}};
 
 static const luaL_Reg both_fns[] = {
     {"size", l_size}, {"stride", l_stride}, {"dim", l_dim}, {"numel", l_numel}, {"dtype", l_dtype},
     {"is_contiguous", l_is_contiguous}, {"item", l_item}, {"totable", l_totable},
-    {"view", l_view}, {"reshape", l_reshape}, {"transpose", l_transpose}, {"t", l_transpose},
+    {"view", l_view}, {"reshape", l_reshape}, {"transpose", l_transpose}, {"t", l_t},
     {"permute", l_permute}, {"narrow", l_narrow}, {"select", l_select},
     {"unsqueeze", l_unsqueeze}, {"squeeze", l_squeeze}, {"expand", l_expand},
     {"contiguous", l_contiguous}, {"clone", l_clone}, {"to", l_to}, {"float", l_float},

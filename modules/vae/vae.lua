@@ -135,9 +135,16 @@ end
 
 -- importance_weighted(x, k [, chunk = 500]) -> the mean over the data of
 -- log (1/k) sum_j p(x|z_j) p(z_j) / q(z_j|x), each datum's k samples in
--- chunks; no graph is recorded.
+-- chunks; no graph is recorded. k is at most 2^31 samples a datum: past
+-- that the loop would run for days while the list of chunks fills memory.
 function VAE:importance_weighted(x, k, chunk)
   chunk = chunk or 500
+  for _, a in ipairs { { 'k', k }, { 'chunk', chunk } } do
+    if math.type(a[2]) ~= 'integer' or a[2] < 1 or a[2] > 1 << 31 then
+      error(('importance_weighted: %s must be an integer in 1 .. 2^31, got %s')
+            :format(a[1], tostring(a[2])), 2)
+    end
+  end
   local total = 0
   usagi.no_grad(function()
     local mu, lv = self:encode(x)

@@ -26,6 +26,7 @@ add('usagi.', {
     .. '(how IDX files such as MNIST become tensors).',
   is_tensor = 'usagi.is_tensor(v) -> true when v is a usagi.Tensor.',
   memory = 'usagi.memory() -> bytes held by usagi\'s tensors now (for leak and flat-memory checks).',
+  alloc_limit = 'usagi.alloc_limit([bytes]) -> the cap on one tensor allocation (the old one when bytes is given; 0 restores the default 1 TiB). Past it creation fails with out of memory: for sandboxes and fuzzers.',
   version = 'usagi.version: the version string.',
   abi_version = 'usagi.abi_version() -> the plugin ABI number this usagi accepts.',
   load_plugin = 'usagi.load_plugin(path, name) -> the opener of C module name in the file at path,\n'

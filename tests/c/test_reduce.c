@@ -92,18 +92,31 @@ static void test_mean_prod(void **state)
     }
 }
 
-/* i32 sums and products wrap as int32 arithmetic; i32 means do not. */
+/* i32 sums and products are exact, and a result out of the i32 range is
+ * an error rather than a number wrapped modulo 2^32; i32 means are f32. */
 static void test_i32_wrap(void **state)
 {
     usg_tensor *a = mk(USG_I32, 1, SHAPE(2), VALS(INT32_MAX, 1)), *o;
-    assert_int_equal(usg_sum(&o, a, 0, false), USG_OK);
-    expect(o, USG_I32, 0, NULL, VALS(INT32_MIN));
+    expect_err(usg_sum(&o, a, 0, false), USG_ARG, "sum: the result 2147483648 does not fit in i32");
+    assert_null(o);
     assert_int_equal(usg_mean(&o, a, 0, false), USG_OK);
     expect(o, USG_F32, 0, NULL, VALS(1073741824.0));
     usg_tensor_release(a);
+    a = mk(USG_I32, 1, SHAPE(3), VALS(INT32_MAX, INT32_MAX, -INT32_MAX));
+    assert_int_equal(usg_sum(&o, a, USG_ALL_DIMS, false), USG_OK);   /* exact on the way */
+    expect(o, USG_I32, 0, NULL, VALS(INT32_MAX));
+    usg_tensor_release(a);
     a = mk(USG_I32, 1, SHAPE(2), VALS(65536, 65536));
+    expect_err(usg_prod(&o, a, 0, false), USG_ARG, "prod: the result does not fit in i32");
+    usg_tensor_release(a);
+    /* past the range on the way, but a 0 makes the product 0 */
+    a = mk(USG_I32, 1, SHAPE(4), VALS(65536, 65536, 65536, 0));
     assert_int_equal(usg_prod(&o, a, 0, false), USG_OK);
     expect(o, USG_I32, 0, NULL, VALS(0));
+    usg_tensor_release(a);
+    a = mk(USG_I32, 1, SHAPE(2), VALS(-65536, 32768));
+    assert_int_equal(usg_prod(&o, a, 0, false), USG_OK);
+    expect(o, USG_I32, 0, NULL, VALS(INT32_MIN));
     usg_tensor_release(a);
 }
 

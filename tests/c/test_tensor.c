@@ -240,9 +240,27 @@ static void test_from_doubles(void **state)
     usg_tensor_release(t);
     t = mk(USG_F64, 1, SHAPE(3), VALS(0.1, 1e-300, -INFINITY));
     expect(t, USG_F64, 1, SHAPE(3), VALS(0.1, 1e-300, -INFINITY));
-    /* i32 stores round toward zero and saturate; NaN stores 0 */
-    t = mk(USG_I32, 1, SHAPE(7), VALS(2.9, -2.9, 3e9, -3e9, NAN, INFINITY, -0.5));
-    expect(t, USG_I32, 1, SHAPE(7), VALS(2, -2, INT32_MAX, INT32_MIN, 0, INT32_MAX, 0));
+    /* i32 stores round toward zero; a value out of the i32 range (NaN and
+     * inf included) is refused, whatever the path: from doubles, full,
+     * fill_, copy_ and conversion */
+    t = mk(USG_I32, 1, SHAPE(5), VALS(2.9, -2.9, 2147483647.5, -2147483648.5, -0.5));
+    expect(t, USG_I32, 1, SHAPE(5), VALS(2, -2, INT32_MAX, INT32_MIN, 0));
+    usg_tensor *u = NULL, *f = mk(USG_F32, 1, SHAPE(2), VALS(1, 3e9));
+    expect_err(usg_tensor_from_doubles(&u, USG_I32, 1, SHAPE(1), VALS(3e9)), USG_ARG,
+               "tensor: the value 3000000000 does not fit in i32");
+    assert_null(u);
+    expect_err(usg_tensor_from_doubles(&u, USG_I32, 1, SHAPE(1), VALS(NAN)), USG_ARG, "nan");
+    expect_err(usg_tensor_full(&u, USG_I32, 1, SHAPE(2), -3e9), USG_ARG, "full: the value");
+    expect_err(usg_to_dtype(&u, f, USG_I32), USG_ARG, "to: the value 3000000000");
+    assert_int_equal(usg_tensor_zeros(&u, USG_I32, 1, SHAPE(2)), USG_OK);
+    expect_err(usg_copy_(u, f), USG_ARG, "copy_: the value 3000000000");
+    expect_err(usg_fill_(u, INFINITY), USG_ARG, "fill_: the value inf");
+    expect(u, USG_I32, 1, SHAPE(2), VALS(0, 0));
+    expect_err(usg_arange(&t, USG_I32, 2147483640, 2147483650.0, 1), USG_ARG,
+               "arange: the value 2147483649 does not fit in i32");
+    assert_int_equal(usg_arange(&t, USG_I32, 2147483645, 2147483648.0, 1), USG_OK);
+    expect(t, USG_I32, 1, SHAPE(3), VALS(2147483645, 2147483646, 2147483647));
+    usg_tensor_release(f);
     t = mk(USG_F32, 0, NULL, VALS(7));
     expect(t, USG_F32, 0, NULL, VALS(7));
     t = mk(USG_F32, 1, SHAPE(0), NULL);
@@ -931,14 +949,17 @@ static void test_to_dtype(void **state)
     assert_int_equal(usg_to_dtype(&c, f, USG_F64), USG_OK);
     assert_ptr_equal(c, f);
     usg_tensor_release(c);
+    /* 1e10 does not fit in i32: refused, not saturated */
+    expect_err(usg_to_dtype(&c, f, USG_I32), USG_ARG, "to: the value 10000000000 does not fit");
+    usg_tensor_set(f, (const int64_t[]){1, 0}, 2147483647.9);
     assert_int_equal(usg_to_dtype(&c, f, USG_I32), USG_OK);
     expect(c, USG_I32, 2, SHAPE(2, 2), VALS(2, -2, INT32_MAX, 0));
     assert_int_equal(usg_to_dtype(&c, f, USG_F32), USG_OK);
-    expect(c, USG_F32, 2, SHAPE(2, 2), VALS((float)2.7, (float)-2.7, 1e10, (float)0.1));
+    expect(c, USG_F32, 2, SHAPE(2, 2), VALS((float)2.7, (float)-2.7, (float)2147483647.9, (float)0.1));
     assert_int_equal(usg_transpose(&tt, f, 0, 1), USG_OK);
     assert_int_equal(usg_to_dtype(&c, tt, USG_F64), USG_OK);     /* same dtype, not contiguous */
     assert_ptr_not_equal(c, tt);
-    expect(c, USG_F64, 2, SHAPE(2, 2), VALS(2.7, 1e10, -2.7, 0.1));
+    expect(c, USG_F64, 2, SHAPE(2, 2), VALS(2.7, 2147483647.9, -2.7, 0.1));
     assert_int_equal(usg_to_dtype(&c, tt, USG_I32), USG_OK);
     expect(c, USG_I32, 2, SHAPE(2, 2), VALS(2, INT32_MAX, -2, 0));
     usg_tensor *i = mk(USG_I32, 1, SHAPE(2), VALS(16777217, -3));
@@ -970,10 +991,15 @@ static void test_copy(void **state)
     assert_int_equal(usg_copy_(dst, src), USG_OK);
     check(dst, USG_F32, 2, SHAPE(2, 3), VALS(9, 9, 9, 9, 9, 9));
     usg_tensor_release(src);
-    /* f64 -> i32 truncates */
+    /* f64 -> i32 truncates; a value past the i32 range is refused before
+     * anything is written */
     usg_tensor *i;
     assert_int_equal(usg_tensor_zeros(&i, USG_I32, 1, SHAPE(3)), USG_OK);
     src = mk(USG_F64, 1, SHAPE(3), VALS(1.9, -1.9, 1e12));
+    expect_err(usg_copy_(i, src), USG_ARG, "copy_: the value 1000000000000 does not fit in i32");
+    check(i, USG_I32, 1, SHAPE(3), VALS(0, 0, 0));
+    usg_tensor_release(src);
+    src = mk(USG_F64, 1, SHAPE(3), VALS(1.9, -1.9, 2147483647.5));
     assert_int_equal(usg_copy_(i, src), USG_OK);
     check(i, USG_I32, 1, SHAPE(3), VALS(1, -1, INT32_MAX));
     usg_tensor_release(src);
@@ -1006,6 +1032,48 @@ static void test_copy(void **state)
     assert_int_equal(usg_copy_(e1, e2), USG_OK);
     usg_tensor_release(e1);
     usg_tensor_release(e2);
+}
+
+/* Writes into a tensor whose elements share memory are refused by every
+ * in-place entry point, and nothing is written; views that do not alias
+ * (transposed, narrowed, a new size-1 dim) stay writable. */
+static void test_check_writable(void **state)
+{
+    (void)state;
+    usg_tensor *col = iota(2, SHAPE(3, 1)), *e, *t, *n, *u, *src = iota(2, SHAPE(3, 4));
+    assert_int_equal(usg_expand(&e, col, 2, SHAPE(3, 4)), USG_OK);
+    expect_err(usg_check_writable(e, "f"), USG_ARG, "f: the tensor's elements overlap in memory");
+    expect_err(usg_copy_(e, src), USG_ARG, "copy_: the tensor's elements overlap");
+    expect_err(usg_fill_(e, 7), USG_ARG, "fill_: the tensor's elements overlap");
+    expect_err(usg_clamp_(e, 0, 1), USG_ARG, "clamp_: the tensor's elements overlap");
+    check(col, USG_F32, 2, SHAPE(3, 1), VALS(0, 1, 2));
+    assert_int_equal(usg_transpose(&t, src, 0, 1), USG_OK);
+    assert_int_equal(usg_narrow(&n, t, 1, 1, 2), USG_OK);
+    assert_int_equal(usg_unsqueeze(&u, n, 0), USG_OK);
+    assert_int_equal(usg_check_writable(t, "f"), USG_OK);
+    assert_int_equal(usg_check_writable(n, "f"), USG_OK);
+    assert_int_equal(usg_check_writable(u, "f"), USG_OK);
+    /* a hand-made view whose rows overlap: (2, 3) with strides (1, 1) */
+    usg_tensor bad = *src;
+    bad.ndim = 2; bad.shape[0] = 2; bad.shape[1] = 3; bad.stride[0] = 1; bad.stride[1] = 1;
+    expect_err(usg_check_writable(&bad, "g"), USG_ARG, "g: the tensor's elements overlap");
+    usg_tensor_release(u); usg_tensor_release(n); usg_tensor_release(t);
+    usg_tensor_release(e); usg_tensor_release(col); usg_tensor_release(src);
+}
+
+/* A lower cap on one allocation fails like an absurd size, and 0 puts
+ * the default back. */
+static void test_alloc_limit(void **state)
+{
+    (void)state;
+    usg_tensor *t = NULL;
+    assert_int_equal(usg_set_alloc_limit(4096), USG_MAX_BYTES);
+    expect_err(usg_tensor_zeros(&t, USG_F32, 1, SHAPE(1025)), USG_NOMEM, "the limit is 4096");
+    assert_null(t);
+    assert_int_equal(usg_tensor_zeros(&t, USG_F32, 1, SHAPE(1024)), USG_OK);
+    usg_tensor_release(t);
+    assert_int_equal(usg_set_alloc_limit(0), 4096);
+    assert_int_equal(usg_set_alloc_limit(0), USG_MAX_BYTES);
 }
 
 static void test_copy_overlap(void **state)
@@ -1071,11 +1139,12 @@ static void test_fill(void **state)
     assert_int_equal(usg_tensor_zeros(&d, USG_F64, 1, SHAPE(3)), USG_OK);
     assert_int_equal(usg_fill_(d, 0.1), USG_OK);
     check(d, USG_F64, 1, SHAPE(3), VALS(0.1, 0.1, 0.1));
-    /* an expanded view: every position is the one element */
+    /* an expanded view: its positions share one element, so it is refused
+     * as every in-place write is (usg_check_writable), and nothing changes */
     assert_int_equal(usg_narrow(&v, d, 0, 1, 1), USG_OK);
     assert_int_equal(usg_expand(&e, v, 2, SHAPE(4, 5)), USG_OK);
-    assert_int_equal(usg_fill_(e, 7), USG_OK);
-    check(d, USG_F64, 1, SHAPE(3), VALS(0.1, 7, 0.1));
+    expect_err(usg_fill_(e, 7), USG_ARG, "fill_: the tensor's elements overlap in memory");
+    check(d, USG_F64, 1, SHAPE(3), VALS(0.1, 0.1, 0.1));
     usg_tensor_release(e);
     usg_tensor_release(v);
     usg_tensor_release(d);
@@ -1235,6 +1304,8 @@ int main(void)
         cmocka_unit_test(test_to_dtype),
         cmocka_unit_test(test_copy),
         cmocka_unit_test(test_copy_overlap),
+        cmocka_unit_test(test_check_writable),
+        cmocka_unit_test(test_alloc_limit),
         cmocka_unit_test(test_fill),
         cmocka_unit_test(test_nomem_creation),
         cmocka_unit_test(test_nomem_views),

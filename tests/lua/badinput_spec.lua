@@ -226,6 +226,7 @@ local function sweep(entry)
     local n, args = l[2]()
     if trace then io.stderr:write(entry.name, '(', l[1], ')\n') end
     local ok, msg = pcall(entry.f, table.unpack(args, 1, n))
+    if entry.name == 'alloc_limit' then usagi.alloc_limit(0) end   -- a 1-byte cap would starve the rest
     calls = calls + 1
     if not ok then
       errors = errors + 1
@@ -350,5 +351,176 @@ describe('important messages', function()
     raises(function() return t:sum() end, 'closed')
     raises(function() return t + 1 end)
     raises(function() return tostring(t) end, 'closed')
+  end)
+end)
+
+-- ==== Metamethods called by hand, writes into shared memory ===============
+
+describe('metamethods called with other arguments than Lua gives them', function()
+  it('__index with a third argument neither crashes nor misreads it', function()
+    local index = mt.__index
+    assert.is_nil(index(usagi.zeros(2), 'nosuch', {}))
+    assert.is_nil(index(usagi.zeros(2), 'grad', {}))
+    assert.are.equal(mt.__methods.sum, index(usagi.zeros(2), 'sum', {}, 7))
+    assert.are.equal(0, index(usagi.zeros(2), 1, {}))
+  end)
+
+  it('the usagi table\'s lazy __index refuses what is not a table', function()
+    local lazy = getmetatable(usagi).__index
+    raises(function() return lazy(1, 'nn') end, 'bad argument #1', 'table expected')
+    assert.are.equal(require 'usagi.nn', lazy(usagi, 'nn', {}))
+  end)
+
+  it('__newindex with too few arguments sets nil, not the metatable', function()
+    local t = usagi.zeros(2):requires_grad(true)
+    t.grad = usagi.ones(2)
+    mt.__newindex(t, 'grad')
+    assert.is_nil(t.grad)
+    raises(function() mt.__newindex(usagi.zeros(2), 1) end, 'index assignment', 'nil')
+  end)
+end)
+
+describe('in-place writes into a tensor whose elements overlap', function()
+  local function expanded() return usagi.zeros(3, 1):expand(3, 4) end
+  local overlap = 'elements overlap in memory'
+  it('every in-place method refuses, naming itself', function()
+    for _, m in ipairs { 'zero_', 'exp_', 'neg_', 'relu_' } do
+      raises(function() return expanded()[m](expanded()) end, m, overlap)
+    end
+    raises(function() return expanded():copy_(usagi.ones(3, 4)) end, 'copy_', overlap)
+    raises(function() return expanded():fill_(1) end, 'fill_', overlap)
+    raises(function() return expanded():add_(1) end, 'add_', overlap)
+    raises(function() return expanded():mul_(usagi.ones(3, 4)) end, 'mul_', overlap)
+    raises(function() return expanded():clamp_(0, 1) end, 'clamp_', overlap)
+    raises(function() return expanded():normal_() end, 'normal_', overlap)
+    raises(function() return expanded():uniform_() end, 'uniform_', overlap)
+    raises(function()
+      return expanded():scatter_add_(2, usagi.ones(3, 1, 'i32'), usagi.ones(3, 1))
+    end, 'scatter_add_', overlap)
+  end)
+
+  it('index assignment refuses too, and the memory is untouched', function()
+    local base = usagi.zeros(3, 1)
+    local e = base:expand(3, 4)
+    raises(function() e[1] = 5 end, 'index assignment', overlap)
+    raises(function() e[{ 1, { 1, 2 } }] = usagi.ones(2) end, 'index assignment', overlap)
+    raises(function() e:copy_(usagi.arange(12):view(3, 4)) end, 'copy_', overlap)
+    assert.are.same({ { 0 }, { 0 }, { 0 } }, base:totable())
+  end)
+
+  it('views that do not overlap stay writable', function()
+    local a = usagi.zeros(3, 4)
+    a:t():add_(1)
+    a:narrow(2, 2, 2):fill_(2)
+    a:select(1, 3):zero_()
+    a:expand(1, 3, 4)[1]:mul_(3)      -- a new dim of size 1 with stride 0 is fine
+    assert.are.same({ { 3, 6, 6, 3 }, { 3, 6, 6, 3 }, { 0, 0, 0, 0 } }, a:totable())
+    usagi.zeros(0, 3):expand(0, 3):fill_(1)
+  end)
+end)
+
+describe('messages of indexing and fields', function()
+  it('a value of the wrong type says index assignment once', function()
+    local ok, msg = pcall(function() local a = usagi.zeros(3); a[1] = 'x' end)
+    assert.is_false(ok)
+    assert.is_truthy(msg:find('index assignment', 1, true), msg)
+    assert.is_falsy(msg:find('index assignment: index assignment', 1, true), msg)
+  end)
+
+  it('a fractional index says an index must be an integer', function()
+    raises(function() return usagi.zeros(3)[0.5] end, 'index', 'must be an integer', '0.5')
+    raises(function() return usagi.zeros(3)[{ { 1.5, 2 } }] end, 'index', 'integers', '1.5')
+    raises(function() return usagi.zeros(3)[{ { 'a' } }] end, 'index', 'integers')
+    assert.are.equal(0, usagi.zeros(3)[2.0])
+  end)
+
+  it('transpose reports its own name, t its own', function()
+    raises(function() return usagi.zeros(2, 2):transpose(1, 3) end, "'transpose'", 'dim 3')
+    raises(function() return usagi.transpose(usagi.zeros(2, 2), 1, 3) end, 'transpose', 'dim 3')
+    -- called without a name (pcall(f, ...)), Lua names a C function by the
+    -- first module field holding it: t and transpose must be two functions
+    local t = usagi.zeros(2, 2)
+    local ok, msg = pcall(t.transpose, t, 1, 3)
+    assert.is_false(ok)
+    assert.is_truthy(msg:find('transpose', 1, true) and not msg:find("'usagi.t'", 1, true), msg)
+    assert.are_not.equal(usagi.t, usagi.transpose)
+    raises(function() return usagi.zeros(2, 2, 2):t() end, 't:', '3-D')
+  end)
+
+  it('a field of a closed tensor says the field and that it is closed', function()
+    local x = usagi.zeros(2)
+    mt.__close(x)
+    raises(function() return x.grad end, 't.grad', 'closed')
+    raises(function() x.grad = nil end, 't.grad', 'closed')
+    do local y <close> = usagi.zeros(2); x = y end
+    raises(function() return x.grad end, 't.grad', 'closed')
+  end)
+end)
+
+describe('i32 results that do not fit', function()
+  local fit = 'does not fit in i32'
+  local function i32(t) return usagi.tensor(t, 'i32') end
+  it('elementwise + - * and pow, neg and abs name the op', function()
+    raises(function() return i32 { 2147483647 } + 1 end, 'add', fit, '2147483648')
+    raises(function() return i32 { -2147483648 } - 1 end, 'sub', fit)
+    raises(function() return i32 { 65536 } * i32 { 65536 } end, 'mul', fit)
+    -- the strided path (an expanded operand) checks as the contiguous one does
+    raises(function() return i32 { 2147483647 }:expand(3) + 1 end, 'add', fit)
+    raises(function() return i32 { 1, 2 } + i32 { 2147483647 }:expand(2) end, 'add', fit)
+    assert.are.same({ 3, 4 }, (i32 { 1, 2 } + i32 { 2 }:expand(2)):totable())
+    raises(function() return i32 { 2 } ^ 40 end, 'pow', fit)
+    raises(function() return -i32 { -2147483648 } end, 'neg', fit)
+    raises(function() return i32 { -2147483648 }:abs() end, 'abs', fit)
+    local a = i32 { 1, 2147483647 }
+    raises(function() return a:add_(1) end, 'add_', fit)
+    assert.are.same({ 1, 2147483647 }, a:totable())
+    assert.are.same({ 2147483647, -2147483648 }, (i32 { 2147483646, -2147483647 } + i32 { 1, -1 }):totable())
+  end)
+
+  it('sum and prod are exact or an error, never wrapped', function()
+    raises(function() return i32 { 2147483647, 2147483647 }:sum() end, 'sum', fit, '4294967294')
+    raises(function() return i32 { 65536, 65536 }:prod() end, 'prod', fit)
+    assert.are.equal(0, i32 { 65536, 65536, 0 }:prod():item())
+    assert.are.equal(2147483647, i32 { 2147483647, 5, -5 }:sum():item())
+  end)
+
+  it('arange, tensor, full, fill_, index assignment and conversion refuse', function()
+    raises(function() return usagi.arange(2147483640, 2147483650, 1, 'i32') end, 'arange', fit)
+    raises(function() return usagi.arange(2147483640, 2147483650) end, 'arange', fit)
+    assert.are.equal(3, usagi.arange(2147483645, 2147483648):numel())
+    raises(function() return i32 { 1, 3e9 } end, 'tensor', fit)
+    raises(function() return usagi.full({ 2 }, -3e9, 'i32') end, 'full', fit)
+    raises(function() return usagi.zeros(2, 'i32'):fill_(0 / 0) end, 'fill_', fit)
+    raises(function() local z = usagi.zeros(2, 'i32'); z[1] = 2 ^ 31 end, 'index assignment', fit)
+    raises(function() return usagi.tensor { 1, 3e9 }:int() end, 'int:', fit)
+    raises(function() return usagi.tensor { 1, 0 / 0 }:to('i32') end, 'to:', fit)
+    raises(function() return usagi.zeros(2, 'i32'):copy_(usagi.tensor { math.huge, 1 }) end, 'copy_', fit)
+  end)
+end)
+
+describe('usagi.alloc_limit', function()
+  it('caps one allocation and restores the default with 0', function()
+    local default = usagi.alloc_limit()
+    finally(function() usagi.alloc_limit(0) end)
+    assert.are.equal(default, usagi.alloc_limit(1 << 20))
+    assert.are.equal(1 << 20, usagi.alloc_limit())
+    raises(function() return usagi.zeros(1 << 19) end, 'zeros', 'out of memory', 'the limit is 1048576')
+    assert.are.equal(1000, usagi.zeros(1000):numel())
+    usagi.alloc_limit(0)
+    assert.are.equal(default, usagi.alloc_limit())
+    raises(function() usagi.alloc_limit(-1) end, 'bad argument #1', '>= 0')
+  end)
+end)
+
+-- ==== Found by the API fuzzer (fuzz_api_spec.lua) ==========================
+
+describe('calls the fuzzer found running away', function()
+  it('VAE:importance_weighted refuses an absurd or fractional sample count', function()
+    local vae = require('usagi.vae').VAE(3, { hidden = 4, latent = 2 })
+    local x = usagi.rand(2, 3)
+    raises(function() return vae:importance_weighted(x, 1 << 62) end, 'importance_weighted', 'k must be')
+    raises(function() return vae:importance_weighted(x, 0.5) end, 'importance_weighted', 'k must be')
+    raises(function() return vae:importance_weighted(x, 2, 0) end, 'importance_weighted', 'chunk must be')
+    assert.is_true(vae:importance_weighted(x, 3) < 0)
   end)
 end)

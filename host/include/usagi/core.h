@@ -92,6 +92,11 @@ USG_API void usg_free(void *p);
 /* Fault injection for tests: make the n-th allocation from now fail
  * (n = 1: the next one); 0 turns it off. */
 USG_API void usg_alloc_fail_after(long n);
+/* Lower the cap on one allocation from USG_MAX_BYTES to nbytes (0 puts it
+ * back); returns the previous cap. For sandboxes and fuzzers, which must
+ * not ask the system for gigabytes: past the cap usg_alloc fails with
+ * USG_NOMEM as it does for an absurd size. */
+USG_API size_t usg_set_alloc_limit(size_t nbytes);
 /* Bytes currently held by usagi allocations (for leak tests and the GC). */
 USG_API size_t usg_alloc_live_bytes(void);
 
@@ -205,6 +210,12 @@ USG_API usg_status usg_to_dtype(usg_tensor **out, usg_tensor *t, usg_dtype dt);
 /* dst[...] = src, src broadcast to dst's shape, converting dtype. dst may be
  * a view; overlapping src and dst are handled by copying src first. */
 USG_API usg_status usg_copy_(usg_tensor *dst, const usg_tensor *src);
+/* USG_ARG, naming fn, when several elements of t share memory (a stride of
+ * 0 on a dim of size > 1, as expand makes, or strides that alias): a write
+ * into such a tensor lands on one memory cell several times, so copy_ would
+ * keep only the last value and exp_ would apply exp twice. Every in-place
+ * entry point of the core calls it before writing, as PyTorch refuses. */
+USG_API usg_status usg_check_writable(const usg_tensor *t, const char *fn);
 USG_API usg_status usg_fill_(usg_tensor *t, double v);
 
 /* Broadcast shape of a and b into shape/ndim (NumPy rules). */
