@@ -204,8 +204,9 @@ describe('carried state', function()
     experiment.run_experiment(spec(true), { out = out, name = 'w', quiet = true, checkpoint_every = 4, keep = 100 })
     local dir = out .. '/carry/w'
     for _, f in ipairs { 'step-000000008.h5', 'step-000000012.h5' } do sys.remove(dir .. '/checkpoints/' .. f) end
-    -- the loop of the resumed script declares nothing (no checkpoint_every)
-    fails(function() experiment.run_experiment(spec(false), { resume = dir, quiet = true }) end,
+    -- the loop of the resumed script declares nothing (checkpoint_every 0:
+    -- a resume keeps the run's every 4 unless told otherwise)
+    fails(function() experiment.run_experiment(spec(false), { resume = dir, quiet = true, checkpoint_every = 0 }) end,
       'run:progress: the checkpoint holds what the loop at ', 'declares no carry to put it back in')
     -- a checkpoint from the middle of a loop, its carry gone
     sys.remove(dir .. '/checkpoints/step-000000006.h5')
