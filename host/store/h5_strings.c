@@ -23,7 +23,7 @@ usg_status usg_h5_write_strings(usg_h5 *f, const char *path, const char *const *
     if (k == USG_H5_GROUP || k == USG_H5_DATATYPE)
         return h5_fail(USG_ARG, "h5.write_strings", f->path, path, "is a %s; remove it first",
                        k == USG_H5_GROUP ? "group" : "datatype");
-    h5_append_forget(f, path);
+    if ((s = h5_append_forget(USG_OK, f, "h5.write_strings", path)) != USG_OK) return s;
     if (k == USG_H5_DATASET && H5Ldelete(f->fid, path, H5P_DEFAULT) < 0)
         return h5_fail_lib("h5.write_strings", f->path, path, "cannot replace the dataset");
     hsize_t dims[1] = {(hsize_t)n};
@@ -34,11 +34,10 @@ usg_status usg_h5_write_strings(usg_h5 *f, const char *path, const char *const *
     if (did < 0) s = h5_fail_lib("h5.write_strings", f->path, path, "cannot create the dataset");
     else if (n > 0 && H5Dwrite(did, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0)
         s = h5_fail_lib("h5.write_strings", f->path, path, "cannot write the strings");
-    if (did >= 0) H5Dclose(did);
-    if (lcpl >= 0) H5Pclose(lcpl);
-    if (space >= 0) H5Sclose(space);
-    if (type >= 0) H5Tclose(type);
-    return s;
+    s = h5_close(s, did, "h5.write_strings", f, path);
+    s = h5_close(s, lcpl, "h5.write_strings", f, path);
+    s = h5_close(s, space, "h5.write_strings", f, path);
+    return h5_close(s, type, "h5.write_strings", f, path);
 }
 
 /* Copies of the n strings in buf (variable: char *[n]; fixed: n * size
@@ -90,13 +89,16 @@ usg_status usg_h5_read_strings(usg_h5 *f, const char *path, usg_h5_names *out)
             s = h5_fail_lib("h5.read_strings", f->path, path, "cannot read the strings");
         else {
             s = copy_out(out, buf, (size_t)dims[0], var, size);
-            if (var && dims[0] > 0) H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, buf);
+            if (var && dims[0] > 0 && H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, buf) < 0 &&
+                s == USG_OK)
+                s = h5_fail_lib("h5.read_strings", f->path, path, "cannot free the strings");
         }
     }
     free(buf);
-    if (mtype >= 0) H5Tclose(mtype);
-    if (space >= 0) H5Sclose(space);
-    if (ftype >= 0) H5Tclose(ftype);
-    H5Dclose(did);
+    s = h5_close(s, mtype, "h5.read_strings", f, path);
+    s = h5_close(s, space, "h5.read_strings", f, path);
+    s = h5_close(s, ftype, "h5.read_strings", f, path);
+    s = h5_close(s, did, "h5.read_strings", f, path);
+    if (s != USG_OK) usg_h5_names_free(out);
     return s;
 }
