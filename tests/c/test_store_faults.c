@@ -21,6 +21,7 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <hdf5.h>
@@ -163,6 +164,31 @@ static usg_status fill_many_small(usg_h5 *f)
     return s;
 }
 
+/* The case that was silent: 16 KB of data, a close, and zeros on disk. */
+static usg_status fill_small(usg_h5 *f)
+{
+    usg_tensor *t = ramp(4096);
+    usg_status s = usg_h5_write(f, "/params/w", t);
+    usg_tensor_release(t);
+    return s;
+}
+
+/* Take all but `leave` bytes of the tmpfs with a filler file. */
+static void leave_free(size_t leave)
+{
+    struct statvfs v;
+    char path[700];
+    snprintf(path, sizeof path, "%s/filler", fulldir);
+    assert_int_equal(statvfs(fulldir, &v), 0);
+    size_t n = (size_t)v.f_bavail * v.f_bsize - leave;
+    char *zeros = calloc(1, n);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(zeros, 1, n, fp), n);
+    assert_int_equal(fclose(fp), 0);
+    free(zeros);
+}
+
 static usg_status fill_then_flush(usg_h5 *f)
 {
     usg_status s = fill_many_small(f);
@@ -173,7 +199,7 @@ static usg_status fill_then_flush(usg_h5 *f)
  * the system said and names the file, 2 when everything claimed success,
  * 3 when the message is wrong. The child then exits normally (atexit
  * handlers included): a crash there is a signal the parent sees. */
-static void fill_case(const char *name, filler fill)
+static void fill_case(const char *name, filler fill, size_t room)
 {
     char path[700];
     snprintf(path, sizeof path, "%s/%s.h5", fulldir, name);
@@ -183,8 +209,10 @@ static void fill_case(const char *name, filler fill)
         /* a crash must kill the child, not land in cmocka's handler */
         int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
         for (int i = 0; i < 5; i++) signal(sigs[i], SIG_DFL);
+        if (mounted && room) leave_free(room);
         if (!mounted) {
-            struct rlimit rl = {256 * 1024, 256 * 1024};
+            rlim_t lim = room ? room : 256 * 1024;
+            struct rlimit rl = {lim, lim};
             signal(SIGXFSZ, SIG_IGN);
             setrlimit(RLIMIT_FSIZE, &rl);
         }
@@ -203,6 +231,9 @@ static void fill_case(const char *name, filler fill)
     int st;
     assert_int_equal(waitpid(pid, &st, 0), pid);
     unlink(path);
+    char filler[700];
+    snprintf(filler, sizeof filler, "%s/filler", fulldir);
+    unlink(filler);
     if (WIFSIGNALED(st)) fail_msg("%s: the child died of signal %d", name, WTERMSIG(st));
     if (WEXITSTATUS(st) != 0) fail_msg("%s: exit %d (2: silent, 3: bad message, 4: no open)",
                                        name, WEXITSTATUS(st));
@@ -210,12 +241,13 @@ static void fill_case(const char *name, filler fill)
 
 static void test_disk_full(void **state)
 {
-    fill_case("write", fill_write);
-    fill_case("append", fill_append);
-    fill_case("attr", fill_attr);
-    fill_case("write_strings", fill_strings);
-    fill_case("close", fill_many_small);
-    fill_case("flush", fill_then_flush);
+    fill_case("write", fill_write, 0);
+    fill_case("append", fill_append, 0);
+    fill_case("attr", fill_attr, 0);
+    fill_case("write_strings", fill_strings, 0);
+    fill_case("close", fill_many_small, 0);
+    fill_case("flush", fill_then_flush, 0);
+    fill_case("almost_full", fill_small, 8192);   /* 8 KiB left for 16 KB of data */
 }
 
 /* ==== Checksums ========================================================= */

@@ -54,8 +54,10 @@ describe('a full disk', function()
     write_strings = "local v = {} for i = 1, 20000 do v[i] = ('s'):rep(40) end f:write_strings('/v', v)",
     close = "for i = 1, 100 do f:write('/small/d' .. i, usagi.arange(1, 2049):float()) end",
     flush = "for i = 1, 100 do f:write('/small/d' .. i, usagi.arange(1, 2049):float()) end f:flush(true)",
+    -- the case that was silent: 16 KB, 8 KiB of room, and zeros read back
+    almost_full = "f:write('/params/w', usagi.arange(1, 4097):float())",
   }
-  for _, name in ipairs { 'write', 'append', 'attr', 'write_strings', 'close', 'flush' } do
+  for _, name in ipairs { 'write', 'append', 'attr', 'write_strings', 'close', 'flush', 'almost_full' } do
     it('is an error on ' .. name, function()
       local path = dir .. '/' .. name .. '.h5'
       local code = ("local f = usagi.h5.open(%q, 'w') "
@@ -63,9 +65,17 @@ describe('a full disk', function()
         .. "local cok, cerr = pcall(f.close, f) "
         .. "print(ok and (cok and 'no error' or cerr) or err)"):format(path, cases[name])
       local cmd = ('%s -e %s'):format(quote(exe), quote(code))
-      if not mounted then cmd = ("bash -c %s"):format(quote("trap '' XFSZ; ulimit -f 256; exec " .. cmd)) end
+      local room = name == 'almost_full' and 8 or 256   -- KiB
+      if mounted and room < 256 then   -- a filler takes all but 8 KiB
+        local avail = tonumber(run('df -k --output=avail ' .. quote(dir)):match('(%d+)%s*$'))
+        run(('dd if=/dev/zero of=%s bs=1k count=%d'):format(quote(dir .. '/filler'), avail - room))
+      end
+      if not mounted then
+        cmd = ("bash -c %s"):format(quote(("trap '' XFSZ; ulimit -f %d; exec "):format(room) .. cmd))
+      end
       local text, how, status = run(cmd)
       os.remove(path)
+      os.remove(dir .. '/filler')
       assert.are.equal('exit', how, text)
       assert.are.equal(0, status, text)   -- no crash at exit after a failed close
       assert.is_truthy(text:find(mounted and 'No space left on device' or 'File too large', 1, true), text)
