@@ -161,7 +161,8 @@ local function corpus(name, make, seed)
     else
       assert.is_string(msg)
       assert.is_truthy(msg:find(bad, 1, true), msg)
-      if msg:find('crashed', 1, true) then
+      -- under AddressSanitizer a crash is the child's report and exit
+      if msg:find('crashed', 1, true) or msg:find('without an answer', 1, true) then
         n.crashed = n.crashed + 1
         crashes[#crashes + 1] = ('%d xor %d'):format(i - 1, x)
       elseif msg:find('did not finish', 1, true) then n.hung = n.hung + 1
