@@ -183,6 +183,7 @@ static int l_is_hdf5(lua_State *L)
 static int l_verify(lua_State *L)
 {
     const char *path = arg_string(L, 1, "h5.verify", "path");
+    if (!*path) return luaL_error(L, "h5.verify: path must be a non-empty string");
     lua_Number sec = 60;
     if (!lua_isnoneornil(L, 2)) {
         if (lua_type(L, 2) != LUA_TNUMBER)

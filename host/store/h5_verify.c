@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -197,6 +198,29 @@ static size_t read_answer(int fd, char *buf, size_t cap, int timeout_ms, bool *t
     }
 }
 
+/* Whether this process has path open for writing through HDF5. The child
+ * would share that open file (HDF5 opens a file once per process) and
+ * could write the parent's pending metadata into it while reading. */
+static bool open_for_writing(const char *path)
+{
+    struct stat want, st;
+    if (stat(path, &want) != 0) return false;
+    ssize_t n = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_FILE);
+    hid_t *ids = n > 0 ? malloc((size_t)n * sizeof *ids) : NULL;
+    if (ids) n = H5Fget_obj_ids(H5F_OBJ_ALL, H5F_OBJ_FILE, (size_t)n, ids);
+    bool found = false;
+    for (ssize_t i = 0; ids && i < n && !found; i++) {
+        unsigned intent = 0;
+        char name[4096];
+        found = H5Fget_intent(ids[i], &intent) >= 0 && (intent & H5F_ACC_RDWR) &&
+                H5Fget_name(ids[i], name, sizeof name) > 0 && stat(name, &st) == 0 &&
+                st.st_dev == want.st_dev && st.st_ino == want.st_ino;
+    }
+    free(ids);
+    H5Eclear2(H5E_DEFAULT);
+    return found;
+}
+
 usg_status usg_h5_verify(const char *path, int timeout_ms)
 {
     if (!path || !*path) return usg_fail(USG_ARG, "h5.verify: path must be a non-empty string");
@@ -204,6 +228,9 @@ usg_status usg_h5_verify(const char *path, int timeout_ms)
         return h5_fail(USG_ARG, "h5.verify", path, NULL, "timeout must be positive, got %d ms",
                        timeout_ms);
     h5_init();   /* before the fork, so the child inherits a silenced HDF5 */
+    if (open_for_writing(path))
+        return h5_fail(USG_ARG, "h5.verify", path, NULL,
+                       "is open for writing in this process; close it first");
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
         return h5_fail(USG_IO, "h5.verify", path, NULL, "pipe: %s", strerror(errno));

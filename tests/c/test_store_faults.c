@@ -377,6 +377,13 @@ static void test_verify(void **state)
     expect_err(usg_h5_verify(cut, 30000), USG_HDF5, "truncated or corrupt");
     assert_non_null(strstr(usg_errmsg(), cut));
     expect_err(usg_h5_verify(tmp("missing.h5"), 30000), USG_IO, "no such file");
+    /* the child would share this process's open file and its pending writes */
+    assert_int_equal(usg_h5_open(&f, path, "a"), USG_OK);
+    expect_err(usg_h5_verify(path, 30000), USG_ARG, "open for writing in this process");
+    assert_int_equal(usg_h5_close(f), USG_OK);
+    assert_int_equal(usg_h5_open(&f, path, "r"), USG_OK);
+    assert_int_equal(usg_h5_verify(path, 30000), USG_OK);   /* a reader is fine */
+    assert_int_equal(usg_h5_close(f), USG_OK);
     expect_err(usg_h5_verify("", 1000), USG_ARG, "h5.verify: path");
     expect_err(usg_h5_verify(path, 0), USG_ARG, "timeout must be positive");
 }

@@ -85,7 +85,9 @@ USG_API bool usg_h5_is_hdf5(const char *path);
  * happened: the store's own error (HDF5's message inside), "reading it
  * crashed libhdf5 (signal 11)", or "reading it did not finish in N s"
  * (the child is killed after timeout_ms). Datasets of types a tensor
- * cannot hold (compounds, ...) are not counted as damage. Safe to call
+ * cannot hold (compounds, ...) are not counted as damage. A file this
+ * process has open for writing is refused (USG_ARG): the child would
+ * share it, pending writes included. Safe to call
  * with worker threads running; the child runs only the store and leaves
  * with _exit. */
 USG_API usg_status usg_h5_verify(const char *path, int timeout_ms);
