@@ -11,6 +11,23 @@
 
 #include "store_internal.h"
 
+/* The dataset holds one reference (16 bytes) per string into HDF5's
+ * global heap, where the strings themselves live. Up to 1024 references
+ * sit in the dataset's checksummed header (compact). HDF5 refuses filters,
+ * Fletcher-32 among them, on variable-length types, so more stay
+ * contiguous and unchecked, as does the heap (its format has no checksum). */
+#define COMPACT_STRINGS 1024
+
+static hid_t strings_dcpl(size_t n)
+{
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (dcpl >= 0 && n <= COMPACT_STRINGS && H5Pset_layout(dcpl, H5D_COMPACT) < 0) {
+        if (H5Pclose(dcpl) < 0) H5Eclear2(H5E_DEFAULT);   /* -1 says it failed */
+        return -1;
+    }
+    return dcpl;
+}
+
 usg_status usg_h5_write_strings(usg_h5 *f, const char *path, const char *const *v, size_t n)
 {
     usg_h5_kind k;
@@ -28,13 +45,15 @@ usg_status usg_h5_write_strings(usg_h5 *f, const char *path, const char *const *
         return h5_fail_lib("h5.write_strings", f->path, path, "cannot replace the dataset");
     hsize_t dims[1] = {(hsize_t)n};
     hid_t type = H5Tcopy(H5T_C_S1), space = H5Screate_simple(1, dims, NULL), lcpl = h5_lcpl(), did = -1;
+    hid_t dcpl = strings_dcpl(n);
     if (type >= 0 && H5Tset_size(type, H5T_VARIABLE) >= 0 && H5Tset_cset(type, H5T_CSET_UTF8) >= 0 &&
-        space >= 0 && lcpl >= 0)
-        did = H5Dcreate2(f->fid, path, type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+        space >= 0 && lcpl >= 0 && dcpl >= 0)
+        did = H5Dcreate2(f->fid, path, type, space, lcpl, dcpl, H5P_DEFAULT);
     if (did < 0) s = h5_fail_lib("h5.write_strings", f->path, path, "cannot create the dataset");
     else if (n > 0 && H5Dwrite(did, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0)
         s = h5_fail_lib("h5.write_strings", f->path, path, "cannot write the strings");
     s = h5_close(s, did, "h5.write_strings", f, path);
+    s = h5_close(s, dcpl, "h5.write_strings", f, path);
     s = h5_close(s, lcpl, "h5.write_strings", f, path);
     s = h5_close(s, space, "h5.write_strings", f, path);
     return h5_close(s, type, "h5.write_strings", f, path);
