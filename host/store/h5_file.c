@@ -206,10 +206,15 @@ static const char *hint(const char *desc)
     return "";
 }
 
-/* Files usagi creates use HDF5's 1.8 formats at least: a version 2
- * superblock and version 2 object headers, both with checksums, so a
- * damaged header is an error instead of garbage. h5py and h5dump of HDF5
- * 1.8 and later read them. Files opened with 'a' keep their own format. */
+/* Files usagi creates have a version 2 superblock (the 1.8 format) with a
+ * checksum. Objects made by usagi in any file it writes use the 1.10
+ * formats: version 2 object headers and chunk indexes (extensible and
+ * fixed arrays) with checksums, where the 1.8 format's B-tree has none and
+ * a damaged key there reads as zeros. The superblock stays version 2: a
+ * version 3 one marks the file "open for write" while a writer holds it,
+ * so readers (usagi show on a live run) and any opener after a crash
+ * would be refused until h5clear. h5py and h5dump of HDF5 1.10 read these
+ * files. */
 static hid_t open_fid(const char *path, char mode, bool exists)
 {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), fid = -1;
@@ -226,6 +231,15 @@ static hid_t open_fid(const char *path, char mode, bool exists)
     if (mode == 'r') fid = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     else if (mode == 'a' && exists) fid = H5Fopen(path, H5F_ACC_RDWR, fapl);
     else fid = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (fid >= 0 && mode != 'r' && H5Fset_libver_bounds(fid, USG_H5_LIBVER_OBJECTS,
+                                                         H5F_LIBVER_LATEST) < 0) {
+        if (mode == 'w' || !exists) {   /* a file of our own must get them */
+            if (H5Fclose(fid) < 0) H5Eclear2(H5E_DEFAULT);
+            fid = -1;
+        } else {
+            H5Eclear2(H5E_DEFAULT);   /* another tool's file keeps its formats */
+        }
+    }
 done:
     if (fid < 0) {   /* keep the error stack for the message: close quietly after */
         char desc[DESC_SIZE] = "";

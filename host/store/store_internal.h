@@ -10,9 +10,11 @@
 
 #include "usagi/store.h"
 
-/* The oldest HDF5 format a new file may use (H5Pset_libver_bounds): the
- * 1.8 formats have checksums on the superblock and object headers. */
+/* The oldest HDF5 format of a new file's superblock (H5Pset_libver_bounds;
+ * 1.8: version 2, checksummed) and of the objects usagi creates
+ * (H5Fset_libver_bounds; 1.10: checksummed chunk indexes). See open_fid. */
 #define USG_H5_LIBVER_LOW H5F_LIBVER_V18
+#define USG_H5_LIBVER_OBJECTS H5F_LIBVER_V110
 
 /* Datasets kept open between appends (h5_append.c), so that the chunk
  * being filled stays in HDF5's cache instead of being read and written
