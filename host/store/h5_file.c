@@ -319,8 +319,8 @@ usg_status usg_h5_flush(usg_h5 *f, bool sync)
     hid_t fapl = H5Fget_access_plist(f->fid);
     herr_t e = fapl < 0 ? -1 : H5Fget_vfd_handle(f->fid, fapl, &handle);
     if (e < 0 || !handle) {
-        h5_close(USG_HDF5, fapl, "h5.flush", f, NULL);
-        return h5_fail_lib("h5.flush", f->path, NULL, "no file descriptor to sync");
+        usg_status s = h5_fail_lib("h5.flush", f->path, NULL, "no file descriptor to sync");
+        return h5_close(s, fapl, "h5.flush", f, NULL);
     }
     usg_status s = h5_close(USG_OK, fapl, "h5.flush", f, NULL);
     if (s != USG_OK) return s;
