@@ -14,7 +14,11 @@
 -- the positions are a sample: FLIPS distinct positions per file drawn by
 -- the seeded generator (USAGI_CORPUS_FLIPS=all flips every byte). The spec
 -- prints how many flips gave an error, how many were harmless and how many
--- crashed or hung libhdf5 in verify's child.
+-- crashed or hung libhdf5 in verify's child. Every byte of the results file
+-- (USAGI_CORPUS_FLIPS=all, 24995 flips, 929 s on a loaded 2-core machine):
+-- 19514 errors, 5451 harmless, 13 strings changed in the global heap, 13
+-- crashes (all in the sizes of heap objects) and 4 hangs past 20 s, each
+-- taken by verify's child; no wrong number.
 local usagi = require 'usagi'
 local h5 = usagi.h5
 
