@@ -11,6 +11,7 @@
  *   f:attrs([p]) -> {name = value}
  *   f:append('/metrics/loss', 0.5) -> new length; f:flush([sync]); f:close()
  *   f.path, f.mode; usagi.h5.is_hdf5(path)
+ *   usagi.h5.verify(path [, seconds]) -> true | nil, message (in a child)
  *
  * A File is a userdata holding the C handle; close, __close and __gc all
  * close it (once), and any method on a closed file is an error. Its path
@@ -175,6 +176,31 @@ static int l_is_hdf5(lua_State *L)
 {
     lua_pushboolean(L, usg_h5_is_hdf5(arg_string(L, 1, "h5.is_hdf5", "path")));
     return 1;
+}
+
+/* usagi.h5.verify(path [, seconds = 60]) -> true, or nil and the message:
+ * a damaged file is an answer, not an error; bad arguments raise. */
+static int l_verify(lua_State *L)
+{
+    const char *path = arg_string(L, 1, "h5.verify", "path");
+    if (!*path) return luaL_error(L, "h5.verify: path must be a non-empty string");
+    lua_Number sec = 60;
+    if (!lua_isnoneornil(L, 2)) {
+        if (lua_type(L, 2) != LUA_TNUMBER)
+            return luaL_error(L, "h5.verify: seconds must be a number, got %s",
+                              luaL_typename(L, 2));
+        sec = lua_tonumber(L, 2);
+        if (!(sec > 0 && sec <= 86400))
+            return luaL_error(L, "h5.verify: seconds must be in (0, 86400], got %f", sec);
+    }
+    int ms = (int)(sec * 1000);
+    if (usg_h5_verify(path, ms > 0 ? ms : 1) == USG_OK) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_pushstring(L, usg_errmsg());
+    return 2;
 }
 
 /* ==== File methods ====================================================== */
@@ -439,7 +465,7 @@ static const luaL_Reg file_methods[] = {
     {NULL, NULL}};
 
 static const luaL_Reg module_fns[] = {
-    {"open", l_open}, {"is_hdf5", l_is_hdf5}, {NULL, NULL}};
+    {"open", l_open}, {"is_hdf5", l_is_hdf5}, {"verify", l_verify}, {NULL, NULL}};
 
 /* [usagi] -> [usagi], with usagi.h5 set */
 int usg_lua_open_h5(lua_State *L)

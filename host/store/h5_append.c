@@ -48,21 +48,25 @@ static char *canon(const char *path)
     return c;
 }
 
-static void drop_at(usg_h5 *f, int i)
+/* Close kept dataset i; closing writes its chunk, so this can fail. */
+static usg_status drop_at(usg_status s, usg_h5 *f, int i, const char *fn)
 {
-    H5Dclose(f->open[i].did);
+    s = h5_close(s, f->open[i].did, fn, f, f->open[i].key);
     free(f->open[i].key);
     memmove(f->open + i, f->open + i + 1, (size_t)(f->nopen - i - 1) * sizeof *f->open);
     f->nopen--;
+    return s;
 }
 
-void h5_append_forget(usg_h5 *f, const char *path)
+usg_status h5_append_forget(usg_status s, usg_h5 *f, const char *fn, const char *path)
 {
     char *key = path ? canon(path) : NULL;
+    if (path && !key) return s != USG_OK ? s : h5_fail(USG_NOMEM, fn, f->path, path, "out of memory");
     for (int i = 0; i < f->nopen;)
-        if (!key || strcmp(f->open[i].key, key) == 0) drop_at(f, i);   /* no key: all */
+        if (!key || strcmp(f->open[i].key, key) == 0) s = drop_at(s, f, i, fn);   /* no key: all */
         else i++;
     free(key);
+    return s;
 }
 
 /* The kept dataset of key (moved to the front), or -1. */
@@ -78,13 +82,16 @@ static hid_t kept(usg_h5 *f, const char *key)
     return -1;
 }
 
-/* Keep did under key (ownership of both passes to f). */
-static void keep(usg_h5 *f, char *key, hid_t did)
+/* Keep did under key (ownership of both passes to f), closing the least
+ * recent one when all places are taken (that close may fail). */
+static usg_status keep(usg_h5 *f, char *key, hid_t did)
 {
-    if (f->nopen == H5_APPEND_CACHE) drop_at(f, f->nopen - 1);   /* the least recent */
+    usg_status s = USG_OK;
+    if (f->nopen == H5_APPEND_CACHE) s = drop_at(s, f, f->nopen - 1, "h5.append");
     memmove(f->open + 1, f->open, (size_t)f->nopen * sizeof *f->open);
     f->open[0] = (h5_open_ds){key, did};
     f->nopen++;
+    return s;
 }
 
 /* The dataset at path (*did), or *did = -1 when nothing is there; an
@@ -119,9 +126,8 @@ static usg_status describe(usg_h5 *f, const char *path, hid_t did, char *type, s
         h5_type_name(ty, type, n);
         *maxdim0 = maxdims[0];
     }
-    if (sp >= 0) H5Sclose(sp);
-    if (ty >= 0) H5Tclose(ty);
-    return s;
+    s = h5_close(s, sp, "h5.append", f, path);
+    return h5_close(s, ty, "h5.append", f, path);
 }
 
 static usg_status create_extendable(usg_h5 *f, const char *path, const rows *r, hid_t *did)
@@ -143,13 +149,15 @@ static usg_status create_extendable(usg_h5 *f, const char *path, const rows *r, 
     hid_t space = H5Screate_simple(rank, dims, maxdims), dcpl = H5Pcreate(H5P_DATASET_CREATE);
     hid_t lcpl = h5_lcpl();
     *did = -1;
-    if (space >= 0 && dcpl >= 0 && lcpl >= 0 && H5Pset_chunk(dcpl, rank, chunk) >= 0)
+    /* each chunk carries a Fletcher-32 checksum, so a damaged one is an
+     * error on read instead of wrong numbers */
+    if (space >= 0 && dcpl >= 0 && lcpl >= 0 && H5Pset_chunk(dcpl, rank, chunk) >= 0 &&
+        H5Pset_fletcher32(dcpl) >= 0)
         *did = H5Dcreate2(f->fid, path, h5_file_type(r->dt), space, lcpl, dcpl, H5P_DEFAULT);
     if (*did < 0) s = h5_fail_lib("h5.append", f->path, path, "cannot create the dataset");
-    if (lcpl >= 0) H5Pclose(lcpl);
-    if (dcpl >= 0) H5Pclose(dcpl);
-    if (space >= 0) H5Sclose(space);
-    return s;
+    s = h5_close(s, lcpl, "h5.append", f, path);
+    s = h5_close(s, dcpl, "h5.append", f, path);
+    return h5_close(s, space, "h5.append", f, path);
 }
 
 /* The open dataset must take r: same dtype, same row shape, room to grow. */
@@ -195,9 +203,9 @@ static usg_status write_rows(usg_h5 *f, const char *path, hid_t did, hsize_t *di
          (msp = H5Screate_simple(rank, count, NULL)) < 0 ||
          H5Dwrite(did, h5_mem_type(r->dt), msp, fsp, H5P_DEFAULT, r->data) < 0))
         s = h5_fail_lib("h5.append", f->path, path, "cannot extend and write");
+    s = h5_close(s, msp, "h5.append", f, path);
+    s = h5_close(s, fsp, "h5.append", f, path);
     if (s == USG_OK && len) *len = (int64_t)dims[0];
-    if (msp >= 0) H5Sclose(msp);
-    if (fsp >= 0) H5Sclose(fsp);
     return s;
 }
 
@@ -240,12 +248,9 @@ static usg_status begin(usg_h5 *f, const char *path, char **key, hid_t *did, boo
 /* Keep a dataset that worked; close one that failed (kept or not). */
 static usg_status finish(usg_h5 *f, usg_status s, char *key, hid_t did, bool fresh)
 {
-    if (s == USG_OK && did >= 0 && fresh) {
-        keep(f, key, did);
-        return s;
-    }
-    if (s != USG_OK && !fresh) h5_append_forget(f, key);
-    else if (s != USG_OK && did >= 0) H5Dclose(did);
+    if (s == USG_OK && did >= 0 && fresh) return keep(f, key, did);
+    if (s != USG_OK && !fresh) s = h5_append_forget(s, f, "h5.append", key);
+    else if (s != USG_OK) s = h5_close(s, did, "h5.append", f, key);
     free(key);
     return s;
 }
@@ -311,7 +316,7 @@ usg_status usg_h5_append_number(usg_h5 *f, const char *path, double v, int64_t *
     hid_t ty = did >= 0 ? H5Dget_type(did) : -1;
     if (ty >= 0) {
         h5_type_name(ty, dt, sizeof dt);
-        H5Tclose(ty);
+        s = h5_close(s, ty, "h5.append", f, path);
     }
     rows r = {.row_ndim = 0, .nrows = 1};
     float f32 = (float)v;

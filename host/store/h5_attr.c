@@ -36,7 +36,7 @@ static hid_t vlen_utf8(void)
     hid_t t = H5Tcopy(H5T_C_S1);
     if (t >= 0 && (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0 ||
                    H5Tset_strpad(t, H5T_STR_NULLTERM) < 0)) {
-        H5Tclose(t);
+        if (H5Tclose(t) < 0) H5Eclear2(H5E_DEFAULT);   /* -1 says it failed */
         return -1;
     }
     return t;
@@ -48,7 +48,7 @@ static hid_t bool_enum(void)
     hid_t t = H5Tenum_create(H5T_NATIVE_INT8);
     int8_t no = 0, yes = 1;
     if (t >= 0 && (H5Tenum_insert(t, "FALSE", &no) < 0 || H5Tenum_insert(t, "TRUE", &yes) < 0)) {
-        H5Tclose(t);
+        if (H5Tclose(t) < 0) H5Eclear2(H5E_DEFAULT);   /* -1 says it failed */
         return -1;
     }
     return t;
@@ -127,11 +127,12 @@ static usg_status plan_attr(const usg_h5 *f, const char *path, const char *name,
     return USG_OK;
 }
 
-static void plan_free(attr_plan *p)
+static usg_status plan_free(usg_status s, attr_plan *p, const usg_h5 *f, const char *path)
 {
-    if (p->type_owned && p->type >= 0) H5Tclose(p->type);
-    if (p->space >= 0) H5Sclose(p->space);
+    if (p->type_owned) s = h5_close(s, p->type, "h5.attr", f, path);
+    s = h5_close(s, p->space, "h5.attr", f, path);
     usg_tensor_release(p->c);
+    return s;
 }
 
 usg_status usg_h5_attr_set(usg_h5 *f, const char *path, const char *name, const usg_h5_value *v)
@@ -154,10 +155,9 @@ usg_status usg_h5_attr_set(usg_h5 *f, const char *path, const char *name, const 
         s = h5_fail_lib("h5.attr", f->path, path, what);
     }
 done:
-    if (aid >= 0) H5Aclose(aid);
-    if (oid >= 0) H5Oclose(oid);
-    plan_free(&p);
-    return s;
+    s = h5_close(s, aid, "h5.attr", f, path);
+    s = h5_close(s, oid, "h5.attr", f, path);
+    return plan_free(s, &p, f, path);
 }
 
 usg_status usg_h5_attr_delete(usg_h5 *f, const char *path, const char *name)
@@ -171,8 +171,7 @@ usg_status usg_h5_attr_delete(usg_h5 *f, const char *path, const char *name)
     htri_t ex = H5Aexists(oid, name);
     if (ex < 0 || (ex > 0 && H5Adelete(oid, name) < 0))
         s = h5_fail_lib("h5.attr", f->path, path, "cannot delete the attribute");
-    H5Oclose(oid);
-    return s;
+    return h5_close(s, oid, "h5.attr", f, path);
 }
 
 /* ==== Getting =========================================================== */
@@ -197,7 +196,7 @@ static usg_status read_fixed_strings(const char *fn, const usg_h5 *f, const char
         while (spaces && len > 0 && e[len - 1] == ' ') len--;
         if (!h5_names_addn(out, e, len)) s = h5_fail(USG_NOMEM, fn, f->path, path, "out of memory");
     }
-    if (mem >= 0) H5Tclose(mem);
+    s = h5_close(s, mem, fn, f, path);
     free(buf);
     return s;
 }
@@ -215,9 +214,10 @@ static usg_status read_vlen_strings(const char *fn, const usg_h5 *f, const char 
         for (hsize_t i = 0; s == USG_OK && i < n; i++)
             if (!h5_names_add(out, ptrs[i] ? ptrs[i] : ""))
                 s = h5_fail(USG_NOMEM, fn, f->path, path, "out of memory");
-        h5_vlen_reclaim(mem, space, ptrs);
+        if (h5_vlen_reclaim(mem, space, ptrs) < 0 && s == USG_OK)
+            s = h5_fail_lib(fn, f->path, path, "cannot free the strings");
     }
-    if (mem >= 0) H5Tclose(mem);
+    s = h5_close(s, mem, fn, f, path);
     free(ptrs);
     return s;
 }
@@ -318,9 +318,8 @@ static usg_status get_value(const char *fn, const usg_h5 *f, const char *path, h
         out->type = USG_H5_VTENSOR;
     }
 done:
-    if (space >= 0) H5Sclose(space);
-    if (ftype >= 0) H5Tclose(ftype);
-    return s;
+    s = h5_close(s, space, fn, f, path);
+    return h5_close(s, ftype, fn, f, path);
 }
 
 /* The object path and attribute name as one "object" of the messages:
@@ -348,8 +347,9 @@ usg_status usg_h5_attr_get(usg_h5 *f, const char *path, const char *name, usg_h5
         attr_place(place, sizeof place, path, name);
         s = get_value("h5.attr", f, place, aid, out);
     }
-    if (aid >= 0) H5Aclose(aid);
-    H5Oclose(oid);
+    s = h5_close(s, aid, "h5.attr", f, path);
+    s = h5_close(s, oid, "h5.attr", f, path);
+    if (s != USG_OK) usg_h5_value_clear(out);
     return s;
 }
 
@@ -372,7 +372,8 @@ usg_status usg_h5_attr_names(usg_h5 *f, const char *path, usg_h5_names *out)
         s = h5_fail_lib("h5.attrs", f->path, path, "cannot list the attributes");
         usg_h5_names_free(out);
     }
-    H5Oclose(oid);
+    s = h5_close(s, oid, "h5.attrs", f, path);
+    if (s != USG_OK) usg_h5_names_free(out);
     h5_names_sort(out);
     return s;
 }

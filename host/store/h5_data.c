@@ -74,7 +74,7 @@ bool h5_is_bool_enum(hid_t type)
              ((strcmp(name, "FALSE") == 0 && v == 0) || (strcmp(name, "TRUE") == 0 && v == 1));
         if (name) H5free_memory(name);
     }
-    H5Tclose(super);
+    if (H5Tclose(super) < 0) ok = false;
     H5Eclear2(H5E_DEFAULT);
     return ok;
 }
@@ -133,7 +133,7 @@ static usg_status plan_read(const char *fn, const usg_h5 *f, const char *obj, hi
         hid_t super = H5Tget_super(ftype);
         bool ok = super >= 0 && H5Tget_class(super) == H5T_INTEGER && H5Tget_size(super) <= 8;
         p->is_signed = ok && H5Tget_sign(super) != H5T_SGN_NONE;
-        if (super >= 0) H5Tclose(super);
+        if (super >= 0 && H5Tclose(super) < 0) ok = false;
         p->mem = ok ? H5Tget_native_type(ftype, H5T_DIR_ASCEND) : -1;
         if (p->mem < 0) return h5_fail_lib(fn, f->path, obj, "unsupported enum type");
         p->mem_owned = p->wide = true;
@@ -278,7 +278,7 @@ usg_status h5_read_numeric(const char *fn, const usg_h5 *f, const char *obj, hid
     if (raw) s = narrow_i32(fn, f, obj, &p, raw, n, usg_tensor_data(t));
 done:
     usg_free(raw);
-    if (p.mem_owned) H5Tclose(p.mem);
+    if (p.mem_owned) s = h5_close(s, p.mem, fn, f, obj);
     if (s != USG_OK) usg_tensor_release(t);
     else *out = t;
     return s;
@@ -304,8 +304,7 @@ static usg_status check_chunk(const char *fn, const usg_h5 *f, const char *obj, 
             s = h5_fail(USG_NOMEM, fn, f->path, obj, "chunks of more than %llu bytes are refused",
                         (unsigned long long)CHUNK_LIMIT);
     }
-    H5Pclose(dcpl);
-    return s;
+    return h5_close(s, dcpl, fn, f, obj);
 }
 
 usg_status usg_h5_read(usg_h5 *f, const char *path, usg_tensor **out)
@@ -319,9 +318,13 @@ usg_status usg_h5_read(usg_h5 *f, const char *path, usg_tensor **out)
         s = h5_fail_lib("h5.read", f->path, path, "cannot read type and dataspace");
     if (s == USG_OK) s = check_chunk("h5.read", f, path, did, ftype);
     if (s == USG_OK) s = h5_read_numeric("h5.read", f, path, did, false, ftype, space, out);
-    if (space >= 0) H5Sclose(space);
-    if (ftype >= 0) H5Tclose(ftype);
-    H5Dclose(did);
+    s = h5_close(s, space, "h5.read", f, path);
+    s = h5_close(s, ftype, "h5.read", f, path);
+    s = h5_close(s, did, "h5.read", f, path);
+    if (s != USG_OK && *out) {
+        usg_tensor_release(*out);
+        *out = NULL;
+    }
     return s;
 }
 
@@ -336,9 +339,8 @@ usg_status usg_h5_shape(usg_h5 *f, const char *path, int *ndim, int64_t *shape)
         s = h5_fail_lib("h5.shape", f->path, path, "cannot read the dataspace");
     else
         s = h5_space_dims("h5.shape", f, path, space, ndim, shape);
-    if (space >= 0) H5Sclose(space);
-    H5Dclose(did);
-    return s;
+    s = h5_close(s, space, "h5.shape", f, path);
+    return h5_close(s, did, "h5.shape", f, path);
 }
 
 usg_status usg_h5_dtype(usg_h5 *f, const char *path, char *buf, size_t n)
@@ -352,10 +354,9 @@ usg_status usg_h5_dtype(usg_h5 *f, const char *path, char *buf, size_t n)
         s = h5_fail_lib("h5.dtype", f->path, path, "cannot read the type");
     } else {
         h5_type_name(ftype, buf, n);
-        H5Tclose(ftype);
+        s = h5_close(s, ftype, "h5.dtype", f, path);
     }
-    H5Dclose(did);
-    return s;
+    return h5_close(s, did, "h5.dtype", f, path);
 }
 
 /* ==== Writing =========================================================== */
@@ -377,13 +378,50 @@ static usg_status reuse_or_unlink(usg_h5 *f, const char *path, const usg_tensor 
              : c == H5S_SIMPLE && r == t->ndim && H5Sget_simple_extent_dims(sp, dims, NULL) >= 0;
         for (int i = 0; same && i < t->ndim; i++) same = dims[i] == (hsize_t)t->shape[i];
     }
-    if (sp >= 0) H5Sclose(sp);
-    if (ty >= 0) H5Tclose(ty);
-    if (same) { *did = d; return USG_OK; }
-    if (d >= 0) H5Dclose(d);
+    usg_status s = h5_close(USG_OK, sp, "h5.write", f, path);
+    s = h5_close(s, ty, "h5.write", f, path);
+    if (s == USG_OK && same) { *did = d; return USG_OK; }
+    s = h5_close(s, d, "h5.write", f, path);
+    if (s != USG_OK) return s;
+    H5Eclear2(H5E_DEFAULT);   /* a failed H5Dopen2 above is not an error */
     if (H5Ldelete(f->fid, path, H5P_DEFAULT) < 0)
         return h5_fail_lib("h5.write", f->path, path, "cannot replace the dataset");
     return USG_OK;
+}
+
+/* Data up to this size lives in the dataset's object header (the compact
+ * layout): no block of its own, and the header's checksum covers it. */
+#define COMPACT_BYTES 16384
+/* Larger data is cut in chunks of about this size, each with a Fletcher-32
+ * checksum: one chunk fits HDF5's default chunk cache (1 MiB), and a
+ * 100 MB tensor is a hundred of them. */
+#define CHUNK_TARGET ((uint64_t)1 << 20)
+
+/* The creation list of a fixed dataset of t's shape: compact when small,
+ * else chunked and checksummed. Chunks split the leading dims: dim i gets
+ * as many slices as fit CHUNK_TARGET once the dims after it are whole. */
+static herr_t h5_fixed_dcpl(const usg_tensor *t, hid_t *out)
+{
+    uint64_t bytes = (uint64_t)usg_tensor_numel(t) * usg_dtype_size(t->dtype);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    *out = dcpl;
+    if (dcpl < 0) return -1;
+    if (bytes <= COMPACT_BYTES) return H5Pset_layout(dcpl, H5D_COMPACT);
+    hsize_t chunk[USG_MAX_DIMS];
+    uint64_t inner = bytes;
+    bool whole = false;
+    for (int i = 0; i < t->ndim; i++) {
+        inner /= (uint64_t)t->shape[i];   /* bytes of one slice along dim i */
+        if (whole) chunk[i] = (hsize_t)t->shape[i];
+        else if (inner > CHUNK_TARGET) chunk[i] = 1;
+        else {
+            uint64_t k = CHUNK_TARGET / inner;
+            chunk[i] = (hsize_t)(k < (uint64_t)t->shape[i] ? k : (uint64_t)t->shape[i]);
+            whole = true;
+        }
+    }
+    if (H5Pset_chunk(dcpl, t->ndim, chunk) < 0) return -1;
+    return H5Pset_fletcher32(dcpl);
 }
 
 static hid_t create_dataset(usg_h5 *f, const char *path, const usg_tensor *t)
@@ -391,13 +429,18 @@ static hid_t create_dataset(usg_h5 *f, const char *path, const usg_tensor *t)
     hsize_t dims[USG_MAX_DIMS];
     for (int i = 0; i < t->ndim; i++) dims[i] = (hsize_t)t->shape[i];
     hid_t space = t->ndim ? H5Screate_simple(t->ndim, dims, NULL) : H5Screate(H5S_SCALAR);
-    hid_t lcpl = h5_lcpl(), did = -1;
-    if (space >= 0 && lcpl >= 0)
-        did = H5Dcreate2(f->fid, path, h5_file_type(t->dtype), space, lcpl, H5P_DEFAULT,
-                         H5P_DEFAULT);
-    if (did < 0) h5_fail_lib("h5.write", f->path, path, "cannot create the dataset");
-    if (lcpl >= 0) H5Pclose(lcpl);
-    if (space >= 0) H5Sclose(space);
+    hid_t lcpl = h5_lcpl(), did = -1, dcpl = -1;
+    if (space >= 0 && lcpl >= 0 && h5_fixed_dcpl(t, &dcpl) >= 0)
+        did = H5Dcreate2(f->fid, path, h5_file_type(t->dtype), space, lcpl, dcpl, H5P_DEFAULT);
+    usg_status s = did < 0 ? h5_fail_lib("h5.write", f->path, path, "cannot create the dataset")
+                           : USG_OK;
+    s = h5_close(s, dcpl, "h5.write", f, path);
+    s = h5_close(s, lcpl, "h5.write", f, path);
+    s = h5_close(s, space, "h5.write", f, path);
+    if (s != USG_OK && did >= 0) {
+        h5_close(s, did, "h5.write", f, path);
+        did = -1;
+    }
     return did;
 }
 
@@ -415,14 +458,14 @@ usg_status usg_h5_write(usg_h5 *f, const char *path, usg_tensor *t)
     if ((s = usg_contiguous(&c, t)) != USG_OK)
         return h5_fail(s, "h5.write", f->path, path, "%s", usg_errmsg());
     hid_t did = -1;
-    h5_append_forget(f, path);
-    if (k == USG_H5_DATASET) s = reuse_or_unlink(f, path, c, &did);
+    s = h5_append_forget(USG_OK, f, "h5.write", path);
+    if (s == USG_OK && k == USG_H5_DATASET) s = reuse_or_unlink(f, path, c, &did);
     if (s == USG_OK && did < 0 && (did = create_dataset(f, path, c)) < 0) s = USG_HDF5;
     if (s == USG_OK && usg_tensor_numel(c) > 0 &&
         H5Dwrite(did, h5_mem_type(c->dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT,
                  usg_tensor_data(c)) < 0)
         s = h5_fail_lib("h5.write", f->path, path, "cannot write the data");
-    if (did >= 0) H5Dclose(did);
+    s = h5_close(s, did, "h5.write", f, path);
     usg_tensor_release(c);
     return s;
 }

@@ -80,6 +80,30 @@ usg_status h5_fail_lib(const char *fn, const char *file, const char *obj, const 
     return h5_fail(USG_HDF5, fn, file, obj, "%s", what);
 }
 
+usg_status h5_close(usg_status s, hid_t id, const char *fn, const usg_h5 *f, const char *obj)
+{
+    if (id < 0) return s;
+    const char *what = "the object";
+    herr_t e;
+    switch (H5Iget_type(id)) {
+    case H5I_DATASET: what = "the dataset"; e = H5Dclose(id); break;
+    case H5I_GROUP: what = "the group"; e = H5Gclose(id); break;
+    case H5I_ATTR: what = "the attribute"; e = H5Aclose(id); break;
+    case H5I_DATASPACE: what = "a dataspace"; e = H5Sclose(id); break;
+    case H5I_DATATYPE: what = "a datatype"; e = H5Tclose(id); break;
+    case H5I_GENPROP_LST: what = "a property list"; e = H5Pclose(id); break;
+    default: e = H5Oclose(id); break;
+    }
+    if (e >= 0) return s;
+    if (s != USG_OK) {   /* the first error is the one to tell */
+        H5Eclear2(H5E_DEFAULT);
+        return s;
+    }
+    char msg[64];
+    snprintf(msg, sizeof msg, "cannot close %s", what);
+    return h5_fail_lib(fn, f ? f->path : "?", obj, msg);
+}
+
 /* A file whose H5Fclose failed (a full disk, a write past the size limit)
  * stays half-closed in HDF5's tables, and H5close at exit then crashes on
  * it (HDF5 1.10). So the library's own exit handler is off; ours closes
@@ -166,10 +190,38 @@ static usg_status check_fs(const char *path, char mode, bool *exists)
     return USG_OK;
 }
 
+/* What an open's HDF5 message means for the user. A lock held by another
+ * writer says "unable to lock file" (the word "lock" alone also matches
+ * "sblock", the superblock, which a truncated file names); a file cut
+ * short or damaged says so in several ways, all of them about its end or
+ * its superblock. */
+static const char *hint(const char *desc)
+{
+    if (strstr(desc, "unable to lock") || strstr(desc, "temporarily unavailable"))
+        return "; another process has it open";
+    if (strstr(desc, "truncated") || strstr(desc, "eof") || strstr(desc, "EOF") ||
+        strstr(desc, "superblock") || strstr(desc, "sblock") || strstr(desc, "checksum") ||
+        strstr(desc, "signature"))
+        return "; the file is truncated or corrupt";
+    return "";
+}
+
+/* Files usagi creates have a version 2 superblock (the 1.8 format) with a
+ * checksum. Objects made by usagi in any file it writes use the 1.10
+ * formats: version 2 object headers and chunk indexes (extensible and
+ * fixed arrays) with checksums, where the 1.8 format's B-tree has none and
+ * a damaged key there reads as zeros. The superblock stays version 2: a
+ * version 3 one marks the file "open for write" while a writer holds it,
+ * so readers (usagi show on a live run) and any opener after a crash
+ * would be refused until h5clear. h5py and h5dump of HDF5 1.10 read these
+ * files. */
 static hid_t open_fid(const char *path, char mode, bool exists)
 {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), fid = -1;
     if (fapl < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) goto done;
+    if ((mode == 'w' || !exists) &&
+        H5Pset_libver_bounds(fapl, USG_H5_LIBVER_LOW, H5F_LIBVER_LATEST) < 0)
+        goto done;
     /* A reader takes no lock, so a run's results.h5 can be read (usagi
      * show, plot) while the run writes it: the reader sees the file as of
      * the writer's last flush, and a read that meets a flush half done is
@@ -179,21 +231,33 @@ static hid_t open_fid(const char *path, char mode, bool exists)
     if (mode == 'r') fid = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     else if (mode == 'a' && exists) fid = H5Fopen(path, H5F_ACC_RDWR, fapl);
     else fid = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (fid >= 0 && mode != 'r' && H5Fset_libver_bounds(fid, USG_H5_LIBVER_OBJECTS,
+                                                         H5F_LIBVER_LATEST) < 0) {
+        if (mode == 'w' || !exists) {   /* a file of our own must get them */
+            if (H5Fclose(fid) < 0) H5Eclear2(H5E_DEFAULT);
+            fid = -1;
+        } else {
+            H5Eclear2(H5E_DEFAULT);   /* another tool's file keeps its formats */
+        }
+    }
 done:
     if (fid < 0) {   /* keep the error stack for the message: close quietly after */
         char desc[DESC_SIZE] = "";
         H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost, desc);
         system_message(desc);
-        if (fapl >= 0) H5Pclose(fapl);
+        if (fapl >= 0 && H5Pclose(fapl) < 0) H5Eclear2(H5E_DEFAULT);   /* the open's error counts */
         h5_fail(USG_HDF5, "h5.open", path, NULL, "cannot %s%s%s%s%s",
                 mode == 'r' ? "open for reading" : exists && mode == 'a' ? "open for writing"
                                                                            : "create",
                 desc[0] ? " (HDF5: " : "", desc, desc[0] ? ")" : "",
-                strstr(desc, "lock") || strstr(desc, "temporarily unavailable")
-                    ? "; another process has it open" : "");
+                hint(desc));
         return -1;
     }
-    H5Pclose(fapl);
+    if (H5Pclose(fapl) < 0) {
+        h5_fail_lib("h5.open", path, NULL, "cannot close a property list");
+        if (H5Fclose(fid) < 0) H5Eclear2(H5E_DEFAULT);
+        return -1;
+    }
     return fid;
 }
 
@@ -233,10 +297,10 @@ usg_status usg_h5_open(usg_h5 **out, const char *path, const char *mode)
 usg_status usg_h5_close(usg_h5 *f)
 {
     if (!f) return USG_OK;
-    usg_status s = USG_OK;
-    h5_append_forget(f, NULL);
+    usg_status s = h5_append_forget(USG_OK, f, "h5.close", NULL);
     if (H5Fclose(f->fid) < 0) {
-        s = h5_fail_lib("h5.close", f->path, NULL, "cannot close");
+        if (s == USG_OK) s = h5_fail_lib("h5.close", f->path, NULL, "cannot close");
+        else H5Eclear2(H5E_DEFAULT);
         if (nfailed < MAX_FAILED) failed_fids[nfailed++] = f->fid;
     }
     free(f->path);
@@ -254,8 +318,12 @@ usg_status usg_h5_flush(usg_h5 *f, bool sync)
     void *handle = NULL;
     hid_t fapl = H5Fget_access_plist(f->fid);
     herr_t e = fapl < 0 ? -1 : H5Fget_vfd_handle(f->fid, fapl, &handle);
-    if (fapl >= 0) H5Pclose(fapl);
-    if (e < 0 || !handle) return h5_fail_lib("h5.flush", f->path, NULL, "no file descriptor to sync");
+    if (e < 0 || !handle) {
+        usg_status s = h5_fail_lib("h5.flush", f->path, NULL, "no file descriptor to sync");
+        return h5_close(s, fapl, "h5.flush", f, NULL);
+    }
+    usg_status s = h5_close(USG_OK, fapl, "h5.flush", f, NULL);
+    if (s != USG_OK) return s;
     if (fsync(*(int *)handle) != 0)   /* the sec2 driver's handle is an int fd */
         return h5_fail(USG_IO, "h5.flush", f->path, NULL, "fsync: %s", strerror(errno));
     return USG_OK;
@@ -321,7 +389,7 @@ usg_status h5_kind(const char *fn, const usg_h5 *f, const char *path, usg_h5_kin
         hid_t o = H5Oopen(f->fid, buf, H5P_DEFAULT);
         if (o < 0) { s = h5_fail_lib(fn, f->path, path, "cannot open the object"); break; }
         k = kind_of_id(o);
-        H5Oclose(o);
+        if (H5Oclose(o) < 0) { s = h5_fail_lib(fn, f->path, path, "cannot close the object"); break; }
     }
     free(buf);
     *kind = s == USG_OK ? k : USG_H5_NONE;
@@ -360,7 +428,7 @@ hid_t h5_lcpl(void)
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     if (lcpl >= 0 && (H5Pset_create_intermediate_group(lcpl, 1) < 0 ||
                       H5Pset_char_encoding(lcpl, H5T_CSET_UTF8) < 0)) {
-        H5Pclose(lcpl);
+        if (H5Pclose(lcpl) < 0) H5Eclear2(H5E_DEFAULT);   /* -1 says it failed */
         return -1;
     }
     return lcpl;
@@ -443,7 +511,8 @@ usg_status usg_h5_list(usg_h5 *f, const char *path, usg_h5_names *out)
         s = h5_fail_lib("h5.list", f->path, path, "cannot list the group");
         usg_h5_names_free(out);
     }
-    H5Gclose(g);
+    s = h5_close(s, g, "h5.list", f, path);
+    if (s != USG_OK) usg_h5_names_free(out);
     h5_names_sort(out);
     return s;
 }
@@ -459,9 +528,8 @@ usg_status usg_h5_group(usg_h5 *f, const char *path)
     hid_t lcpl = h5_lcpl();
     hid_t g = lcpl < 0 ? -1 : H5Gcreate2(f->fid, path, lcpl, H5P_DEFAULT, H5P_DEFAULT);
     if (g < 0) s = h5_fail_lib("h5.group", f->path, path, "cannot create the group");
-    if (lcpl >= 0) H5Pclose(lcpl);
-    if (g >= 0) H5Gclose(g);
-    return s;
+    s = h5_close(s, lcpl, "h5.group", f, path);
+    return h5_close(s, g, "h5.group", f, path);
 }
 
 usg_status usg_h5_remove(usg_h5 *f, const char *path)
@@ -473,7 +541,8 @@ usg_status usg_h5_remove(usg_h5 *f, const char *path)
     if (s == USG_OK) s = h5_kind("h5.remove", f, path, &k);
     if (s != USG_OK) return s;
     if (k == USG_H5_NONE) return h5_fail(USG_ARG, "h5.remove", f->path, path, "no such object");
-    h5_append_forget(f, NULL);   /* a group takes its datasets with it */
+    s = h5_append_forget(USG_OK, f, "h5.remove", NULL);   /* a group takes its datasets with it */
+    if (s != USG_OK) return s;
     if (H5Ldelete(f->fid, path, H5P_DEFAULT) < 0)
         return h5_fail_lib("h5.remove", f->path, path, "cannot unlink");
     return USG_OK;

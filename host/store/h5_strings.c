@@ -11,6 +11,23 @@
 
 #include "store_internal.h"
 
+/* The dataset holds one reference (16 bytes) per string into HDF5's
+ * global heap, where the strings themselves live. Up to 1024 references
+ * sit in the dataset's checksummed header (compact). HDF5 refuses filters,
+ * Fletcher-32 among them, on variable-length types, so more stay
+ * contiguous and unchecked, as does the heap (its format has no checksum). */
+#define COMPACT_STRINGS 1024
+
+static hid_t strings_dcpl(size_t n)
+{
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (dcpl >= 0 && n <= COMPACT_STRINGS && H5Pset_layout(dcpl, H5D_COMPACT) < 0) {
+        if (H5Pclose(dcpl) < 0) H5Eclear2(H5E_DEFAULT);   /* -1 says it failed */
+        return -1;
+    }
+    return dcpl;
+}
+
 usg_status usg_h5_write_strings(usg_h5 *f, const char *path, const char *const *v, size_t n)
 {
     usg_h5_kind k;
@@ -23,22 +40,23 @@ usg_status usg_h5_write_strings(usg_h5 *f, const char *path, const char *const *
     if (k == USG_H5_GROUP || k == USG_H5_DATATYPE)
         return h5_fail(USG_ARG, "h5.write_strings", f->path, path, "is a %s; remove it first",
                        k == USG_H5_GROUP ? "group" : "datatype");
-    h5_append_forget(f, path);
+    if ((s = h5_append_forget(USG_OK, f, "h5.write_strings", path)) != USG_OK) return s;
     if (k == USG_H5_DATASET && H5Ldelete(f->fid, path, H5P_DEFAULT) < 0)
         return h5_fail_lib("h5.write_strings", f->path, path, "cannot replace the dataset");
     hsize_t dims[1] = {(hsize_t)n};
     hid_t type = H5Tcopy(H5T_C_S1), space = H5Screate_simple(1, dims, NULL), lcpl = h5_lcpl(), did = -1;
+    hid_t dcpl = strings_dcpl(n);
     if (type >= 0 && H5Tset_size(type, H5T_VARIABLE) >= 0 && H5Tset_cset(type, H5T_CSET_UTF8) >= 0 &&
-        space >= 0 && lcpl >= 0)
-        did = H5Dcreate2(f->fid, path, type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+        space >= 0 && lcpl >= 0 && dcpl >= 0)
+        did = H5Dcreate2(f->fid, path, type, space, lcpl, dcpl, H5P_DEFAULT);
     if (did < 0) s = h5_fail_lib("h5.write_strings", f->path, path, "cannot create the dataset");
     else if (n > 0 && H5Dwrite(did, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0)
         s = h5_fail_lib("h5.write_strings", f->path, path, "cannot write the strings");
-    if (did >= 0) H5Dclose(did);
-    if (lcpl >= 0) H5Pclose(lcpl);
-    if (space >= 0) H5Sclose(space);
-    if (type >= 0) H5Tclose(type);
-    return s;
+    s = h5_close(s, did, "h5.write_strings", f, path);
+    s = h5_close(s, dcpl, "h5.write_strings", f, path);
+    s = h5_close(s, lcpl, "h5.write_strings", f, path);
+    s = h5_close(s, space, "h5.write_strings", f, path);
+    return h5_close(s, type, "h5.write_strings", f, path);
 }
 
 /* Copies of the n strings in buf (variable: char *[n]; fixed: n * size
@@ -90,13 +108,16 @@ usg_status usg_h5_read_strings(usg_h5 *f, const char *path, usg_h5_names *out)
             s = h5_fail_lib("h5.read_strings", f->path, path, "cannot read the strings");
         else {
             s = copy_out(out, buf, (size_t)dims[0], var, size);
-            if (var && dims[0] > 0) H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, buf);
+            if (var && dims[0] > 0 && H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, buf) < 0 &&
+                s == USG_OK)
+                s = h5_fail_lib("h5.read_strings", f->path, path, "cannot free the strings");
         }
     }
     free(buf);
-    if (mtype >= 0) H5Tclose(mtype);
-    if (space >= 0) H5Sclose(space);
-    if (ftype >= 0) H5Tclose(ftype);
-    H5Dclose(did);
+    s = h5_close(s, mtype, "h5.read_strings", f, path);
+    s = h5_close(s, space, "h5.read_strings", f, path);
+    s = h5_close(s, ftype, "h5.read_strings", f, path);
+    s = h5_close(s, did, "h5.read_strings", f, path);
+    if (s != USG_OK) usg_h5_names_free(out);
     return s;
 }

@@ -10,6 +10,12 @@
 
 #include "usagi/store.h"
 
+/* The oldest HDF5 format of a new file's superblock (H5Pset_libver_bounds;
+ * 1.8: version 2, checksummed) and of the objects usagi creates
+ * (H5Fset_libver_bounds; 1.10: checksummed chunk indexes). See open_fid. */
+#define USG_H5_LIBVER_LOW H5F_LIBVER_V18
+#define USG_H5_LIBVER_OBJECTS H5F_LIBVER_V110
+
 /* Datasets kept open between appends (h5_append.c), so that the chunk
  * being filled stays in HDF5's cache instead of being read and written
  * back at every step; flush and close write it. Keyed by the canonical
@@ -36,6 +42,12 @@ usg_status h5_fail(usg_status s, const char *fn, const char *file, const char *o
 /* As h5_fail with USG_HDF5, appending HDF5's innermost message from the
  * error stack: "... cannot create dataset (HDF5: name already exists)". */
 usg_status h5_fail_lib(const char *fn, const char *file, const char *obj, const char *what);
+/* Close id (a dataset, group, attribute, dataspace, datatype or property
+ * list; -1 is skipped) and return s, or, when s is USG_OK and the close
+ * fails, an error saying what the system said ("cannot close the dataset
+ * (HDF5: No space left on device)"). A close is where HDF5 writes what it
+ * held back, so a full disk often shows only here. */
+usg_status h5_close(usg_status s, hid_t id, const char *fn, const usg_h5 *f, const char *obj);
 /* Silence HDF5's printing and refuse external links, once per process. */
 void h5_init(void);
 
@@ -64,8 +76,10 @@ void h5_names_sort(usg_h5_names *names);
 
 /* Close the datasets kept open for appends: the one at path (any spelling
  * of it), or all of them (path NULL). Called before anything that may
- * unlink or replace a dataset, and at close. */
-void h5_append_forget(usg_h5 *f, const char *path);
+ * unlink or replace a dataset, and at close. All are closed even when
+ * one fails. Returns s, or when s is USG_OK the first failure (its chunk
+ * did not reach the disk), named as fn's. */
+usg_status h5_append_forget(usg_status s, usg_h5 *f, const char *fn, const char *path);
 
 /* ==== Types (h5_data.c) ================================================= */
 

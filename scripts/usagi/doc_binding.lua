@@ -212,6 +212,11 @@ add('usagi.h5.', {
     .. 'dtype, exists, kind, remove, flush, close (also <close>), write_strings(path, list) and\n'
     .. 'read_strings(path) (1-D datasets of UTF-8 strings, h5py\'s list of str).',
   is_hdf5 = 'usagi.h5.is_hdf5(path) -> true when the file is HDF5 (never an error).',
+  verify = 'usagi.h5.verify(path [, seconds = 60]) -> true, or nil and a message naming the file:\n'
+    .. 'reads every group, dataset and attribute in a forked child, so a damaged file that\n'
+    .. 'crashes or hangs libhdf5 cannot take this process ("reading it crashed libhdf5 (signal\n'
+    .. '11)", "reading it did not finish in 60 s"). A file this process has open for writing is\n'
+    .. 'refused (nil and a message). Bad arguments raise.',
 })
 add('usagi.image.', {
   canvas = 'usagi.image.canvas(width, height [, color = white]) -> a Canvas to draw on: fill, line,\n'

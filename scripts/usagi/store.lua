@@ -75,6 +75,15 @@ function M.save(path, t, before_rename)
   if type(path) ~= 'string' then error('usagi.save: path must be a string, got ' .. type(path), 2) end
   if type(t) ~= 'table' then error('usagi.save: value must be a table, got ' .. type(t), 2) end
   local tmp = ('%s.tmp-%d'):format(path, usagi.sys.getpid())
+  -- The temporary file is made first by hand, so that a directory that
+  -- cannot take it says so (HDF5 would only say it cannot create a file).
+  local probe, why = io.open(tmp, 'wb')
+  if not probe then
+    local dir, base = tmp:match('^(.*)/([^/]*)$')
+    error(("usagi.save: cannot create '%s' in '%s' (%s)")
+      :format(base or tmp, dir or '.', tostring(why):match(': ([^:]*)$') or tostring(why)), 2)
+  end
+  probe:close()
   local ok, err = pcall(function()
     local f <close> = usagi.h5.open(tmp, 'w')
     M.write_tree(f, '/', t)
@@ -82,7 +91,7 @@ function M.save(path, t, before_rename)
   if ok and before_rename then ok, err = pcall(before_rename, tmp) end
   if ok then ok, err = pcall(usagi.sys.replace, tmp, path) end
   if not ok then
-    usagi.sys.remove(tmp)
+    pcall(usagi.sys.remove, tmp)   -- the first error is the one to tell
     error(err, 2)
   end
 end

@@ -136,9 +136,9 @@ describe('usagi run', function()
   it('stops on a failed write with a clear error and the previous checkpoint intact', function()
     -- A file-size limit fails writes as a full disk does (EFBIG for ENOSPC),
     -- without root. The checkpoints grow with the metrics kept in them
-    -- (83 kB at step 1000, 99 kB at 2000): the first fits under 90 kB, the
-    -- second does not, and results.h5 (77 kB before /params) stays under.
-    local cmd = ("trap '' XFSZ; ulimit -f 90; exec %s run %s --out %s --name full --set hidden=100"
+    -- (72 kB at step 1000, 88 kB at 2000): the first fits under 80 kB, the
+    -- second does not, and results.h5 (44 kB before /params) stays under.
+    local cmd = ("trap '' XFSZ; ulimit -f 80; exec %s run %s --out %s --name full --set hidden=100"
       .. ' --set iterations=2000 --set log_every=1 --set samples=0 --checkpoint-every 1000 2>&1')
       :format(quote(exe), quote(script), quote(out))
     local p = io.popen('bash -c ' .. quote(cmd))

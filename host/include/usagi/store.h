@@ -78,6 +78,19 @@ USG_API const char *usg_h5_mode(const usg_h5 *f);
 /* Whether path is a file with the HDF5 signature; false for anything else
  * (missing, a directory, text). Never fails. */
 USG_API bool usg_h5_is_hdf5(const char *path);
+/* Read the whole file at path -- every group, dataset and attribute,
+ * through the functions below -- in a forked child, so that a crash or a
+ * hang inside libhdf5 on a damaged file cannot take this process. USG_OK
+ * when everything read; else the message names the file and says what
+ * happened: the store's own error (HDF5's message inside), "reading it
+ * crashed libhdf5 (signal 11)", or "reading it did not finish in N s"
+ * (the child is killed after timeout_ms). Datasets of types a tensor
+ * cannot hold (compounds, ...) are not counted as damage. A file this
+ * process has open for writing is refused (USG_ARG): the child would
+ * share it, pending writes included. Safe to call
+ * with worker threads running; the child runs only the store and leaves
+ * with _exit. */
+USG_API usg_status usg_h5_verify(const char *path, int timeout_ms);
 
 /* ==== Groups and links ================================================== */
 
