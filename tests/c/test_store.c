@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <hdf5.h>
 
+#include "scratch.h"
 #include "testutil.h"
 #include "usagi/store.h"
 
@@ -28,36 +29,18 @@
 const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void) { return "leak:libhdf5\n"; }
 
-/* ==== Scratch directory ================================================= */
-
-static char tmpdir[512];
-
-static const char *tmp(const char *name)
-{
-    static char buf[4][640];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(p);
-}
+/* ==== Scratch directory (scratch.h) ==================================== */
 
 static int setup(void **state)
 {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/usagi_store_XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) return -1;
+    if (scratch_make("usagi_store") != 0) return -1;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     return 0;
 }
 
 static int teardown(void **state)
 {
-    return nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    return scratch_remove();
 }
 
 /* ==== Helpers =========================================================== */

@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include <hdf5.h>
 
+#include "scratch.h"
 #include "testutil.h"
 #include "usagi/store.h"
 
@@ -38,28 +39,12 @@ const char *__lsan_default_suppressions(void) { return "leak:libhdf5\n"; }
 
 /* ==== Scratch directory ================================================= */
 
-static char tmpdir[512], fulldir[600];
+static char fulldir[600];
 static bool mounted;
-
-static const char *tmp(const char *name)
-{
-    static char buf[4][700];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(p);
-}
 
 static int setup(void **state)
 {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/usagi_faults_XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) return -1;
+    if (scratch_make("usagi_faults") != 0) return -1;
     snprintf(fulldir, sizeof fulldir, "%s/full", tmpdir);
     if (mkdir(fulldir, 0700) != 0) return -1;
     mounted = mount("tmpfs", fulldir, "tmpfs", 0, "size=256k") == 0;
@@ -75,7 +60,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     if (mounted && umount(fulldir) != 0) return -1;
-    return nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    return scratch_remove();
 }
 
 /* ==== Helpers =========================================================== */

@@ -207,6 +207,17 @@ function h.usagi_cli(...)
   return code, out
 end
 
+-- usagi args... under a file-size limit of kb KiB, which fails writes as a
+-- full disk does (EFBIG for ENOSPC) without a mount -> how, code, output.
+function h.usagi_limited(kb, ...)
+  local parts = { ("trap '' XFSZ; ulimit -f %d; exec"):format(kb), h.quote(usagi.sys.exe()) }
+  for _, a in ipairs { ... } do parts[#parts + 1] = h.quote(a) end
+  local p = io.popen('bash -c ' .. h.quote(table.concat(parts, ' ') .. ' 2>&1'))
+  local text = p:read('a')
+  local _, how, code = p:close()
+  return how, code, text
+end
+
 -- path -> tensor for every dataset in the file
 function h.datasets(path)
   local out = {}

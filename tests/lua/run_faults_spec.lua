@@ -95,12 +95,9 @@ describe('a full disk at the end of a run', function()
   -- without a mount: the live results.h5 (the metrics) fits under 60 kB,
   -- the final one, with 10,000 more floats of parameters, does not.
   it('fails the run with the reason, and keeps the metrics written so far', function()
-    local cmd = ("trap '' XFSZ; ulimit -f 60; exec %s run %s --out %s --name full --set hidden=100"
-      .. ' --set iterations=600 --set log_every=1 --set samples=0 --checkpoint-every 0 2>&1')
-      :format(quote(exe), quote(script), quote(out))
-    local p = io.popen('bash -c ' .. quote(cmd))
-    local text = p:read('a')
-    local _, how, code = p:close()
+    local how, code, text = h.usagi_limited(60, 'run', script, '--out', out, '--name', 'full', '--set',
+      'hidden=100', '--set', 'iterations=600', '--set', 'log_every=1', '--set', 'samples=0',
+      '--checkpoint-every', '0')
     assert.are.equal('exit', how, text)
     assert.are.equal(1, code, text)
     has(text, 'cannot write the final results')

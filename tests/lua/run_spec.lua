@@ -138,12 +138,9 @@ describe('usagi run', function()
     -- without root. The checkpoints grow with the metrics kept in them
     -- (72 kB at step 1000, 88 kB at 2000): the first fits under 80 kB, the
     -- second does not, and results.h5 (44 kB before /params) stays under.
-    local cmd = ("trap '' XFSZ; ulimit -f 80; exec %s run %s --out %s --name full --set hidden=100"
-      .. ' --set iterations=2000 --set log_every=1 --set samples=0 --checkpoint-every 1000 2>&1')
-      :format(quote(exe), quote(script), quote(out))
-    local p = io.popen('bash -c ' .. quote(cmd))
-    local text = p:read('a')
-    local _, how, code = p:close()
+    local how, code, text = h.usagi_limited(80, 'run', script, '--out', out, '--name', 'full', '--set',
+      'hidden=100', '--set', 'iterations=2000', '--set', 'log_every=1', '--set', 'samples=0',
+      '--checkpoint-every', '1000')
     assert.are.equal('exit', how, text)
     assert.are.equal(1, code, text)
     assert.is_truthy(text:find('cannot write checkpoint [^\n]*step%-000002000%.h5'), text)
