@@ -93,10 +93,31 @@ local function status_of(dir, status)
   return 'killed'
 end
 
+-- Whether the run that owns path (a run directory or its results.h5) is
+-- alive: its directory's lock is held.
+local function live(p)
+  local dir = sys.kind(p) == 'directory' and p or p:match('^(.*)/[^/]*$') or '.'
+  local ok, lock = pcall(sys.lock, dir)
+  if ok and lock then lock:unlock() end
+  return ok and not lock
+end
+
+local read_run
+
 -- load_run(path) -> {dir, path, attrs, config, metrics = {name = {values, steps}}}.
 -- The file is read in a child process first (usagi.h5.verify), so a corrupt
--- one is an error here, not a crash of libhdf5 in this process.
+-- one is an error here, not a crash of libhdf5 in this process. A live run
+-- may be read in the middle of its flush; then the read is tried again.
 function M.load_run(p)
+  for attempt = 1, 20 do
+    local ok, r = pcall(read_run, p)
+    if ok then return r end
+    if attempt == 20 or not live(p) then error(r, 0) end
+    sys.sleep(0.02 * attempt)
+  end
+end
+
+function read_run(p)
   local path = results_path(p)
   if not sys.kind(path) then error(('%s: no such run directory or file'):format(p), 0) end
   if usagi.h5.verify then

@@ -268,6 +268,21 @@ describe('show and compare', function()
   before_each(function() out = tmpdir() end)
   after_each(function() rmrf(out) end)
 
+  it('read a live run that flushes every step, trying again when a read meets a flush', function()
+    local pid = spawn(out, '--name', 'live', '--set', 'iterations=1000000', '--set', 'log_every=1',
+      '--checkpoint-every', '0')
+    local dir = out .. '/binary_addition/live'
+    await(dir .. '/results.h5')
+    local failed = {}
+    for _ = 1, 20 do
+      local code, text = usagi_cli('show', dir)
+      if code ~= 0 then failed[#failed + 1] = text end
+    end
+    sys.kill(pid, 'KILL')
+    sys.wait(pid)
+    assert.are.equal(0, #failed, table.concat(failed, '\n'))
+  end)
+
   it('compare shows an unreadable run as a row with its error and goes on', function()
     assert.are.equal(0, (usagi_cli('run', script, '--smoke', '--out', out, '--name', 'a')))
     sys.mkdir(out .. '/junk')
