@@ -7,8 +7,12 @@
 #define USAGI_TEST_SCRATCH_H
 
 #include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <cmocka.h>
 
 static char tmpdir[512];
 
@@ -38,5 +42,20 @@ static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ft
 }
 
 static int scratch_remove(void) { return nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
+
+/* The bytes of the file at path (malloc'd, the caller frees) and their
+ * number in *n. */
+static unsigned char *slurp(const char *path, size_t *n)
+{
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    fseek(fp, 0, SEEK_END);
+    *n = (size_t)ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    unsigned char *buf = malloc(*n);
+    assert_int_equal(fread(buf, 1, *n, fp), *n);
+    fclose(fp);
+    return buf;
+}
 
 #endif

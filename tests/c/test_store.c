@@ -851,14 +851,7 @@ static unsigned char *make_valid(size_t *n)
     close_ok(f);
     usg_tensor_release(t);
     usg_tensor_release(i);
-    FILE *fp = fopen(path, "rb");
-    fseek(fp, 0, SEEK_END);
-    *n = (size_t)ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    unsigned char *buf = malloc(*n);
-    assert_int_equal(fread(buf, 1, *n, fp), *n);
-    fclose(fp);
-    return buf;
+    return slurp(path, n);
 }
 
 static void test_hostile_truncated(void **state)

@@ -73,19 +73,6 @@ static usg_tensor *ramp(int64_t n)
     return t;
 }
 
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    FILE *fp = fopen(path, "rb");
-    assert_non_null(fp);
-    fseek(fp, 0, SEEK_END);
-    *n = (size_t)ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    unsigned char *buf = malloc(*n);
-    assert_int_equal(fread(buf, 1, *n, fp), *n);
-    fclose(fp);
-    return buf;
-}
-
 static void spit(const char *path, const unsigned char *buf, size_t n)
 {
     FILE *fp = fopen(path, "wb");
