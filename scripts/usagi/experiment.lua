@@ -169,10 +169,7 @@ end
 
 -- The thread count recorded in a run directory's results.h5, or nil.
 local function threads_of(dir)
-  local ok, n = pcall(function()
-    local f <close> = usagi.h5.open(dir:gsub('/+$', '') .. '/results.h5', 'r')
-    return f:attr('/', 'threads')
-  end)
+  local ok, n = require('usagi.run').read_results(dir, function(f) return f:attr('/', 'threads') end)
   n = ok and math.tointeger(n)
   return n and n >= 1 and n or nil
 end

@@ -826,11 +826,24 @@ local function newest_checkpoint(dir)
   return nil, nil, skipped
 end
 
+-- pcall(fn, f) over a run's results.h5 opened for reading, or false when it
+-- does not read whole in a child process first (usagi.h5.verify): the run
+-- did not just write it, and a damaged file can crash libhdf5.
+local function read_results(dir, fn)
+  local path = dir:gsub('/+$', '') .. '/results.h5'
+  if not sys.kind(path) or not usagi.h5.verify(path) then return false, 'unreadable' end
+  return pcall(function()
+    local f <close> = usagi.h5.open(path, 'r')
+    return fn(f)
+  end)
+end
+
 -- The config and seed of a run that stopped before its first checkpoint,
 -- from its results.h5, as a tree with no objects to restore.
+M.read_results = read_results
+
 local function started_run(dir)
-  local ok, tree = pcall(function()
-    local f <close> = usagi.h5.open(dir .. '/results.h5', 'r')
+  local ok, tree = read_results(dir, function(f)
     local a = f:attrs('/')
     return { experiment = a.experiment, seed = a.seed, config = store.read_tree(f, '/config'),
              step = 0, epoch = 1, position = 0 }
@@ -1152,10 +1165,7 @@ function M.open(spec, cfg, opts)
   local command = attrs.command_line
   if resumed then
     -- the run's own start and command stay; the latest resume is added
-    local ok, before = pcall(function()
-      local f <close> = usagi.h5.open(self.dir .. '/results.h5', 'r')
-      return f:attrs('/')
-    end)
+    local ok, before = read_results(self.dir, function(f) return f:attrs('/') end)
     if ok then
       attrs.started = before.started or attrs.started
       attrs.command_line = before.command_line or attrs.command_line

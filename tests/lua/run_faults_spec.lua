@@ -263,6 +263,34 @@ describe('--resume with a corrupt newest checkpoint', function()
   end)
 end)
 
+describe('--resume with a damaged results.h5', function()
+  local out
+  before_each(function() out = tmpdir() end)
+  after_each(function() rmrf(out) end)
+
+  it('goes on from the checkpoint and writes it afresh', function()
+    local cfg = { '--set', 'iterations=20000', '--set', 'log_every=50', '--checkpoint-every', '200',
+      '--threads', '1', '--seed', '6' }
+    assert.are.equal(0, (usagi_cli('run', script, '--out', out, '--name', 'whole', table.unpack(cfg))))
+    local pid = spawn(out, '--name', 'cut', table.unpack(cfg))
+    local dir = out .. '/binary_addition/cut'
+    await(dir .. '/checkpoints/step-000000600.h5')
+    sys.kill(pid, 'KILL')
+    sys.wait(pid)
+    local path = dir .. '/results.h5'
+    local bytes = { sys.read(path):byte(1, -1) }
+    for i = 1, #bytes, 97 do bytes[i] = bytes[i] ~ 0x5a end
+    local f = assert(io.open(path, 'wb'))
+    for i = 1, #bytes, 4096 do f:write(string.char(table.unpack(bytes, i, math.min(i + 4095, #bytes)))) end
+    f:close()
+    assert.is_nil((usagi.h5.verify(path)))
+    -- (its thread count unreadable, the run is told again)
+    local code, text = usagi_cli('run', script, '--resume', dir, '--threads', '1')
+    assert.are.equal(0, code, text)
+    assert_same_datasets(out .. '/binary_addition/whole/results.h5', path)
+  end)
+end)
+
 describe('show and compare', function()
   local out
   before_each(function() out = tmpdir() end)
