@@ -146,7 +146,7 @@ describe('a diverged run', function()
     has(text, 'no checkpoint holds finite values')
     local dir = out .. '/binary_addition/nan'
     for _, name in ipairs(sys.listdir(dir .. '/checkpoints')) do
-      if name:match('^step') then
+      if name:match('^step%-%d+%.h5$') then
         local ck = usagi.load(dir .. '/checkpoints/' .. name)
         assert.is_false(ck.finite, name)
       end
@@ -245,7 +245,7 @@ describe('--resume with a corrupt newest checkpoint', function()
     sys.wait(pid)
     local names = {}
     for _, n in ipairs(sys.listdir(dir .. '/checkpoints')) do
-      if n:match('^step') then names[#names + 1] = n end
+      if n:match('^step%-%d+%.h5$') then names[#names + 1] = n end
     end
     local newest = dir .. '/checkpoints/' .. names[#names]
     -- one changed byte in the middle of the newest checkpoint
