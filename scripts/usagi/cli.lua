@@ -82,24 +82,28 @@ local function check_metric(path, k, values, steps)
   end
 end
 
+-- The lock on a run's directory, which usagi.run holds for the run's life
+-- and the system drops when the process dies (SIGKILL included): 'held',
+-- 'free', or nil when it cannot be told.
+local function lock_state(dir)
+  local ok, lock = pcall(sys.lock, dir)
+  if not ok then return nil end
+  if not lock then return 'held' end
+  lock:unlock()
+  return 'free'
+end
+
 -- A run whose results.h5 says 'running' while nobody holds its directory's
--- lock (usagi.run takes it for the run's life, and the system drops it when
--- the process dies, SIGKILL included) was killed: it shows as 'killed'.
+-- lock was killed: it shows as 'killed'.
 local function status_of(dir, status)
   if status ~= 'running' or not dir or sys.kind(dir) ~= 'directory' then return status end
-  local ok, lock = pcall(sys.lock, dir)
-  if not ok or not lock then return status end
-  lock:unlock()
-  return 'killed'
+  return lock_state(dir) == 'free' and 'killed' or status
 end
 
 -- Whether the run that owns path (a run directory or its results.h5) is
--- alive: its directory's lock is held.
+-- alive.
 local function live(p)
-  local dir = sys.kind(p) == 'directory' and p or p:match('^(.*)/[^/]*$') or '.'
-  local ok, lock = pcall(sys.lock, dir)
-  if ok and lock then lock:unlock() end
-  return ok and not lock
+  return lock_state(sys.kind(p) == 'directory' and p or p:match('^(.*)/[^/]*$') or '.') == 'held'
 end
 
 local read_run
@@ -120,20 +124,18 @@ end
 function read_run(p)
   local path = results_path(p)
   if not sys.kind(path) then error(('%s: no such run directory or file'):format(p), 0) end
-  if usagi.h5.verify then
-    local fine, why = usagi.h5.verify(path)
-    if not fine then error(why, 0) end
-  end
+  local fine, why = usagi.h5.verify(path)
+  if not fine then error(why, 0) end
   local f <close> = usagi.h5.open(path, 'r')
   local r = { path = path, dir = p, attrs = f:attrs('/'), metrics = {}, names = {} }
   r.config = f:exists('/config') and store.read_tree(f, '/config') or {}
-  local live = r.attrs.status == 'running'
+  local writing = r.attrs.status == 'running'
   if f:exists('/metrics') then
     for _, k in ipairs(f:list('/metrics')) do
       local steps = f:exists('/steps/' .. k) and f:read('/steps/' .. k) or nil
       local values = f:read('/metrics/' .. k)
       -- a run that is writing may be read between a value and its step
-      if live and steps and values:dim() == 1 and steps:dim() == 1 then
+      if writing and steps and values:dim() == 1 and steps:dim() == 1 then
         local n = math.min(values:numel(), steps:numel())
         values, steps = values:narrow(1, 1, n), steps:narrow(1, 1, n)
       end

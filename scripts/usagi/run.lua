@@ -794,10 +794,8 @@ local function check_checkpoint(cdir, name, manifest)
     end
     if sys.crc32(path) ~= m.crc then return 'its checksum differs from the manifest\'s' end
   end
-  if usagi.h5.verify then
-    local fine, why = usagi.h5.verify(path)
-    if not fine then return why end
-  end
+  local fine, why = usagi.h5.verify(path)
+  if not fine then return why end
   local ok, tree = pcall(store.load, path)
   if not ok then return (tostring(tree):gsub('^[^:\n]*%.lua:%d+: ', '')) end
   if type(tree.objects) ~= 'table' or math.type(tree.step) ~= 'integer' then
