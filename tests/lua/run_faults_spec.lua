@@ -229,20 +229,27 @@ describe('a run stopped from outside', function()
   end
 end)
 
-describe('--resume with a corrupt newest checkpoint', function()
+describe('--resume of a damaged run', function()
   local out
   before_each(function() out = tmpdir() end)
   after_each(function() rmrf(out) end)
 
-  it('passes over it, says so, and ends with the same bits from the one before', function()
+  -- A whole run and the same run SIGKILLed after its checkpoint of step
+  -- 600 -> the killed run's directory and its command-line options.
+  local function whole_and_cut(seed)
     local cfg = { '--set', 'iterations=20000', '--set', 'log_every=50', '--checkpoint-every', '200',
-      '--threads', '1', '--seed', '5' }
+      '--threads', '1', '--seed', tostring(seed) }
     assert.are.equal(0, (usagi_cli('run', script, '--out', out, '--name', 'whole', table.unpack(cfg))))
     local pid = spawn(out, '--name', 'cut', table.unpack(cfg))
     local dir = out .. '/binary_addition/cut'
     await(dir .. '/checkpoints/step-000000600.h5')
     sys.kill(pid, 'KILL')
     sys.wait(pid)
+    return dir
+  end
+
+  it('passes over a corrupt newest checkpoint, says so, and ends with the bits of the one before', function()
+    local dir = whole_and_cut(5)
     local names = {}
     for _, n in ipairs(sys.listdir(dir .. '/checkpoints')) do
       if n:match('^step%-%d+%.h5$') then names[#names + 1] = n end
@@ -261,22 +268,9 @@ describe('--resume with a corrupt newest checkpoint', function()
     has(text, 'resuming from ' .. names[#names - 1])
     assert_same_datasets(out .. '/binary_addition/whole/results.h5', dir .. '/results.h5')
   end)
-end)
 
-describe('--resume with a damaged results.h5', function()
-  local out
-  before_each(function() out = tmpdir() end)
-  after_each(function() rmrf(out) end)
-
-  it('goes on from the checkpoint and writes it afresh', function()
-    local cfg = { '--set', 'iterations=20000', '--set', 'log_every=50', '--checkpoint-every', '200',
-      '--threads', '1', '--seed', '6' }
-    assert.are.equal(0, (usagi_cli('run', script, '--out', out, '--name', 'whole', table.unpack(cfg))))
-    local pid = spawn(out, '--name', 'cut', table.unpack(cfg))
-    local dir = out .. '/binary_addition/cut'
-    await(dir .. '/checkpoints/step-000000600.h5')
-    sys.kill(pid, 'KILL')
-    sys.wait(pid)
+  it('goes on from the checkpoint past a damaged results.h5 and writes it afresh', function()
+    local dir = whole_and_cut(6)
     local path = dir .. '/results.h5'
     local bytes = { sys.read(path):byte(1, -1) }
     for i = 1, #bytes, 97 do bytes[i] = bytes[i] ~ 0x5a end
