@@ -195,10 +195,17 @@ local function idx_set(images, labels)
   return { x = x:reshape(x:size(1), -1), y = data.idx(labels) }
 end
 
--- mnist() -> {test = {x, y}}: MNIST's 10,000 test images (what the shared
--- data holds; the 60,000 training images are not there).
-function data.mnist()
-  return { test = idx_set('mnist/t10k-images-idx3-ubyte.gz', 'mnist/t10k-labels-idx1-ubyte.gz') }
+-- mnist([split]) -> {train = {x, y} (60,000), test = {x, y} (10,000)}:
+-- LeCun's MNIST (`usagi data get mnist`). split 'test' reads the 10,000
+-- test images alone ({test = ...}), which is all an offline machine may
+-- have (the shared data lacks the training images).
+function data.mnist(split)
+  if split ~= nil and split ~= 'test' then
+    error("data.mnist: split must be nil (train and test) or 'test', got " .. tostring(split), 2)
+  end
+  local test = idx_set('mnist/t10k-images-idx3-ubyte.gz', 'mnist/t10k-labels-idx1-ubyte.gz')
+  if split == 'test' then return { test = test } end
+  return { train = idx_set('mnist/train-images-idx3-ubyte.gz', 'mnist/train-labels-idx1-ubyte.gz'), test = test }
 end
 
 -- fashion_mnist() -> {train = {x, y} (60,000), test = {x, y} (10,000)}
@@ -223,16 +230,24 @@ end
 
 -- image_set(name) -> train {x, y}, held-out {x, y}, the image side: the
 -- splits the VAE and autoencoder experiments use --
---   'fashion'  Fashion-MNIST, 60,000 / 10,000 (28 x 28)
---   'mnist'    MNIST's 10,000 test images (all the shared data has): the first
---              9,000 to train, the last 1,000 held out (28 x 28)
---   'digits'   scikit-learn's digits, the first 1,500 / the other 297 (8 x 8)
+--   'fashion'     Fashion-MNIST, 60,000 / 10,000 (28 x 28)
+--   'mnist'       MNIST, the usual protocol: 60,000 train / 10,000 test (28 x 28)
+--   'mnist-t10k'  MNIST's 10,000 test images alone, for a machine without the
+--                 training images: the first 9,000 to train, the last 1,000
+--                 held out (not the usual split; figures are not comparable)
+--   'digits'      scikit-learn's digits, the first 1,500 / the other 297 (8 x 8)
 function data.image_set(name)
   if name == 'fashion' then
     local f = data.fashion_mnist()
     return f.train, f.test, 28
   elseif name == 'mnist' then
-    local t = data.mnist().test
+    local ok, m = pcall(data.mnist)
+    if not ok and tostring(m):find('train%-images') then
+      error(missing(tostring(m) .. "\n(or --set data=mnist-t10k: a 9,000 / 1,000 split of the 10,000 test images)"), 0)
+    elseif not ok then error(m, 0) end
+    return m.train, m.test, 28
+  elseif name == 'mnist-t10k' then
+    local t = data.mnist('test').test
     local function part(lo, n) return { x = t.x:narrow(1, lo, n), y = t.y:narrow(1, lo, n) } end
     return part(1, 9000), part(9001, 1000), 28
   elseif name == 'digits' then
@@ -240,7 +255,8 @@ function data.image_set(name)
     return { x = d.x:narrow(1, 1, 1500), y = d.y:narrow(1, 1, 1500) },
            { x = d.x:narrow(1, 1501, 297), y = d.y:narrow(1, 1501, 297) }, 8
   end
-  error(("data.image_set: name must be 'fashion', 'mnist' or 'digits', got '%s'"):format(tostring(name)), 2)
+  error(("data.image_set: name must be 'fashion', 'mnist', 'mnist-t10k' or 'digits', got '%s'")
+    :format(tostring(name)), 2)
 end
 
 -- ==== Dialogues ===========================================================
