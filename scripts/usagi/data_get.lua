@@ -464,7 +464,7 @@ local function list(args)
     print(('%-' .. width[1] .. 's  %-' .. width[2] .. 's  %' .. width[3] .. 's  %-' .. width[4] .. 's  %s')
       :format(r[1], r[2], r[3], r[4], r[5]))
   end
-  print('`usagi data get NAME` downloads a set; scripts/usagi/README.md lists sources and citations.')
+  print('`usagi data get NAME` downloads a set; scripts/usagi/DATASETS.md lists sources and citations.')
   return 0
 end
 
