@@ -10,12 +10,14 @@ to LOG_FILE. Path prefixes inject the faults a download must survive:
     /cut/REL       sends half of the bytes it promised, then closes
     /corrupt/REL   the whole file with one byte changed
     /redirect/REL  a 302 to /REL
+    /slow/REL      the file in 16 kB pieces, 50 ms apart (to interrupt)
 Anything missing is a 404. It only listens on the loopback interface.
 """
 import http.server
 import os
 import re
 import sys
+import time
 
 ROOT, PORT_FILE, LOG_FILE = sys.argv[1], sys.argv[2], sys.argv[3]
 
@@ -30,7 +32,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with open(LOG_FILE, "a") as log:
             log.write("%s %s\n" % (self.path, self.headers.get("Range", "-")))
         path, mode = self.path, None
-        m = re.match(r"^/(cut|corrupt|redirect)(/.*)$", path)
+        m = re.match(r"^/(cut|corrupt|redirect|slow)(/.*)$", path)
         if m:
             mode, path = m.group(1), m.group(2)
         if mode == "redirect":
@@ -73,6 +75,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(part[: len(part) // 2])
             self.wfile.flush()
             self.close_connection = True
+            return
+        if mode == "slow":
+            for i in range(0, len(part), 16384):
+                self.wfile.write(part[i:i + 16384])
+                self.wfile.flush()
+                time.sleep(0.05)
             return
         self.wfile.write(part)
 

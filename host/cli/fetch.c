@@ -288,7 +288,7 @@ static int fetch_once(const char *url, const char *part, const usg_fetch_opts *o
     }
     if (rc == CURLE_OK) return USG_FETCH_OK;
     if (rc == CURLE_ABORTED_BY_CALLBACK && stop_requested) {
-        snprintf(err, errlen, "interrupted; %s keeps the %lld bytes fetched so far", part,
+        snprintf(err, errlen, "interrupted; %s keeps the %lld bytes fetched so far: the same command resumes it", part,
                  (long long)(x.have + x.got));
         return USG_FETCH_INTERRUPTED;
     }

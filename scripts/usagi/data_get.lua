@@ -494,6 +494,7 @@ local function get(args)
     else
       failed = failed + 1
       io.stderr:write('usagi data get: ', tostring(dir), '\n')
+      if tostring(dir):find(': interrupted; ', 1, true) then return 130 end   -- Ctrl-C stops them all
     end
   end
   return failed == 0 and 0 or 1

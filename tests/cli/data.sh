@@ -74,6 +74,20 @@ if [ $rc = 0 ] && grep -q "^/tinyshakespeare/input.txt bytes=$have-\$" "$t/log" 
   ok "the cut download resumed from byte $have"; else no "resume (rc $rc)" "$out
 $(cat "$t/log")"; fi
 
+# Ctrl-C (SIGINT) in the middle: a clear message, the part kept, then resumed.
+USAGI_DATA=$t/c10 USAGI_DATA_MIRROR=$url/slow "$usagi" data get tinyshakespeare >"$t/int.txt" 2>&1 &
+pid=$!
+part=$t/c10/tinyshakespeare/input.txt.part
+i=0
+while [ "$(wc -c < "$part" 2>/dev/null || echo 0)" -lt 50000 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+kill -INT $pid; wait $pid; rc=$?
+out=$(cat "$t/int.txt")
+if [ $rc != 0 ] && has "$out" "interrupted" && [ -s "$part" ] && [ ! -e "$t/c10/tinyshakespeare/input.txt" ]; then
+  get "$t/c10" "$url" tinyshakespeare
+  if [ $rc = 0 ] && USAGI_DATA=$t/c10 "$usagi" data verify tinyshakespeare >/dev/null; then ok "Ctrl-C, then resumed"
+  else no "resume after Ctrl-C (rc $rc)" "$out"; fi
+else no "Ctrl-C (rc $rc)" "$out"; fi
+
 # A corrupt file is refused and deleted; a good file of the set is kept.
 mkdir -p "$t/c3/dlfs2" && cp "$shared/dlfs2/addition.txt" "$t/c3/dlfs2/"
 get "$t/c3" "$url/corrupt" dlfs2
