@@ -105,6 +105,32 @@ else no "good files stay (rc $rc)" "$out"; fi
 get "$t/c4" "$url/redirect" dlfs2
 if [ $rc = 0 ] && USAGI_DATA=$t/c4 "$usagi" data verify dlfs2 >/dev/null; then ok "a redirect"; else no "a redirect" "$out"; fi
 
+# A set that comes as nested archives (DailyDialog's zip of split zips),
+# the registry's URL pointed at the server: every file taken out, checked,
+# and the archives removed afterwards.
+if [ -d "$shared/dailydialog" ]; then
+  /usr/bin/python3 - "$shared/dailydialog" "$t/srv/ijcnlp_dailydialog.zip" <<'PY'
+import gzip, io, sys, zipfile
+src, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(out, "w") as top:
+    for split in ("train", "validation", "test"):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            for kind in ("", "act_", "emotion_"):
+                name = "dialogues_%s%s.txt" % (kind, split)
+                z.writestr("%s/%s" % (split, name), gzip.open("%s/%s.gz" % (src, name)).read())
+        top.writestr("ijcnlp_dailydialog/%s.zip" % split, buf.getvalue())
+    top.write("%s/readme.txt" % src, "ijcnlp_dailydialog/readme.txt")
+PY
+  out=$(USAGI_DATA=$t/c11 "$usagi" -e "
+    local get = require 'usagi.data_get'
+    get.registry.dailydialog.archives.top.url = '$url/ijcnlp_dailydialog.zip'
+    get.get('dailydialog', { mirror = '', progress = 'none' })" 2>&1)
+  if [ $? = 0 ] && USAGI_DATA=$t/c11 "$usagi" data verify dailydialog >/dev/null &&
+     [ ! -e "$t/c11/dailydialog/.archives" ]; then ok "a set in nested archives"
+  else no "a set in nested archives" "$out"; fi
+fi
+
 # A 404 names the file and the status.
 get "$t/c5" "$url" word2vec_eval
 if [ $rc = 1 ] && has "$out" "word2vec_eval/questions-words.txt" && has "$out" "HTTP 404" &&
