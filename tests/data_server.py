@@ -11,6 +11,7 @@ to LOG_FILE. Path prefixes inject the faults a download must survive:
     /corrupt/REL   the whole file with one byte changed
     /redirect/REL  a 302 to /REL
     /slow/REL      the file in 16 kB pieces, 50 ms apart (to interrupt)
+    /norange/REL   ignores Range: always the whole file (200)
 Anything missing is a 404. It only listens on the loopback interface.
 """
 import http.server
@@ -32,7 +33,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with open(LOG_FILE, "a") as log:
             log.write("%s %s\n" % (self.path, self.headers.get("Range", "-")))
         path, mode = self.path, None
-        m = re.match(r"^/(cut|corrupt|redirect|slow)(/.*)$", path)
+        m = re.match(r"^/(cut|corrupt|redirect|slow|norange)(/.*)$", path)
         if m:
             mode, path = m.group(1), m.group(2)
         if mode == "redirect":
@@ -55,7 +56,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             i = len(data) // 2
             data = data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1:]
         start = 0
-        r = re.match(r"^bytes=(\d+)-$", self.headers.get("Range", ""))
+        r = mode != "norange" and re.match(r"^bytes=(\d+)-$", self.headers.get("Range", ""))
         if r:
             start = int(r.group(1))
             if start >= len(data):

@@ -296,6 +296,11 @@ static int fetch_once(const char *url, const char *part, const usg_fetch_opts *o
         snprintf(err, errlen, "cannot write %s: %s", part, strerror(x.local_error));
         return USG_FETCH_LOCAL;
     }
+    if (rc == CURLE_RANGE_ERROR) {
+        snprintf(err, errlen, "%s: the server cannot resume a download (no HTTP Range)", url);
+        *http = 416;                    /* start over, as for a range it refuses */
+        return USG_FETCH_HTTP;
+    }
     if (rc == CURLE_HTTP_RETURNED_ERROR) {
         snprintf(err, errlen, "%s: the server answered HTTP %ld", url, *http);
         return USG_FETCH_HTTP;
@@ -324,7 +329,7 @@ int usg_fetch(const char *url, const char *part, const usg_fetch_opts *o, long *
     *http = 0;
     int rc = fetch_once(url, part, o, http, err, errlen);
     /* 416: the part file is as long as the whole or longer (a file changed
-     * on the server): start it over, once. */
+     * on the server), or the server ignores ranges: start over, once. */
     if (rc == USG_FETCH_HTTP && *http == 416) {
         FILE *f = fopen(part, "wb");
         if (f) fclose(f);
