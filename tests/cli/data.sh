@@ -150,15 +150,22 @@ get "$t/c6" "$url" dlfs2
 if [ $rc = 1 ] && has "$out" "dlfs2/addition.txt" && has "$out" "127.0.0.1" &&
    [ -z "$(ls "$t/c6/dlfs2")" ]; then ok "a server that is down"; else no "server down (rc $rc)" "$out"; fi
 
-# A cache that cannot be written: a read-only directory (when permissions
-# bind us: not as root), and a cache path through a file (always).
-mkdir -p "$t/ro" && chmod 555 "$t/ro"
-if ! touch "$t/ro/probe" 2>/dev/null; then
-  get "$t/ro" "$url" dlfs2
-  if [ $rc = 1 ] && has "$out" "cannot" && has "$out" "$t/ro"; then ok "a read-only cache"
+# A cache that cannot be written: a read-only set directory (run as
+# nobody when we are root, for whom permissions do not apply), and a cache
+# path through a file.
+mkdir -p "$t/ro/dlfs2" && chmod 555 "$t/ro/dlfs2" "$t/ro"
+as=
+if touch "$t/ro/dlfs2/probe" 2>/dev/null; then
+  rm -f "$t/ro/dlfs2/probe"
+  command -v setpriv >/dev/null && as="setpriv --reuid=65534 --regid=65534 --clear-groups" && chmod 755 "$t"
+fi
+if [ -n "$as" ] || ! touch "$t/ro/dlfs2/probe" 2>/dev/null; then
+  out=$(USAGI_DATA=$t/ro USAGI_DATA_MIRROR=$url $as "$usagi" data get dlfs2 2>&1); rc=$?
+  if [ $rc = 1 ] && has "$out" "cannot write into the cache directory $t/ro/dlfs2" &&
+     [ -z "$(ls "$t/ro/dlfs2")" ]; then ok "a read-only cache"
   else no "a read-only cache (rc $rc)" "$out"; fi
 else
-  rm -f "$t/ro/probe"; echo "skip a read-only cache: running as root, permissions do not apply"
+  echo "skip a read-only cache: root without setpriv, permissions do not apply"
 fi
 : > "$t/afile"
 get "$t/afile/cache" "$url" dlfs2
