@@ -155,6 +155,7 @@ typedef struct {
     int checked;            /* whether the status of the first answer was seen */
     CURL *curl;
     double t0, shown;
+    int lines;              /* progress lines printed (not on a terminal) */
     int local_error;
 } xfer;
 
@@ -171,8 +172,11 @@ static void show_progress(xfer *x, curl_off_t total, int last)
 {
     double t = now();
     int tty = x->o->progress == 1;
+    /* Not on a terminal: a line every 5 s, and a last one only after
+     * others (a quick download needs none). */
     if (!last && t - x->shown < (tty ? 0.1 : 5.0)) return;
-    if (last && !tty && t - x->t0 < 5.0) return;
+    if (last && !tty && x->lines == 0) return;
+    x->lines++;
     x->shown = t;
     double done = (double)(x->have + x->got), all = total > 0 ? (double)(x->have + total) : 0;
     double rate = t > x->t0 + 0.2 ? (double)x->got / (t - x->t0) : 0;
@@ -251,6 +255,7 @@ static int fetch_once(const char *url, const char *part, const usg_fetch_opts *o
         return USG_FETCH_LOCAL;
     }
     xfer x = {.f = f, .o = o, .curl = curl, .t0 = now()};
+    x.shown = x.t0;
     x.have = (curl_off_t)ftello(f);
     if (x.have < 0) x.have = 0;
     char errbuf[CURL_ERROR_SIZE] = "";
