@@ -447,13 +447,23 @@ local function list(args)
   local cache = M.cache_dir()
   print(('cache: %s'):format(cache))
   local rows = { { 'name', 'here', 'size', 'licence', 'what' } }
+  local elsewhere = false
   for _, name in ipairs(names()) do
     local set, st = M.registry[name], M.status(name, cache)
+    local here = ('%d/%d'):format(st.here, st.total)
+    if st.here < st.total then
+      -- usagi.data also reads ./data and Debian's /usr/share/datasets
+      local found = 0
+      for _, f in ipairs(set.files) do
+        if pcall(require('usagi.data').path, name .. '/' .. f.name) then found = found + 1 end
+      end
+      if found > st.here then here, elsewhere = ('%d/%d*'):format(found, st.total), true end
+    end
     local size, known = 0, true
     for _, f in ipairs(set.files) do
       if f.size then size = size + f.size else known = false end
     end
-    rows[#rows + 1] = { name, ('%d/%d'):format(st.here, st.total), (known and '' or '>') .. human(size),
+    rows[#rows + 1] = { name, here, (known and '' or '>') .. human(size),
       (set.licence:gsub(' %(.*', ''):gsub(';.*', '')), set.title }
   end
   local width = {}
@@ -464,6 +474,7 @@ local function list(args)
     print(('%-' .. width[1] .. 's  %-' .. width[2] .. 's  %' .. width[3] .. 's  %-' .. width[4] .. 's  %s')
       :format(r[1], r[2], r[3], r[4], r[5]))
   end
+  if elsewhere then print('* found outside the cache too: ./data or /usr/share/datasets (Debian\'s dataset packages)') end
   print('`usagi data get NAME` downloads a set; scripts/usagi/DATASETS.md lists sources and citations.')
   return 0
 end
