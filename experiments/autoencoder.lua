@@ -9,7 +9,7 @@
 -- Reported: the held-out reconstruction loss (nats per image) and mean
 -- squared error per pixel; reconstructions.png in the run directory puts
 -- held-out images above their reconstructions. Data as vae_mnist.lua
--- (`data` = fashion, mnist or digits).
+-- (`data` = fashion, mnist, mnist-t10k or digits).
 --
 --   usagi run experiments/autoencoder.lua
 --   usagi run experiments/autoencoder.lua --set code=2

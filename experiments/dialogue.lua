@@ -18,7 +18,7 @@
 -- ELBO's perplexity exp((NLL + KL) / words), an upper bound on the true
 -- one), and answers to a few test contexts, greedy and by beam search.
 --
--- Data: shared/data/dailydialog (DailyDialog, Li et al. 2017; licence CC
+-- Data: `usagi data get dailydialog` (DailyDialog, Li et al. 2017; licence CC
 -- BY-NC-SA 4.0, research use only), lower-cased, words as the corpus splits
 -- them, the `vocab` most frequent train words kept (others read <unk>).
 --

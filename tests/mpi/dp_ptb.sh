@@ -12,7 +12,7 @@ here=$(dirname "$0")
 usagi=$1
 mpi_or_skip "$usagi"
 if ! "$usagi" -e 'require("usagi.data").path("ptb/ptb.valid.txt")' >/dev/null 2>&1; then
-  echo "SKIP: the Penn Treebank is not in \$USAGI_DATA, ./data or ../shared/data (ptb/)"; exit 77
+  echo "SKIP: the Penn Treebank is not here (usagi data get ptb)"; exit 77
 fi
 mpi_scratch
 script=experiments/ptb_lm.lua
