@@ -92,6 +92,43 @@ local function int_arg(spec, flag, text, min, max)
   return v
 end
 
+-- 'acc', 'acc:min' or 'acc:max' -> the metric and the mode, as --best
+-- takes it and as checkpoint = { best = ... } in a script means it.
+local function parse_best(who, v)
+  local name, mode = type(v) == 'string' and v:match('^([%w_.%-]+)$'), 'min'
+  if not name and type(v) == 'string' then name, mode = v:match('^([%w_.%-]+):(%a+)$') end
+  if not name or (mode ~= 'min' and mode ~= 'max') then
+    error(('%s needs METRIC, METRIC:min or METRIC:max, got %s'):format(who,
+      type(v) == 'string' and ('%q'):format(v) or tostring(v)), 0)
+  end
+  return name, mode
+end
+
+-- The spec's checkpoint table with best = 'acc:max' split as --best
+-- splits it (best = 'acc', mode = 'max'), so that a script and the
+-- command line mean the same; a copy, checked, or nil.
+local function checkpoint_of(spec)
+  local ck = spec.checkpoint
+  if ck == nil then return nil end
+  if type(ck) ~= 'table' then
+    error(('%s: checkpoint must be a table {every, every_epochs, keep, best, mode}, got %s')
+      :format(spec.name, type(ck)), 0)
+  end
+  local out = {}
+  for k, v in pairs(ck) do out[k] = v end
+  if ck.best ~= nil then
+    local name, mode = parse_best(spec.name .. ': checkpoint.best', ck.best)
+    if ck.best:find(':') and ck.mode ~= nil and ck.mode ~= mode then
+      error(('%s: checkpoint.best %q and checkpoint.mode %q disagree'):format(spec.name, ck.best, ck.mode), 0)
+    end
+    out.best, out.mode = name, ck.best:find(':') and mode or ck.mode
+  end
+  if out.mode ~= nil and out.mode ~= 'min' and out.mode ~= 'max' then
+    error(('%s: checkpoint.mode must be \'min\' or \'max\', got %s'):format(spec.name, tostring(out.mode)), 0)
+  end
+  return out
+end
+
 -- parse_args(spec, args) -> opts {seed, set, smoke, out, name, resume,
 -- threads, checkpoint_every, checkpoint_epochs, keep, best, best_mode, help}
 function M.parse_args(spec, args)
@@ -124,12 +161,7 @@ function M.parse_args(spec, args)
     elseif a == '--checkpoint-epochs' then opts.checkpoint_epochs = int_arg(spec, a, v, 0)
     elseif a == '--keep' then opts.keep = int_arg(spec, a, v, 1)
     elseif a == '--best' then
-      local name, mode = v:match('^([%w_.%-]+)$'), 'min'
-      if not name then name, mode = v:match('^([%w_.%-]+):(%a+)$') end
-      if not name or (mode ~= 'min' and mode ~= 'max') then
-        error(('%s: --best needs METRIC, METRIC:min or METRIC:max, got %q'):format(spec.name, v), 0)
-      end
-      opts.best, opts.best_mode = name, mode
+      opts.best, opts.best_mode = parse_best(spec.name .. ': --best', v)
     elseif a == '--bucket-mb' then
       opts.bucket_mb = tonumber(v)
       if not opts.bucket_mb or opts.bucket_mb <= 0 then
@@ -159,6 +191,20 @@ end
 
 -- ==== Running ============================================================
 
+-- Reading a key that is not in the config is an error that names it (a
+-- typo such as cfg.hiden would otherwise be a silent nil). Writing a new
+-- key works, and pairs() sees the keys as before.
+local function strict(name, cfg)
+  return setmetatable(cfg, {
+    __index = function(t, k)
+      error(('%s: the config has no key %s (its keys: %s); give it a default in config = {...}')
+        :format(name, type(k) == 'string' and ('%q'):format(k) or tostring(k), valid_keys(t)), 2)
+    end,
+  })
+end
+
+-- config_of(spec, opts) -> the config of a run: the spec's defaults, the
+-- smoke config with opts.smoke, then opts.set (--set key=value).
 function M.config_of(spec, opts)
   local cfg = {}
   for k, v in pairs(spec.config) do cfg[k] = v end
@@ -185,6 +231,8 @@ function M.run_experiment(spec, opts)
   if threads then usagi.set_num_threads(threads) end
   local out = opts.out
   if out == nil then out = opts.resume and 'runs' or false end   -- a resume writes in its own directory
+  local given = spec
+  spec = setmetatable({ checkpoint = checkpoint_of(given) }, { __index = given })
   local run = require('usagi.run').open(spec, M.config_of(spec, opts), {
     seed = opts.seed or 0, out = out, name = opts.name, resume = opts.resume,
     checkpoint_every = opts.checkpoint_every, checkpoint_epochs = opts.checkpoint_epochs,
@@ -197,6 +245,8 @@ function M.run_experiment(spec, opts)
   -- A signal ends the run at a step's end, with a checkpoint (run.lua,
   -- Run:_stop_if_signalled), not in the middle of a step or a write.
   if opts.out then usagi.sys.trap() end
+  local config = run.config
+  if type(config) == 'table' and getmetatable(config) == nil then strict(spec.name, config) end
   local ok, result = xpcall(spec.run, function(e)
     if run.diverged or run.stopped or run.interrupted then return e end
     return debug.traceback(tostring(e), 2)
@@ -235,9 +285,22 @@ function M.main(spec, args, script)
   return 0
 end
 
--- usagi.experiment { name, config, smoke, run = function(run, cfg) ... end } ->
--- the experiment `usagi run FILE` runs (and `usagi FILE`); see the top of
--- this file for the optional fields and the README for a whole one.
+-- usagi.experiment(spec) -> the experiment `usagi run FILE` runs (and
+-- `usagi FILE`); a script returns it. The spec:
+--   name        string     runs go to runs/<name>/<run-id>/
+--   config      table      the defaults, every key a run reads: numbers,
+--                          strings, booleans; --set key=value overrides one
+--                          (checked against the default's type); reading a
+--                          key that is not there is an error naming it
+--   smoke       table      overrides for --smoke, the seconds-long config
+--                          of the tests (its keys must be in config)
+--   checkpoint  table      optional: every = N steps, every_epochs = N,
+--                          keep = K (3), best = 'metric' or 'metric:max'
+--                          (checkpoints/best.h5, as --best), mode = 'min'|'max'
+--   run         function(run, cfg): the experiment; run is a usagi.run.Run
+--                          (help 'Run:log', 'Run:progress', 'Run:batches',
+--                          'Run:track'), cfg the config of this run
+-- experiments/binary_addition.lua is a whole one to copy.
 function M.experiment(spec)
   assert(type(spec) == 'table' and type(spec.name) == 'string' and type(spec.config) == 'table'
          and type(spec.run) == 'function',
@@ -247,6 +310,8 @@ function M.experiment(spec)
       error(('usagi.experiment: smoke key %q is not in the config of %s'):format(k, spec.name), 2)
     end
   end
+  local ok, err = pcall(checkpoint_of, spec)
+  if not ok then error('usagi.experiment: ' .. err, 2) end
   -- Run now when the calling file is the script usagi was started with:
   -- its source is arg[0]; or, after `return usagi.experiment {...}` (a tail
   -- call, so the script's frame is gone), the caller is the host itself --
