@@ -194,11 +194,11 @@ end
 -- Reading a key that is not in the config is an error that names it (a
 -- typo such as cfg.hiden would otherwise be a silent nil). Writing a new
 -- key works, and pairs() sees the keys as before.
-local function strict(name, cfg)
+local function strict(cfg)
   return setmetatable(cfg, {
     __index = function(t, k)
-      error(('%s: the config has no key %s (its keys: %s); give it a default in config = {...}')
-        :format(name, type(k) == 'string' and ('%q'):format(k) or tostring(k), valid_keys(t)), 2)
+      error(('the config has no key %s (its keys: %s); give it a default in config = {...}')
+        :format(type(k) == 'string' and ('%q'):format(k) or tostring(k), valid_keys(t)), 2)
     end,
   })
 end
@@ -211,6 +211,30 @@ function M.config_of(spec, opts)
   if opts.smoke then for k, v in pairs(spec.smoke or {}) do cfg[k] = v end end
   for k, v in pairs(opts.set or {}) do cfg[k] = v end
   return cfg
+end
+
+-- The error of a run as the REPL shows one: the message, then the frames
+-- of the user's code, innermost first, with runs of frames inside usagi as
+-- one line each. A message raised inside the library loses its position
+-- there; the user's frames say where it came from.
+local function user_traceback(e)
+  local R = require 'usagi.repl'
+  if type(e) == 'string' then
+    local lib = debug.getinfo(1, 'S').source:match('^@(.*/)[^/]*$')
+    if lib and e:sub(1, #lib) == lib then e = e:gsub('^[^:]*:%d+: ', '', 1) end
+  end
+  return R.msghandler(e)            -- a tail call: its frames start at the error
+end
+
+-- A signal that stopped the code at once (in the set-up, or a second one
+-- in a step that did not end): the run's status is 'interrupted', and
+-- --resume goes on from its last checkpoint, or starts it again.
+local function stopped_at_once(run, sig)
+  local where = run.dir and ('; resume with usagi run --resume %s%s'):format(run.dir,
+    run.last_checkpoint and (' (from %s)'):format(run.last_checkpoint:match('[^/]+$')) or '') or ''
+  run.interrupted = ('stopped by SIG%s after step %d, %s%s'):format(sig, run.step or 0,
+    (run.step or 0) == 0 and 'in its set-up' or 'in the middle of the next', where)
+  return run.interrupted
 end
 
 -- The thread count recorded in a run directory's results.h5, or nil.
@@ -244,12 +268,16 @@ function M.run_experiment(spec, opts)
   if run.dir and not opts.quiet then io.stderr:write(('%s: run %s\n'):format(spec.name, run.dir)) end
   -- A signal ends the run at a step's end, with a checkpoint (run.lua,
   -- Run:_stop_if_signalled), not in the middle of a step or a write.
-  if opts.out then usagi.sys.trap() end
+  -- Until the first step ends there is nothing to checkpoint, so a signal
+  -- in the set-up (reading data, building the model) stops it at once.
+  if opts.out then usagi.sys.trap(true) end
   local config = run.config
-  if type(config) == 'table' and getmetatable(config) == nil then strict(spec.name, config) end
+  if type(config) == 'table' and getmetatable(config) == nil then strict(config) end
   local ok, result = xpcall(spec.run, function(e)
     if run.diverged or run.stopped or run.interrupted then return e end
-    return debug.traceback(tostring(e), 2)
+    local sig = type(e) == 'string' and e:match('^interrupted by SIG(%u+)$')
+    if sig then return stopped_at_once(run, sig) end
+    return user_traceback(e)
   end, run, run.config)
   local status = ok and 'ok' or run.interrupted and 'interrupted' or run.diverged and 'diverged'
     or 'error: ' .. tostring(result):match('^[^\n]*')

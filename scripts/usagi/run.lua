@@ -392,6 +392,7 @@ end
 -- run's status 'interrupted'. With R ranks the ranks agree on it first, so
 -- all stop at the same step. A second signal stops at once (sys.trap).
 function Run:_stop_if_signalled(just_wrote)
+  sys.trap(false)       -- steps end from now on: a first signal waits for one
   local sig = sys.signalled()
   if self.world > 1 then
     local any = self.dist.allreduce_number(sig and 1 or 0, 'max')

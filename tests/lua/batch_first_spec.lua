@@ -5,7 +5,7 @@
 -- f64 checks the batch-first path by finite differences on its own.
 local usagi = require 'usagi'
 local nn = require 'usagi.nn'
-local h = require 'tests.lua.helpers'
+local h = dofile('tests/lua/helpers.lua')
 
 local function pair(class, opts)
   usagi.manual_seed(7)

@@ -3,7 +3,7 @@
 -- checkpoint = { best = 'acc:max' } means what --best acc:max means.
 local usagi = require 'usagi'
 local E = require 'usagi.experiment'
-local h = require 'tests.lua.helpers'
+local h = dofile('tests/lua/helpers.lua')
 
 local function spec(run, extra)
   local s = { name = 'cfgspec', config = { hidden = 4, lr = 0.1 }, run = run }
@@ -18,7 +18,7 @@ describe('experiment config', function()
     local ok, err = pcall(E.run_experiment, s, { quiet = true })
     assert.is_false(ok)
     err = tostring(err)
-    assert.truthy(err:find('cfgspec: the config has no key "hiden" (its keys: hidden, lr)', 1, true), err)
+    assert.truthy(err:find(':' .. line .. ': the config has no key "hiden" (its keys: hidden, lr)', 1, true), err)
     assert.truthy(err:find('experiment_config_spec.lua:' .. line .. ':', 1, true), err)
   end)
 
