@@ -78,3 +78,48 @@ describe('batch_first', function()
     assert.truthy(tostring(m):find('batch_first=true', 1, true), tostring(m))
   end)
 end)
+
+describe('run:batches along a chosen dim', function()
+  local E = require 'usagi.experiment'
+  local function batches_of(tensors, opts)
+    local got = {}
+    E.run_experiment(usagi.experiment { name = 'dims', config = { n = 1 }, run = function(run)
+      for a, b in run:batches(tensors, 4, opts) do got[#got + 1] = { a:clone(), b:clone() } end
+    end }, { quiet = true, seed = 5 })
+    return got
+  end
+
+  it('cuts (T, N, F) sequences along dim 2 as it cuts their transpose along dim 1', function()
+    local T, N, F = 3, 10, 2
+    local x = usagi.arange(1, T * N * F + 1):view(T, N, F)
+    local y = usagi.arange(1, N + 1)
+    local by2 = batches_of({ x, y }, { dim = { 2, 1 } })
+    local by1 = batches_of({ x:transpose(1, 2):contiguous(), y })
+    assert.are.equal(3, #by2)
+    local seen = 0
+    for i, b in ipairs(by2) do
+      local xb, yb = b[1], b[2]
+      assert.are.equal(T, xb:size(1)); assert.are.equal(F, xb:size(3))
+      assert.are.equal(yb:numel(), xb:size(2))
+      assert.is_true(usagi.equal(xb:transpose(1, 2), by1[i][1]))
+      assert.is_true(usagi.equal(yb, by1[i][2]))
+      for j = 1, yb:numel() do      -- column j of xb is sample yb[j]
+        assert.are.equal((yb[j] - 1) * F + 1, xb[{ 1, j, 1 }])
+      end
+      seen = seen + yb:numel()
+    end
+    assert.are.equal(N, seen)
+  end)
+
+  it('names a bad dim and samples that differ', function()
+    local run_err = function(tensors, opts)
+      local ok, err = pcall(batches_of, tensors, opts)
+      assert.is_false(ok)
+      return tostring(err)
+    end
+    local err = run_err({ usagi.zeros(3, 4) }, { dim = 3 })
+    assert.truthy(err:find('run:batches: dim for tensor 1 must be an integer in 1..2', 1, true), err)
+    err = run_err({ usagi.zeros(3, 4), usagi.zeros(3) }, { dim = { 2, 1 } })
+    assert.truthy(err:find('run:batches: tensor 2 has 3 samples (dim 1), the first 4', 1, true), err)
+  end)
+end)
