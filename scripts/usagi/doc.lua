@@ -402,9 +402,10 @@ Where to start:
   t:<Tab>                           its methods; help(usagi.mm) or help 'Tensor:mm' for one
   nn = usagi.nn                     layers, containers, criterions: help(nn.Linear)
   optim = usagi.optim               SGD, Adam, ...: help(optim.Adam)
-  require 'usagi.lstm'              a plugin; help(nn.LSTM) gives its options and equations
-  usagi.plugins()                   the plugins loaded; require 'usagi.<name>' loads one of
-                                    rnn lstm gru birnn attention seq2seq vae
+  nn.LSTM, usagi.word2vec           plugins load on first use; help(nn.LSTM) gives its options
+                                    and equations; also rnn gru birnn attention seq2seq vae
+  usagi.plugins()                   the plugins loaded
+  help 'Run:log', help 'usagi.run'  a short name, a module; help(usagi.experiment): the spec
   usagi.data, usagi.plot            data sets, charts; usagi.save / usagi.load for HDF5
 
 At the prompt:
