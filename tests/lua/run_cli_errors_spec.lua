@@ -95,7 +95,7 @@ describe('usagi run', function()
     local _, how, code = sys.wait(pid)
     local text = sys.read(out)
     assert.are.same({ 'exit', 130 }, { how, code }, text)
-    has(text, 'slow: stopped by SIGINT after step 0, in its set-up; resume with usagi run --resume')
+    has(text, 'slow: stopped by SIGINT after step 0, before its first step ended; resume with usagi run --resume')
     lacks(text, 'traceback')
     local run_dir = dir .. '/runs/slow/r'
     assert.are.equal('interrupted', attrs(run_dir .. '/results.h5').status)
