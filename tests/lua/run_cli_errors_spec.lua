@@ -56,6 +56,19 @@ describe('usagi run', function()
       a.status)
   end)
 
+  it("shows an error in the script's own top level with its frames, without the usage text", function()
+    local script = dir .. '/top.lua'
+    write(script, 'local function f(x) return x.z + 1 end\nlocal y = f({})\n'
+      .. "return usagi.experiment { name = 'top', config = {}, run = function() end }\n")
+    local code, out = h.usagi_cli('run', script)
+    assert.are.equal(2, code)
+    has(out, "top.lua:1: attempt to perform arithmetic on a nil value (field 'z')\ntraceback (innermost first):")
+    has(out, "top.lua:1: in function 'f'")
+    has(out, 'top.lua:2: in main chunk')
+    lacks(out, 'usagi sweep SCRIPT.lua')
+    lacks(out, 'cli.lua')
+  end)
+
   it('says a --set typo in one line, and a config key read but not there names it', function()
     local code, out = h.usagi_cli('run', 'experiments/binary_addition.lua', '--set', 'hiden=3')
     assert.are.equal(2, code)
