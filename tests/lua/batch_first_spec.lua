@@ -24,6 +24,35 @@ local function run(m, x, lengths)
   return m(x, nil, lengths)
 end
 
+-- PyTorch's batch_first is its time-major net on the transposed input,
+-- with the output transposed back; so every case of the PyTorch fixtures
+-- (tests/reference/*_fixture.lua, time-major) is fed here as (B, T, I) to
+-- a batch_first module, whose output, states and every gradient must match.
+describe('batch_first against the PyTorch fixtures', function()
+  local CLASSES = { rnn = nn.RNN, lstm = nn.LSTM, gru = nn.GRU }
+  for _, family in ipairs { 'rnn', 'lstm', 'gru' } do
+    for i, case in ipairs(dofile(('tests/reference/%s_fixture.lua'):format(family))) do
+      it(('torch.nn.%s case %d%s%s, in f64'):format(family:upper(), i, case.bidirectional and ', bidirectional' or '',
+        case.lengths and ', lengths' or ''), function()
+        local m = CLASSES[family](case.input_size, case.hidden_size, { num_layers = case.num_layers,
+          bidirectional = case.bidirectional, nonlinearity = case.nonlinearity, dtype = 'f64',
+          batch_first = true })
+        local sd = {}
+        for name, spec in pairs(case.weights) do sd[name] = h.tensor_of(spec, 'f64') end
+        m:load_state_dict(sd)
+        h.check_fixture(case, 'f64', 1e-12, function(x, s0)
+          local xb = x:transpose(1, 2)                -- (B, T, I), as a batch_first user holds it
+          local out, h_n, c_n
+          if s0[2] then out, h_n, c_n = m(xb, s0[1], s0[2], case.lengths)
+          else out, h_n = m(xb, s0[1], case.lengths) end
+          assert.are.equal(x:size(2), out:size(1))    -- (B, T, H)
+          return out:transpose(1, 2), { h_n, c_n }, function(name) return m[name] end
+        end)
+      end)
+    end
+  end
+end)
+
 describe('batch_first', function()
   for _, class in ipairs { 'RNN', 'LSTM', 'GRU' } do
     for _, bidirectional in ipairs { false, true } do
