@@ -275,12 +275,15 @@ function M.run_experiment(spec, opts)
   if type(config) == 'table' and getmetatable(config) == nil then strict(config) end
   local ok, result = xpcall(spec.run, function(e)
     if run.diverged or run.stopped or run.interrupted then return e end
-    local sig = type(e) == 'string' and e:match('^interrupted by SIG(%u+)$')
+    -- (a library frame that re-raised it may have put a position in front)
+    local sig = type(e) == 'string' and e:match('interrupted by SIG(%u+)$')
     if sig then return stopped_at_once(run, sig) end
     return user_traceback(e)
   end, run, run.config)
   local status = ok and 'ok' or run.interrupted and 'interrupted' or run.diverged and 'diverged'
     or 'error: ' .. tostring(result):match('^[^\n]*')
+  -- a run that never ended a step is still in at_once: its finish waits
+  usagi.sys.trap(false)
   local finished, err = pcall(run.finish, run, status)
   usagi.sys.untrap()
   if not ok then error(result, 0) end
