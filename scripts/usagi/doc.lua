@@ -424,14 +424,14 @@ end
 
 -- The plugins that load on first use (nn.LSTM, usagi.word2vec), from the
 -- __lazy lists of usagi's and nn's metatables: help finds their names
--- before anything has loaded them. usagi.dist is left out, as it starts
--- MPI when it loads; its names are found once it is loaded.
+-- before anything has loaded them. (Loading usagi.dist starts no MPI;
+-- its first function call does.)
 local function on_demand()
   local mods, seen = {}, {}
   for _, t in ipairs { usagi, require 'usagi.nn' } do
     local mt = getmetatable(t)
-    for k, mod in pairs(type(mt) == 'table' and type(rawget(mt, '__lazy')) == 'table' and mt.__lazy or {}) do
-      if mod:match('^usagi%.[%w_]+$') and mod ~= 'usagi.dist' and not seen[mod]
+    for _, mod in pairs(type(mt) == 'table' and type(rawget(mt, '__lazy')) == 'table' and mt.__lazy or {}) do
+      if mod:match('^usagi%.[%w_]+$') and not seen[mod]
          and package.searchpath(mod, package.cpath) then
         seen[mod] = true
         mods[#mods + 1] = mod
