@@ -233,7 +233,7 @@ local function stopped_at_once(run, sig)
   local where = run.dir and ('; resume with usagi run --resume %s%s'):format(run.dir,
     run.last_checkpoint and (' (from %s)'):format(run.last_checkpoint:match('[^/]+$')) or '') or ''
   run.interrupted = ('stopped by SIG%s after step %d, %s%s'):format(sig, run.step or 0,
-    (run.step or 0) == 0 and 'before its first step ended' or 'in the middle of the next', where)
+    run.step_ended and 'in the middle of the next' or 'before its first step ended', where)
   return run.interrupted
 end
 

@@ -393,6 +393,7 @@ end
 -- all stop at the same step. A second signal stops at once (sys.trap).
 function Run:_stop_if_signalled(just_wrote)
   sys.trap(false)       -- steps end from now on: a first signal waits for one
+  self.step_ended = true
   local sig = sys.signalled()
   if self.world > 1 then
     local any = self.dist.allreduce_number(sig and 1 or 0, 'max')
