@@ -527,8 +527,8 @@ function Run:batches(tensors, B, opts)
   end
   for k, t in ipairs(tensors) do
     if t:size(dims[k]) ~= N then
-      error(('run:batches: tensor %d has %d samples (dim %d), the first %d'):format(k, t:size(dims[k]),
-        dims[k], N), 2)
+      error(('run:batches: tensor %d has %d samples, the first %d%s'):format(k, t:size(dims[k]), N,
+        (dims[1] ~= 1 or dims[k] ~= 1) and (' (dims %d and %d)'):format(dims[k], dims[1]) or ''), 2)
     end
   end
   -- the order: rank 0's draw, sent to the others (their generators differ)
