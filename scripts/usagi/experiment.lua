@@ -269,8 +269,10 @@ function M.run_experiment(spec, opts)
   -- A signal ends the run at a step's end, with a checkpoint (run.lua,
   -- Run:_stop_if_signalled), not in the middle of a step or a write.
   -- Until the first step ends there is nothing to checkpoint, so a signal
-  -- in the set-up (reading data, building the model) stops it at once.
-  if opts.out then usagi.sys.trap(true) end
+  -- in the set-up (reading data, building the model) stops it at once;
+  -- not under mpirun, where the ranks must agree on the step they stop at
+  -- (one rank stopping alone would leave the others in a collective).
+  if opts.out then usagi.sys.trap((run.world or 1) == 1) end
   local config = run.config
   if type(config) == 'table' and getmetatable(config) == nil then strict(config) end
   local ok, result = xpcall(spec.run, function(e)
