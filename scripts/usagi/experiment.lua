@@ -277,6 +277,8 @@ function M.run_experiment(spec, opts)
   if type(config) == 'table' and getmetatable(config) == nil then strict(config) end
   local ok, result = xpcall(spec.run, function(e)
     if run.diverged or run.stopped or run.interrupted then return e end
+    local mt = getmetatable(e)
+    if type(e) == 'table' and type(mt) == 'table' and mt.plain then return e end   -- usagi.data's missing set
     -- (a library frame that re-raised it may have put a position in front)
     local sig = type(e) == 'string' and e:match('interrupted by SIG(%u+)$')
     if sig then return stopped_at_once(run, sig) end
