@@ -105,7 +105,10 @@ static int l_abi_version(lua_State *L)
 
 /* The parts of usagi written in Lua (scripts/usagi/) load on first use:
  * usagi.nn is require 'usagi.nn', usagi.experiment is
- * require('usagi.experiment').experiment, and so on. */
+ * require('usagi.experiment').experiment, and so on. So do the plugins:
+ * usagi.word2vec is require 'usagi.word2vec' (their nn classes load the
+ * same way through nn's own metatable, scripts/usagi/nn.lua). The keys are
+ * also listed in the metatable's __lazy, for the REPL's completion. */
 static const struct { const char *key, *module, *field; } lazy[] = {
     {"nn", "usagi.nn", NULL},
     {"optim", "usagi.optim", NULL},
@@ -116,6 +119,15 @@ static const struct { const char *key, *module, *field; } lazy[] = {
     {"plot", "usagi.plot", NULL},
     {"data", "usagi.data", NULL},
     {"help", "usagi.doc", "help"},
+    {"rnn", "usagi.rnn", NULL},
+    {"lstm", "usagi.lstm", NULL},
+    {"gru", "usagi.gru", NULL},
+    {"birnn", "usagi.birnn", NULL},
+    {"attention", "usagi.attention", NULL},
+    {"seq2seq", "usagi.seq2seq", NULL},
+    {"vae", "usagi.vae", NULL},
+    {"word2vec", "usagi.word2vec", NULL},
+    {"dist", "usagi.dist", NULL},
 };
 
 static int l_lazy_index(lua_State *L)                /* [usagi, key] */
@@ -429,9 +441,15 @@ int usg_lua_open_plugin(lua_State *L)
                                    {"load_plugin", l_load_plugin}, {NULL, NULL}};
     add_searcher(L);
     usg_lua_register(L, fns, 1, 0);
-    lua_createtable(L, 0, 1);                        /* [mod, mt] */
+    lua_createtable(L, 0, 2);                        /* [mod, mt] */
     lua_pushcfunction(L, l_lazy_index);
     lua_setfield(L, -2, "__index");
+    lua_createtable(L, 0, (int)(sizeof lazy / sizeof *lazy));    /* [mod, mt, names] */
+    for (size_t i = 0; i < sizeof lazy / sizeof *lazy; i++) {
+        lua_pushstring(L, lazy[i].module);
+        lua_setfield(L, -2, lazy[i].key);
+    }
+    lua_setfield(L, -2, "__lazy");                   /* [mod, mt] */
     lua_setmetatable(L, -2);                         /* [mod] */
     return 0;
 }

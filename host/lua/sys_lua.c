@@ -370,36 +370,55 @@ static int l_crc32(lua_State *L)
 
 /* ==== Stopping a run at a step's end ==================================== */
 
-/* trap(): SIGINT, SIGTERM and SIGHUP no longer stop the process; the first
- * one is remembered for signalled() to report, so a run can stop at the end
- * of a step, checkpoint, and say it was interrupted. A second signal while
- * the first is pending stops the running Lua code at once (the hook lua.c
- * uses for Ctrl-C), for a step that does not end. untrap() puts back the
- * handlers trap() found. */
+/* trap([at_once]): SIGINT, SIGTERM and SIGHUP no longer stop the process;
+ * the first one is remembered for signalled() to report, so a run can stop
+ * at the end of a step, checkpoint, and say it was interrupted. A second
+ * signal while the first is pending stops the running Lua code at once (the
+ * hook lua.c uses for Ctrl-C), for a step that does not end. With at_once
+ * the first signal stops the code at once too: a run's set-up (reading
+ * data, building the model) has no step end to wait for and nothing to
+ * checkpoint. trap(false) leaves at_once (and traps nothing when nothing
+ * is trapped), as a run does when its first step ends. untrap() puts back the handlers trap() found. The
+ * stop is the error "interrupted by SIG<name>". */
 static const int trapped[] = {SIGINT, SIGTERM, SIGHUP};
 #define NTRAPPED (sizeof trapped / sizeof trapped[0])
 static struct sigaction before[NTRAPPED];
 static volatile sig_atomic_t pending;
+static volatile sig_atomic_t at_once;
 static int traps_set;
 static lua_State *trap_L;
+
+static const char *signal_name(int sig)
+{
+    return sig == SIGINT ? "INT" : sig == SIGTERM ? "TERM" : "HUP";
+}
 
 static void stop_now(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     lua_sethook(L, NULL, 0, 0);
-    luaL_error(L, "interrupted!");
+    lua_pushfstring(L, "interrupted by SIG%s", signal_name(pending ? pending : SIGINT));
+    lua_error(L);   /* no position: the message is the same wherever the code was */
 }
 
 static void on_signal(int sig)
 {
-    if (pending && trap_L)
+    if ((pending || at_once) && trap_L)
         lua_sethook(trap_L, stop_now, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
-    pending = sig;
+    if (!pending) pending = sig;
 }
 
 static int l_trap(lua_State *L)
 {
-    if (traps_set) return 0;
+    if (lua_isboolean(L, 1) && !lua_toboolean(L, 1)) {   /* trap(false): leave at_once, only */
+        at_once = 0;
+        return 0;
+    }
+    if (traps_set) {
+        if (lua_toboolean(L, 1)) at_once = 1;
+        return 0;
+    }
+    at_once = lua_toboolean(L, 1);
     lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
     trap_L = lua_tothread(L, -1);   /* the main thread runs a run's steps */
     lua_pop(L, 1);
@@ -420,6 +439,7 @@ static int l_untrap(lua_State *L)
     for (size_t i = 0; i < NTRAPPED; i++) sigaction(trapped[i], &before[i], NULL);
     traps_set = 0;
     pending = 0;
+    at_once = 0;
     return 0;
 }
 
@@ -429,7 +449,7 @@ static int l_signalled(lua_State *L)
 {
     int sig = pending;
     if (!sig) return 0;
-    lua_pushstring(L, sig == SIGINT ? "INT" : sig == SIGTERM ? "TERM" : "HUP");
+    lua_pushstring(L, signal_name(sig));
     return 1;
 }
 

@@ -126,6 +126,8 @@ function M.no_sync(f, ...)
   return table.unpack(res, 2, res.n)
 end
 
+-- The reducer that dist.data_parallel(params, opts) returns: it averages
+-- the gradients of params over the ranks in every backward (see below).
 local DataParallel = {}
 DataParallel.__index = DataParallel
 M.DataParallel = DataParallel
@@ -153,6 +155,8 @@ function M.data_parallel(params, opts)
   return self
 end
 
+-- broadcast(): copy rank 0's parameters to every rank (data_parallel
+-- does it once at the start; again after loading a checkpoint on rank 0).
 function DataParallel:broadcast()
   for _, p in ipairs(self.params) do M.broadcast(p, 0) end
 end
@@ -186,6 +190,7 @@ function DataParallel:sync()
   self:_finish()
 end
 
+-- close(): stop averaging gradients in the backwards to come.
 function DataParallel:close()
   for i, r in ipairs(active) do
     if r == self then table.remove(active, i); break end

@@ -44,7 +44,10 @@ local KNOWN = { num_layers = true, bias = true, dropout = true, carry = true, dt
 -- nn.GRU(input_size, hidden_size [, opts]), opts (PyTorch's names):
 --   num_layers 1, bias true, dropout 0 (between layers, when training),
 --   carry false (start each forward from the last final state, detached),
---   dtype 'f32'.
+--   bidirectional false (each layer also runs backwards: weight_ih_l0_reverse,
+--   ...; out (T, B, 2H), h_n (2 * num_layers, B, H)), merge 'concat' (or
+--   'sum': how the two directions join), batch_first false (x and out are
+--   (B, T, ...) instead of (T, B, ...); h unchanged), dtype 'f32'.
 -- Parameters: weight_ih_l0 (3H, I), weight_hh_l0 (3H, H), bias_ih_l0,
 -- bias_hh_l0 (3H), ..., so a PyTorch state_dict loads.
 function GRU:__init(input_size, hidden_size, opts)
@@ -73,19 +76,20 @@ end
 -- lengths (B) (an i32 tensor or a list): out is zero past each sequence's
 -- length and h_n holds each one's state at its own last step.
 function GRU:forward(x, h0, lengths)
+  x = R.time_major(self, 'GRU', x)
   if self.bidirectional then
     local out, fin = R.bidirectional(self, 'GRU', x, { h0 }, { 'h0' }, R.lengths(lengths),
       function(l, suffix, xl, init, len)
         local y, hn = R.call(M.gru, xl, init[1], { layer_weights(self, '_l' .. l .. suffix) }, { lengths = len })
         return y, { hn }
       end)
-    return out, fin[1]
+    return R.batch_major(self, out), fin[1]
   end
   if h0 == nil then h0 = (R.carried(self, 'GRU', x, STATE) or {})[1] end
   local out, h_n = R.call(M.gru, x, h0, self:layer_weights(),
     { dropout = self.training and self.dropout or 0, lengths = R.lengths(lengths) })
   R.keep(self, STATE, h_n)
-  return out, h_n
+  return R.batch_major(self, out), h_n
 end
 
 -- Forget the carried state: the next forward starts from zeros.
@@ -106,6 +110,7 @@ function GRU:extra_repr()
   if self.dropout ~= 0 then s = s .. ', dropout=' .. self.dropout end
   if self.carry then s = s .. ', carry=true' end
   if self.bidirectional then s = s .. ', bidirectional=true' .. (self.merge == 'sum' and ", merge='sum'" or '') end
+  if self.batch_first then s = s .. ', batch_first=true' end
   return s
 end
 

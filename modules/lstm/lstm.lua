@@ -75,6 +75,10 @@ local KNOWN = { num_layers = true, bias = true, dropout = true, peephole = true,
 --   peephole     false   p_i, p_f, p_o (Gers & Schmidhuber): weight_ci_l0, weight_cf_l0, weight_co_l0 (H)
 --   forget_bias  nil     start the forget gate's bias here (1 is the usual choice)
 --   carry        false   start each forward from the last final (h, c), detached
+--   bidirectional false  each layer also runs backwards (weight_ih_l0_reverse, ...);
+--                        out (T, B, 2H), h_n and c_n (2 * num_layers, B, H)
+--   merge        'concat' how the two directions join: 'concat' (2H) or 'sum' (H)
+--   batch_first  false   x and out are (B, T, ...) instead of (T, B, ...); states unchanged
 --   dtype        'f32'
 -- Parameters: weight_ih_l0 (4H, I), weight_hh_l0 (4H, H), bias_ih_l0, bias_hh_l0 (4H),
 -- gates stacked (i, f, g, o) as in PyTorch, so its state_dict loads.
@@ -108,6 +112,7 @@ end
 -- h_n, c_n hold each one's states at its own last step.
 function LSTM:forward(x, h0, c0, lengths)
   if type(h0) == 'table' and not usagi.is_tensor(h0) then h0, c0, lengths = h0[1], h0[2], c0 end
+  x = R.time_major(self, 'LSTM', x)
   if self.bidirectional then
     local out, fin = R.bidirectional(self, 'LSTM', x, { h0, c0 }, { 'h0', 'c0' }, R.lengths(lengths),
       function(l, suffix, xl, init, len)
@@ -115,7 +120,7 @@ function LSTM:forward(x, h0, c0, lengths)
           { lengths = len })
         return y, { hn, cn }
       end)
-    return out, fin[1], fin[2]
+    return R.batch_major(self, out), fin[1], fin[2]
   end
   if h0 == nil and c0 == nil then
     local c = R.carried(self, 'LSTM', x, STATE)
@@ -124,7 +129,7 @@ function LSTM:forward(x, h0, c0, lengths)
   local out, h_n, c_n = R.call(M.lstm, x, h0, c0, self:layer_weights(),
     { dropout = self.training and self.dropout or 0, lengths = R.lengths(lengths) })
   R.keep(self, STATE, h_n, c_n)
-  return out, h_n, c_n
+  return R.batch_major(self, out), h_n, c_n
 end
 
 -- Forget the carried state: the next forward starts from zeros.
@@ -144,6 +149,7 @@ function LSTM:extra_repr()
   if self.dropout ~= 0 then s = s .. ', dropout=' .. self.dropout end
   if self.carry then s = s .. ', carry=true' end
   if self.bidirectional then s = s .. ', bidirectional=true' .. (self.merge == 'sum' and ", merge='sum'" or '') end
+  if self.batch_first then s = s .. ', batch_first=true' end
   return describe(self, s)
 end
 

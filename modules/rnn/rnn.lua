@@ -36,6 +36,10 @@ local STATE = { 'h' }
 --   bias          true      b_ih and b_hh per layer (both, so PyTorch's weights load)
 --   dropout       0         on every layer's output but the last, when training
 --   carry         false     start each forward from the last final state (detached)
+--   bidirectional false     each layer also runs backwards (weight_ih_l0_reverse, ...);
+--                           out (T, B, 2H), h_n (2 * num_layers, B, H)
+--   merge         'concat'  how the two directions join: 'concat' (2H) or 'sum' (H)
+--   batch_first   false     x and out are (B, T, ...) instead of (T, B, ...); h unchanged
 --   dtype         'f32'
 -- Parameters, in PyTorch's order and names: weight_ih_l0 (H, I),
 -- weight_hh_l0 (H, H), bias_ih_l0 (H), bias_hh_l0 (H), weight_ih_l1 (H, H), ...
@@ -84,6 +88,7 @@ end
 -- lengths (B) (an i32 tensor or a list): out is zero past each sequence's
 -- length and h_n holds each one's state at its own last step.
 function RNN:forward(x, h0, lengths)
+  x = R.time_major(self, 'RNN', x)
   if self.bidirectional then
     local out, fin = R.bidirectional(self, 'RNN', x, { h0 }, { 'h0' }, R.lengths(lengths),
       function(l, suffix, xl, init, len)
@@ -91,7 +96,7 @@ function RNN:forward(x, h0, lengths)
           { nonlinearity = self.nonlinearity, lengths = len })
         return y, { hn }
       end)
-    return out, fin[1]
+    return R.batch_major(self, out), fin[1]
   end
   if h0 == nil then h0 = (R.carried(self, 'RNN', x, STATE) or {})[1] end
   local out, h_n = R.call(M.rnn, x, h0, self:layer_weights(), {
@@ -100,7 +105,7 @@ function RNN:forward(x, h0, lengths)
     lengths = R.lengths(lengths),
   })
   R.keep(self, STATE, h_n)
-  return out, h_n
+  return R.batch_major(self, out), h_n
 end
 
 -- Forget the carried state: the next forward starts from zeros.
@@ -122,6 +127,7 @@ function RNN:extra_repr()
   if self.dropout ~= 0 then s = s .. ', dropout=' .. self.dropout end
   if self.carry then s = s .. ', carry=true' end
   if self.bidirectional then s = s .. ', bidirectional=true' .. (self.merge == 'sum' and ", merge='sum'" or '') end
+  if self.batch_first then s = s .. ', batch_first=true' end
   return s
 end
 

@@ -106,6 +106,10 @@ end
 
 -- ==== The model ==========================================================
 
+-- A trained (or loaded) model: the vocabulary, its counts and the vectors
+-- W (V, D), with the queries below (most_similar, similarity, analogy,
+-- vector, evaluate, save, embedding, plot_words). word2vec.train and
+-- word2vec.load return one; #m is the number of words.
 local Model = {}
 Model.__index = Model
 M.Model = Model
@@ -173,7 +177,9 @@ function M.train(opts)
   return m
 end
 
+-- size() -> the number of words in the vocabulary (also #m).
 function Model:size() return #self.words end
+-- dim() -> D, the length of each vector.
 function Model:dim() return self.W:size(2) end
 function Model:__len() return #self.words end
 function Model:__tostring()
@@ -182,11 +188,14 @@ end
 
 -- id(word) -> 1-based id or nil; word(id); count(word or id).
 function Model:id(word) return self.index[word] end
+-- word(id) -> the word with that 1-based id, or nil.
 function Model:word(id) return self.words[id] end
+-- count(word or id) -> how often the word came in the training corpus.
 function Model:count(w)
   local id = type(w) == 'string' and self.index[w] or w
   return id and self.counts[id]
 end
+-- contains(word) -> true when the word is in the vocabulary.
 function Model:contains(word) return self.index[word] ~= nil end
 
 local function need_id(self, fn, word)
@@ -427,6 +436,10 @@ function M._load_h5(path)
   return m
 end
 
+-- save(path [, {format = 'h5' | 'text' | 'binary'}]) writes the vectors:
+-- HDF5 (/vectors, /vocab, /counts, the options as attributes), or
+-- Mikolov's binary or text format, which gensim reads; the format follows
+-- the extension (.h5, .bin, else text) unless opts.format says.
 function Model:save(path, opts)
   if type(path) ~= 'string' then error('word2vec.save: path must be a string, got ' .. type(path), 2) end
   local f = format_of(path, opts)

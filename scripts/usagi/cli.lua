@@ -349,9 +349,10 @@ local function load_spec(script, args)
   if not sys.kind(script) then error(('usagi: cannot open %s: no such file'):format(script), 0) end
   _G.arg = { [0] = script, table.unpack(args) }
   experiment.loading = true
-  local ok, spec = pcall(dofile, script)
+  -- an error in the script shows its frames as the REPL does
+  local ok, spec = xpcall(dofile, function(e) return require('usagi.repl').msghandler(e) end, script)
   experiment.loading = false
-  if not ok then error(spec, 0) end
+  if not ok then error({ script_error = spec }, 0) end
   if type(spec) ~= 'table' or type(spec.run) ~= 'function' then
     error(('usagi: %s does not return usagi.experiment{...}'):format(script), 0)
   end
@@ -362,6 +363,7 @@ local function run(args)
   local script = args[1]
   local rest = table.move(args, 2, #args, 1, {})
   local ok, spec = pcall(load_spec, script, rest)
+  if not ok and type(spec) == 'table' then return die(2, '%s', spec.script_error) end
   if not ok then return die(2, '%s\n%s', spec, M.commands_help) end
   return experiment.main(spec, rest, script)
 end
@@ -408,6 +410,7 @@ local function sweep(args)
     i = i + 1
   end
   local ok, spec = pcall(load_spec, script, {})
+  if not ok and type(spec) == 'table' then return die(2, '%s', spec.script_error) end
   if not ok then return die(2, '%s\n%s', spec, M.commands_help) end
   if #grids == 0 then return die(2, 'usagi sweep: give at least one --grid key=v1,v2,...') end
   -- check every value now, not halfway through the sweep

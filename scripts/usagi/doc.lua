@@ -75,9 +75,8 @@ local function comment_of(f)
   return lines and comment_above(lines, info.linedefined)
 end
 
--- The opening comment of a plugin's face: what the plugin is.
-local function face_header(family)
-  local lines = lines_of('=usagi.' .. family .. ' (Lua face)')
+-- The opening comment of a file (its lines): what the file is for.
+local function header_of(lines)
   if not lines then return nil end
   local out = {}
   for _, l in ipairs(lines) do
@@ -86,6 +85,27 @@ local function face_header(family)
     out[#out + 1] = c:gsub('^ ', '')
   end
   return #out > 0 and table.concat(out, '\n') or nil
+end
+
+-- The opening comment of a plugin's face: what the plugin is.
+local function face_header(family)
+  return header_of(lines_of('=usagi.' .. family .. ' (Lua face)'))
+end
+
+-- The Lua modules of the library, under the names help gives them, and
+-- the module each one is: help(usagi.data) and help 'usagi.run' print the
+-- opening comment of its file.
+local MODULES = {
+  { 'nn', 'usagi.nn' }, { 'nn.init', 'usagi.nn_init' }, { 'optim', 'usagi.optim' },
+  { 'usagi.data', 'usagi.data' }, { 'usagi.plot', 'usagi.plot' }, { 'usagi.store', 'usagi.store' },
+  { 'usagi.run', 'usagi.run' },
+}
+local MODULE_OF = {}
+for _, m in ipairs(MODULES) do MODULE_OF[m[1]] = m[2] end
+
+local function module_header(mod)
+  local path = package.searchpath(mod, package.path)
+  return path and header_of(lines_of('@' .. path))
 end
 
 -- A plugin's C function fam.fn: the comment block in its face that starts
@@ -189,6 +209,7 @@ function doc.public()
   add('usagi.gradcheck', usagi.gradcheck)
   add('usagi.experiment', usagi.experiment)
   add('usagi.help', usagi.help)
+  for _, m in ipairs(MODULES) do add(m[1], require(m[2])) end
   local mt = getmetatable(usagi.zeros(1))
   for _, k in ipairs(sorted(mt.__methods)) do add('Tensor:' .. k, mt.__methods[k]) end
   add('Tensor.grad', mt.__fields.grad)
@@ -203,7 +224,8 @@ function doc.public()
     if ok and type(m) == 'table' then
       add('usagi.' .. p.name, m)
       for _, k in ipairs(sorted(m)) do
-        if type(m[k]) == 'function' then add('usagi.' .. p.name .. '.' .. k, m[k]) end
+        -- functions, and classes such as word2vec.Model with their methods
+        if type(m[k]) == 'function' or is_class(m[k]) then add('usagi.' .. p.name .. '.' .. k, m[k]) end
       end
     end
   end
@@ -217,6 +239,7 @@ end
 -- ==== Finding a doc ========================================================
 
 local names_by_value         -- value -> every public name it has (aliases)
+local find_name              -- a name typed at help -> its entry (below)
 
 local function aliases(v)
   if not names_by_value then
@@ -292,6 +315,7 @@ end
 
 local function own_text(name, v)
   if texts[name] then return texts[name] end
+  if MODULE_OF[name] then return module_header(MODULE_OF[name]) end
   local family = name:match('^usagi%.([%w_]+)$')
   if family and type(v) == 'table' and family ~= 'nn' then
     for _, p in ipairs(usagi.plugins()) do
@@ -378,9 +402,10 @@ Where to start:
   t:<Tab>                           its methods; help(usagi.mm) or help 'Tensor:mm' for one
   nn = usagi.nn                     layers, containers, criterions: help(nn.Linear)
   optim = usagi.optim               SGD, Adam, ...: help(optim.Adam)
-  require 'usagi.lstm'              a plugin; help(nn.LSTM) gives its options and equations
-  usagi.plugins()                   the plugins loaded; require 'usagi.<name>' loads one of
-                                    rnn lstm gru birnn attention seq2seq vae
+  nn.LSTM, usagi.word2vec           plugins load on first use; help(nn.LSTM) gives its options
+                                    and equations; also rnn gru birnn attention seq2seq vae
+  usagi.plugins()                   the plugins loaded
+  help 'Run:log', help 'usagi.run'  a short name, a module; help(usagi.experiment): the spec
   usagi.data, usagi.plot            data sets, charts; usagi.save / usagi.load for HDF5
 
 At the prompt:
@@ -397,6 +422,63 @@ local function plugin_of(v)
   return info.source:match('^=usagi%.([%w_]+) %(Lua face%)$')
 end
 
+-- The plugins that load on first use (nn.LSTM, usagi.word2vec), from the
+-- __lazy lists of usagi's and nn's metatables: help finds their names
+-- before anything has loaded them. (Loading usagi.dist starts no MPI;
+-- its first function call does.)
+local function on_demand()
+  local mods, seen = {}, {}
+  for _, t in ipairs { usagi, require 'usagi.nn' } do
+    local mt = getmetatable(t)
+    for _, mod in pairs(type(mt) == 'table' and type(rawget(mt, '__lazy')) == 'table' and mt.__lazy or {}) do
+      if mod:match('^usagi%.[%w_]+$') and not seen[mod]
+         and package.searchpath(mod, package.cpath) then
+        seen[mod] = true
+        mods[#mods + 1] = mod
+      end
+    end
+  end
+  table.sort(mods)
+  return mods
+end
+
+local function exact(name)
+  for _, e in ipairs(doc.public()) do if e[1] == name then return e end end
+end
+
+-- The public entry a name typed at help means, or nil and the list of
+-- names it could mean: the full name ('usagi.run.Run:log'), the same
+-- under usagi. ('log' is usagi.log), or the end of one full name
+-- ('Run:log', 'run:log', 'LSTM', 'most_similar'), plugins loaded on demand.
+find_name = function(name)
+  local e = exact(name) or exact('usagi.' .. name)
+  if e then return e end
+  local before = #usagi.plugins()
+  for _, mod in ipairs(on_demand()) do pcall(require, mod) end
+  if #usagi.plugins() ~= before then by_value, names_by_value = nil, nil end
+  e = exact(name) or exact('usagi.' .. name)
+  if e then return e end
+  local function ends(full, tail)
+    return #full > #tail and full:sub(-#tail) == tail and full:sub(-#tail - 1, -#tail - 1):match('[.:]')
+  end
+  for _, fold in ipairs { false, true } do
+    local hits, values = {}, {}
+    for _, c in ipairs(doc.public()) do
+      local full = fold and c[1]:lower() or c[1]
+      if ends(full, fold and name:lower() or name) and not values[c[2]] then
+        values[c[2]] = true
+        hits[#hits + 1] = c
+      end
+    end
+    if #hits == 1 then return hits[1] end
+    if #hits > 1 then
+      local names = {}
+      for i, c in ipairs(hits) do names[i] = c[1] end
+      return nil, names
+    end
+  end
+end
+
 -- usagi.help([x]) (help at the prompt): print the doc of x -- a function,
 -- class, module, tensor or plugin, or a name such as 'Tensor:mm' -- or,
 -- without x, where to start.
@@ -405,13 +487,19 @@ function doc.help(x)
   if x == nil then print(OVERVIEW); return end
   local name, v = nil, x
   if type(x) == 'string' then
-    name = x:gsub('^usagi%.nn%.', 'nn.'):gsub('^usagi%.optim%.', 'optim.'):gsub('^t:', 'Tensor:')
-    v = nil
-    for _, e in ipairs(doc.public()) do if e[1] == name then v = e[2] end end
-    if v == nil then
+    name = x:gsub('^usagi%.nn$', 'nn'):gsub('^usagi%.optim$', 'optim'):gsub('^usagi%.nn%.', 'nn.')
+      :gsub('^usagi%.optim%.', 'optim.'):gsub('^t:', 'Tensor:')
+    local found, several = find_name(name)
+    if several then
+      print(("help: '%s' names several: %s; help 'NAME' with one of them"):format(x,
+        table.concat(several, ', ')))
+      return
+    end
+    if found == nil then
       print(("help: no doc for '%s'; help() lists where to start"):format(x))
       return
     end
+    name, v = found[1], found[2]
   elseif usagi.is_tensor(x) then
     print(tostring(x):match('[^\n]*$') .. '\n' .. 'A tensor: help \'Tensor:name\' for a method; '
       .. 'usagi.' .. '<Tab> and t:<Tab> list them.')

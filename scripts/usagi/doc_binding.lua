@@ -247,8 +247,10 @@ add('usagi.sys.', {
     .. '\'busy\'; held until lock:unlock(), its collection or the process\'s end (even by SIGKILL).',
   read = 'usagi.sys.read(path) -> the file\'s bytes; a gzip file comes back decompressed.',
   crc32 = 'usagi.sys.crc32(path) -> the CRC-32 of the file\'s bytes (zlib\'s), as an integer.',
-  trap = 'usagi.sys.trap(): SIGINT, SIGTERM and SIGHUP are remembered (see signalled) instead of '
-    .. 'stopping the process; a second one while the first is pending stops the running code at once.',
+  trap = 'usagi.sys.trap([at_once]): SIGINT, SIGTERM and SIGHUP are remembered (see signalled) instead of '
+    .. 'stopping the process; a second one while the first is pending stops the running code at once\n'
+    .. '(the error "interrupted by SIGINT"). With at_once the first one does (a run\'s set-up);\n'
+    .. 'trap(false) waits for the second again (a run, once its first step ended) and traps nothing itself.',
   untrap = 'usagi.sys.untrap(): the signal handlers trap() found are back.',
   signalled = 'usagi.sys.signalled() -> \'INT\', \'TERM\' or \'HUP\' when such a signal came since '
     .. 'trap(), else nil.',

@@ -92,6 +92,43 @@ local function int_arg(spec, flag, text, min, max)
   return v
 end
 
+-- 'acc', 'acc:min' or 'acc:max' -> the metric and the mode, as --best
+-- takes it and as checkpoint = { best = ... } in a script means it.
+local function parse_best(who, v)
+  local name, mode = type(v) == 'string' and v:match('^([%w_.%-]+)$'), 'min'
+  if not name and type(v) == 'string' then name, mode = v:match('^([%w_.%-]+):(%a+)$') end
+  if not name or (mode ~= 'min' and mode ~= 'max') then
+    error(('%s needs METRIC, METRIC:min or METRIC:max, got %s'):format(who,
+      type(v) == 'string' and ('%q'):format(v) or tostring(v)), 0)
+  end
+  return name, mode
+end
+
+-- The spec's checkpoint table with best = 'acc:max' split as --best
+-- splits it (best = 'acc', mode = 'max'), so that a script and the
+-- command line mean the same; a copy, checked, or nil.
+local function checkpoint_of(spec)
+  local ck = spec.checkpoint
+  if ck == nil then return nil end
+  if type(ck) ~= 'table' then
+    error(('%s: checkpoint must be a table {every, every_epochs, keep, best, mode}, got %s')
+      :format(spec.name, type(ck)), 0)
+  end
+  local out = {}
+  for k, v in pairs(ck) do out[k] = v end
+  if ck.best ~= nil then
+    local name, mode = parse_best(spec.name .. ': checkpoint.best', ck.best)
+    if ck.best:find(':') and ck.mode ~= nil and ck.mode ~= mode then
+      error(('%s: checkpoint.best %q and checkpoint.mode %q disagree'):format(spec.name, ck.best, ck.mode), 0)
+    end
+    out.best, out.mode = name, ck.best:find(':') and mode or ck.mode
+  end
+  if out.mode ~= nil and out.mode ~= 'min' and out.mode ~= 'max' then
+    error(('%s: checkpoint.mode must be \'min\' or \'max\', got %s'):format(spec.name, tostring(out.mode)), 0)
+  end
+  return out
+end
+
 -- parse_args(spec, args) -> opts {seed, set, smoke, out, name, resume,
 -- threads, checkpoint_every, checkpoint_epochs, keep, best, best_mode, help}
 function M.parse_args(spec, args)
@@ -124,12 +161,7 @@ function M.parse_args(spec, args)
     elseif a == '--checkpoint-epochs' then opts.checkpoint_epochs = int_arg(spec, a, v, 0)
     elseif a == '--keep' then opts.keep = int_arg(spec, a, v, 1)
     elseif a == '--best' then
-      local name, mode = v:match('^([%w_.%-]+)$'), 'min'
-      if not name then name, mode = v:match('^([%w_.%-]+):(%a+)$') end
-      if not name or (mode ~= 'min' and mode ~= 'max') then
-        error(('%s: --best needs METRIC, METRIC:min or METRIC:max, got %q'):format(spec.name, v), 0)
-      end
-      opts.best, opts.best_mode = name, mode
+      opts.best, opts.best_mode = parse_best(spec.name .. ': --best', v)
     elseif a == '--bucket-mb' then
       opts.bucket_mb = tonumber(v)
       if not opts.bucket_mb or opts.bucket_mb <= 0 then
@@ -159,12 +191,50 @@ end
 
 -- ==== Running ============================================================
 
+-- Reading a key that is not in the config is an error that names it (a
+-- typo such as cfg.hiden would otherwise be a silent nil). Writing a new
+-- key works, and pairs() sees the keys as before.
+local function strict(cfg)
+  return setmetatable(cfg, {
+    __index = function(t, k)
+      error(('the config has no key %s (its keys: %s); give it a default in config = {...}')
+        :format(type(k) == 'string' and ('%q'):format(k) or tostring(k), valid_keys(t)), 2)
+    end,
+  })
+end
+
+-- config_of(spec, opts) -> the config of a run: the spec's defaults, the
+-- smoke config with opts.smoke, then opts.set (--set key=value).
 function M.config_of(spec, opts)
   local cfg = {}
   for k, v in pairs(spec.config) do cfg[k] = v end
   if opts.smoke then for k, v in pairs(spec.smoke or {}) do cfg[k] = v end end
   for k, v in pairs(opts.set or {}) do cfg[k] = v end
   return cfg
+end
+
+-- The error of a run as the REPL shows one: the message, then the frames
+-- of the user's code, innermost first, with runs of frames inside usagi as
+-- one line each. A message raised inside the library loses its position
+-- there; the user's frames say where it came from.
+local function user_traceback(e)
+  local R = require 'usagi.repl'
+  if type(e) == 'string' then
+    local lib = debug.getinfo(1, 'S').source:match('^@(.*/)[^/]*$')
+    if lib and e:sub(1, #lib) == lib then e = e:gsub('^[^:]*:%d+: ', '', 1) end
+  end
+  return R.msghandler(e)            -- a tail call: its frames start at the error
+end
+
+-- A signal that stopped the code at once (in the set-up, or a second one
+-- in a step that did not end): the run's status is 'interrupted', and
+-- --resume goes on from its last checkpoint, or starts it again.
+local function stopped_at_once(run, sig)
+  local where = run.dir and ('; resume with usagi run --resume %s%s'):format(run.dir,
+    run.last_checkpoint and (' (from %s)'):format(run.last_checkpoint:match('[^/]+$')) or '') or ''
+  run.interrupted = ('stopped by SIG%s after step %d, %s%s'):format(sig, run.step or 0,
+    run.step_ended and 'in the middle of the next' or 'before its first step ended', where)
+  return run.interrupted
 end
 
 -- The thread count recorded in a run directory's results.h5, or nil.
@@ -185,6 +255,8 @@ function M.run_experiment(spec, opts)
   if threads then usagi.set_num_threads(threads) end
   local out = opts.out
   if out == nil then out = opts.resume and 'runs' or false end   -- a resume writes in its own directory
+  local given = spec
+  spec = setmetatable({ checkpoint = checkpoint_of(given) }, { __index = given })
   local run = require('usagi.run').open(spec, M.config_of(spec, opts), {
     seed = opts.seed or 0, out = out, name = opts.name, resume = opts.resume,
     checkpoint_every = opts.checkpoint_every, checkpoint_epochs = opts.checkpoint_epochs,
@@ -196,15 +268,26 @@ function M.run_experiment(spec, opts)
   if run.dir and not opts.quiet then io.stderr:write(('%s: run %s\n'):format(spec.name, run.dir)) end
   -- A signal ends the run at a step's end, with a checkpoint (run.lua,
   -- Run:_stop_if_signalled), not in the middle of a step or a write.
-  if opts.out then usagi.sys.trap() end
+  -- Until the first step ends there is nothing to checkpoint, so a signal
+  -- in the set-up (reading data, building the model) stops it at once;
+  -- not under mpirun, where the ranks must agree on the step they stop at
+  -- (one rank stopping alone would leave the others in a collective).
+  if opts.out then usagi.sys.trap((run.world or 1) == 1) end
+  local config = run.config
+  if type(config) == 'table' and getmetatable(config) == nil then strict(config) end
   local ok, result = xpcall(spec.run, function(e)
     if run.diverged or run.stopped or run.interrupted then return e end
     local mt = getmetatable(e)
     if type(e) == 'table' and type(mt) == 'table' and mt.plain then return e end   -- usagi.data's missing set
-    return debug.traceback(tostring(e), 2)
+    -- (a library frame that re-raised it may have put a position in front)
+    local sig = type(e) == 'string' and e:match('interrupted by SIG(%u+)$')
+    if sig then return stopped_at_once(run, sig) end
+    return user_traceback(e)
   end, run, run.config)
   local status = ok and 'ok' or run.interrupted and 'interrupted' or run.diverged and 'diverged'
     or 'error: ' .. tostring(result):match('^[^\n]*')
+  -- a run that never ended a step is still in at_once: its finish waits
+  usagi.sys.trap(false)
   local finished, err = pcall(run.finish, run, status)
   usagi.sys.untrap()
   if not ok then error(result, 0) end
@@ -237,9 +320,22 @@ function M.main(spec, args, script)
   return 0
 end
 
--- usagi.experiment { name, config, smoke, run = function(run, cfg) ... end } ->
--- the experiment `usagi run FILE` runs (and `usagi FILE`); see the top of
--- this file for the optional fields and the README for a whole one.
+-- usagi.experiment(spec) -> the experiment `usagi run FILE` runs (and
+-- `usagi FILE`); a script returns it. The spec:
+--   name        string     runs go to runs/<name>/<run-id>/
+--   config      table      the defaults, every key a run reads: numbers,
+--                          strings, booleans; --set key=value overrides one
+--                          (checked against the default's type); reading a
+--                          key that is not there is an error naming it
+--   smoke       table      overrides for --smoke, the seconds-long config
+--                          of the tests (its keys must be in config)
+--   checkpoint  table      optional: every = N steps, every_epochs = N,
+--                          keep = K (3), best = 'metric' or 'metric:max'
+--                          (checkpoints/best.h5, as --best), mode = 'min'|'max'
+--   run         function(run, cfg): the experiment; run is a usagi.run.Run
+--                          (help 'Run:log', 'Run:progress', 'Run:batches',
+--                          'Run:track'), cfg the config of this run
+-- experiments/binary_addition.lua is a whole one to copy.
 function M.experiment(spec)
   assert(type(spec) == 'table' and type(spec.name) == 'string' and type(spec.config) == 'table'
          and type(spec.run) == 'function',
@@ -249,6 +345,8 @@ function M.experiment(spec)
       error(('usagi.experiment: smoke key %q is not in the config of %s'):format(k, spec.name), 2)
     end
   end
+  local ok, err = pcall(checkpoint_of, spec)
+  if not ok then error('usagi.experiment: ' .. err, 2) end
   -- Run now when the calling file is the script usagi was started with:
   -- its source is arg[0]; or, after `return usagi.experiment {...}` (a tail
   -- call, so the script's frame is gone), the caller is the host itself --

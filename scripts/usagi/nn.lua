@@ -430,4 +430,25 @@ require 'usagi.nn_layers'
 
 nn.init = require 'usagi.nn_init'
 
+-- The classes of the plugins load on first use, as PyTorch's are simply
+-- there: nn.LSTM requires usagi.lstm, whose face registers its classes in
+-- this table, so no script or prompt needs a require first (an explicit
+-- require still works and loads nothing twice). The REPL's completion and
+-- help() read the names from the metatable's __lazy before anything loads.
+local on_demand = {
+  RNN = 'usagi.rnn', LSTM = 'usagi.lstm', LSTMCell = 'usagi.lstm', GRU = 'usagi.gru',
+  GRUCell = 'usagi.gru', Attention = 'usagi.attention', MultiheadAttention = 'usagi.attention',
+  Seq2Seq = 'usagi.seq2seq', HRED = 'usagi.seq2seq', GaussianLatent = 'usagi.vae',
+  VAE = 'usagi.vae', Autoencoder = 'usagi.vae',
+}
+setmetatable(nn, {
+  __lazy = on_demand,
+  __index = function(t, k)
+    local mod = on_demand[k]
+    if not mod then return nil end
+    require(mod)
+    return rawget(t, k)
+  end,
+})
+
 return nn

@@ -24,7 +24,9 @@ function R.check_opts(class, opts, known)
   for k in pairs(opts) do
     if not known[k] then R.fail(class, ("unknown option '%s'"):format(tostring(k))) end
   end
-  if opts.batch_first then R.fail(class, 'batch_first is not supported: sequences are time-major (T, B, I)') end
+  if opts.batch_first ~= nil and type(opts.batch_first) ~= 'boolean' then
+    R.fail(class, 'batch_first must be true or false, got ' .. type(opts.batch_first))
+  end
   if opts.merge ~= nil and opts.merge ~= 'concat' and opts.merge ~= 'sum' then
     R.fail(class, ("merge must be 'concat' or 'sum', got '%s'"):format(tostring(opts.merge)))
   end
@@ -104,6 +106,7 @@ end
 -- 2H when the two directions are concatenated.
 function R.register_layers(self, input_size, H, opts, register)
   self.bidirectional = opts.bidirectional and true or false
+  self.batch_first = opts.batch_first and true or false
   self.merge = opts.merge or 'concat'
   local width = self.bidirectional and self.merge == 'concat' and 2 * H or H
   for l = 0, self.num_layers - 1 do
@@ -132,6 +135,26 @@ function R.bidirectional(self, class, x, states, names, lengths, run)
     layers = self.num_layers, states = #names, merge = self.merge,
     dropout = self.training and self.dropout or 0, run = run,
   })
+end
+
+-- batch_first = true, as PyTorch: the input and the output are (B, T, F)
+-- and the states stay (layers, B, H). The fused ops run time-major, so the
+-- input goes in as a transposed view (the op makes it contiguous) and the
+-- output comes back as one; autograd sees two transposes. time_major(self,
+-- class, x) is the input the op takes; batch_major(self, out) the output
+-- the caller gets.
+function R.time_major(self, class, x)
+  if not self.batch_first then return x end
+  if not (usagi.is_tensor(x) and x:dim() == 3) then
+    error(('%s: input must be (B, T, %d) with batch_first, got %s'):format(class, self.input_size,
+      usagi.is_tensor(x) and tostring(x:size()) or type(x)), 3)
+  end
+  return x:transpose(1, 2)
+end
+
+function R.batch_major(self, out)
+  if self.batch_first then return out:transpose(1, 2) end
+  return out
 end
 
 -- The lengths of a batch as the ops take them: an i32 tensor (B); a Lua

@@ -159,7 +159,15 @@ local function fields_of(v, methods_only)
     if type(t) ~= 'table' or hops > 10 then return end
     for k, val in pairs(t) do add(k, val) end
     local mt = getmetatable(t)
-    if type(mt) == 'table' then walk(rawget(mt, '__index'), hops + 1) end
+    if type(mt) == 'table' then
+      -- names that load on first use (usagi.word2vec, nn.LSTM) complete
+      -- before they are loaded
+      local lazy = rawget(mt, '__lazy')
+      if type(lazy) == 'table' and not methods_only then
+        for k in pairs(lazy) do add(k, true) end
+      end
+      walk(rawget(mt, '__index'), hops + 1)
+    end
   end
   if usagi.is_tensor(v) then
     local mt = getmetatable(v)

@@ -392,6 +392,8 @@ end
 -- run's status 'interrupted'. With R ranks the ranks agree on it first, so
 -- all stop at the same step. A second signal stops at once (sys.trap).
 function Run:_stop_if_signalled(just_wrote)
+  sys.trap(false)       -- steps end from now on: a first signal waits for one
+  self.step_ended = true
   local sig = sys.signalled()
   if self.world > 1 then
     local any = self.dist.allreduce_number(sig and 1 or 0, 'max')
@@ -480,16 +482,32 @@ end
 -- every rank draws the same order (one seed) and takes its share of each
 -- batch of B (run:shard's cut): the batch-mean gradients averaged over the
 -- ranks are the gradient of the whole batch when R divides B (otherwise
--- the shares weigh a little differently).
+-- the shares weigh a little differently). opts.dim is the dim that holds
+-- the samples, 1 by default: dim = 2 cuts time-major sequences (T, B, F)
+-- into (T, b, F) batches; a list gives one dim per tensor ({2, 1}).
 function Run:batches(tensors, B, opts)
   if type(tensors) ~= 'table' or #tensors == 0 then
-    error('run:batches: tensors must be a list of tensors with the samples in dim 1', 2)
+    error('run:batches: tensors must be a list of tensors with the samples in dim 1 (or opts.dim)', 2)
   end
-  local N = tensors[1]:size(1)
   if math.type(B) ~= 'integer' or B < 1 then
     error('run:batches: B must be a positive integer, got ' .. tostring(B), 2)
   end
   opts = opts or {}
+  local dims = {}
+  for k, t in ipairs(tensors) do
+    if not usagi.is_tensor(t) then
+      error(('run:batches: tensors[%d] must be a tensor, got %s'):format(k, type(t)), 2)
+    end
+    local d = opts.dim
+    if type(d) == 'table' then d = d[k] end
+    d = d or 1
+    if math.type(d) ~= 'integer' or d == 0 or math.abs(d) > t:dim() then
+      error(('run:batches: dim for tensor %d must be an integer in 1..%d (or negative from the end), got %s')
+        :format(k, t:dim(), tostring(d)), 2)
+    end
+    dims[k] = d < 0 and t:dim() + 1 + d or d
+  end
+  local N = tensors[1]:size(dims[1])
   if opts.carry ~= nil and type(opts.carry) ~= 'table' then
     error('run:batches: carry must be a table of what the loop carries across its batches, got '
       .. type(opts.carry), 2)
@@ -508,8 +526,9 @@ function Run:batches(tensors, B, opts)
       .. 'loop, so that the gradients are averaged over the ranks', 2)
   end
   for k, t in ipairs(tensors) do
-    if t:size(1) ~= N then
-      error(('run:batches: tensor %d has %d samples, the first %d'):format(k, t:size(1), N), 2)
+    if t:size(dims[k]) ~= N then
+      error(('run:batches: tensor %d has %d samples, the first %d%s'):format(k, t:size(dims[k]), N,
+        (dims[1] ~= 1 or dims[k] ~= 1) and (' (dims %d and %d)'):format(dims[k], dims[1]) or ''), 2)
     end
   end
   -- the order: rank 0's draw, sent to the others (their generators differ)
@@ -528,7 +547,7 @@ function Run:batches(tensors, B, opts)
     error(self.stopped, 0)
   end
   local shuffled = {}
-  for k, t in ipairs(tensors) do shuffled[k] = t:index_select(1, perm) end
+  for k, t in ipairs(tensors) do shuffled[k] = t:index_select(dims[k], perm) end
   return function()
     local i = steps()
     if not i then
@@ -545,12 +564,12 @@ function Run:batches(tensors, B, opts)
       lo, m = lo + first - 1, count
     end
     local out = {}
-    for k, t in ipairs(shuffled) do out[k] = t:narrow(1, lo, m) end
+    for k, t in ipairs(shuffled) do out[k] = t:narrow(dims[k], lo, m) end
     return table.unpack(out)
   end
 end
 
--- run:train_epoch(opt, tensors, B, loss_of [, {clip = max_norm}]) -> the mean
+-- run:train_epoch(opt, tensors, B, loss_of [, {clip = max_norm, dim}]) -> the mean
 -- of the batches' losses, seconds: one epoch of run:batches, each batch a
 -- step opt:minimize(loss_of(its tensors...), {clip}), the loop every
 -- supervised experiment writes. Its running sum is its carried state, so
@@ -558,7 +577,8 @@ end
 -- nothing from one batch to the next.
 function Run:train_epoch(opt, tensors, B, loss_of, opts)
   local sums, t0 = { total = 0, batches = 0 }, sys.monotonic()
-  local next_batch = self:batches(tensors, B, { carry = sums, where = (loop_site(1)) })
+  local next_batch = self:batches(tensors, B, { carry = sums, where = (loop_site(1)),
+                                                 dim = opts and opts.dim })
   while true do
     local batch = table.pack(next_batch())
     if batch[1] == nil then break end
