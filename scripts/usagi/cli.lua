@@ -4,16 +4,18 @@
 -- it returns (0 ok, 1 failed, 2 bad usage).
 local usagi = require 'usagi'
 local store = require 'usagi.store'
+local compare = require 'usagi.compare'
 local sys = usagi.sys
 
 local M = {}
 
 M.commands_help = [[
 usagi run SCRIPT.lua [options]       a reproducible run: runs/<experiment>/<run-id>/
-usagi sweep SCRIPT.lua --grid k=a,b [--grid ...] [-j N] [options]
+usagi sweep SCRIPT.lua --grid k=a,b [--grid ...] [--seeds 1,2,3] [-j N] [options]
                                      one run per combination, then a table
 usagi show RUN_DIR|FILE.h5           config, provenance and metrics of a run
-usagi compare RUN_DIR...             differing config keys and final metrics
+usagi compare RUN_DIR... [--each]    differing config keys, final metrics (mean ± std
+                                     over seeds)
 usagi plot RUN_DIR... [--metric NAME]... -o FILE.svg|FILE.png
                                      metric curves, runs overlaid
 `usagi run SCRIPT.lua --help` lists the options and the script's config keys.]]
@@ -32,14 +34,17 @@ checkpoints/. `usagi run SCRIPT.lua --help` lists the script's config keys.
 (the gradients averaged over the ranks, rank 0 writes; --dist-check,
 --bucket-mb X).]==],
   sweep = [[
-usagi sweep SCRIPT.lua --grid key=v1,v2,... [--grid ...] [-j N] [run options]
+usagi sweep SCRIPT.lua --grid key=v1,v2,... [--grid ...] [--seeds 1,2,3] [-j N]
+                       [run options]
 One run per combination of the grids (the first key varies slowest), N at a
 time with the machine's threads shared between them, each its own run named
 <stamp>_<key=value,...>; their output goes to runs/<experiment>/sweep-<stamp>.log.
-Ends with the table of `usagi compare`. Other options (--smoke, --seed, --set,
---out, --threads, ...) pass to every run. Example:
+Ends with the table of `usagi compare`. --seeds (or --grid seed=...) runs each
+combination once per seed, and the table then gives mean ± std over the seeds,
+with n. Other options (--smoke, --seed, --set, --out, --threads, ...) pass to
+every run. Example:
   usagi sweep experiments/binary_addition.lua --grid activation=sigmoid,tanh,relu \
-      --grid init=normal,xavier,he -j 2
+      --grid init=normal,xavier,he --seeds 1,2,3 -j 2
 Under MPI, `mpirun -np R usagi sweep ...` deals the combinations out to the
 R ranks (combination i to rank (i-1) % R; each runs whole runs, -j at a
 time, on its share of its machine's cores) and rank 0 prints the table.]],
@@ -48,9 +53,12 @@ usagi show RUN_DIR|FILE.h5
 The provenance (status, times, commit, seed, threads, BLAS, plugins, host,
 command line), the config and, per metric, the last, min and max values.]],
   compare = [[
-usagi compare RUN_DIR...
-One row per run: the config keys whose values differ between the runs, the
-last value of every metric, and the status.]],
+usagi compare RUN_DIR... [--each]
+One row per run: its experiment, the config keys whose values differ between
+the runs (and the seed), the last value of every metric, and the status; "-"
+marks a value a run does not have. Runs that differ only in their seed (a
+sweep with --seeds) share one row: mean ± std of each metric over the seeds
+that finished, with n. --each gives every run its own row all the same.]],
   plot = [[
 usagi plot RUN_DIR... [--metric NAME]... -o FILE.svg|FILE.png [--title TEXT]
 Curves of the metrics against the step, the runs overlaid and labelled by the
@@ -149,32 +157,7 @@ function read_run(p)
   return r
 end
 
-local function fmt(v)
-  if type(v) == 'number' then
-    if math.type(v) == 'integer' then return tostring(v) end
-    if v ~= v or v == math.huge or v == -math.huge then return tostring(v) end
-    return ('%.6g'):format(v)
-  end
-  return tostring(v)
-end
-
--- A table with a header row, columns padded to their widest cell.
-local function print_table(header, rows)
-  local w = {}
-  for _, row in ipairs({ header, table.unpack(rows) }) do
-    for j, cell in ipairs(row) do w[j] = math.max(w[j] or 0, #cell) end
-  end
-  local function line(row)
-    local cells = {}
-    for j, cell in ipairs(row) do cells[j] = cell .. (' '):rep(w[j] - #cell) end
-    print((table.concat(cells, '  '):gsub('%s+$', '')))
-  end
-  line(header)
-  local rule = {}
-  for j = 1, #header do rule[j] = ('-'):rep(w[j]) end
-  line(rule)
-  for _, row in ipairs(rows) do line(row) end
-end
+local fmt, print_table = compare.fmt, compare.print_table
 
 local function stats(m)
   local v = m.values
@@ -225,43 +208,8 @@ local function show(args)
   return 0
 end
 
--- The config keys whose values are not the same in all runs, sorted.
-local function differing_keys(runs)
-  local keys, differ = {}, {}
-  for _, r in ipairs(runs) do for k in pairs(r.config) do keys[k] = true end end
-  for k in pairs(keys) do
-    local first = fmt(runs[1].config[k])
-    for _, r in ipairs(runs) do if fmt(r.config[k]) ~= first then differ[#differ + 1] = k; break end end
-  end
-  table.sort(differ)
-  return differ
-end
-
-function M.compare_runs(runs)
-  local readable = {}
-  for _, r in ipairs(runs) do if not r.unreadable then readable[#readable + 1] = r end end
-  local differ = #readable > 0 and differing_keys(readable) or {}
-  local names, seen = {}, {}
-  for _, r in ipairs(runs) do
-    for _, k in ipairs(r.names) do if not seen[k] then seen[k] = true; names[#names + 1] = k end end
-  end
-  local header = { 'run' }
-  for _, k in ipairs(differ) do header[#header + 1] = k end
-  for _, k in ipairs(names) do header[#header + 1] = k end
-  header[#header + 1] = 'status'
-  local rows = {}
-  for _, r in ipairs(runs) do
-    local row = { r.id }
-    for _, k in ipairs(differ) do row[#row + 1] = r.unreadable and '-' or fmt(r.config[k]) end
-    for _, k in ipairs(names) do
-      local s = r.metrics[k] and stats(r.metrics[k])
-      row[#row + 1] = s and fmt(s.last) or '-'
-    end
-    row[#row + 1] = tostring(r.attrs.status or '?')
-    rows[#rows + 1] = row
-  end
-  print_table(header, rows)
-end
+-- compare_runs(runs [, opts]): the table of `usagi compare` (usagi.compare).
+function M.compare_runs(runs, opts) compare.print(runs, opts) end
 
 -- load_runs(paths) -> the runs that read, and a row {id, error} for each
 -- that did not: one unreadable run does not hide the others.
@@ -279,9 +227,15 @@ function M.load_runs(paths)
 end
 
 local function compare(args)
-  if #args < 1 then return die(2, 'usage: usagi compare RUN_DIR...') end
-  local runs = M.load_runs(args)
-  M.compare_runs(runs)
+  local dirs, each = {}, false
+  for _, a in ipairs(args) do
+    if a == '--each' then each = true
+    elseif a:sub(1, 1) == '-' then return die(2, 'usagi compare: unknown option %s\n%s', a, help.compare)
+    else dirs[#dirs + 1] = a end
+  end
+  if #dirs < 1 then return die(2, 'usage: usagi compare RUN_DIR... [--each]') end
+  local runs = M.load_runs(dirs)
+  M.compare_runs(runs, { each = each })
   for _, r in ipairs(runs) do
     if r.unreadable then return 1 end
   end
@@ -373,7 +327,7 @@ local function combinations(grids)
     for _, partial in ipairs(out) do
       for _, v in ipairs(g.values) do
         local c = table.move(partial, 1, #partial, 1, {})
-        c[#c + 1] = { key = g.key, value = v }
+        c[#c + 1] = { key = g.key, value = v, option = g.option }
         next_out[#next_out + 1] = c
       end
     end
@@ -394,6 +348,12 @@ local function sweep(args)
       for x in list:gmatch('[^,]+') do values[#values + 1] = x end
       grids[#grids + 1] = { key = k, values = values }
       i = i + 1
+    elseif a == '--seeds' then
+      local values = {}
+      for x in (v or ''):gmatch('[^,]+') do values[#values + 1] = x end
+      if #values == 0 then return die(2, 'usagi sweep: --seeds needs a list of seeds, 1,2,3, got %s', tostring(v)) end
+      grids[#grids + 1] = { key = 'seed', values = values }
+      i = i + 1
     elseif a == '-j' or a == '--jobs' then
       jobs = math.tointeger(tonumber(v or ''))
       if not jobs or jobs < 1 then return die(2, 'usagi sweep: -j needs a positive integer, got %s', tostring(v)) end
@@ -408,11 +368,23 @@ local function sweep(args)
   end
   local ok, spec = pcall(load_spec, script, {})
   if not ok then return die(2, '%s\n%s', spec, M.commands_help) end
-  if #grids == 0 then return die(2, 'usagi sweep: give at least one --grid key=v1,v2,...') end
+  if #grids == 0 then return die(2, 'usagi sweep: give at least one --grid key=v1,v2,... or --seeds 1,2,3') end
+  -- a grid over 'seed' sets the run's seed, unless the config has a key of that name
+  local seeded = false
+  for _, g in ipairs(grids) do
+    g.option = g.key == 'seed' and (spec.config or {}).seed == nil and '--seed' or nil
+    if g.option then
+      if seeded then return die(2, 'usagi sweep: the seeds are given twice (--seeds and --grid seed=...)') end
+      seeded = true
+    end
+  end
+  for _, a in ipairs(pass) do
+    if seeded and a == '--seed' then return die(2, 'usagi sweep: --seed and --seeds both set the seed; give one') end
+  end
   -- check every value now, not halfway through the sweep
   for _, g in ipairs(grids) do
     for _, v in ipairs(g.values) do
-      local okv, err = pcall(experiment.parse_args, spec, { '--set', g.key .. '=' .. v })
+      local okv, err = pcall(experiment.parse_args, spec, g.option and { g.option, v } or { '--set', g.key .. '=' .. v })
       if not okv then return die(2, 'usagi sweep: %s', err) end
     end
   end
@@ -445,7 +417,8 @@ local function sweep(args)
     if dist then argv = { 'env', 'USAGI_DIST=off', exe, 'run', script } end
     for _, kv in ipairs(combo) do
       name_parts[#name_parts + 1] = kv.key .. '=' .. kv.value
-      argv[#argv + 1] = '--set'; argv[#argv + 1] = kv.key .. '=' .. kv.value
+      if kv.option then argv[#argv + 1] = kv.option; argv[#argv + 1] = kv.value
+      else argv[#argv + 1] = '--set'; argv[#argv + 1] = kv.key .. '=' .. kv.value end
     end
     local name = stamp .. '_' .. table.concat(name_parts, ',')
     argv[#argv + 1] = '--name'; argv[#argv + 1] = name

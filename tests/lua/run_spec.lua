@@ -355,7 +355,31 @@ describe('usagi show, compare, plot and sweep', function()
     assert.is_truthy(header:find('activation', 1, true), text)
     assert.is_falsy(header:find('hidden', 1, true), text)
     assert.is_truthy(header:find('accuracy', 1, true), text)
-    assert.is_truthy(text:find('\ntanh%s+tanh'), text)
+    assert.is_truthy(text:find('\ntanh%s+binary_addition%s+tanh'), text)
+  end)
+
+  it('compare tells runs of two experiments with one id apart, and marks what a run lacks', function()
+    local other = tmpdir()
+    assert.are.equal(0, (usagi_cli('run', 'tests/mpi/dp_synth.lua', '--smoke', '--out', other, '--name', 'tanh')))
+    local code, text = usagi_cli('compare', out .. '/binary_addition/tanh', other .. '/dp_synth/tanh')
+    rmrf(other)
+    assert.are.equal(0, code, text)
+    assert.is_truthy(text:find('^run%s+experiment%s'), text)
+    -- inputs is dp_synth's key alone, accuracy binary_addition's metric alone
+    local header = text:match('^[^\n]+')
+    local col = {}
+    for name in header:gmatch('%S+') do col[#col + 1] = name end
+    local function cell(row, name)
+      local cells = {}
+      for c in row:gmatch('%S+') do cells[#cells + 1] = c end
+      for j, n in ipairs(col) do if n == name then return cells[j] end end
+    end
+    local ba, dp = text:match('\n(tanh%s+binary_addition[^\n]*)'), text:match('\n(tanh%s+dp_synth[^\n]*)')
+    assert.is_truthy(ba and dp, text)
+    assert.are.equal('-', cell(ba, 'inputs'), text)
+    assert.are.equal('8', cell(dp, 'inputs'), text)
+    assert.are.equal('-', cell(dp, 'accuracy'), text)
+    assert.is_falsy(text:find('nil', 1, true), text)
   end)
 
   it('plot writes an SVG and a PNG of the loss curves', function()
@@ -377,19 +401,46 @@ describe('usagi show, compare, plot and sweep', function()
     assert.is_truthy(text:find('no metric "nope"', 1, true), text)
   end)
 
-  it('sweep runs every combination and prints the table', function()
+  it('sweep runs every combination over the seeds, and the table gives mean ± std with n', function()
     local code, text = usagi_cli('sweep', script, '--smoke', '--out', out, '--grid', 'activation=tanh,relu',
-      '--grid', 'hidden=4,8', '-j', '2')
+      '--seeds', '1,2', '-j', '2')
     assert.are.equal(0, code, text)
     assert.is_truthy(text:find('4 runs', 1, true), text)
     local rows = 0
     for line in text:gmatch('[^\n]+') do
-      if line:find('activation=') and line:find('hidden=') and line:find('ok%s*$') then rows = rows + 1 end
+      if line:find('^%[%d/4%] activation=%a+ seed=%d +ok ') then rows = rows + 1 end
     end
     assert.are.equal(4, rows, text)
+    -- one row per activation, over seeds 1 and 2
+    assert.is_truthy(text:find('\nexperiment%s+activation%s+n%s+seeds%s+accuracy%s+loss%s+status\n'), text)
+    for _, act in ipairs { 'tanh', 'relu' } do
+      assert.is_truthy(text:find('\nbinary_addition%s+' .. act .. '%s+2%s+1,2%s+%S+ ± %S+%s+%S+ ± %S+%s+2 ok\n'), text)
+    end
+    -- the seed is the run's: each run's results.h5 says so
+    local dirs = {}
+    for _, d in ipairs(sys.listdir(out .. '/binary_addition')) do
+      if d:find('seed=', 1, true) then dirs[#dirs + 1] = out .. '/binary_addition/' .. d end
+    end
+    table.sort(dirs)
+    assert.are.equal(4, #dirs)
+    for _, d in ipairs(dirs) do
+      local f <close> = usagi.h5.open(d .. '/results.h5', 'r')
+      assert.are.equal(tonumber(d:match('seed=(%d+)$')), f:attrs('/').seed, d)
+    end
+    -- --each: a row per run, with its seed
+    code, text = usagi_cli('compare', '--each', table.unpack(dirs))
+    assert.are.equal(0, code, text)
+    assert.is_truthy(text:find('^run%s+experiment%s+activation%s+seed%s'), text)
+    assert.is_truthy(text:find('seed=2%s+binary_addition%s+tanh%s+2%s'), text)
     code, text = usagi_cli('sweep', script, '--smoke', '--out', out, '--grid', 'hiden=4')
     assert.are.equal(2, code)
     assert.is_truthy(text:find('unknown config key', 1, true), text)
+    code, text = usagi_cli('sweep', script, '--smoke', '--out', out, '--seeds', '1,x')
+    assert.are.equal(2, code)
+    assert.is_truthy(text:find('--seed', 1, true), text)
+    code, text = usagi_cli('sweep', script, '--smoke', '--out', out, '--seeds', '1,2', '--seed', '3')
+    assert.are.equal(2, code)
+    assert.is_truthy(text:find('--seed and --seeds', 1, true), text)
   end)
 end)
 

@@ -18,7 +18,7 @@ grep -q "^rank 1: \[1/1\] lr=0.01 *ok" "$out/sweep.txt"
 grep -q "^rank 0: \[2/2\] lr=0.1 *ok" "$out/sweep.txt"
 [ "$(grep -c '^run ' "$out/sweep.txt")" = 1 ] || { echo "the table was printed more than once"; exit 1; }
 for lr in 0.001 0.01 0.1; do
-  grep -q "_lr=$lr  *$lr .* ok$" "$out/sweep.txt" || { echo "no ok row for lr=$lr"; exit 1; }
+  grep -q "_lr=$lr  *dp_synth  *$lr .* ok$" "$out/sweep.txt" || { echo "no ok row for lr=$lr"; exit 1; }
 done
 # each run is a run of one rank, with its results
 for d in "$out"/dp_synth/*_lr=*; do
