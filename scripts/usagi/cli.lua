@@ -4,7 +4,7 @@
 -- it returns (0 ok, 1 failed, 2 bad usage).
 local usagi = require 'usagi'
 local store = require 'usagi.store'
-local compare = require 'usagi.compare'
+local cmp = require 'usagi.compare'
 local sys = usagi.sys
 
 local M = {}
@@ -16,8 +16,8 @@ usagi sweep SCRIPT.lua --grid k=a,b [--grid ...] [--seeds 1,2,3] [-j N] [options
 usagi show RUN_DIR|FILE.h5           config, provenance and metrics of a run
 usagi compare RUN_DIR... [--each]    differing config keys, final metrics (mean ± std
                                      over seeds)
-usagi plot RUN_DIR... [--metric NAME]... -o FILE.svg|FILE.png
-                                     metric curves, runs overlaid
+usagi plot RUN_DIR... [--metric NAME]... [--x step|epoch] [--logy] [--smooth W]
+           -o FILE.svg|FILE.png      metric curves, runs overlaid
 `usagi run SCRIPT.lua --help` lists the options and the script's config keys.]]
 
 -- `usagi COMMAND --help`
@@ -60,10 +60,15 @@ marks a value a run does not have. Runs that differ only in their seed (a
 sweep with --seeds) share one row: mean ± std of each metric over the seeds
 that finished, with n. --each gives every run its own row all the same.]],
   plot = [[
-usagi plot RUN_DIR... [--metric NAME]... -o FILE.svg|FILE.png [--title TEXT]
-Curves of the metrics against the step, the runs overlaid and labelled by the
-config values that set them apart. Without --metric, the first metric with
-"loss" in its name. The file type follows the extension of -o.]],
+usagi plot RUN_DIR... [--metric NAME]... [--x step|epoch] [--logy] [--smooth W]
+           -o FILE.svg|FILE.png [--title TEXT]
+Curves of the metrics against the step (or the epoch: the run's logged epoch
+metric, steps in between spread evenly), the runs overlaid and labelled by
+the config values (and seed) that set them apart, numbers in numeric order.
+Past ten curves the colours come again with dashes, then dots. --logy: a log
+y axis. --smooth W: the moving average TensorBoard draws, weight W in [0, 1).
+Without --metric, the first metric with "loss" in its name. The file type
+follows the extension of -o.]],
 }
 
 local function die(code, fmt, ...)
@@ -157,7 +162,7 @@ function read_run(p)
   return r
 end
 
-local fmt, print_table = compare.fmt, compare.print_table
+local fmt, print_table = cmp.fmt, cmp.print_table
 
 local function stats(m)
   local v = m.values
@@ -209,7 +214,7 @@ local function show(args)
 end
 
 -- compare_runs(runs [, opts]): the table of `usagi compare` (usagi.compare).
-function M.compare_runs(runs, opts) compare.print(runs, opts) end
+function M.compare_runs(runs, opts) cmp.print(runs, opts) end
 
 -- load_runs(paths) -> the runs that read, and a row {id, error} for each
 -- that did not: one unreadable run does not hide the others.
@@ -244,21 +249,72 @@ end
 
 -- ==== plot ===============================================================
 
+-- The x of each entry of a metric: its step, its epoch (fractional: steps
+-- between two logged epochs are spread evenly between them, past the last
+-- one at the pace of the last epoch), or nil and the reason.
+local function x_of(r, m, xaxis)
+  if xaxis == 'step' then return m.steps end
+  if not m.steps then return nil, ('%s keeps no steps for its metrics'):format(r.dir) end
+  local e = r.metrics.epoch
+  if not e or e.values:numel() == 0 or not e.steps then
+    return nil, ('%s logs no epoch metric; --x epoch needs run:log { epoch = ... } at the end of each epoch')
+      :format(r.dir)
+  end
+  local ks, ke = { 0 }, { 0 }                  -- knots: step -> epoch
+  for j = 1, e.values:numel() do
+    if e.steps[j] > ks[#ks] then ks[#ks + 1], ke[#ke + 1] = e.steps[j], e.values[j] end
+  end
+  local xs, k = {}, 2
+  for j = 1, m.steps:numel() do
+    local s = m.steps[j]
+    k = 2
+    while k < #ks and s > ks[k] do k = k + 1 end
+    if #ks < 2 then xs[j] = ke[1]
+    else xs[j] = ke[k - 1] + (s - ks[k - 1]) * (ke[k] - ke[k - 1]) / (ks[k] - ks[k - 1]) end
+  end
+  return xs
+end
+
+-- The exponential moving average TensorBoard draws, with its bias at the
+-- start taken out: s_t = w s_{t-1} + (1 - w) y_t, divided by 1 - w^t.
+local function smooth(ys, w)
+  local out, s, n = {}, 0, 0
+  for j = 1, ys:numel() do
+    local y = ys[j]
+    if y == y and y ~= math.huge and y ~= -math.huge then
+      n, s = n + 1, w * s + (1 - w) * y
+      out[j] = s / (1 - w ^ n)
+    else out[j] = 0 / 0 end
+  end
+  return out
+end
+
+local plot_usage = 'usage: usagi plot RUN_DIR... [--metric NAME]... [--x step|epoch] [--logy] [--smooth W] '
+  .. '-o FILE.svg|FILE.png [--title TEXT]'
+
 local function plot(args)
-  local dirs, metrics, out, title = {}, {}, nil, nil
+  local dirs, metrics, out, title, xaxis, logy, w = {}, {}, nil, nil, 'step', false, nil
   local i = 1
   while i <= #args do
-    local a = args[i]
-    if a == '--metric' or a == '-m' then metrics[#metrics + 1] = args[i + 1]; i = i + 1
-    elseif a == '-o' or a == '--output' then out = args[i + 1]; i = i + 1
-    elseif a == '--title' then title = args[i + 1]; i = i + 1
-    elseif a:sub(1, 1) == '-' then return die(2, 'usagi plot: unknown option %s\n%s', a, M.commands_help)
+    local a, v = args[i], args[i + 1]
+    if a == '--metric' or a == '-m' then metrics[#metrics + 1] = v; i = i + 1
+    elseif a == '-o' or a == '--output' then out = v; i = i + 1
+    elseif a == '--title' then title = v; i = i + 1
+    elseif a == '--logy' then logy = true
+    elseif a == '--x' then
+      if v ~= 'step' and v ~= 'epoch' then return die(2, 'usagi plot: --x must be step or epoch, got %s', tostring(v)) end
+      xaxis = v; i = i + 1
+    elseif a == '--smooth' then
+      w = tonumber(v or '')
+      if not w or w < 0 or w >= 1 then
+        return die(2, 'usagi plot: --smooth needs a weight in [0, 1) (0.9 smooths a lot), got %s', tostring(v))
+      end
+      i = i + 1
+    elseif a:sub(1, 1) == '-' then return die(2, 'usagi plot: unknown option %s\n%s', a, plot_usage)
     else dirs[#dirs + 1] = a end
     i = i + 1
   end
-  if #dirs == 0 or not out then
-    return die(2, 'usage: usagi plot RUN_DIR... [--metric NAME]... -o FILE.svg|FILE.png')
-  end
+  if #dirs == 0 or not out then return die(2, plot_usage) end
   local runs = {}
   for _, p in ipairs(dirs) do runs[#runs + 1] = M.load_run(p) end
   if #metrics == 0 then             -- default: the first metric with loss in its name
@@ -266,26 +322,36 @@ local function plot(args)
     metrics[1] = metrics[1] or runs[1].names[1]
     if not metrics[1] then return die(1, 'usagi plot: %s has no metrics', runs[1].path) end
   end
-  -- a run is labelled by the config values that set it apart, else its id
-  local differ = differing_keys(runs)
+  -- a run is labelled by the config values (and seed) that set it apart,
+  -- else its id; the legend lists them with numbers in numeric order
+  local differ = cmp.differing(runs)
+  for _, r in ipairs(runs) do
+    local parts = {}
+    for _, k in ipairs(differ) do parts[#parts + 1] = k .. '=' .. fmt(cmp.value(r, k)) end
+    r.label = #parts > 0 and table.concat(parts, ' ') or r.id
+  end
+  table.sort(runs, function(a, b)
+    for _, k in ipairs(differ) do
+      local x, y = fmt(cmp.value(a, k)), fmt(cmp.value(b, k))
+      if x ~= y then return cmp.less(x, y) end
+    end
+    return cmp.less(a.id, b.id)
+  end)
   local series = {}
   for _, r in ipairs(runs) do
-    local name = r.id
-    if #differ > 0 then
-      local parts = {}
-      for _, k in ipairs(differ) do parts[#parts + 1] = k .. '=' .. fmt(r.config[k]) end
-      name = table.concat(parts, ' ')
-    end
     for _, k in ipairs(metrics) do
       local m = r.metrics[k]
       if not m then return die(1, 'usagi plot: %s has no metric %q (it has: %s)', r.path, k, table.concat(r.names, ', ')) end
-      local label = #runs > 1 and name or k
-      if #runs > 1 and #metrics > 1 then label = name .. ' ' .. k end
-      series[#series + 1] = { label = label, x = m.steps, y = m.values }
+      local label = #runs > 1 and r.label or k
+      if #runs > 1 and #metrics > 1 then label = r.label .. ' ' .. k end
+      local x, why = x_of(r, m, xaxis)
+      if not x then return die(1, 'usagi plot: %s', why) end
+      series[#series + 1] = { label = label, x = x, y = w and w > 0 and smooth(m.values, w) or m.values }
     end
   end
   local path = require('usagi.plot').lines {
-    series = series, path = out, xlabel = 'step', ylabel = table.concat(metrics, ', '),
+    series = series, path = out, xlabel = xaxis, logy = logy,
+    ylabel = table.concat(metrics, ', ') .. (w and w > 0 and (' (smoothed %g)'):format(w) or ''),
     title = title or ('%s: %s'):format(runs[1].attrs.experiment or '', table.concat(metrics, ', ')),
   }
   print(path)

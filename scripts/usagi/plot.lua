@@ -59,6 +59,12 @@ local KNOWN = {
   height = true, path = true, xlim = true, ylim = true, legend = true, font_scale = true,
   quiet = true,
 }
+
+-- Line styles, in the order series take them once the ten colours are
+-- used up (series 11 to 20 dashed, 21 to 30 dotted, ...): on and off
+-- lengths in line widths.
+plot.styles = { 'solid', 'dashed', 'dotted', 'dashdot' }
+local DASHES = { solid = false, dashed = { 4, 2.5 }, dotted = { 1, 1.6 }, dashdot = { 4, 1.6, 1, 1.6 } }
 local LEGEND_AT = { best = true, ['upper right'] = true, ['upper left'] = true,
   ['lower left'] = true, ['lower right'] = true }
 
@@ -158,9 +164,18 @@ local function normalise(spec, need_path)
     if type(width) ~= 'number' or not (width > 0 and width <= 100) then
       fail('%s.width must be a number in (0, 100], got %s', what, show(width))
     end
+    local style = s.style or plot.styles[(i - 1) // #plot.palette % #plot.styles + 1]
+    if DASHES[style] == nil then
+      fail("%s.style must be 'solid', 'dashed', 'dotted' or 'dashdot', got %s", what, show(style))
+    end
+    local dash
+    if DASHES[style] then
+      dash = {}
+      for k, d in ipairs(DASHES[style]) do dash[k] = d * max(width, 1) end
+    end
     p.series[i] = {
       label = s.label or ('series ' .. i), x = x, y = y, width = width, points = s.points and true or false,
-      color = opt_color(s.color or plot.palette[(i - 1) % #plot.palette + 1], what .. '.color'),
+      color = opt_color(s.color or plot.palette[(i - 1) % #plot.palette + 1], what .. '.color'), dash = dash,
     }
   end
   return p
@@ -309,6 +324,48 @@ local function to_pixels(xs, ys, mx, my, columns)
   return ox, oy
 end
 
+-- A polyline cut to the rectangle [x0, x1] x [y0, y1] (Liang-Barsky on
+-- each segment), NaN where it leaves and comes back: the SVG needs no
+-- clipPath, which some renderers (ImageMagick's) draw as nothing at all.
+local function clip_line(xs, ys, x0, y0, x1, y1)
+  local ox, oy = {}, {}
+  local function put(x, y)
+    local n = #ox
+    if n > 0 and ox[n] == x and oy[n] == y then return end
+    ox[n + 1], oy[n + 1] = x, y
+  end
+  local function brk() if #ox > 0 and ox[#ox] == ox[#ox] then ox[#ox + 1], oy[#oy + 1] = 0 / 0, 0 / 0 end end
+  for i = 1, #xs do
+    local ax, ay = xs[i], ys[i]
+    if not (finite(ax) and finite(ay)) then brk()
+    else
+      local bx, by = xs[i + 1], ys[i + 1]
+      if i == #xs or not (finite(bx) and finite(by)) then
+        -- a last or lone point: kept when inside
+        if ax >= x0 and ax <= x1 and ay >= y0 and ay <= y1 then put(ax, ay) end
+      else
+        local dx, dy, t0, t1 = bx - ax, by - ay, 0, 1
+        for _, pq in ipairs { { -dx, ax - x0 }, { dx, x1 - ax }, { -dy, ay - y0 }, { dy, y1 - ay } } do
+          local pp, q = pq[1], pq[2]
+          if pp == 0 then
+            if q < 0 then t0, t1 = 1, 0 end
+          else
+            local r = q / pp
+            if pp < 0 then t0 = max(t0, r) else t1 = min(t1, r) end
+          end
+        end
+        if t0 <= t1 then
+          if t0 > 0 then brk() end
+          put(ax + t0 * dx, ay + t0 * dy)
+          put(ax + t1 * dx, ay + t1 * dy)
+          if t1 < 1 then brk() end
+        else brk() end
+      end
+    end
+  end
+  return ox, oy
+end
+
 -- How many segments of the data cross the rectangle (x, y, w, h).
 local function hits(lines, x, y, w, h)
   local n = 0
@@ -400,8 +457,12 @@ local function layout(p)
   local ytw = 0
   for _, t in ipairs(yt) do ytw = max(ytw, image.text_width(t.label, s)) end
   ytw = ceil(ytw * 1.1)
-  local L = pad + (p.ylabel and cap + 8 * s or 0) + ytw + 4 * s + tick
+  -- the y label reads across, above the axis: ImageMagick draws rotated SVG
+  -- text turned the wrong way, and a label across reads without a tilt
+  local L = pad + ytw + 4 * s + tick
   local T = pad + (p.title and cap + 12 * s or 2 * s)
+  local ylabel_y
+  if p.ylabel then ylabel_y, T = T + cap, T + cap + 8 * s end
   local xtb = tick + 4 * s + cap                          -- frame to x tick baselines
   local bottom = xtb + (p.xlabel and 9 * s + cap or 0) + 2 * s + pad
   local lastw = #xt > 0 and image.text_width(xt[#xt].label, s) / 2 or 0
@@ -436,7 +497,8 @@ local function layout(p)
   local lines = {}
   for i, se in ipairs(p.series) do
     local xs, ys = to_pixels(se.x, tys[i], mx, my, R - L)
-    local l = { kind = 'polyline', xs = xs, ys = ys, color = se.color, width = se.width, label = se.label }
+    local l = { kind = 'polyline', xs = xs, ys = ys, color = se.color, width = se.width, label = se.label,
+      dash = se.dash }
     if se.points then            -- a scatter: every point a marker, none thinned away
       xs, ys = {}, {}
       for k = 1, #se.x do xs[k], ys[k] = mx(se.x[k]), my(tys[i][k]) end
@@ -446,10 +508,13 @@ local function layout(p)
   end
   add { kind = 'clip', x = L, y = T, w = R - L, h = B - T }
   for _, l in ipairs(lines) do
-    if l.kind ~= 'points' then add(l) end
+    if l.kind ~= 'points' then
+      local cx, cy = clip_line(l.xs, l.ys, L, T, R, B)
+      add { kind = 'polyline', xs = cx, ys = cy, color = l.color, width = l.width, dash = l.dash }
+    end
     local xs, ys = l.xs, l.ys
     for k = 1, #xs do
-      local ok = finite(xs[k]) and finite(ys[k])
+      local ok = finite(xs[k]) and finite(ys[k]) and xs[k] >= L and xs[k] <= R and ys[k] >= T and ys[k] <= B
       if l.kind == 'points' then       -- every point a marker
         if ok then add { kind = 'marker', x = xs[k], y = ys[k], size = 2 * l.width + 1, color = l.color } end
       else                             -- a point alone between breaks gets a dot
@@ -492,14 +557,14 @@ local function layout(p)
         add { kind = 'marker', x = sx + lg.swatch / 2, y = cy + 0.5, size = 6 * s, color = l.color }
       else
         add { kind = 'line', x0 = sx, y0 = cy + 0.5, x1 = sx + lg.swatch, y1 = cy + 0.5, color = l.color,
-          width = max(2, l.width) }
+          width = max(2, l.width), dash = l.dash }
       end
       text(sx + lg.swatch + 6 * s, cy + floor(cap / 2) + 1, l.label, 11)
     end
   end
   if p.title then text((L + R) / 2, pad + cap, p.title, 13, { anchor = 'middle', bold = true }) end
   if p.xlabel then text((L + R) / 2, B + xtb + 9 * s + cap, p.xlabel, 12, { anchor = 'middle' }) end
-  if p.ylabel then text(pad + cap, (T + B) / 2, p.ylabel, 12, { anchor = 'middle', rotate = true }) end
+  if p.ylabel then text(pad, ylabel_y, p.ylabel, 12) end
   return dl
 end
 
@@ -537,39 +602,46 @@ local function runs(xs, ys)
   return out
 end
 
--- to_svg(dl) -> the SVG text of a display list made by plot.layout
+-- ' stroke-dasharray="on off ..."' for a dashed line, '' for a solid one.
+local function dasharray(dash)
+  if not dash then return '' end
+  local parts = {}
+  for i, d in ipairs(dash) do parts[i] = num(d) end
+  return (' stroke-dasharray="%s"'):format(table.concat(parts, ' '))
+end
+
+-- to_svg(dl) -> the SVG text of a display list made by plot.layout. The
+-- lines come clipped to the frame already, so it holds no clipPath: it
+-- draws the same in browsers, rsvg-convert and ImageMagick.
 function plot.to_svg(dl)
   local o = {
     ('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" '
       .. 'font-family="sans-serif">'):format(dl.width, dl.height, dl.width, dl.height),
   }
   local function put(fmt, ...) o[#o + 1] = fmt:format(...) end
-  local nclip = 0
   for _, it in ipairs(dl) do
     local k = it.kind
     if k == 'rect' then
-      put('<rect x="%s" y="%s" width="%s" height="%s" fill="%s"/>', num(it.x), num(it.y), num(it.w), num(it.h), it.color)
+      put('<rect x="%s" y="%s" width="%s" height="%s" fill="%s" stroke="none"/>', num(it.x), num(it.y), num(it.w),
+        num(it.h), it.color)
     elseif k == 'line' then
-      put('<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="%s" stroke-width="%s"/>',
-        num(it.x0), num(it.y0), num(it.x1), num(it.y1), it.color, num(it.width))
+      put('<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="%s" stroke-width="%s"%s/>',
+        num(it.x0), num(it.y0), num(it.x1), num(it.y1), it.color, num(it.width), dasharray(it.dash))
     elseif k == 'polyline' then
       for _, pts in ipairs(runs(it.xs, it.ys)) do
         put('<polyline fill="none" stroke="%s" stroke-width="%s" stroke-linejoin="round" '
-          .. 'stroke-linecap="round" points="%s"/>', it.color, num(it.width), pts)
+          .. 'stroke-linecap="%s"%s points="%s"/>', it.color, num(it.width), it.dash and 'butt' or 'round',
+          dasharray(it.dash), pts)
       end
     elseif k == 'marker' then
       put('<circle cx="%s" cy="%s" r="%s" fill="%s"/>', num(it.x), num(it.y), num(it.size / 2), it.color)
-    elseif k == 'clip' then
-      nclip = nclip + 1
-      put('<clipPath id="plot%d"><rect x="%s" y="%s" width="%s" height="%s"/></clipPath><g clip-path="url(#plot%d)">',
-        nclip, num(it.x), num(it.y), num(it.w), num(it.h), nclip)
-    elseif k == 'unclip' then
-      put('</g>')
     elseif k == 'text' then
-      local attrs = ('x="%s" y="%s" font-size="%s" fill="%s"'):format(num(it.x), num(it.y), num(it.size), it.color)
+      -- rotated text as translate + rotate: ImageMagick ignores rotate(a x y)
+      local attrs = it.rotate and ('x="0" y="0" transform="translate(%s %s) rotate(-90)"'):format(num(it.x), num(it.y))
+        or ('x="%s" y="%s"'):format(num(it.x), num(it.y))
+      attrs = attrs .. (' font-size="%s" fill="%s"'):format(num(it.size), it.color)
       if it.anchor ~= 'start' then attrs = attrs .. (' text-anchor="%s"'):format(it.anchor) end
       if it.bold then attrs = attrs .. ' font-weight="bold"' end
-      if it.rotate then attrs = attrs .. (' transform="rotate(-90 %s %s)"'):format(num(it.x), num(it.y)) end
       put('<text %s>%s</text>', attrs, esc(it.text))
     end
   end
@@ -578,6 +650,35 @@ function plot.to_svg(dl)
 end
 
 -- ==== PNG ================================================================
+
+-- The pieces of a polyline a dash pattern leaves drawn (on, off, on, ...
+-- lengths in pixels, carried along the whole line): xs and ys with NaN
+-- between the pieces, as canvas:polyline breaks a line.
+local function dashed(xs, ys, dash)
+  local ox, oy = {}, {}
+  local k, left, on = 1, dash[1], true
+  local function put(x, y) ox[#ox + 1], oy[#oy + 1] = x, y end
+  for i = 1, #xs - 1 do
+    local ax, ay, bx, by = xs[i], ys[i], xs[i + 1], ys[i + 1]
+    if finite(ax) and finite(ay) and finite(bx) and finite(by) then
+      local len, done = math.sqrt((bx - ax) ^ 2 + (by - ay) ^ 2), 0
+      if on then put(ax, ay) end
+      while len - done > left do
+        done = done + left
+        local t = done / len
+        put(ax + t * (bx - ax), ay + t * (by - ay))
+        if on then put(0 / 0, 0 / 0) end
+        on, k = not on, k % #dash + 1
+        left = dash[k]
+      end
+      left = left - (len - done)
+      if on then put(bx, by) end
+    else
+      put(0 / 0, 0 / 0)
+    end
+  end
+  return ox, oy
+end
 
 -- The canvas has no clip rectangle: the data are drawn, then the margins
 -- outside the frame are painted over with the background.
@@ -588,10 +689,15 @@ function plot.to_canvas(dl)
     local k = it.kind
     if k == 'rect' then
       c:rect(it.x, it.y, it.w, it.h, it.color)
+    elseif k == 'line' and it.dash then
+      local xs, ys = dashed({ it.x0, it.x1 }, { it.y0, it.y1 }, it.dash)
+      c:polyline(xs, ys, it.color, it.width)
     elseif k == 'line' then
       c:line(it.x0, it.y0, it.x1, it.y1, it.color, it.width)
     elseif k == 'polyline' then
-      c:polyline(it.xs, it.ys, it.color, it.width)
+      local xs, ys = it.xs, it.ys
+      if it.dash then xs, ys = dashed(xs, ys, it.dash) end
+      c:polyline(xs, ys, it.color, it.width)
     elseif k == 'marker' then
       c:marker(it.x, it.y, it.color, { size = it.size })
     elseif k == 'clip' then
@@ -634,11 +740,13 @@ local function lines(spec)
   return p.path, dl.notes
 end
 
--- plot.lines{ series = {{label =, x =, y =, color =, width =}, ...}, path = 'f.svg' | 'f.png',
+-- plot.lines{ series = {{label =, x =, y =, color =, width =, style =}, ...}, path = 'f.svg' | 'f.png',
 --   title =, xlabel =, ylabel =, logy = false, width = 800, height = 500,
 --   xlim = {lo, hi}, ylim = {lo, hi}, legend = 'best' | 'upper right' | ... | false,
 --   font_scale =, quiet = false } -> path, notes
--- x defaults to 1..#y; x and y are Lua arrays or 1-D tensors. With logy,
+-- x defaults to 1..#y; x and y are Lua arrays or 1-D tensors. style is
+-- 'solid', 'dashed', 'dotted' or 'dashdot'; by default series 1-10 are solid
+-- in the ten colours, 11-20 dashed, 21-30 dotted, and so on. With logy,
 -- non-positive values are left out and each series that lost some gets a
 -- note (returned, and written to stderr unless quiet).
 function plot.lines(spec)

@@ -149,7 +149,7 @@ describe('plot.lines to SVG', function()
     local svg = slurp(path)
     assert.truthy(svg:find('^<svg xmlns="http://www.w3.org/2000/svg" width="800" height="500" viewBox="0 0 800 500"'))
     assert.truthy(svg:find('font-family="sans-serif"', 1, true))
-    assert.truthy(svg:find('<rect x="0" y="0" width="800" height="500" fill="#ffffff"/>', 1, true))
+    assert.truthy(svg:find('<rect x="0" y="0" width="800" height="500" fill="#ffffff" stroke="none"/>', 1, true))
     local tx = texts(svg)
     assert.is_true(has(tx, 'Loss &amp; &lt;friends&gt;'))
     for _, want in ipairs { 'train', 'valid', 'step', 'nats' } do assert.is_true(has(tx, want), want) end
@@ -235,6 +235,110 @@ describe('plot.lines to SVG', function()
     assert.equal(1, kinds.polyline)
     assert.is_true(kinds.text >= 5)
     assert.is_string(plot.to_svg(dl))
+  end)
+end)
+
+-- A program on PATH, or nil; with version_needle, only when `NAME -version`
+-- says it (a `convert` that is not ImageMagick's does not count).
+local function program(name, version_needle)
+  local p = io.popen(('command -v %s 2>/dev/null'):format(name))
+  local path = p:read('l')
+  p:close()
+  if not path or path == '' then return nil end
+  if version_needle then
+    p = io.popen(('%s -version 2>&1'):format(path))
+    local v = p:read('a')
+    p:close()
+    if not v:find(version_needle, 1, true) then return nil end
+  end
+  return path
+end
+
+describe('plot.lines: many series, clipping, other renderers', function()
+  after_each(cleanup)
+
+  it('dashes the series past the ten colours, in the legend too, SVG and PNG', function()
+    local series = {}
+    for i = 1, 23 do series[i] = { label = 'run ' .. i, y = ramp(30, function(k) return i + k / 30 end) } end
+    local path = tmp('.svg')
+    plot.lines { series = series, path = path }
+    local svg = slurp(path)
+    local styles = {}
+    for tag in svg:gmatch('<polyline[^>]*>') do styles[#styles + 1] = tag:match('stroke%-dasharray="([^"]*)"') or 'solid' end
+    assert.equal(23, #styles)
+    assert.equal('solid', styles[10])
+    assert.equal('6 3.75', styles[11])          -- 4 and 2.5 widths of 1.5
+    assert.equal('1.5 2.4', styles[21])
+    -- the 11th takes the 1st colour again, told apart by its dashes
+    local strokes = {}
+    for c in svg:gmatch('<polyline[^>]-stroke="(#%x+)"') do strokes[#strokes + 1] = c end
+    assert.equal(strokes[1], strokes[11])
+    local _, dashed_swatches = svg:gsub('<line[^>]*stroke%-dasharray', '')
+    assert.equal(13, dashed_swatches)
+    -- on a PNG a dashed line leaves gaps: fewer pixels than the solid one
+    local one = tmp('.png')
+    plot.lines { series = { { y = { 1, 2 }, width = 3 } }, legend = false, path = one }
+    local dash = tmp('.png')
+    plot.lines { series = { { y = { 1, 2 }, width = 3, style = 'dashed' } }, legend = false, path = dash }
+    local _, _, _, a = decode_png(one, '#1f77b4')
+    local _, _, _, b = decode_png(dash, '#1f77b4')
+    assert.is_true(b[1] > 0.4 * a[1] and b[1] < 0.8 * a[1], ('solid %d, dashed %d pixels'):format(a[1], b[1]))
+    fails(function() plot.lines { series = { { y = { 1, 2 }, style = 'wavy' } }, path = path } end,
+      "plot.lines: series[1].style must be 'solid', 'dashed', 'dotted' or 'dashdot', got 'wavy'")
+  end)
+
+  it('cuts lines at the frame itself: no clipPath, no point outside, no marker outside', function()
+    local path = tmp('.svg')
+    local y = ramp(50, function(k) return math.sin(k / 4) * 10 end)
+    y[25] = 0 / 0
+    y[30] = 100                      -- a lone point far above the frame
+    y[29], y[31] = 0 / 0, 0 / 0
+    local dl = plot.layout { series = { { y = y } }, ylim = { -5, 5 }, xlim = { 3, 45 } }
+    plot.lines { series = { { y = y } }, ylim = { -5, 5 }, xlim = { 3, 45 }, path = path }
+    local svg = slurp(path)
+    assert.is_falsy(svg:find('clipPath', 1, true))
+    local frame
+    for _, it in ipairs(dl) do if it.kind == 'clip' then frame = it end end
+    local n = 0
+    for pts in svg:gmatch('<polyline[^>]-points="([^"]*)"') do
+      for x, yy in pts:gmatch('([%d.%-]+),([%d.%-]+)') do
+        x, yy = tonumber(x), tonumber(yy)
+        n = n + 1
+        assert.is_true(x >= frame.x - 0.006 and x <= frame.x + frame.w + 0.006, 'x ' .. x)
+        assert.is_true(yy >= frame.y - 0.006 and yy <= frame.y + frame.h + 0.006, 'y ' .. yy)
+      end
+    end
+    assert.is_true(n > 12)
+    assert.is_falsy(svg:find('<circle', 1, true))
+  end)
+
+  it('draws the same in rsvg-convert and ImageMagick as in usagi\'s own PNG', function()
+    local rsvg = program('rsvg-convert')
+    local magick = program('magick', 'Version: ImageMagick') or program('convert', 'Version: ImageMagick')
+      or program('convert-im6.q16', 'Version: ImageMagick')
+    if not (rsvg or magick) then
+      print('skipped: neither rsvg-convert (librsvg2-bin) nor ImageMagick\'s convert is installed')
+      return
+    end
+    if not (rsvg and magick) then
+      print(('skipped the %s check: it is not installed'):format(rsvg and 'ImageMagick' or 'rsvg-convert'))
+    end
+    local svg = tmp('.svg')
+    plot.lines { series = { { label = 'a', y = ramp(40, function(i) return math.exp(-i / 10) end), width = 4 },
+      { label = 'b', y = ramp(40, function(i) return 0.5 + 0.01 * i end), width = 4, color = '#123456' } },
+      title = 'two', xlabel = 'step', ylabel = 'loss', ylim = { 0.1, 0.9 }, path = svg }
+    assert.is_falsy(slurp(svg):find('rotate', 1, true))   -- rotated text turns the wrong way in ImageMagick
+    for name, cmd in pairs { rsvg = rsvg and '%s %s -o %s', magick = magick and '%s %s %s' } do
+      local exe = name == 'rsvg' and rsvg or magick
+      local png = tmp('.png')
+      assert.is_true(os.execute(cmd:format(exe, svg, png) .. ' 2>/dev/null') == true, name)
+      if name == 'magick' then      -- as 8-bit RGB, which the reader here takes
+        assert.is_true(os.execute(('%s %s -type TrueColor -depth 8 PNG24:%s'):format(exe, png, png)) == true)
+      end
+      local _, _, _, n = decode_png(png, '#1f77b4', '#123456')
+      assert.is_true(n[1] > 300, name .. ': the first curve has ' .. n[1] .. ' pixels')
+      assert.is_true(n[2] > 300, name .. ': the second curve has ' .. n[2] .. ' pixels')
+    end
   end)
 end)
 

@@ -401,6 +401,40 @@ describe('usagi show, compare, plot and sweep', function()
     assert.is_truthy(text:find('no metric "nope"', 1, true), text)
   end)
 
+  it('plot orders the legend by number, and takes --logy, --smooth and --x epoch', function()
+    for _, hid in ipairs { 16, 8 } do
+      assert.are.equal(0, (usagi_cli('run', script, '--smoke', '--out', out, '--name', 'h' .. hid,
+        '--set', 'hidden=' .. hid)))
+    end
+    local file = out .. '/h.svg'
+    local code, text = usagi_cli('plot', out .. '/binary_addition/h16', out .. '/binary_addition/h8',
+      '--logy', '--smooth', '0.5', '-o', file)
+    assert.are.equal(0, code, text)
+    local svg = io.open(file):read('a')
+    local at8, at16 = svg:find('>hidden=8</text>', 1, true), svg:find('>hidden=16</text>', 1, true)
+    assert.is_truthy(at8 and at16 and at8 < at16, svg)
+    assert.is_truthy(svg:find('>loss (smoothed 0.5)</text>', 1, true), svg)
+    code, text = usagi_cli('plot', out .. '/binary_addition/h8', '--smooth', '1', '-o', file)
+    assert.are.equal(2, code)
+    assert.is_truthy(text:find('--smooth needs a weight in [0, 1)', 1, true), text)
+    -- binary_addition logs no epoch; dp_synth logs one at the end of each of its 3 epochs
+    code, text = usagi_cli('plot', out .. '/binary_addition/h8', '--x', 'epoch', '-o', file)
+    assert.are.equal(1, code)
+    assert.is_truthy(text:find('logs no epoch metric', 1, true), text)
+    assert.are.equal(0, (usagi_cli('run', 'tests/mpi/dp_synth.lua', '--smoke', '--out', out, '--name', 'd')))
+    code, text = usagi_cli('plot', out .. '/dp_synth/d', '--metric', 'loss', '--x', 'epoch', '-o', file)
+    assert.are.equal(0, code, text)
+    svg = io.open(file):read('a')
+    assert.is_truthy(svg:find('>epoch</text>', 1, true), svg)
+    local xs = {}
+    for pts in svg:gmatch('<polyline[^>]-points="([^"]*)"') do
+      for x in pts:gmatch('([%d.]+),') do xs[#xs + 1] = tonumber(x) end
+    end
+    assert.are.equal(3, #xs)              -- one loss per epoch, at epochs 1, 2, 3: evenly spaced
+    assert.is_true(math.abs((xs[2] - xs[1]) - (xs[3] - xs[2])) < 0.02, svg)
+    assert.is_truthy(svg:find('>3</text>', 1, true), svg)
+  end)
+
   it('sweep runs every combination over the seeds, and the table gives mean ± std with n', function()
     local code, text = usagi_cli('sweep', script, '--smoke', '--out', out, '--grid', 'activation=tanh,relu',
       '--seeds', '1,2', '-j', '2')
