@@ -533,6 +533,43 @@ describe('run:batches', function()
     assert.are.same({ 'epoch 1/2', 'epoch 2/2', 'mine' }, labels)
   end)
 
+  -- What run:progress writes to stderr, on a terminal (tty) or not.
+  local function progress_lines(tty, seconds, n, pause)
+    local writes, real = {}, io.stderr
+    io.stderr = { write = function(self, ...) for _, s in ipairs { ... } do writes[#writes + 1] = s end return self end,
+      flush = function() end }
+    local ok, err = pcall(in_run, function(run)
+      run.quiet, run.tty, run.progress_seconds = false, tty, seconds
+      for _ in run:progress(n, { carry = {} }) do sys.sleep(pause) end
+    end)
+    io.stderr = real
+    assert(ok, err)
+    return table.concat(writes)
+  end
+
+  it('progress: the first reading has no rate yet, not one of a step that has not run', function()
+    local text = progress_lines(true, nil, 3, 0.12)
+    local rates = {}
+    for r in text:gmatch('%] %d+/3 (%S+) it/s') do rates[#rates + 1] = r end
+    assert.are.equal('?', rates[1], text)
+    assert.is_truthy(text:find('%] 1/3 %? it/s 00:00<%-%-:%-%-'), text)
+    for j = 2, #rates do
+      local r = tonumber(rates[j])
+      assert.is_true(r and r > 2 and r < 20, text)         -- a step takes 0.12 s
+    end
+  end)
+
+  it('progress: into a file, a line every few seconds and one at the end, not one per step', function()
+    local text = progress_lines(false, 0.1, 100, 0.005)
+    assert.is_falsy(text:find('\r', 1, true), text)
+    local lines = 0
+    for _ in text:gmatch('[^\n]+') do lines = lines + 1 end
+    assert.is_true(lines >= 2 and lines <= 12, text)       -- 0.5 s or more of steps, a line per 0.1 s
+    assert.is_truthy(text:find('%] 100/100 %d+ it/s [^\n]*\n$'), text)
+    text = progress_lines(false, 5, 100, 0)
+    assert.is_truthy(text:find('^batches %[#+%] 100/100 %d+ it/s [^\n]*\n$'), text)
+  end)
+
   it('train_epoch: one step of the optimizer per batch, the mean of the batch losses', function()
     local _, got = in_run(function(run)
       local w = usagi.zeros(1):requires_grad(true)
