@@ -635,6 +635,8 @@ function plot.to_svg(dl)
       end
     elseif k == 'marker' then
       put('<circle cx="%s" cy="%s" r="%s" fill="%s"/>', num(it.x), num(it.y), num(it.size / 2), it.color)
+    elseif k == 'text' and not it.text:find('%S') then
+      -- nothing to draw, and ImageMagick refuses a text of blanks
     elseif k == 'text' then
       -- rotated text as translate + rotate: ImageMagick ignores rotate(a x y)
       local attrs = it.rotate and ('x="0" y="0" transform="translate(%s %s) rotate(-90)"'):format(num(it.x), num(it.y))
@@ -840,11 +842,24 @@ local function heatmap(spec)
   local lo, hi = spec.vmin or v:min():item(), spec.vmax or v:max():item()
   if hi <= lo then hi = lo + 1 end
   local cell = spec.cell or 18
-  local left, top = 16 + 7 * (spec.ylabel and 3 or 0), spec.title and 34 or 12
+  -- the y label reads across, above the row labels (see plot.lines)
+  local left, top = 16, (spec.title and 34 or 12) + (spec.ylabel and 18 or 0)
   local label_w = 0
   for r = 1, R do label_w = max(label_w, image.text_width(tostring(yl[r] or ''))) end
   left = left + label_w + 6
-  local W = left + C * cell + 16
+  -- the colour bar right of the cells, as tall as they are, its ticks
+  -- those of a plot's axis over [lo, hi] (only the two ends when short)
+  local barh, barx = R * cell, left + C * cell + 14
+  local ticks = {}
+  if barh >= 60 then
+    for _, t in ipairs(linear_ticks(lo, hi, false)) do
+      if t.at >= lo - 1e-12 * abs(lo) and t.at <= hi + 1e-12 * abs(hi) then ticks[#ticks + 1] = t end
+    end
+  end
+  if #ticks < 2 then ticks = { { at = lo, label = ('%.3g'):format(lo) }, { at = hi, label = ('%.3g'):format(hi) } } end
+  local tick_w = 0
+  for _, t in ipairs(ticks) do tick_w = max(tick_w, image.text_width(t.label)) end
+  local W = barx + 14 + 6 + ceil(tick_w * 1.1) + 12
   local H = top + R * cell + 24 + (spec.xlabel and 16 or 0)
   local dl = { width = W, height = H, notes = {} }
   local function add(it) dl[#dl + 1] = it end
@@ -868,7 +883,18 @@ local function heatmap(spec)
     add { kind = 'text', x = left + C * cell / 2, y = H - 6, text = spec.xlabel, color = INK, size = 12, scale = 1, anchor = 'middle' }
   end
   if spec.ylabel then
-    add { kind = 'text', x = 14, y = top + R * cell / 2, text = spec.ylabel, color = INK, size = 12, scale = 1, anchor = 'middle', rotate = true }
+    add { kind = 'text', x = 8, y = top - 8, text = spec.ylabel, color = INK, size = 12, scale = 1, anchor = 'start' }
+  end
+  -- the colour bar: stripes of viridis from lo (bottom) to hi (top)
+  local stripes = min(barh, 64)
+  for k = 0, stripes - 1 do
+    local y0, y1 = top + floor(barh * k / stripes), top + floor(barh * (k + 1) / stripes)
+    add { kind = 'rect', x = barx, y = y0, w = 14, h = y1 - y0, color = viridis(1 - (k + 0.5) / stripes) }
+  end
+  for _, t in ipairs(ticks) do
+    local y = top + floor((1 - (t.at - lo) / (hi - lo)) * (barh - 1)) + 0.5
+    add { kind = 'line', x0 = barx + 14, y0 = y, x1 = barx + 18, y1 = y, color = FRAME, width = 1 }
+    add { kind = 'text', x = barx + 20, y = y + 4, text = t.label, color = INK, size = 11, scale = 1, anchor = 'start' }
   end
   if path:match('%.svg$') then
     local f, err = io.open(path, 'w')

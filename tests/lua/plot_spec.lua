@@ -518,9 +518,32 @@ describe('plot.scatter, plot.grid and plot.heatmap', function()
     local p = tmp('.svg')
     plot.heatmap { values = usagi.rand(3, 4), xlabels = { 'a', 'b', 'c', 'd' }, ylabels = { 'x', 'y', 'z' }, path = p }
     local svg = slurp(p)
-    local _, rects = svg:gsub('<rect', '')
-    assert.are.equal(1 + 12, rects)                                      -- the background and 12 cells
+    local _, rects = svg:gsub('<rect[^>]-width="18" height="18"', '')
+    assert.are.equal(12, rects)
     assert.is_truthy(svg:find('>d</text>', 1, true) and svg:find('>z</text>', 1, true))
     fails(function() plot.heatmap { values = usagi.rand(3), path = p } end, 'plot.heatmap: values must be a 2-D tensor')
+  end)
+
+  it('gives a heatmap a colour bar from vmin (dark) to vmax (yellow), with its ticks', function()
+    local p = tmp('.svg')
+    plot.heatmap { values = usagi.rand(4, 5), vmin = 0, vmax = 1, ylabel = 'out', path = p }
+    local svg = slurp(p)
+    local stripes = {}
+    for y, c in svg:gmatch('<rect x="[%d.]+" y="([%d.]+)" width="14" height="[%d.]+" fill="(#%x+)"') do
+      stripes[#stripes + 1] = { tonumber(y), c }
+    end
+    assert.are.equal(64, #stripes)                    -- 4 rows of 18 pixels: 72 high, in 64 stripes
+    assert.are.equal('#f', stripes[1][2]:sub(1, 2))   -- yellow at the top
+    assert.are.equal('#4', stripes[64][2]:sub(1, 2))  -- dark purple at the bottom
+    assert.is_true(stripes[1][1] < stripes[64][1])
+    for _, want in ipairs { '0.0', '0.4', '1.0', 'out' } do
+      assert.is_truthy(svg:find('>' .. want .. '</text>', 1, true), want)
+    end
+    assert.is_falsy(svg:find('rotate', 1, true))
+    -- a heatmap one row high: the two ends only
+    plot.heatmap { values = usagi.tensor { { 0.25, 0.75 } }, xlabels = { 'a', ' ' }, path = p }
+    svg = slurp(p)
+    assert.is_truthy(svg:find('>0.25</text>', 1, true) and svg:find('>0.75</text>', 1, true), svg)
+    assert.is_falsy(svg:find('> </text>', 1, true), svg)     -- ImageMagick refuses a text of blanks
   end)
 end)
