@@ -173,8 +173,19 @@ local function normalise(spec, need_path)
       dash = {}
       for k, d in ipairs(DASHES[style]) do dash[k] = d * max(width, 1) end
     end
+    local labels = s.labels
+    if labels ~= nil then
+      if type(labels) ~= 'table' or #labels ~= #y then
+        fail('%s.labels must be a list of %d strings, one per point, got %s', what, #y,
+          type(labels) == 'table' and ('%d of them'):format(#labels) or type(labels))
+      end
+      for k = 1, #labels do
+        if type(labels[k]) ~= 'string' then fail('%s.labels[%d] must be a string, got %s', what, k, type(labels[k])) end
+      end
+    end
     p.series[i] = {
       label = s.label or ('series ' .. i), x = x, y = y, width = width, points = s.points and true or false,
+      labels = labels,
       color = opt_color(s.color or plot.palette[(i - 1) % #plot.palette + 1], what .. '.color'), dash = dash,
     }
   end
@@ -411,6 +422,64 @@ local function legend_box(p, lines, L, T, R, B, s)
   return { x = floor(xy[1]), y = floor(xy[2]), w = w, h = h, rowh = rowh, swatch = swatch, inner = inner }
 end
 
+-- ==== Point labels =======================================================
+
+-- Labels beside the points of a scatter (a word beside its vector), placed
+-- one after another where they cover the least of the labels already
+-- placed, of the markers and of the space outside the frame: eight spots
+-- around the point, then the same farther out with a thin leader line
+-- back to the point. Crowded points still get every label, spread out
+-- instead of piled on one another.
+local function overlap(a, b)
+  local w = min(a[3], b[3]) - max(a[1], b[1])
+  local h = min(a[4], b[4]) - max(a[2], b[2])
+  return (w > 0 and h > 0) and w * h or 0
+end
+
+local function place_labels(lines, L, T, R, B, s, add)
+  local cap, size = 9 * s, 11 * s
+  local taken, todo = {}, {}
+  for _, l in ipairs(lines) do
+    if l.kind == 'points' then
+      for k = 1, #l.xs do
+        local x, y = l.xs[k], l.ys[k]
+        if finite(x) and finite(y) and x >= L and x <= R and y >= T and y <= B then
+          local r = l.width + 1
+          taken[#taken + 1] = { x - r, y - r, x + r, y + r }
+          if l.labels and l.labels[k]:find('%S') then todo[#todo + 1] = { x = x, y = y, text = l.labels[k] } end
+        end
+      end
+    end
+  end
+  local dirs = { { 1, 0 }, { 1, -1 }, { 1, 1 }, { -1, 0 }, { 0, -1 }, { 0, 1 }, { -1, -1 }, { -1, 1 } }
+  for _, pt in ipairs(todo) do
+    local w, h = ceil(image.text_width(pt.text, s) * 1.1), cap + 2 * s
+    local best, best_cost
+    for ring, d in ipairs { 4 * s, 14 * s, 26 * s, 40 * s, 56 * s } do
+      for _, dir in ipairs(dirs) do
+        -- the box's near side (or centre, along an axis) at distance d
+        local x0 = dir[1] > 0 and pt.x + d or dir[1] < 0 and pt.x - d - w or pt.x - w / 2
+        local y0 = dir[2] > 0 and pt.y + d or dir[2] < 0 and pt.y - d - h or pt.y - h / 2
+        local box = { x0, y0, x0 + w, y0 + h }
+        local cost = (ring - 1) * 4 * s * s
+        for _, t in ipairs(taken) do cost = cost + overlap(box, t) end
+        local inside = overlap(box, { L, T, R, B })
+        cost = cost + 4 * (w * h - inside)
+        if not best or cost < best_cost then best, best_cost = { box = box, ring = ring }, cost end
+      end
+      if best_cost == 0 then break end
+    end
+    local b = best.box
+    taken[#taken + 1] = b
+    if best.ring > 1 then            -- a leader from the point to the box's nearest edge
+      local ex, ey = min(max(pt.x, b[1]), b[3]), min(max(pt.y, b[2]), b[4])
+      add { kind = 'line', x0 = pt.x, y0 = pt.y, x1 = ex, y1 = ey, color = '#aaaaaa', width = 1 }
+    end
+    add { kind = 'text', x = b[1] + 1 * s, y = b[2] + cap + s, text = pt.text, color = '#333333', size = size,
+      scale = s, anchor = 'start', rotate = false, bold = false }
+  end
+end
+
 -- The display list of a normalised spec: pixel coordinates, back to front.
 local function layout(p)
   local W, H, s = p.width, p.height, p.scale
@@ -502,7 +571,8 @@ local function layout(p)
     if se.points then            -- a scatter: every point a marker, none thinned away
       xs, ys = {}, {}
       for k = 1, #se.x do xs[k], ys[k] = mx(se.x[k]), my(tys[i][k]) end
-      l = { kind = 'points', xs = xs, ys = ys, color = se.color, width = se.width, label = se.label }
+      l = { kind = 'points', xs = xs, ys = ys, color = se.color, width = se.width, label = se.label,
+        labels = se.labels }
     end
     lines[i] = l
   end
@@ -527,6 +597,7 @@ local function layout(p)
     end
   end
   add { kind = 'unclip' }
+  place_labels(lines, L, T, R, B, s, add)
   -- frame, ticks and their labels
   for _, e in ipairs { { x0, y0, x1, y0 }, { x0, y1, x1, y1 }, { x0, y0, x0, y1 }, { x1, y0, x1, y1 } } do
     add { kind = 'line', x0 = e[1], y0 = e[2], x1 = e[3], y1 = e[4], color = FRAME, width = 1 }
@@ -759,7 +830,9 @@ end
 
 -- plot.scatter{...}: plot.lines with every series drawn as points (markers,
 -- no line, none thinned away): series = {{label =, x =, y =, color =,
--- width = the marker's scale}, ...}, and the other options of plot.lines.
+-- width = the marker's scale, labels = {a string per point}}, ...}, and the
+-- other options of plot.lines. Labels go beside their points where they
+-- cover the fewest others; crowded ones move out, with a leader line.
 function plot.scatter(spec)
   if type(spec) == 'table' and type(spec.series) == 'table' then
     for _, se in ipairs(spec.series) do

@@ -498,6 +498,39 @@ describe('plot.scatter, plot.grid and plot.heatmap', function()
     assert.are.equal(3000 + 2 + 2, circles)
   end)
 
+  it('spreads the labels of crowded points instead of piling them up', function()
+    -- 16 words on a 4 x 4 grid much finer than a label, among 200 points
+    local xs, ys, labels = {}, {}, {}
+    for i = 1, 16 do
+      xs[i], ys[i], labels[i] = ((i - 1) % 4) * 0.01, ((i - 1) // 4) * 0.01, 'word' .. i
+    end
+    for i = 17, 216 do xs[i], ys[i], labels[i] = (i % 20) * 0.2 - 2, (i % 17) * 0.2 - 2, '' end
+    local dl = plot.layout { series = { { x = xs, y = ys, labels = labels, points = true } }, legend = false }
+    local boxes, leaders = {}, 0
+    for _, it in ipairs(dl) do
+      if it.kind == 'text' and it.text:find('^word') then
+        local w = image.text_width(it.text, it.scale)
+        boxes[#boxes + 1] = { it.x, it.y - 9, it.x + w, it.y }
+      elseif it.kind == 'line' and it.color == '#aaaaaa' then
+        leaders = leaders + 1
+      end
+    end
+    assert.are.equal(16, #boxes)
+    local piled = 0
+    for a = 1, #boxes do
+      for b = a + 1, #boxes do
+        local p, q = boxes[a], boxes[b]
+        if math.min(p[3], q[3]) > math.max(p[1], q[1]) and math.min(p[4], q[4]) > math.max(p[2], q[2]) then
+          piled = piled + 1
+        end
+      end
+    end
+    assert.are.equal(0, piled)
+    assert.is_true(leaders > 0)
+    fails(function() plot.scatter { series = { { x = { 1, 2 }, y = { 1, 2 }, labels = { 'a' } } }, path = 'x.svg' } end,
+      'plot.lines: series[1].labels must be a list of 2 strings, one per point, got 1 of them')
+  end)
+
   it('puts n images into a grid of cols, each pixel scale x scale, with a pad', function()
     local p = tmp('.png')
     plot.grid { images = usagi.rand(7, 12), height = 3, width = 4, cols = 3, scale = 2, pad = 1, path = p }
