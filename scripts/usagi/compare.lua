@@ -117,10 +117,11 @@ function M.mean_std(xs)
   return mean, math.sqrt(ss / (n - 1))
 end
 
--- "mean ± std": the mean to 4 significant digits, the spread to 2.
+-- "mean ± std": the mean to 4 significant digits, the spread to 2; the
+-- value alone when all are the same (an epoch count, a size).
 local function fmt_mean(xs)
   local mean, std = M.mean_std(xs)
-  if not std then return M.fmt(xs[1]) end
+  if not std or std == 0 then return M.fmt(xs[1]) end
   return ('%.4g ± %.2g'):format(mean, std)
 end
 

@@ -60,19 +60,19 @@ describe('usagi.compare', function()
 
   it('folds runs that differ only in their seed into mean ± std, with n', function()
     local runs = {
-      run('x_h=4,seed=1', 'e', 1, { h = 4 }, { loss = { 5, 1.0 } }),
-      run('x_h=4,seed=2', 'e', 2, { h = 4 }, { loss = { 5, 2.0 } }),
-      run('x_h=4,seed=3', 'e', 3, { h = 4 }, { loss = { 5, 3.0 } }),
+      run('x_h=4,seed=1', 'e', 1, { h = 4 }, { loss = { 5, 1.0 }, size = { 7 } }),
+      run('x_h=4,seed=2', 'e', 2, { h = 4 }, { loss = { 5, 2.0 }, size = { 7 } }),
+      run('x_h=4,seed=3', 'e', 3, { h = 4 }, { loss = { 5, 3.0 }, size = { 7 } }),
       run('x_h=8,seed=1', 'e', 1, { h = 8 }, { loss = { 5, 0.5 } }),
       run('x_h=8,seed=2', 'e', 2, { h = 8 }, { loss = { 5, 9.0 } }, 'error'),
     }
     local out = printed(runs)
-    assert.same({ 'experiment', 'h', 'n', 'seeds', 'loss', 'status' }, cells(out[1]))
+    assert.same({ 'experiment', 'h', 'n', 'seeds', 'loss', 'size', 'status' }, cells(out[1]))
     assert.equal(4, #out)
-    -- h=4: the loss of the three seeds, 2 ± 1
-    assert.same({ 'e', '4', '3', '1,2,3', '2±1', '3', 'ok' }, cells(out[3]))
+    -- h=4: the loss of the three seeds, 2 ± 1; a size the same in all, alone
+    assert.same({ 'e', '4', '3', '1,2,3', '2±1', '7', '3', 'ok' }, cells(out[3]))
     -- h=8: the run that failed is counted in the status, not in the mean
-    assert.same({ 'e', '8', '1', '1', '0.5', '1', 'ok,', '1', 'error' }, cells(out[4]))
+    assert.same({ 'e', '8', '1', '1', '0.5', '-', '1', 'ok,', '1', 'error' }, cells(out[4]))
     -- the columns line up: ± is one character wide
     assert.equal(utf8.len(out[2]), #out[2])
     assert.equal(out[3]:find('2 ± 1', 1, true), out[1]:find('loss', 1, true))
