@@ -65,7 +65,8 @@ usagi plot RUN_DIR... [--metric NAME]... [--x step|epoch] [--logy] [--smooth W]
 Curves of the metrics against the step (or the epoch: the run's logged epoch
 metric, steps in between spread evenly), the runs overlaid and labelled by
 the config values (and seed) that set them apart, numbers in numeric order.
-Past ten curves the colours come again with dashes, then dots. --logy: a log
+Past ten curves the colours come again with dashes, then dots; the runs of
+one combination over several seeds share a colour and a legend row. --logy: a log
 y axis. --smooth W: the moving average TensorBoard draws, weight W in [0, 1).
 Without --metric, the first metric with "loss" in its name. The file type
 follows the extension of -o.]],
@@ -337,7 +338,22 @@ local function plot(args)
     end
     return cmp.less(a.id, b.id)
   end)
-  local series = {}
+  -- the seeds of one combination share its colour and one legend row
+  local groups, group_of = {}, {}
+  local by_seed = #metrics == 1 and differ[#differ] == 'seed'
+  for _, r in ipairs(runs) do
+    local parts = {}
+    for _, k in ipairs(differ) do
+      if k ~= 'seed' then parts[#parts + 1] = k .. '=' .. fmt(cmp.value(r, k)) end
+    end
+    local key = table.concat(parts, ' ')
+    if not groups[key] then groups[#groups + 1] = key; groups[key] = { n = 0, label = key } end
+    groups[key].n = groups[key].n + 1
+    group_of[r] = groups[key]
+  end
+  by_seed = by_seed and #groups < #runs
+  local plot_mod, series, first = require('usagi.plot'), {}, {}
+  for gi, key in ipairs(groups) do groups[key].index = gi end
   for _, r in ipairs(runs) do
     for _, k in ipairs(metrics) do
       local m = r.metrics[k]
@@ -346,10 +362,20 @@ local function plot(args)
       if #runs > 1 and #metrics > 1 then label = r.label .. ' ' .. k end
       local x, why = x_of(r, m, xaxis)
       if not x then return die(1, 'usagi plot: %s', why) end
-      series[#series + 1] = { label = label, x = x, y = w and w > 0 and smooth(m.values, w) or m.values }
+      local se = { label = label, x = x, y = w and w > 0 and smooth(m.values, w) or m.values }
+      if by_seed then
+        local g = group_of[r]
+        local pal, styles = plot_mod.palette, plot_mod.styles
+        se.color = pal[(g.index - 1) % #pal + 1]
+        se.style = styles[(g.index - 1) // #pal % #styles + 1]
+        se.label = ('%s (%d seed%s)'):format(g.label ~= '' and g.label or 'all', g.n, g.n == 1 and '' or 's')
+        se.legend = not first[g]
+        first[g] = true
+      end
+      series[#series + 1] = se
     end
   end
-  local path = require('usagi.plot').lines {
+  local path = plot_mod.lines {
     series = series, path = out, xlabel = xaxis, logy = logy,
     ylabel = table.concat(metrics, ', ') .. (w and w > 0 and (' (smoothed %g)'):format(w) or ''),
     title = title or ('%s: %s'):format(runs[1].attrs.experiment or '', table.concat(metrics, ', ')),

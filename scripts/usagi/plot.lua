@@ -66,7 +66,7 @@ local KNOWN = {
 plot.styles = { 'solid', 'dashed', 'dotted', 'dashdot' }
 local DASHES = { solid = false, dashed = { 4, 2.5 }, dotted = { 1, 1.6 }, dashdot = { 4, 1.6, 1, 1.6 } }
 local LEGEND_AT = { best = true, ['upper right'] = true, ['upper left'] = true,
-  ['lower left'] = true, ['lower right'] = true }
+  ['lower left'] = true, ['lower right'] = true, outside = true }
 
 local function opt_string(spec, k)
   if spec[k] ~= nil and type(spec[k]) ~= 'string' then fail("%s must be a string, got %s", k, type(spec[k])) end
@@ -137,7 +137,8 @@ local function normalise(spec, need_path)
     legend = spec.legend == nil and 'best' or spec.legend, series = {},
   }
   if p.legend ~= false and not LEGEND_AT[p.legend] then
-    fail("legend must be false, 'best', 'upper right', 'upper left', 'lower left' or 'lower right', got %s", tostring(p.legend))
+    fail("legend must be false, 'best', 'upper right', 'upper left', 'lower left', 'lower right' or 'outside', got %s",
+      tostring(p.legend))
   end
   local fs = spec.font_scale
   if fs ~= nil and (math.type(fs) ~= 'integer' or fs < 1 or fs > 8) then
@@ -173,6 +174,9 @@ local function normalise(spec, need_path)
       dash = {}
       for k, d in ipairs(DASHES[style]) do dash[k] = d * max(width, 1) end
     end
+    if s.legend ~= nil and type(s.legend) ~= 'boolean' then
+      fail('%s.legend must be a boolean (false: not in the legend), got %s', what, type(s.legend))
+    end
     local labels = s.labels
     if labels ~= nil then
       if type(labels) ~= 'table' or #labels ~= #y then
@@ -185,7 +189,7 @@ local function normalise(spec, need_path)
     end
     p.series[i] = {
       label = s.label or ('series ' .. i), x = x, y = y, width = width, points = s.points and true or false,
-      labels = labels,
+      labels = labels, in_legend = s.legend ~= false,
       color = opt_color(s.color or plot.palette[(i - 1) % #plot.palette + 1], what .. '.color'), dash = dash,
     }
   end
@@ -397,19 +401,35 @@ local function hits(lines, x, y, w, h)
   return n
 end
 
-local function legend_box(p, lines, L, T, R, B, s)
+-- The legend's size: rows of a swatch and a label, in as many columns as
+-- the height of the frame needs when it stands outside.
+local function legend_size(p, s, height, outside)
   local rowh, swatch, inner = 16 * s, 22 * s, 7 * s
-  local tw = 0
-  for _, se in ipairs(p.series) do tw = max(tw, image.text_width(se.label, s)) end
-  local w = inner + swatch + 6 * s + ceil(tw * 1.1) + inner
-  local h = #p.series * rowh + 2 * inner - 4 * s
-  local m = 8 * s
+  local tw, n = 0, 0
+  for _, se in ipairs(p.series) do
+    if se.in_legend then n = n + 1; tw = max(tw, image.text_width(se.label, s)) end
+  end
+  local colw = swatch + 6 * s + ceil(tw * 1.1) + inner
+  local per_col = n
+  if outside then per_col = max(1, floor((height - 2 * inner + 4 * s) / rowh)) end
+  local cols = ceil(n / max(per_col, 1))
+  per_col = ceil(n / max(cols, 1))
+  return { w = inner + cols * colw, h = per_col * rowh + 2 * inner - 4 * s, rowh = rowh, swatch = swatch,
+    inner = inner, colw = colw, per_col = per_col, n = n }
+end
+
+-- Where the legend goes: outside, right of the frame; else the corner asked
+-- for, or with 'best' the one whose box the data cross least.
+local function legend_box(p, lines, L, T, R, B, s, outside)
+  local lg = legend_size(p, s, B - T, outside)
+  local w, h, m = lg.w, lg.h, 8 * s
   local spots = {
     ['upper right'] = { R - m - w, T + m }, ['upper left'] = { L + m, T + m },
     ['lower left'] = { L + m, B - m - h }, ['lower right'] = { R - m - w, B - m - h },
+    outside = { R + m, T },
   }
   local order = { 'upper right', 'upper left', 'lower left', 'lower right' }
-  local at = p.legend
+  local at = outside and 'outside' or p.legend
   if at == 'best' then
     local best
     for _, name in ipairs(order) do
@@ -419,7 +439,8 @@ local function legend_box(p, lines, L, T, R, B, s)
     end
   end
   local xy = spots[at]
-  return { x = floor(xy[1]), y = floor(xy[2]), w = w, h = h, rowh = rowh, swatch = swatch, inner = inner }
+  lg.x, lg.y = floor(xy[1]), floor(xy[2])
+  return lg
 end
 
 -- ==== Point labels =======================================================
@@ -537,6 +558,20 @@ local function layout(p)
   local lastw = #xt > 0 and image.text_width(xt[#xt].label, s) / 2 or 0
   local R = W - max(pad + 6 * s, ceil(lastw * 1.1) + 2 * s)
   local B = H - bottom
+  -- a legend taller than half the frame stands outside it, on the right
+  local any = false
+  for _, se in ipairs(p.series) do any = any or se.in_legend end
+  local show_legend = p.legend and any and (p.labelled or #p.series > 1)
+  local outside = false
+  if show_legend then
+    local lg = legend_size(p, s, B - T, false)
+    outside = p.legend == 'outside' or (p.legend == 'best' and lg.h > (B - T) / 2)
+    if outside then
+      local right = W - pad - legend_size(p, s, B - T, true).w - 8 * s
+      -- labels too long to leave the data room: back inside, over the data
+      if right - L >= 200 * s then R = right else outside = false end
+    end
+  end
   if R - L < 60 or B - T < 60 then
     fail('width x height %dx%d leaves no room for the plot next to its labels', W, H)
   end
@@ -616,14 +651,17 @@ local function layout(p)
     local y = snap(my(v))
     add { kind = 'line', x0 = L - tick / 2, y0 = y, x1 = L, y1 = y, color = FRAME, width = 1 }
   end
-  -- the legend: one row per series, when any has a label or there are several
-  if p.legend and (p.labelled or #p.series > 1) then
-    local lg = legend_box(p, lines, L, T, R, B, s)
+  -- the legend: one row per series (but those with legend = false), when
+  -- any has a label or there are several
+  if show_legend then
+    local lg = legend_box(p, lines, L, T, R, B, s, outside)
     add { kind = 'rect', x = lg.x, y = lg.y, w = lg.w, h = lg.h, color = LEGEND_EDGE }
     add { kind = 'rect', x = lg.x + 1, y = lg.y + 1, w = lg.w - 2, h = lg.h - 2, color = BG }
-    for i, l in ipairs(lines) do
-      local cy = lg.y + lg.inner + (i - 1) * lg.rowh + 4 * s
-      local sx = lg.x + lg.inner
+    local shown = {}
+    for i, l in ipairs(lines) do if p.series[i].in_legend then shown[#shown + 1] = l end end
+    for row, l in ipairs(shown) do
+      local cy = lg.y + lg.inner + (row - 1) % lg.per_col * lg.rowh + 4 * s
+      local sx = lg.x + lg.inner + (row - 1) // lg.per_col * lg.colw
       if l.kind == 'points' then
         add { kind = 'marker', x = sx + lg.swatch / 2, y = cy + 0.5, size = 6 * s, color = l.color }
       else
@@ -813,13 +851,15 @@ local function lines(spec)
   return p.path, dl.notes
 end
 
--- plot.lines{ series = {{label =, x =, y =, color =, width =, style =}, ...}, path = 'f.svg' | 'f.png',
---   title =, xlabel =, ylabel =, logy = false, width = 800, height = 500,
---   xlim = {lo, hi}, ylim = {lo, hi}, legend = 'best' | 'upper right' | ... | false,
+-- plot.lines{ series = {{label =, x =, y =, color =, width =, style =, legend = true}, ...},
+--   path = 'f.svg' | 'f.png', title =, xlabel =, ylabel =, logy = false, width = 800, height = 500,
+--   xlim = {lo, hi}, ylim = {lo, hi}, legend = 'best' | 'upper right' | ... | 'outside' | false,
 --   font_scale =, quiet = false } -> path, notes
 -- x defaults to 1..#y; x and y are Lua arrays or 1-D tensors. style is
 -- 'solid', 'dashed', 'dotted' or 'dashdot'; by default series 1-10 are solid
--- in the ten colours, 11-20 dashed, 21-30 dotted, and so on. With logy,
+-- in the ten colours, 11-20 dashed, 21-30 dotted, and so on. A series with
+-- legend = false has no row in the legend; a legend taller than half the
+-- frame ('best') or 'outside' stands right of the frame. With logy,
 -- non-positive values are left out and each series that lost some gets a
 -- note (returned, and written to stderr unless quiet).
 function plot.lines(spec)

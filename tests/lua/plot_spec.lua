@@ -287,6 +287,33 @@ describe('plot.lines: many series, clipping, other renderers', function()
       "plot.lines: series[1].style must be 'solid', 'dashed', 'dotted' or 'dashdot', got 'wavy'")
   end)
 
+  it('puts a legend taller than half the frame outside it, in columns, and leaves out legend = false', function()
+    local series = {}
+    for i = 1, 45 do series[i] = { label = 'run ' .. i, y = { i, i + 1 }, legend = i ~= 7 } end
+    local dl = plot.layout { series = series }
+    local frame, boxes, rows = nil, {}, {}
+    for _, it in ipairs(dl) do
+      if it.kind == 'clip' then frame = it end
+      if it.kind == 'rect' and it.color == '#cccccc' then boxes[#boxes + 1] = it end
+      if it.kind == 'text' and it.text:find('^run ') then rows[#rows + 1] = it end
+    end
+    assert.equal(1, #boxes)
+    assert.is_true(boxes[1].x > frame.x + frame.w, 'the legend is right of the frame')
+    assert.is_true(boxes[1].y + boxes[1].h <= 500 and boxes[1].x + boxes[1].w <= 800)
+    assert.equal(44, #rows)                               -- 'run 7' has no row
+    local xs = {}
+    for _, t in ipairs(rows) do xs[t.x] = true end
+    local cols = 0
+    for _ in pairs(xs) do cols = cols + 1 end
+    assert.equal(2, cols)
+    -- a few series keep their legend inside the frame
+    dl = plot.layout { series = { series[1], series[2] } }
+    for _, it in ipairs(dl) do if it.kind == 'rect' and it.color == '#cccccc' then boxes[2] = it end end
+    assert.is_true(boxes[2].x < frame.x + frame.w)
+    fails(function() plot.layout { series = { { y = { 1 }, legend = 'no' } } } end,
+      'plot.lines: series[1].legend must be a boolean (false: not in the legend), got string')
+  end)
+
   it('cuts lines at the frame itself: no clipPath, no point outside, no marker outside', function()
     local path = tmp('.svg')
     local y = ramp(50, function(k) return math.sin(k / 4) * 10 end)

@@ -461,6 +461,21 @@ describe('usagi show, compare, plot and sweep', function()
       local f <close> = usagi.h5.open(d .. '/results.h5', 'r')
       assert.are.equal(tonumber(d:match('seed=(%d+)$')), f:attrs('/').seed, d)
     end
+    -- plot: the seeds of an activation share its colour and one legend row
+    local file = out .. '/seeds.svg'
+    code, text = usagi_cli('plot', '-o', file, table.unpack(dirs))
+    assert.are.equal(0, code, text)
+    local svg = io.open(file):read('a')
+    local strokes, colours = {}, 0
+    for c in svg:gmatch('<polyline[^>]-stroke="(#%x+)"') do
+      if not strokes[c] then colours = colours + 1 end
+      strokes[c] = (strokes[c] or 0) + 1
+    end
+    assert.are.equal(2, colours, svg)
+    assert.is_truthy(svg:find('>activation=relu (2 seeds)</text>', 1, true), svg)
+    assert.is_truthy(svg:find('>activation=tanh (2 seeds)</text>', 1, true), svg)
+    local _, rows = svg:gsub('seeds%)</text>', '')
+    assert.are.equal(2, rows)
     -- --each: a row per run, with its seed
     code, text = usagi_cli('compare', '--each', table.unpack(dirs))
     assert.are.equal(0, code, text)
