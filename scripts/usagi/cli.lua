@@ -16,7 +16,7 @@ usagi sweep SCRIPT.lua --grid k=a,b [--grid ...] [--seeds 1,2,3] [-j N] [options
 usagi show RUN_DIR|FILE.h5           config, provenance and metrics of a run
 usagi compare RUN_DIR... [--each]    differing config keys, final metrics (mean ± std
                                      over seeds)
-usagi plot RUN_DIR... [--metric NAME]... [--x step|epoch] [--logy] [--smooth W]
+usagi plot RUN_DIR... [--metric NAME]... [--x step|epoch|seconds] [--logy] [--smooth W]
            -o FILE.svg|FILE.png      metric curves, runs overlaid
 `usagi run SCRIPT.lua --help` lists the options and the script's config keys.]]
 
@@ -60,10 +60,11 @@ marks a value a run does not have. Runs that differ only in their seed (a
 sweep with --seeds) share one row: mean ± std of each metric over the seeds
 that finished, with n. --each gives every run its own row all the same.]],
   plot = [[
-usagi plot RUN_DIR... [--metric NAME]... [--x step|epoch] [--logy] [--smooth W]
+usagi plot RUN_DIR... [--metric NAME]... [--x step|epoch|seconds] [--logy] [--smooth W]
            -o FILE.svg|FILE.png [--title TEXT]
-Curves of the metrics against the step (or the epoch: the run's logged epoch
-metric, steps in between spread evenly), the runs overlaid and labelled by
+Curves of the metrics against the step, the seconds since the run started, or
+the epoch (the run's logged epoch metric, steps in between spread evenly),
+the runs overlaid and labelled by
 the config values (and seed) that set them apart, numbers in numeric order.
 Past ten curves the colours come again with dashes, then dots; the runs of
 one combination over several seeds share a colour and a legend row. --logy: a log
@@ -84,14 +85,14 @@ local function results_path(p)
   return p
 end
 
--- A metric's values and steps must be lists of the same length, or
--- show, compare and plot would fail later with an index error.
-local function check_metric(path, k, values, steps)
+-- A metric's values and steps (or seconds: group) must be lists of the
+-- same length, or show, compare and plot would fail later with an index error.
+local function check_metric(path, k, values, steps, group)
   if values:dim() ~= 1 then
     error(('%s: /metrics/%s is %s, not a list of values'):format(path, k, tostring(values:size())), 0)
   end
   if steps and (steps:dim() ~= 1 or steps:numel() ~= values:numel()) then
-    error(('%s: /steps/%s has %d entries for the %d of /metrics/%s'):format(path, k, steps:numel(),
+    error(('%s: /%s/%s has %d entries for the %d of /metrics/%s'):format(path, group or 'steps', k, steps:numel(),
       values:numel(), k), 0)
   end
 end
@@ -147,14 +148,17 @@ function read_run(p)
   if f:exists('/metrics') then
     for _, k in ipairs(f:list('/metrics')) do
       local steps = f:exists('/steps/' .. k) and f:read('/steps/' .. k) or nil
+      local seconds = f:exists('/seconds/' .. k) and f:read('/seconds/' .. k) or nil
       local values = f:read('/metrics/' .. k)
       -- a run that is writing may be read between a value and its step
       if writing and steps and values:dim() == 1 and steps:dim() == 1 then
-        local n = math.min(values:numel(), steps:numel())
+        local n = math.min(values:numel(), steps:numel(), seconds and seconds:dim() == 1 and seconds:numel() or math.huge)
         values, steps = values:narrow(1, 1, n), steps:narrow(1, 1, n)
+        if seconds and seconds:dim() == 1 then seconds = seconds:narrow(1, 1, n) end
       end
       check_metric(path, k, values, steps)
-      r.metrics[k] = { values = values, steps = steps }
+      if seconds then check_metric(path, k, values, seconds, 'seconds') end
+      r.metrics[k] = { values = values, steps = steps, seconds = seconds }
       r.names[#r.names + 1] = k
     end
   end
@@ -250,11 +254,16 @@ end
 
 -- ==== plot ===============================================================
 
--- The x of each entry of a metric: its step, its epoch (fractional: steps
--- between two logged epochs are spread evenly between them, past the last
--- one at the pace of the last epoch), or nil and the reason.
+-- The x of each entry of a metric: its step, the seconds the run had been
+-- going, its epoch (fractional: steps between two logged epochs are spread
+-- evenly between them, past the last one at the pace of the last epoch), or
+-- nil and the reason.
 local function x_of(r, m, xaxis)
   if xaxis == 'step' then return m.steps end
+  if xaxis == 'seconds' then
+    if not m.seconds then return nil, ('%s keeps no times for its metrics (a run of an older usagi)'):format(r.dir) end
+    return m.seconds
+  end
   if not m.steps then return nil, ('%s keeps no steps for its metrics'):format(r.dir) end
   local e = r.metrics.epoch
   if not e or e.values:numel() == 0 or not e.steps then
@@ -290,7 +299,7 @@ local function smooth(ys, w)
   return out
 end
 
-local plot_usage = 'usage: usagi plot RUN_DIR... [--metric NAME]... [--x step|epoch] [--logy] [--smooth W] '
+local plot_usage = 'usage: usagi plot RUN_DIR... [--metric NAME]... [--x step|epoch|seconds] [--logy] [--smooth W] '
   .. '-o FILE.svg|FILE.png [--title TEXT]'
 
 local function plot(args)
@@ -303,7 +312,9 @@ local function plot(args)
     elseif a == '--title' then title = v; i = i + 1
     elseif a == '--logy' then logy = true
     elseif a == '--x' then
-      if v ~= 'step' and v ~= 'epoch' then return die(2, 'usagi plot: --x must be step or epoch, got %s', tostring(v)) end
+      if v ~= 'step' and v ~= 'epoch' and v ~= 'seconds' then
+        return die(2, 'usagi plot: --x must be step, epoch or seconds, got %s', tostring(v))
+      end
       xaxis = v; i = i + 1
     elseif a == '--smooth' then
       w = tonumber(v or '')

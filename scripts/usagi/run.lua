@@ -158,11 +158,13 @@ function Run:log(values)
     if type(v) ~= 'number' then error(('run:log: %s must be a number, got %s'):format(k, type(v)), 2) end
     values[k] = v
     local hist = self.metrics[k]
-    if not hist then hist = { values = {}, steps = {} }; self.metrics[k] = hist end
-    hist.values[#hist.values + 1], hist.steps[#hist.steps + 1] = v, self.step
+    if not hist then hist = { values = {}, steps = {}, seconds = {} }; self.metrics[k] = hist end
+    local t = self:seconds()
+    hist.values[#hist.values + 1], hist.steps[#hist.steps + 1], hist.seconds[#hist.seconds + 1] = v, self.step, t
     if self.file then
       self.file:append('/metrics/' .. k, v)
       self.file:append('/steps/' .. k, self.step)
+      self.file:append('/seconds/' .. k, t)
     end
     if not finite(v) and not bad then bad = k end
   end
@@ -177,6 +179,13 @@ function Run:log(values)
       :format(bad, values[bad] ~= values[bad] and 'NaN' or tostring(values[bad]), self.step, where)
     error(self.diverged, 2)
   end
+end
+
+-- run:seconds() -> the seconds the run has been going: since it started,
+-- or on --resume since its start up to the checkpoint, plus this process's
+-- time. run:log keeps it with each value, in /seconds/<key>.
+function Run:seconds()
+  return (self.seconds_before or 0) + (sys.monotonic() - self.opened)
 end
 
 -- history(name) -> values, steps (Lua arrays) of a metric so far.
@@ -662,7 +671,8 @@ local function metrics_tree(metrics)
   local t = {}
   for k, h in pairs(metrics) do
     if #h.values > 0 then
-      t[k] = { values = usagi.tensor(h.values, 'f64'), steps = usagi.tensor(h.steps, 'f64') }
+      t[k] = { values = usagi.tensor(h.values, 'f64'), steps = usagi.tensor(h.steps, 'f64'),
+               seconds = usagi.tensor(h.seconds, 'f64') }
     end
   end
   return t
@@ -974,13 +984,16 @@ local function write_results(self, attrs, resumed)
     for _, k in ipairs(sorted_keys(attrs)) do f:attr('/', k, attrs[k]) end
     f:attr('/', 'status', 'running')
     store.write_tree(f, '/config', self.config, 'run')
-    f:group('/metrics'); f:group('/steps')
+    f:group('/metrics'); f:group('/steps'); f:group('/seconds')
     local metrics = resumed and resumed.metrics or {}
     for _, k in ipairs(sorted_keys(metrics)) do
-      local values, steps = metrics[k].values, metrics[k].steps
+      local values, steps, seconds = metrics[k].values, metrics[k].steps, metrics[k].seconds
       for j = 1, values:numel() do
         f:append('/metrics/' .. k, values[j])
         f:append('/steps/' .. k, steps[j])
+        -- a checkpoint of an older usagi has no seconds: 0 keeps the rows
+        -- aligned (not NaN, which would make the next checkpoint 'nonfinite')
+        f:append('/seconds/' .. k, seconds and seconds:numel() == values:numel() and seconds[j] or 0)
       end
     end
     f:flush()
@@ -1036,10 +1049,15 @@ local function restore(self, tree, opts)
     if opts.best == nil then self.best_metric, self.best_mode = plan.best, plan.best_mode or self.best_mode end
   end
   self.step, self.epoch, self.position, self.best_value = tree.step, tree.epoch, tree.position, tree.best
+  self.seconds_before = 0
   for k, h in pairs(tree.metrics or {}) do
-    local values, steps = {}, {}
-    for j = 1, h.values:numel() do values[j], steps[j] = h.values[j], h.steps[j] end
-    self.metrics[k] = { values = values, steps = steps }
+    local values, steps, seconds = {}, {}, {}
+    local has = h.seconds and h.seconds:numel() == h.values:numel()
+    for j = 1, h.values:numel() do
+      values[j], steps[j], seconds[j] = h.values[j], h.steps[j], has and h.seconds[j] or 0
+      self.seconds_before = math.max(self.seconds_before, seconds[j])
+    end
+    self.metrics[k] = { values = values, steps = steps, seconds = seconds }
   end
   if tree.objects then self.resume_from = tree end
 end
@@ -1102,7 +1120,7 @@ function M.open(spec, cfg, opts)
   local self = setmetatable({
     name = spec.name, seed = opts.seed or 0, config = cfg, metrics = {}, last = {},
     step = 0, epoch = 1, position = 0, quiet = opts.quiet, tty = not opts.quiet and interactive(),
-    progress_seconds = progress_interval(),
+    progress_seconds = progress_interval(), opened = sys.monotonic(),
     started = sys.time(), every = opts.checkpoint_every or ck.every, keep = opts.keep or ck.keep or 3,
     best_metric = opts.best or ck.best, best_mode = opts.best_mode or ck.mode or 'min',
   }, Run)

@@ -136,9 +136,9 @@ describe('usagi run', function()
   it('stops on a failed write with a clear error and the previous checkpoint intact', function()
     -- A file-size limit fails writes as a full disk does (EFBIG for ENOSPC),
     -- without root. The checkpoints grow with the metrics kept in them
-    -- (72 kB at step 1000, 88 kB at 2000): the first fits under 80 kB, the
-    -- second does not, and results.h5 (44 kB before /params) stays under.
-    local how, code, text = h.usagi_limited(80, 'run', script, '--out', out, '--name', 'full', '--set',
+    -- (81 kB at step 1000, 105 kB at 2000): the first fits under 96 kB, the
+    -- second does not, and results.h5 (under 90 kB before /params) stays under.
+    local how, code, text = h.usagi_limited(96, 'run', script, '--out', out, '--name', 'full', '--set',
       'hidden=100', '--set', 'iterations=2000', '--set', 'log_every=1', '--set', 'samples=0',
       '--checkpoint-every', '1000')
     assert.are.equal('exit', how, text)
@@ -401,7 +401,7 @@ describe('usagi show, compare, plot and sweep', function()
     assert.is_truthy(text:find('no metric "nope"', 1, true), text)
   end)
 
-  it('plot orders the legend by number, and takes --logy, --smooth and --x epoch', function()
+  it('plot orders the legend by number, and takes --logy, --smooth and --x epoch|seconds', function()
     for _, hid in ipairs { 16, 8 } do
       assert.are.equal(0, (usagi_cli('run', script, '--smoke', '--out', out, '--name', 'h' .. hid,
         '--set', 'hidden=' .. hid)))
@@ -433,6 +433,15 @@ describe('usagi show, compare, plot and sweep', function()
     assert.are.equal(3, #xs)              -- one loss per epoch, at epochs 1, 2, 3: evenly spaced
     assert.is_true(math.abs((xs[2] - xs[1]) - (xs[3] - xs[2])) < 0.02, svg)
     assert.is_truthy(svg:find('>3</text>', 1, true), svg)
+    -- each value's time since the run started, in /seconds/<key>, is the x of --x seconds
+    local f <close> = usagi.h5.open(out .. '/binary_addition/h8/results.h5', 'r')
+    local secs, loss = f:read('/seconds/loss'), f:read('/metrics/loss')
+    assert.are.equal(loss:numel(), secs:numel())
+    assert.is_true(secs[1] > 0)
+    for j = 2, secs:numel() do assert.is_true(secs[j] >= secs[j - 1]) end
+    code, text = usagi_cli('plot', out .. '/binary_addition/h8', '--x', 'seconds', '-o', file)
+    assert.are.equal(0, code, text)
+    assert.is_truthy(io.open(file):read('a'):find('>seconds</text>', 1, true))
   end)
 
   it('sweep runs every combination over the seeds, and the table gives mean ± std with n', function()
