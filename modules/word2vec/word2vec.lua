@@ -343,7 +343,8 @@ end
 
 -- plot_words(words, path [, {title =}]) -> path: the words' vectors in the
 -- plane of their first two principal components, each point labelled (a
--- plot.scatter with the words written beside the markers), PNG or SVG.
+-- plot.scatter with labels: words in a crowd are spread out, not piled up),
+-- PNG or SVG.
 function Model:plot_words(words, path, opts)
   local plot = require 'usagi.plot'
   local ids, used = {}, {}
@@ -353,25 +354,9 @@ function Model:plot_words(words, path, opts)
   end
   if #ids < 3 then error('word2vec.plot_words: fewer than 3 of the words are in the vocabulary', 2) end
   local P = M.pca(self.W:index_select(1, usagi.tensor(ids, 'i32')))
-  local spec = { series = { { label = 'words', x = P[{ {}, 1 }]:totable(), y = P[{ {}, 2 }]:totable(), points = true } },
+  plot.scatter { series = { { label = 'words', x = P[{ {}, 1 }]:totable(), y = P[{ {}, 2 }]:totable(), labels = used } },
     title = opts and opts.title or 'word vectors, first two principal components', xlabel = 'PC 1', ylabel = 'PC 2',
     legend = false, path = path }
-  local dl = plot.layout(spec)
-  local k = 0
-  for i = 1, #dl do
-    local it = dl[i]
-    if it.kind == 'marker' and k < #used then
-      k = k + 1
-      dl[#dl + 1] = { kind = 'text', x = it.x + 5, y = it.y - 4, text = used[k], color = '#333333', size = 12, scale = 1 }
-    end
-  end
-  if path:match('%.svg$') then
-    local f = assert(io.open(path, 'w'))
-    f:write(plot.to_svg(dl))
-    f:close()
-  else
-    plot.to_canvas(dl):save_png(path)
-  end
   return path
 end
 

@@ -4,18 +4,20 @@
 -- it returns (0 ok, 1 failed, 2 bad usage).
 local usagi = require 'usagi'
 local store = require 'usagi.store'
+local cmp = require 'usagi.compare'
 local sys = usagi.sys
 
 local M = {}
 
 M.commands_help = [[
 usagi run SCRIPT.lua [options]       a reproducible run: runs/<experiment>/<run-id>/
-usagi sweep SCRIPT.lua --grid k=a,b [--grid ...] [-j N] [options]
+usagi sweep SCRIPT.lua --grid k=a,b [--grid ...] [--seeds 1,2,3] [-j N] [options]
                                      one run per combination, then a table
 usagi show RUN_DIR|FILE.h5           config, provenance and metrics of a run
-usagi compare RUN_DIR...             differing config keys and final metrics
-usagi plot RUN_DIR... [--metric NAME]... -o FILE.svg|FILE.png
-                                     metric curves, runs overlaid
+usagi compare RUN_DIR... [--each]    differing config keys, final metrics (mean ± std
+                                     over seeds)
+usagi plot RUN_DIR... [--metric NAME]... [--x step|epoch|seconds] [--logy] [--smooth W]
+           -o FILE.svg|FILE.png      metric curves, runs overlaid
 usagi data list|get|verify|path [NAME...]  the data sets: download, import, check
 `usagi run SCRIPT.lua --help` lists the options and the script's config keys.]]
 
@@ -33,14 +35,17 @@ checkpoints/. `usagi run SCRIPT.lua --help` lists the script's config keys.
 (the gradients averaged over the ranks, rank 0 writes; --dist-check,
 --bucket-mb X).]==],
   sweep = [[
-usagi sweep SCRIPT.lua --grid key=v1,v2,... [--grid ...] [-j N] [run options]
+usagi sweep SCRIPT.lua --grid key=v1,v2,... [--grid ...] [--seeds 1,2,3] [-j N]
+                       [run options]
 One run per combination of the grids (the first key varies slowest), N at a
 time with the machine's threads shared between them, each its own run named
 <stamp>_<key=value,...>; their output goes to runs/<experiment>/sweep-<stamp>.log.
-Ends with the table of `usagi compare`. Other options (--smoke, --seed, --set,
---out, --threads, ...) pass to every run. Example:
+Ends with the table of `usagi compare`. --seeds (or --grid seed=...) runs each
+combination once per seed, and the table then gives mean ± std over the seeds,
+with n. Other options (--smoke, --seed, --set, --out, --threads, ...) pass to
+every run. Example:
   usagi sweep experiments/binary_addition.lua --grid activation=sigmoid,tanh,relu \
-      --grid init=normal,xavier,he -j 2
+      --grid init=normal,xavier,he --seeds 1,2,3 -j 2
 Under MPI, `mpirun -np R usagi sweep ...` deals the combinations out to the
 R ranks (combination i to rank (i-1) % R; each runs whole runs, -j at a
 time, on its share of its machine's cores) and rank 0 prints the table.]],
@@ -49,14 +54,24 @@ usagi show RUN_DIR|FILE.h5
 The provenance (status, times, commit, seed, threads, BLAS, plugins, host,
 command line), the config and, per metric, the last, min and max values.]],
   compare = [[
-usagi compare RUN_DIR...
-One row per run: the config keys whose values differ between the runs, the
-last value of every metric, and the status.]],
+usagi compare RUN_DIR... [--each]
+One row per run: its experiment, the config keys whose values differ between
+the runs (and the seed), the last value of every metric, and the status; "-"
+marks a value a run does not have. Runs that differ only in their seed (a
+sweep with --seeds) share one row: mean ± std of each metric over the seeds
+that finished, with n. --each gives every run its own row all the same.]],
   plot = [[
-usagi plot RUN_DIR... [--metric NAME]... -o FILE.svg|FILE.png [--title TEXT]
-Curves of the metrics against the step, the runs overlaid and labelled by the
-config values that set them apart. Without --metric, the first metric with
-"loss" in its name. The file type follows the extension of -o.]],
+usagi plot RUN_DIR... [--metric NAME]... [--x step|epoch|seconds] [--logy] [--smooth W]
+           -o FILE.svg|FILE.png [--title TEXT]
+Curves of the metrics against the step, the seconds since the run started, or
+the epoch (the run's logged epoch metric, steps in between spread evenly),
+the runs overlaid and labelled by
+the config values (and seed) that set them apart, numbers in numeric order.
+Past ten curves the colours come again with dashes, then dots; the runs of
+one combination over several seeds share a colour and a legend row. --logy: a log
+y axis. --smooth W: the moving average TensorBoard draws, weight W in [0, 1).
+Without --metric, the first metric with "loss" in its name. The file type
+follows the extension of -o.]],
 }
 
 local function die(code, fmt, ...)
@@ -71,14 +86,14 @@ local function results_path(p)
   return p
 end
 
--- A metric's values and steps must be lists of the same length, or
--- show, compare and plot would fail later with an index error.
-local function check_metric(path, k, values, steps)
+-- A metric's values and steps (or seconds: group) must be lists of the
+-- same length, or show, compare and plot would fail later with an index error.
+local function check_metric(path, k, values, steps, group)
   if values:dim() ~= 1 then
     error(('%s: /metrics/%s is %s, not a list of values'):format(path, k, tostring(values:size())), 0)
   end
   if steps and (steps:dim() ~= 1 or steps:numel() ~= values:numel()) then
-    error(('%s: /steps/%s has %d entries for the %d of /metrics/%s'):format(path, k, steps:numel(),
+    error(('%s: /%s/%s has %d entries for the %d of /metrics/%s'):format(path, group or 'steps', k, steps:numel(),
       values:numel(), k), 0)
   end
 end
@@ -134,14 +149,17 @@ function read_run(p)
   if f:exists('/metrics') then
     for _, k in ipairs(f:list('/metrics')) do
       local steps = f:exists('/steps/' .. k) and f:read('/steps/' .. k) or nil
+      local seconds = f:exists('/seconds/' .. k) and f:read('/seconds/' .. k) or nil
       local values = f:read('/metrics/' .. k)
       -- a run that is writing may be read between a value and its step
       if writing and steps and values:dim() == 1 and steps:dim() == 1 then
-        local n = math.min(values:numel(), steps:numel())
+        local n = math.min(values:numel(), steps:numel(), seconds and seconds:dim() == 1 and seconds:numel() or math.huge)
         values, steps = values:narrow(1, 1, n), steps:narrow(1, 1, n)
+        if seconds and seconds:dim() == 1 then seconds = seconds:narrow(1, 1, n) end
       end
       check_metric(path, k, values, steps)
-      r.metrics[k] = { values = values, steps = steps }
+      if seconds then check_metric(path, k, values, seconds, 'seconds') end
+      r.metrics[k] = { values = values, steps = steps, seconds = seconds }
       r.names[#r.names + 1] = k
     end
   end
@@ -150,32 +168,7 @@ function read_run(p)
   return r
 end
 
-local function fmt(v)
-  if type(v) == 'number' then
-    if math.type(v) == 'integer' then return tostring(v) end
-    if v ~= v or v == math.huge or v == -math.huge then return tostring(v) end
-    return ('%.6g'):format(v)
-  end
-  return tostring(v)
-end
-
--- A table with a header row, columns padded to their widest cell.
-local function print_table(header, rows)
-  local w = {}
-  for _, row in ipairs({ header, table.unpack(rows) }) do
-    for j, cell in ipairs(row) do w[j] = math.max(w[j] or 0, #cell) end
-  end
-  local function line(row)
-    local cells = {}
-    for j, cell in ipairs(row) do cells[j] = cell .. (' '):rep(w[j] - #cell) end
-    print((table.concat(cells, '  '):gsub('%s+$', '')))
-  end
-  line(header)
-  local rule = {}
-  for j = 1, #header do rule[j] = ('-'):rep(w[j]) end
-  line(rule)
-  for _, row in ipairs(rows) do line(row) end
-end
+local fmt, print_table = cmp.fmt, cmp.print_table
 
 local function stats(m)
   local v = m.values
@@ -226,43 +219,8 @@ local function show(args)
   return 0
 end
 
--- The config keys whose values are not the same in all runs, sorted.
-local function differing_keys(runs)
-  local keys, differ = {}, {}
-  for _, r in ipairs(runs) do for k in pairs(r.config) do keys[k] = true end end
-  for k in pairs(keys) do
-    local first = fmt(runs[1].config[k])
-    for _, r in ipairs(runs) do if fmt(r.config[k]) ~= first then differ[#differ + 1] = k; break end end
-  end
-  table.sort(differ)
-  return differ
-end
-
-function M.compare_runs(runs)
-  local readable = {}
-  for _, r in ipairs(runs) do if not r.unreadable then readable[#readable + 1] = r end end
-  local differ = #readable > 0 and differing_keys(readable) or {}
-  local names, seen = {}, {}
-  for _, r in ipairs(runs) do
-    for _, k in ipairs(r.names) do if not seen[k] then seen[k] = true; names[#names + 1] = k end end
-  end
-  local header = { 'run' }
-  for _, k in ipairs(differ) do header[#header + 1] = k end
-  for _, k in ipairs(names) do header[#header + 1] = k end
-  header[#header + 1] = 'status'
-  local rows = {}
-  for _, r in ipairs(runs) do
-    local row = { r.id }
-    for _, k in ipairs(differ) do row[#row + 1] = r.unreadable and '-' or fmt(r.config[k]) end
-    for _, k in ipairs(names) do
-      local s = r.metrics[k] and stats(r.metrics[k])
-      row[#row + 1] = s and fmt(s.last) or '-'
-    end
-    row[#row + 1] = tostring(r.attrs.status or '?')
-    rows[#rows + 1] = row
-  end
-  print_table(header, rows)
-end
+-- compare_runs(runs [, opts]): the table of `usagi compare` (usagi.compare).
+function M.compare_runs(runs, opts) cmp.print(runs, opts) end
 
 -- load_runs(paths) -> the runs that read, and a row {id, error} for each
 -- that did not: one unreadable run does not hide the others.
@@ -280,9 +238,15 @@ function M.load_runs(paths)
 end
 
 local function compare(args)
-  if #args < 1 then return die(2, 'usage: usagi compare RUN_DIR...') end
-  local runs = M.load_runs(args)
-  M.compare_runs(runs)
+  local dirs, each = {}, false
+  for _, a in ipairs(args) do
+    if a == '--each' then each = true
+    elseif a:sub(1, 1) == '-' then return die(2, 'usagi compare: unknown option %s\n%s', a, help.compare)
+    else dirs[#dirs + 1] = a end
+  end
+  if #dirs < 1 then return die(2, 'usage: usagi compare RUN_DIR... [--each]') end
+  local runs = M.load_runs(dirs)
+  M.compare_runs(runs, { each = each })
   for _, r in ipairs(runs) do
     if r.unreadable then return 1 end
   end
@@ -291,21 +255,79 @@ end
 
 -- ==== plot ===============================================================
 
+-- The x of each entry of a metric: its step, the seconds the run had been
+-- going, its epoch (fractional: steps between two logged epochs are spread
+-- evenly between them, past the last one at the pace of the last epoch), or
+-- nil and the reason.
+local function x_of(r, m, xaxis)
+  if xaxis == 'step' then return m.steps end
+  if xaxis == 'seconds' then
+    if not m.seconds then return nil, ('%s keeps no times for its metrics (a run of an older usagi)'):format(r.dir) end
+    return m.seconds
+  end
+  if not m.steps then return nil, ('%s keeps no steps for its metrics'):format(r.dir) end
+  local e = r.metrics.epoch
+  if not e or e.values:numel() == 0 or not e.steps then
+    return nil, ('%s logs no epoch metric; --x epoch needs run:log { epoch = ... } at the end of each epoch')
+      :format(r.dir)
+  end
+  local ks, ke = { 0 }, { 0 }                  -- knots: step -> epoch
+  for j = 1, e.values:numel() do
+    if e.steps[j] > ks[#ks] then ks[#ks + 1], ke[#ke + 1] = e.steps[j], e.values[j] end
+  end
+  local xs, k = {}, 2
+  for j = 1, m.steps:numel() do
+    local s = m.steps[j]
+    k = 2
+    while k < #ks and s > ks[k] do k = k + 1 end
+    if #ks < 2 then xs[j] = ke[1]
+    else xs[j] = ke[k - 1] + (s - ks[k - 1]) * (ke[k] - ke[k - 1]) / (ks[k] - ks[k - 1]) end
+  end
+  return xs
+end
+
+-- The exponential moving average TensorBoard draws, with its bias at the
+-- start taken out: s_t = w s_{t-1} + (1 - w) y_t, divided by 1 - w^t.
+local function smooth(ys, w)
+  local out, s, n = {}, 0, 0
+  for j = 1, ys:numel() do
+    local y = ys[j]
+    if y == y and y ~= math.huge and y ~= -math.huge then
+      n, s = n + 1, w * s + (1 - w) * y
+      out[j] = s / (1 - w ^ n)
+    else out[j] = 0 / 0 end
+  end
+  return out
+end
+
+local plot_usage = 'usage: usagi plot RUN_DIR... [--metric NAME]... [--x step|epoch|seconds] [--logy] [--smooth W] '
+  .. '-o FILE.svg|FILE.png [--title TEXT]'
+
 local function plot(args)
-  local dirs, metrics, out, title = {}, {}, nil, nil
+  local dirs, metrics, out, title, xaxis, logy, w = {}, {}, nil, nil, 'step', false, nil
   local i = 1
   while i <= #args do
-    local a = args[i]
-    if a == '--metric' or a == '-m' then metrics[#metrics + 1] = args[i + 1]; i = i + 1
-    elseif a == '-o' or a == '--output' then out = args[i + 1]; i = i + 1
-    elseif a == '--title' then title = args[i + 1]; i = i + 1
-    elseif a:sub(1, 1) == '-' then return die(2, 'usagi plot: unknown option %s\n%s', a, M.commands_help)
+    local a, v = args[i], args[i + 1]
+    if a == '--metric' or a == '-m' then metrics[#metrics + 1] = v; i = i + 1
+    elseif a == '-o' or a == '--output' then out = v; i = i + 1
+    elseif a == '--title' then title = v; i = i + 1
+    elseif a == '--logy' then logy = true
+    elseif a == '--x' then
+      if v ~= 'step' and v ~= 'epoch' and v ~= 'seconds' then
+        return die(2, 'usagi plot: --x must be step, epoch or seconds, got %s', tostring(v))
+      end
+      xaxis = v; i = i + 1
+    elseif a == '--smooth' then
+      w = tonumber(v or '')
+      if not w or w < 0 or w >= 1 then
+        return die(2, 'usagi plot: --smooth needs a weight in [0, 1) (0.9 smooths a lot), got %s', tostring(v))
+      end
+      i = i + 1
+    elseif a:sub(1, 1) == '-' then return die(2, 'usagi plot: unknown option %s\n%s', a, plot_usage)
     else dirs[#dirs + 1] = a end
     i = i + 1
   end
-  if #dirs == 0 or not out then
-    return die(2, 'usage: usagi plot RUN_DIR... [--metric NAME]... -o FILE.svg|FILE.png')
-  end
+  if #dirs == 0 or not out then return die(2, plot_usage) end
   local runs = {}
   for _, p in ipairs(dirs) do runs[#runs + 1] = M.load_run(p) end
   if #metrics == 0 then             -- default: the first metric with loss in its name
@@ -313,26 +335,61 @@ local function plot(args)
     metrics[1] = metrics[1] or runs[1].names[1]
     if not metrics[1] then return die(1, 'usagi plot: %s has no metrics', runs[1].path) end
   end
-  -- a run is labelled by the config values that set it apart, else its id
-  local differ = differing_keys(runs)
-  local series = {}
+  -- a run is labelled by the config values (and seed) that set it apart,
+  -- else its id; the legend lists them with numbers in numeric order
+  local differ = cmp.differing(runs)
   for _, r in ipairs(runs) do
-    local name = r.id
-    if #differ > 0 then
-      local parts = {}
-      for _, k in ipairs(differ) do parts[#parts + 1] = k .. '=' .. fmt(r.config[k]) end
-      name = table.concat(parts, ' ')
+    local parts = {}
+    for _, k in ipairs(differ) do parts[#parts + 1] = k .. '=' .. fmt(cmp.value(r, k)) end
+    r.label = #parts > 0 and table.concat(parts, ' ') or r.id
+  end
+  table.sort(runs, function(a, b)
+    for _, k in ipairs(differ) do
+      local x, y = fmt(cmp.value(a, k)), fmt(cmp.value(b, k))
+      if x ~= y then return cmp.less(x, y) end
     end
+    return cmp.less(a.id, b.id)
+  end)
+  -- the seeds of one combination share its colour and one legend row
+  local groups, group_of = {}, {}
+  local by_seed = #metrics == 1 and differ[#differ] == 'seed'
+  for _, r in ipairs(runs) do
+    local parts = {}
+    for _, k in ipairs(differ) do
+      if k ~= 'seed' then parts[#parts + 1] = k .. '=' .. fmt(cmp.value(r, k)) end
+    end
+    local key = table.concat(parts, ' ')
+    if not groups[key] then groups[#groups + 1] = key; groups[key] = { n = 0, label = key } end
+    groups[key].n = groups[key].n + 1
+    group_of[r] = groups[key]
+  end
+  by_seed = by_seed and #groups < #runs
+  local plot_mod, series, first = require('usagi.plot'), {}, {}
+  for gi, key in ipairs(groups) do groups[key].index = gi end
+  for _, r in ipairs(runs) do
     for _, k in ipairs(metrics) do
       local m = r.metrics[k]
       if not m then return die(1, 'usagi plot: %s has no metric %q (it has: %s)', r.path, k, table.concat(r.names, ', ')) end
-      local label = #runs > 1 and name or k
-      if #runs > 1 and #metrics > 1 then label = name .. ' ' .. k end
-      series[#series + 1] = { label = label, x = m.steps, y = m.values }
+      local label = #runs > 1 and r.label or k
+      if #runs > 1 and #metrics > 1 then label = r.label .. ' ' .. k end
+      local x, why = x_of(r, m, xaxis)
+      if not x then return die(1, 'usagi plot: %s', why) end
+      local se = { label = label, x = x, y = w and w > 0 and smooth(m.values, w) or m.values }
+      if by_seed then
+        local g = group_of[r]
+        local pal, styles = plot_mod.palette, plot_mod.styles
+        se.color = pal[(g.index - 1) % #pal + 1]
+        se.style = styles[(g.index - 1) // #pal % #styles + 1]
+        se.label = ('%s (%d seed%s)'):format(g.label ~= '' and g.label or 'all', g.n, g.n == 1 and '' or 's')
+        se.legend = not first[g]
+        first[g] = true
+      end
+      series[#series + 1] = se
     end
   end
-  local path = require('usagi.plot').lines {
-    series = series, path = out, xlabel = 'step', ylabel = table.concat(metrics, ', '),
+  local path = plot_mod.lines {
+    series = series, path = out, xlabel = xaxis, logy = logy,
+    ylabel = table.concat(metrics, ', ') .. (w and w > 0 and (' (smoothed %g)'):format(w) or ''),
     title = title or ('%s: %s'):format(runs[1].attrs.experiment or '', table.concat(metrics, ', ')),
   }
   print(path)
@@ -376,7 +433,7 @@ local function combinations(grids)
     for _, partial in ipairs(out) do
       for _, v in ipairs(g.values) do
         local c = table.move(partial, 1, #partial, 1, {})
-        c[#c + 1] = { key = g.key, value = v }
+        c[#c + 1] = { key = g.key, value = v, option = g.option }
         next_out[#next_out + 1] = c
       end
     end
@@ -397,6 +454,12 @@ local function sweep(args)
       for x in list:gmatch('[^,]+') do values[#values + 1] = x end
       grids[#grids + 1] = { key = k, values = values }
       i = i + 1
+    elseif a == '--seeds' then
+      local values = {}
+      for x in (v or ''):gmatch('[^,]+') do values[#values + 1] = x end
+      if #values == 0 then return die(2, 'usagi sweep: --seeds needs a list of seeds, 1,2,3, got %s', tostring(v)) end
+      grids[#grids + 1] = { key = 'seed', values = values }
+      i = i + 1
     elseif a == '-j' or a == '--jobs' then
       jobs = math.tointeger(tonumber(v or ''))
       if not jobs or jobs < 1 then return die(2, 'usagi sweep: -j needs a positive integer, got %s', tostring(v)) end
@@ -412,11 +475,23 @@ local function sweep(args)
   local ok, spec = pcall(load_spec, script, {})
   if not ok and type(spec) == 'table' then return die(2, '%s', spec.script_error) end
   if not ok then return die(2, '%s\n%s', spec, M.commands_help) end
-  if #grids == 0 then return die(2, 'usagi sweep: give at least one --grid key=v1,v2,...') end
+  if #grids == 0 then return die(2, 'usagi sweep: give at least one --grid key=v1,v2,... or --seeds 1,2,3') end
+  -- a grid over 'seed' sets the run's seed, unless the config has a key of that name
+  local seeded = false
+  for _, g in ipairs(grids) do
+    g.option = g.key == 'seed' and (spec.config or {}).seed == nil and '--seed' or nil
+    if g.option then
+      if seeded then return die(2, 'usagi sweep: the seeds are given twice (--seeds and --grid seed=...)') end
+      seeded = true
+    end
+  end
+  for _, a in ipairs(pass) do
+    if seeded and a == '--seed' then return die(2, 'usagi sweep: --seed and --seeds both set the seed; give one') end
+  end
   -- check every value now, not halfway through the sweep
   for _, g in ipairs(grids) do
     for _, v in ipairs(g.values) do
-      local okv, err = pcall(experiment.parse_args, spec, { '--set', g.key .. '=' .. v })
+      local okv, err = pcall(experiment.parse_args, spec, g.option and { g.option, v } or { '--set', g.key .. '=' .. v })
       if not okv then return die(2, 'usagi sweep: %s', err) end
     end
   end
@@ -449,7 +524,8 @@ local function sweep(args)
     if dist then argv = { 'env', 'USAGI_DIST=off', exe, 'run', script } end
     for _, kv in ipairs(combo) do
       name_parts[#name_parts + 1] = kv.key .. '=' .. kv.value
-      argv[#argv + 1] = '--set'; argv[#argv + 1] = kv.key .. '=' .. kv.value
+      if kv.option then argv[#argv + 1] = kv.option; argv[#argv + 1] = kv.value
+      else argv[#argv + 1] = '--set'; argv[#argv + 1] = kv.key .. '=' .. kv.value end
     end
     local name = stamp .. '_' .. table.concat(name_parts, ',')
     argv[#argv + 1] = '--name'; argv[#argv + 1] = name

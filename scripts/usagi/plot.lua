@@ -59,8 +59,14 @@ local KNOWN = {
   height = true, path = true, xlim = true, ylim = true, legend = true, font_scale = true,
   quiet = true,
 }
+
+-- Line styles, in the order series take them once the ten colours are
+-- used up (series 11 to 20 dashed, 21 to 30 dotted, ...): on and off
+-- lengths in line widths.
+plot.styles = { 'solid', 'dashed', 'dotted', 'dashdot' }
+local DASHES = { solid = false, dashed = { 4, 2.5 }, dotted = { 1, 1.6 }, dashdot = { 4, 1.6, 1, 1.6 } }
 local LEGEND_AT = { best = true, ['upper right'] = true, ['upper left'] = true,
-  ['lower left'] = true, ['lower right'] = true }
+  ['lower left'] = true, ['lower right'] = true, outside = true }
 
 local function opt_string(spec, k)
   if spec[k] ~= nil and type(spec[k]) ~= 'string' then fail("%s must be a string, got %s", k, type(spec[k])) end
@@ -131,7 +137,8 @@ local function normalise(spec, need_path)
     legend = spec.legend == nil and 'best' or spec.legend, series = {},
   }
   if p.legend ~= false and not LEGEND_AT[p.legend] then
-    fail("legend must be false, 'best', 'upper right', 'upper left', 'lower left' or 'lower right', got %s", tostring(p.legend))
+    fail("legend must be false, 'best', 'upper right', 'upper left', 'lower left', 'lower right' or 'outside', got %s",
+      tostring(p.legend))
   end
   local fs = spec.font_scale
   if fs ~= nil and (math.type(fs) ~= 'integer' or fs < 1 or fs > 8) then
@@ -158,9 +165,32 @@ local function normalise(spec, need_path)
     if type(width) ~= 'number' or not (width > 0 and width <= 100) then
       fail('%s.width must be a number in (0, 100], got %s', what, show(width))
     end
+    local style = s.style or plot.styles[(i - 1) // #plot.palette % #plot.styles + 1]
+    if DASHES[style] == nil then
+      fail("%s.style must be 'solid', 'dashed', 'dotted' or 'dashdot', got %s", what, show(style))
+    end
+    local dash
+    if DASHES[style] then
+      dash = {}
+      for k, d in ipairs(DASHES[style]) do dash[k] = d * max(width, 1) end
+    end
+    if s.legend ~= nil and type(s.legend) ~= 'boolean' then
+      fail('%s.legend must be a boolean (false: not in the legend), got %s', what, type(s.legend))
+    end
+    local labels = s.labels
+    if labels ~= nil then
+      if type(labels) ~= 'table' or #labels ~= #y then
+        fail('%s.labels must be a list of %d strings, one per point, got %s', what, #y,
+          type(labels) == 'table' and ('%d of them'):format(#labels) or type(labels))
+      end
+      for k = 1, #labels do
+        if type(labels[k]) ~= 'string' then fail('%s.labels[%d] must be a string, got %s', what, k, type(labels[k])) end
+      end
+    end
     p.series[i] = {
       label = s.label or ('series ' .. i), x = x, y = y, width = width, points = s.points and true or false,
-      color = opt_color(s.color or plot.palette[(i - 1) % #plot.palette + 1], what .. '.color'),
+      labels = labels, in_legend = s.legend ~= false,
+      color = opt_color(s.color or plot.palette[(i - 1) % #plot.palette + 1], what .. '.color'), dash = dash,
     }
   end
   return p
@@ -309,6 +339,48 @@ local function to_pixels(xs, ys, mx, my, columns)
   return ox, oy
 end
 
+-- A polyline cut to the rectangle [x0, x1] x [y0, y1] (Liang-Barsky on
+-- each segment), NaN where it leaves and comes back: the SVG needs no
+-- clipPath, which some renderers (ImageMagick's) draw as nothing at all.
+local function clip_line(xs, ys, x0, y0, x1, y1)
+  local ox, oy = {}, {}
+  local function put(x, y)
+    local n = #ox
+    if n > 0 and ox[n] == x and oy[n] == y then return end
+    ox[n + 1], oy[n + 1] = x, y
+  end
+  local function brk() if #ox > 0 and ox[#ox] == ox[#ox] then ox[#ox + 1], oy[#oy + 1] = 0 / 0, 0 / 0 end end
+  for i = 1, #xs do
+    local ax, ay = xs[i], ys[i]
+    if not (finite(ax) and finite(ay)) then brk()
+    else
+      local bx, by = xs[i + 1], ys[i + 1]
+      if i == #xs or not (finite(bx) and finite(by)) then
+        -- a last or lone point: kept when inside
+        if ax >= x0 and ax <= x1 and ay >= y0 and ay <= y1 then put(ax, ay) end
+      else
+        local dx, dy, t0, t1 = bx - ax, by - ay, 0, 1
+        for _, pq in ipairs { { -dx, ax - x0 }, { dx, x1 - ax }, { -dy, ay - y0 }, { dy, y1 - ay } } do
+          local pp, q = pq[1], pq[2]
+          if pp == 0 then
+            if q < 0 then t0, t1 = 1, 0 end
+          else
+            local r = q / pp
+            if pp < 0 then t0 = max(t0, r) else t1 = min(t1, r) end
+          end
+        end
+        if t0 <= t1 then
+          if t0 > 0 then brk() end
+          put(ax + t0 * dx, ay + t0 * dy)
+          put(ax + t1 * dx, ay + t1 * dy)
+          if t1 < 1 then brk() end
+        else brk() end
+      end
+    end
+  end
+  return ox, oy
+end
+
 -- How many segments of the data cross the rectangle (x, y, w, h).
 local function hits(lines, x, y, w, h)
   local n = 0
@@ -329,19 +401,35 @@ local function hits(lines, x, y, w, h)
   return n
 end
 
-local function legend_box(p, lines, L, T, R, B, s)
+-- The legend's size: rows of a swatch and a label, in as many columns as
+-- the height of the frame needs when it stands outside.
+local function legend_size(p, s, height, outside)
   local rowh, swatch, inner = 16 * s, 22 * s, 7 * s
-  local tw = 0
-  for _, se in ipairs(p.series) do tw = max(tw, image.text_width(se.label, s)) end
-  local w = inner + swatch + 6 * s + ceil(tw * 1.1) + inner
-  local h = #p.series * rowh + 2 * inner - 4 * s
-  local m = 8 * s
+  local tw, n = 0, 0
+  for _, se in ipairs(p.series) do
+    if se.in_legend then n = n + 1; tw = max(tw, image.text_width(se.label, s)) end
+  end
+  local colw = swatch + 6 * s + ceil(tw * 1.1) + inner
+  local per_col = n
+  if outside then per_col = max(1, floor((height - 2 * inner + 4 * s) / rowh)) end
+  local cols = ceil(n / max(per_col, 1))
+  per_col = ceil(n / max(cols, 1))
+  return { w = inner + cols * colw, h = per_col * rowh + 2 * inner - 4 * s, rowh = rowh, swatch = swatch,
+    inner = inner, colw = colw, per_col = per_col, n = n }
+end
+
+-- Where the legend goes: outside, right of the frame; else the corner asked
+-- for, or with 'best' the one whose box the data cross least.
+local function legend_box(p, lines, L, T, R, B, s, outside)
+  local lg = legend_size(p, s, B - T, outside)
+  local w, h, m = lg.w, lg.h, 8 * s
   local spots = {
     ['upper right'] = { R - m - w, T + m }, ['upper left'] = { L + m, T + m },
     ['lower left'] = { L + m, B - m - h }, ['lower right'] = { R - m - w, B - m - h },
+    outside = { R + m, T },
   }
   local order = { 'upper right', 'upper left', 'lower left', 'lower right' }
-  local at = p.legend
+  local at = outside and 'outside' or p.legend
   if at == 'best' then
     local best
     for _, name in ipairs(order) do
@@ -351,7 +439,66 @@ local function legend_box(p, lines, L, T, R, B, s)
     end
   end
   local xy = spots[at]
-  return { x = floor(xy[1]), y = floor(xy[2]), w = w, h = h, rowh = rowh, swatch = swatch, inner = inner }
+  lg.x, lg.y = floor(xy[1]), floor(xy[2])
+  return lg
+end
+
+-- ==== Point labels =======================================================
+
+-- Labels beside the points of a scatter (a word beside its vector), placed
+-- one after another where they cover the least of the labels already
+-- placed, of the markers and of the space outside the frame: eight spots
+-- around the point, then the same farther out with a thin leader line
+-- back to the point. Crowded points still get every label, spread out
+-- instead of piled on one another.
+local function overlap(a, b)
+  local w = min(a[3], b[3]) - max(a[1], b[1])
+  local h = min(a[4], b[4]) - max(a[2], b[2])
+  return (w > 0 and h > 0) and w * h or 0
+end
+
+local function place_labels(lines, L, T, R, B, s, add)
+  local cap, size = 9 * s, 11 * s
+  local taken, todo = {}, {}
+  for _, l in ipairs(lines) do
+    if l.kind == 'points' then
+      for k = 1, #l.xs do
+        local x, y = l.xs[k], l.ys[k]
+        if finite(x) and finite(y) and x >= L and x <= R and y >= T and y <= B then
+          local r = l.width + 1
+          taken[#taken + 1] = { x - r, y - r, x + r, y + r }
+          if l.labels and l.labels[k]:find('%S') then todo[#todo + 1] = { x = x, y = y, text = l.labels[k] } end
+        end
+      end
+    end
+  end
+  local dirs = { { 1, 0 }, { 1, -1 }, { 1, 1 }, { -1, 0 }, { 0, -1 }, { 0, 1 }, { -1, -1 }, { -1, 1 } }
+  for _, pt in ipairs(todo) do
+    local w, h = ceil(image.text_width(pt.text, s) * 1.1), cap + 2 * s
+    local best, best_cost
+    for ring, d in ipairs { 4 * s, 14 * s, 26 * s, 40 * s, 56 * s } do
+      for _, dir in ipairs(dirs) do
+        -- the box's near side (or centre, along an axis) at distance d
+        local x0 = dir[1] > 0 and pt.x + d or dir[1] < 0 and pt.x - d - w or pt.x - w / 2
+        local y0 = dir[2] > 0 and pt.y + d or dir[2] < 0 and pt.y - d - h or pt.y - h / 2
+        local box = { x0, y0, x0 + w, y0 + h }
+        local cost = (ring - 1) * 4 * s * s
+        for _, t in ipairs(taken) do cost = cost + overlap(box, t) end
+        local inside = overlap(box, { L, T, R, B })
+        cost = cost + 4 * (w * h - inside)
+        if not best or cost < best_cost then best, best_cost = { box = box, ring = ring }, cost end
+      end
+      if best_cost == 0 then break end
+    end
+    local b = best.box
+    taken[#taken + 1] = b
+    if best.ring > 1 then            -- a leader from the point to the box's nearest edge
+      local ex, ey = min(max(pt.x, b[1]), b[3]), min(max(pt.y, b[2]), b[4])
+      add { kind = 'line', x0 = pt.x, y0 = pt.y, x1 = ex, y1 = ey, color = '#aaaaaa', width = 1 }
+    end
+    add { kind = 'text', x = b[1] + 1 * s, y = b[2] + cap + s, text = pt.text, color = '#333333', size = size,
+      scale = s, anchor = 'start', rotate = false, bold = false }
+  end
 end
 
 -- The display list of a normalised spec: pixel coordinates, back to front.
@@ -400,13 +547,31 @@ local function layout(p)
   local ytw = 0
   for _, t in ipairs(yt) do ytw = max(ytw, image.text_width(t.label, s)) end
   ytw = ceil(ytw * 1.1)
-  local L = pad + (p.ylabel and cap + 8 * s or 0) + ytw + 4 * s + tick
+  -- the y label reads across, above the axis: ImageMagick draws rotated SVG
+  -- text turned the wrong way, and a label across reads without a tilt
+  local L = pad + ytw + 4 * s + tick
   local T = pad + (p.title and cap + 12 * s or 2 * s)
+  local ylabel_y
+  if p.ylabel then ylabel_y, T = T + cap, T + cap + 8 * s end
   local xtb = tick + 4 * s + cap                          -- frame to x tick baselines
   local bottom = xtb + (p.xlabel and 9 * s + cap or 0) + 2 * s + pad
   local lastw = #xt > 0 and image.text_width(xt[#xt].label, s) / 2 or 0
   local R = W - max(pad + 6 * s, ceil(lastw * 1.1) + 2 * s)
   local B = H - bottom
+  -- a legend taller than half the frame stands outside it, on the right
+  local any = false
+  for _, se in ipairs(p.series) do any = any or se.in_legend end
+  local show_legend = p.legend and any and (p.labelled or #p.series > 1)
+  local outside = false
+  if show_legend then
+    local lg = legend_size(p, s, B - T, false)
+    outside = p.legend == 'outside' or (p.legend == 'best' and lg.h > (B - T) / 2)
+    if outside then
+      local right = W - pad - legend_size(p, s, B - T, true).w - 8 * s
+      -- labels too long to leave the data room: back inside, over the data
+      if right - L >= 200 * s then R = right else outside = false end
+    end
+  end
   if R - L < 60 or B - T < 60 then
     fail('width x height %dx%d leaves no room for the plot next to its labels', W, H)
   end
@@ -436,20 +601,25 @@ local function layout(p)
   local lines = {}
   for i, se in ipairs(p.series) do
     local xs, ys = to_pixels(se.x, tys[i], mx, my, R - L)
-    local l = { kind = 'polyline', xs = xs, ys = ys, color = se.color, width = se.width, label = se.label }
+    local l = { kind = 'polyline', xs = xs, ys = ys, color = se.color, width = se.width, label = se.label,
+      dash = se.dash }
     if se.points then            -- a scatter: every point a marker, none thinned away
       xs, ys = {}, {}
       for k = 1, #se.x do xs[k], ys[k] = mx(se.x[k]), my(tys[i][k]) end
-      l = { kind = 'points', xs = xs, ys = ys, color = se.color, width = se.width, label = se.label }
+      l = { kind = 'points', xs = xs, ys = ys, color = se.color, width = se.width, label = se.label,
+        labels = se.labels }
     end
     lines[i] = l
   end
   add { kind = 'clip', x = L, y = T, w = R - L, h = B - T }
   for _, l in ipairs(lines) do
-    if l.kind ~= 'points' then add(l) end
+    if l.kind ~= 'points' then
+      local cx, cy = clip_line(l.xs, l.ys, L, T, R, B)
+      add { kind = 'polyline', xs = cx, ys = cy, color = l.color, width = l.width, dash = l.dash }
+    end
     local xs, ys = l.xs, l.ys
     for k = 1, #xs do
-      local ok = finite(xs[k]) and finite(ys[k])
+      local ok = finite(xs[k]) and finite(ys[k]) and xs[k] >= L and xs[k] <= R and ys[k] >= T and ys[k] <= B
       if l.kind == 'points' then       -- every point a marker
         if ok then add { kind = 'marker', x = xs[k], y = ys[k], size = 2 * l.width + 1, color = l.color } end
       else                             -- a point alone between breaks gets a dot
@@ -462,6 +632,7 @@ local function layout(p)
     end
   end
   add { kind = 'unclip' }
+  place_labels(lines, L, T, R, B, s, add)
   -- frame, ticks and their labels
   for _, e in ipairs { { x0, y0, x1, y0 }, { x0, y1, x1, y1 }, { x0, y0, x0, y1 }, { x1, y0, x1, y1 } } do
     add { kind = 'line', x0 = e[1], y0 = e[2], x1 = e[3], y1 = e[4], color = FRAME, width = 1 }
@@ -480,26 +651,29 @@ local function layout(p)
     local y = snap(my(v))
     add { kind = 'line', x0 = L - tick / 2, y0 = y, x1 = L, y1 = y, color = FRAME, width = 1 }
   end
-  -- the legend: one row per series, when any has a label or there are several
-  if p.legend and (p.labelled or #p.series > 1) then
-    local lg = legend_box(p, lines, L, T, R, B, s)
+  -- the legend: one row per series (but those with legend = false), when
+  -- any has a label or there are several
+  if show_legend then
+    local lg = legend_box(p, lines, L, T, R, B, s, outside)
     add { kind = 'rect', x = lg.x, y = lg.y, w = lg.w, h = lg.h, color = LEGEND_EDGE }
     add { kind = 'rect', x = lg.x + 1, y = lg.y + 1, w = lg.w - 2, h = lg.h - 2, color = BG }
-    for i, l in ipairs(lines) do
-      local cy = lg.y + lg.inner + (i - 1) * lg.rowh + 4 * s
-      local sx = lg.x + lg.inner
+    local shown = {}
+    for i, l in ipairs(lines) do if p.series[i].in_legend then shown[#shown + 1] = l end end
+    for row, l in ipairs(shown) do
+      local cy = lg.y + lg.inner + (row - 1) % lg.per_col * lg.rowh + 4 * s
+      local sx = lg.x + lg.inner + (row - 1) // lg.per_col * lg.colw
       if l.kind == 'points' then
         add { kind = 'marker', x = sx + lg.swatch / 2, y = cy + 0.5, size = 6 * s, color = l.color }
       else
         add { kind = 'line', x0 = sx, y0 = cy + 0.5, x1 = sx + lg.swatch, y1 = cy + 0.5, color = l.color,
-          width = max(2, l.width) }
+          width = max(2, l.width), dash = l.dash }
       end
       text(sx + lg.swatch + 6 * s, cy + floor(cap / 2) + 1, l.label, 11)
     end
   end
   if p.title then text((L + R) / 2, pad + cap, p.title, 13, { anchor = 'middle', bold = true }) end
   if p.xlabel then text((L + R) / 2, B + xtb + 9 * s + cap, p.xlabel, 12, { anchor = 'middle' }) end
-  if p.ylabel then text(pad + cap, (T + B) / 2, p.ylabel, 12, { anchor = 'middle', rotate = true }) end
+  if p.ylabel then text(pad, ylabel_y, p.ylabel, 12) end
   return dl
 end
 
@@ -537,39 +711,48 @@ local function runs(xs, ys)
   return out
 end
 
--- to_svg(dl) -> the SVG text of a display list made by plot.layout
+-- ' stroke-dasharray="on off ..."' for a dashed line, '' for a solid one.
+local function dasharray(dash)
+  if not dash then return '' end
+  local parts = {}
+  for i, d in ipairs(dash) do parts[i] = num(d) end
+  return (' stroke-dasharray="%s"'):format(table.concat(parts, ' '))
+end
+
+-- to_svg(dl) -> the SVG text of a display list made by plot.layout. The
+-- lines come clipped to the frame already, so it holds no clipPath: it
+-- draws the same in browsers, rsvg-convert and ImageMagick.
 function plot.to_svg(dl)
   local o = {
     ('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" '
       .. 'font-family="sans-serif">'):format(dl.width, dl.height, dl.width, dl.height),
   }
   local function put(fmt, ...) o[#o + 1] = fmt:format(...) end
-  local nclip = 0
   for _, it in ipairs(dl) do
     local k = it.kind
     if k == 'rect' then
-      put('<rect x="%s" y="%s" width="%s" height="%s" fill="%s"/>', num(it.x), num(it.y), num(it.w), num(it.h), it.color)
+      put('<rect x="%s" y="%s" width="%s" height="%s" fill="%s" stroke="none"/>', num(it.x), num(it.y), num(it.w),
+        num(it.h), it.color)
     elseif k == 'line' then
-      put('<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="%s" stroke-width="%s"/>',
-        num(it.x0), num(it.y0), num(it.x1), num(it.y1), it.color, num(it.width))
+      put('<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="%s" stroke-width="%s"%s/>',
+        num(it.x0), num(it.y0), num(it.x1), num(it.y1), it.color, num(it.width), dasharray(it.dash))
     elseif k == 'polyline' then
       for _, pts in ipairs(runs(it.xs, it.ys)) do
         put('<polyline fill="none" stroke="%s" stroke-width="%s" stroke-linejoin="round" '
-          .. 'stroke-linecap="round" points="%s"/>', it.color, num(it.width), pts)
+          .. 'stroke-linecap="%s"%s points="%s"/>', it.color, num(it.width), it.dash and 'butt' or 'round',
+          dasharray(it.dash), pts)
       end
     elseif k == 'marker' then
       put('<circle cx="%s" cy="%s" r="%s" fill="%s"/>', num(it.x), num(it.y), num(it.size / 2), it.color)
-    elseif k == 'clip' then
-      nclip = nclip + 1
-      put('<clipPath id="plot%d"><rect x="%s" y="%s" width="%s" height="%s"/></clipPath><g clip-path="url(#plot%d)">',
-        nclip, num(it.x), num(it.y), num(it.w), num(it.h), nclip)
-    elseif k == 'unclip' then
-      put('</g>')
+    elseif k == 'text' and not it.text:find('%S') then
+      -- nothing to draw, and ImageMagick refuses a text of blanks
     elseif k == 'text' then
-      local attrs = ('x="%s" y="%s" font-size="%s" fill="%s"'):format(num(it.x), num(it.y), num(it.size), it.color)
+      -- rotated text as translate + rotate: ImageMagick ignores rotate(a x y)
+      local attrs = it.rotate and ('x="0" y="0" transform="translate(%s %s) rotate(-90)"'):format(num(it.x), num(it.y))
+        or ('x="%s" y="%s"'):format(num(it.x), num(it.y))
+      attrs = attrs .. (' font-size="%s" fill="%s"'):format(num(it.size), it.color)
       if it.anchor ~= 'start' then attrs = attrs .. (' text-anchor="%s"'):format(it.anchor) end
       if it.bold then attrs = attrs .. ' font-weight="bold"' end
-      if it.rotate then attrs = attrs .. (' transform="rotate(-90 %s %s)"'):format(num(it.x), num(it.y)) end
       put('<text %s>%s</text>', attrs, esc(it.text))
     end
   end
@@ -578,6 +761,35 @@ function plot.to_svg(dl)
 end
 
 -- ==== PNG ================================================================
+
+-- The pieces of a polyline a dash pattern leaves drawn (on, off, on, ...
+-- lengths in pixels, carried along the whole line): xs and ys with NaN
+-- between the pieces, as canvas:polyline breaks a line.
+local function dashed(xs, ys, dash)
+  local ox, oy = {}, {}
+  local k, left, on = 1, dash[1], true
+  local function put(x, y) ox[#ox + 1], oy[#oy + 1] = x, y end
+  for i = 1, #xs - 1 do
+    local ax, ay, bx, by = xs[i], ys[i], xs[i + 1], ys[i + 1]
+    if finite(ax) and finite(ay) and finite(bx) and finite(by) then
+      local len, done = math.sqrt((bx - ax) ^ 2 + (by - ay) ^ 2), 0
+      if on then put(ax, ay) end
+      while len - done > left do
+        done = done + left
+        local t = done / len
+        put(ax + t * (bx - ax), ay + t * (by - ay))
+        if on then put(0 / 0, 0 / 0) end
+        on, k = not on, k % #dash + 1
+        left = dash[k]
+      end
+      left = left - (len - done)
+      if on then put(bx, by) end
+    else
+      put(0 / 0, 0 / 0)
+    end
+  end
+  return ox, oy
+end
 
 -- The canvas has no clip rectangle: the data are drawn, then the margins
 -- outside the frame are painted over with the background.
@@ -588,10 +800,15 @@ function plot.to_canvas(dl)
     local k = it.kind
     if k == 'rect' then
       c:rect(it.x, it.y, it.w, it.h, it.color)
+    elseif k == 'line' and it.dash then
+      local xs, ys = dashed({ it.x0, it.x1 }, { it.y0, it.y1 }, it.dash)
+      c:polyline(xs, ys, it.color, it.width)
     elseif k == 'line' then
       c:line(it.x0, it.y0, it.x1, it.y1, it.color, it.width)
     elseif k == 'polyline' then
-      c:polyline(it.xs, it.ys, it.color, it.width)
+      local xs, ys = it.xs, it.ys
+      if it.dash then xs, ys = dashed(xs, ys, it.dash) end
+      c:polyline(xs, ys, it.color, it.width)
     elseif k == 'marker' then
       c:marker(it.x, it.y, it.color, { size = it.size })
     elseif k == 'clip' then
@@ -634,11 +851,15 @@ local function lines(spec)
   return p.path, dl.notes
 end
 
--- plot.lines{ series = {{label =, x =, y =, color =, width =}, ...}, path = 'f.svg' | 'f.png',
---   title =, xlabel =, ylabel =, logy = false, width = 800, height = 500,
---   xlim = {lo, hi}, ylim = {lo, hi}, legend = 'best' | 'upper right' | ... | false,
+-- plot.lines{ series = {{label =, x =, y =, color =, width =, style =, legend = true}, ...},
+--   path = 'f.svg' | 'f.png', title =, xlabel =, ylabel =, logy = false, width = 800, height = 500,
+--   xlim = {lo, hi}, ylim = {lo, hi}, legend = 'best' | 'upper right' | ... | 'outside' | false,
 --   font_scale =, quiet = false } -> path, notes
--- x defaults to 1..#y; x and y are Lua arrays or 1-D tensors. With logy,
+-- x defaults to 1..#y; x and y are Lua arrays or 1-D tensors. style is
+-- 'solid', 'dashed', 'dotted' or 'dashdot'; by default series 1-10 are solid
+-- in the ten colours, 11-20 dashed, 21-30 dotted, and so on. A series with
+-- legend = false has no row in the legend; a legend taller than half the
+-- frame ('best') or 'outside' stands right of the frame. With logy,
 -- non-positive values are left out and each series that lost some gets a
 -- note (returned, and written to stderr unless quiet).
 function plot.lines(spec)
@@ -649,7 +870,9 @@ end
 
 -- plot.scatter{...}: plot.lines with every series drawn as points (markers,
 -- no line, none thinned away): series = {{label =, x =, y =, color =,
--- width = the marker's scale}, ...}, and the other options of plot.lines.
+-- width = the marker's scale, labels = {a string per point}}, ...}, and the
+-- other options of plot.lines. Labels go beside their points where they
+-- cover the fewest others; crowded ones move out, with a leader line.
 function plot.scatter(spec)
   if type(spec) == 'table' and type(spec.series) == 'table' then
     for _, se in ipairs(spec.series) do
@@ -732,11 +955,24 @@ local function heatmap(spec)
   local lo, hi = spec.vmin or v:min():item(), spec.vmax or v:max():item()
   if hi <= lo then hi = lo + 1 end
   local cell = spec.cell or 18
-  local left, top = 16 + 7 * (spec.ylabel and 3 or 0), spec.title and 34 or 12
+  -- the y label reads across, above the row labels (see plot.lines)
+  local left, top = 16, (spec.title and 34 or 12) + (spec.ylabel and 18 or 0)
   local label_w = 0
   for r = 1, R do label_w = max(label_w, image.text_width(tostring(yl[r] or ''))) end
   left = left + label_w + 6
-  local W = left + C * cell + 16
+  -- the colour bar right of the cells, as tall as they are, its ticks
+  -- those of a plot's axis over [lo, hi] (only the two ends when short)
+  local barh, barx = R * cell, left + C * cell + 14
+  local ticks = {}
+  if barh >= 60 then
+    for _, t in ipairs(linear_ticks(lo, hi, false)) do
+      if t.at >= lo - 1e-12 * abs(lo) and t.at <= hi + 1e-12 * abs(hi) then ticks[#ticks + 1] = t end
+    end
+  end
+  if #ticks < 2 then ticks = { { at = lo, label = ('%.3g'):format(lo) }, { at = hi, label = ('%.3g'):format(hi) } } end
+  local tick_w = 0
+  for _, t in ipairs(ticks) do tick_w = max(tick_w, image.text_width(t.label)) end
+  local W = barx + 14 + 6 + ceil(tick_w * 1.1) + 12
   local H = top + R * cell + 24 + (spec.xlabel and 16 or 0)
   local dl = { width = W, height = H, notes = {} }
   local function add(it) dl[#dl + 1] = it end
@@ -760,7 +996,18 @@ local function heatmap(spec)
     add { kind = 'text', x = left + C * cell / 2, y = H - 6, text = spec.xlabel, color = INK, size = 12, scale = 1, anchor = 'middle' }
   end
   if spec.ylabel then
-    add { kind = 'text', x = 14, y = top + R * cell / 2, text = spec.ylabel, color = INK, size = 12, scale = 1, anchor = 'middle', rotate = true }
+    add { kind = 'text', x = 8, y = top - 8, text = spec.ylabel, color = INK, size = 12, scale = 1, anchor = 'start' }
+  end
+  -- the colour bar: stripes of viridis from lo (bottom) to hi (top)
+  local stripes = min(barh, 64)
+  for k = 0, stripes - 1 do
+    local y0, y1 = top + floor(barh * k / stripes), top + floor(barh * (k + 1) / stripes)
+    add { kind = 'rect', x = barx, y = y0, w = 14, h = y1 - y0, color = viridis(1 - (k + 0.5) / stripes) }
+  end
+  for _, t in ipairs(ticks) do
+    local y = top + floor((1 - (t.at - lo) / (hi - lo)) * (barh - 1)) + 0.5
+    add { kind = 'line', x0 = barx + 14, y0 = y, x1 = barx + 18, y1 = y, color = FRAME, width = 1 }
+    add { kind = 'text', x = barx + 20, y = y + 4, text = t.label, color = INK, size = 11, scale = 1, anchor = 'start' }
   end
   if path:match('%.svg$') then
     local f, err = io.open(path, 'w')

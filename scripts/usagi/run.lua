@@ -112,9 +112,16 @@ end
 
 -- ==== Output: terminal, log file ========================================
 
--- A bar redrawn in place on a terminal; plain lines (every 10%) otherwise.
+-- A bar redrawn in place on a terminal; plain lines otherwise, one every
+-- few seconds (progress_interval) and one at the end of each loop.
 local function interactive()
   return sys.isatty(2) and os.getenv('TERM') ~= 'dumb' and not os.getenv('CI')
+end
+
+-- Seconds between two plain progress lines: 5, or USAGI_PROGRESS_SECONDS.
+local function progress_interval()
+  local v = tonumber(os.getenv('USAGI_PROGRESS_SECONDS') or '')
+  return v and v >= 0 and v or 5
 end
 
 function Run:_write_log(line)
@@ -151,11 +158,13 @@ function Run:log(values)
     if type(v) ~= 'number' then error(('run:log: %s must be a number, got %s'):format(k, type(v)), 2) end
     values[k] = v
     local hist = self.metrics[k]
-    if not hist then hist = { values = {}, steps = {} }; self.metrics[k] = hist end
-    hist.values[#hist.values + 1], hist.steps[#hist.steps + 1] = v, self.step
+    if not hist then hist = { values = {}, steps = {}, seconds = {} }; self.metrics[k] = hist end
+    local t = self:seconds()
+    hist.values[#hist.values + 1], hist.steps[#hist.steps + 1], hist.seconds[#hist.seconds + 1] = v, self.step, t
     if self.file then
       self.file:append('/metrics/' .. k, v)
       self.file:append('/steps/' .. k, self.step)
+      self.file:append('/seconds/' .. k, t)
     end
     if not finite(v) and not bad then bad = k end
   end
@@ -170,6 +179,13 @@ function Run:log(values)
       :format(bad, values[bad] ~= values[bad] and 'NaN' or tostring(values[bad]), self.step, where)
     error(self.diverged, 2)
   end
+end
+
+-- run:seconds() -> the seconds the run has been going: since it started,
+-- or on --resume since its start up to the checkpoint, plus this process's
+-- time. run:log keeps it with each value, in /seconds/<key>.
+function Run:seconds()
+  return (self.seconds_before or 0) + (sys.monotonic() - self.opened)
 end
 
 -- history(name) -> values, steps (Lua arrays) of a metric so far.
@@ -335,19 +351,23 @@ function Run:progress(n, opts)
   local fault = fault_step()
   local label, per_step, unit = opts.label or self.name, opts.per_step or 1, opts.unit or 'it'
   local i, started = self.position, false
-  local first, t0, last_draw, last_decile = i, sys.monotonic(), -1, (10 * i) // math.max(n, 1)
+  local first, t0, last_draw = i, sys.monotonic(), -1
+  local interval, last_line = self.progress_seconds or 5, t0
   local function draw(final)
     local t = sys.monotonic() - t0
-    local rate = (i - first) / math.max(t, 1e-9)
+    -- the rate of the steps done: none before the first step ends (step i
+    -- is drawn as it starts), so the first reading is '?', not 1/0
+    local done = final and i or i - 1
+    local rate = done > first and t > 0 and (done - first) / t or nil
     local width = 24
     local filled = n > 0 and math.floor(width * i / n) or width
     local metrics = {}
     for _, k in ipairs(self.last_keys or {}) do
       metrics[#metrics + 1] = ('%s %.4g'):format(k, self.last[k])
     end
-    local line = ('%s [%s%s] %d/%d %.0f %s/s %s<%s %s'):format(label, ('#'):rep(filled),
-      ('.'):rep(width - filled), i, n, rate * per_step, unit, fmt_time(t),
-      fmt_time((n - i) / math.max(rate, 1e-9)), table.concat(metrics, ' '))
+    local line = ('%s [%s%s] %d/%d %s %s/s %s<%s %s'):format(label, ('#'):rep(filled),
+      ('.'):rep(width - filled), i, n, rate and ('%.0f'):format(rate * per_step) or '?', unit, fmt_time(t),
+      rate and fmt_time((n - done) / rate) or '--:--', table.concat(metrics, ' '))
     if self.quiet then return end
     if self.tty then io.stderr:write('\r\27[K', line, final and '\n' or '')
     else io.stderr:write(line, '\n'); self:_write_log(line) end
@@ -365,20 +385,19 @@ function Run:progress(n, opts)
       -- the loop's last step is kept too, even off the checkpoint grid
       if n > first and self.every and self.step % self.every ~= 0 then self:checkpoint() end
       if n > first then
-        if self.tty then draw(true) elseif last_decile < 10 then draw(true) end
+        draw(true)
       end
       -- self.loop stays until the next epoch: a checkpoint taken after the
       -- loop, before the epoch ends, keeps what the code after it reads
       return nil
     end
     i, self.step = i + 1, self.step + 1
-    local decile = (10 * i) // math.max(n, 1)
+    local t = sys.monotonic()
     if self.tty then
-      local t = sys.monotonic()
       if t - last_draw > 0.1 then draw(false); last_draw = t end
-    elseif decile > last_decile and decile < 10 then
+    elseif t - last_line >= interval and i < n then
       draw(false)
-      last_decile = decile
+      last_line = t
     end
     return i
   end
@@ -672,7 +691,8 @@ local function metrics_tree(metrics)
   local t = {}
   for k, h in pairs(metrics) do
     if #h.values > 0 then
-      t[k] = { values = usagi.tensor(h.values, 'f64'), steps = usagi.tensor(h.steps, 'f64') }
+      t[k] = { values = usagi.tensor(h.values, 'f64'), steps = usagi.tensor(h.steps, 'f64'),
+               seconds = usagi.tensor(h.seconds, 'f64') }
     end
   end
   return t
@@ -984,13 +1004,16 @@ local function write_results(self, attrs, resumed)
     for _, k in ipairs(sorted_keys(attrs)) do f:attr('/', k, attrs[k]) end
     f:attr('/', 'status', 'running')
     store.write_tree(f, '/config', self.config, 'run')
-    f:group('/metrics'); f:group('/steps')
+    f:group('/metrics'); f:group('/steps'); f:group('/seconds')
     local metrics = resumed and resumed.metrics or {}
     for _, k in ipairs(sorted_keys(metrics)) do
-      local values, steps = metrics[k].values, metrics[k].steps
+      local values, steps, seconds = metrics[k].values, metrics[k].steps, metrics[k].seconds
       for j = 1, values:numel() do
         f:append('/metrics/' .. k, values[j])
         f:append('/steps/' .. k, steps[j])
+        -- a checkpoint of an older usagi has no seconds: 0 keeps the rows
+        -- aligned (not NaN, which would make the next checkpoint 'nonfinite')
+        f:append('/seconds/' .. k, seconds and seconds:numel() == values:numel() and seconds[j] or 0)
       end
     end
     f:flush()
@@ -1046,10 +1069,15 @@ local function restore(self, tree, opts)
     if opts.best == nil then self.best_metric, self.best_mode = plan.best, plan.best_mode or self.best_mode end
   end
   self.step, self.epoch, self.position, self.best_value = tree.step, tree.epoch, tree.position, tree.best
+  self.seconds_before = 0
   for k, h in pairs(tree.metrics or {}) do
-    local values, steps = {}, {}
-    for j = 1, h.values:numel() do values[j], steps[j] = h.values[j], h.steps[j] end
-    self.metrics[k] = { values = values, steps = steps }
+    local values, steps, seconds = {}, {}, {}
+    local has = h.seconds and h.seconds:numel() == h.values:numel()
+    for j = 1, h.values:numel() do
+      values[j], steps[j], seconds[j] = h.values[j], h.steps[j], has and h.seconds[j] or 0
+      self.seconds_before = math.max(self.seconds_before, seconds[j])
+    end
+    self.metrics[k] = { values = values, steps = steps, seconds = seconds }
   end
   if tree.objects then self.resume_from = tree end
 end
@@ -1112,6 +1140,7 @@ function M.open(spec, cfg, opts)
   local self = setmetatable({
     name = spec.name, seed = opts.seed or 0, config = cfg, metrics = {}, last = {},
     step = 0, epoch = 1, position = 0, quiet = opts.quiet, tty = not opts.quiet and interactive(),
+    progress_seconds = progress_interval(), opened = sys.monotonic(),
     started = sys.time(), every = opts.checkpoint_every or ck.every, keep = opts.keep or ck.keep or 3,
     best_metric = opts.best or ck.best, best_mode = opts.best_mode or ck.mode or 'min',
   }, Run)

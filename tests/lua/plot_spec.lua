@@ -149,7 +149,7 @@ describe('plot.lines to SVG', function()
     local svg = slurp(path)
     assert.truthy(svg:find('^<svg xmlns="http://www.w3.org/2000/svg" width="800" height="500" viewBox="0 0 800 500"'))
     assert.truthy(svg:find('font-family="sans-serif"', 1, true))
-    assert.truthy(svg:find('<rect x="0" y="0" width="800" height="500" fill="#ffffff"/>', 1, true))
+    assert.truthy(svg:find('<rect x="0" y="0" width="800" height="500" fill="#ffffff" stroke="none"/>', 1, true))
     local tx = texts(svg)
     assert.is_true(has(tx, 'Loss &amp; &lt;friends&gt;'))
     for _, want in ipairs { 'train', 'valid', 'step', 'nats' } do assert.is_true(has(tx, want), want) end
@@ -235,6 +235,137 @@ describe('plot.lines to SVG', function()
     assert.equal(1, kinds.polyline)
     assert.is_true(kinds.text >= 5)
     assert.is_string(plot.to_svg(dl))
+  end)
+end)
+
+-- A program on PATH, or nil; with version_needle, only when `NAME -version`
+-- says it (a `convert` that is not ImageMagick's does not count).
+local function program(name, version_needle)
+  local p = io.popen(('command -v %s 2>/dev/null'):format(name))
+  local path = p:read('l')
+  p:close()
+  if not path or path == '' then return nil end
+  if version_needle then
+    p = io.popen(('%s -version 2>&1'):format(path))
+    local v = p:read('a')
+    p:close()
+    if not v:find(version_needle, 1, true) then return nil end
+  end
+  return path
+end
+
+describe('plot.lines: many series, clipping, other renderers', function()
+  after_each(cleanup)
+
+  it('dashes the series past the ten colours, in the legend too, SVG and PNG', function()
+    local series = {}
+    for i = 1, 23 do series[i] = { label = 'run ' .. i, y = ramp(30, function(k) return i + k / 30 end) } end
+    local path = tmp('.svg')
+    plot.lines { series = series, path = path }
+    local svg = slurp(path)
+    local styles = {}
+    for tag in svg:gmatch('<polyline[^>]*>') do styles[#styles + 1] = tag:match('stroke%-dasharray="([^"]*)"') or 'solid' end
+    assert.equal(23, #styles)
+    assert.equal('solid', styles[10])
+    assert.equal('6 3.75', styles[11])          -- 4 and 2.5 widths of 1.5
+    assert.equal('1.5 2.4', styles[21])
+    -- the 11th takes the 1st colour again, told apart by its dashes
+    local strokes = {}
+    for c in svg:gmatch('<polyline[^>]-stroke="(#%x+)"') do strokes[#strokes + 1] = c end
+    assert.equal(strokes[1], strokes[11])
+    local _, dashed_swatches = svg:gsub('<line[^>]*stroke%-dasharray', '')
+    assert.equal(13, dashed_swatches)
+    -- on a PNG a dashed line leaves gaps: fewer pixels than the solid one
+    local one = tmp('.png')
+    plot.lines { series = { { y = { 1, 2 }, width = 3 } }, legend = false, path = one }
+    local dash = tmp('.png')
+    plot.lines { series = { { y = { 1, 2 }, width = 3, style = 'dashed' } }, legend = false, path = dash }
+    local _, _, _, a = decode_png(one, '#1f77b4')
+    local _, _, _, b = decode_png(dash, '#1f77b4')
+    assert.is_true(b[1] > 0.4 * a[1] and b[1] < 0.8 * a[1], ('solid %d, dashed %d pixels'):format(a[1], b[1]))
+    fails(function() plot.lines { series = { { y = { 1, 2 }, style = 'wavy' } }, path = path } end,
+      "plot.lines: series[1].style must be 'solid', 'dashed', 'dotted' or 'dashdot', got 'wavy'")
+  end)
+
+  it('puts a legend taller than half the frame outside it, in columns, and leaves out legend = false', function()
+    local series = {}
+    for i = 1, 45 do series[i] = { label = 'run ' .. i, y = { i, i + 1 }, legend = i ~= 7 } end
+    local dl = plot.layout { series = series }
+    local frame, boxes, rows = nil, {}, {}
+    for _, it in ipairs(dl) do
+      if it.kind == 'clip' then frame = it end
+      if it.kind == 'rect' and it.color == '#cccccc' then boxes[#boxes + 1] = it end
+      if it.kind == 'text' and it.text:find('^run ') then rows[#rows + 1] = it end
+    end
+    assert.equal(1, #boxes)
+    assert.is_true(boxes[1].x > frame.x + frame.w, 'the legend is right of the frame')
+    assert.is_true(boxes[1].y + boxes[1].h <= 500 and boxes[1].x + boxes[1].w <= 800)
+    assert.equal(44, #rows)                               -- 'run 7' has no row
+    local xs = {}
+    for _, t in ipairs(rows) do xs[t.x] = true end
+    local cols = 0
+    for _ in pairs(xs) do cols = cols + 1 end
+    assert.equal(2, cols)
+    -- a few series keep their legend inside the frame
+    dl = plot.layout { series = { series[1], series[2] } }
+    for _, it in ipairs(dl) do if it.kind == 'rect' and it.color == '#cccccc' then boxes[2] = it end end
+    assert.is_true(boxes[2].x < frame.x + frame.w)
+    fails(function() plot.layout { series = { { y = { 1 }, legend = 'no' } } } end,
+      'plot.lines: series[1].legend must be a boolean (false: not in the legend), got string')
+  end)
+
+  it('cuts lines at the frame itself: no clipPath, no point outside, no marker outside', function()
+    local path = tmp('.svg')
+    local y = ramp(50, function(k) return math.sin(k / 4) * 10 end)
+    y[25] = 0 / 0
+    y[30] = 100                      -- a lone point far above the frame
+    y[29], y[31] = 0 / 0, 0 / 0
+    local dl = plot.layout { series = { { y = y } }, ylim = { -5, 5 }, xlim = { 3, 45 } }
+    plot.lines { series = { { y = y } }, ylim = { -5, 5 }, xlim = { 3, 45 }, path = path }
+    local svg = slurp(path)
+    assert.is_falsy(svg:find('clipPath', 1, true))
+    local frame
+    for _, it in ipairs(dl) do if it.kind == 'clip' then frame = it end end
+    local n = 0
+    for pts in svg:gmatch('<polyline[^>]-points="([^"]*)"') do
+      for x, yy in pts:gmatch('([%d.%-]+),([%d.%-]+)') do
+        x, yy = tonumber(x), tonumber(yy)
+        n = n + 1
+        assert.is_true(x >= frame.x - 0.006 and x <= frame.x + frame.w + 0.006, 'x ' .. x)
+        assert.is_true(yy >= frame.y - 0.006 and yy <= frame.y + frame.h + 0.006, 'y ' .. yy)
+      end
+    end
+    assert.is_true(n > 12)
+    assert.is_falsy(svg:find('<circle', 1, true))
+  end)
+
+  it('draws the same in rsvg-convert and ImageMagick as in usagi\'s own PNG', function()
+    local rsvg = program('rsvg-convert')
+    local magick = program('magick', 'Version: ImageMagick') or program('convert', 'Version: ImageMagick')
+      or program('convert-im6.q16', 'Version: ImageMagick')
+    if not (rsvg or magick) then
+      print('skipped: neither rsvg-convert (librsvg2-bin) nor ImageMagick\'s convert is installed')
+      return
+    end
+    if not (rsvg and magick) then
+      print(('skipped the %s check: it is not installed'):format(rsvg and 'ImageMagick' or 'rsvg-convert'))
+    end
+    local svg = tmp('.svg')
+    plot.lines { series = { { label = 'a', y = ramp(40, function(i) return math.exp(-i / 10) end), width = 4 },
+      { label = 'b', y = ramp(40, function(i) return 0.5 + 0.01 * i end), width = 4, color = '#123456' } },
+      title = 'two', xlabel = 'step', ylabel = 'loss', ylim = { 0.1, 0.9 }, path = svg }
+    assert.is_falsy(slurp(svg):find('rotate', 1, true))   -- rotated text turns the wrong way in ImageMagick
+    for name, cmd in pairs { rsvg = rsvg and '%s %s -o %s', magick = magick and '%s %s %s' } do
+      local exe = name == 'rsvg' and rsvg or magick
+      local png = tmp('.png')
+      assert.is_true(os.execute(cmd:format(exe, svg, png) .. ' 2>/dev/null') == true, name)
+      if name == 'magick' then      -- as 8-bit RGB, which the reader here takes
+        assert.is_true(os.execute(('%s %s -type TrueColor -depth 8 PNG24:%s'):format(exe, png, png)) == true)
+      end
+      local _, _, _, n = decode_png(png, '#1f77b4', '#123456')
+      assert.is_true(n[1] > 300, name .. ': the first curve has ' .. n[1] .. ' pixels')
+      assert.is_true(n[2] > 300, name .. ': the second curve has ' .. n[2] .. ' pixels')
+    end
   end)
 end)
 
@@ -394,6 +525,39 @@ describe('plot.scatter, plot.grid and plot.heatmap', function()
     assert.are.equal(3000 + 2 + 2, circles)
   end)
 
+  it('spreads the labels of crowded points instead of piling them up', function()
+    -- 16 words on a 4 x 4 grid much finer than a label, among 200 points
+    local xs, ys, labels = {}, {}, {}
+    for i = 1, 16 do
+      xs[i], ys[i], labels[i] = ((i - 1) % 4) * 0.01, ((i - 1) // 4) * 0.01, 'word' .. i
+    end
+    for i = 17, 216 do xs[i], ys[i], labels[i] = (i % 20) * 0.2 - 2, (i % 17) * 0.2 - 2, '' end
+    local dl = plot.layout { series = { { x = xs, y = ys, labels = labels, points = true } }, legend = false }
+    local boxes, leaders = {}, 0
+    for _, it in ipairs(dl) do
+      if it.kind == 'text' and it.text:find('^word') then
+        local w = image.text_width(it.text, it.scale)
+        boxes[#boxes + 1] = { it.x, it.y - 9, it.x + w, it.y }
+      elseif it.kind == 'line' and it.color == '#aaaaaa' then
+        leaders = leaders + 1
+      end
+    end
+    assert.are.equal(16, #boxes)
+    local piled = 0
+    for a = 1, #boxes do
+      for b = a + 1, #boxes do
+        local p, q = boxes[a], boxes[b]
+        if math.min(p[3], q[3]) > math.max(p[1], q[1]) and math.min(p[4], q[4]) > math.max(p[2], q[2]) then
+          piled = piled + 1
+        end
+      end
+    end
+    assert.are.equal(0, piled)
+    assert.is_true(leaders > 0)
+    fails(function() plot.scatter { series = { { x = { 1, 2 }, y = { 1, 2 }, labels = { 'a' } } }, path = 'x.svg' } end,
+      'plot.lines: series[1].labels must be a list of 2 strings, one per point, got 1 of them')
+  end)
+
   it('puts n images into a grid of cols, each pixel scale x scale, with a pad', function()
     local p = tmp('.png')
     plot.grid { images = usagi.rand(7, 12), height = 3, width = 4, cols = 3, scale = 2, pad = 1, path = p }
@@ -414,9 +578,32 @@ describe('plot.scatter, plot.grid and plot.heatmap', function()
     local p = tmp('.svg')
     plot.heatmap { values = usagi.rand(3, 4), xlabels = { 'a', 'b', 'c', 'd' }, ylabels = { 'x', 'y', 'z' }, path = p }
     local svg = slurp(p)
-    local _, rects = svg:gsub('<rect', '')
-    assert.are.equal(1 + 12, rects)                                      -- the background and 12 cells
+    local _, rects = svg:gsub('<rect[^>]-width="18" height="18"', '')
+    assert.are.equal(12, rects)
     assert.is_truthy(svg:find('>d</text>', 1, true) and svg:find('>z</text>', 1, true))
     fails(function() plot.heatmap { values = usagi.rand(3), path = p } end, 'plot.heatmap: values must be a 2-D tensor')
+  end)
+
+  it('gives a heatmap a colour bar from vmin (dark) to vmax (yellow), with its ticks', function()
+    local p = tmp('.svg')
+    plot.heatmap { values = usagi.rand(4, 5), vmin = 0, vmax = 1, ylabel = 'out', path = p }
+    local svg = slurp(p)
+    local stripes = {}
+    for y, c in svg:gmatch('<rect x="[%d.]+" y="([%d.]+)" width="14" height="[%d.]+" fill="(#%x+)"') do
+      stripes[#stripes + 1] = { tonumber(y), c }
+    end
+    assert.are.equal(64, #stripes)                    -- 4 rows of 18 pixels: 72 high, in 64 stripes
+    assert.are.equal('#f', stripes[1][2]:sub(1, 2))   -- yellow at the top
+    assert.are.equal('#4', stripes[64][2]:sub(1, 2))  -- dark purple at the bottom
+    assert.is_true(stripes[1][1] < stripes[64][1])
+    for _, want in ipairs { '0.0', '0.4', '1.0', 'out' } do
+      assert.is_truthy(svg:find('>' .. want .. '</text>', 1, true), want)
+    end
+    assert.is_falsy(svg:find('rotate', 1, true))
+    -- a heatmap one row high: the two ends only
+    plot.heatmap { values = usagi.tensor { { 0.25, 0.75 } }, xlabels = { 'a', ' ' }, path = p }
+    svg = slurp(p)
+    assert.is_truthy(svg:find('>0.25</text>', 1, true) and svg:find('>0.75</text>', 1, true), svg)
+    assert.is_falsy(svg:find('> </text>', 1, true), svg)     -- ImageMagick refuses a text of blanks
   end)
 end)

@@ -136,9 +136,9 @@ describe('usagi run', function()
   it('stops on a failed write with a clear error and the previous checkpoint intact', function()
     -- A file-size limit fails writes as a full disk does (EFBIG for ENOSPC),
     -- without root. The checkpoints grow with the metrics kept in them
-    -- (72 kB at step 1000, 88 kB at 2000): the first fits under 80 kB, the
-    -- second does not, and results.h5 (44 kB before /params) stays under.
-    local how, code, text = h.usagi_limited(80, 'run', script, '--out', out, '--name', 'full', '--set',
+    -- (81 kB at step 1000, 105 kB at 2000): the first fits under 96 kB, the
+    -- second does not, and results.h5 (under 90 kB before /params) stays under.
+    local how, code, text = h.usagi_limited(96, 'run', script, '--out', out, '--name', 'full', '--set',
       'hidden=100', '--set', 'iterations=2000', '--set', 'log_every=1', '--set', 'samples=0',
       '--checkpoint-every', '1000')
     assert.are.equal('exit', how, text)
@@ -355,7 +355,31 @@ describe('usagi show, compare, plot and sweep', function()
     assert.is_truthy(header:find('activation', 1, true), text)
     assert.is_falsy(header:find('hidden', 1, true), text)
     assert.is_truthy(header:find('accuracy', 1, true), text)
-    assert.is_truthy(text:find('\ntanh%s+tanh'), text)
+    assert.is_truthy(text:find('\ntanh%s+binary_addition%s+tanh'), text)
+  end)
+
+  it('compare tells runs of two experiments with one id apart, and marks what a run lacks', function()
+    local other = tmpdir()
+    assert.are.equal(0, (usagi_cli('run', 'tests/mpi/dp_synth.lua', '--smoke', '--out', other, '--name', 'tanh')))
+    local code, text = usagi_cli('compare', out .. '/binary_addition/tanh', other .. '/dp_synth/tanh')
+    rmrf(other)
+    assert.are.equal(0, code, text)
+    assert.is_truthy(text:find('^run%s+experiment%s'), text)
+    -- inputs is dp_synth's key alone, accuracy binary_addition's metric alone
+    local header = text:match('^[^\n]+')
+    local col = {}
+    for name in header:gmatch('%S+') do col[#col + 1] = name end
+    local function cell(row, name)
+      local cells = {}
+      for c in row:gmatch('%S+') do cells[#cells + 1] = c end
+      for j, n in ipairs(col) do if n == name then return cells[j] end end
+    end
+    local ba, dp = text:match('\n(tanh%s+binary_addition[^\n]*)'), text:match('\n(tanh%s+dp_synth[^\n]*)')
+    assert.is_truthy(ba and dp, text)
+    assert.are.equal('-', cell(ba, 'inputs'), text)
+    assert.are.equal('8', cell(dp, 'inputs'), text)
+    assert.are.equal('-', cell(dp, 'accuracy'), text)
+    assert.is_falsy(text:find('nil', 1, true), text)
   end)
 
   it('plot writes an SVG and a PNG of the loss curves', function()
@@ -377,19 +401,104 @@ describe('usagi show, compare, plot and sweep', function()
     assert.is_truthy(text:find('no metric "nope"', 1, true), text)
   end)
 
-  it('sweep runs every combination and prints the table', function()
+  it('plot orders the legend by number, and takes --logy, --smooth and --x epoch|seconds', function()
+    for _, hid in ipairs { 16, 8 } do
+      assert.are.equal(0, (usagi_cli('run', script, '--smoke', '--out', out, '--name', 'h' .. hid,
+        '--set', 'hidden=' .. hid)))
+    end
+    local file = out .. '/h.svg'
+    local code, text = usagi_cli('plot', out .. '/binary_addition/h16', out .. '/binary_addition/h8',
+      '--logy', '--smooth', '0.5', '-o', file)
+    assert.are.equal(0, code, text)
+    local svg = io.open(file):read('a')
+    local at8, at16 = svg:find('>hidden=8</text>', 1, true), svg:find('>hidden=16</text>', 1, true)
+    assert.is_truthy(at8 and at16 and at8 < at16, svg)
+    assert.is_truthy(svg:find('>loss (smoothed 0.5)</text>', 1, true), svg)
+    code, text = usagi_cli('plot', out .. '/binary_addition/h8', '--smooth', '1', '-o', file)
+    assert.are.equal(2, code)
+    assert.is_truthy(text:find('--smooth needs a weight in [0, 1)', 1, true), text)
+    -- binary_addition logs no epoch; dp_synth logs one at the end of each of its 3 epochs
+    code, text = usagi_cli('plot', out .. '/binary_addition/h8', '--x', 'epoch', '-o', file)
+    assert.are.equal(1, code)
+    assert.is_truthy(text:find('logs no epoch metric', 1, true), text)
+    assert.are.equal(0, (usagi_cli('run', 'tests/mpi/dp_synth.lua', '--smoke', '--out', out, '--name', 'd')))
+    code, text = usagi_cli('plot', out .. '/dp_synth/d', '--metric', 'loss', '--x', 'epoch', '-o', file)
+    assert.are.equal(0, code, text)
+    svg = io.open(file):read('a')
+    assert.is_truthy(svg:find('>epoch</text>', 1, true), svg)
+    local xs = {}
+    for pts in svg:gmatch('<polyline[^>]-points="([^"]*)"') do
+      for x in pts:gmatch('([%d.]+),') do xs[#xs + 1] = tonumber(x) end
+    end
+    assert.are.equal(3, #xs)              -- one loss per epoch, at epochs 1, 2, 3: evenly spaced
+    assert.is_true(math.abs((xs[2] - xs[1]) - (xs[3] - xs[2])) < 0.02, svg)
+    assert.is_truthy(svg:find('>3</text>', 1, true), svg)
+    -- each value's time since the run started, in /seconds/<key>, is the x of --x seconds
+    local f <close> = usagi.h5.open(out .. '/binary_addition/h8/results.h5', 'r')
+    local secs, loss = f:read('/seconds/loss'), f:read('/metrics/loss')
+    assert.are.equal(loss:numel(), secs:numel())
+    assert.is_true(secs[1] > 0)
+    for j = 2, secs:numel() do assert.is_true(secs[j] >= secs[j - 1]) end
+    code, text = usagi_cli('plot', out .. '/binary_addition/h8', '--x', 'seconds', '-o', file)
+    assert.are.equal(0, code, text)
+    assert.is_truthy(io.open(file):read('a'):find('>seconds</text>', 1, true))
+  end)
+
+  it('sweep runs every combination over the seeds, and the table gives mean ± std with n', function()
     local code, text = usagi_cli('sweep', script, '--smoke', '--out', out, '--grid', 'activation=tanh,relu',
-      '--grid', 'hidden=4,8', '-j', '2')
+      '--seeds', '1,2', '-j', '2')
     assert.are.equal(0, code, text)
     assert.is_truthy(text:find('4 runs', 1, true), text)
     local rows = 0
     for line in text:gmatch('[^\n]+') do
-      if line:find('activation=') and line:find('hidden=') and line:find('ok%s*$') then rows = rows + 1 end
+      if line:find('^%[%d/4%] activation=%a+ seed=%d +ok ') then rows = rows + 1 end
     end
     assert.are.equal(4, rows, text)
+    -- one row per activation, over seeds 1 and 2
+    assert.is_truthy(text:find('\nexperiment%s+activation%s+n%s+seeds%s+accuracy%s+loss%s+status\n'), text)
+    for _, act in ipairs { 'tanh', 'relu' } do
+      assert.is_truthy(text:find('\nbinary_addition%s+' .. act .. '%s+2%s+1,2%s+%S+ ± %S+%s+%S+ ± %S+%s+2 ok\n'), text)
+    end
+    -- the seed is the run's: each run's results.h5 says so
+    local dirs = {}
+    for _, d in ipairs(sys.listdir(out .. '/binary_addition')) do
+      if d:find('seed=', 1, true) then dirs[#dirs + 1] = out .. '/binary_addition/' .. d end
+    end
+    table.sort(dirs)
+    assert.are.equal(4, #dirs)
+    for _, d in ipairs(dirs) do
+      local f <close> = usagi.h5.open(d .. '/results.h5', 'r')
+      assert.are.equal(tonumber(d:match('seed=(%d+)$')), f:attrs('/').seed, d)
+    end
+    -- plot: the seeds of an activation share its colour and one legend row
+    local file = out .. '/seeds.svg'
+    code, text = usagi_cli('plot', '-o', file, table.unpack(dirs))
+    assert.are.equal(0, code, text)
+    local svg = io.open(file):read('a')
+    local strokes, colours = {}, 0
+    for c in svg:gmatch('<polyline[^>]-stroke="(#%x+)"') do
+      if not strokes[c] then colours = colours + 1 end
+      strokes[c] = (strokes[c] or 0) + 1
+    end
+    assert.are.equal(2, colours, svg)
+    assert.is_truthy(svg:find('>activation=relu (2 seeds)</text>', 1, true), svg)
+    assert.is_truthy(svg:find('>activation=tanh (2 seeds)</text>', 1, true), svg)
+    local _, rows = svg:gsub('seeds%)</text>', '')
+    assert.are.equal(2, rows)
+    -- --each: a row per run, with its seed
+    code, text = usagi_cli('compare', '--each', table.unpack(dirs))
+    assert.are.equal(0, code, text)
+    assert.is_truthy(text:find('^run%s+experiment%s+activation%s+seed%s'), text)
+    assert.is_truthy(text:find('seed=2%s+binary_addition%s+tanh%s+2%s'), text)
     code, text = usagi_cli('sweep', script, '--smoke', '--out', out, '--grid', 'hiden=4')
     assert.are.equal(2, code)
     assert.is_truthy(text:find('unknown config key', 1, true), text)
+    code, text = usagi_cli('sweep', script, '--smoke', '--out', out, '--seeds', '1,x')
+    assert.are.equal(2, code)
+    assert.is_truthy(text:find('--seed', 1, true), text)
+    code, text = usagi_cli('sweep', script, '--smoke', '--out', out, '--seeds', '1,2', '--seed', '3')
+    assert.are.equal(2, code)
+    assert.is_truthy(text:find('--seed and --seeds', 1, true), text)
   end)
 end)
 
@@ -446,6 +555,43 @@ describe('run:batches', function()
       return seen
     end)
     assert.are.same({ 'epoch 1/2', 'epoch 2/2', 'mine' }, labels)
+  end)
+
+  -- What run:progress writes to stderr, on a terminal (tty) or not.
+  local function progress_lines(tty, seconds, n, pause)
+    local writes, real = {}, io.stderr
+    io.stderr = { write = function(self, ...) for _, s in ipairs { ... } do writes[#writes + 1] = s end return self end,
+      flush = function() end }
+    local ok, err = pcall(in_run, function(run)
+      run.quiet, run.tty, run.progress_seconds = false, tty, seconds
+      for _ in run:progress(n, { carry = {} }) do sys.sleep(pause) end
+    end)
+    io.stderr = real
+    assert(ok, err)
+    return table.concat(writes)
+  end
+
+  it('progress: the first reading has no rate yet, not one of a step that has not run', function()
+    local text = progress_lines(true, nil, 3, 0.12)
+    local rates = {}
+    for r in text:gmatch('%] %d+/3 (%S+) it/s') do rates[#rates + 1] = r end
+    assert.are.equal('?', rates[1], text)
+    assert.is_truthy(text:find('%] 1/3 %? it/s 00:00<%-%-:%-%-'), text)
+    for j = 2, #rates do
+      local r = tonumber(rates[j])
+      assert.is_true(r and r > 2 and r < 20, text)         -- a step takes 0.12 s
+    end
+  end)
+
+  it('progress: into a file, a line every few seconds and one at the end, not one per step', function()
+    local text = progress_lines(false, 0.1, 100, 0.005)
+    assert.is_falsy(text:find('\r', 1, true), text)
+    local lines = 0
+    for _ in text:gmatch('[^\n]+') do lines = lines + 1 end
+    assert.is_true(lines >= 2 and lines <= 12, text)       -- 0.5 s or more of steps, a line per 0.1 s
+    assert.is_truthy(text:find('%] 100/100 %d+ it/s [^\n]*\n$'), text)
+    text = progress_lines(false, 5, 100, 0)
+    assert.is_truthy(text:find('^batches %[#+%] 100/100 %d+ it/s [^\n]*\n$'), text)
   end)
 
   it('train_epoch: one step of the optimizer per batch, the mean of the batch losses', function()
