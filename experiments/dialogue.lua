@@ -102,8 +102,9 @@ return usagi.experiment {
       error(("dialogue: model must be hred or vhred, got '%s'"):format(cfg.model), 0)
     end
     local train_d, test_d = data.dailydialog('train'), data.dailydialog('test')
-    local voc = data.vocabulary(train_d, cfg.vocab)
-    local ids, vocab = voc.ids, voc.vocab
+    local vocab = data.Vocab.from_tokens(train_d, { order = 'frequency', max_size = cfg.vocab,
+      specials = { '<pad>', '<unk>', '<s>', '</s>' }, unk = '<unk>' })
+    local ids = vocab.index
     local opts = { pad = ids['<pad>'], start = ids['<s>'], stop = ids['</s>'], context = cfg.turns }
     local train = examples_of(train_d, ids, cfg.turns, cfg.max_len, cfg.limit)
     local test = examples_of(test_d, ids, cfg.turns, cfg.max_len, cfg.test_limit)
