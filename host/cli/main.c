@@ -49,11 +49,12 @@ static const char usage_text[] =
     "  usagi sweep SCRIPT.lua --grid key=a,b... [-j N]   one run per combination\n"
     "  usagi show RUN_DIR               config, provenance and metrics of a run\n"
     "  usagi compare RUN_DIR...         differing config and final metrics\n"
-    "  usagi plot RUN_DIR... -o FILE.svg|.png   metric curves\n";
+    "  usagi plot RUN_DIR... -o FILE.svg|.png   metric curves\n"
+    "  usagi infer RUN_DIR [INPUT...]   the run's trained model answers each input\n";
 
 /* The commands usagi.cli handles; a script of the same name runs as
  * `usagi ./run`. */
-static const char *const commands[] = {"run", "sweep", "show", "compare", "plot", NULL};
+static const char *const commands[] = {"run", "sweep", "show", "compare", "plot", "infer", NULL};
 static int exit_code = EXIT_SUCCESS;
 
 /* ==== Messages and tracebacks ========================================== */

@@ -16,6 +16,7 @@ usagi show RUN_DIR|FILE.h5           config, provenance and metrics of a run
 usagi compare RUN_DIR...             differing config keys and final metrics
 usagi plot RUN_DIR... [--metric NAME]... -o FILE.svg|FILE.png
                                      metric curves, runs overlaid
+usagi infer RUN_DIR [INPUT...]       the run's trained model answers each input
 `usagi run SCRIPT.lua --help` lists the options and the script's config keys.]]
 
 -- `usagi COMMAND --help`
@@ -495,14 +496,17 @@ end
 
 -- ==== Dispatch ===========================================================
 
-local commands = { run = run, sweep = sweep, show = show, compare = compare, plot = plot }
+-- `usagi infer` lives with the loading of runs (scripts/usagi/runs.lua).
+local function infer(args) return require('usagi.runs').main(args) end
+
+local commands = { run = run, sweep = sweep, show = show, compare = compare, plot = plot, infer = infer }
 
 function M.is_command(name) return commands[name] ~= nil end
 
 function M.main(command, args)
   local fn = commands[command]
   if not fn then return die(2, 'usagi: unknown command %s\n%s', tostring(command), M.commands_help) end
-  if args[1] == '-h' or args[1] == '--help' then print(help[command]); return 0 end
+  if args[1] == '-h' or args[1] == '--help' then print(help[command] or require('usagi.runs').help); return 0 end
   local ok, code = pcall(fn, args)
   if not ok then return die(1, 'usagi %s: %s', command, (tostring(code):gsub('^[^\n]-%.lua:%d+: ', ''))) end
   return code
