@@ -142,6 +142,9 @@ describe('usagi.runs.load and infer', function()
     assert.is_truthy(a[1]:match('^z %(mu%) = %-?[%d.]+ %-?[%d.]+$'), a[1])     -- latent 2 in the smoke config
     assert.are.equal('file', usagi.sys.kind(dir .. '/out/reconstruction.png'))
     assert.are.same(a, m:infer(pgm, { out = dir .. '/out' }))
+    -- the same digit as a PNG (the same bytes) gives the same code
+    usagi.image.save_png(dir .. '/digit.png', x:view(8, 8))
+    assert.are.same(a, m:infer(dir .. '/digit.png', { out = dir .. '/out' }))
     assert.is_truthy(m:infer('sample', { out = dir .. '/out', options = { n = 4 } }):find('4 samples'))
     assert.are.equal('file', usagi.sys.kind(dir .. '/out/samples.png'))
     f = assert(io.open(dir .. '/big.pgm', 'wb'))
