@@ -22,36 +22,7 @@
 local usagi = require 'usagi'
 local nn, optim = require 'usagi.nn', require 'usagi.optim'
 local data = require 'usagi.data'
-local plot = require 'usagi.plot'
 local S = require 'usagi.seq2seq'
-
--- the characters of a row of ids, one label each (spaces shown as '.')
-local function chars(ids, vocab)
-  local out = {}
-  for i, id in ipairs(ids) do out[i] = (vocab:token(id) or '?'):gsub(' ', '.') end
-  return out
-end
-
--- The attention of the model's greedy answers to the dates x (k, Ts) as
--- pictures, one per date: output characters down, input characters across.
--- Returns the answers (lists of ids) and the paths.
-local function draw_attention(model, x, vocab, start, T, reverse, path_of)
-  local got, w = model:generate(x, { start = start, max_len = T })  -- w (k, T, Ts)
-  if reverse then                  -- the model read it backwards: put the weights in order
-    local n, idx = w:size(3), {}
-    for s = 1, n do idx[s] = n + 1 - s end
-    w = w:index_select(3, usagi.tensor(idx, 'i32'))
-  end
-  local paths = {}
-  for b = 1, x:size(1) do
-    local src = x[b]:totable()
-    paths[b] = path_of(b)
-    plot.heatmap { values = w[b], xlabels = chars(src, vocab), ylabels = chars(got[b], vocab),
-      title = vocab:decode(src):gsub('%s+$', '') .. ' -> ' .. vocab:decode(got[b]),
-      xlabel = 'input', ylabel = 'output', vmin = 0, vmax = 1, cell = 16, path = paths[b] }
-  end
-  return got, paths
-end
 
 return usagi.experiment {
   name = 'attention_dates',
@@ -83,8 +54,8 @@ return usagi.experiment {
     local got
     if ctx.options.picture then
       local paths
-      got, paths = draw_attention(model, x, v, d.start, d.answer_len, ctx.config.reverse_input,
-        function() return ctx.path('attention.png') end)
+      got, paths = S.attention_pictures(model, x, v, { start = d.start, max_len = d.answer_len,
+        path_of = function() return ctx.path('attention.png') end })
       ctx.note('attention weights: ' .. paths[1])
     else
       got = model:generate(x, { start = d.start, max_len = d.answer_len })
@@ -127,8 +98,8 @@ return usagi.experiment {
     model:eval()
     local k = math.min(cfg.pictures, test.x:size(1))
     if k > 0 and run.dir then
-      local _, paths = draw_attention(model, test.x:narrow(1, 1, k), vocab, task.start, test.y:size(2) - 1,
-        cfg.reverse_input, function(b) return run.dir .. ('/attention-%d.png'):format(b) end)
+      local _, paths = S.attention_pictures(model, test.x:narrow(1, 1, k), vocab, { start = task.start,
+        max_len = test.y:size(2) - 1, path_of = function(b) return run.dir .. ('/attention-%d.png'):format(b) end })
       for _, path in ipairs(paths) do run:print('attention weights: ' .. path) end
     end
     return acc

@@ -14,6 +14,9 @@
 --   variant=baseline        as above, plain                     (book: ~10% after 25 epochs)
 --   variant=reversed        the question read backwards          (~50%)
 --   variant=reversed_peeky  reversed, and peeky                  (~90-98%)
+-- and chapter 8's attention (Luong's dot score over the encoder's states)
+-- in place of peeky:
+--   variant=attention       reversed, with attention
 --
 --   usagi run experiments/seq2seq_addition.lua --set variant=reversed_peeky
 --   usagi sweep experiments/seq2seq_addition.lua --grid variant=baseline,reversed,reversed_peeky
@@ -28,12 +31,13 @@ local VARIANTS = {
   baseline = {},
   reversed = { reverse_input = true },
   reversed_peeky = { reverse_input = true, peeky = true },
+  attention = { reverse_input = true, attention = 'dot' },
 }
 
 local function variant(cfg)
   local v = VARIANTS[cfg.variant]
   if not v then
-    error(("seq2seq_addition: variant must be baseline, reversed or reversed_peeky, got '%s'")
+    error(("seq2seq_addition: variant must be baseline, reversed, reversed_peeky or attention, got '%s'")
       :format(cfg.variant), 0)
   end
   return v
@@ -50,12 +54,14 @@ return usagi.experiment {
   model = function(cfg, d)
     local v = variant(cfg)
     return nn.Seq2Seq { src_vocab = #d.vocab, tgt_vocab = #d.vocab, embed = cfg.embed, hidden = cfg.hidden,
-      cell = 'lstm', reverse_input = v.reverse_input, peeky = v.peeky }
+      cell = 'lstm', reverse_input = v.reverse_input, peeky = v.peeky, attention = v.attention }
   end,
 
   -- usagi infer RUN_DIR '16+75' -> 91
   infer_help = "each INPUT is a sum of two numbers of up to three digits ('16+75', '512+8'); "
-    .. 'the answer is what the model says it comes to',
+    .. 'the answer is what the model says it comes to; with variant=attention, --picture true '
+    .. '(the default) draws the attention of it to attention.png in --out',
+  infer_options = { picture = true },
   infer = function(model, input, ctx)
     local d, vocab = ctx.data, ctx.vocab
     local q = type(input) == 'string' and input:gsub('%s+', '') or nil
@@ -66,7 +72,15 @@ return usagi.experiment {
       error(('seq2seq_addition: a sum has at most %d characters here, got %d: %q'):format(d.src_len, #q, q), 0)
     end
     local x = vocab:encode(q .. (' '):rep(d.src_len - #q)):view(1, d.src_len)
-    local got = model:generate(x, { start = d.start, max_len = d.answer_len })
+    local got
+    if model.attention and ctx.options.picture then
+      local paths
+      got, paths = S.attention_pictures(model, x, vocab, { start = d.start, max_len = d.answer_len,
+        path_of = function() return ctx.path('attention.png') end })
+      ctx.note('attention weights: ' .. paths[1])
+    else
+      got = model:generate(x, { start = d.start, max_len = d.answer_len })
+    end
     return (vocab:decode(got[1]):gsub('%s+$', ''))
   end,
 

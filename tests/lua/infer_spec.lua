@@ -67,7 +67,7 @@ describe('usagi.runs.load and infer', function()
     h.rmrf(dir)
   end)
 
-  it('adds with the seq2seq model', function()
+  it('adds with the seq2seq model, and draws the attention of the attention variant', function()
     if not dlfs2('addition') then return end
     local run, dir = smoke('seq2seq_addition')
     local m = runs.load(run.dir)
@@ -76,6 +76,12 @@ describe('usagi.runs.load and infer', function()
     assert.are.equal(a, m:infer(' 16 + 75 '))
     h.raises(function() m:infer('16-75') end, "seq2seq_addition: give a sum such as '16+75', got \"16-75\"")
     h.raises(function() m:infer('1234+5678') end, 'at most 7 characters')
+    h.rmrf(dir)
+    -- with attention: the picture of the sum asked
+    run, dir = smoke('seq2seq_addition', { variant = 'attention' })
+    m = runs.load(run.dir)
+    assert.is_truthy(m:infer('16+75', { out = dir .. '/pics' }):match('^[%d+_ ]*$'))
+    assert.are.equal('file', usagi.sys.kind(dir .. '/pics/attention.png'))
     h.rmrf(dir)
   end)
 
