@@ -243,10 +243,10 @@ function M.load(path, opts)
   end
   local name = attrs.experiment
   local spec = find_spec(fn, name, attrs, opts)
-  if type(spec.model) ~= 'function' or type(spec.infer) ~= 'function' then
-    error(('%s: the experiment %s declares no %s, so its runs cannot be used for inference '
-      .. '(an experiment declares model = function(cfg, data) and infer = function(model, input, ctx))')
-      :format(fn, tostring(name), type(spec.model) ~= 'function' and 'model' or 'infer'), 0)
+  if type(spec.model) ~= 'function' then
+    error(('%s: the experiment %s declares no model, so its runs cannot be loaded (an experiment '
+      .. 'declares model = function(cfg, data) and infer = function(model, input, ctx); '
+      .. 'experiments/README.md says how)'):format(fn, tostring(name)), 0)
   end
   local model = spec.model(config, kept)
   if type(model) ~= 'table' or type(model.load_state_dict) ~= 'function' then
@@ -297,17 +297,27 @@ end
 -- says what an input is: a date, a prompt, a sentence, an image file),
 -- computed without a graph. opts: seed (usagi.manual_seed first, so a
 -- sampled answer repeats), out (the directory for pictures, default
--- <run>/infer), options (the experiment's infer_options, by name), quiet.
+-- <run>/infer), options (the experiment's infer_options, by name), index
+-- (the input's number among several: its files are name-<index>.ext).
 function Loaded:infer(input, opts)
   opts = opts or {}
   if type(opts) ~= 'table' then error('Loaded:infer: opts must be a table, got ' .. type(opts), 2) end
+  if type(self.spec.infer) ~= 'function' then
+    error(('%s declares no infer = function(model, input, ctx): its model loads (m.model) but '
+      .. 'answers nothing by itself'):format(self.experiment), 0)
+  end
   local out, notes = opts.out or (self.dir .. '/infer'), {}
   local ctx = { config = self.config, data = self.data, vocab = self.vocab, dir = self.dir,
                 out = out, options = options_of(self, opts.options), run = self, notes = notes }
-  -- ctx.path(name) -> a path for a file the answer writes, in out
+  -- ctx.path(name) -> a path for a file the answer writes, in out; the
+  -- k-th of several inputs (opts.index) writes name-k.ext
   function ctx.path(name)
     local ok, err = pcall(sys.mkdir, out)
     if not ok then error(('%s infer: cannot make %s: %s'):format(self.experiment, out, tostring(err)), 0) end
+    if opts.index then
+      local stem, ext = name:match('^(.*)(%.[^.]*)$')
+      name = ('%s-%d%s'):format(stem or name, opts.index, ext or '')
+    end
     return out .. '/' .. name
   end
   -- ctx.note(text): a line for the user besides the answer (stderr in the CLI)
@@ -409,7 +419,8 @@ function M.main(args)
   if help then print(M.help); print(''); print(experiment_help(m)); return 0 end
   opts.options = options
   if #inputs == 0 then inputs[1] = false end            -- the experiment's answer to no input
-  for _, input in ipairs(inputs) do
+  for k, input in ipairs(inputs) do
+    opts.index = #inputs > 1 and k or nil
     local fine, answer = pcall(m.infer, m, input or nil, opts)
     for _, note in ipairs(m.notes or {}) do io.stderr:write(note, '\n') end
     m.notes = nil

@@ -36,7 +36,11 @@ check "an answer of the answer's characters" "1" "$(grep -c '^[0-9a-z -]\{1,10\}
 check "the same answer twice" "$(cat a1)" "$(cat a2)"
 check "the attention picture" "file" "$(test -f "$run/infer/attention.png" && echo file)"
 check "its path on stderr" "1" "$(grep -c 'infer/attention.png' err1)"
-check "two inputs, two answers" "2" "$("$U" infer "$run" '3/3/99' 'March 3, 1999' --picture false 2>/dev/null | wc -l | tr -d ' ')"
+check "two inputs, two answers" "2" "$("$U" infer "$run" '3/3/99' 'March 3, 1999' 2>/dev/null | wc -l | tr -d ' ')"
+check "two inputs, two pictures" "file file" "$(for k in 1 2; do test -f "$run/infer/attention-$k.png" && printf 'file'; [ $k = 1 ] && printf ' '; done)"
+rm -r "$run/infer"
+"$U" infer "$run" '3/3/99' --picture false >/dev/null 2>&1
+check "--picture false draws none" "none" "$(test -e "$run/infer" && echo some || echo none)"
 check "--help" "0" "$("$U" infer "$run" --help >help 2>&1; echo $?)"
 check "--help says what an input is" "1" "$(grep -c '^attention_dates: each INPUT is a date' help)"
 check "infer --help alone" "0" "$("$U" infer --help >/dev/null 2>&1; echo $?)"

@@ -177,6 +177,35 @@ describe('usagi.runs.load and infer', function()
     h.rmrf(dir)
   end)
 
+  it('keeps a tree of data, and loads a model whose experiment declares no infer', function()
+    local nn = require 'usagi.nn'
+    local spec = usagi.experiment { name = 'tiny', config = { n = 3 },
+      model = function(cfg, d) return nn.Linear(d.inputs, cfg.n) end,
+      run = function(run, cfg)
+        local m = run:model { inputs = 2, list = { 5, 6 }, t = usagi.ones(2), flag = true, nested = { a = 'x' },
+                              vocab = usagi.data.Vocab.from_text('ab') }
+        run:track { model = m }
+      end }
+    local dir = h.tmpdir()
+    local run = experiment.run_experiment(spec, { quiet = true, out = dir })
+    local m = runs.load(run.dir, { spec = spec })
+    assert.is_false(m.model.training)
+    same_params(run.tracked.model, m.model)
+    assert.are.equal(2, m.data.inputs)
+    assert.are.same({ 5, 6 }, m.data.list)
+    assert.are.same({ 1, 1 }, m.data.t:totable())
+    assert.is_true(m.data.flag)
+    assert.are.equal('x', m.data.nested.a)
+    assert.are.equal('ab', m.vocab:decode({ 1, 2 }))
+    h.raises(function() m:infer('x') end, 'tiny declares no infer')
+    h.raises(function() runs.load(run.dir) end, 'cannot find the script of experiment tiny')
+    h.raises(function() usagi.experiment { name = 'y', config = {}, run = print, infer = print } end,
+      'usagi.experiment: y declares infer without model')
+    h.raises(function() usagi.experiment { name = 'y', config = {}, run = print, model = 1 } end,
+      'usagi.experiment: model of y must be a function, got number')
+    h.rmrf(dir)
+  end)
+
   it('refuses to keep what results.h5 cannot hold', function()
     local run = require('usagi.run').open({ name = 'x', config = {} }, {}, { out = false, quiet = true })
     h.raises(function() run:keep_data { f = print } end, 'run:keep_data: data.f is a function')
