@@ -298,7 +298,9 @@ end
 -- computed without a graph. opts: seed (usagi.manual_seed first, so a
 -- sampled answer repeats), out (the directory for pictures, default
 -- <run>/infer), options (the experiment's infer_options, by name), index
--- (the input's number among several: its files are name-<index>.ext).
+-- (the input's number among several: its files are name-<index>.ext),
+-- quiet (the notes, such as the path of a picture, are not written to
+-- stderr; m.notes keeps them).
 function Loaded:infer(input, opts)
   opts = opts or {}
   if type(opts) ~= 'table' then error('Loaded:infer: opts must be a table, got ' .. type(opts), 2) end
@@ -324,8 +326,12 @@ function Loaded:infer(input, opts)
   function ctx.note(text) notes[#notes + 1] = text end
   self.notes = notes
   if opts.seed ~= nil then usagi.manual_seed(opts.seed) end
-  local res = table.pack(usagi.no_grad(function() return self.spec.infer(self.model, input, ctx) end))
-  return table.unpack(res, 1, res.n)
+  local res = table.pack(pcall(usagi.no_grad, function() return self.spec.infer(self.model, input, ctx) end))
+  if not opts.quiet then
+    for _, note in ipairs(notes) do io.stderr:write(note, '\n') end
+  end
+  if not res[1] then error(res[2], 0) end
+  return table.unpack(res, 2, res.n)
 end
 
 function Loaded:__tostring()
@@ -422,8 +428,6 @@ function M.main(args)
   for k, input in ipairs(inputs) do
     opts.index = #inputs > 1 and k or nil
     local fine, answer = pcall(m.infer, m, input or nil, opts)
-    for _, note in ipairs(m.notes or {}) do io.stderr:write(note, '\n') end
-    m.notes = nil
     if not fine then
       io.stderr:write('usagi infer: ', (tostring(answer):gsub('^[^\n:]*:%d+: ', '')), '\n')
       return 1
