@@ -11,7 +11,8 @@ local h = dofile('tests/lua/helpers.lua')
 
 local function load(name) return dofile('experiments/' .. name .. '.lua') end
 
--- A smoke run of experiment name in a new directory: run, dir (remove it).
+-- A smoke run of experiment name in a new directory, made smaller still by
+-- set where the test needs only the form of the answers: run, dir.
 local function smoke(name, set)
   local dir = h.tmpdir()
   local run = experiment.run_experiment(load(name), { smoke = true, quiet = true, seed = 1, out = dir, set = set })
@@ -32,7 +33,7 @@ local function dlfs2(name) return h.have_data('dlfs2/' .. name .. '.txt', name) 
 describe('usagi.runs.load and infer', function()
   it('translates a date with the attention model, draws its attention, from results.h5 and best.h5', function()
     if not dlfs2('date') then return end
-    local run, dir = smoke('attention_dates')
+    local run, dir = smoke('attention_dates', { limit = 300 })
     local m = runs.load(run.dir)
     assert.is_false(m.model.training)
     assert.are.equal(59, #m.vocab)
@@ -70,7 +71,7 @@ describe('usagi.runs.load and infer', function()
 
   it('adds with the seq2seq model, and draws the attention of the attention variant', function()
     if not dlfs2('addition') then return end
-    local run, dir = smoke('seq2seq_addition')
+    local run, dir = smoke('seq2seq_addition', { limit = 500, epochs = 1 })
     local m = runs.load(run.dir)
     local a = m:infer('16+75')
     assert.is_truthy(a:match('^[%d+_ ]*$'), a)
@@ -79,7 +80,7 @@ describe('usagi.runs.load and infer', function()
     h.raises(function() m:infer('1234+5678') end, 'at most 7 characters')
     h.rmrf(dir)
     -- with attention: the picture of the sum asked
-    run, dir = smoke('seq2seq_addition', { variant = 'attention' })
+    run, dir = smoke('seq2seq_addition', { variant = 'attention', limit = 500, epochs = 1 })
     m = runs.load(run.dir)
     assert.is_truthy(m:infer('16+75', { out = dir .. '/pics', quiet = true }):match('^[%d+_ ]*$'))
     assert.are.equal('file', usagi.sys.kind(dir .. '/pics/attention.png'))
@@ -88,7 +89,7 @@ describe('usagi.runs.load and infer', function()
 
   it('samples from a prompt with char_rnn, the same text for the same seed', function()
     if not h.have_data('tinyshakespeare/input.txt', 'char_rnn') then return end
-    local run, dir = smoke('char_rnn')
+    local run, dir = smoke('char_rnn', { iterations = 10, eval_every = 10 })
     local m = runs.load(run.dir)
     local opts = { seed = 7, options = { n = 30 } }
     local a = m:infer('ROMEO:', opts)
@@ -104,7 +105,7 @@ describe('usagi.runs.load and infer', function()
 
   it('scores and continues a sentence with the PTB language model', function()
     if not h.have_data('ptb/ptb.valid.txt', 'ptb_lm') then return end
-    local run, dir = smoke('ptb_lm')
+    local run, dir = smoke('ptb_lm', { epochs = 1 })
     local m = runs.load(run.dir)
     assert.are.equal(10000, #m.vocab)
     local a = m:infer('the company said it expects 15 % growth', { seed = 1, options = { n = 5 } })
