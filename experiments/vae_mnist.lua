@@ -103,7 +103,7 @@ local function answer(model, input, ctx)
     local z = usagi.randn(o.n, ctx.config.latent)
     local path = ctx.path('samples.png')
     plot.grid { images = model:decode(z):sigmoid(), height = side, width = side,
-                cols = math.min(o.n, 10), path = path }
+                cols = math.min(o.n, 10), scale = math.max(2, 112 // side), path = path }
     return ('%d samples from the prior: %s'):format(o.n, path)
   end
   local img = read_image(input)
@@ -115,7 +115,8 @@ local function answer(model, input, ctx)
   local x = img:reshape(1, side * side)
   local mu = model:encode(x)
   local path = ctx.path('reconstruction.png')
-  plot.grid { images = x, under = model:decode(mu):sigmoid(), height = side, width = side, cols = 1, path = path }
+  plot.grid { images = x, under = model:decode(mu):sigmoid(), height = side, width = side, cols = 1,
+              scale = math.max(2, 112 // side), path = path }      -- one image: drawn large
   local z = {}
   for i, v in ipairs(mu[1]:totable()) do z[i] = ('%.4f'):format(v) end
   return { 'z (mu) = ' .. table.concat(z, ' '), 'reconstruction: ' .. path }
