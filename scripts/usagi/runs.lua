@@ -248,7 +248,16 @@ function M.load(path, opts)
       .. 'declares model = function(cfg, data) and infer = function(model, input, ctx); '
       .. 'experiments/README.md says how)'):format(fn, tostring(name)), 0)
   end
-  local model = spec.model(config, kept)
+  local built, model = pcall(spec.model, config, kept)
+  if not built then
+    local why = tostring(model):gsub('^[^\n:]*:%d+: ', '')
+    if next(kept) == nil then
+      error(('%s: %s keeps nothing for inference (results.h5 has no /infer: the run was made before '
+        .. 'its experiment kept it), and %s\'s model(cfg, data) cannot do without (%s); run the '
+        .. 'experiment again'):format(fn, dir, name, why), 0)
+    end
+    error(('%s: %s\'s model(cfg, data) fails on what %s kept: %s'):format(fn, name, dir, why), 0)
+  end
   if type(model) ~= 'table' or type(model.load_state_dict) ~= 'function' then
     error(('%s: %s\'s model(cfg, data) must return a model with load_state_dict, got %s')
       :format(fn, name, type(model)), 0)

@@ -58,6 +58,12 @@ describe('usagi.runs.load and infer', function()
     local c = runs.load(run.dir)
     assert.is_truthy(c.source:find('step%-%d+%.h5$'))
     same_params(m.model, c.model)
+    -- a run made before its experiment kept /infer
+    f = usagi.h5.open(run.dir .. '/results.h5', 'a')
+    f:remove('/infer')
+    f:close()
+    h.raises(function() runs.load(run.dir) end, 'keeps nothing for inference (results.h5 has no /infer',
+      'run the experiment again')
     -- bad input
     h.raises(function() m:infer(nil) end, 'attention_dates: give a date to translate')
     h.raises(function() m:infer(('x'):rep(40)) end, 'at most 29 characters', 'got 40')
