@@ -140,6 +140,19 @@ describe('usagi.runs.load and infer', function()
     end
   end)
 
+  it('answers a conversation with HRED', function()
+    if not h.have_data('dailydialog/dialogues_train.txt.gz', 'dialogue') then return end
+    local run, dir = smoke('dialogue', { limit = 200, test_limit = 20 })
+    local m = runs.load(run.dir)
+    local a = m:infer('can you do push-ups ? | of course i can .', { options = { beam = 2, max_len = 6 } })
+    local _, words = a:gsub('%S+', '')
+    assert.is_true(words >= 1 and words <= 6, a)
+    assert.are.equal(a, m:infer('can you do push-ups ? | of course i can .', { options = { beam = 2, max_len = 6 } }))
+    assert.are.equal('string', type(m:infer('hello', { options = { beam = 0, max_len = 3 } })))
+    h.raises(function() m:infer(' | ') end, 'dialogue: give a conversation')
+    h.rmrf(dir)
+  end)
+
   it('encodes and decodes an image file with the VAE, and samples', function()
     if not h.have_data('digits/digits.csv.gz', 'vae_mnist') then return end
     local run, dir = smoke('vae_mnist')
