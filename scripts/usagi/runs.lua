@@ -353,7 +353,8 @@ M.help = [[
 usagi infer RUN_DIR|CHECKPOINT.h5 [INPUT...] [--best] [--seed N] [--out DIR] [--KEY VALUE]...
 The trained model of a run, answering each INPUT (what an input is depends
 on the experiment: a date, a sum, a prompt, a sentence, a word, an image
-file). The model is built again from what the run kept in results.h5 (its
+file; '-' reads inputs from stdin, one a line; after '--' every argument is
+an input, even one that starts with '-'). The model is built again from what the run kept in results.h5 (its
 config, parameters and vocabulary); --best takes checkpoints/best.h5
 instead of the final parameters, as does a checkpoint file given for the
 run. --seed N (default 0) seeds the sampling, so an answer repeats;
@@ -398,7 +399,7 @@ end
 
 -- main(args) -> exit code: `usagi infer ...` (usagi.cli hands it over).
 function M.main(args)
-  local path, inputs, options, opts, help = nil, {}, {}, { seed = 0 }, false
+  local path, inputs, options, opts, help, dashdash = nil, {}, {}, { seed = 0 }, false, false
   local i = 1
   while i <= #args do
     local a = args[i]
@@ -406,6 +407,7 @@ function M.main(args)
     elseif a == '--best' then opts.best = true
     elseif a == '--' then
       for j = i + 1, #args do inputs[#inputs + 1] = args[j] end
+      dashdash = true
       break
     elseif a:match('^%-%-[%w_]+$') then
       local v = args[i + 1]
@@ -433,6 +435,14 @@ function M.main(args)
   end
   if help then print(M.help); print(''); print(experiment_help(m)); return 0 end
   opts.options = options
+  -- '-' reads the inputs from stdin, one a line (after `--` it is an input)
+  local from_stdin = {}
+  for _, input in ipairs(inputs) do
+    if input == '-' and not dashdash then
+      for line in io.stdin:lines() do from_stdin[#from_stdin + 1] = line end
+    else from_stdin[#from_stdin + 1] = input end
+  end
+  inputs = from_stdin
   if #inputs == 0 then inputs[1] = false end            -- the experiment's answer to no input
   for k, input in ipairs(inputs) do
     opts.index = #inputs > 1 and k or nil

@@ -41,6 +41,8 @@ check "two inputs, two pictures" "file file" "$(for k in 1 2; do test -f "$run/i
 rm -r "$run/infer"
 "$U" infer "$run" '3/3/99' --picture false >/dev/null 2>&1
 check "--picture false draws none" "none" "$(test -e "$run/infer" && echo some || echo none)"
+check "inputs from stdin, one a line" "$(cat a1)
+$(cat a1)" "$(printf 'september 27, 1994\nseptember 27, 1994\n' | "$U" infer "$run" - --picture false 2>/dev/null)"
 check "--help" "0" "$("$U" infer "$run" --help >help 2>&1; echo $?)"
 check "--help says what an input is" "1" "$(grep -c '^attention_dates: each INPUT is a date' help)"
 check "infer --help alone" "0" "$("$U" infer --help >/dev/null 2>&1; echo $?)"
