@@ -18,18 +18,11 @@
 --   usagi run experiments/attention_dates.lua
 --   usagi run experiments/attention_dates.lua --set attention=additive
 --   usagi run experiments/attention_dates.lua --smoke       # a few seconds, for the tests
+--   usagi infer runs/attention_dates/<run-id> 'march 3, 1999'   # the trained model in use
 local usagi = require 'usagi'
 local nn, optim = require 'usagi.nn', require 'usagi.optim'
 local data = require 'usagi.data'
-local plot = require 'usagi.plot'
 local S = require 'usagi.seq2seq'
-
--- the characters of a row of ids, one label each (spaces shown as '.')
-local function chars(ids, vocab)
-  local out = {}
-  for i, id in ipairs(ids) do out[i] = (vocab[id] or '?'):gsub(' ', '.') end
-  return out
-end
 
 return usagi.experiment {
   name = 'attention_dates',
@@ -37,11 +30,44 @@ return usagi.experiment {
              clip = 5.0, reverse_input = true, limit = 0, split_seed = 1984, pictures = 3 },
   smoke = { epochs = 1, limit = 1000, hidden = 32, pictures = 1 },
   checkpoint = { every_epochs = 1, keep = 1, best = 'accuracy', mode = 'max' },
+
+  -- the model of a config; data is what the run keeps (run:model below)
+  model = function(cfg, d)
+    return nn.Seq2Seq { src_vocab = #d.vocab, tgt_vocab = #d.vocab, embed = cfg.embed, hidden = cfg.hidden,
+      cell = 'lstm', attention = cfg.attention, reverse_input = cfg.reverse_input }
+  end,
+
+  -- usagi infer RUN_DIR 'march 3, 1999' -> 1999-03-03, and the attention picture
+  infer_help = "each INPUT is a date as people write it ('march 3, 1999', '3/3/99', 'Wednesday, "
+    .. "March 3, 1999'); the answer is the ISO date, and --picture true (the default) draws the "
+    .. "attention of it to attention.png in --out",
+  infer_options = { picture = true },
+  infer = function(model, input, ctx)
+    local d, v = ctx.data, ctx.vocab
+    if type(input) ~= 'string' or input:match('^%s*$') then
+      error("attention_dates: give a date to translate, e.g. 'september 27, 1994'", 0)
+    end
+    if #input > d.src_len then
+      error(('attention_dates: a date has at most %d characters here, got %d: %q'):format(d.src_len, #input, input), 0)
+    end
+    local x = v:encode(input .. (' '):rep(d.src_len - #input)):view(1, d.src_len)
+    local got
+    if ctx.options.picture then
+      local paths
+      got, paths = S.attention_pictures(model, x, v, { start = d.start, max_len = d.answer_len,
+        path_of = function() return ctx.path('attention.png') end })
+      ctx.note('attention weights: ' .. paths[1])
+    else
+      got = model:generate(x, { start = d.start, max_len = d.answer_len })
+    end
+    return (v:decode(got[1]):gsub('%s+$', ''))
+  end,
+
   run = function(run, cfg)
     local task = data.sequence_task('date', cfg.split_seed, cfg.limit)
-    local train, test, V = task.train, task.test, #task.vocab
-    local model = nn.Seq2Seq { src_vocab = V, tgt_vocab = V, embed = cfg.embed, hidden = cfg.hidden,
-      cell = 'lstm', attention = cfg.attention, reverse_input = cfg.reverse_input }
+    local train, test, V, vocab = task.train, task.test, #task.vocab, task.vocab
+    local model = run:model { vocab = vocab, start = task.start, src_len = train.x:size(2),
+                              answer_len = train.y:size(2) - 1 }
     local opt = optim.Adam(model:parameters(), { lr = cfg.lr })
     run:track { model = model, optim = opt }
     run:print(('attention_dates: %s attention, %d train / %d test dates, vocabulary %d, %d parameters')
@@ -64,29 +90,17 @@ return usagi.experiment {
     run:print(('%d of %d held-out dates wrong%s'):format(#misses, test.x:size(1), #misses > 0 and ':' or ''))
     for k = 1, math.min(#misses, 10) do
       local i, got = misses[k][1], misses[k][2]
-      run:print(('  %s -> %s (want %s)'):format(data.decode(test.x[i], task.vocab):gsub('%s+$', ''),
-        data.decode(got, task.vocab), data.decode(test.y[i]:narrow(1, 2, test.y:size(2) - 1), task.vocab)))
+      run:print(('  %s -> %s (want %s)'):format(vocab:decode(test.x[i]):gsub('%s+$', ''),
+        vocab:decode(got), vocab:decode(test.y[i]:narrow(1, 2, test.y:size(2) - 1))))
     end
 
     -- the attention of a few held-out dates, as pictures
     model:eval()
     local k = math.min(cfg.pictures, test.x:size(1))
     if k > 0 and run.dir then
-      local x, T = test.x:narrow(1, 1, k), test.y:size(2) - 1
-      local got, w = model:generate(x, { start = task.start, max_len = T })  -- w (k, T, Ts)
-      if cfg.reverse_input then        -- the model read it backwards: put the weights in order
-        local n, idx = w:size(3), {}
-        for s = 1, n do idx[s] = n + 1 - s end
-        w = w:index_select(3, usagi.tensor(idx, 'i32'))
-      end
-      for b = 1, k do
-        local src = x[b]:totable()
-        local path = run.dir .. ('/attention-%d.png'):format(b)
-        plot.heatmap { values = w[b], xlabels = chars(src, task.vocab), ylabels = chars(got[b], task.vocab),
-          title = data.decode(src, task.vocab):gsub('%s+$', '') .. ' -> ' .. data.decode(got[b], task.vocab),
-          xlabel = 'input', ylabel = 'output', vmin = 0, vmax = 1, cell = 16, path = path }
-        run:print('attention weights: ' .. path)
-      end
+      local _, paths = S.attention_pictures(model, test.x:narrow(1, 1, k), vocab, { start = task.start,
+        max_len = test.y:size(2) - 1, path_of = function(b) return run.dir .. ('/attention-%d.png'):format(b) end })
+      for _, path in ipairs(paths) do run:print('attention weights: ' .. path) end
     end
     return acc
   end,

@@ -12,6 +12,7 @@
 --
 --   usagi run experiments/char_rnn.lua                        # 2 x 128, 3000 steps
 --   usagi run experiments/char_rnn.lua --set prompt='ROMEO:' --set temperature=0.5
+--   usagi infer runs/char_rnn/<run-id> 'ROMEO:' --n 200       # the trained model writes
 local usagi = require 'usagi'
 local nn, optim = require 'usagi.nn', require 'usagi.optim'
 local data = require 'usagi.data'
@@ -32,20 +33,12 @@ function CharLM:forward(ids)                     -- (T, B) i32 -> logits (T * B,
   return self.out(h:reshape(-1, h:size(3)))
 end
 
--- The text and its alphabet: ids (n) i32 (1-based), chars {id -> char}.
+-- The text and its alphabet: ids (n) i32 (1-based), and the data.Vocab of
+-- its characters (ids in order of first appearance).
 local function load_text(path)
   local text = usagi.sys.read(data.path(path))
-  local ids, chars, index = {}, {}, {}
-  for c in text:gmatch('.') do
-    local id = index[c]
-    if not id then
-      chars[#chars + 1] = c
-      id = #chars
-      index[c] = id
-    end
-    ids[#ids + 1] = id
-  end
-  return usagi.tensor(ids, { dtype = 'i32' }), chars, index
+  local vocab = data.Vocab.from_text(text, { level = 'char' })
+  return vocab:encode(text), vocab
 end
 
 -- Mean cross-entropy (nats per character) over a split, state carried.
@@ -65,24 +58,25 @@ local function evaluate(model, batched, T)
 end
 
 -- Text from the model: the prompt fed in, then n characters drawn from
--- softmax(logits / temperature).
-local function sample(model, chars, index, prompt, n, temperature)
+-- softmax(logits / temperature). The model is left in the mode it was in.
+local function sample(model, vocab, prompt, n, temperature)
+  local training = model.training
   model:eval()
   model.lstm:reset()
   local out = { prompt }
   local logits
   usagi.no_grad(function()
     for c in prompt:gmatch('.') do
-      logits = model(usagi.tensor({ { index[c] or 1 } }, { dtype = 'i32' }))
+      logits = model(usagi.tensor({ { vocab.index[c] or 1 } }, { dtype = 'i32' }))
     end
     for _ = 1, n do
       local p = (logits / temperature):softmax(2)
       local id = usagi.multinomial(p, 1)[{ 1, 1 }]
-      out[#out + 1] = chars[id]
+      out[#out + 1] = vocab[id]
       logits = model(usagi.tensor({ { id } }, { dtype = 'i32' }))
     end
   end)
-  model:train()
+  model:train(training)
   model.lstm:reset()
   return table.concat(out)
 end
@@ -94,8 +88,26 @@ return usagi.experiment {
              sample = 400 },
   smoke = { hidden = 32, steps = 20, batch = 8, iterations = 60, eval_every = 30, limit = 30000, sample = 40 },
   checkpoint = { every = 500, keep = 2, best = 'valid_loss' },
+
+  -- the model of a config; data is what the run keeps (run:model below)
+  model = function(cfg, d) return CharLM(#d.vocab, cfg) end,
+
+  -- usagi infer RUN_DIR 'ROMEO:' -> the prompt and what the model writes after it
+  infer_help = 'each INPUT is a prompt (default: the config\'s prompt); the answer is the prompt '
+    .. 'and --n characters sampled after it at --temperature (0 < t; lower is safer). '
+    .. '--seed N gives another sample',
+  infer_options = { n = 400, temperature = 0.8 },
+  infer = function(model, input, ctx)
+    local prompt, o = input or ctx.config.prompt, ctx.options
+    if type(prompt) ~= 'string' or prompt == '' then error('char_rnn: give a prompt, e.g. \'ROMEO:\'', 0) end
+    if o.temperature <= 0 then error(('char_rnn: --temperature must be above 0, got %g'):format(o.temperature), 0) end
+    if o.n < 0 then error(('char_rnn: --n must be 0 or more characters, got %d'):format(o.n), 0) end
+    ctx.vocab:ids(prompt)                    -- every character of the prompt known, or a clear error
+    return sample(model, ctx.vocab, prompt, o.n, o.temperature)
+  end,
+
   run = function(run, cfg)
-    local ids, chars, index = load_text('tinyshakespeare/input.txt')
+    local ids, chars = load_text('tinyshakespeare/input.txt')
     if cfg.limit > 0 then ids = ids:narrow(1, 1, math.min(cfg.limit, ids:size(1))) end
     local n = ids:size(1)
     local n_train, n_valid = math.floor(0.9 * n), math.floor(0.05 * n)
@@ -105,7 +117,7 @@ return usagi.experiment {
     run:print(('%d characters, %d distinct; %d / %d / %d for train / valid / test')
       :format(n, #chars, n_train, n_valid, n - n_train - n_valid))
 
-    local model = CharLM(#chars, cfg)
+    local model = run:model { vocab = chars }
     local opt = optim.Adam(model:parameters(), { lr = cfg.lr })
     local state = run:track { model = model, optim = opt, state = { window = 0 } }
     local per_epoch = data.nwindows(train, cfg.steps)
@@ -130,7 +142,7 @@ return usagi.experiment {
     run:log { test_loss = t }
     run:print(('test loss %.4f nats/char (%.3f bits/char)'):format(t, t / math.log(2)))
     run:print(('--- sample, temperature %.2g ---\n%s'):format(cfg.temperature,
-      sample(model, chars, index, cfg.prompt, cfg.sample, cfg.temperature)))
+      sample(model, chars, cfg.prompt, cfg.sample, cfg.temperature)))
     return t
   end,
 }

@@ -25,6 +25,7 @@
 --   usagi run experiments/dialogue.lua                        # HRED
 --   usagi run experiments/dialogue.lua --set model=vhred
 --   usagi run experiments/dialogue.lua --smoke                # seconds, for the tests
+--   usagi infer runs/dialogue/<run-id> 'can you do push-ups ?'  # the trained model answers
 local usagi = require 'usagi'
 local nn, optim = require 'usagi.nn', require 'usagi.optim'
 local data = require 'usagi.data'
@@ -97,18 +98,54 @@ return usagi.experiment {
   smoke = { embed = 16, hidden = 32, context = 32, decoder = 32, latent = 8, vocab = 500, epochs = 1,
             limit = 600, test_limit = 100, kl_anneal = 5, samples = 1 },
   checkpoint = { every_epochs = 1, keep = 1 },
+
+  -- the model of a config; data is what the run keeps (run:model below)
+  model = function(cfg, d)
+    return nn.HRED { vocab = #d.vocab, embed = cfg.embed, hidden = cfg.hidden, context = cfg.context,
+      decoder = cfg.decoder, latent = cfg.model == 'vhred' and cfg.latent or 0, pad = d.vocab.index['<pad>'] }
+  end,
+
+  -- usagi infer RUN_DIR 'can you do push-ups ?' -> the model's next turn
+  infer_help = "each INPUT is a conversation so far, its turns apart by '|' ('hi , how are you ? | "
+    .. "fine , and you ?'), the last `turns` of them read; words the vocabulary lacks read as <unk>. "
+    .. 'The answer is the next turn, by beam search over --beam answers (0: greedy), at most --max_len words',
+  infer_options = { beam = 5, max_len = 30 },
+  infer = function(model, input, ctx)
+    local vocab, cfg, o = ctx.vocab, ctx.config, ctx.options
+    if type(input) ~= 'string' or input:match('^[%s|]*$') then
+      error("dialogue: give a conversation, its turns apart by '|': 'can you do push-ups ?'", 0)
+    end
+    if o.beam < 0 or o.max_len < 1 then
+      error(('dialogue: --beam must be 0 or more and --max_len 1 or more, got %d and %d'):format(o.beam, o.max_len), 0)
+    end
+    local turns = {}
+    for turn in (input .. '|'):gmatch('([^|]*)|') do
+      local words = {}
+      -- the corpus's way: lower case, punctuation apart from words
+      for w in turn:lower():gsub('([%.,!?;])', ' %1 '):gmatch('%S+') do words[#words + 1] = w end
+      if #words > 0 then turns[#turns + 1] = vocab:ids(words) end
+    end
+    local opts = { pad = vocab.index['<pad>'], start = vocab.index['<s>'], stop = vocab.index['</s>'],
+                   context = cfg.turns }
+    local batch = S.dialogue_batch({ { context = turns, response = {} } }, 1, 1, opts)
+    local g = model:generate(batch, { start = opts.start, stop = opts.stop, max_len = o.max_len, mean = true,
+      method = o.beam > 0 and 'beam' or 'greedy', beam = o.beam > 0 and o.beam or nil,
+      length_penalty = o.beam > 0 and 1 or nil })
+    return vocab:decode(g[1])
+  end,
+
   run = function(run, cfg)
     if cfg.model ~= 'hred' and cfg.model ~= 'vhred' then
       error(("dialogue: model must be hred or vhred, got '%s'"):format(cfg.model), 0)
     end
     local train_d, test_d = data.dailydialog('train'), data.dailydialog('test')
-    local voc = data.vocabulary(train_d, cfg.vocab)
-    local ids, vocab = voc.ids, voc.vocab
+    local vocab = data.Vocab.from_tokens(train_d, { order = 'frequency', max_size = cfg.vocab,
+      specials = { '<pad>', '<unk>', '<s>', '</s>' }, unk = '<unk>' })
+    local ids = vocab.index
     local opts = { pad = ids['<pad>'], start = ids['<s>'], stop = ids['</s>'], context = cfg.turns }
     local train = examples_of(train_d, ids, cfg.turns, cfg.max_len, cfg.limit)
     local test = examples_of(test_d, ids, cfg.turns, cfg.max_len, cfg.test_limit)
-    local model = nn.HRED { vocab = #vocab, embed = cfg.embed, hidden = cfg.hidden, context = cfg.context,
-      decoder = cfg.decoder, latent = cfg.model == 'vhred' and cfg.latent or 0, pad = opts.pad }
+    local model = run:model { vocab = vocab }
     local params = model:parameters()
     local opt = optim.Adam(params, { lr = cfg.lr })
     local st = run:track { model = model, optim = opt, state = { step = 0 } }

@@ -19,6 +19,7 @@
 --   usagi run experiments/ptb_lm.lua                      # "small": 2x200, 13 epochs, test ppl ~115
 --   usagi run experiments/ptb_lm.lua --set preset=medium  # 2x650, dropout 0.5, 39 epochs, ~82
 --   usagi run experiments/ptb_lm.lua --smoke              # a few seconds, for the tests
+--   usagi infer runs/ptb_lm/<run-id> 'the company said'   # its perplexity, and ten words more
 --
 -- preset=medium (or large) gives every preset key that is still at its small
 -- default the preset's value (hidden, steps, dropout, epochs, init, decay,
@@ -73,6 +74,7 @@ end
 -- ==== The model ==========================================================
 
 local LM = nn.Module:extend 'WordLSTM'
+local continue_sentence
 
 function LM:__init(V, c)
   nn.Module.__init(self)
@@ -126,15 +128,77 @@ local function splits(ptb, c)
   return data.batchify(train, c.batch), data.batchify(valid, c.batch), data.batchify(test, 1), V
 end
 
+-- ==== The model in use ==================================================
+
+-- One sampled id of logits (1, V) at a temperature (0: the argmax).
+local function pick(logits, temperature)
+  if temperature <= 0 then
+    local _, i = logits:max(2)
+    return i[{ 1, 1 }]
+  end
+  return usagi.multinomial((logits / temperature):softmax(2), 1)[{ 1, 1 }]
+end
+
+-- The perplexity of a sentence (its words and the <eos> after it, each
+-- given the ones before, the state starting after an <eos>) and the
+-- sentence continued by o.n words: two lines.
+function continue_sentence(model, vocab, V, input, o)
+  if type(input) ~= 'string' or input:match('^%s*$') then
+    error("ptb_lm: give a sentence, e.g. 'the company said it expects'", 0)
+  end
+  if o.n < 0 then error(('ptb_lm: --n must be 0 or more words, got %d'):format(o.n), 0) end
+  local eos, unk = vocab.index['<eos>'], vocab.index['<unk>']
+  local words, ids = {}, {}
+  for w in input:lower():gsub('%d+', 'N'):gmatch('%S+') do
+    local id = vocab.index[w]
+    if not id or id > V then id, w = unk, w .. '(<unk>)' end
+    words[#words + 1], ids[#ids + 1] = w, id
+  end
+  model:eval()
+  model.lstm:reset()
+  local function step(id) return model(usagi.tensor({ { id } }, 'i32')) end    -- (1, V)
+  local nll, logits = 0, step(eos)
+  for k = 1, #ids + 1 do
+    local target = ids[k] or eos
+    nll = nll - logits:log_softmax(2)[{ 1, target }]
+    if ids[k] then logits = step(ids[k]) end
+  end
+  local ppl = math.exp(nll / (#ids + 1))
+  local more = {}
+  for _ = 1, o.n do
+    local id = pick(logits, o.temperature)
+    more[#more + 1] = vocab[id]
+    logits = step(id)
+  end
+  model.lstm:reset()
+  return { ('perplexity %.2f over %d words and <eos> (%.3f nats a word)'):format(ppl, #ids, nll / (#ids + 1)),
+           table.concat(words, ' ') .. ' | ' .. table.concat(more, ' ') }
+end
+
 return usagi.experiment {
   name = 'ptb_lm',
   config = CONFIG,
   smoke = { hidden = 32, layers = 2, steps = 10, batch = 8, epochs = 2, limit = 10000 },
   checkpoint = { every_epochs = 1, keep = 2, best = 'valid_ppl' },
+
+  -- the model of a config; data is what the run keeps (run:model below):
+  -- the vocabulary and V, how many of its words the model predicts
+  model = function(cfg, d) return LM(d.V, resolve(cfg)) end,
+
+  -- usagi infer RUN_DIR 'the company said' -> its perplexity, and more words
+  infer_help = "each INPUT is a sentence (PTB's way: lower case, numbers as N, words the "
+    .. 'vocabulary lacks read as <unk>); the answer is its perplexity under the model, then the '
+    .. 'sentence continued by --n words sampled at --temperature (0: the likeliest each time)',
+  infer_options = { n = 10, temperature = 1.0 },
+  infer = function(model, input, ctx)
+    return continue_sentence(model, ctx.vocab, ctx.data.V, input, ctx.options)
+  end,
+
   run = function(run, cfg)
     local c = resolve(cfg)
     local T, B = c.steps, c.batch
-    local train, valid, test, V = splits(data.ptb(), c)    -- (N, B), (N', B), (N'', 1)
+    local ptb = data.ptb()
+    local train, valid, test, V = splits(ptb, c)    -- (N, B), (N', B), (N'', 1)
     local nbatches = data.nwindows(train, T)
     train, valid = run:shard(train, 2), run:shard(valid, 2)   -- this rank's columns
     run:print(('ptb_lm: %s, %d layers x %d, T %d, B %d, dropout %g, init %g, lr %g (x%g from epoch %d), '
@@ -142,7 +206,7 @@ return usagi.experiment {
       :format(c.preset, c.layers, c.hidden, T, B, c.dropout, c.init, c.lr, c.decay, c.decay_from,
         c.clip, c.epochs, V, train:numel(), nbatches))
 
-    local model = LM(V, c)
+    local model = run:model { vocab = ptb.vocab, V = V }
     local params = model:parameters()
     usagi.no_grad(function()
       for _, p in ipairs(params) do nn.init.uniform_(p, -c.init, c.init) end

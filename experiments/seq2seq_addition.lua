@@ -14,10 +14,14 @@
 --   variant=baseline        as above, plain                     (book: ~10% after 25 epochs)
 --   variant=reversed        the question read backwards          (~50%)
 --   variant=reversed_peeky  reversed, and peeky                  (~90-98%)
+-- and chapter 8's attention (Luong's dot score over the encoder's states)
+-- in place of peeky:
+--   variant=attention       reversed, with attention
 --
 --   usagi run experiments/seq2seq_addition.lua --set variant=reversed_peeky
 --   usagi sweep experiments/seq2seq_addition.lua --grid variant=baseline,reversed,reversed_peeky
 --   usagi run experiments/seq2seq_addition.lua --smoke       # a few seconds, for the tests
+--   usagi infer runs/seq2seq_addition/<run-id> '16+75'          # the trained model in use
 local usagi = require 'usagi'
 local nn, optim = require 'usagi.nn', require 'usagi.optim'
 local data = require 'usagi.data'
@@ -27,7 +31,17 @@ local VARIANTS = {
   baseline = {},
   reversed = { reverse_input = true },
   reversed_peeky = { reverse_input = true, peeky = true },
+  attention = { reverse_input = true, attention = 'dot' },
 }
+
+local function variant(cfg)
+  local v = VARIANTS[cfg.variant]
+  if not v then
+    error(("seq2seq_addition: variant must be baseline, reversed, reversed_peeky or attention, got '%s'")
+      :format(cfg.variant), 0)
+  end
+  return v
+end
 
 return usagi.experiment {
   name = 'seq2seq_addition',
@@ -35,16 +49,47 @@ return usagi.experiment {
              lr = 0.001, clip = 5.0, limit = 0, split_seed = 1984 },
   smoke = { epochs = 2, limit = 2000, hidden = 32 },
   checkpoint = { every_epochs = 5, keep = 1 },
-  run = function(run, cfg)
-    local v = VARIANTS[cfg.variant]
-    if not v then
-      error(("seq2seq_addition: variant must be baseline, reversed or reversed_peeky, got '%s'")
-        :format(cfg.variant), 0)
+
+  -- the model of a config; data is what the run keeps (run:model below)
+  model = function(cfg, d)
+    local v = variant(cfg)
+    return nn.Seq2Seq { src_vocab = #d.vocab, tgt_vocab = #d.vocab, embed = cfg.embed, hidden = cfg.hidden,
+      cell = 'lstm', reverse_input = v.reverse_input, peeky = v.peeky, attention = v.attention }
+  end,
+
+  -- usagi infer RUN_DIR '16+75' -> 91
+  infer_help = "each INPUT is a sum of two numbers of up to three digits ('16+75', '512+8'); "
+    .. 'the answer is what the model says it comes to; with variant=attention, --picture true '
+    .. '(the default) draws the attention of it to attention.png in --out',
+  infer_options = { picture = true },
+  infer = function(model, input, ctx)
+    local d, vocab = ctx.data, ctx.vocab
+    local q = type(input) == 'string' and input:gsub('%s+', '') or nil
+    if not q or not q:match('^%d+%+%d+$') then
+      error(("seq2seq_addition: give a sum such as '16+75', got %s"):format(input and ('%q'):format(input) or 'none'), 0)
     end
+    if #q > d.src_len then
+      error(('seq2seq_addition: a sum has at most %d characters here, got %d: %q'):format(d.src_len, #q, q), 0)
+    end
+    local x = vocab:encode(q .. (' '):rep(d.src_len - #q)):view(1, d.src_len)
+    local got
+    if model.attention and ctx.options.picture then
+      local paths
+      got, paths = S.attention_pictures(model, x, vocab, { start = d.start, max_len = d.answer_len,
+        path_of = function() return ctx.path('attention.png') end })
+      ctx.note('attention weights: ' .. paths[1])
+    else
+      got = model:generate(x, { start = d.start, max_len = d.answer_len })
+    end
+    return (vocab:decode(got[1]):gsub('%s+$', ''))
+  end,
+
+  run = function(run, cfg)
+    variant(cfg)
     local task = data.sequence_task('addition', cfg.split_seed, cfg.limit)
-    local train, test, V = task.train, task.test, #task.vocab
-    local model = nn.Seq2Seq { src_vocab = V, tgt_vocab = V, embed = cfg.embed, hidden = cfg.hidden,
-      cell = 'lstm', reverse_input = v.reverse_input, peeky = v.peeky }
+    local train, test, V, vocab = task.train, task.test, #task.vocab, task.vocab
+    local model = run:model { vocab = vocab, start = task.start, src_len = train.x:size(2),
+                              answer_len = train.y:size(2) - 1 }
     local opt = optim.Adam(model:parameters(), { lr = cfg.lr })
     run:track { model = model, optim = opt }
     run:print(('seq2seq_addition: %s, %d train / %d test questions, vocabulary %d, %d parameters')
@@ -63,8 +108,8 @@ return usagi.experiment {
     local x, y = test.x:narrow(1, 1, 5), test.y:narrow(1, 1, 5)
     local got = model:generate(x, { start = task.start, max_len = y:size(2) - 1 })
     for b = 1, 5 do
-      local q = data.decode(x[b], task.vocab)
-      local a, want = data.decode(got[b], task.vocab), data.decode(y[b]:narrow(1, 2, y:size(2) - 1), task.vocab)
+      local q = vocab:decode(x[b])
+      local a, want = vocab:decode(got[b]), vocab:decode(y[b]:narrow(1, 2, y:size(2) - 1))
       run:print(('  %s = %s  %s'):format(q, a, a == want and 'ok' or ('(want ' .. want .. ')')))
     end
     local acc = run:history('accuracy')     -- the last epoch's, also when resumed past it

@@ -25,6 +25,7 @@
 --   usagi run experiments/vae_mnist.lua --set data=mnist          # 60,000 / 10,000
 --   usagi run experiments/vae_mnist.lua --set latent=2           # the manifold pictures
 --   usagi run experiments/vae_mnist.lua --smoke                  # digits, seconds
+--   usagi infer runs/vae_mnist/<run-id> sample digit.png         # the trained model in use
 local usagi = require 'usagi'
 local nn, optim = require 'usagi.nn', require 'usagi.optim'
 local data = require 'usagi.data'
@@ -45,16 +46,104 @@ local function elbo(model, x, batch)
   return total / x:size(1)
 end
 
+-- ==== The model in use ==================================================
+
+-- A grey image file as (H, W) f32 in [0, 1]: PNG (usagi.image.load_png,
+-- colours averaged) or the plain PGM/PNM formats P2 and P5.
+local function read_image(path)
+  if usagi.sys.kind(path) ~= 'file' then error(('vae_mnist: no image file %s'):format(path), 0) end
+  local bytes = usagi.sys.read(path)
+  if bytes:sub(1, 8) == '\137PNG\r\n\26\n' then
+    if not usagi.image.load_png then error('vae_mnist: this usagi reads no PNG; give a PGM file', 0) end
+    local img = usagi.image.load_png(path)          -- (H, W) or (H, W, C), 0..1
+    if img:dim() == 3 then img = img:narrow(3, 1, math.min(3, img:size(3))):mean(3) end
+    return img
+  end
+  local magic = bytes:sub(1, 2)
+  if magic ~= 'P2' and magic ~= 'P5' then
+    error(('vae_mnist: %s is neither a PNG nor a PGM image (P2 or P5)'):format(path), 0)
+  end
+  -- the header: magic, width, height, maxval, comments after '#'
+  local fields, pos = {}, 3
+  while #fields < 3 do
+    local s, e, tok = bytes:find('^%s*([^%s#]+)', pos)
+    if not s then
+      local cs, ce = bytes:find('^%s*#[^\n]*', pos)
+      if not cs then error(('vae_mnist: %s: a broken PGM header'):format(path), 0) end
+      pos = ce + 1
+    else
+      fields[#fields + 1], pos = tonumber(tok), e + 1
+      if not fields[#fields] then error(('vae_mnist: %s: a broken PGM header'):format(path), 0) end
+    end
+  end
+  local W, H, maxval = math.tointeger(fields[1]), math.tointeger(fields[2]), fields[3]
+  if not W or not H or W < 1 or H < 1 or W * H > 1 << 24 or maxval < 1 or maxval > 255 then
+    error(('vae_mnist: %s: a PGM of %s x %s with maxval %s; expected 8-bit grey'):format(path,
+      tostring(fields[1]), tostring(fields[2]), tostring(maxval)), 0)
+  end
+  local v = {}
+  if magic == 'P5' then
+    pos = pos + 1                                      -- one whitespace after maxval
+    if #bytes - pos + 1 < W * H then error(('vae_mnist: %s: the PGM is cut short'):format(path), 0) end
+    for i = 1, W * H do v[i] = bytes:byte(pos + i - 1) / maxval end
+  else
+    for n in bytes:sub(pos):gmatch('%d+') do v[#v + 1] = tonumber(n) / maxval end
+    if #v < W * H then error(('vae_mnist: %s: the PGM is cut short'):format(path), 0) end
+    for i = #v, W * H + 1, -1 do v[i] = nil end
+  end
+  return usagi.tensor(v):view(H, W)
+end
+
+-- One answer of the VAE: 'sample' (or no input) draws n images from the
+-- prior into samples.png; an image file is encoded (its mu printed) and
+-- decoded into reconstruction.png (the image above its reconstruction).
+local function answer(model, input, ctx)
+  local side, o = ctx.data.side, ctx.options
+  if input == nil or input == 'sample' then
+    if o.n < 1 or o.n > 400 then error(('vae_mnist: --n must be 1 to 400 samples, got %d'):format(o.n), 0) end
+    local z = usagi.randn(o.n, ctx.config.latent)
+    local path = ctx.path('samples.png')
+    plot.grid { images = model:decode(z):sigmoid(), height = side, width = side,
+                cols = math.min(o.n, 10), scale = math.max(2, 112 // side), path = path }
+    return ('%d samples from the prior: %s'):format(o.n, path)
+  end
+  local img = read_image(input)
+  if img:size(1) ~= side or img:size(2) ~= side then
+    error(('vae_mnist: %s is %d x %d pixels; this model reads %d x %d images'):format(input, img:size(2),
+      img:size(1), side, side), 0)
+  end
+  if o.invert then img = img * -1 + 1 end             -- dark on light made light on dark, as MNIST
+  local x = img:reshape(1, side * side)
+  local mu = model:encode(x)
+  local path = ctx.path('reconstruction.png')
+  plot.grid { images = x, under = model:decode(mu):sigmoid(), height = side, width = side, cols = 1,
+              scale = math.max(2, 112 // side), path = path }      -- one image: drawn large
+  local z = {}
+  for i, v in ipairs(mu[1]:totable()) do z[i] = ('%.4f'):format(v) end
+  return { 'z (mu) = ' .. table.concat(z, ' '), 'reconstruction: ' .. path }
+end
+
 return usagi.experiment {
   name = 'vae_mnist',
   config = { data = 'fashion', hidden = 400, latent = 20, epochs = 50, batch = 100, lr = 0.001,
              iw_k = 5000, iw_count = 1000, pictures = true },
   smoke = { data = 'digits', hidden = 32, latent = 2, epochs = 3, iw_k = 50, iw_count = 20 },
   checkpoint = { every_epochs = 5, keep = 1, best = 'test_elbo', mode = 'max' },
+
+  -- the model of a config; data is what the run keeps (run:model below)
+  model = function(cfg, d) return nn.VAE(d.side * d.side, { hidden = cfg.hidden, latent = cfg.latent }) end,
+
+  -- usagi infer RUN_DIR digit.png -> its code and reconstruction; sample -> samples.png
+  infer_help = "each INPUT is 'sample' (--n images drawn from the prior, to samples.png in --out) "
+    .. 'or a grey image file of the size the model reads (PNG or PGM; light strokes on dark, as '
+    .. 'MNIST, or --invert true): its code mu and its reconstruction (reconstruction.png)',
+  infer_options = { n = 16, invert = false },
+  infer = answer,
+
   run = function(run, cfg)
     local train, test, side = data.image_set(cfg.data)
     local N, D = train.x:size(1), train.x:size(2)
-    local model = nn.VAE(D, { hidden = cfg.hidden, latent = cfg.latent })
+    local model = run:model { side = side }
     local opt = optim.Adam(model:parameters(), { lr = cfg.lr })
     run:track { model = model, optim = opt }
     run:print(('vae_mnist: %s, %d train / %d held-out images of %d pixels, %d-%d-%d, %d parameters')

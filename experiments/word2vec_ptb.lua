@@ -21,6 +21,7 @@
 --   usagi run experiments/word2vec_ptb.lua                       # fast CBOW, 5 epochs
 --   usagi run experiments/word2vec_ptb.lua --set trainer=autograd --set epochs=3
 --   usagi run experiments/word2vec_ptb.lua --set threads=2       # Hogwild: not bit-identical
+--   usagi infer runs/word2vec_ptb/<run-id> car 'man king woman'  # neighbours, an analogy
 local usagi = require 'usagi'
 local nn, optim = require 'usagi.nn', require 'usagi.optim'
 local data = require 'usagi.data'
@@ -118,6 +119,22 @@ return usagi.experiment {
     min_count = 1, threads = 1, alpha = 0.05, epochs = 3, batch = 100, lr = 0.001, limit = 0,
     limit_batches = 0, queries = QUERIES, picture = PICTURE, k = 5 },
   smoke = { iter = 1, limit = 3000, epochs = 1, limit_batches = 30 },
+  -- the model of a config: vectors of the kept vocabulary, filled from the run
+  model = function(cfg, d)
+    local words = {}
+    for i, w in ipairs(d.vocab) do words[i] = w end
+    return word2vec.from_vectors(words, usagi.zeros(#words, cfg.size))
+  end,
+
+  -- usagi infer RUN_DIR car -> its neighbours; 'man king woman' -> queen, one hopes
+  infer_help = "each INPUT is a word (its --k nearest neighbours by cosine) or three words, "
+    .. "'a b c' or 'a : b :: c' (the words d with a : b :: c : d, by 3CosAdd)",
+  infer_options = { k = 10 },
+  infer = function(model, input, ctx)
+    if type(input) ~= 'string' then error("word2vec_ptb: give a word ('car') or three ('man king woman')", 0) end
+    return model:query(input, ctx.options.k)
+  end,
+
   run = function(run, cfg)
     local path = corpus(run, cfg.limit)
     local m
@@ -133,6 +150,9 @@ return usagi.experiment {
     else
       error(("word2vec_ptb: trainer must be 'fast' or 'autograd', got %q"):format(cfg.trainer))
     end
+    -- what usagi.runs.load needs: the words, and the vectors as the model's parameters
+    run:keep_data { vocab = data.Vocab.new(m.words) }
+    if cfg.trainer == 'fast' then run:track { model = m } end
     local neighbours = {}
     for _, q in ipairs(split(cfg.queries)) do
       if m:contains(q) then

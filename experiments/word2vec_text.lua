@@ -17,6 +17,7 @@
 --
 --   usagi run experiments/word2vec_text.lua                    # 1 thread: bit-identical from the seed
 --   usagi run experiments/word2vec_text.lua --set threads=2 --set iter=10
+--   usagi infer runs/word2vec_text/<run-id> king 'man king woman'  # neighbours, an analogy
 local usagi = require 'usagi'
 local data = require 'usagi.data'
 local word2vec = require 'usagi.word2vec'
@@ -26,6 +27,22 @@ return usagi.experiment {
   config = { size = 100, window = 5, sample = 1e-3, negative = 5, hs = 0, iter = 5, min_count = 5,
     threads = 1, alpha = 0.025, shared = 1, limit = 0, restrict = 30000 },
   smoke = { iter = 1, limit = 4000, min_count = 2 },
+  -- the model of a config: vectors of the kept vocabulary, filled from the run
+  model = function(cfg, d)
+    local words = {}
+    for i, w in ipairs(d.vocab) do words[i] = w end
+    return word2vec.from_vectors(words, usagi.zeros(#words, cfg.size))
+  end,
+
+  -- usagi infer RUN_DIR car -> its neighbours; 'man king woman' -> queen, one hopes
+  infer_help = "each INPUT is a word (its --k nearest neighbours by cosine) or three words, "
+    .. "'a b c' or 'a : b :: c' (the words d with a : b :: c : d, by 3CosAdd)",
+  infer_options = { k = 10 },
+  infer = function(model, input, ctx)
+    if type(input) ~= 'string' then error("word2vec_text: give a word ('car') or three ('man king woman')", 0) end
+    return model:query(input, ctx.options.k)
+  end,
+
   run = function(run, cfg)
     local tmp = os.tmpname()
     local _, n = word2vec.english_text(tmp)
@@ -47,6 +64,9 @@ return usagi.experiment {
     if not ok then error(m, 0) end
     run:print(('skip-gram: %d words, %d dims, %.0f words/s over %d epochs (%.1f s)'):format(m:size(), m:dim(),
       m.words_per_second, cfg.iter, m.seconds))
+    -- what usagi.runs.load needs: the words, and the vectors as the model's parameters
+    run:keep_data { vocab = data.Vocab.new(m.words) }
+    run:track { model = m }
     local res = {}
     for _, set in ipairs { { 'wordsim353', 'wordsim353.tsv' }, { 'simlex999', 'simlex999.txt' } } do
       local r = m:evaluate_similarity(data.path('word2vec_eval/' .. set[2]))

@@ -52,11 +52,12 @@ static const char usage_text[] =
     "  usagi show RUN_DIR               config, provenance and metrics of a run\n"
     "  usagi compare RUN_DIR...         differing config and final metrics\n"
     "  usagi plot RUN_DIR... -o FILE.svg|.png   metric curves\n"
-    "  usagi data list|get|verify|path [NAME...]   the data sets the experiments use\n";
+    "  usagi data list|get|verify|path [NAME...]   the data sets the experiments use\n"
+    "  usagi infer RUN_DIR [INPUT...]   the run's trained model answers each input\n";
 
 /* The commands usagi.cli handles; a script of the same name runs as
  * `usagi ./run`. */
-static const char *const commands[] = {"run", "sweep", "show", "compare", "plot", "data", NULL};
+static const char *const commands[] = {"run", "sweep", "show", "compare", "plot", "data", "infer", NULL};
 static int exit_code = EXIT_SUCCESS;
 
 /* ==== Messages and tracebacks ========================================== */

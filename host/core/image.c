@@ -13,6 +13,7 @@
  * a polyline's joins and overlaps are painted exactly once.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
@@ -464,4 +465,166 @@ usg_status usg_tensor_encode_png(const usg_tensor *t, uint8_t **buf, size_t *len
                                 "image.save_png");
     usg_free(raw);
     return s;
+}
+
+/* ==== PNG decoding =======================================================
+ * Enough of the format to read back what people hand a model: 8- and
+ * 16-bit grey, grey + alpha, RGB and RGBA, palettes and 1-, 2- and 4-bit
+ * grey, without interlace (Adam7 is refused with a message). Every length
+ * and CRC is checked before it is used, since the file comes from outside. */
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static int paeth(int a, int b, int c)
+{
+    int p = a + b - c, pa = abs(p - a), pb = abs(p - b), pc = abs(p - c);
+    if (pa <= pb && pa <= pc) return a;
+    return pb <= pc ? b : c;
+}
+
+/* Undo the filter of each row in place; bpp = bytes per complete pixel
+ * (at least 1). raw holds h rows of 1 + stride bytes. */
+static usg_status png_unfilter(uint8_t *raw, size_t stride, int64_t h, size_t bpp)
+{
+    const uint8_t *prev = NULL;
+    for (int64_t y = 0; y < h; y++) {
+        uint8_t *r = raw + (size_t)y * (stride + 1), f = r[0], *x = r + 1;
+        if (f > 4)
+            return usg_fail(USG_ARG, "image.load_png: row %lld has filter %d (0..4 expected)",
+                            (long long)y + 1, f);
+        for (size_t i = 0; i < stride; i++) {
+            int a = i >= bpp ? x[i - bpp] : 0, b = prev ? prev[i] : 0;
+            int c = prev && i >= bpp ? prev[i - bpp] : 0;
+            int add = f == 1 ? a : f == 2 ? b : f == 3 ? (a + b) / 2 : f == 4 ? paeth(a, b, c) : 0;
+            x[i] = (uint8_t)(x[i] + add);
+        }
+        prev = x;
+    }
+    return USG_OK;
+}
+
+/* Sample k (0-based, in channel order) of row x at bit depth d, in [0, 1]
+ * (pal: the raw index instead). */
+static unsigned png_sample(const uint8_t *x, size_t k, int d)
+{
+    if (d == 16) return (unsigned)x[2 * k] << 8 | x[2 * k + 1];
+    if (d == 8) return x[k];
+    size_t bit = k * (size_t)d;
+    return (x[bit / 8] >> (8 - d - bit % 8)) & ((1u << d) - 1);
+}
+
+usg_status usg_image_decode_png(const uint8_t *png, size_t n, usg_tensor **out)
+{
+    static const char *fn = "image.load_png";
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    *out = NULL;
+    if (n < 8 || memcmp(png, sig, 8) != 0)
+        return usg_fail(USG_ARG, "%s: not a PNG file (its first 8 bytes are not the PNG signature)", fn);
+    uint32_t w = 0, h = 0;
+    int depth = 0, ctype = -1, interlace = 0, npal = 0;
+    uint8_t pal[256 * 3];
+    size_t zlen = 0, o = 8;
+    bool end = false;
+    /* first pass: the header, the palette, and how many IDAT bytes there are */
+    while (!end) {
+        if (n - o < 12) return usg_fail(USG_ARG, "%s: the file is cut short (no IEND chunk)", fn);
+        uint32_t len = get32(png + o);
+        if (len > n - o - 12) return usg_fail(USG_ARG, "%s: a chunk runs past the end of the file", fn);
+        const uint8_t *type = png + o + 4, *data = png + o + 8;
+        if (get32(data + len) != (uint32_t)crc32(crc32(0L, type, 4), data, len))
+            return usg_fail(USG_ARG, "%s: the %.4s chunk fails its CRC check (a damaged file)", fn,
+                            (const char *)type);
+        if (o == 8 && memcmp(type, "IHDR", 4) != 0)
+            return usg_fail(USG_ARG, "%s: the first chunk is not IHDR", fn);
+        if (memcmp(type, "IHDR", 4) == 0) {
+            if (len != 13) return usg_fail(USG_ARG, "%s: IHDR has %u bytes, not 13", fn, len);
+            w = get32(data), h = get32(data + 4), depth = data[8], ctype = data[9];
+            if (data[10] != 0 || data[11] != 0)
+                return usg_fail(USG_ARG, "%s: unknown compression or filter method", fn);
+            interlace = data[12];
+        } else if (memcmp(type, "PLTE", 4) == 0) {
+            if (len % 3 || len > sizeof pal) return usg_fail(USG_ARG, "%s: a palette of %u bytes", fn, len);
+            memcpy(pal, data, len);
+            npal = (int)(len / 3);
+        } else if (memcmp(type, "IDAT", 4) == 0) {
+            zlen += len;
+        } else if (memcmp(type, "IEND", 4) == 0) {
+            end = true;
+        }
+        o += 12 + (size_t)len;
+    }
+    if (w < 1 || h < 1 || w > USG_IMAGE_MAX_SIDE || h > USG_IMAGE_MAX_SIDE ||
+        (int64_t)w * h > USG_IMAGE_MAX_PIXELS)
+        return usg_fail(USG_ARG, "%s: an image of %u x %u pixels (1..%d a side, at most %lld pixels)",
+                        fn, w, h, USG_IMAGE_MAX_SIDE, (long long)USG_IMAGE_MAX_PIXELS);
+    int chans = ctype == 0 ? 1 : ctype == 2 ? 3 : ctype == 3 ? 1 : ctype == 4 ? 2 : ctype == 6 ? 4 : 0;
+    bool depth_ok = ctype == 0 ? (depth == 1 || depth == 2 || depth == 4 || depth == 8 || depth == 16)
+                  : ctype == 3 ? (depth == 1 || depth == 2 || depth == 4 || depth == 8)
+                  : (depth == 8 || depth == 16);
+    if (!chans || !depth_ok)
+        return usg_fail(USG_ARG, "%s: colour type %d at bit depth %d is not a valid PNG", fn, ctype, depth);
+    if (interlace)
+        return usg_fail(USG_ARG, "%s: an interlaced (Adam7) PNG; save it without interlace", fn);
+    if (ctype == 3 && npal == 0) return usg_fail(USG_ARG, "%s: a palette image without PLTE", fn);
+    if (zlen == 0) return usg_fail(USG_ARG, "%s: no image data (IDAT)", fn);
+    /* the IDAT chunks, joined, inflate to h rows of 1 + stride bytes */
+    size_t stride = ((size_t)w * (size_t)chans * (size_t)depth + 7) / 8;
+    size_t bpp = (size_t)chans * (size_t)depth / 8 ? (size_t)chans * (size_t)depth / 8 : 1;
+    size_t rawlen = (stride + 1) * h;
+    uint8_t *z = usg_alloc(zlen), *raw = usg_alloc(rawlen + 1);
+    if (!z || !raw) {
+        usg_free(z);
+        usg_free(raw);
+        return USG_NOMEM;
+    }
+    size_t zo = 0;
+    for (o = 8; zo < zlen; o += 12 + (size_t)get32(png + o))
+        if (memcmp(png + o + 4, "IDAT", 4) == 0) {
+            memcpy(z + zo, png + o + 8, get32(png + o));
+            zo += get32(png + o);
+        }
+    uLongf got = (uLongf)rawlen + 1;
+    int zs = uncompress(raw, &got, z, (uLong)zlen);
+    usg_free(z);
+    usg_status s = USG_OK;
+    if (zs == Z_MEM_ERROR) s = USG_NOMEM;
+    else if (zs != Z_OK || got != rawlen)
+        s = usg_fail(USG_ARG, "%s: the image data does not inflate to %u rows of %zu bytes "
+                     "(zlib says %d; a damaged file)", fn, h, stride + 1, zs);
+    if (s == USG_OK) s = png_unfilter(raw, stride, h, bpp);
+    int outc = ctype == 3 ? 3 : chans;
+    int64_t shape[3] = {h, w, outc};
+    usg_tensor *t = NULL;
+    if (s == USG_OK) s = usg_tensor_empty(&t, USG_F32, outc == 1 ? 2 : 3, shape);
+    if (s != USG_OK) {
+        usg_free(raw);
+        return s;
+    }
+    float *px = usg_tensor_data(t);
+    double top = depth == 16 ? 65535.0 : (double)((1u << depth) - 1);
+    for (uint32_t y = 0; y < h; y++) {
+        const uint8_t *x = raw + (size_t)y * (stride + 1) + 1;
+        for (uint32_t i = 0; i < w; i++) {
+            float *p = px + ((size_t)y * w + i) * (size_t)outc;
+            if (ctype == 3) {
+                unsigned k = png_sample(x, i, depth);
+                if ((int)k >= npal) {
+                    usg_free(raw);
+                    usg_tensor_release(t);
+                    return usg_fail(USG_ARG, "%s: pixel (%u, %u) names colour %u of a palette of %d",
+                                    fn, y + 1, i + 1, k, npal);
+                }
+                for (int c = 0; c < 3; c++) p[c] = (float)(pal[3 * k + c] / 255.0);
+            } else {
+                for (int c = 0; c < chans; c++)
+                    p[c] = (float)(png_sample(x, (size_t)i * chans + c, depth) / top);
+            }
+        }
+    }
+    usg_free(raw);
+    *out = t;
+    return USG_OK;
 }

@@ -7,6 +7,7 @@
  *   c:text(320, 20, 'loss', {0, 0, 0}, {anchor = 'middle'})
  *   c:save_png('loss.png')
  *   usagi.image.save_png('digit.png', x)              -- (H, W) or (H, W, 3)
+ *   local x = usagi.image.load_png('digit.png')       -- f32 in [0, 1]
  *
  * Coordinates are pixels from the top-left corner (SVG's rule, see
  * usagi/image.h): geometry, not indices, so they start at 0. Colours are
@@ -343,6 +344,39 @@ static int l_save_tensor_png(lua_State *L)
     return 0;
 }
 
+/* image.load_png(path) -> an f32 tensor in [0, 1]: (H, W) grey, (H, W, 2)
+ * grey + alpha, (H, W, 3) RGB or palette, (H, W, 4) RGBA. */
+static int l_load_png(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    FILE *f = fopen(path, "rb");
+    if (!f) return luaL_error(L, "image.load_png: cannot open '%s': %s", path, strerror(errno));
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    /* a PNG of the largest image usagi reads is far below 2 GiB */
+    if (n < 0 || n > (1L << 31) || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return luaL_error(L, "image.load_png: cannot read '%s' (not a regular file, or over 2 GiB)", path);
+    }
+    uint8_t *buf = usg_alloc(n ? (size_t)n : 1);
+    if (!buf) {
+        fclose(f);
+        return luaL_error(L, "image.load_png: out of memory for the %I bytes of '%s'", (lua_Integer)n, path);
+    }
+    bool ok = fread(buf, 1, (size_t)n, f) == (size_t)n;
+    int err = errno;
+    fclose(f);
+    if (!ok) {
+        usg_free(buf);
+        return luaL_error(L, "image.load_png: cannot read '%s': %s", path, strerror(err));
+    }
+    usg_tensor *t = NULL;
+    usg_status s = usg_image_decode_png(buf, (size_t)n, &t);
+    usg_free(buf);
+    USG_LUA_TRY(L, s);
+    usg_lua_pushtensor(L, t);                    /* ownership passes to Lua */
+    return 1;
+}
+
 /* ==== Registration ====================================================== */
 
 static const luaL_Reg canvas_methods[] = {
@@ -356,8 +390,8 @@ static const luaL_Reg canvas_meta[] = {
     {"__tostring", l_canvas_tostring}, {NULL, NULL}};
 
 static const luaL_Reg module_fns[] = {
-    {"canvas", l_canvas}, {"save_png", l_save_tensor_png}, {"text_width", l_text_width},
-    {NULL, NULL}};
+    {"canvas", l_canvas}, {"save_png", l_save_tensor_png}, {"load_png", l_load_png},
+    {"text_width", l_text_width}, {NULL, NULL}};
 
 /* [usagi] -> [usagi], with usagi.image */
 int usg_lua_open_image(lua_State *L)

@@ -118,6 +118,7 @@ static const struct { const char *key, *module, *field; } lazy[] = {
     {"load", "usagi.store", "load"},
     {"plot", "usagi.plot", NULL},
     {"data", "usagi.data", NULL},
+    {"runs", "usagi.runs", NULL},
     {"help", "usagi.doc", "help"},
     {"rnn", "usagi.rnn", NULL},
     {"lstm", "usagi.lstm", NULL},

@@ -366,6 +366,37 @@ function M.exact_match(model, x, y, start, batch)
   return right / n, misses
 end
 
+-- attention_pictures(model, x, vocab, {start, max_len, path_of}) -> answers,
+-- paths: the greedy answers to the questions x (k, Ts) of a model with
+-- attention, and for each a heatmap of its weights a^t_s (output characters
+-- down, input characters across, in reading order even when the model read
+-- the input backwards) written to path_of(b). vocab is a data.Vocab.
+function M.attention_pictures(model, x, vocab, opts)
+  if not model.attention then
+    fail('seq2seq.attention_pictures', 'the model has no attention (build it with attention = ...)')
+  end
+  local got, w = model:generate(x, { start = opts.start, max_len = opts.max_len })  -- w (k, T, Ts)
+  if model.reverse_input then
+    local n, idx = w:size(3), {}
+    for s = 1, n do idx[s] = n + 1 - s end
+    w = w:index_select(3, usagi.tensor(idx, 'i32'))
+  end
+  local function labels(ids)                -- one per character, spaces shown as '.'
+    local out = {}
+    for i, id in ipairs(ids) do out[i] = (vocab:token(id) or '?'):gsub(' ', '.') end
+    return out
+  end
+  local plot, paths = require 'usagi.plot', {}
+  for b = 1, x:size(1) do
+    local src = x[b]:totable()
+    paths[b] = opts.path_of(b)
+    plot.heatmap { values = w[b], xlabels = labels(src), ylabels = labels(got[b]),
+      title = vocab:decode(src):gsub('%s+$', '') .. ' -> ' .. vocab:decode(got[b]),
+      xlabel = 'input', ylabel = 'output', vmin = 0, vmax = 1, cell = 16, path = paths[b] }
+  end
+  return got, paths
+end
+
 -- ==== HRED and VHRED ======================================================
 --
 -- HRED (Serban et al. 2016): each utterance of the context is encoded to

@@ -177,6 +177,21 @@ function M.train(opts)
   return m
 end
 
+-- state_dict() -> {weight = W (V, D)}: the vectors, as nn.Embedding names
+-- its table, so a run keeps them in results.h5 like any model's parameters
+function Model:state_dict() return { weight = self.W } end
+
+-- load_state_dict({weight = W}): vectors of the same (V, D) in place of these
+function Model:load_state_dict(sd)
+  local W = type(sd) == 'table' and sd.weight
+  if not usagi.is_tensor(W) or W:dim() ~= 2 or W:size(1) ~= self.W:size(1) or W:size(2) ~= self.W:size(2) then
+    error(('word2vec.load_state_dict: expects {weight = a (%d, %d) tensor}, got %s'):format(self.W:size(1),
+      self.W:size(2), usagi.is_tensor(W) and tostring(W:size()) or type(W)), 2)
+  end
+  self.W, self._Wn = W:float():contiguous(), nil
+  return self
+end
+
 -- size() -> the number of words in the vocabulary (also #m).
 function Model:size() return #self.words end
 -- dim() -> D, the length of each vector.
@@ -301,6 +316,32 @@ function Model:analogy(a, b, c, k, opts)
   for i, p in ipairs(res) do res[i] = { self.words[p[1]], p[2] } end
   if (k or 1) == 1 then return res[1][1], res[1][2] end
   return res
+end
+
+-- query(text [, k = 10]) -> lines "word  score": the k nearest
+-- neighbours of one word ('car'), or the k best answers to an analogy of
+-- three words ('man king woman' or 'man : king :: woman : ?' reads
+-- man : king :: woman : d), by 3CosAdd. What `usagi infer` prints for a
+-- word2vec run.
+function Model:query(text, k)
+  if type(text) ~= 'string' then error('word2vec.query: text must be a string, got ' .. type(text), 2) end
+  k = k or 10
+  if math.type(k) ~= 'integer' or k < 1 then error('word2vec.query: k must be a positive integer, got ' .. tostring(k), 2) end
+  local words = {}
+  for w in text:gsub('[:?]', ' '):gmatch('%S+') do words[#words + 1] = w end
+  local res
+  if #words == 1 then
+    res = self:most_similar(words[1], k)
+  elseif #words == 3 then
+    res = self:analogy(words[1], words[2], words[3], math.max(k, 2))
+    if k == 1 then res = { res[1] } end
+  else
+    error(("word2vec.query: give one word (its neighbours) or three, a : b :: c (an analogy), got %d words in %q")
+      :format(#words, text), 2)
+  end
+  local lines = {}
+  for i, p in ipairs(res) do lines[i] = ('%-16s %.4f'):format(p[1], p[2]) end
+  return lines
 end
 
 -- embedding([opts]) -> an nn.Embedding(V, D) holding a copy of W (for another

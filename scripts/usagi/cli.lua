@@ -19,6 +19,7 @@ usagi compare RUN_DIR... [--each]    differing config keys, final metrics (mean 
 usagi plot RUN_DIR... [--metric NAME]... [--x step|epoch|seconds] [--logy] [--smooth W]
            -o FILE.svg|FILE.png      metric curves, runs overlaid
 usagi data list|get|verify|path [NAME...]  the data sets: download, import, check
+usagi infer RUN_DIR [INPUT...]       the run's trained model answers each input
 `usagi run SCRIPT.lua --help` lists the options and the script's config keys.]]
 
 -- `usagi COMMAND --help`
@@ -579,15 +580,18 @@ end
 local function data_command(args) return require('usagi.data_get').main(args) end
 help.data = require('usagi.data_get').help
 
+-- `usagi infer` lives with the loading of runs (scripts/usagi/runs.lua).
+local function infer(args) return require('usagi.runs').main(args) end
+
 local commands = { run = run, sweep = sweep, show = show, compare = compare, plot = plot,
-                   data = data_command }
+                   data = data_command, infer = infer }
 
 function M.is_command(name) return commands[name] ~= nil end
 
 function M.main(command, args)
   local fn = commands[command]
   if not fn then return die(2, 'usagi: unknown command %s\n%s', tostring(command), M.commands_help) end
-  if args[1] == '-h' or args[1] == '--help' then print(help[command]); return 0 end
+  if args[1] == '-h' or args[1] == '--help' then print(help[command] or require('usagi.runs').help); return 0 end
   local ok, code = pcall(fn, args)
   if not ok then return die(1, 'usagi %s: %s', command, (tostring(code):gsub('^[^\n]-%.lua:%d+: ', ''))) end
   return code

@@ -17,6 +17,9 @@ local sys = usagi.sys
 
 local data = {}
 
+-- data.Vocab: tokens <-> ids, kept with a run (scripts/usagi/vocab.lua)
+data.Vocab = require 'usagi.vocab'
+
 -- ==== Finding files ======================================================
 
 -- The places data.path tries, in order: the cache `usagi data get` fills
@@ -83,23 +86,22 @@ local function words(text)
 end
 
 -- ptb() -> { train =, valid =, test = (i32 tensors of ids, 1-based),
---            vocab = {id -> word}, ids = {word -> id} }
+--            vocab = a data.Vocab of words, ids = {word -> id} }
 -- from ptb/ptb.train.txt.gz, ptb/ptb.valid.txt and ptb/ptb.test.txt. The
--- vocabulary is train's 10,000 words (<unk> and <eos> among them), with
--- ids in order of first appearance in train (not by frequency, as the
--- TensorFlow tutorial sorts them; the model does not care). A word of
--- valid or test outside it would read as <unk> (PTB has none).
+-- vocabulary is train's 10,000 words (<unk> and <eos> among them, <unk>
+-- its unknown token), with ids in order of first appearance in train (not
+-- by frequency, as the TensorFlow tutorial sorts them; the model does not
+-- care). A word of valid or test outside it reads as <unk> (PTB has none).
 -- Sizes: 929,589 train tokens, 73,760 valid, 82,430 test.
 function data.ptb()
-  local vocab, ids = {}, {}
+  local vocab = data.Vocab.new({}, { level = 'word' })
   local function encode(name, grow)
-    local out, n, unk = {}, 0, ids['<unk>']
+    local out, n, unk = {}, 0, vocab.index['<unk>']
     for w in words(sys.read(data.path('ptb/' .. name))) do
-      local id = ids[w]
+      local id = vocab.index[w]
       if not id then
         if grow then
-          id = #vocab + 1
-          vocab[id], ids[w] = w, id
+          id = vocab:add(w)
         else
           id = unk or error(('data.ptb: %s has the word %q, which train lacks'):format(name, w), 3)
         end
@@ -110,14 +112,15 @@ function data.ptb()
     return usagi.tensor(out, 'i32')
   end
   local train = encode('ptb.train.txt.gz', true)
+  if vocab.index['<unk>'] then vocab.unk = '<unk>' end
   return { train = train, valid = encode('ptb.valid.txt'), test = encode('ptb.test.txt'),
-           vocab = vocab, ids = ids }
+           vocab = vocab, ids = vocab.index }
 end
 
 -- ==== Character sequence tasks ===========================================
 
 -- sequence_task(name [, seed]) -> { train = {x =, y =}, test = {x =, y =},
---   vocab = {id -> char}, ids = {char -> id}, pad, start }
+--   vocab = a data.Vocab of characters, ids = {char -> id}, pad, start }
 -- The DLFS2 book's toy tasks, dlfs2/<name>.txt ('addition': "16+75  _91  ",
 -- 'date': "september 27, 1994           _1994-09-27"): each line is a
 -- question, '_' and the answer, both padded with spaces. x is the question,
@@ -133,23 +136,12 @@ function data.sequence_task(name, seed, limit)
     error("data.sequence_task: name must be 'addition' or 'date', got " .. tostring(name), 2)
   end
   local text = sys.read(data.path('dlfs2/' .. name .. '.txt'))
-  local vocab, ids, qs, as = {}, {}, {}, {}
+  local vocab = data.Vocab.from_text((text:gsub('\n', '')), { level = 'char' })
+  local qs, as = {}, {}
   for line in text:gmatch('[^\n]+') do
     local q, a = line:match('^([^_]*)(_.*)$')
     if not q then error(('data.sequence_task: %s.txt has a line without "_": %q'):format(name, line), 2) end
-    local function encode(str)
-      local out = {}
-      for ch in str:gmatch('.') do
-        local id = ids[ch]
-        if not id then
-          id = #vocab + 1
-          vocab[id], ids[ch] = ch, id
-        end
-        out[#out + 1] = id
-      end
-      return out
-    end
-    qs[#qs + 1], as[#as + 1] = encode(q), encode(a)
+    qs[#qs + 1], as[#as + 1] = vocab:ids(q), vocab:ids(a)
   end
   local n = #qs
   local state = usagi.get_rng_state()
@@ -167,8 +159,8 @@ function data.sequence_task(name, seed, limit)
   end
   local n_test, n_keep = n - n_train, n_train
   if limit and limit > 0 then n_keep, n_test = math.min(limit, n_train), math.max(1, math.min(limit // 10, n_test)) end
-  return { train = part(1, n_keep), test = part(n_train + 1, n_train + n_test), vocab = vocab, ids = ids,
-           pad = ids[' '], start = ids['_'] }
+  return { train = part(1, n_keep), test = part(n_train + 1, n_train + n_test), vocab = vocab,
+           ids = vocab.index, pad = vocab.index[' '], start = vocab.index['_'] }
 end
 
 -- ==== Images =============================================================
@@ -281,46 +273,6 @@ function data.dailydialog(split)
     if #turns > 0 then dialogues[#dialogues + 1] = turns end
   end
   return dialogues
-end
-
--- vocabulary(lists, size [, specials]) -> {vocab = {id -> word}, ids = {word
--- -> id}}: the specials first (default '<pad>', '<unk>', '<s>', '</s>'),
--- then the most frequent words of the word lists (nested lists are walked)
--- until size words in all; ties in count by first appearance.
-function data.vocabulary(lists, size, specials)
-  specials = specials or { '<pad>', '<unk>', '<s>', '</s>' }
-  local count, order = {}, {}
-  local function walk(t)
-    for _, x in ipairs(t) do
-      if type(x) == 'table' then walk(x)
-      else
-        if not count[x] then count[x], order[#order + 1] = 0, x end
-        count[x] = count[x] + 1
-      end
-    end
-  end
-  walk(lists)
-  local rank = {}
-  for i, w in ipairs(order) do rank[w] = i end
-  table.sort(order, function(a, b)
-    if count[a] ~= count[b] then return count[a] > count[b] end
-    return rank[a] < rank[b]
-  end)
-  local vocab, ids = {}, {}
-  for _, w in ipairs(specials) do vocab[#vocab + 1], ids[w] = w, #vocab + 1 end
-  for _, w in ipairs(order) do
-    if #vocab >= size then break end
-    if not ids[w] then vocab[#vocab + 1], ids[w] = w, #vocab + 1 end
-  end
-  return { vocab = vocab, ids = ids }
-end
-
--- decode(ids, vocab) -> the string of a list or 1-D tensor of ids
-function data.decode(ids, vocab)
-  local t = usagi.is_tensor(ids) and ids:totable() or ids
-  local out = {}
-  for i, id in ipairs(t) do out[i] = vocab[id] or '?' end
-  return table.concat(out)
 end
 
 -- ==== Batches ============================================================

@@ -170,7 +170,7 @@ local function libraries()
     { 'nn.', require 'usagi.nn' }, { 'nn.init.', require 'usagi.nn_init' },
     { 'optim.', require 'usagi.optim' }, { 'usagi.data.', require 'usagi.data' },
     { 'usagi.plot.', require 'usagi.plot' }, { 'usagi.store.', require 'usagi.store' },
-    { 'usagi.run.', require 'usagi.run' },
+    { 'usagi.run.', require 'usagi.run' }, { 'usagi.runs.', require 'usagi.runs' },
   }
 end
 

@@ -222,6 +222,8 @@ add('usagi.image.', {
   canvas = 'usagi.image.canvas(width, height [, color = white]) -> a Canvas to draw on: fill, line,\n'
     .. 'polyline, rect, marker, text, get, encode_png, save_png.',
   save_png = 'usagi.image.save_png(path, t): (H, W) grey or (H, W, 3) RGB, floats in [0, 1] or i32 0..255.',
+  load_png = 'usagi.image.load_png(path) -> f32 tensor in [0, 1]: (H, W) grey, (H, W, 2) grey + alpha, '
+    .. '(H, W, 3) RGB or palette, (H, W, 4) RGBA; bit depths 1 to 16, no interlace.',
   text_width = 'usagi.image.text_width(str [, scale = 1]) -> its width in pixels in the built-in font.',
 })
 add('usagi.sys.', {

@@ -15,7 +15,11 @@
 -- only returns the spec, so tests and sweeps can run it with
 -- run_experiment(spec, opts). Optional fields of the spec:
 --   checkpoint = { every = 1000, every_epochs = 1, keep = 3, best = 'accuracy', mode = 'max' }
--- (mode 'min', the default, keeps the checkpoint with the lowest value).
+-- (mode 'min', the default, keeps the checkpoint with the lowest value);
+-- and, for `usagi infer` and usagi.runs.load (experiments/README.md):
+--   model = function(cfg, data) -> the model (run:model(data) calls it)
+--   infer = function(model, input, ctx) -> the answer to one input
+--   infer_options = { n = 10 }, infer_help = 'what an input is'.
 local usagi = require 'usagi'
 
 local M = {}
@@ -340,6 +344,15 @@ function M.experiment(spec)
   assert(type(spec) == 'table' and type(spec.name) == 'string' and type(spec.config) == 'table'
          and type(spec.run) == 'function',
          'usagi.experiment: expects {name = string, config = table, run = function}')
+  for _, k in ipairs { 'model', 'infer' } do
+    if spec[k] ~= nil and type(spec[k]) ~= 'function' then
+      error(('usagi.experiment: %s of %s must be a function, got %s'):format(k, spec.name, type(spec[k])), 2)
+    end
+  end
+  if spec.infer ~= nil and spec.model == nil then
+    error(('usagi.experiment: %s declares infer without model; usagi infer builds the model with it')
+      :format(spec.name), 2)
+  end
   for k in pairs(spec.smoke or {}) do
     if spec.config[k] == nil then
       error(('usagi.experiment: smoke key %q is not in the config of %s'):format(k, spec.name), 2)

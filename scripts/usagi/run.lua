@@ -22,6 +22,9 @@
 --   run:log { loss = l, ... }     metrics, appended and flushed at once
 --   run:print(...)                a line for the terminal and run.log
 --   run:checkpoint()              an extra checkpoint now
+--   run:keep_data { vocab = v, ... }   what the experiment's model(cfg, data)
+--       needs besides the config, kept in results.h5 for usagi.runs.load
+--   run:model(data)               keep_data(data), then the spec's model(cfg, data)
 -- Without a directory (tests, out = false) the same calls keep metrics in
 -- memory only.
 --
@@ -607,6 +610,37 @@ function Run:train_epoch(opt, tensors, B, loss_of, opts)
   return sums.total / math.max(sums.batches, 1), sys.monotonic() - t0
 end
 
+-- ==== What inference needs ==============================================
+
+-- run:keep_data(data) -> data: what the experiment's model(cfg, data) needs to
+-- build the model again besides the config (sizes, a data.Vocab, ids of
+-- special tokens; numbers, strings, booleans, tensors, Vocabs and plain
+-- tables of those), written to /infer of results.h5 at once, so that
+-- usagi.runs.load and `usagi infer` rebuild the trained model from the run.
+function Run:keep_data(data)
+  if type(data) ~= 'table' then error('run:keep_data: expects a table of what the model is built from, got ' .. type(data), 2) end
+  local runs = require 'usagi.runs'
+  runs.check_kept('run:keep_data', data)
+  self.kept = data
+  if self.file then
+    runs.write_kept(self.file, data)
+    self.file:flush()
+  end
+  return data
+end
+
+-- run:model(data) -> the experiment's model(cfg, data) (the spec's field),
+-- data kept as run:keep_data does: the way to build the model that usagi.runs
+-- load builds again.
+function Run:model(data)
+  local build = self.spec and self.spec.model
+  if type(build) ~= 'function' then
+    error(('run:model: the experiment %s declares no model = function(cfg, data)'):format(self.name), 2)
+  end
+  self:keep_data(data or {})
+  return build(self.config, self.kept)
+end
+
 -- ==== Checkpoints ========================================================
 
 -- run:track{model =, optim =, scheduler =, state = table}: the objects a
@@ -1138,7 +1172,7 @@ end
 function M.open(spec, cfg, opts)
   local ck = spec.checkpoint or {}
   local self = setmetatable({
-    name = spec.name, seed = opts.seed or 0, config = cfg, metrics = {}, last = {},
+    name = spec.name, spec = spec, seed = opts.seed or 0, config = cfg, metrics = {}, last = {},
     step = 0, epoch = 1, position = 0, quiet = opts.quiet, tty = not opts.quiet and interactive(),
     progress_seconds = progress_interval(), opened = sys.monotonic(),
     started = sys.time(), every = opts.checkpoint_every or ck.every, keep = opts.keep or ck.keep or 3,

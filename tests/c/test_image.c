@@ -6,7 +6,8 @@
  * non-finite coordinates never write past the pixel buffer: the canvas is
  * planted inside guard bands that must stay untouched), and the PNG bytes:
  * signature, IHDR, every CRC, the inflated IDAT of a canvas and the exact
- * bytes of small tensor images.
+ * bytes of small tensor images; and the decoder: every filter, bit depths
+ * 1 to 16, palettes, and damaged, cut or unsupported files refused.
  */
 #include <stdlib.h>
 #include <zlib.h>
@@ -476,6 +477,170 @@ static void test_png_tensor_errors(void **state)
     usg_tensor_release(t);
 }
 
+/* ==== PNG decoding ====================================================== */
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
+/* Append a chunk to buf at *o (its CRC right unless `bad_crc`). */
+static void chunk(uint8_t *buf, size_t *o, const char *type, const uint8_t *data, uint32_t n,
+                  bool bad_crc)
+{
+    put_be32(buf + *o, n);
+    memcpy(buf + *o + 4, type, 4);
+    if (n) memcpy(buf + *o + 8, data, n);
+    uLong crc = crc32(0L, buf + *o + 4, 4);
+    if (n) crc = crc32(crc, data, n);           /* crc32 of NULL is its initial value */
+    put_be32(buf + *o + 8 + n, (uint32_t)crc ^ (bad_crc ? 1u : 0u));
+    *o += 12 + n;
+}
+
+/* A PNG of the given header and raw (filtered) rows, in buf (4096 bytes);
+ * returns its length. pal/npal: a PLTE chunk when npal > 0. */
+static size_t make_png(uint8_t *buf, uint32_t w, uint32_t h, int depth, int ctype, int interlace,
+                       const uint8_t *raw, size_t rawlen, const uint8_t *pal, int npal)
+{
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    size_t o = 8;
+    memcpy(buf, sig, 8);
+    uint8_t ihdr[13];
+    put_be32(ihdr, w);
+    put_be32(ihdr + 4, h);
+    ihdr[8] = (uint8_t)depth, ihdr[9] = (uint8_t)ctype, ihdr[10] = ihdr[11] = 0;
+    ihdr[12] = (uint8_t)interlace;
+    chunk(buf, &o, "IHDR", ihdr, 13, false);
+    if (npal) chunk(buf, &o, "PLTE", pal, (uint32_t)npal * 3, false);
+    uint8_t z[2048];
+    uLongf zlen = sizeof z;
+    assert_int_equal(compress2(z, &zlen, raw, (uLong)rawlen, 9), Z_OK);
+    /* two IDAT chunks: a reader must join them */
+    chunk(buf, &o, "IDAT", z, (uint32_t)(zlen / 2), false);
+    chunk(buf, &o, "IDAT", z + zlen / 2, (uint32_t)(zlen - zlen / 2), false);
+    chunk(buf, &o, "IEND", NULL, 0, false);
+    return o;
+}
+
+static int paeth_ref(int a, int b, int c)
+{
+    int p = a + b - c, pa = abs(p - a), pb = abs(p - b), pc = abs(p - c);
+    return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+}
+
+/* Rows of plain pixel bytes, each filtered with filter (y % 5) as an
+ * encoder would: raw gets h rows of 1 + stride bytes. */
+static void filter_rows(uint8_t *raw, const uint8_t *px, size_t stride, uint32_t h, size_t bpp)
+{
+    for (uint32_t y = 0; y < h; y++) {
+        const uint8_t *x = px + y * stride, *up = y ? px + (y - 1) * stride : NULL;
+        uint8_t *r = raw + y * (stride + 1), f = (uint8_t)(y % 5);
+        r[0] = f;
+        for (size_t i = 0; i < stride; i++) {
+            int a = i >= bpp ? x[i - bpp] : 0, b = up ? up[i] : 0, c = up && i >= bpp ? up[i - bpp] : 0;
+            int pred = f == 1 ? a : f == 2 ? b : f == 3 ? (a + b) / 2 : f == 4 ? paeth_ref(a, b, c) : 0;
+            r[1 + i] = (uint8_t)(x[i] - pred);
+        }
+    }
+}
+
+static void test_png_decode(void **state)
+{
+    uint8_t png[4096], raw[1024], px[1024];
+    usg_tensor *t = NULL;
+    /* 8-bit RGB, 6 rows so that every filter (0..4, then 0) appears */
+    uint32_t w = 5, h = 6;
+    for (size_t i = 0; i < w * h * 3; i++) px[i] = (uint8_t)(i * 37 + 11);
+    filter_rows(raw, px, w * 3, h, 3);
+    size_t n = make_png(png, w, h, 8, 2, 0, raw, h * (1 + w * 3), NULL, 0);
+    if (usg_image_decode_png(png, n, &t) != USG_OK) fail_msg("%s", usg_errmsg());
+    assert_int_equal(t->ndim, 3);
+    assert_int_equal(t->shape[0], 6);
+    assert_int_equal(t->shape[1], 5);
+    assert_int_equal(t->shape[2], 3);
+    const float *v = usg_tensor_data(t);
+    for (size_t i = 0; i < w * h * 3; i++)
+        if (fabsf(v[i] - px[i] / 255.0f) > 1e-6f) fail_msg("sample %zu: %g, want %d/255", i, v[i], px[i]);
+    usg_tensor_release(t);
+
+    /* 16-bit grey: (H, W), each sample /65535 */
+    uint8_t g16[2 * (1 + 4)] = {0, 0x00, 0x00, 0xff, 0xff, 0, 0x80, 0x00, 0x12, 0x34};
+    n = make_png(png, 2, 2, 16, 0, 0, g16, sizeof g16, NULL, 0);
+    assert_int_equal(usg_image_decode_png(png, n, &t), USG_OK);
+    assert_int_equal(t->ndim, 2);
+    v = usg_tensor_data(t);
+    assert_true(v[0] == 0.0f && v[1] == 1.0f);
+    assert_true(fabsf(v[2] - 0x8000 / 65535.0f) < 1e-7f && fabsf(v[3] - 0x1234 / 65535.0f) < 1e-7f);
+    usg_tensor_release(t);
+
+    /* 1-bit grey, 10 pixels a row: bits from the high one */
+    uint8_t g1[1 + 2] = {0, 0xa5, 0xc0};
+    n = make_png(png, 10, 1, 1, 0, 0, g1, sizeof g1, NULL, 0);
+    assert_int_equal(usg_image_decode_png(png, n, &t), USG_OK);
+    v = usg_tensor_data(t);
+    const float bits[10] = {1, 0, 1, 0, 0, 1, 0, 1, 1, 1};
+    for (int i = 0; i < 10; i++) assert_true(v[i] == bits[i]);
+    usg_tensor_release(t);
+
+    /* a 2-bit palette image: RGB from the palette */
+    const uint8_t pal[9] = {255, 0, 0, 0, 255, 0, 0, 0, 255};
+    uint8_t p2[1 + 1] = {0, 0x24};          /* indices 0, 2, 1, 0 */
+    n = make_png(png, 4, 1, 2, 3, 0, p2, sizeof p2, pal, 3);
+    assert_int_equal(usg_image_decode_png(png, n, &t), USG_OK);
+    assert_int_equal(t->shape[2], 3);
+    v = usg_tensor_data(t);
+    assert_true(v[0] == 1 && v[1] == 0 && v[5] == 1 && v[7] == 1 && v[9] == 1);
+    usg_tensor_release(t);
+    p2[1] = 0xff;                            /* index 3 of a 3-colour palette */
+    n = make_png(png, 4, 1, 2, 3, 0, p2, sizeof p2, pal, 3);
+    expect_err(usg_image_decode_png(png, n, &t), USG_ARG, "names colour 3 of a palette of 3");
+    assert_null(t);
+}
+
+static void test_png_decode_errors(void **state)
+{
+    uint8_t png[4096], raw[8] = {0, 1, 2, 0, 3, 4};
+    usg_tensor *t = (usg_tensor *)0x1;
+    size_t n = make_png(png, 2, 2, 8, 0, 0, raw, 6, NULL, 0);
+    expect_err(usg_image_decode_png((const uint8_t *)"GIF89a..", 8, &t), USG_ARG, "not a PNG file");
+    assert_null(t);
+    /* cut short anywhere: an error, never a read past the end */
+    for (size_t k = 8; k < n; k++) assert_int_equal(usg_image_decode_png(png, k, &t), USG_ARG);
+    expect_err(usg_image_decode_png(png, n - 12, &t), USG_ARG, "cut short (no IEND chunk)");
+    /* a flipped bit fails a CRC */
+    png[40] ^= 0x10;
+    expect_err(usg_image_decode_png(png, n, &t), USG_ARG, "fails its CRC check");
+    png[40] ^= 0x10;
+    assert_int_equal(usg_image_decode_png(png, n, &t), USG_OK);
+    usg_tensor_release(t);
+    /* rows that do not match the size, a bad filter, interlace, a bad depth */
+    n = make_png(png, 3, 2, 8, 0, 0, raw, 6, NULL, 0);
+    expect_err(usg_image_decode_png(png, n, &t), USG_ARG, "does not inflate to 2 rows of 4 bytes");
+    raw[3] = 9;
+    n = make_png(png, 2, 2, 8, 0, 0, raw, 6, NULL, 0);
+    expect_err(usg_image_decode_png(png, n, &t), USG_ARG, "row 2 has filter 9");
+    raw[3] = 0;
+    n = make_png(png, 2, 2, 8, 0, 1, raw, 6, NULL, 0);
+    expect_err(usg_image_decode_png(png, n, &t), USG_ARG, "interlaced (Adam7)");
+    n = make_png(png, 2, 2, 4, 2, 0, raw, 6, NULL, 0);
+    expect_err(usg_image_decode_png(png, n, &t), USG_ARG, "colour type 2 at bit depth 4");
+    n = make_png(png, 2, 2, 8, 3, 0, raw, 6, NULL, 0);
+    expect_err(usg_image_decode_png(png, n, &t), USG_ARG, "a palette image without PLTE");
+    n = make_png(png, 0, 2, 8, 0, 0, raw, 6, NULL, 0);
+    expect_err(usg_image_decode_png(png, n, &t), USG_ARG, "an image of 0 x 2 pixels");
+    /* every allocation failing in turn: NOMEM, nothing leaked */
+    n = make_png(png, 2, 2, 8, 0, 0, raw, 6, NULL, 0);
+    size_t before = usg_alloc_live_bytes();
+    for (long k = 1; k < 4; k++) {
+        usg_alloc_fail_after(k);
+        usg_status s = usg_image_decode_png(png, n, &t);
+        usg_alloc_fail_after(0);
+        if (s == USG_OK) { usg_tensor_release(t); break; }
+        assert_int_equal(s, USG_NOMEM);
+        assert_int_equal(usg_alloc_live_bytes(), before);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -489,6 +654,8 @@ int main(void)
         cmocka_unit_test(test_png_canvas),
         cmocka_unit_test(test_png_tensor),
         cmocka_unit_test(test_png_tensor_errors),
+        cmocka_unit_test(test_png_decode),
+        cmocka_unit_test(test_png_decode_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

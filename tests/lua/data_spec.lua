@@ -118,8 +118,9 @@ describe('usagi.data', function()
   end)
 
   it('builds a vocabulary of the specials and the most frequent words, ties by first appearance', function()
-    local v = data.vocabulary({ { { 'b', 'a' }, { 'a', 'c' } }, { { 'c', 'd' } } }, 6)
-    assert.are.same({ '<pad>', '<unk>', '<s>', '</s>', 'a', 'c' }, v.vocab)
-    assert.are.equal(6, v.ids.c)
+    local v = data.Vocab.from_tokens({ { { 'b', 'a' }, { 'a', 'c' } }, { { 'c', 'd' } } },
+      { order = 'frequency', max_size = 6, specials = { '<pad>', '<unk>', '<s>', '</s>' } })
+    assert.are.same({ '<pad>', '<unk>', '<s>', '</s>', 'a', 'c' }, { table.unpack(v) })
+    assert.are.equal(6, v:id('c'))
   end)
 end)

@@ -218,14 +218,16 @@ function h.usagi_limited(kb, ...)
   return how, code, text
 end
 
--- path -> tensor for every dataset in the file
+-- path -> tensor (a list for a dataset of strings) for every dataset in the file
 function h.datasets(path)
   local out = {}
   local f <close> = usagi.h5.open(path, 'r')
   local function walk(g)
     for _, name in ipairs(f:list(g)) do
       local p = (g == '/' and '' or g) .. '/' .. name
-      if f:kind(p) == 'group' then walk(p) else out[p] = f:read(p) end
+      if f:kind(p) == 'group' then walk(p)
+      elseif f:dtype(p) == 'string' then out[p] = f:read_strings(p)
+      else out[p] = f:read(p) end
     end
   end
   walk('/')
@@ -253,6 +255,10 @@ function h.assert_same_datasets(a, b, skip, what)
   for _, k in ipairs(names) do
     local x, y = da[k], db[k]
     assert.is_truthy(y, what .. k .. ' is missing from ' .. b)
+    if type(x) == 'table' then                 -- strings: the same list
+      assert.are.same(x, y, what .. k)
+      goto next
+    end
     assert.are.equal(x:dtype(), y:dtype(), what .. k)
     assert.are.same(x:size(), y:size(), what .. k)
     local xs, ys = x:reshape(-1), y:reshape(-1)
@@ -262,6 +268,7 @@ function h.assert_same_datasets(a, b, skip, what)
         error(('%s%s differs at element %d: %.17g in %s, %.17g in %s'):format(what, k, j, v, a, w, b), 0)
       end
     end
+    ::next::
   end
   for k in pairs(db) do assert.is_truthy(da[k], what .. k .. ' is only in ' .. b) end
   return #names

@@ -104,6 +104,11 @@ USG_API usg_status usg_image_encode_png(const usg_image *im, uint8_t **buf, size
  * [0, 1] (clamped; NaN is 0), or i32 in 0..255 (anything else is an error).
  * (H, W, 1) is grey too. Any strides. */
 USG_API usg_status usg_tensor_encode_png(const usg_tensor *t, uint8_t **buf, size_t *len);
+/* The image of a PNG file in memory as a new f32 tensor with values in
+ * [0, 1]: (H, W) for grey, (H, W, 2) grey + alpha, (H, W, 3) RGB (palette
+ * images too), (H, W, 4) RGBA. Bit depths 1 to 16; interlaced files and
+ * damaged ones (a CRC, a length, the deflate stream) are USG_ARG errors. */
+USG_API usg_status usg_image_decode_png(const uint8_t *png, size_t n, usg_tensor **out);
 
 #ifdef __cplusplus
 }
