@@ -223,6 +223,22 @@ end
 -- compare_runs(runs [, opts]): the table of `usagi compare` (usagi.compare).
 function M.compare_runs(runs, opts) cmp.print(runs, opts) end
 
+-- runs_given(paths, cmd) -> the paths that can be runs: a shell glob such
+-- as runs/exp/* also brings a sweep's log, which is left out with a note
+-- rather than failing the whole command.
+local function runs_given(paths, cmd)
+  local keep = {}
+  for _, p in ipairs(paths) do
+    if sys.kind(p) == 'file' and not p:match('%.h5$') then
+      io.stderr:write(('usagi %s: leaving out %s: not a run (a run directory or an .h5 file)\n')
+        :format(cmd, p))
+    else
+      keep[#keep + 1] = p
+    end
+  end
+  return keep
+end
+
 -- load_runs(paths) -> the runs that read, and a row {id, error} for each
 -- that did not: one unreadable run does not hide the others.
 function M.load_runs(paths)
@@ -245,6 +261,7 @@ local function compare(args)
     elseif a:sub(1, 1) == '-' then return die(2, 'usagi compare: unknown option %s\n%s', a, help.compare)
     else dirs[#dirs + 1] = a end
   end
+  dirs = runs_given(dirs, 'compare')
   if #dirs < 1 then return die(2, 'usage: usagi compare RUN_DIR... [--each]') end
   local runs = M.load_runs(dirs)
   M.compare_runs(runs, { each = each })
@@ -328,6 +345,7 @@ local function plot(args)
     else dirs[#dirs + 1] = a end
     i = i + 1
   end
+  dirs = runs_given(dirs, 'plot')
   if #dirs == 0 or not out then return die(2, plot_usage) end
   local runs = {}
   for _, p in ipairs(dirs) do runs[#runs + 1] = M.load_run(p) end

@@ -485,6 +485,19 @@ describe('usagi show, compare, plot and sweep', function()
     assert.is_truthy(svg:find('>activation=tanh (2 seeds)</text>', 1, true), svg)
     local _, rows = svg:gsub('seeds%)</text>', '')
     assert.are.equal(2, rows)
+    -- what a shell glob of the experiment's folder brings (the sweep's log
+    -- too) plots and compares: the log is left out with a note
+    local glob = { table.unpack(dirs) }
+    for _, d in ipairs(sys.listdir(out .. '/binary_addition')) do
+      if d:find('^sweep%-.*%.log$') then glob[#glob + 1] = out .. '/binary_addition/' .. d end
+    end
+    assert.are.equal(5, #glob)
+    code, text = usagi_cli('plot', '-o', out .. '/glob.svg', table.unpack(glob))
+    assert.are.equal(0, code, text)
+    assert.is_truthy(text:find('leaving out .-%.log: not a run'), text)
+    code, text = usagi_cli('compare', table.unpack(glob))
+    assert.are.equal(0, code, text)
+    assert.is_truthy(text:find('leaving out .-%.log: not a run'), text)
     -- --each: a row per run, with its seed
     code, text = usagi_cli('compare', '--each', table.unpack(dirs))
     assert.are.equal(0, code, text)
