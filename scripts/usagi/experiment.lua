@@ -339,7 +339,15 @@ end
 --   run         function(run, cfg): the experiment; run is a usagi.run.Run
 --                          (help 'Run:log', 'Run:progress', 'Run:batches',
 --                          'Run:track'), cfg the config of this run
--- experiments/binary_addition.lua is a whole one to copy.
+--   model       function   optional: function(cfg, data) -> the untrained
+--                          model; the run builds it with run:model(data),
+--                          which keeps data (sizes, a data.Vocab) in
+--                          results.h5 for usagi.runs.load
+--   infer       function   optional: function(model, input, ctx) -> the
+--                          answer to one input (`usagi infer RUN INPUT`);
+--                          infer_options (defaults) and infer_help go with it
+-- experiments/binary_addition.lua is a whole one to copy; attention_dates.lua
+-- declares model and infer.
 function M.experiment(spec)
   assert(type(spec) == 'table' and type(spec.name) == 'string' and type(spec.config) == 'table'
          and type(spec.run) == 'function',
