@@ -345,15 +345,23 @@ typedef struct point_ctx {
 
 /* dL/da_i = g_i f_a(a_i, b_i), dL/db_i = g_i f_b(a_i, b_i), with g_i = g / n
  * (MEAN), g (SUM) or g[i] (NONE); each in its own input's dtype. */
-USG_CLONES void usg_bcel_grad_f32(float *restrict gx, const float *restrict x,
-                                  const float *restrict y, const float *restrict g, bool scalar,
-                                  double scale, int64_t n)
+USG_CLONES static void bcel_grad_f32(float *restrict gx, const float *restrict x,
+                                     const float *restrict y, const float *restrict g,
+                                     bool scalar, double scale, int64_t n)
 {
     float s0 = (float)(g[0] * scale), sc = (float)scale;
     if (scalar)
         for (int64_t i = 0; i < n; i++) gx[i] = s0 * (usg_sigmoidf(x[i]) - y[i]);
     else
         for (int64_t i = 0; i < n; i++) gx[i] = g[i] * sc * (usg_sigmoidf(x[i]) - y[i]);
+}
+
+/* The cloned loop stays static: GCC exports the dispatcher of a non-static
+ * target_clones function whatever its visibility. */
+void usg_bcel_grad_f32(float *restrict gx, const float *restrict x, const float *restrict y,
+                       const float *restrict g, bool scalar, double scale, int64_t n)
+{
+    bcel_grad_f32(gx, x, y, g, scalar, scale, n);
 }
 
 static usg_status point_backward(usg_node *n, usg_tensor *const *gout, usg_tensor **gin)

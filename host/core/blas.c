@@ -1,6 +1,6 @@
 /*
  * blas.c -- matrix products through cblas (OpenBLAS): mm, bmm, matmul,
- * addmm and the in-place gemm that plugins call.
+ * addmm and the in-place gemm that plugins call, and which BLAS that is.
  *
  * The one idea here: a 2-D operand whose rows are contiguous goes to gemm
  * as it is (NoTrans, ld = stride[0]); one whose columns are contiguous -- a
@@ -349,3 +349,8 @@ usg_status usg_addmm(usg_tensor **out, const usg_tensor *c, const usg_tensor *a,
     if (s != USG_OK) { usg_tensor_release(*out); *out = NULL; }
     return s;
 }
+
+/* The binding reports these in usagi.blas_info() and a run's provenance; it
+ * asks here so that only the core links OpenBLAS. */
+const char *usg_blas_config(void) { return openblas_get_config(); }
+const char *usg_blas_core(void) { return openblas_get_corename(); }

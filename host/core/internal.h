@@ -1,8 +1,7 @@
 /*
  * internal.h -- helpers shared by the core's own sources; not installed.
  *
- * Typed loads and stores by dtype (one switch, predictable), dim
- * normalisation, and a strided walker over the logical elements of a view.
+ * Dim normalisation, and a strided walker over the logical elements of a view.
  */
 #ifndef USAGI_INTERNAL_H
 #define USAGI_INTERNAL_H
@@ -12,42 +11,9 @@
 #include "usagi/random.h"
 #include "usagi/autograd.h"
 
-static inline double usg_load(usg_dtype dt, const void *base, int64_t i)
-{
-    switch (dt) {
-    case USG_F32: return ((const float *)base)[i];
-    case USG_F64: return ((const double *)base)[i];
-    default:      return ((const int32_t *)base)[i];
-    }
-}
-
-/* Stores to i32 round toward zero, as PyTorch's .int(), and saturate at the
- * i32 range (NaN stores 0) so that no conversion is undefined. */
-static inline int32_t usg_to_i32(double v)
-{
-    if (v != v) return 0;
-    if (v >= 2147483647.0) return INT32_MAX;
-    if (v <= -2147483648.0) return INT32_MIN;
-    return (int32_t)v;
-}
-
-/* Does v, rounded toward zero, fit in i32 (NaN does not)? i32 arithmetic and conversions check
- * it and fail with usg_fail_i32 rather than wrap or saturate: a count or an
- * id that silently became another number is worse than an error. */
-static inline bool usg_fits_i32(double v) { return v > -2147483649.0 && v < 2147483648.0; }
-
 /* The one message for an i32 value out of range: USG_ARG, "fn: the result
  * 4294967294 does not fit in i32 ...". `what` is "result" or "value". */
 usg_status usg_fail_i32(const char *fn, const char *what, double v);
-
-static inline void usg_store(usg_dtype dt, void *base, int64_t i, double v)
-{
-    switch (dt) {
-    case USG_F32: ((float *)base)[i] = (float)v; break;
-    case USG_F64: ((double *)base)[i] = v; break;
-    default:      ((int32_t *)base)[i] = usg_to_i32(v); break;
-    }
-}
 
 /* Normalise a possibly negative dim against ndim (ndim_plus: allow one past
  * the end, for unsqueeze and stack). Returns -1 when out of range. */

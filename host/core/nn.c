@@ -252,7 +252,7 @@ static usg_status targets_check(const usg_tensor *target, const usg_tensor *mask
 typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 
-USG_CLONES double usg_softmax_row_f32(const float *p, int64_t C, float *max, float *e)
+USG_CLONES static double softmax_row_f32(const float *p, int64_t C, float *max, float *e)
 {
     /* eight lanes of partial maxima and sums. The max is written with
      * vector types (a compare and a select): -O3 left the plain loop
@@ -288,9 +288,22 @@ USG_CLONES double usg_softmax_row_f32(const float *p, int64_t C, float *max, flo
     return z;
 }
 
-USG_CLONES void usg_scale_row_f32(float *g, const float *e, int64_t C, float scale)
+/* The cloned loop stays static: GCC exports the dispatcher of a non-static
+ * target_clones function whatever its visibility. */
+double usg_softmax_row_f32(const float *p, int64_t C, float *max, float *e)
+{
+    return softmax_row_f32(p, C, max, e);
+}
+
+USG_CLONES static void scale_row_f32(float *g, const float *e, int64_t C, float scale)
 {
     for (int64_t c = 0; c < C; c++) g[c] = scale * e[c];
+}
+
+/* A plain wrapper, as for usg_softmax_row_f32. */
+void usg_scale_row_f32(float *g, const float *e, int64_t C, float scale)
+{
+    scale_row_f32(g, e, C, scale);
 }
 
 /* The loss of row i from its (C) scores x at element offset `row`; a
@@ -543,7 +556,7 @@ usg_status usg_bce_loss(usg_tensor **out, const usg_tensor *p, const usg_tensor 
  * and log1p, within 2e-7 of libm's), eight double partial sums: the common
  * case of a VAE's Bernoulli likelihood, in a loop that vectorizes. Each
  * element's loss goes to l when l is not NULL. */
-USG_CLONES double usg_bcel_f32(float *l, const float *x, const float *y, int64_t n)
+USG_CLONES static double bcel_f32(float *l, const float *x, const float *y, int64_t n)
 {
     double lane[8] = {0}, sum = 0;
     int64_t i = 0;
@@ -562,6 +575,12 @@ USG_CLONES double usg_bcel_f32(float *l, const float *x, const float *y, int64_t
     }
     for (int k = 0; k < 8; k++) sum += lane[k];
     return sum;
+}
+
+/* A plain wrapper, as for usg_softmax_row_f32. */
+double usg_bcel_f32(float *l, const float *x, const float *y, int64_t n)
+{
+    return bcel_f32(l, x, y, n);
 }
 
 usg_status usg_bce_with_logits(usg_tensor **out, const usg_tensor *x, const usg_tensor *y,

@@ -7,6 +7,20 @@
 #include "usagi/lua.h"
 #include "usagi/ops.h"
 
+/* The Lua stack must have the usagi module table on top when a binding
+ * file's opener runs; each one adds its functions and methods. */
+int usg_lua_open_tensor(lua_State *L);
+int usg_lua_open_math(lua_State *L);
+int usg_lua_open_reduce(lua_State *L);
+int usg_lua_open_random(lua_State *L);
+int usg_lua_open_nn(lua_State *L);
+int usg_lua_open_autograd(lua_State *L);
+int usg_lua_open_plugin(lua_State *L);
+int usg_lua_open_optim(lua_State *L);
+int usg_lua_open_h5(lua_State *L);
+int usg_lua_open_sys(lua_State *L);
+int usg_lua_open_image(lua_State *L);
+
 /* __tostring of a Tensor (print_lua.c). */
 int usg_lua_tensor_tostring(lua_State *L);
 /* Push element v of dtype dt as a Lua integer (i32) or float. */

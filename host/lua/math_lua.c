@@ -14,7 +14,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <cblas.h>
 
 #include "binding.h"
 #include "usagi/autograd.h"
@@ -233,9 +232,9 @@ static int l_get_num_threads(lua_State *L)
 static int l_blas_info(lua_State *L)
 {
     lua_createtable(L, 0, 3);
-    lua_pushstring(L, openblas_get_config());
+    lua_pushstring(L, usg_blas_config());
     lua_setfield(L, -2, "config");
-    lua_pushstring(L, openblas_get_corename());
+    lua_pushstring(L, usg_blas_core());
     lua_setfield(L, -2, "core");
     lua_pushinteger(L, usg_get_num_threads());        /* OpenBLAS's own is 1 (parallel.c) */
     lua_setfield(L, -2, "threads");

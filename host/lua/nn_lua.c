@@ -18,7 +18,7 @@
 #include <limits.h>
 #include <string.h>
 
-#include "usagi/lua.h"
+#include "binding.h"
 #include "usagi/ops.h"
 #include "usagi/autograd.h"
 

@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "binding.h"
-#include "../core/internal.h"
 
 #define EDGE 3            /* entries kept at each end of an elided dim */
 #define ELIDE_OVER 1000   /* elide tensors with more elements than this */

@@ -16,7 +16,7 @@
  */
 #include <string.h>
 
-#include "usagi/lua.h"
+#include "binding.h"
 #include "usagi/autograd.h"
 
 /* ==== The run's generator =============================================== */

@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "binding.h"
-#include "../core/internal.h"
+#include "usagi/autograd.h"
 
 /* ==== Userdata ========================================================== */
 

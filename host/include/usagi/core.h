@@ -36,6 +36,9 @@ extern "C" {
 #define USG_MAX_DIMS 8
 #define USG_ALIGN 64         /* storage alignment in bytes */
 
+/* USG_API marks what libusagi, libusagi_store, libusagi_dist and the binding
+ * export: they are built with hidden visibility, so a function without it
+ * stays inside its library (tests/cli/exports.sh holds the two lists equal). */
 #if defined(__GNUC__)
 #define USG_API __attribute__((visibility("default")))
 #define USG_PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -71,6 +74,11 @@ USG_API const char *usg_status_name(usg_status s);
  * (parallel.c). USG_ARG outside 1..1024. */
 USG_API usg_status usg_set_num_threads(int n);
 USG_API int usg_get_num_threads(void);
+/* The BLAS this process runs on, for provenance: OpenBLAS's build
+ * configuration ("OpenBLAS 0.3.21 DYNAMIC_ARCH ...") and the kernel set it
+ * chose for this CPU ("Haswell"). The strings belong to OpenBLAS. */
+USG_API const char *usg_blas_config(void);
+USG_API const char *usg_blas_core(void);
 
 /* fn(ctx, lo, hi) over parts of [0, n) that together cover it once, on up
  * to usg_get_num_threads() threads (the caller's and the core's workers),
@@ -174,6 +182,44 @@ USG_API double usg_tensor_get(const usg_tensor *t, const int64_t *idx);
 USG_API void usg_tensor_set(usg_tensor *t, const int64_t *idx, double v);
 /* Element at a flat row-major position of the logical shape (any strides). */
 USG_API double usg_tensor_get_flat(const usg_tensor *t, int64_t i);
+
+/* Typed loads and stores by dtype, one switch each: element i (counted in
+ * elements, offset and strides already applied as the layout rule says) of
+ * a storage's data, as a double. Inline, since printing and the binding's
+ * table conversions call them once per element. */
+static inline double usg_load(usg_dtype dt, const void *base, int64_t i)
+{
+    switch (dt) {
+    case USG_F32: return ((const float *)base)[i];
+    case USG_F64: return ((const double *)base)[i];
+    default:      return ((const int32_t *)base)[i];
+    }
+}
+
+/* Stores to i32 round toward zero, as PyTorch's .int(), and saturate at the
+ * i32 range (NaN stores 0) so that no conversion is undefined. */
+static inline int32_t usg_to_i32(double v)
+{
+    if (v != v) return 0;
+    if (v >= 2147483647.0) return INT32_MAX;
+    if (v <= -2147483648.0) return INT32_MIN;
+    return (int32_t)v;
+}
+
+/* Does v, rounded toward zero, fit in i32 (NaN does not)? i32 arithmetic and conversions check
+ * it and fail with usg_fail_i32 rather than wrap or saturate: a count or an
+ * id that silently became another number is worse than an error. */
+static inline bool usg_fits_i32(double v) { return v > -2147483649.0 && v < 2147483648.0; }
+
+static inline void usg_store(usg_dtype dt, void *base, int64_t i, double v)
+{
+    switch (dt) {
+    case USG_F32: ((float *)base)[i] = (float)v; break;
+    case USG_F64: ((double *)base)[i] = v; break;
+    default:      ((int32_t *)base)[i] = usg_to_i32(v); break;
+    }
+}
+
 /* Shape as "(2, 3)" into buf; returns buf. */
 USG_API char *usg_shape_str(char *buf, size_t n, int ndim, const int64_t *shape);
 USG_API bool usg_same_shape(const usg_tensor *a, const usg_tensor *b);

@@ -99,20 +99,6 @@ extern const size_t usg_plugin_lua_size;
 #define USG_PLUGIN_OPEN(L, name, version, fns) \
     usg_lua_plugin_open(L, name, version, USG_ABI_VERSION, fns, usg_plugin_lua, usg_plugin_lua_size)
 
-/* The Lua stack must have the usagi module table on top when a binding
- * file's opener runs; each one adds its functions and methods. */
-int usg_lua_open_tensor(lua_State *L);
-int usg_lua_open_math(lua_State *L);
-int usg_lua_open_reduce(lua_State *L);
-int usg_lua_open_random(lua_State *L);
-int usg_lua_open_nn(lua_State *L);
-int usg_lua_open_autograd(lua_State *L);
-int usg_lua_open_plugin(lua_State *L);
-int usg_lua_open_optim(lua_State *L);
-int usg_lua_open_h5(lua_State *L);
-int usg_lua_open_sys(lua_State *L);
-int usg_lua_open_image(lua_State *L);
-
 USG_API int luaopen_usagi(lua_State *L);
 
 #ifdef __cplusplus
