@@ -63,15 +63,17 @@
 -- where a rank is; run:allreduce(x [, op]) reduces a number over them.
 -- After run:track, rank r > 0 draws from a stream of its own (dropout),
 -- rank 0 from the run's; checkpoints keep every rank's generator state.
---
--- This file keeps the Run class and its life cycle (open, log, finish); the
--- rest is one file an idea, each a part of the same class:
+
+-- (Apart, so that help prints the paragraph above alone.) This file keeps
+-- the Run class and its life cycle: open, log, finish. The rest is one
+-- file an idea, each a part of the same class:
 --   run_progress    run:epochs, run:progress and its bar, stops on a signal
 --   run_carry       what a loop carries across steps, for mid-loop checkpoints
 --   run_checkpoint  run:track, run:checkpoint, the manifest, --resume
 --   run_train       run:batches, run:train_epoch
 --   run_dist        ranks under mpirun: run:shard, run:allreduce
 --   run_provenance  the git commit, command line and machine in results.h5
+
 local usagi = require 'usagi'
 local store = require 'usagi.store'
 local util = require 'usagi.util'
