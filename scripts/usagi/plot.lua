@@ -35,7 +35,7 @@ local floor, ceil, max, min, abs = math.floor, math.ceil, math.max, math.min, ma
 -- Errors carry no position here; plot.lines re-raises them at its caller.
 local function fail(fmt, ...) error('plot.lines: ' .. fmt:format(...), 0) end
 
-local function finite(v) return v == v and v ~= math.huge and v ~= -math.huge end
+local finite = require('usagi.util').finite
 
 -- ==== Input ==============================================================
 
