@@ -1,6 +1,7 @@
 /*
  * ad_index.c -- the differentiable index ops: embedding, gather,
- * index_select, cat, stack, split and chunk.
+ * index_select, cat, stack, split and chunk, and the per-length reversal
+ * of sequences (reverse_padded).
  *
  * Their backwards move gradients back to where the forward took the
  * elements from: scatter-adds for the ops that read by index (an id read
@@ -370,4 +371,29 @@ usg_status usg_ad_split(usg_tensor ***outs, int *n, usg_tensor *x, int64_t size,
 usg_status usg_ad_chunk(usg_tensor ***outs, int *n, usg_tensor *x, int chunks, int dim)
 {
     return record_pieces(outs, n, x, dim, &chunk_op, usg_chunk(outs, n, x, chunks, dim));
+}
+
+/* ==== reverse_padded ===================================================== */
+
+typedef struct reverse_ctx {
+    bool has_len;     /* lengths saved as input 0's companion */
+} reverse_ctx;
+
+/* dL/dx = reverse(dL/dy): the reversal is its own inverse. */
+static usg_status reverse_backward(usg_node *n, usg_tensor *const *gout, usg_tensor **gin)
+{
+    const reverse_ctx *c = usg_node_ctx(n);
+    if (!gout[0] || !usg_node_needs_grad(n, 0)) return USG_OK;
+    return usg_reverse_padded(&gin[0], gout[0], c->has_len ? usg_node_saved(n, 0) : NULL, NULL);
+}
+
+static const usg_op reverse_padded_op = {"reverse_padded", reverse_backward, NULL};
+
+usg_status usg_ad_reverse_padded(usg_tensor **out, usg_tensor *x, usg_tensor *lengths,
+                                 const char *fn)
+{
+    usg_status s = usg_reverse_padded(out, x, lengths, fn);
+    if (s != USG_OK) return s;
+    reverse_ctx c = {lengths != NULL};
+    return record1(out, &reverse_padded_op, x, &c, sizeof c, lengths);
 }

@@ -520,20 +520,7 @@ usg_status usg_rec_check_weights(const char *op, const usg_tensor *x, int layers
 
 usg_status usg_rec_check_lengths(const char *op, const usg_tensor *len, const usg_tensor *x)
 {
-    char b1[256];
-    if (!len) return USG_OK;
-    int64_t T = x->shape[0], B = x->shape[1];
-    if (len->dtype != USG_I32 || len->ndim != 1 || len->shape[0] != B)
-        return usg_fail(USG_SHAPE, "%s: lengths must be an i32 tensor of shape (%lld,) (one per "
-                        "sequence), got %s %s", op, (long long)B, usg_dtype_name(len->dtype),
-                        usg_shape_str(b1, sizeof b1, len->ndim, len->shape));
-    for (int64_t b = 0; b < B; b++) {
-        double v = usg_tensor_get_flat(len, b);
-        if (v < 1 || v > (double)T)
-            return usg_fail(USG_ARG, "%s: lengths must be in 1..%lld (the input's T), got %g for "
-                            "sequence %lld", op, (long long)T, v, (long long)b + 1);
-    }
-    return USG_OK;
+    return usg_check_lengths(op, len, x);
 }
 
 /* out * mask, mask (T, B, 1) = [t < lengths[b]]: zeros past each length,

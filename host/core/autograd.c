@@ -8,6 +8,11 @@
  * gradients are complete when it is processed; its backward produces input
  * gradients, which are added into the next nodes or into leaves' .grad.
  * The order depends only on the graph, so a backward is deterministic.
+ *
+ * Dependencies run one way: this file calls the kernels (elementwise.c,
+ * reduce.c) and tensor.c, and nothing below calls back here. A tensor
+ * drops its grad_fn through the release function stored in the node's
+ * head (internal.h), not by naming usg_node_release.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -23,6 +28,7 @@ typedef struct edge {
 } edge;
 
 struct usg_node {
+    usg_node_head head;   /* first: tensor.c releases a grad_fn through it */
     long refcount;
     const usg_op *op;
     void *ctx;
@@ -122,6 +128,7 @@ usg_status usg_node_begin(usg_node **node, const usg_op *op, int n_in,
         return USG_NOMEM;
     }
     memset(n, 0, sizeof *n);
+    n->head.release = usg_node_release;
     n->refcount = 1;
     n->op = op;
     n->ctx = ctx;

@@ -12,6 +12,9 @@
  * i32 results never wrap or saturate: one outside the i32 range is an
  * error naming the op (usg_fail_i32), found before an in-place op writes
  * anything.
+ *
+ * A kernel: it calls tensor.c (and parallel.c) only; the tape
+ * (autograd.c) calls it to add gradients, never the other way.
  */
 #include <math.h>
 #include <stdio.h>

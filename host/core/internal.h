@@ -15,6 +15,17 @@
  * 4294967294 does not fit in i32 ...". `what` is "result" or "value". */
 usg_status usg_fail_i32(const char *fn, const char *what, double v);
 
+/* What every tape node starts with. A tensor owns its grad_fn and a node
+ * owns its saved tensors, so freeing one may free the other; the node
+ * carries its own release function (autograd.c puts usg_node_release
+ * there) so that tensor.c can drop a grad_fn without calling into
+ * autograd.c. The core's sources then depend one way: tensor.c on nothing,
+ * the kernels (elementwise.c, reduce.c, ...) on tensor.c, autograd.c on
+ * the kernels, and the ad_*.c derivatives on autograd.c. */
+typedef struct usg_node_head {
+    void (*release)(struct usg_node *n);
+} usg_node_head;
+
 /* Normalise a possibly negative dim against ndim (ndim_plus: allow one past
  * the end, for unsqueeze and stack). Returns -1 when out of range. */
 static inline int usg_dim_norm(int dim, int ndim, int ndim_plus)
@@ -23,6 +34,10 @@ static inline int usg_dim_norm(int dim, int ndim, int ndim_plus)
     if (dim < 0) dim += n;
     return (dim < 0 || dim >= n) ? -1 : dim;
 }
+
+/* lengths is NULL, or an i32 (B) of values in 1..T for the sequences x
+ * (T, B, ...); errors name fn (sequence.c). */
+usg_status usg_check_lengths(const char *fn, const usg_tensor *lengths, const usg_tensor *x);
 
 /* Check a dim and fail with a message naming the function. */
 usg_status usg_check_dim(int *dim, int ndim, int ndim_plus, const char *fn);

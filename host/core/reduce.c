@@ -13,6 +13,9 @@
  *
  * Not here: elementwise ops (elementwise.c), softmax and losses (nn.c), and
  * reductions with autograd (the binding's tape records these as ops).
+ *
+ * A kernel: it calls tensor.c and parallel.c only; the tape (autograd.c)
+ * calls it to sum gradients down to a shape, never the other way.
  */
 #include <math.h>
 #include <string.h>

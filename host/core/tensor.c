@@ -5,6 +5,11 @@
  * A tensor is a header (dtype, shape, strides, offset) over a reference-
  * counted storage; views make a new header over the same storage. Nothing
  * here computes math beyond element copies; see elementwise.c and friends.
+ *
+ * This file is the bottom of the core: it calls no other core source, and
+ * every other one calls it. A tensor's grad_fn is dropped through the
+ * release function the node carries (internal.h, usg_node_head), so the
+ * tape in autograd.c stays above the tensors it records.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -254,7 +259,7 @@ void usg_tensor_release(usg_tensor *t)
 {
     if (t && __atomic_sub_fetch(&t->refcount, 1, __ATOMIC_ACQ_REL) == 0) {
         usg_tensor_release(t->grad);
-        usg_node_release(t->grad_fn);
+        if (t->grad_fn) ((usg_node_head *)t->grad_fn)->release(t->grad_fn);
         storage_release(t->storage);
         usg_free(t);
     }

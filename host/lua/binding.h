@@ -25,8 +25,11 @@ int usg_lua_open_image(lua_State *L);
 int usg_lua_tensor_tostring(lua_State *L);
 /* Push element v of dtype dt as a Lua integer (i32) or float. */
 void usg_lua_pushelem(lua_State *L, usg_dtype dt, double v);
-/* The tensor at idx, or a 0-dim f64 tensor made from the number there
- * (a new reference in *owned to release, or NULL). */
+/* The tensor at idx, or a 0-dim tensor made from the number there: i32 for
+ * an integer that fits in 32 bits, else f32 (tests/lua/number_args_spec.lua).
+ * The new tensor replaces the number on the stack, which owns it, so *owned
+ * is always set to NULL; callers release it anyway, which keeps them right
+ * should a caller's stack ever not hold it. */
 usg_tensor *usg_lua_checktensor_or_number(lua_State *L, int idx, usg_tensor **owned);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * image_lua.c -- usagi.image, the Lua face of host/core/image.c: raster
+ * image_lua.c -- usagi.image, the Lua face of host/image/image.c: raster
  * canvases to draw figures on, and PNG files from canvases and tensors.
  *
  *   local c = usagi.image.canvas(640, 400)            -- white; or a colour

@@ -9,7 +9,7 @@
  * It is glue, not a portability layer: POSIX only, each function a thin
  * wrapper whose errors name the function, the path and the system's reason.
  * The policy (what to write where, when to sync) lives in
- * scripts/usagi/run.lua.
+ * scripts/usagi/run.lua and run_checkpoint.lua.
  */
 #include <dirent.h>
 #include <errno.h>

@@ -1,6 +1,6 @@
 -- The Lua face of usagi.dist: numbers and strings over the ranks, a check
 -- that every rank holds the same parameters, and the data-parallel reducer
--- that the run layer (scripts/usagi/run.lua) puts on a tracked model.
+-- that the run layer (scripts/usagi/run_dist.lua) puts on a tracked model.
 --
 --   local dist = require 'usagi.dist'
 --   dist.rank(), dist.size()              -- 0-based rank, number of ranks

@@ -1,20 +1,20 @@
 /*
  * seq2seq_lua.c -- the binding of the seq2seq plugin: `require
  * 'usagi.seq2seq'` loads usagi/seq2seq.so, whose entry point registers
- * seq2seq.topk and runs the Lua face (seq2seq.lua: nn.Seq2Seq).
+ * seq2seq.topk (the core's usg_topk, 1-based) and runs the Lua face
+ * (seq2seq.lua: nn.Seq2Seq).
  *
  *   local S = require 'usagi.seq2seq'
  *   local values, indices = S.topk(x, k)     -- x (N, C); (N, k) best first, 1-based indices
  */
 #include "usagi/lua.h"
-
-usg_status usg_topk(usg_tensor **values, usg_tensor **indices, const usg_tensor *x, int64_t k);
+#include "usagi/ops.h"
 
 static int l_topk(lua_State *L)
 {
     usg_tensor *x = usg_lua_checktensor(L, 1), *v, *i;
     lua_Integer k = luaL_checkinteger(L, 2);
-    USG_LUA_TRY(L, usg_topk(&v, &i, x, (int64_t)k));
+    USG_LUA_TRY(L, usg_topk(&v, &i, x, (int64_t)k, 1));
     usg_lua_pushtensor(L, v);
     usg_lua_pushtensor(L, i);
     return 2;

@@ -1,7 +1,7 @@
 -- usagi.doc_binding -- help texts of the functions written in C (the usagi
 -- module of host/lua/, tensor methods, usagi.h5, usagi.image, usagi.sys):
 -- C functions carry no comments Lua can read, so their docs are data here,
--- in the order of the README's table. A method t:f(...) without its own
+-- in the order of the table in scripts/usagi/README.md. A method t:f(...) without its own
 -- entry shows usagi.f's (t:f(...) is usagi.f(t, ...)); t:f_ is f in place.
 -- tests/lua/doc_spec.lua fails when a public C function has no entry.
 local T = {}

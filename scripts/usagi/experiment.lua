@@ -270,7 +270,7 @@ function M.run_experiment(spec, opts)
     dist = opts.dist, dist_check = opts.dist_check, bucket_mb = opts.bucket_mb, threads = threads })
   usagi.manual_seed(run.seed)
   if run.dir and not opts.quiet then io.stderr:write(('%s: run %s\n'):format(spec.name, run.dir)) end
-  -- A signal ends the run at a step's end, with a checkpoint (run.lua,
+  -- A signal ends the run at a step's end, with a checkpoint (run_progress.lua,
   -- Run:_stop_if_signalled), not in the middle of a step or a write.
   -- Until the first step ends there is nothing to checkpoint, so a signal
   -- in the set-up (reading data, building the model) stops it at once;

@@ -293,12 +293,7 @@ function Module:state_dict()
   return sd
 end
 
-local function sorted_keys(t)
-  local ks = {}
-  for k in pairs(t) do ks[#ks + 1] = tostring(k) end
-  table.sort(ks)
-  return ks
-end
+local sorted_keys = require('usagi.util').sorted_keys
 
 -- load_state_dict(sd [, strict = true]): copy the tensors of sd into the
 -- parameters and buffers of the same names. Everything is checked before

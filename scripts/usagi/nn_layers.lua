@@ -8,12 +8,7 @@
 -- arguments (errors name the class) and a forward over the usagi ops.
 local usagi = require 'usagi'
 
-local function sorted_keys(t)
-  local ks = {}
-  for k in pairs(t) do ks[#ks + 1] = tostring(k) end
-  table.sort(ks)
-  return ks
-end
+local sorted_keys = require('usagi.util').sorted_keys
 
 local nn = require 'usagi.nn'
 local Module = nn.Module

@@ -22,12 +22,7 @@ local optim = {}
 
 -- ==== Helpers ============================================================
 
-local function sorted_keys(t)
-  local ks = {}
-  for k in pairs(t) do ks[#ks + 1] = tostring(k) end
-  table.sort(ks)
-  return ks
-end
+local sorted_keys = require('usagi.util').sorted_keys
 
 -- A list of tensors from a list, a single tensor, or anything with
 -- :parameters() (a Module).

@@ -9,7 +9,7 @@
 -- The chart is laid out once, in pixels, as a short display list (rects,
 -- lines, polylines, markers, texts), which two back ends draw: SVG text
 -- (real <text> in sans-serif, <polyline>s, a white background, a viewBox)
--- and PNG through usagi.image (host/core/image.c, with its bitmap font).
+-- and PNG through usagi.image (host/image/image.c, with its bitmap font).
 -- What it draws follows matplotlib's defaults: 5% margins around the data,
 -- 1-2-5 ticks (decades when logy), light grid lines, the tab10 colours, a
 -- legend in the corner it hides least of the data. NaN and infinite points
@@ -35,7 +35,7 @@ local floor, ceil, max, min, abs = math.floor, math.ceil, math.max, math.min, ma
 -- Errors carry no position here; plot.lines re-raises them at its caller.
 local function fail(fmt, ...) error('plot.lines: ' .. fmt:format(...), 0) end
 
-local function finite(v) return v == v and v ~= math.huge and v ~= -math.huge end
+local finite = require('usagi.util').finite
 
 -- ==== Input ==============================================================
 

@@ -30,10 +30,7 @@ local function name_of(k)
   return k
 end
 
-local function key_of(name)
-  local i = name:match('^%[(%-?%d+)%]$')
-  return i and math.tointeger(tonumber(i)) or name
-end
+local key_of = require('usagi.util').key_of
 
 -- check_kept(fn, t): every key a name or an integer, every value one that
 -- results.h5 holds (a number, string, boolean, tensor, data.Vocab, or a

@@ -21,10 +21,7 @@ local function name_of(fn, k)
   return k
 end
 
-local function key_of(name)
-  local i = name:match('^%[(%-?%d+)%]$')
-  return i and math.tointeger(tonumber(i)) or name
-end
+local key_of = require('usagi.util').key_of
 
 local function join(path, name)
   return (path == '/' and '' or path) .. '/' .. name

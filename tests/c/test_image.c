@@ -1,5 +1,5 @@
 /*
- * test_image.c -- cmocka tests of host/core/image.c: canvas arguments and
+ * test_image.c -- cmocka tests of host/image/image.c (libusagi_image): canvas arguments and
  * allocation failures, exact pixels of lines, rectangles, markers and text
  * (upright and turned), polylines broken by NaN and painted once where they
  * overlap, clipping (shapes and text partly or far outside, huge and

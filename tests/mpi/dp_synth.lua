@@ -1,5 +1,5 @@
 -- dp_synth.lua -- a data-parallel test experiment on synthetic data, for
--- tests/mpi/data_parallel.sh: a 2-layer tanh MLP regresses y = sin(x w*)
+-- tests/mpi/dp_synthetic.sh: a 2-layer tanh MLP regresses y = sin(x w*)
 -- from 8 inputs, with Adam over run:batches (so the data shard and the
 -- optimizer state both matter), dropout (0 by default: with it, each rank
 -- draws its own masks), a checkpoint every epoch, and the loss

@@ -185,6 +185,10 @@ USG_API usg_status usg_ad_stack(usg_tensor **out, int n, usg_tensor *const *ts, 
 USG_API usg_status usg_ad_split(usg_tensor ***outs, int *n, usg_tensor *x, int64_t size, int dim);
 USG_API usg_status usg_ad_chunk(usg_tensor ***outs, int *n, usg_tensor *x, int chunks, int dim);
 USG_API usg_status usg_ad_dropout(usg_tensor **out, usg_rng *r, usg_tensor *x, double p);
+/* usg_reverse_padded, recorded: the gradient is the same reversal of the
+ * output's gradient. */
+USG_API usg_status usg_ad_reverse_padded(usg_tensor **out, usg_tensor *x, usg_tensor *lengths,
+                                         const char *fn);
 
 /* ---- stacking recurrent layers (the plugins rnn, lstm, gru) ---- */
 

@@ -157,6 +157,22 @@ USG_API usg_status usg_chunk(usg_tensor ***outs, int *n, usg_tensor *x, int chun
 USG_API usg_status usg_one_hot(usg_tensor **out, const usg_tensor *ids, int64_t classes,
                                int base);
 
+/* ==== Sequences and decoding ============================================ */
+
+/* Each sequence of x (T, B, n), any dtype, reversed within its own length:
+ * out[t, b] = x[len_b - 1 - t, b] for t < len_b, and out[t, b] = x[t, b]
+ * past it (the padding stays put). lengths is NULL (every sequence has all
+ * T steps) or an i32 (B) of values in 1..T. It is its own inverse. Errors
+ * name fn (the caller's name for it; NULL gives "reverse_padded"). */
+USG_API usg_status usg_reverse_padded(usg_tensor **out, const usg_tensor *x,
+                                      const usg_tensor *lengths, const char *fn);
+/* The k largest entries of each row of x (N, C), f32 or f64, best first:
+ * values (N, k) in x's dtype and their column indices (N, k) i32 in
+ * `base`. NaN ranks below every number; ties go to the lower index.
+ * 1 <= k <= min(C, 4096). O(N C k): meant for beam widths, not sorting. */
+USG_API usg_status usg_topk(usg_tensor **values, usg_tensor **indices, const usg_tensor *x,
+                            int64_t k, int base);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,6 +8,11 @@
  * the 1-bit font of font.c. No Lua, no files: the PNG goes to memory and
  * the binding writes it. zlib does the deflate and the CRCs.
  *
+ * This is libusagi_image, a library beside the tensor core rather than
+ * inside it, so that libusagi links no zlib and a program that only
+ * computes never loads a rasteriser. It uses the core's public API alone
+ * (usagi/core.h: allocation, errors, tensors).
+ *
  * Lines and markers first collect coverage in the canvas's scratch plane
  * (the maximum over every segment of one call) and then blend it once, so
  * a polyline's joins and overlaps are painted exactly once.
@@ -17,7 +22,6 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "internal.h"
 #include "usagi/image.h"
 #include "font.h"
 

@@ -1,5 +1,5 @@
 /*
- * font.h -- the built-in bitmap font of image.c (private to the core).
+ * font.h -- the built-in bitmap font of image.c (private to libusagi_image).
  *
  * One fixed-width face for ASCII 32..126 in 6x13 cells (see USG_FONT_* in
  * usagi/image.h). Each glyph is 11 rows of 5 bits, the cell's rows 2..12:
