@@ -113,27 +113,17 @@ local function train_autograd(run, cfg, path)
   return m
 end
 
+-- usagi infer RUN_DIR car -> its neighbours; 'man king woman' -> queen, one hopes
+local answering = word2vec.answering('word2vec_ptb')
+
 return usagi.experiment {
   name = 'word2vec_ptb',
   config = { trainer = 'fast', size = 100, window = 5, negative = 5, hs = 0, sample = 1e-3, iter = 5,
     min_count = 1, threads = 1, alpha = 0.05, epochs = 3, batch = 100, lr = 0.001, limit = 0,
     limit_batches = 0, queries = QUERIES, picture = PICTURE, k = 5 },
   smoke = { iter = 1, limit = 3000, epochs = 1, limit_batches = 30 },
-  -- the model of a config: vectors of the kept vocabulary, filled from the run
-  model = function(cfg, d)
-    local words = {}
-    for i, w in ipairs(d.vocab) do words[i] = w end
-    return word2vec.from_vectors(words, usagi.zeros(#words, cfg.size))
-  end,
-
-  -- usagi infer RUN_DIR car -> its neighbours; 'man king woman' -> queen, one hopes
-  infer_help = "each INPUT is a word (its --k nearest neighbours by cosine) or three words, "
-    .. "'a b c' or 'a : b :: c' (the words d with a : b :: c : d, by 3CosAdd)",
-  infer_options = { k = 10 },
-  infer = function(model, input, ctx)
-    if type(input) ~= 'string' then error("word2vec_ptb: give a word ('car') or three ('man king woman')", 0) end
-    return model:query(input, ctx.options.k)
-  end,
+  model = answering.model, infer = answering.infer,
+  infer_options = answering.infer_options, infer_help = answering.infer_help,
 
   run = function(run, cfg)
     local path = corpus(run, cfg.limit)

@@ -22,26 +22,16 @@ local usagi = require 'usagi'
 local data = require 'usagi.data'
 local word2vec = require 'usagi.word2vec'
 
+-- usagi infer RUN_DIR car -> its neighbours; 'man king woman' -> queen, one hopes
+local answering = word2vec.answering('word2vec_text')
+
 return usagi.experiment {
   name = 'word2vec_text',
   config = { size = 100, window = 5, sample = 1e-3, negative = 5, hs = 0, iter = 5, min_count = 5,
     threads = 1, alpha = 0.025, shared = 1, limit = 0, restrict = 30000 },
   smoke = { iter = 1, limit = 4000, min_count = 2 },
-  -- the model of a config: vectors of the kept vocabulary, filled from the run
-  model = function(cfg, d)
-    local words = {}
-    for i, w in ipairs(d.vocab) do words[i] = w end
-    return word2vec.from_vectors(words, usagi.zeros(#words, cfg.size))
-  end,
-
-  -- usagi infer RUN_DIR car -> its neighbours; 'man king woman' -> queen, one hopes
-  infer_help = "each INPUT is a word (its --k nearest neighbours by cosine) or three words, "
-    .. "'a b c' or 'a : b :: c' (the words d with a : b :: c : d, by 3CosAdd)",
-  infer_options = { k = 10 },
-  infer = function(model, input, ctx)
-    if type(input) ~= 'string' then error("word2vec_text: give a word ('car') or three ('man king woman')", 0) end
-    return model:query(input, ctx.options.k)
-  end,
+  model = answering.model, infer = answering.infer,
+  infer_options = answering.infer_options, infer_help = answering.infer_help,
 
   run = function(run, cfg)
     local tmp = os.tmpname()

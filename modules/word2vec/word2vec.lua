@@ -140,6 +140,30 @@ function M.from_vectors(words, vectors, counts)
   return new_model(words, counts, vectors)
 end
 
+-- word2vec.answering(name) -> the parts of an experiment that let `usagi
+-- infer` ask a run's vectors: model (vectors of the kept vocabulary, which
+-- the run's parameters fill), infer (a word gives its k nearest neighbours,
+-- three words an analogy, as Model:query), infer_options and infer_help.
+-- name is the experiment's, for its messages.
+function M.answering(name)
+  return {
+    model = function(cfg, d)
+      local words = {}
+      for i, w in ipairs(d.vocab) do words[i] = w end
+      return M.from_vectors(words, usagi.zeros(#words, cfg.size))
+    end,
+    infer_help = "each INPUT is a word (its --k nearest neighbours by cosine) or three words, "
+      .. "'a b c' or 'a : b :: c' (the words d with a : b :: c : d, by 3CosAdd)",
+    infer_options = { k = 10 },
+    infer = function(model, input, ctx)
+      if type(input) ~= 'string' then
+        error(("%s: give a word ('car') or three ('man king woman')"):format(name), 0)
+      end
+      return model:query(input, ctx.options.k)
+    end,
+  }
+end
+
 -- word2vec.vocab{train =, min_count =, max_vocab =, lower =} -> the C
 -- vocabulary (words sorted by count), for a look before training.
 function M.vocab(opts)
