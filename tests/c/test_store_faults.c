@@ -314,15 +314,19 @@ static void test_old_format(void **state)
 
 /* A thread that stays alive while verify forks, as a training run's workers
  * do. It naps rather than spins: on a loaded 2-core machine a spinning
- * thread took the core verify's child needed. The flag is static, so a
- * failed assertion (which longjmps out of the test) leaves the thread
- * reading a live variable. */
-static atomic_bool spin_stop;
+ * thread took the core verify's child needed. The test forks only once
+ * the thread has started: under AddressSanitizer a thread still starting
+ * holds the sanitizer's allocator lock, and a child forked at that moment
+ * waits for it forever (glibc's own malloc is safe across fork). The flags
+ * are static, so a failed assertion (which longjmps out of the test)
+ * leaves the thread reading live variables. */
+static atomic_bool spin_started, spin_stop;
 
 static void *spin(void *arg)
 {
     (void)arg;
     struct timespec nap = {0, 1000000};
+    atomic_store(&spin_started, true);
     while (!atomic_load(&spin_stop)) nanosleep(&nap, NULL);
     return NULL;
 }
@@ -344,8 +348,11 @@ static void test_verify(void **state)
 
     /* with a thread running in this process, as in a training run */
     atomic_store(&spin_stop, false);
+    atomic_store(&spin_started, false);
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, spin, NULL), 0);
+    struct timespec nap = {0, 1000000};
+    while (!atomic_load(&spin_started)) nanosleep(&nap, NULL);
     assert_int_equal(usg_h5_verify(path, 300000), USG_OK);   /* generous: CI machines are shared */
     expect_err(usg_h5_verify(path, 1), USG_IO, "did not finish in 0.001 s");
     assert_non_null(strstr(usg_errmsg(), path));
