@@ -9,15 +9,10 @@ set -u
 U=$1
 repo=$(pwd)
 case $U in /*) ;; *) U=$repo/$U ;; esac
-fails=0
-passes=0
 t=$(mktemp -d)
 trap 'rm -rf "$t"' EXIT
 
-check() {   # name expected actual
-  if [ "$2" = "$3" ]; then echo "ok   $1"; passes=$((passes + 1)); else
-    echo "FAIL $1"; echo "  expected: $2"; echo "  got:      $3"; fails=$((fails + 1)); fi
-}
+. "$(dirname "$0")/../check.sh"
 
 if ! "$U" -e "require('usagi.data').path('dlfs2/date.txt')" >/dev/null 2>&1; then
   echo "skipped: dlfs2/date.txt is not on this machine (usagi.data.path cannot find it)"
@@ -60,5 +55,4 @@ check "unknown option: message" "usagi infer: attention_dates infer: unknown opt
 "$U" infer "$(ls -d runs/binary_addition/*)" '1+1' 2>err; rc=$?
 check "no infer: 1" "1" "$rc"
 check "no infer: message" "1" "$(grep -c 'the experiment binary_addition declares no model' err)"
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+check_done

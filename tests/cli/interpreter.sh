@@ -4,15 +4,10 @@
 # Usage: interpreter.sh path/to/usagi
 set -u
 U=$1
-fails=0
-passes=0
 t=$(mktemp -d)
 trap 'rm -rf "$t"' EXIT
 
-check() {   # name expected actual
-  if [ "$2" = "$3" ]; then echo "ok   $1"; passes=$((passes + 1)); else
-    echo "FAIL $1"; echo "  expected: $2"; echo "  got:      $3"; fails=$((fails + 1)); fi
-}
+. "$(dirname "$0")/../check.sh"
 
 printf 'print(arg[0], arg[1], arg[2], #arg, ...)\n' > "$t/args.lua"
 check "script args" "$t/args.lua	x	y	2	x	y" "$("$U" "$t/args.lua" x y)"
@@ -33,5 +28,4 @@ check "help" "0" "$("$U" -h >/dev/null; echo $?)"
 out=$(printf 'x = 21\nx * 2\nfor i = 1, 2 do\nprint(i)\nend\n' | "$U" -i 2>&1)
 check "-i prompt: expression value" "1" "$(printf '%s\n' "$out" | grep -c '^> > 42$')"
 check "-i prompt: multi-line" "1" "$(printf '%s\n' "$out" | grep -c '^> \.\. \.\. 1$')"
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+check_done
