@@ -271,15 +271,23 @@ static int l_spawn(lua_State *L)
     return 1;
 }
 
-/* wait([pid]) -> pid, how, code: how is 'exit' (code = exit status) or
- * 'signal' (code = the signal number). Without pid, any child; nil when
- * there are no children left. */
+/* wait([pid [, 'nohang']]) -> pid, how, code: how is 'exit' (code = exit
+ * status) or 'signal' (code = the signal number). Without pid, any child;
+ * nil when there are no children left. With 'nohang', false while the
+ * child still runs: a test can watch a child's progress and still know
+ * when it ended. */
 static int l_wait(lua_State *L)
 {
     pid_t want = (pid_t)luaL_optinteger(L, 1, -1);
+    static const char *const modes[] = {"block", "nohang", NULL};
+    int flags = luaL_checkoption(L, 2, "block", modes) == 1 ? WNOHANG : 0;
     int st;
     pid_t pid;
-    while ((pid = waitpid(want, &st, 0)) < 0 && errno == EINTR) {}
+    while ((pid = waitpid(want, &st, flags)) < 0 && errno == EINTR) {}
+    if (pid == 0) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
     if (pid < 0) {
         if (errno == ECHILD) return 0;
         return fail(L, "sys.wait", "child");

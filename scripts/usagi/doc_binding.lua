@@ -243,7 +243,8 @@ add('usagi.sys.', {
   hostname = 'usagi.sys.hostname() -> the machine\'s name.',
   isatty = 'usagi.sys.isatty(fd) -> true when the file descriptor (1: stdout) is a terminal.',
   spawn = 'usagi.sys.spawn(argv [, {stdout = path, stderr = path}]) -> pid of a new process.',
-  wait = 'usagi.sys.wait([pid]) -> pid, how, code: how is \'exit\' or \'signal\'.',
+  wait = 'usagi.sys.wait([pid [, \'nohang\']]) -> pid, how, code: how is \'exit\' or \'signal\';\n'
+    .. 'with \'nohang\', false while the child still runs.',
   kill = 'usagi.sys.kill(pid, signal): signal a number or \'KILL\', \'TERM\', \'INT\'.',
   lock = 'usagi.sys.lock(path) -> a lock (an exclusive flock on the file or directory), or nil,\n'
     .. '\'busy\'; held until lock:unlock(), its collection or the process\'s end (even by SIGKILL).',

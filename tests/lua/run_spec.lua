@@ -178,11 +178,29 @@ describe('usagi run --resume', function()
     return sys.spawn(argv, { stdout = out .. '/child.out', stderr = out .. '/child.out' })
   end
 
-  -- Run `file` with config whole, then again killed with SIGKILL at random
-  -- moments and resumed (with resume_args) each time; the two must end with
-  -- the same datasets. Returns the cut run's directory, the kills and the
-  -- seconds of the whole run.
-  local function kill_and_resume(file, name, config, resume_args)
+  -- The highest step among the checkpoints in dir, 0 when there are none.
+  local function last_step(dir)
+    local ok, names = pcall(sys.listdir, dir .. '/checkpoints')
+    local top = 0
+    for _, n in ipairs(ok and names or {}) do
+      top = math.max(top, tonumber(n:match('^step%-(%d+)%.h5$')) or 0)
+    end
+    return top
+  end
+
+  -- Run `file` with config whole, then again killed with SIGKILL and
+  -- resumed (with resume_args) each time; the two must end with the same
+  -- datasets. Returns the cut run's directory, the kills and the seconds of
+  -- the whole run.
+  --
+  -- The kills follow the run's progress, not the clock: the whole run was
+  -- timed under one load and the cuts may meet another. Odd cuts wait for
+  -- a checkpoint newer than any before, then strike at a random moment
+  -- within the next half interval between checkpoints (in a step, in a
+  -- checkpoint's write); even cuts strike early in the resume's start-up,
+  -- before it has saved anything. Every cut lands before the end whatever
+  -- the load, and each odd one moves the run on by at least a checkpoint.
+  local function kill_and_resume(file, name, config, every, resume_args)
     local function spawn(...)
       return sys.spawn({ exe, 'run', file, '--out', out, ... },
         { stdout = out .. '/child.out', stderr = out .. '/child.out' })
@@ -192,21 +210,29 @@ describe('usagi run --resume', function()
     local whole = sys.monotonic() - t0
     assert.are.equal('exit', how)
     assert.are.equal(0, code)
+    local interval = whole * every / last_step(out .. '/' .. name .. '/whole')
 
     math.randomseed(20261128)
     local dir, kills, attempts = out .. '/' .. name .. '/cut', 0, 0
     local pid = spawn('--name', 'cut', table.unpack(config))
     while true do
       attempts = attempts + 1
-      -- after the start-up, early in what is left of the run: the whole
-      -- run was timed under one load and the cuts may meet a lighter one,
-      -- so each cut comes at most 0.35 of the whole run after its start
-      if attempts <= 6 then
-        sys.sleep(0.1 * whole + math.random() * 0.25 * whole)
-        sys.kill(pid, 'KILL')
+      local ended, ended_how
+      if attempts <= 6 and attempts % 2 == 1 then
+        local before = last_step(dir)
+        repeat
+          ended, ended_how = sys.wait(pid, 'nohang')
+          if not ended then sys.sleep(0.002) end
+        until ended or last_step(dir) > before
+        if not ended then sys.sleep(math.random() * 0.5 * interval) end
+      elseif attempts <= 6 then
+        sys.sleep(math.random() * 0.05 * whole)
       end
-      local _, h_how = sys.wait(pid)
-      if h_how == 'signal' then kills = kills + 1 else break end
+      if not ended then
+        if attempts <= 6 then sys.kill(pid, 'KILL') end
+        _, ended_how = sys.wait(pid)
+      end
+      if ended_how == 'signal' then kills = kills + 1 else break end
       pid = spawn('--resume', dir, table.unpack(resume_args))
     end
     assert.is_true(kills >= 3, ('only %d of the kills landed before the run ended'):format(kills))
@@ -215,7 +241,7 @@ describe('usagi run --resume', function()
   end
 
   it('ends with the same bits after SIGKILL at random moments', function()
-    local dir, kills, whole = kill_and_resume(script, 'binary_addition', cfg, {})
+    local dir, kills, whole = kill_and_resume(script, 'binary_addition', cfg, 200, {})
     local f <close> = usagi.h5.open(dir .. '/results.h5', 'r')
     assert.are.equal('ok', f:attr('/', 'status'))
     local a = f:attrs('/')                      -- the run's own start and command stay
@@ -233,7 +259,7 @@ describe('usagi run --resume', function()
     if not h.have_data('ptb/ptb.train.txt.gz', 'ptb_lm resume') then return end
     local every = { '--checkpoint-every', '9' }
     local _, kills, whole = kill_and_resume('experiments/ptb_lm.lua', 'ptb_lm',
-      { '--smoke', '--set', 'dropout=0.3', '--threads', '1', '--seed', '11', table.unpack(every) }, every)
+      { '--smoke', '--set', 'dropout=0.3', '--threads', '1', '--seed', '11', table.unpack(every) }, 9, every)
     print(('\n  ptb_lm resume: %d SIGKILLs, run of %.2f s'):format(kills, whole))
   end)
 

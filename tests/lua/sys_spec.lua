@@ -99,3 +99,18 @@ describe('usagi.sys.mkdir, crc32 and the signal trap', function()
     if not ok then error(err, 0) end
   end)
 end)
+
+describe('usagi.sys.wait', function()
+  it("with 'nohang' says false while the child runs and its end once it ended", function()
+    local pid = sys.spawn({ '/bin/sleep', '0.3' })
+    assert.is_false(sys.wait(pid, 'nohang'))
+    local got, how, code
+    for _ = 1, 500 do
+      got, how, code = sys.wait(pid, 'nohang')
+      if got then break end
+      sys.sleep(0.01)
+    end
+    assert.are.same({ pid, 'exit', 0 }, { got, how, code })
+    h.fails(function() sys.wait(pid, 'later') end, "invalid option 'later'")
+  end)
+end)
