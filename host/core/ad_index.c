@@ -25,34 +25,20 @@ typedef struct index_ctx {
     int base;         /* of the saved indices */
 } index_ctx;
 
-/* Record op over ins[0..n_in) for outs[0..n_out) when a gradient is
- * needed, with a copy of ctx (size bytes) and the tensors to save. The
- * caller releases the outputs on failure. */
-static usg_status record(const usg_op *op, int n_in, usg_tensor *const *ins, int n_out,
-                         usg_tensor *const *outs, const void *ctx, size_t size,
-                         usg_tensor *save)
+/* One node of the trees below: like usg_record, but the outputs are
+ * borrowed (the caller's result, or views of it that the caller releases),
+ * so a failure leaves them to the caller instead of releasing them. */
+static usg_status record_borrowed(const usg_op *op, int n_in, usg_tensor *const *ins, int n_out,
+                                  usg_tensor *const *outs, const void *ctx, size_t size)
 {
-    if (!usg_grad_needed(n_in, ins)) return USG_OK;
-    void *c = usg_alloc(size);
-    usg_node *n = NULL;
-    if (!c) return USG_NOMEM;
-    memcpy(c, ctx, size);
-    usg_status s = usg_node_begin(&n, op, n_in, ins, c);     /* owns c from here */
-    if (s == USG_OK && n && save) s = usg_node_save(n, save);
-    return usg_node_finish(n, n_out, outs, s);
-}
-
-/* One output from one input that is differentiated when it is float:
- * release the output on failure. */
-static usg_status record1(usg_tensor **out, const usg_op *op, usg_tensor *x, const void *ctx,
-                          size_t size, usg_tensor *save)
-{
-    usg_tensor *in = usg_dtype_is_float(x->dtype) ? x : NULL;
-    usg_status s = record(op, 1, &in, 1, out, ctx, size, save);
-    if (s != USG_OK) {
-        usg_tensor_release(*out);
-        *out = NULL;
+    usg_tensor *own[USG_NODE_MAX_OUTPUTS];
+    for (int i = 0; i < n_out; i++) {
+        usg_tensor_retain(outs[i]);
+        own[i] = outs[i];
     }
+    usg_status s = usg_record(op, n_in, ins, n_out, own, 0, NULL, (void *)ctx, size);
+    if (s == USG_OK)
+        for (int i = 0; i < n_out; i++) usg_tensor_release(own[i]);
     return s;
 }
 
@@ -122,7 +108,7 @@ usg_status usg_ad_embedding(usg_tensor **out, usg_tensor *weight, usg_tensor *id
     usg_status s = usg_embedding(out, weight, ids, base);
     if (s != USG_OK) return s;
     index_ctx c = {0, base};
-    return record1(out, &embedding_op, weight, &c, sizeof c, ids);
+    return usg_record(&embedding_op, 1, &weight, 1, out, 1, &ids, &c, sizeof c);
 }
 
 usg_status usg_ad_index_select(usg_tensor **out, usg_tensor *x, int dim, usg_tensor *index,
@@ -131,7 +117,7 @@ usg_status usg_ad_index_select(usg_tensor **out, usg_tensor *x, int dim, usg_ten
     usg_status s = usg_index_select(out, x, dim, index, base);
     if (s != USG_OK) return s;
     index_ctx c = {dim < 0 ? dim + x->ndim : dim, base};
-    return record1(out, &index_select_op, x, &c, sizeof c, index);
+    return usg_record(&index_select_op, 1, &x, 1, out, 1, &index, &c, sizeof c);
 }
 
 /* ==== gather ============================================================ */
@@ -161,7 +147,7 @@ usg_status usg_ad_gather(usg_tensor **out, usg_tensor *x, int dim, usg_tensor *i
     usg_status s = usg_gather(out, x, dim, index, base);
     if (s != USG_OK) return s;
     index_ctx c = {dim < 0 ? dim + x->ndim : dim, base};
-    return record1(out, &gather_op, x, &c, sizeof c, index);
+    return usg_record(&gather_op, 1, &x, 1, out, 1, &index, &c, sizeof c);
 }
 
 /* ==== cat and stack ===================================================== */
@@ -220,7 +206,7 @@ static usg_status link_concat(usg_tensor *out, int n, usg_tensor *const *ts, int
 {
     if (n <= MAX_IN) {
         concat_ctx c = {dim, n};
-        return record(stack ? &stack_op : &cat_op, n, ts, 1, &out, &c, sizeof c, NULL);
+        return record_borrowed(stack ? &stack_op : &cat_op, n, ts, 1, &out, &c, sizeof c);
     }
     if (!usg_grad_needed(n, ts)) return USG_OK;
     int groups = (n + MAX_IN - 1) / MAX_IN;
@@ -312,7 +298,7 @@ static usg_status link_pieces(const usg_op *op, usg_tensor *src, int n, usg_tens
         split_ctx c = {dim, n, {0}, {0}};
         memcpy(c.start, start, (size_t)n * sizeof *start);
         memcpy(c.len, len, (size_t)n * sizeof *len);
-        return record(op, 1, &src, n, pieces, &c, sizeof c, NULL);
+        return record_borrowed(op, 1, &src, n, pieces, &c, sizeof c);
     }
     int groups = (n + MAX_OUT - 1) / MAX_OUT;
     /* one block: the group views, then their starts and lengths */
@@ -395,5 +381,5 @@ usg_status usg_ad_reverse_padded(usg_tensor **out, usg_tensor *x, usg_tensor *le
     usg_status s = usg_reverse_padded(out, x, lengths, fn);
     if (s != USG_OK) return s;
     reverse_ctx c = {lengths != NULL};
-    return record1(out, &reverse_padded_op, x, &c, sizeof c, lengths);
+    return usg_record(&reverse_padded_op, 1, &x, 1, out, 1, &lengths, &c, sizeof c);
 }

@@ -23,44 +23,7 @@
 #include "internal.h"
 #include "usagi/fastmath.h"
 
-/* ==== Recording helpers ================================================= */
-
-/* Drop the forward's result after a failure that followed it. */
-static usg_status drop(usg_tensor **out, usg_status s)
-{
-    usg_tensor_release(*out);
-    *out = NULL;
-    return s;
-}
-
-/* Record `op` for the forward that made *out from in[0..n_in), saving
- * save[0..n_save) (NULL entries are skipped). ctx passes to the node, or is
- * freed when none is made. An integer result records nothing. On failure
- * *out is released and NULL. */
-static usg_status record(usg_tensor **out, const usg_op *op, int n_in, usg_tensor *const *in,
-                         void *ctx, int n_save, usg_tensor *const *save)
-{
-    usg_node *n = NULL;
-    usg_status s = USG_OK;
-    if (!usg_dtype_is_float((*out)->dtype)) {
-        usg_free(ctx);
-        return USG_OK;
-    }
-    s = usg_node_begin(&n, op, n_in, in, ctx);
-    for (int i = 0; n && s == USG_OK && i < n_save; i++)
-        if (save[i]) s = usg_node_save(n, save[i]);
-    if (n) s = usg_node_finish(n, 1, out, s);
-    return s == USG_OK ? s : drop(out, s);
-}
-
-/* A zeroed ctx of `size` bytes, or NULL after releasing *out (NOMEM). */
-static void *ctx_new(usg_tensor **out, size_t size)
-{
-    void *c = usg_alloc(size);
-    if (c) memset(c, 0, size);
-    else drop(out, USG_NOMEM);
-    return c;
-}
+/* ==== Helpers =========================================================== */
 
 /* gin = g summed over the dims broadcasting added, in input i's shape and
  * dtype. Consumes g (also on failure). */
@@ -240,7 +203,7 @@ usg_status usg_ad_binary(usg_tensor **out, usg_binop op, usg_tensor *a, usg_tens
     unsigned m = binary_saves(op);
     usg_tensor *save[3] = {(m & SAVE_A) ? a : NULL, (m & SAVE_B) ? b : NULL,
                            (m & SAVE_OUT) ? *out : NULL};
-    return record(out, binary_op(op), 2, in, NULL, 3, save);
+    return usg_record(binary_op(op), 2, in, 1, out, 3, save, NULL, 0);
 }
 
 /* ---- with a scalar ---- */
@@ -277,12 +240,10 @@ usg_status usg_ad_binary_scalar(usg_tensor **out, usg_binop op, usg_tensor *a, d
 {
     usg_status st = usg_binary_scalar(out, op, a, s, scalar_first);
     if (st != USG_OK || !binary_op(op) || !usg_grad_needed(1, &a)) return st;
-    scalar_ctx *c = ctx_new(out, sizeof *c);
-    if (!c) return USG_NOMEM;
-    c->op = op; c->s = s; c->first = scalar_first;
+    scalar_ctx c = {op, s, scalar_first};
     /* both saved for every op: a is alive anyway, and out only costs a header */
     usg_tensor *save[2] = {a, *out};
-    return record(out, &scalar_ops[op], 1, &a, c, 2, save);
+    return usg_record(&scalar_ops[op], 1, &a, 1, out, 2, save, &c, sizeof c);
 }
 
 /* ==== Unary ops and clamp =============================================== */
@@ -386,12 +347,9 @@ usg_status usg_ad_unary(usg_tensor **out, usg_unop op, usg_tensor *a)
 {
     usg_status s = usg_unary(out, op, a);
     if (s != USG_OK || unary_saves(op) < 0 || !usg_grad_needed(1, &a)) return s;
-    usg_unop *c = ctx_new(out, sizeof *c);
-    if (!c) return USG_NOMEM;
-    *c = op;
     unsigned m = (unsigned)unary_saves(op);
     usg_tensor *save[2] = {(m & SAVE_A) ? a : NULL, (m & SAVE_OUT) ? *out : NULL};
-    return record(out, &unary_ops[op], 1, &a, c, 2, save);
+    return usg_record(&unary_ops[op], 1, &a, 1, out, 2, save, &op, sizeof op);
 }
 
 typedef struct clamp_ctx { double lo, hi; } clamp_ctx;
@@ -418,10 +376,8 @@ usg_status usg_ad_clamp(usg_tensor **out, usg_tensor *a, double lo, double hi)
 {
     usg_status s = usg_clamp(out, a, lo, hi);
     if (s != USG_OK || !usg_grad_needed(1, &a)) return s;
-    clamp_ctx *c = ctx_new(out, sizeof *c);
-    if (!c) return USG_NOMEM;
-    c->lo = lo; c->hi = hi;
-    return record(out, &clamp_op, 1, &a, c, 1, &a);
+    clamp_ctx c = {lo, hi};
+    return usg_record(&clamp_op, 1, &a, 1, out, 1, &a, &c, sizeof c);
 }
 
 /* ==== where ============================================================= */
@@ -449,7 +405,7 @@ usg_status usg_ad_where(usg_tensor **out, usg_tensor *cond, usg_tensor *a, usg_t
     usg_status s = usg_where(out, cond, a, b);
     if (s != USG_OK || !usg_grad_needed(2, in)) return s;
     /* cond is not an input of the node: it selects, it has no gradient */
-    return record(out, &where_op, 2, in, NULL, 1, &cond);
+    return usg_record(&where_op, 2, in, 1, out, 1, &cond, NULL, 0);
 }
 
 /* ==== Matrix products =================================================== */
@@ -486,7 +442,7 @@ usg_status usg_ad_mm(usg_tensor **out, usg_tensor *a, usg_tensor *b)
     usg_tensor *in[2] = {a, b};
     usg_status s = usg_mm(out, a, b);
     if (s != USG_OK || !usg_grad_needed(2, in)) return s;
-    return record(out, &mm_op, 2, in, NULL, 2, in);
+    return usg_record(&mm_op, 2, in, 1, out, 2, in, NULL, 0);
 }
 
 typedef struct addmm_ctx { double beta, alpha; } addmm_ctx;
@@ -517,10 +473,8 @@ usg_status usg_ad_addmm(usg_tensor **out, usg_tensor *c, usg_tensor *a, usg_tens
     usg_tensor *in[3] = {c, a, b};
     usg_status s = usg_addmm(out, c, a, b, beta, alpha);
     if (s != USG_OK || !usg_grad_needed(3, in)) return s;
-    addmm_ctx *x = ctx_new(out, sizeof *x);
-    if (!x) return USG_NOMEM;
-    x->beta = beta; x->alpha = alpha;
-    return record(out, &addmm_op, 3, in, x, 2, in + 1);
+    addmm_ctx x = {beta, alpha};
+    return usg_record(&addmm_op, 3, in, 1, out, 2, in + 1, &x, sizeof x);
 }
 
 /* y = a b batched over dim 0: dL/da = g b^T, dL/db = a^T g per batch (bmm
@@ -547,7 +501,7 @@ usg_status usg_ad_bmm(usg_tensor **out, usg_tensor *a, usg_tensor *b)
     usg_tensor *in[2] = {a, b};
     usg_status s = usg_bmm(out, a, b);
     if (s != USG_OK || !usg_grad_needed(2, in)) return s;
-    return record(out, &bmm_op, 2, in, NULL, 2, in);
+    return usg_record(&bmm_op, 2, in, 1, out, 2, in, NULL, 0);
 }
 
 /* NumPy matmul through its 2-D-or-more form: a1 = a as (1, k) when a is
@@ -637,5 +591,5 @@ usg_status usg_ad_matmul(usg_tensor **out, usg_tensor *a, usg_tensor *b)
     usg_tensor *in[2] = {a, b};
     usg_status s = usg_matmul(out, a, b);
     if (s != USG_OK || !usg_grad_needed(2, in)) return s;
-    return record(out, &matmul_op, 2, in, NULL, 2, in);
+    return usg_record(&matmul_op, 2, in, 1, out, 2, in, NULL, 0);
 }

@@ -21,34 +21,6 @@
 #include "internal.h"
 #include "usagi/fastmath.h"
 
-/* ==== Recording ========================================================= */
-
-/* Record op with inputs ins[0..n_in) (NULL entries are not differentiated)
- * for the one output *out when a gradient is needed: the node gets a copy
- * of ctx (size bytes; none when 0) and saves save[0..n_save). On failure
- * *out is released and set to NULL. */
-static usg_status record(usg_tensor **out, const usg_op *op, int n_in, usg_tensor *const *ins,
-                         const void *ctx, size_t size, int n_save, usg_tensor *const *save)
-{
-    if (!usg_grad_needed(n_in, ins)) return USG_OK;
-    void *c = NULL;
-    usg_node *n = NULL;
-    usg_status s = USG_OK;
-    if (size && !(c = usg_alloc(size))) s = USG_NOMEM;
-    if (c) memcpy(c, ctx, size);
-    if (s == USG_OK) s = usg_node_begin(&n, op, n_in, ins, c);     /* owns c from here */
-    for (int i = 0; s == USG_OK && n && i < n_save; i++) s = usg_node_save(n, save[i]);
-    s = usg_node_finish(n, 1, out, s);
-    if (s != USG_OK) {
-        usg_tensor_release(*out);
-        *out = NULL;
-    }
-    return s;
-}
-
-/* t when it is float (so it may be differentiated), else NULL. */
-static usg_tensor *diff_in(usg_tensor *t) { return t && usg_dtype_is_float(t->dtype) ? t : NULL; }
-
 /* ==== Linear ============================================================ */
 
 /* y = x W^T + b, over the rows of x folded to X (M, in), with G (M, out):
@@ -99,8 +71,8 @@ usg_status usg_ad_linear(usg_tensor **out, usg_tensor *x, usg_tensor *w, usg_ten
 {
     usg_status s = usg_linear(out, x, w, b);
     if (s != USG_OK) return s;
-    return record(out, &linear_op, 3, (usg_tensor *[]){x, w, b}, NULL, 0, 2,
-                  (usg_tensor *[]){x, w});
+    return usg_record(&linear_op, 3, (usg_tensor *[]){x, w, b}, 1, out, 2, (usg_tensor *[]){x, w},
+                      NULL, 0);
 }
 
 /* ==== Softmax =========================================================== */
@@ -143,13 +115,13 @@ static const usg_op log_softmax_op = {"log_softmax", log_softmax_backward, NULL}
 usg_status usg_ad_softmax(usg_tensor **out, usg_tensor *x, int dim)
 {
     usg_status s = usg_softmax(out, x, dim);
-    return s != USG_OK ? s : record(out, &softmax_op, 1, &x, &dim, sizeof dim, 1, out);
+    return s != USG_OK ? s : usg_record(&softmax_op, 1, &x, 1, out, 1, out, &dim, sizeof dim);
 }
 
 usg_status usg_ad_log_softmax(usg_tensor **out, usg_tensor *x, int dim)
 {
     usg_status s = usg_log_softmax(out, x, dim);
-    return s != USG_OK ? s : record(out, &log_softmax_op, 1, &x, &dim, sizeof dim, 1, out);
+    return s != USG_OK ? s : usg_record(&log_softmax_op, 1, &x, 1, out, 1, out, &dim, sizeof dim);
 }
 
 /* ==== nll_loss and cross_entropy ======================================== */
@@ -275,7 +247,7 @@ static usg_status record_class(usg_tensor **out, const usg_op *op, usg_tensor *x
     if (mask) *next++ = mask;
     if (stats) *next++ = stats;
     if (exps) *next++ = exps;
-    return record(out, op, 1, &x, &c, sizeof c, (int)(next - save), save);
+    return usg_record(op, 1, &x, 1, out, (int)(next - save), save, &c, sizeof c);
 }
 
 usg_status usg_ad_nll_loss(usg_tensor **out, usg_tensor *logp, usg_tensor *target,
@@ -413,8 +385,8 @@ static usg_status record_point(usg_tensor **out, const usg_op *op, usg_tensor *a
                                usg_reduction red, point_grad_fn f, point_f32_fn f32)
 {
     point_ctx c = {red, f, f32};
-    return record(out, op, 2, (usg_tensor *[]){diff_in(a), diff_in(b)}, &c, sizeof c, 2,
-                  (usg_tensor *[]){a, b});
+    return usg_record(op, 2, (usg_tensor *[]){usg_diff_in(a), usg_diff_in(b)}, 1, out, 2,
+                      (usg_tensor *[]){a, b}, &c, sizeof c);
 }
 
 usg_status usg_ad_mse_loss(usg_tensor **out, usg_tensor *a, usg_tensor *b, usg_reduction red)
@@ -465,7 +437,7 @@ usg_status usg_ad_dropout(usg_tensor **out, usg_rng *r, usg_tensor *x, double p)
     usg_status s = usg_dropout(out, need ? &mask : NULL, r, x, p);
     if (s != USG_OK || !need) return s;
     double scale = 1.0 / (1.0 - p);
-    s = record(out, &dropout_op, 1, &x, &scale, sizeof scale, 1, &mask);
+    s = usg_record(&dropout_op, 1, &x, 1, out, 1, &mask, &scale, sizeof scale);
     usg_tensor_release(mask);
     return s;
 }

@@ -39,31 +39,17 @@ static int resolved_dim(int dim, const usg_tensor *a)
     return dim < 0 ? dim + a->ndim : dim;
 }
 
-/* Record the reduction `op` of a into *out when a gradient is needed. The
- * node gets a copy of c and saves a (when save_x) and y (when not NULL).
- * On failure *out is released and set to NULL. */
+/* Record the reduction `op` of a into *out: the node gets c, with the
+ * slots where a (when save_x) and y (when not NULL) are saved. This
+ * wrapper is what the reductions share beyond usg_record: the slot
+ * numbers, which the lane kernels read. */
 static usg_status record(usg_tensor **out, const usg_op *op, usg_tensor *a, rctx c, bool save_x,
                          usg_tensor *y)
 {
-    usg_tensor *in = usg_dtype_is_float(a->dtype) ? a : NULL;   /* i32 needs no grad */
-    if (!usg_grad_needed(1, &in)) return USG_OK;
     c.ix = save_x ? 0 : -1;
     c.iy = y ? (save_x ? 1 : 0) : -1;
-    rctx *ctx = usg_alloc(sizeof *ctx);
-    usg_node *n = NULL;
-    usg_status s = ctx ? USG_OK : USG_NOMEM;
-    if (s == USG_OK) {
-        *ctx = c;
-        s = usg_node_begin(&n, op, 1, &in, ctx);            /* the node owns ctx now */
-    }
-    if (s == USG_OK && n && save_x) s = usg_node_save(n, a);
-    if (s == USG_OK && n && y) s = usg_node_save(n, y);
-    s = usg_node_finish(n, 1, out, s);
-    if (s != USG_OK) {
-        usg_tensor_release(*out);
-        *out = NULL;
-    }
-    return s;
+    usg_tensor *in = usg_diff_in(a), *save[2] = {save_x ? a : NULL, y};
+    return usg_record(op, 1, &in, 1, out, 2, save, &c, sizeof c);
 }
 
 /* ==== Lanes ============================================================= */
@@ -296,7 +282,7 @@ static usg_status extreme(usg_tensor **values, usg_tensor **indices, usg_tensor 
                           bool keepdim, int base, const usg_op *op)
 {
     bool is_max = op == &max_op;
-    usg_tensor *in = a && usg_dtype_is_float(a->dtype) ? a : NULL, *own = NULL;
+    usg_tensor *in = usg_diff_in(a), *own = NULL;
     bool record_it = values && usg_grad_needed(1, &in);
     usg_tensor **ix = indices ? indices : record_it ? &own : NULL;
     usg_status s = is_max ? usg_max(values, ix, a, dim, keepdim, base)

@@ -109,22 +109,30 @@ void usg_node_release(usg_node *n)
 
 /* ==== Recording ========================================================= */
 
+/* A ctx that no node took. */
+static void free_ctx(const usg_op *op, void *ctx)
+{
+    if (!ctx) return;
+    if (op->free_ctx) op->free_ctx(ctx);
+    else usg_free(ctx);
+}
+
 usg_status usg_node_begin(usg_node **node, const usg_op *op, int n_in,
                           usg_tensor *const *inputs, void *ctx)
 {
     *node = NULL;
     if (!usg_grad_needed(n_in, inputs)) {
-        if (ctx) { if (op->free_ctx) op->free_ctx(ctx); else usg_free(ctx); }
+        free_ctx(op, ctx);
         return USG_OK;
     }
     if (n_in > USG_NODE_MAX_INPUTS) {
-        if (ctx) { if (op->free_ctx) op->free_ctx(ctx); else usg_free(ctx); }
+        free_ctx(op, ctx);
         return usg_fail(USG_ARG, "%s: %d inputs, at most %d can be recorded", op->name, n_in,
                         USG_NODE_MAX_INPUTS);
     }
     usg_node *n = usg_alloc(sizeof *n);
     if (!n) {
-        if (ctx) { if (op->free_ctx) op->free_ctx(ctx); else usg_free(ctx); }
+        free_ctx(op, ctx);
         return USG_NOMEM;
     }
     memset(n, 0, sizeof *n);
@@ -193,6 +201,40 @@ usg_status usg_node_finish(usg_node *n, int n_out, usg_tensor *const *outputs, u
     }
     if (n_out == 0) usg_node_release(n);
     return USG_OK;
+}
+
+/* The one recording every op of the core and of the plugins goes through,
+ * so that the rules (when to record, who frees the ctx, what a failure
+ * leaves behind) are written once. */
+usg_status usg_record(const usg_op *op, int n_in, usg_tensor *const *in, int n_out,
+                      usg_tensor **out, int n_save, usg_tensor *const *save,
+                      void *ctx, size_t ctx_size)
+{
+    bool want = usg_grad_needed(n_in, in);
+    /* an integer result has no gradient (nor would PyTorch let it require one) */
+    for (int i = 0; want && i < n_out; i++) want = usg_dtype_is_float(out[i]->dtype);
+    if (!want) {
+        if (ctx_size == 0) free_ctx(op, ctx);
+        return USG_OK;
+    }
+    usg_status s = USG_OK;
+    usg_node *n = NULL;
+    void *c = ctx;
+    if (ctx_size > 0) {
+        /* the copy is freed by the node, so it must come from usg_alloc */
+        if ((c = usg_alloc(ctx_size)) != NULL) memcpy(c, ctx, ctx_size);
+        else s = USG_NOMEM;
+    }
+    if (s == USG_OK) s = usg_node_begin(&n, op, n_in, in, c);    /* owns c from here */
+    for (int i = 0; s == USG_OK && n && i < n_save; i++)
+        if (save[i]) s = usg_node_save(n, save[i]);
+    s = usg_node_finish(n, n_out, out, s);
+    if (s != USG_OK)
+        for (int i = 0; i < n_out; i++) {
+            usg_tensor_release(out[i]);
+            out[i] = NULL;
+        }
+    return s;
 }
 
 /* ==== Inside a backward ================================================= */

@@ -26,6 +26,13 @@ typedef struct usg_node_head {
     void (*release)(struct usg_node *n);
 } usg_node_head;
 
+/* t when it is a float tensor, which may be differentiated, else NULL: the
+ * form of an input to usg_record for ops that take integer tensors too. */
+static inline usg_tensor *usg_diff_in(usg_tensor *t)
+{
+    return t && usg_dtype_is_float(t->dtype) ? t : NULL;
+}
+
 /* Normalise a possibly negative dim against ndim (ndim_plus: allow one past
  * the end, for unsqueeze and stack). Returns -1 when out of range. */
 static inline int usg_dim_norm(int dim, int ndim, int ndim_plus)

@@ -39,22 +39,6 @@ static usg_status attn_backward(usg_node *n, usg_tensor *const *grad_out, usg_te
 
 static const usg_op attn_op = {"attention", attn_backward, NULL};
 
-static usg_status record(usg_tensor *c, usg_tensor *w, usg_tensor *const *in,
-                         usg_tensor *const *cont, double scale)
-{
-    if (!usg_grad_needed(N_IN, in)) return USG_OK;
-    attn_ctx *ctx = usg_alloc(sizeof *ctx);
-    if (!ctx) return USG_NOMEM;
-    ctx->scale = scale;
-    ctx->has_u = in[IN_U] != NULL;
-    usg_node *n;
-    usg_status s = usg_node_begin(&n, &attn_op, N_IN, in, ctx);
-    if (s != USG_OK || !n) return s;
-    usg_tensor *saved[] = {cont[IN_Q], cont[IN_K], cont[IN_V], w, cont[IN_U]};
-    for (int i = 0; i < SAVED_U + ctx->has_u && s == USG_OK; i++) s = usg_node_save(n, saved[i]);
-    return usg_node_finish(n, 2, (usg_tensor *[]){c, w}, s);
-}
-
 usg_status usg_ad_attention(usg_tensor **c, usg_tensor **w, usg_tensor *q, usg_tensor *k,
                             usg_tensor *v, usg_tensor *u, usg_tensor *mask, double scale,
                             bool causal)
@@ -72,7 +56,15 @@ usg_status usg_ad_attention(usg_tensor **c, usg_tensor **w, usg_tensor *q, usg_t
     if (s == USG_OK)
         s = usg_attn_forward(*c, *w, cont[IN_Q], cont[IN_K], cont[IN_V], cont[IN_U], m, scale,
                              causal);
-    if (s == USG_OK) s = record(*c, *w, in, cont, scale);
+    if (s == USG_OK) {
+        /* inputs are the caller's tensors (the graph's edges), saved their
+         * contiguous forms (u's is NULL when there is none) */
+        attn_ctx ctx = {scale, u != NULL};
+        usg_tensor *saved[] = {cont[IN_Q], cont[IN_K], cont[IN_V], *w, cont[IN_U]};
+        usg_tensor *outs[2] = {*c, *w};       /* released and NULL on failure */
+        s = usg_record(&attn_op, N_IN, in, 2, outs, 5, saved, &ctx, sizeof ctx);
+        *c = outs[0], *w = outs[1];
+    }
     for (int i = 0; i < N_IN; i++) usg_tensor_release(cont[i]);
     usg_tensor_release(m);
     if (s != USG_OK) {

@@ -51,26 +51,6 @@ static usg_status gru_backward(usg_node *n, usg_tensor *const *grad_out, usg_ten
 
 static const usg_op gru_op = {"gru", gru_backward, NULL};
 
-/* Record the node: inputs are the caller's tensors (the graph's edges),
- * saved are their contiguous forms and the forward's buffers. */
-static usg_status record(usg_tensor *h, usg_tensor *hn_out, usg_tensor *gates, usg_tensor *hn,
-                         usg_tensor *const *in, usg_tensor *const *cont, usg_tensor *len)
-{
-    if (!usg_grad_needed(N_IN, in)) return USG_OK;
-    gru_ctx *ctx = usg_alloc(sizeof *ctx);
-    if (!ctx) return USG_NOMEM;
-    ctx->has_h0 = in[IN_H0] != NULL;
-    ctx->len_at = len ? SAVED_H0 + ctx->has_h0 : -1;
-    usg_node *n;
-    usg_status s = usg_node_begin(&n, &gru_op, N_IN, in, ctx);
-    if (s != USG_OK || !n) return s;
-    usg_tensor *saved[] = {cont[IN_X], cont[IN_W_IH], cont[IN_W_HH], h, gates, hn, cont[IN_H0]};
-    for (int k = 0; k < SAVED_H0 + (ctx->has_h0 ? 1 : 0) && s == USG_OK; k++)
-        s = usg_node_save(n, saved[k]);
-    if (s == USG_OK && len) s = usg_node_save(n, len);
-    return usg_node_finish(n, 2, (usg_tensor *[]){h, hn_out}, s);
-}
-
 usg_status usg_ad_gru_layer(usg_tensor **out, usg_tensor **h_n, usg_tensor *x, usg_tensor *h0,
                             usg_tensor *w_ih, usg_tensor *w_hh, usg_tensor *b_ih,
                             usg_tensor *b_hh, int layer, usg_tensor *lengths)
@@ -98,7 +78,14 @@ usg_status usg_ad_gru_layer(usg_tensor **out, usg_tensor **h_n, usg_tensor *x, u
         /* h_n = h^T, a copy: a separate output, as PyTorch's */
         size_t bytes = (size_t)(B * H) * usg_dtype_size(x->dtype);
         memcpy(usg_tensor_data(last), (char *)usg_tensor_data(h) + (size_t)(T - 1) * bytes, bytes);
-        s = record(h, last, gates, hn, in, cont, len);
+        /* inputs are the caller's tensors (the graph's edges), saved are
+         * their contiguous forms and the forward's buffers */
+        gru_ctx c = {h0 != NULL, len ? SAVED_H0 + (h0 != NULL) : -1};
+        usg_tensor *saved[] = {cont[IN_X], cont[IN_W_IH], cont[IN_W_HH], h, gates, hn,
+                               cont[IN_H0], len};
+        usg_tensor *outs[2] = {h, last};      /* released and NULL on failure */
+        s = usg_record(&gru_op, N_IN, in, 2, outs, 8, saved, &c, sizeof c);
+        h = outs[0], last = outs[1];
     }
     for (int i = 0; i < N_IN; i++) usg_tensor_release(cont[i]);
     usg_tensor_release(len);

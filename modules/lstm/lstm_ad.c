@@ -77,35 +77,29 @@ static usg_status lstm_backward(usg_node *n, usg_tensor *const *grad_out, usg_te
 
 static const usg_op lstm_op = {"lstm", lstm_backward, NULL};
 
-/* Record the node: inputs are the caller's tensors (the graph's edges),
- * saved are their contiguous forms (what the kernels read) and the
- * forward's buffers. */
-static usg_status record(usg_tensor *const *outs, usg_tensor *c, usg_tensor *gates,
-                         usg_tensor *const *in, usg_tensor *const *cont, usg_tensor *len)
+/* The node's ctx and what it saves: the fixed tensors, then those of h0,
+ * c0 and the peepholes that are present, then the lengths; ctx tells the
+ * backward where each landed (usg_record skips the NULL entries). Inputs
+ * are the caller's tensors (the graph's edges), saved their contiguous
+ * forms (what the kernels read) and the forward's buffers. */
+static int plan_saves(lstm_ctx *ctx, usg_tensor **saved, usg_tensor *const *outs, usg_tensor *c,
+                      usg_tensor *gates, usg_tensor *const *cont, usg_tensor *len)
 {
-    if (!usg_grad_needed(N_IN, in)) return USG_OK;
-    lstm_ctx *ctx = usg_alloc(sizeof *ctx);
-    if (!ctx) return USG_NOMEM;
+    usg_tensor *fixed[N_SAVED_FIXED] = {cont[IN_X], cont[IN_W_IH], cont[IN_W_HH], outs[0], c,
+                                        gates};
+    int next = 0;
+    for (int k = 0; k < N_SAVED_FIXED; k++) saved[next++] = fixed[k];
     for (int i = 0; i < N_IN; i++) ctx->saved_at[i] = -1;
-    ctx->len_at = -1;
-    usg_node *n;
-    usg_status s = usg_node_begin(&n, &lstm_op, N_IN, in, ctx);
-    if (s != USG_OK || !n) return s;
-    usg_tensor *fixed[N_SAVED_FIXED] = {cont[IN_X], cont[IN_W_IH], cont[IN_W_HH], outs[0], c, gates};
-    for (int k = 0; k < N_SAVED_FIXED && s == USG_OK; k++) s = usg_node_save(n, fixed[k]);
-    int next = N_SAVED_FIXED;
     const int optional[] = {IN_H0, IN_C0, IN_P_I, IN_P_F, IN_P_O};
-    for (int k = 0; k < 5 && s == USG_OK; k++) {
+    for (int k = 0; k < 5; k++) {
         int i = optional[k];
         if (!cont[i]) continue;
-        s = usg_node_save(n, cont[i]);
-        ctx->saved_at[i] = next++;
+        ctx->saved_at[i] = next;
+        saved[next++] = cont[i];
     }
-    if (s == USG_OK && len) {
-        s = usg_node_save(n, len);
-        ctx->len_at = next++;
-    }
-    return usg_node_finish(n, 3, outs, s);
+    ctx->len_at = len ? next : -1;
+    if (len) saved[next++] = len;
+    return next;
 }
 
 usg_status usg_ad_lstm_layer(usg_tensor **out, usg_tensor **h_n, usg_tensor **c_n,
@@ -143,7 +137,11 @@ usg_status usg_ad_lstm_layer(usg_tensor **out, usg_tensor **h_n, usg_tensor **c_
         size_t bytes = (size_t)(B * H) * usg_dtype_size(x->dtype), last = (size_t)(T - 1) * bytes;
         memcpy(usg_tensor_data(hn), (char *)usg_tensor_data(h) + last, bytes);
         memcpy(usg_tensor_data(cn), (char *)usg_tensor_data(c) + last, bytes);
-        s = record((usg_tensor *[]){h, hn, cn}, c, gates, in, cont, len);
+        usg_tensor *outs[3] = {h, hn, cn}, *saved[N_SAVED_FIXED + 6];
+        lstm_ctx ctx;
+        int n_saved = plan_saves(&ctx, saved, outs, c, gates, cont, len);
+        s = usg_record(&lstm_op, N_IN, in, 3, outs, n_saved, saved, &ctx, sizeof ctx);
+        h = outs[0], hn = outs[1], cn = outs[2];      /* released and NULL on failure */
     }
     for (int i = 0; i < N_IN; i++) usg_tensor_release(cont[i]);
     usg_tensor_release(len);

@@ -66,29 +66,6 @@ static usg_status rnn_backward(usg_node *n, usg_tensor *const *grad_out, usg_ten
 
 static const usg_op rnn_op = {"rnn", rnn_backward, NULL};
 
-/* Record the node: inputs are the caller's tensors (for the graph's edges),
- * saved are their contiguous forms (what the kernel read). */
-static usg_status record(usg_tensor *z, usg_tensor *hn, usg_tensor *const *in,
-                         usg_tensor *const *cont, usg_rnn_act f, usg_tensor *len)
-{
-    if (!usg_grad_needed(N_IN, in)) return USG_OK;
-    rnn_ctx *ctx = usg_alloc(sizeof *ctx);
-    if (!ctx) return USG_NOMEM;
-    ctx->f = f;
-    ctx->has_h0 = in[IN_H0] != NULL;
-    ctx->len_at = len ? SAVED_H0 + ctx->has_h0 : -1;
-    usg_node *n;
-    usg_status s = usg_node_begin(&n, &rnn_op, N_IN, in, ctx);
-    if (s != USG_OK || !n) return s;
-    if ((s = usg_node_save(n, cont[IN_X])) == USG_OK &&
-        (s = usg_node_save(n, cont[IN_W_IH])) == USG_OK &&
-        (s = usg_node_save(n, cont[IN_W_HH])) == USG_OK && (s = usg_node_save(n, z)) == USG_OK &&
-        ctx->has_h0)
-        s = usg_node_save(n, cont[IN_H0]);
-    if (s == USG_OK && len) s = usg_node_save(n, len);
-    return usg_node_finish(n, 2, (usg_tensor *[]){z, hn}, s);
-}
-
 usg_status usg_ad_rnn_layer(usg_tensor **out, usg_tensor **h_n, usg_tensor *x, usg_tensor *h0,
                             usg_tensor *w_ih, usg_tensor *w_hh, usg_tensor *b_ih,
                             usg_tensor *b_hh, usg_rnn_act f, int layer, usg_tensor *lengths)
@@ -114,7 +91,13 @@ usg_status usg_ad_rnn_layer(usg_tensor **out, usg_tensor **h_n, usg_tensor *x, u
         /* h_n = z^T, a copy: the two outputs are separate tensors, as PyTorch's */
         size_t bytes = (size_t)(B * H) * usg_dtype_size(x->dtype);
         memcpy(usg_tensor_data(hn), (char *)usg_tensor_data(z) + (size_t)(T - 1) * bytes, bytes);
-        s = record(z, hn, in, cont, f, len);
+        /* inputs are the caller's tensors (the graph's edges), saved are
+         * their contiguous forms (what the kernel read) */
+        rnn_ctx c = {f, h0 != NULL, len ? SAVED_H0 + (h0 != NULL) : -1};
+        usg_tensor *saved[] = {cont[IN_X], cont[IN_W_IH], cont[IN_W_HH], z, cont[IN_H0], len};
+        usg_tensor *outs[2] = {z, hn};        /* released and NULL on failure */
+        s = usg_record(&rnn_op, N_IN, in, 2, outs, 6, saved, &c, sizeof c);
+        z = outs[0], hn = outs[1];
     }
     for (int i = 0; i < N_IN; i++) usg_tensor_release(cont[i]);
     usg_tensor_release(len);

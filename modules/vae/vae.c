@@ -132,17 +132,12 @@ usg_status usg_ad_gaussian(usg_tensor **z, usg_tensor **kl, usg_tensor *mu, usg_
             st(*kl, r, k / 2);
         }
     }
-    if (s == USG_OK && usg_grad_needed(N_IN, in)) {
-        gauss_ctx *c = usg_alloc(sizeof *c);
-        usg_node *n = NULL;
-        if (!c) s = USG_NOMEM;
-        else {
-            c->prior = mup != NULL;
-            s = usg_node_begin(&n, &gauss_op, N_IN, in, c);
-        }
+    if (s == USG_OK) {
+        gauss_ctx c = {mup != NULL};
         usg_tensor *saved[] = {cont[IN_MU], cont[IN_LV], e, cont[IN_MUP], cont[IN_LVP]};
-        for (int i = 0; s == USG_OK && n && i < (mup ? 5 : 3); i++) s = usg_node_save(n, saved[i]);
-        if (n) s = usg_node_finish(n, 2, (usg_tensor *[]){*z, *kl}, s);
+        usg_tensor *outs[2] = {*z, *kl};      /* released and NULL on failure */
+        s = usg_record(&gauss_op, N_IN, in, 2, outs, 5, saved, &c, sizeof c);
+        *z = outs[0], *kl = outs[1];
     }
     for (int i = 0; i < N_IN; i++) usg_tensor_release(cont[i]);
     usg_tensor_release(e);

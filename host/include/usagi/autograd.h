@@ -21,11 +21,19 @@
  *   static const usg_op mul_op = {"mul", mul_backward, NULL};
  *
  *   usg_status s = usg_binary(out, USG_MUL, a, b);         // the forward
- *   usg_node *n;
- *   if (s == USG_OK && (s = usg_node_begin(&n, &mul_op, 2, (usg_tensor *[]){a, b}, NULL)) == USG_OK && n) {
- *       s = usg_node_save(n, a); ... s = usg_node_save(n, b);
- *       s = usg_node_finish(n, 1, out, s);                  // attaches grad_fn to outputs
- *   }
+ *   if (s == USG_OK)                                       // then one call records it
+ *       s = usg_record(&mul_op, 2, (usg_tensor *[]){a, b}, 1, out,
+ *                      2, (usg_tensor *[]){a, b}, NULL, 0);
+ *
+ * usg_record makes no node when no input needs a gradient (grad mode off,
+ * or no input requires grad) or when an output is not a float tensor; on
+ * failure it releases the outputs and sets them to NULL, so the caller
+ * returns its status as it is. An op with a context for its backward
+ * passes a struct and its size (the node keeps a copy, made only when a
+ * node is made), or a usg_alloc'd pointer and size 0 (the node takes it,
+ * and it is freed at once when no node is made). usg_node_begin, _save and
+ * _finish are the steps usg_record is made of, for a recording that does
+ * not fit it.
  *
  * Backward functions receive one gradient per output (NULL for an output
  * no gradient reached: treat as zeros) and set gin[i] to a NEW tensor of
@@ -72,6 +80,18 @@ USG_API bool usg_grad_needed(int n, usg_tensor *const *inputs);
  * (may be NULL) passes to the node, which frees it with op->free_ctx. */
 USG_API usg_status usg_node_begin(usg_node **node, const usg_op *op, int n_in,
                                   usg_tensor *const *inputs, void *ctx);
+/* Record op for a forward that has made out[0..n_out) from in[0..n_in)
+ * (NULL inputs are not differentiated): when grad mode is on, an input
+ * requires grad and every output is a float tensor, a node with a copy of
+ * ctx (ctx_size bytes; ctx_size 0: ctx itself, a usg_alloc'd pointer or
+ * NULL, which the node takes) that saves save[0..n_save) (NULL entries are
+ * skipped: a later tensor takes the next index of usg_node_saved) and
+ * becomes the outputs' grad_fn. When no node is made, nothing is allocated
+ * and a ctx handed over (ctx_size 0) is freed (op->free_ctx, else
+ * usg_free). On failure every out[i] is released and set to NULL. */
+USG_API usg_status usg_record(const usg_op *op, int n_in, usg_tensor *const *in, int n_out,
+                              usg_tensor **out, int n_save, usg_tensor *const *save,
+                              void *ctx, size_t ctx_size);
 /* Save a tensor for the backward (a detached alias; its storage version is
  * checked when the backward runs). Index = order of the calls. */
 USG_API usg_status usg_node_save(usg_node *n, usg_tensor *t);
