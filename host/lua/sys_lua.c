@@ -24,9 +24,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "binding.h"
+#include "usagi/store.h"
 
 extern char **environ;
 
@@ -317,36 +317,29 @@ static int l_kill(lua_State *L)
 }
 
 /* read(path) -> the file's bytes as a string; a gzip file (.gz or not)
- * comes back decompressed (zlib reads plain files as they are), so data
- * sets can stay compressed on disk. */
+ * comes back decompressed, so data sets can stay compressed on disk. The
+ * work is the store's (usg_file_read), which links zlib. */
+static int push_bytes(lua_State *L)
+{
+    lua_pushlstring(L, lua_touserdata(L, 1), (size_t)lua_tointeger(L, 2));
+    return 1;
+}
+
 static int l_read(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    gzFile f = gzopen(path, "rb");
-    if (!f) {
-        if (errno == 0) errno = ENOMEM;
-        return fail(L, "sys.read", path);
-    }
-    gzbuffer(f, 1 << 17);
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    for (;;) {
-        char *p = luaL_prepbuffsize(&b, 1 << 16);
-        int n = gzread(f, p, 1 << 16);
-        if (n < 0) {
-            int zerr;
-            const char *msg = gzerror(f, &zerr);
-            lua_pushfstring(L, "sys.read: '%s': %s", path,
-                            zerr == Z_ERRNO ? strerror(errno) : msg);
-            gzclose(f);
-            return lua_error(L);
-        }
-        if (n == 0) break;
-        luaL_addsize(&b, (size_t)n);
-    }
-    gzclose(f);
-    luaL_pushresult(&b);
-    return 1;
+    char *data;
+    size_t len;
+    if (usg_file_read(path, &data, &len, "sys.read") != USG_OK)
+        return luaL_error(L, "%s", usg_errmsg());
+    /* the copy into a Lua string may fail (out of memory): protected, so
+     * that data is freed before the error goes on */
+    lua_pushcfunction(L, push_bytes);
+    lua_pushlightuserdata(L, data);
+    lua_pushinteger(L, (lua_Integer)len);
+    int rc = lua_pcall(L, 2, 1, 0);
+    usg_free(data);
+    return rc == LUA_OK ? 1 : lua_error(L);
 }
 
 /* crc32(path) -> the CRC-32 of the file's bytes (zlib's, as in gzip and
@@ -354,24 +347,9 @@ static int l_read(lua_State *L)
  * changed since it was written is known before libhdf5 reads it. */
 static int l_crc32(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fail(L, "sys.crc32", path);
-    unsigned char buf[1 << 16];
-    uLong crc = crc32(0L, Z_NULL, 0);
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            int e = errno;
-            close(fd);
-            errno = e;
-            return fail(L, "sys.crc32", path);
-        }
-        if (n == 0) break;
-        crc = crc32(crc, buf, (uInt)n);
-    }
-    close(fd);
+    uint32_t crc;
+    if (usg_file_crc32(luaL_checkstring(L, 1), &crc, "sys.crc32") != USG_OK)
+        return luaL_error(L, "%s", usg_errmsg());
     lua_pushinteger(L, (lua_Integer)crc);
     return 1;
 }

@@ -45,7 +45,7 @@ static int scratch_remove(void) { return nftw(tmpdir, rm_one, 16, FTW_DEPTH | FT
 
 /* The bytes of the file at path (malloc'd, the caller frees) and their
  * number in *n. */
-static unsigned char *slurp(const char *path, size_t *n)
+static inline unsigned char *slurp(const char *path, size_t *n)
 {
     FILE *fp = fopen(path, "rb");
     assert_non_null(fp);

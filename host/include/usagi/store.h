@@ -187,6 +187,19 @@ USG_API usg_status usg_h5_attr_delete(usg_h5 *f, const char *path, const char *n
 /* The attribute names of the object at path, sorted by strcmp. */
 USG_API usg_status usg_h5_attr_names(usg_h5 *f, const char *path, usg_h5_names *out);
 
+/* ---- whole files, outside HDF5 (file.c) ----
+ * Here because the store brings zlib in already. Errors are USG_IO with
+ * "fn: 'path': <reason>" (fn NULL: the C function's name) and errno left
+ * as the failing system call set it (EILSEQ for a corrupt gzip stream);
+ * USG_NOMEM when the contents do not fit in memory. */
+
+/* *data <- the file's bytes, decompressed when it is gzip (whatever its
+ * name; other files are read as they are), followed by a NUL that *len
+ * does not count; free with usg_free. On failure *data is NULL, *len 0. */
+USG_API usg_status usg_file_read(const char *path, char **data, size_t *len, const char *fn);
+/* *crc <- the CRC-32 of the file's bytes (zlib's, as in gzip and PNG). */
+USG_API usg_status usg_file_crc32(const char *path, uint32_t *crc, const char *fn);
+
 #ifdef __cplusplus
 }
 #endif
