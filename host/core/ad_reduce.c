@@ -43,8 +43,8 @@ static int resolved_dim(int dim, const usg_tensor *a)
  * slots where a (when save_x) and y (when not NULL) are saved. This
  * wrapper is what the reductions share beyond usg_record: the slot
  * numbers, which the lane kernels read. */
-static usg_status record(usg_tensor **out, const usg_op *op, usg_tensor *a, rctx c, bool save_x,
-                         usg_tensor *y)
+static usg_status record_red(usg_tensor **out, const usg_op *op, usg_tensor *a, rctx c,
+                             bool save_x, usg_tensor *y)
 {
     c.ix = save_x ? 0 : -1;
     c.iy = y ? (save_x ? 1 : 0) : -1;
@@ -261,19 +261,19 @@ static rctx ctx_of(int dim, const usg_tensor *a)
 usg_status usg_ad_sum(usg_tensor **out, usg_tensor *a, int dim, bool keepdim)
 {
     usg_status s = usg_sum(out, a, dim, keepdim);
-    return s != USG_OK ? s : record(out, &sum_op, a, ctx_of(dim, a), false, NULL);
+    return s != USG_OK ? s : record_red(out, &sum_op, a, ctx_of(dim, a), false, NULL);
 }
 
 usg_status usg_ad_mean(usg_tensor **out, usg_tensor *a, int dim, bool keepdim)
 {
     usg_status s = usg_mean(out, a, dim, keepdim);
-    return s != USG_OK ? s : record(out, &mean_op, a, ctx_of(dim, a), false, NULL);
+    return s != USG_OK ? s : record_red(out, &mean_op, a, ctx_of(dim, a), false, NULL);
 }
 
 usg_status usg_ad_prod(usg_tensor **out, usg_tensor *a, int dim, bool keepdim)
 {
     usg_status s = usg_prod(out, a, dim, keepdim);
-    return s != USG_OK ? s : record(out, &prod_op, a, ctx_of(dim, a), true, NULL);
+    return s != USG_OK ? s : record_red(out, &prod_op, a, ctx_of(dim, a), true, NULL);
 }
 
 /* max and min: the values are differentiable, the indices are not. The
@@ -290,7 +290,7 @@ static usg_status extreme(usg_tensor **values, usg_tensor **indices, usg_tensor 
     if (s != USG_OK || !record_it) return s;
     rctx c = ctx_of(dim, a);
     c.base = base;
-    s = record(values, op, a, c, false, *ix);
+    s = record_red(values, op, a, c, false, *ix);
     usg_tensor_release(own);
     if (s != USG_OK && indices) {
         usg_tensor_release(*indices);
@@ -317,7 +317,7 @@ usg_status usg_ad_var(usg_tensor **out, usg_tensor *a, int dim, bool keepdim, in
     if (s != USG_OK) return s;
     rctx c = ctx_of(dim, a);
     c.correction = correction;
-    return record(out, &var_op, a, c, true, NULL);
+    return record_red(out, &var_op, a, c, true, NULL);
 }
 
 usg_status usg_ad_std(usg_tensor **out, usg_tensor *a, int dim, bool keepdim, int correction)
@@ -326,13 +326,13 @@ usg_status usg_ad_std(usg_tensor **out, usg_tensor *a, int dim, bool keepdim, in
     if (s != USG_OK) return s;
     rctx c = ctx_of(dim, a);
     c.correction = correction;
-    return record(out, &std_op, a, c, true, *out);
+    return record_red(out, &std_op, a, c, true, *out);
 }
 
 usg_status usg_ad_logsumexp(usg_tensor **out, usg_tensor *a, int dim, bool keepdim)
 {
     usg_status s = usg_logsumexp(out, a, dim, keepdim);
-    return s != USG_OK ? s : record(out, &logsumexp_op, a, ctx_of(dim, a), true, *out);
+    return s != USG_OK ? s : record_red(out, &logsumexp_op, a, ctx_of(dim, a), true, *out);
 }
 
 usg_status usg_ad_norm(usg_tensor **out, usg_tensor *a, double p, int dim, bool keepdim)
@@ -341,5 +341,5 @@ usg_status usg_ad_norm(usg_tensor **out, usg_tensor *a, double p, int dim, bool 
     if (s != USG_OK) return s;
     rctx c = ctx_of(dim, a);
     c.p = p;
-    return record(out, &norm_op, a, c, true, *out);
+    return record_red(out, &norm_op, a, c, true, *out);
 }

@@ -20,8 +20,8 @@
 
 /* A view or copy has one input and nothing to save: only the op and its
  * ctx differ. usg_record skips an integer result (to_dtype to i32). */
-static usg_status record(usg_tensor **out, const usg_op *op, usg_tensor *t, void *ctx,
-                         size_t size)
+static usg_status record_view(usg_tensor **out, const usg_op *op, usg_tensor *t, void *ctx,
+                              size_t size)
 {
     return usg_record(op, 1, &t, 1, out, 0, NULL, ctx, size);
 }
@@ -71,25 +71,25 @@ static const usg_op squeeze_op = {"squeeze", reshape_backward, NULL};
 usg_status usg_ad_view(usg_tensor **out, usg_tensor *t, int ndim, const int64_t *shape)
 {
     usg_status s = usg_view(out, t, ndim, shape);
-    return wanted(s, t) ? record(out, &view_op, t, NULL, 0) : s;
+    return wanted(s, t) ? record_view(out, &view_op, t, NULL, 0) : s;
 }
 
 usg_status usg_ad_reshape(usg_tensor **out, usg_tensor *t, int ndim, const int64_t *shape)
 {
     usg_status s = usg_reshape(out, t, ndim, shape);
-    return wanted(s, t) ? record(out, &reshape_op, t, NULL, 0) : s;
+    return wanted(s, t) ? record_view(out, &reshape_op, t, NULL, 0) : s;
 }
 
 usg_status usg_ad_unsqueeze(usg_tensor **out, usg_tensor *t, int dim)
 {
     usg_status s = usg_unsqueeze(out, t, dim);
-    return wanted(s, t) ? record(out, &unsqueeze_op, t, NULL, 0) : s;
+    return wanted(s, t) ? record_view(out, &unsqueeze_op, t, NULL, 0) : s;
 }
 
 usg_status usg_ad_squeeze(usg_tensor **out, usg_tensor *t, int dim)
 {
     usg_status s = usg_squeeze(out, t, dim);
-    return wanted(s, t) ? record(out, &squeeze_op, t, NULL, 0) : s;
+    return wanted(s, t) ? record_view(out, &squeeze_op, t, NULL, 0) : s;
 }
 
 /* ==== Transpose and permute ============================================= */
@@ -113,7 +113,7 @@ usg_status usg_ad_transpose(usg_tensor **out, usg_tensor *t, int d0, int d1)
     usg_status s = usg_transpose(out, t, d0, d1);
     if (!wanted(s, t)) return s;
     transpose_ctx c = {d0, d1};
-    return record(out, &transpose_op, t, &c, sizeof c);
+    return record_view(out, &transpose_op, t, &c, sizeof c);
 }
 
 typedef struct permute_ctx { int inv[USG_MAX_DIMS]; } permute_ctx;
@@ -138,7 +138,7 @@ usg_status usg_ad_permute(usg_tensor **out, usg_tensor *t, const int *perm)
     permute_ctx c = {{0}};
     /* usg_permute accepted perm: every entry normalises to a distinct dim */
     for (int d = 0; d < t->ndim; d++) c.inv[usg_dim_norm(perm[d], t->ndim, 0)] = d;
-    return record(out, &permute_op, t, &c, sizeof c);
+    return record_view(out, &permute_op, t, &c, sizeof c);
 }
 
 /* ==== Narrow and select ================================================= */
@@ -170,7 +170,7 @@ static usg_status record_slice(usg_tensor **out, usg_tensor *t, int dim, int64_t
                                int64_t len, bool select)
 {
     slice_ctx c = {dim, start, len, select};
-    return record(out, select ? &select_op : &narrow_op, t, &c, sizeof c);
+    return record_view(out, select ? &select_op : &narrow_op, t, &c, sizeof c);
 }
 
 usg_status usg_ad_narrow(usg_tensor **out, usg_tensor *t, int dim, int64_t start, int64_t len)
@@ -200,7 +200,7 @@ static const usg_op expand_op = {"expand", expand_backward, NULL};
 usg_status usg_ad_expand(usg_tensor **out, usg_tensor *t, int ndim, const int64_t *shape)
 {
     usg_status s = usg_expand(out, t, ndim, shape);
-    return wanted(s, t) ? record(out, &expand_op, t, NULL, 0) : s;
+    return wanted(s, t) ? record_view(out, &expand_op, t, NULL, 0) : s;
 }
 
 /* ==== Copies and conversion ============================================= */
@@ -219,18 +219,19 @@ usg_status usg_ad_contiguous(usg_tensor **out, usg_tensor *t)
 {
     usg_status s = usg_contiguous(out, t);
     /* already contiguous: *out is t itself, whose history stays its own */
-    return wanted(s, t) && *out != t ? record(out, &contiguous_op, t, NULL, 0) : s;
+    return wanted(s, t) && *out != t ? record_view(out, &contiguous_op, t, NULL, 0)
+                                     : s;
 }
 
 usg_status usg_ad_clone(usg_tensor **out, usg_tensor *t)
 {
     usg_status s = usg_clone(out, t);
-    return wanted(s, t) ? record(out, &clone_op, t, NULL, 0) : s;
+    return wanted(s, t) ? record_view(out, &clone_op, t, NULL, 0) : s;
 }
 
 usg_status usg_ad_to_dtype(usg_tensor **out, usg_tensor *t, usg_dtype dt)
 {
     usg_status s = usg_to_dtype(out, t, dt);
     /* to i32 records nothing (usg_record skips integer results) */
-    return wanted(s, t) && *out != t ? record(out, &to_dtype_op, t, NULL, 0) : s;
+    return wanted(s, t) && *out != t ? record_view(out, &to_dtype_op, t, NULL, 0) : s;
 }
