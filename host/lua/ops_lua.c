@@ -115,8 +115,9 @@ double usg_lua_checknorm_p(lua_State *L, int idx)
 }
 
 void usg_lua_options(lua_State *L, int idx, const char *fn, const char *const *names,
-                     const char *kinds, double *values)
+                     const char *kinds, void *const *dst)
 {
+    idx = lua_absindex(L, idx);
     luaL_checktype(L, idx, LUA_TTABLE);
     lua_pushnil(L);                                  /* [.., nil] */
     while (lua_next(L, idx)) {                       /* [.., key, value] */
@@ -135,18 +136,32 @@ void usg_lua_options(lua_State *L, int idx, const char *fn, const char *const *n
             const char *key = luaL_tolstring(L, -3, NULL);
             luaL_error(L, "%s: unknown option '%s' (expected %s)", fn, key, lua_tostring(L, -2));
         }
-        if (kinds[i] == 'i') {
-            int isint;
-            lua_Integer v = lua_tointegerx(L, -1, &isint);
+        int isint;
+        lua_Integer v;
+        switch (kinds[i]) {
+        case 'i':
+            v = lua_tointegerx(L, -1, &isint);
             if (!isint || v < INT_MIN || v > INT_MAX)
                 luaL_error(L, "%s: option '%s' must be an integer, got %s", fn, names[i],
                            luaL_tolstring(L, -1, NULL));
-            values[i] = (double)v;
-        } else {
+            *(int *)dst[i] = (int)v;
+            break;
+        case 'b':
+            if (lua_type(L, -1) != LUA_TBOOLEAN)
+                luaL_error(L, "%s: option '%s' must be a boolean, got %s", fn, names[i],
+                           luaL_typename(L, -1));
+            *(bool *)dst[i] = lua_toboolean(L, -1);
+            break;
+        case 'T':      /* the caller's table keeps the tensor alive */
+            if (!(*(usg_tensor **)dst[i] = usg_lua_totensor(L, -1)))
+                luaL_error(L, "%s: option '%s' must be a tensor, got %s", fn, names[i],
+                           luaL_typename(L, -1));
+            break;
+        default:
             if (lua_type(L, -1) != LUA_TNUMBER)
                 luaL_error(L, "%s: option '%s' must be a number, got %s", fn, names[i],
                            luaL_typename(L, -1));
-            values[i] = lua_tonumber(L, -1);
+            *(double *)dst[i] = lua_tonumber(L, -1);
         }
         lua_pop(L, 1);                               /* [.., key] */
     }

@@ -15,6 +15,14 @@ local table_path, out_path = arg[1], arg[2]
 assert(table_path and out_path, 'usage: lua5.4 host/ops/gen.lua TABLE.lua OUT.c')
 local family = assert(dofile(table_path))
 
+-- ==== Emitting C ==========================================================
+local out = {}
+local function emit(fmt, ...) out[#out + 1] = select('#', ...) > 0 and fmt:format(...) or fmt end
+
+local function c_string(s)
+  return '"' .. s:gsub('\\', '\\\\'):gsub('"', '\\"'):gsub('\n', '\\n') .. '"'
+end
+
 -- ==== Argument kinds ======================================================
 -- Each kind says how an argument at stack index i is declared, checked and
 -- recognised among overloads (sig: the code usg_lua_overload reads), and
@@ -32,6 +40,26 @@ local kinds = {
   -- no dim: every dim (USG_ALL_DIMS)
   optdim = { sig = 'n?', decl = 'int %n', check = 'usg_lua_optdim(L, %i, %of->ndim)',
              default = 'USG_ALL_DIMS' },
+  -- the weights of a layered op, { {w1, w2, ...}, ... }: `per` tensors a
+  -- layer, the first `required` of them mandatory (usg_lua_check_layers)
+  layers = { sig = 't', emit = function(a, i, p)
+    local names = {}
+    for j, n in ipairs(a.names) do names[j] = c_string(n) end
+    emit('%susg_tensor *%s[%d * 64];', p, a.name, #a.names)
+    emit('%sint %s_count = usg_lua_check_layers(L, %d, %d, %d, (const char *const[]){%s}, %s, 64);',
+      p, a.name, i, #a.names, a.required or #a.names, table.concat(names, ', '), a.name)
+  end },
+  -- a recurrent op's options: dropout and lengths, and `extra` keys the
+  -- call reads itself (usg_lua_rec_opts)
+  recopts = { sig = 't?', emit = function(a, i, p, fname)
+    local extra = {}
+    for j, n in ipairs(a.extra or {}) do extra[j] = c_string(n) end
+    extra[#extra + 1] = 'NULL'
+    emit('%sdouble dropout;', p)
+    emit('%susg_tensor *lengths;', p)
+    emit('%susg_lua_rec_opts(L, %d, %s, (const char *[]){%s}, &dropout, &lengths);', p, i,
+      c_string(a.op or fname), table.concat(extra, ', '))
+  end },
   -- p of a norm: a number, math.huge or 'inf', or 'fro' (2)
   norm_p = { sig = 'p', decl = 'double %n', check = 'usg_lua_checknorm_p(L, %i)' },
 }
@@ -48,7 +76,8 @@ local function args_of(o)
     local k = a.options and 'options' or a[1]
     assert(k == 'options' or kinds[k], ('%s: unknown argument kind %s'):format(table_path, k))
     out[i] = { kind = k, name = a[2] or a.name, default = a.default, of = a.of,
-      options = a.options, trailing = a.trailing }
+      options = a.options, trailing = a.trailing, names = a.names, required = a.required,
+      extra = a.extra, op = a.op }
   end
   return out
 end
@@ -65,14 +94,7 @@ local function sig_of(args)
   return table.concat(s)
 end
 
--- ==== Emitting C ==========================================================
-local out = {}
-local function emit(fmt, ...) out[#out + 1] = select('#', ...) > 0 and fmt:format(...) or fmt end
-
-local function c_string(s)
-  return '"' .. s:gsub('\\', '\\\\'):gsub('"', '\\"'):gsub('\n', '\\n') .. '"'
-end
-
+-- ==== Emitting C (continued) ============================================
 -- The body of one overload, `fname` the name errors give (add, add_).
 local function body(fname, o, args, inplace, indent)
   local p = indent
@@ -84,12 +106,16 @@ local function body(fname, o, args, inplace, indent)
   -- A trailing options table is taken off the top first: the optional
   -- arguments before it are then read only as far as they were given.
   local function options(i, a)
-    local names, codes, defaults = {}, {}, {}
+    local names, codes, ptrs = {}, {}, {}
+    local ctype = { number = 'double', integer = 'int', boolean = 'bool', tensor = 'usg_tensor *' }
+    local code = { number = 'n', integer = 'i', boolean = 'b', tensor = 'T' }
     for j, f in ipairs(a.options) do
-      names[j], codes[j], defaults[j] = c_string(f[2]), f[1] == 'integer' and 'i' or 'n',
-        tostring(f.default)
+      assert(code[f[1]], ('%s: option %s of %s: unknown kind %s'):format(table_path, f[2], fname, f[1]))
+      names[j], codes[j], ptrs[j] = c_string(f[2]), code[f[1]], '&' .. f[2]
+      local default = f.default
+      if default == nil then default = f[1] == 'tensor' and 'NULL' or f[1] == 'boolean' and 'false' or '0' end
+      emit('%s%s%s%s = %s;', p, ctype[f[1]], ctype[f[1]]:sub(-1) == '*' and '' or ' ', f[2], tostring(default))
     end
-    emit('%sdouble %s[%d] = {%s};', p, a.name, #a.options, table.concat(defaults, ', '))
     local first = i
     for j, b in ipairs(args) do
       if b.default ~= nil or (kinds[b.kind] or {}).default ~= nil then first = math.min(first, j) end
@@ -98,8 +124,9 @@ local function body(fname, o, args, inplace, indent)
     local cond = trailing == i and ('top >= %d && lua_istable(L, top)'):format(first)
       or ('!lua_isnoneornil(L, %d)'):format(i)
     emit('%sif (%s) {', p, cond)
-    emit('%s    usg_lua_options(L, %s, %s, (const char *const[]){%s, NULL}, "%s", %s);', p, at,
-      c_string(fname), table.concat(names, ', '), table.concat(codes), a.name)
+    emit('%s    usg_lua_options(L, %s, %s, (const char *const[]){%s, NULL}, "%s",', p, at,
+      c_string(fname), table.concat(names, ', '), table.concat(codes))
+    emit('%s                    (void *const[]){%s});', p, table.concat(ptrs, ', '))
     if trailing == i then emit('%s    top--;', p) end
     emit('%s}', p)
   end
@@ -109,6 +136,10 @@ local function body(fname, o, args, inplace, indent)
       if trailing ~= i then options(i, a) end
     else
       local k = kinds[a.kind]
+      if k.emit then
+        k.emit(a, i, p, fname)
+        goto next
+      end
       local check = subst(k.check, a, i)
       local default = a.default or k.default
       local value = check
@@ -125,17 +156,15 @@ local function body(fname, o, args, inplace, indent)
       end
       if k.release then release[#release + 1] = subst(k.release, a, i) end
     end
+    ::next::
   end
-  for _, a in ipairs(args) do
-    if a.kind == 'options' then
-      for j, f in ipairs(a.options) do
-        emit('%s%s %s = (%s)%s[%d];', p, f.c_type or 'double', f.name or f[2], f.c_type or 'double',
-          a.name, j - 1)
-      end
-    end
-  end
+  if o.pre then emit('%s%s', p, (o.pre:gsub('\n', '\n' .. p))) end
   local call = inplace and o.inplace or o.call
-  if returns == 'tensor' then emit('%susg_tensor *r = NULL;', p)
+  if type(returns) == 'table' then
+    local names = {}
+    for j = 1, #returns do names[j] = '*r' .. j .. ' = NULL' end
+    emit('%susg_tensor %s;', p, table.concat(names, ', '))
+  elseif returns == 'tensor' then emit('%susg_tensor *r = NULL;', p)
   elseif returns == 'boolean' then emit('%sbool ok = false;', p)
   elseif returns == 'index' then emit('%susg_tensor *ix = NULL;', p)
   elseif returns == 'values_indices' then emit('%susg_tensor *v = NULL, *ix = NULL;', p)
@@ -150,7 +179,10 @@ local function body(fname, o, args, inplace, indent)
   else
     emit('%sUSG_LUA_TRY(L, %s);', p, call)
   end
-  if returns == 'tensor' then
+  if type(returns) == 'table' then
+    for j = 1, #returns do emit('%susg_lua_pushtensor(L, r%d);', p, j) end
+    emit('%sreturn %d;', p, #returns)
+  elseif returns == 'tensor' then
     emit('%susg_lua_pushtensor(L, r);', p)
     emit('%sreturn 1;', p)
   elseif returns == 'boolean' then
@@ -217,7 +249,7 @@ end
 
 -- What the binding keeps of an op: no C, only what help and the tests read.
 local function declaration(op)
-  local d = { name = op.name, doc = op.doc, forms = op.forms, grad = op.grad,
+  local d = { name = op.name, errname = op.errname, doc = op.doc, forms = op.forms, grad = op.grad,
     test = op.test, overloads = {}, inplace = op.inplace and true or nil }
   for i, o in ipairs(op.overloads) do
     local args = {}
@@ -228,7 +260,8 @@ local function declaration(op)
         for k, f in ipairs(a.options) do fields[k] = { f[1], f[2], default = f.default } end
       end
       args[j] = { a.kind, a.name, optional = (a.default ~= nil or (kinds[a.kind] or {}).default ~= nil
-        or a.kind == 'options') or nil, options = fields }
+        or a.kind == 'options' or a.kind == 'recopts') or nil, options = fields, names = a.names,
+        required = a.required }
     end
     d.overloads[i] = { args = args, returns = o.returns or 'tensor' }
   end
@@ -252,10 +285,10 @@ emit('')
 local regs = { usagi = {}, both = {}, method = {} }
 for _, op in ipairs(family.ops) do
   if op.call then op.overloads = { { args = op.args, call = op.call, returns = op.returns,
-    inplace = op.inplace, dim = op.dim, keepdim = op.keepdim } } end
+    inplace = op.inplace, dim = op.dim, keepdim = op.keepdim, pre = op.pre } } end
   op.forms = op.forms or { 'usagi', 'method' }
   local c_name = 'op_' .. op.name   -- luaconf.h takes l_floor
-  wrapper(c_name, op.name, op.overloads, false)
+  wrapper(c_name, op.errname or op.name, op.overloads, false)
   local fn, me = false, false
   for _, f in ipairs(op.forms) do
     if f == 'usagi' then fn = true
@@ -268,12 +301,12 @@ for _, op in ipairs(family.ops) do
   for _, o in ipairs(op.overloads) do if o.inplace then inplace[#inplace + 1] = o end end
   if #inplace > 0 then
     op.inplace = true
-    wrapper(c_name .. '_', op.name .. '_', inplace, true)
+    wrapper(c_name .. '_', (op.errname or op.name) .. '_', inplace, true)
     regs.method[#regs.method + 1] = { op.name .. '_', c_name .. '_' }
   end
 end
 
-for _, which in ipairs { 'usagi', 'both', 'method' } do
+for _, which in ipairs(family.plugin and { 'usagi' } or { 'usagi', 'both', 'method' }) do
   emit('static const luaL_Reg %s_fns[] = {', which)
   for _, r in ipairs(regs[which]) do emit('    {"%s", %s},', r[1], r[2]) end
   emit('    {NULL, NULL}};')
@@ -288,17 +321,28 @@ emit('static const char declarations[] =')
 for i = 1, #chunk, 96 do emit('    %s', c_string(chunk:sub(i, i + 95))) end
 emit('    ;')
 emit('')
-emit('/* [module] -> [module]: the functions, methods and operators of the %s ops. */',
-  family.name)
-emit('int %s(lua_State *L)', family.opener)
-emit('{')
-emit('    usg_lua_register(L, usagi_fns, 1, 0);')
-emit('    usg_lua_register(L, both_fns, 1, 1);')
-emit('    usg_lua_register(L, method_fns, 0, 1);')
-emit('    usg_lua_add_ops(L, %s, declarations, sizeof declarations - 1);', c_string(family.module or 'usagi'))
-emit('    return 0;')
-emit('}')
-
+if family.plugin then
+  -- A plugin's entry point: its ops join usagi.op_table(), then the
+  -- plugin opens as every plugin does (usg_lua_plugin_open).
+  assert(#regs.both == 0 and #regs.method == 0, table_path .. ': a plugin op is a function of its module')
+  emit('USG_API int luaopen_usagi_%s(lua_State *L)', family.name)
+  emit('{')
+  emit('    usg_lua_add_ops(L, %s, declarations, sizeof declarations - 1);', c_string(family.name))
+  emit('    return USG_PLUGIN_OPEN(L, %s, %s, usagi_fns);', c_string(family.name),
+    c_string(family.plugin.version))
+  emit('}')
+else
+  emit('/* [module] -> [module]: the functions, methods and operators of the %s ops. */',
+    family.name)
+  emit('int %s(lua_State *L)', family.opener)
+  emit('{')
+  emit('    usg_lua_register(L, usagi_fns, 1, 0);')
+  emit('    usg_lua_register(L, both_fns, 1, 1);')
+  emit('    usg_lua_register(L, method_fns, 0, 1);')
+  emit('    usg_lua_add_ops(L, %s, declarations, sizeof declarations - 1);', c_string(family.module or 'usagi'))
+  emit('    return 0;')
+  emit('}')
+end
 local f = assert(io.open(out_path .. '.tmp', 'w'))
 f:write(table.concat(out, '\n'), '\n')
 f:close()

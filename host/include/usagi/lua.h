@@ -82,13 +82,14 @@ USG_API int usg_lua_overload(lua_State *L, const char *fn, const char *const *si
 USG_API bool usg_lua_checkboolean(lua_State *L, int idx);
 /* The p of a norm at idx: a number, 'inf' (math.huge) or 'fro' (2). */
 USG_API double usg_lua_checknorm_p(lua_State *L, int idx);
-/* Read the options table at idx into values[k] for names[k] (NULL-ended),
- * which keep their defaults when absent: kinds[k] is 'n' (a number) or 'i'
- * (an integer that fits an int). An unknown key or a value of the wrong kind
- * is the error "fn: unknown option 'k' (expected a or b)" or "fn: option
- * 'k' must be ...". */
+/* Read the options table at idx into *dst[k] for names[k] (NULL-ended),
+ * which keep their defaults when absent. kinds[k] says what dst[k] points
+ * to: 'n' a double, 'i' an int (the value an integer that fits), 'b' a
+ * bool, 'T' a usg_tensor * (borrowed: the table keeps it). An unknown key
+ * or a value of the wrong kind is the error "fn: unknown option 'k'
+ * (expected a or b)" or "fn: option 'k' must be ...". */
 USG_API void usg_lua_options(lua_State *L, int idx, const char *fn, const char *const *names,
-                             const char *kinds, double *values);
+                             const char *kinds, void *const *dst);
 /* Push an index result: the tensor ix, or, when every dim was reduced away
  * (dim USG_ALL_DIMS, no keepdim), its one element as a Lua integer. Takes
  * the caller's reference to ix. */
