@@ -11,7 +11,10 @@
  * file's opener runs; each one adds its functions and methods. */
 int usg_lua_open_tensor(lua_State *L);
 int usg_lua_open_math(lua_State *L);
-int usg_lua_open_reduce(lua_State *L);
+/* usagi.op_table and the ops generated from the op tables of host/ops/ (ops_lua.c). */
+int usg_lua_open_ops(lua_State *L);
+int usg_lua_open_math_ops(lua_State *L);
+int usg_lua_open_reduce_ops(lua_State *L);
 int usg_lua_open_random(lua_State *L);
 int usg_lua_open_nn(lua_State *L);
 int usg_lua_open_autograd(lua_State *L);

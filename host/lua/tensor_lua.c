@@ -966,7 +966,7 @@ int luaopen_usagi(lua_State *L)
     lua_setfield(L, -2, "version");
     usg_lua_open_tensor(L);
     usg_lua_open_math(L);
-    usg_lua_open_reduce(L);
+    usg_lua_open_ops(L);
     usg_lua_open_random(L);
     usg_lua_open_nn(L);
     usg_lua_open_autograd(L);

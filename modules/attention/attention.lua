@@ -318,11 +318,4 @@ end
 nn.Attention, nn.MultiheadAttention = Attention, MHA
 M.Attention, M.MultiheadAttention = Attention, MHA
 
--- The C functions of this plugin; help() reads their docs here.
---
--- attention.attend(q, k, v [, {scale = 1, mask, causal = false, u}]) -> c, w: the
--- fused attention op. q (B, Lq, D), k (B, Lk, D), v (B, Lk, Dv); scores q . k (or Bahdanau's
--- sum_a u_a tanh(q_a + k_a) with u (D)), times scale, plus mask (-inf: not allowed), masked
--- softmax over the keys, c = w v. Equations: modules/attention/README.md.
-
 return M

@@ -49,10 +49,4 @@ function M.stack(x, s0, lengths, spec)
   return cur, finals
 end
 
--- The C functions of this plugin; help() reads their docs here.
---
--- birnn.reverse(x [, lengths]) -> each sequence of x (T, B, n) reversed within its
--- length (i32 (B), or nil for all T); differentiable. The backward direction of a
--- bidirectional layer runs over it (modules/birnn/README.md).
-
 return M

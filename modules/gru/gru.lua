@@ -145,10 +145,4 @@ end
 nn.GRU, nn.GRUCell = GRU, Cell
 M.GRU, M.GRUCell = GRU, Cell
 
--- The C functions of this plugin; help() reads their docs here.
---
--- gru.gru(x, h0, weights [, {dropout = 0, lengths}]) -> out, h_n: the fused GRU op
--- (PyTorch's and cuDNN's equations), BPTT by hand in C. x (T, B, I), h0 (L, B, H) or nil;
--- out (T, B, H), h_n (L, B, H). Equations: modules/gru/README.md.
-
 return M

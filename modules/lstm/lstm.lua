@@ -191,12 +191,4 @@ end
 nn.LSTM, nn.LSTMCell = LSTM, Cell
 M.LSTM, M.LSTMCell = LSTM, Cell
 
--- The C functions of this plugin; help() reads their docs here.
---
--- lstm.lstm(x, h0, c0, weights [, {dropout = 0, lengths}]) -> out, h_n, c_n: the fused
--- multi-layer LSTM op (one autograd node per layer, BPTT by hand in C). x (T, B, I); h0, c0
--- (L, B, H) or nil; out (T, B, H); h_n, c_n (L, B, H). weights: per layer {w_ih, w_hh [, b_ih,
--- b_hh, w_ci, w_cf, w_co]} (LSTM:layer_weights). lengths (i32 (B)): out is zero past each length.
--- Equations: modules/lstm/README.md.
-
 return M

@@ -134,10 +134,4 @@ end
 nn.RNN = RNN
 M.RNN = RNN
 
--- The C functions of this plugin; help() reads their docs here.
---
--- rnn.rnn(x, h0, weights [, {nonlinearity = 'tanh', dropout = 0, lengths}]) -> out, h_n:
--- the fused Elman RNN op, h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), BPTT by hand in C.
--- x (T, B, I), h0 (L, B, H) or nil; out (T, B, H), h_n (L, B, H). Equations: modules/rnn/README.md.
-
 return M

@@ -587,9 +587,4 @@ end
 nn.Seq2Seq, nn.HRED = Seq2Seq, HRED
 M.Seq2Seq, M.HRED = Seq2Seq, HRED
 
--- The C functions of this plugin; help() reads their docs here.
---
--- seq2seq.topk(x, k) -> values, indices: the k largest entries of each row of x (N, C),
--- best first, with 1-based i32 indices (N, k); beam search uses it.
-
 return M

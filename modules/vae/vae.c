@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "usagi/autograd.h"
+#include "vae.h"
 
 enum { IN_MU, IN_LV, IN_MUP, IN_LVP, N_IN };
 enum { SAVED_MU, SAVED_LV, SAVED_EPS, SAVED_MUP, SAVED_LVP };
@@ -94,8 +95,6 @@ static usg_status check(const char *arg, const usg_tensor *t, const usg_tensor *
     return USG_OK;
 }
 
-/* *z (mu's shape) and *kl (mu's shape without its last dim) for mu, lv, eps
- * and an optional prior (mup and lvp both or neither). */
 usg_status usg_ad_gaussian(usg_tensor **z, usg_tensor **kl, usg_tensor *mu, usg_tensor *lv,
                            usg_tensor *eps, usg_tensor *mup, usg_tensor *lvp)
 {

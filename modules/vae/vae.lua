@@ -203,10 +203,4 @@ end
 nn.GaussianLatent, nn.VAE, nn.Autoencoder = Latent, VAE, AE
 M.GaussianLatent, M.VAE, M.Autoencoder = Latent, VAE, AE
 
--- The C functions of this plugin; help() reads their docs here.
---
--- vae.gaussian(mu, logvar, eps [, mu_p, logvar_p]) -> z, kl: the reparameterization
--- z = mu + exp(logvar / 2) * eps and the analytic KL(N(mu, sigma^2) || prior) per row, the prior
--- N(0, I) or N(mu_p, exp(logvar_p)); one fused op. Equations: modules/vae/README.md.
-
 return M

@@ -3,7 +3,8 @@
 -- none lacks one (tests/lua/doc_spec.lua).
 --
 -- Where a doc comes from, in this order:
---   1. a text registered with doc.add (the C binding's functions, written
+--   1. the doc of an op declared in an op table (host/ops/README.md); a text
+--      registered with doc.add (the C binding's other functions, written
 --      in scripts/usagi/doc_binding.lua); for a plugin's C function fam.fn,
 --      the comment block starting `-- fam.fn(` at the end of its Lua face;
 --   2. for a Lua function, the comment block right above its definition in
@@ -313,7 +314,20 @@ local function inherited(name, v)
   end
 end
 
+-- The texts of the ops declared in op tables (host/ops/, and plugins'),
+-- taken when asked: a plugin loaded later adds its own.
+local ops_seen = 0
+local function add_op_texts()
+  local all = usagi.op_table()
+  for i = ops_seen + 1, #all do
+    local op = all[i]
+    texts[(op.module == 'usagi' and 'usagi.' or 'usagi.' .. op.module .. '.') .. op.name] = op.doc
+  end
+  ops_seen = #all
+end
+
 local function own_text(name, v)
+  add_op_texts()
   if texts[name] then return texts[name] end
   if MODULE_OF[name] then return module_header(MODULE_OF[name]) end
   local family = name:match('^usagi%.([%w_]+)$')
@@ -329,6 +343,7 @@ local function own_text(name, v)
   end
   local method = name:match('^Tensor:([%w_]+)$')
   if method then
+    add_op_texts()
     if texts['usagi.' .. method] then return texts['usagi.' .. method] end
     local base = method:match('^(.-)_$')
     if base and base ~= '' and (texts['usagi.' .. base] or texts['Tensor:' .. base]) then

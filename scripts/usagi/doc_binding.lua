@@ -25,6 +25,9 @@ add('usagi.', {
     .. 'from byte offset on, each an unsigned 8-bit value times scale, as a tensor of the shape\n'
     .. '(how IDX files such as MNIST become tensors).',
   is_tensor = 'usagi.is_tensor(v) -> true when v is a usagi.Tensor.',
+  op_table = 'usagi.op_table() -> the declarations of the ops made from op tables (the core\'s and\n'
+    .. 'those of the loaded plugins): name, module, doc, overloads and their arguments, the gradient,\n'
+    .. 'test hints (host/ops/README.md). help() and tests/lua/ops_spec.lua read them.',
   memory = 'usagi.memory() -> bytes held by usagi\'s tensors now (for leak and flat-memory checks).',
   alloc_limit = 'usagi.alloc_limit([bytes]) -> the cap on one tensor allocation (the old one when bytes is given; 0 restores the default 1 TiB). Past it creation fails with out of memory: for sandboxes and fuzzers.',
   version = 'usagi.version: the version string.',
@@ -98,62 +101,11 @@ add('usagi.', {
   item = 't:item() -> the value of a one-element tensor as a Lua number.',
 })
 
--- ==== Elementwise ==========================================================
-local binary = 'usagi.%s(a, b) or a:%s(b) -> %s, elementwise with broadcasting; a or b may be a number.'
-for name, what in pairs { add = 'a + b', sub = 'a - b', mul = 'a * b (also the * operator)',
-  div = 'a / b', pow = 'a ^ b', maximum = 'max(a, b)', minimum = 'min(a, b)' } do
-  T['usagi.' .. name] = binary:format(name, name, what)
-end
-for name, op in pairs { eq = '==', ne = '~=', lt = '<', le = '<=', gt = '>', ge = '>=' } do
-  T['usagi.' .. name] = ('usagi.%s(a, b) or a:%s(b) -> an i32 tensor of 1 where a %s b, else 0 (broadcasting).')
-    :format(name, name, op)
-end
-local unary = {
-  neg = '-x', abs = '|x|', exp = 'e^x', log = 'the natural log', sqrt = 'the square root',
-  tanh = 'tanh x', sigmoid = 'the logistic 1 / (1 + e^-x)', relu = 'max(x, 0)',
-  sign = '-1, 0 or 1', floor = 'the largest integer <= x', ceil = 'the smallest integer >= x',
-  round = 'x rounded to the nearest integer, halves to even', log1p = 'log(1 + x), exact for small x', sin = 'sin x',
-  cos = 'cos x', square = 'x^2', reciprocal = '1 / x',
-}
-for name, what in pairs(unary) do
-  T['usagi.' .. name] = ('usagi.%s(x) or x:%s() -> %s, elementwise (differentiable).'):format(name, name, what)
-end
-add('usagi.', {
-  clamp = 'usagi.clamp(x, lo, hi) or x:clamp(lo, hi) -> x limited to [lo, hi] (nil: no bound).',
-  where = 'usagi.where(cond, a, b) -> a where cond is nonzero, else b; a and b may be numbers.',
-  allclose = 'usagi.allclose(a, b [, rtol = 1e-5, atol = 1e-8]) -> true when |a - b| <= atol + rtol |b|\n'
-    .. 'everywhere (shapes broadcast).',
-  equal = 'usagi.equal(a, b) -> true when a and b have the same shape and exactly the same values.',
-})
-
--- ==== Reductions ===========================================================
-local reduce = 'usagi.%s(t [, dim [, keepdim = false]]) -> %s over all elements (a 0-dim tensor) or\n'
-  .. 'along dim; keepdim keeps the reduced dim with size 1.'
-for name, what in pairs { sum = 'the sum', mean = 'the mean', prod = 'the product',
-  var = 'the variance (unbiased, n - 1)', std = 'the standard deviation (unbiased)' } do
-  T['usagi.' .. name] = reduce:format(name, what)
-end
-add('usagi.', {
-  max = 'usagi.max(t) -> the largest value (a 0-dim tensor) and its 1-based flat index;\n'
-    .. 't:max(dim [, keepdim]) -> values and 1-based indices along dim.',
-  min = 'usagi.min(t) -> the smallest value (a 0-dim tensor) and its 1-based flat index;\n'
-    .. 't:min(dim [, keepdim]) -> values and 1-based indices along dim.',
-  argmax = 'usagi.argmax(t [, dim [, keepdim]]) -> the 1-based index of the largest value (a Lua\n'
-    .. 'integer over all elements, an i32 tensor along dim).',
-  argmin = 'usagi.argmin(t [, dim [, keepdim]]) -> the 1-based index of the smallest value.',
-  logsumexp = 'usagi.logsumexp(t, dim [, keepdim]) -> log sum exp along dim, computed stably\n'
-    .. '(the max taken out first); dim is required, as in PyTorch.',
-  norm = 'usagi.norm(t [, p = 2 [, dim [, keepdim]]]) -> the p-norm; p = math.huge or \'inf\' gives the\n'
-    .. 'max norm, \'fro\' is 2.',
-})
+-- The elementwise ops, comparisons, reductions and matrix products are
+-- declared, with their docs, in the op tables of host/ops/.
 
 -- ==== Linear algebra =======================================================
 add('usagi.', {
-  mm = 'usagi.mm(a, b) or a:mm(b) -> the matrix product of (n, k) and (k, m), through OpenBLAS sgemm/dgemm.',
-  bmm = 'usagi.bmm(a, b) -> batched matrix products of (B, n, k) and (B, k, m).',
-  matmul = 'usagi.matmul(a, b) -> the product with NumPy\'s rules: vectors, matrices and broadcast\n'
-    .. 'batch dims.',
-  addmm = 'usagi.addmm(c, a, b [, {beta = 1, alpha = 1}]) -> beta c + alpha (a b).',
   set_num_threads = 'usagi.set_num_threads(n) sets how many threads the ops use: products and loops are split over them, OpenBLAS running single-threaded in each.',
   get_num_threads = 'usagi.get_num_threads() -> how many threads the ops use.',
   blas_info = 'usagi.blas_info() -> {config, core, threads}: the BLAS this process uses and the threads its products are split over.',

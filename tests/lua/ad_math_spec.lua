@@ -1,6 +1,6 @@
 local usagi = require 'usagi'
 
--- Specs of autograd through the math and tensor bindings (math_lua.c and
+-- Specs of autograd through the math and tensor bindings (generated from host/ops/math.lua, and
 -- tensor_lua.c calling host/core/ad_math.c and ad_view.c): usagi.gradcheck
 -- of every differentiable elementwise op, operator, product, view, copy and
 -- index, gradients computed by hand where a convention matters (ties,

@@ -1,6 +1,6 @@
 local usagi = require 'usagi'
 
--- Specs of the math binding (host/lua/math_lua.c over host/core/elementwise.c
+-- Specs of the math binding (host/ops/math.lua over host/core/elementwise.c
 -- and blas.c): operators with numbers on either side and broadcasting,
 -- comparisons, every unary function and its in-place variant, clamp, where,
 -- allclose / equal, the matrix products, and the threads they are split over.
@@ -86,7 +86,9 @@ describe('operators', function()
   end)
 
   it('refuse non-tensors and say which argument', function()
-    raises(function() return usagi.add(1, 2) end, 'bad argument #1', 'usagi.Tensor')
+    -- a number first is fine when the second is a tensor: the second is wrong
+    raises(function() return usagi.add(1, 2) end, 'bad argument #2', 'usagi.Tensor expected, got number')
+    raises(function() return usagi.add(nil, 2) end, 'bad argument #1', 'usagi.Tensor or number expected, got nil')
     raises(function() return usagi.add(m23(), 'x') end, 'bad argument #2', 'number')
     raises(function() return m23() + {} end, 'number')
     raises(function() return m23() + true end)

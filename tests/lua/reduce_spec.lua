@@ -1,6 +1,6 @@
 local usagi = require 'usagi'
 
--- Specs of the reductions (host/lua/reduce_lua.c over host/core/reduce.c):
+-- Specs of the reductions (host/ops/reduce.lua over host/core/reduce.c):
 -- values computed by hand, on contiguous tensors and views, every dim and
 -- dtype, keepdim shapes, ties, NaN, empty tensors and every bad call.
 
@@ -182,8 +182,8 @@ describe('var, std', function()
 
   it('reject bad options', function()
     local t = usagi.tensor { 1, 2, 3 }
-    raises(function() t:var { corection = 0 } end, 'var', "unknown option 'corection'")
-    raises(function() t:std { correction = 0.5 } end, 'std', 'correction must be an integer')
+    raises(function() t:var { corection = 0 } end, "var: unknown option 'corection' (expected correction)")
+    raises(function() t:std { correction = 0.5 } end, "std: option 'correction' must be an integer, got 0.5")
     raises(function() t:var { correction = -1 } end, 'var: correction must be >= 0')
     raises(function() t:std(2) end, 'std', 'out of range')
   end)
@@ -221,7 +221,7 @@ describe('norm', function()
     local t = usagi.tensor { 1, 2 }
     raises(function() t:norm(0) end, 'norm: p must be > 0')
     raises(function() t:norm(-2) end, 'norm: p must be > 0')
-    raises(function() t:norm 'nuc' end, 'norm', 'number expected')
+    raises(function() t:norm 'nuc' end, 'norm', "p must be a number, 'inf' or 'fro', got 'nuc'")
     raises(function() t:norm(2, 2) end, 'norm', 'out of range')
   end)
 end)

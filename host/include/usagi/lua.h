@@ -68,6 +68,37 @@ USG_API void usg_lua_rec_opts(lua_State *L, int idx, const char *op, const char 
  * otherwise the error "fn: unknown option 'k'". */
 USG_API void usg_lua_check_opts(lua_State *L, int idx, const char *fn, const char *const *known);
 
+/* ==== What the generated bindings call (host/ops/gen.lua) ==============
+ * A plugin's op table (host/ops/README.md) is turned into C that calls
+ * these; hand-written bindings may call them too. */
+/* The index of the first of sigs (NULL-ended) that the arguments fit, or a
+ * Lua error naming the first argument no overload takes and what would do
+ * there. A sig has one code per argument: T tensor, n number, b boolean,
+ * t table, x tensor or number, p number or string; '?' after a code makes
+ * that argument optional (none or nil fit). Arguments past a sig are not
+ * looked at. */
+USG_API int usg_lua_overload(lua_State *L, const char *fn, const char *const *sigs);
+/* The boolean at idx, or "bad argument (boolean expected, got ...)". */
+USG_API bool usg_lua_checkboolean(lua_State *L, int idx);
+/* The p of a norm at idx: a number, 'inf' (math.huge) or 'fro' (2). */
+USG_API double usg_lua_checknorm_p(lua_State *L, int idx);
+/* Read the options table at idx into *dst[k] for names[k] (NULL-ended),
+ * which keep their defaults when absent. kinds[k] says what dst[k] points
+ * to: 'n' a double, 'i' an int (the value an integer that fits), 'b' a
+ * bool, 'T' a usg_tensor * (borrowed: the table keeps it). An unknown key
+ * or a value of the wrong kind is the error "fn: unknown option 'k'
+ * (expected a or b)" or "fn: option 'k' must be ...". */
+USG_API void usg_lua_options(lua_State *L, int idx, const char *fn, const char *const *names,
+                             const char *kinds, void *const *dst);
+/* Push an index result: the tensor ix, or, when every dim was reduced away
+ * (dim USG_ALL_DIMS, no keepdim), its one element as a Lua integer. Takes
+ * the caller's reference to ix. */
+USG_API void usg_lua_push_index(lua_State *L, usg_tensor *ix, int dim, bool keepdim);
+/* Add the op declarations of a generated binding (a Lua chunk returning
+ * {family = name, ops = {...}}) to the list usagi.op_table() gives, each op
+ * marked with its module (usagi, or the plugin's name). */
+USG_API void usg_lua_add_ops(lua_State *L, const char *module, const char *chunk, size_t len);
+
 /* Register fns into the table at the top of the stack (when `module`) and
  * as Tensor methods (when `method`); either may be false. */
 USG_API void usg_lua_register(lua_State *L, const luaL_Reg *fns, int module, int method);

@@ -1,0 +1,264 @@
+-- ops_spec.lua -- one test that walks every op declared in an op table
+-- (usagi.op_table(): host/ops/*.lua and the plugins'), as ggml's
+-- test-backend-ops walks its op enum. For each overload of each op, with
+-- inputs made from the table's hints (host/ops/README.md):
+--   * f64 against the declared scalar reference or fold, and f32 against f64;
+--   * the method and in-place forms against the function;
+--   * the gradient by central finite differences in f64 (usagi.gradcheck);
+--   * a bad value for every argument: an error that names the op, never a crash.
+-- A new op gets all of this by being declared.
+local usagi = require 'usagi'
+
+-- Load every plugin so that its declared ops are walked too.
+for _, name in ipairs { 'rnn', 'lstm', 'gru', 'birnn', 'attention', 'seq2seq', 'vae', 'word2vec' } do
+  pcall(require, 'usagi.' .. name)
+end
+local all = usagi.op_table()
+
+local function module_of(op)
+  return op.module == 'usagi' and usagi or require('usagi.' .. op.module)
+end
+
+local function has(list, x)
+  for _, v in ipairs(list or {}) do if v == x then return true end end
+  return false
+end
+
+-- A tensor of `shape` in f64 with seeded values in [-1, 1), moved into the
+-- domain the table asks for.
+local function input(shape, domain)
+  local x = usagi.rand(shape, { dtype = 'f64', lo = -1, hi = 1 })
+  local flat = x:view(-1)
+  for i = 1, flat:numel() do
+    local v = flat[i]
+    if domain == 'positive' then v = 0.5 + math.abs(v)
+    elseif domain == 'away0' then v = (v < 0 and -1 or 1) * (0.3 + math.abs(v))
+    elseif domain == 'away_half' then
+      v = v * 1.5
+      if math.abs(math.abs(v) - 0.5) < 0.15 or math.abs(math.abs(v) - 1.5) < 0.15 then v = v + 0.3 end
+    elseif domain == 'mask' then v = v > 0 and 1 or 0
+    end
+    flat[i] = v
+  end
+  return x
+end
+
+-- The arguments of overload o, made from the op's test hints: tensors of
+-- the hinted shapes (default (3, 4)), numbers, optional ones left out.
+-- `along`: optional dims given (the last dim, keepdim true) instead of left out.
+local function arguments(op, o, along)
+  local test = op.test or {}
+  local args, nt, nn = { n = #o.args }, 0, 0
+  local tensors = {}
+  for i, a in ipairs(o.args) do
+    local kind = a[1]
+    if (kind == 'tensor' or kind == 'scalar') and a.optional and not (test.shapes or {})[nt + 1] then
+      args[i] = nil                  -- an optional tensor without a hinted shape is left out
+    elseif kind == 'tensor' or kind == 'scalar' then
+      nt = nt + 1
+      local shape = (test.shapes or {})[nt] or { 3, 4 }
+      args[i] = input(shape, (test.domain or {})[nt])
+      tensors[#tensors + 1] = i
+    elseif kind == 'number' or kind == 'integer' then
+      nn = nn + 1
+      args[i] = (test.numbers or {})[nn] or (kind == 'integer' and 2 or 0.7)
+    elseif kind == 'dim' then args[i] = -1
+    elseif kind == 'optdim' then args[i] = along and -1 or nil
+    elseif kind == 'boolean' then args[i] = along or (not a.optional and false or nil)
+    elseif kind == 'norm_p' then args[i] = nil
+    elseif kind == 'layers' then     -- one layer of the hinted weight shapes
+      local layer = {}
+      for j, shape in ipairs(test.layers) do
+        layer[j] = input(shape):mul_(0.5)
+        tensors[#tensors + 1] = { i, j }
+      end
+      args[i] = { layer }
+    end
+  end
+  -- trailing optional arguments left out
+  local n = #o.args
+  while n > 0 and args[n] == nil do n = n - 1 end
+  args.n = n
+  return args, tensors
+end
+
+local function call(f, args) return f(table.unpack(args, 1, args.n)) end
+
+-- The tensors of the arguments sit at index i, or at {i, j}: weight j of
+-- the one layer of a layers argument.
+local function get(args, at)
+  if type(at) == 'table' then return args[at[1]][1][at[2]] end
+  return args[at]
+end
+
+-- A copy of the argument list (the layers list copied too), with the tensor
+-- at each place of `tensors` replaced by fn(tensor, k).
+local function with(args, tensors, fn)
+  local out = { n = args.n }
+  for i = 1, args.n do
+    out[i] = (type(args[i]) == 'table' and args[i][1] and usagi.is_tensor(args[i][1][1]))
+      and { { table.unpack(args[i][1]) } } or args[i]
+  end
+  for k, at in ipairs(tensors) do
+    local t = fn(get(args, at), k)
+    if type(at) == 'table' then out[at[1]][1][at[2]] = t else out[at] = t end
+  end
+  return out
+end
+
+local function as(args, tensors, dtype)
+  return with(args, tensors, function(t) return t:to(dtype) end)
+end
+
+local function near(a, b, rtol, atol, what)
+  assert.is_true(usagi.is_tensor(a) and usagi.is_tensor(b), what)
+  assert.are.same(a:size(), b:size(), what)
+  local da, db = a:double():view(-1), b:double():view(-1)
+  for i = 1, da:numel() do
+    local x, y = da[i], db[i]
+    if not (x ~= x and y ~= y) then
+      assert(math.abs(x - y) <= atol + rtol * math.abs(y),
+        ('%s: element %d is %.9g, expected %.9g'):format(what, i, x, y))
+    end
+  end
+end
+
+-- Results of the same kind compared: tensors near, other values equal.
+local function same(a, b, rtol, atol, what)
+  if usagi.is_tensor(a) then near(a, b, rtol, atol, what)
+  else assert.are.equal(b, a, what) end
+end
+
+local function load_ref(src) return assert(load(src, '=ref', 't', {math = math}))() end
+
+-- A value of a kind the argument does not take.
+local bad_value = {
+  tensor = 'x', scalar = 'x', number = {}, integer = 0.5, dim = 99, optdim = 99,
+  boolean = 'yes', norm_p = 'nuc',
+}
+
+describe('the op table', function()
+  it('declares each op once, with a doc, and registers its forms', function()
+    local seen = {}
+    assert.is_true(#all >= 40)
+    for _, op in ipairs(all) do
+      local key = op.module .. '.' .. op.name
+      assert.is_nil(seen[key], key .. ' is declared twice')
+      seen[key] = true
+      assert.are.equal('string', type(op.doc), key)
+      assert.is_truthy(op.doc:find(op.name, 1, true), key .. ': its doc does not name it')
+      local m = module_of(op)
+      if has(op.forms, 'usagi') then assert.are.equal('function', type(m[op.name]), key) end
+      if has(op.forms, 'method') then
+        assert.are.equal('function', type(usagi.zeros(1)[op.name]), key .. ' as a method')
+      end
+      if op.inplace then assert.are.equal('function', type(usagi.zeros(1)[op.name .. '_']), key .. '_') end
+      assert.is_truthy(op.grad == true or type(op.grad) == 'string', key .. ': say why there is no gradient')
+    end
+  end)
+end)
+
+for _, op in ipairs(all) do
+  local key = op.module .. '.' .. op.name
+  local m = module_of(op)
+  local f = has(op.forms, 'usagi') and m[op.name] or usagi.zeros(1)[op.name]
+  describe(key, function()
+    for k, o in ipairs(op.overloads) do
+     local variants = { false }
+     for _, a in ipairs(o.args) do if a[1] == 'optdim' then variants[2] = true end end
+     for _, along in ipairs(variants) do
+      local returns = type(o.returns) == 'table' and table.concat(o.returns, ', ') or o.returns
+      local label = ('overload %d (%s)%s'):format(k, returns, along and ' along a dim' or '')
+      it(label .. ': f64 against the reference, f32 against f64, the forms agree', function()
+        usagi.manual_seed(k)
+        local args, tensors = arguments(op, o, along)
+        local r64 = table.pack(call(f, args))
+        local test = op.test or {}
+        if test.ref then
+          local ref = load_ref(test.ref)
+          local flat = {}
+          for i = 1, args.n do
+            flat[i] = usagi.is_tensor(args[i]) and args[i]:contiguous():view(-1) or args[i]
+          end
+          local out = r64[1]:double():view(-1)
+          for e = 1, out:numel() do
+            local vals = {}
+            for i = 1, args.n do vals[i] = usagi.is_tensor(flat[i]) and flat[i][e] or flat[i] end
+            local want = ref(table.unpack(vals, 1, args.n))
+            assert(math.abs(out[e] - want) <= 1e-12 + 1e-12 * math.abs(want),
+              ('%s: element %d is %.17g, the reference %.17g'):format(key, e, out[e], want))
+          end
+        end
+        if test.fold and o.returns == 'tensor' and not along then
+          local fn, start = load_ref(test.fold)
+          local acc, flat = start, args[1]:view(-1)
+          for e = 1, flat:numel() do acc = fn(acc, flat[e]) end
+          assert(math.abs(r64[1]:item() - acc) <= 1e-12 * (1 + math.abs(acc)), key .. ' against its fold')
+        end
+        local r32 = table.pack(call(f, as(args, tensors, 'f32')))
+        assert.are.equal(r64.n, r32.n)
+        for i = 1, r64.n do same(r32[i], r64[i], 1e-4, 1e-5, key .. ' in f32, result ' .. i) end
+        if has(op.forms, 'method') and o.args[1][1] == 'tensor' then
+          local rm = table.pack(args[1][op.name](table.unpack(args, 1, args.n)))
+          for i = 1, r64.n do same(rm[i], r64[i], 0, 0, key .. ' as a method') end
+        end
+        if op.inplace and o.args[1][1] == 'tensor' and o.returns == 'tensor' then
+          local copy = { n = args.n, table.unpack(args, 1, args.n) }
+          copy[1] = args[1]:clone()
+          local ok, self = pcall(call, copy[1][op.name .. '_'], copy)
+          if ok then
+            assert.are.equal(copy[1], self)
+            near(copy[1], r64[1], 0, 0, key .. '_ in place')
+          else  -- only the overloads with an in-place form have one
+            assert.is_truthy(tostring(self):find(op.name, 1, true), self)
+          end
+        end
+      end)
+
+      if op.grad == true and o.returns ~= 'index' and o.returns ~= 'boolean' then
+        it(label .. ': the gradient by finite differences', function()
+          usagi.manual_seed(100 + k)
+          local args, tensors = arguments(op, o, along)
+          -- gradcheck takes a flat list of tensors: the checked ones, then
+          -- rebuilds the arguments from it on every call
+          local nograd = {}
+          for _, k in ipairs(op.test and op.test.nograd or {}) do nograd[k] = true end
+          local flat = {}
+          for k, at in ipairs(tensors) do
+            local t = get(args, at)
+            flat[k] = nograd[k] and t or t:requires_grad(true)
+          end
+          local function g(...)
+            local xs = { ... }
+            local out = {}
+            for _, r in ipairs { call(f, with(args, tensors, function(_, k) return xs[k] end)) } do
+              if usagi.is_tensor(r) then out[#out + 1] = r end   -- not an index as a number
+            end
+            return out
+          end
+          assert.is_true(usagi.gradcheck(g, flat))
+        end)
+      end
+
+      if not along then it(label .. ': a bad value for each argument names the op', function()
+        usagi.manual_seed(200 + k)
+        for i, a in ipairs(o.args) do
+          local args = arguments(op, o)
+          local n = math.max(args.n, i)
+          local bad = bad_value[a[1]]
+          if a[1] == 'options' then bad = { bogus = 1 } end
+          if bad ~= nil then
+            args[i], args.n = bad, n
+            -- called straight from pcall, the error names the function as the
+            -- user knows it (usagi.add), not as a local of this file
+            local ok, err = pcall(f, table.unpack(args, 1, args.n))
+            assert.is_false(ok, ('%s: argument %d (%s) = %s was taken'):format(key, i, a[2], tostring(bad)))
+            assert.is_truthy(tostring(err):find(op.errname or op.name, 1, true),
+              ('%s: argument %d: %s'):format(key, i, tostring(err)))
+          end
+        end
+      end) end
+     end
+    end
+  end)
+end
