@@ -429,3 +429,14 @@ usg_status usg_chunk(usg_tensor ***outs, int *n, usg_tensor *x, int chunks, int 
     if (L == 0) return views(outs, n, x, dim, chunks, 0);
     return views(outs, n, x, dim, (L + size - 1) / size, size);
 }
+
+usg_status usg_scatter_add(usg_tensor **out, const usg_tensor *dst, int dim, const usg_tensor *index,
+                           const usg_tensor *src, int base)
+{
+    usg_status s = usg_clone(out, dst);
+    if (s == USG_OK && (s = usg_scatter_add_(*out, dim, index, src, base)) != USG_OK) {
+        usg_tensor_release(*out);
+        *out = NULL;
+    }
+    return s;
+}

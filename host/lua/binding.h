@@ -15,6 +15,7 @@ int usg_lua_open_math(lua_State *L);
 int usg_lua_open_ops(lua_State *L);
 int usg_lua_open_math_ops(lua_State *L);
 int usg_lua_open_reduce_ops(lua_State *L);
+int usg_lua_open_nn_ops(lua_State *L);
 int usg_lua_open_random(lua_State *L);
 int usg_lua_open_nn(lua_State *L);
 int usg_lua_open_autograd(lua_State *L);

@@ -152,6 +152,12 @@ void usg_lua_options(lua_State *L, int idx, const char *fn, const char *const *n
                            luaL_typename(L, -1));
             *(bool *)dst[i] = lua_toboolean(L, -1);
             break;
+        case 's':      /* the caller's table keeps the string alive */
+            if (lua_type(L, -1) != LUA_TSTRING)
+                luaL_error(L, "%s: option '%s' must be a string, got %s", fn, names[i],
+                           luaL_typename(L, -1));
+            *(const char **)dst[i] = lua_tostring(L, -1);
+            break;
         case 'T':      /* the caller's table keeps the tensor alive */
             if (!(*(usg_tensor **)dst[i] = usg_lua_totensor(L, -1)))
                 luaL_error(L, "%s: option '%s' must be a tensor, got %s", fn, names[i],
@@ -165,6 +171,22 @@ void usg_lua_options(lua_State *L, int idx, const char *fn, const char *const *n
         }
         lua_pop(L, 1);                               /* [.., key] */
     }
+}
+
+int usg_lua_choice(lua_State *L, const char *fn, const char *what, const char *value,
+                   const char *const *choices, int def)
+{
+    if (!value) return def;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int k = 0; choices[k]; k++) {
+        if (strcmp(value, choices[k]) == 0) return k;
+        if (k > 0) luaL_addstring(&b, choices[k + 1] ? ", " : " or ");
+        lua_pushfstring(L, "'%s'", choices[k]);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    return luaL_error(L, "%s: %s must be %s, got '%s'", fn, what, lua_tostring(L, -1), value);
 }
 
 /* ==== Results =========================================================== */
@@ -223,5 +245,6 @@ int usg_lua_open_ops(lua_State *L)
     lua_setfield(L, -2, "op_table");
     usg_lua_open_math_ops(L);
     usg_lua_open_reduce_ops(L);
+    usg_lua_open_nn_ops(L);
     return 0;
 }

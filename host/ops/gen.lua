@@ -37,6 +37,9 @@ local kinds = {
   scalar = { sig = 'x', decl = 'usg_tensor *%n_own = NULL, *%n',
              check = 'usg_lua_checktensor_or_number(L, %i, &%n_own)', release = '%n_own' },
   dim = { sig = 'n', decl = 'int %n', check = 'usg_lua_checkdim(L, %i, %of->ndim, 0)' },
+  -- a dim that defaults to the last; a 0-dim tensor has one
+  lastdim = { sig = 'n?', decl = 'int %n', check = 'usg_lua_checkdim(L, %i, %of->ndim ? %of->ndim : 1, 0)',
+              default = '-1' },
   -- no dim: every dim (USG_ALL_DIMS)
   optdim = { sig = 'n?', decl = 'int %n', check = 'usg_lua_optdim(L, %i, %of->ndim)',
              default = 'USG_ALL_DIMS' },
@@ -99,6 +102,7 @@ end
 local function body(fname, o, args, inplace, indent)
   local p = indent
   local returns = inplace and 'self' or (o.returns or 'tensor')
+  if returns == 'self' and not inplace then inplace = 'declared' end
   local trailing
   for i, a in ipairs(args) do if a.trailing then trailing = i end end
   if trailing then emit('%sint top = lua_gettop(L);', p) end
@@ -107,14 +111,21 @@ local function body(fname, o, args, inplace, indent)
   -- arguments before it are then read only as far as they were given.
   local function options(i, a)
     local names, codes, ptrs = {}, {}, {}
-    local ctype = { number = 'double', integer = 'int', boolean = 'bool', tensor = 'usg_tensor *' }
-    local code = { number = 'n', integer = 'i', boolean = 'b', tensor = 'T' }
+    local ctype = { number = 'double', integer = 'int', boolean = 'bool', tensor = 'usg_tensor *',
+      choice = 'const char *' }
+    local code = { number = 'n', integer = 'i', boolean = 'b', tensor = 'T', choice = 's' }
+    local choices = {}
     for j, f in ipairs(a.options) do
       assert(code[f[1]], ('%s: option %s of %s: unknown kind %s'):format(table_path, f[2], fname, f[1]))
-      names[j], codes[j], ptrs[j] = c_string(f[2]), code[f[1]], '&' .. f[2]
+      -- a choice is read as a string, then named by its index (f.c_type)
+      local var = f[1] == 'choice' and f[2] .. '_name' or f[2]
+      names[j], codes[j], ptrs[j] = c_string(f[2]), code[f[1]], '&' .. var
       local default = f.default
-      if default == nil then default = f[1] == 'tensor' and 'NULL' or f[1] == 'boolean' and 'false' or '0' end
-      emit('%s%s%s%s = %s;', p, ctype[f[1]], ctype[f[1]]:sub(-1) == '*' and '' or ' ', f[2], tostring(default))
+      if default == nil or f[1] == 'choice' then
+        default = (f[1] == 'tensor' or f[1] == 'choice') and 'NULL' or f[1] == 'boolean' and 'false' or '0'
+      end
+      emit('%s%s%s%s = %s;', p, ctype[f[1]], ctype[f[1]]:sub(-1) == '*' and '' or ' ', var, tostring(default))
+      if f[1] == 'choice' then choices[#choices + 1] = f end
     end
     local first = i
     for j, b in ipairs(args) do
@@ -129,6 +140,13 @@ local function body(fname, o, args, inplace, indent)
     emit('%s                    (void *const[]){%s});', p, table.concat(ptrs, ', '))
     if trailing == i then emit('%s    top--;', p) end
     emit('%s}', p)
+    for _, f in ipairs(choices) do
+      local list = {}
+      for k, c in ipairs(f.choices) do list[k] = c_string(c) end
+      emit('%s%s %s = (%s)usg_lua_choice(L, %s, %s, %s_name, (const char *const[]){%s, NULL}, %d);', p,
+        f.c_type or 'int', f[2], f.c_type or 'int', c_string(fname), c_string(f[2]), f[2],
+        table.concat(list, ', '), f.default or 0)
+    end
   end
   if trailing then options(trailing, args[trailing]) end
   for i, a in ipairs(args) do
@@ -171,6 +189,7 @@ local function body(fname, o, args, inplace, indent)
   end
   if inplace then
     emit('%sUSG_LUA_TRY(L, usg_check_inplace(%s, %s));', p, args[1].name, c_string(fname))
+    if inplace == 'declared' then inplace = false end
   end
   if #release > 0 then
     emit('%susg_status s = %s;', p, call)
@@ -229,7 +248,8 @@ end
 -- ==== Serialising the table for the binding =============================
 local function serialise(v, indent)
   local t = type(v)
-  if t == 'string' then return ('%q'):format(v)
+  if t == 'nil' then return 'nil'
+  elseif t == 'string' then return ('%q'):format(v)
   elseif t == 'number' or t == 'boolean' then return tostring(v)
   elseif t == 'table' then
     local parts, n = {}, #v

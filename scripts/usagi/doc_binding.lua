@@ -111,31 +111,14 @@ add('usagi.', {
   blas_info = 'usagi.blas_info() -> {config, core, threads}: the BLAS this process uses and the threads its products are split over.',
 })
 
--- ==== Neural-net ops =======================================================
+-- ==== Lists of tensors ====================================================
+-- The other neural-net ops are declared, with their docs, in host/ops/nn.lua.
 add('usagi.', {
-  linear = 'usagi.linear(x, w [, b]) -> x w^T + b, w (out, in) as nn.Linear holds it.',
-  softmax = 'usagi.softmax(x [, dim = -1]) -> exp(x) / sum exp(x) along dim, computed stably.',
-  log_softmax = 'usagi.log_softmax(x [, dim = -1]) -> x - logsumexp(x) along dim.',
-  cross_entropy = 'usagi.cross_entropy(logits, target [, {ignore_index, mask, reduction = \'mean\'}]) ->\n'
-    .. '-log softmax(logits)[target], logits (N, C) and 1-based i32 targets (N); reduction\n'
-    .. '\'mean\', \'sum\' or \'none\'.',
-  nll_loss = 'usagi.nll_loss(logp, target [, {ignore_index, mask, reduction}]) -> -logp[target]\n'
-    .. '(logp from log_softmax).',
-  mse_loss = 'usagi.mse_loss(x, y [, {reduction = \'mean\'}]) -> the mean squared error.',
-  bce_loss = 'usagi.bce_loss(p, y [, {reduction}]) -> -(y log p + (1 - y) log(1 - p)), p in (0, 1).',
-  bce_with_logits = 'usagi.bce_with_logits(z, y [, {reduction}]) -> bce_loss(sigmoid(z), y), computed stably.',
-  embedding = 'usagi.embedding(weight, ids) -> the rows of weight (V, D) at the 1-based i32 ids.',
-  gather = 'usagi.gather(t, dim, index) -> out[i][j] = t[i][index[i][j]] for dim 2 (as PyTorch).',
-  index_select = 'usagi.index_select(t, dim, index) -> the entries of dim at the 1-based indices.',
-  scatter_add = 'usagi.scatter_add(dst, dim, index, src) -> a copy of dst with src added at index\n'
-    .. 'along dim; t:scatter_add_(dim, index, src) does it in place.',
   cat = 'usagi.cat({t1, t2, ...} [, dim = 1]) -> the tensors joined along dim.',
   stack = 'usagi.stack({t1, t2, ...} [, dim = 1]) -> the tensors stacked along a new dim.',
   split = 'usagi.split(x, size [, dim = 1]) -> a list of views of `size` entries along dim.',
   chunk = 'usagi.chunk(x, n [, dim = 1]) -> a list of at most n nearly equal views along dim.',
-  one_hot = 'usagi.one_hot(ids, classes) -> f32 rows with a 1 at each 1-based id.',
 })
-T['usagi.scatter_add_'] = 't:scatter_add_(dim, index, src) -> t, src added at index along dim, in place.'
 
 -- ==== Autograd =============================================================
 add('usagi.', {

@@ -139,11 +139,12 @@ describe('nll_loss and cross_entropy', function()
     fails(function() usagi.nll_loss(logp, y, { mask = T { 1, 1 } }) end,
           "nll_loss: mask must have target's shape")
     fails(function() usagi.nll_loss(logp, y, { reduction = 'avg' }) end,
-          "bad argument #3 to 'nll_loss' (reduction must be 'mean', 'sum' or 'none', got avg)")
+          "nll_loss: reduction must be 'mean', 'sum' or 'none', got 'avg'")
     fails(function() usagi.nll_loss(logp, y, { reduce = 'sum' }) end, "unknown option 'reduce'")
-    fails(function() usagi.cross_entropy(logp, y, { mask = 1 }) end, 'mask must be a tensor')
+    fails(function() usagi.cross_entropy(logp, y, { mask = 1 }) end,
+          "cross_entropy: option 'mask' must be a tensor, got number")
     fails(function() usagi.cross_entropy(logp, y, { ignore_index = 1.5 }) end,
-          'ignore_index must be an integer')
+          "cross_entropy: option 'ignore_index' must be an integer, got 1.5")
     fails(function() usagi.cross_entropy(logp, y, 'sum') end, "bad argument #3 to 'cross_entropy'")
   end)
 end)

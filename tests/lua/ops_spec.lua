@@ -37,6 +37,7 @@ local function input(shape, domain)
       v = v * 1.5
       if math.abs(math.abs(v) - 0.5) < 0.15 or math.abs(math.abs(v) - 1.5) < 0.15 then v = v + 0.3 end
     elseif domain == 'mask' then v = v > 0 and 1 or 0
+    elseif domain == 'unit' then v = 0.5 + 0.45 * v
     end
     flat[i] = v
   end
@@ -52,7 +53,12 @@ local function arguments(op, o, along)
   local tensors = {}
   for i, a in ipairs(o.args) do
     local kind = a[1]
-    if (kind == 'tensor' or kind == 'scalar') and a.optional and not (test.shapes or {})[nt + 1] then
+    if test.index and test.index.at == i then   -- 1-based i32 indices in 1..max
+      local ids = usagi.zeros(test.index.shape, 'i32')
+      local flat = ids:view(-1)
+      for e = 1, flat:numel() do flat[e] = (e * 7 + 3) % test.index.max + 1 end
+      args[i] = ids
+    elseif (kind == 'tensor' or kind == 'scalar') and a.optional and not (test.shapes or {})[nt + 1] then
       args[i] = nil                  -- an optional tensor without a hinted shape is left out
     elseif kind == 'tensor' or kind == 'scalar' then
       nt = nt + 1
@@ -64,6 +70,7 @@ local function arguments(op, o, along)
       args[i] = (test.numbers or {})[nn] or (kind == 'integer' and 2 or 0.7)
     elseif kind == 'dim' then args[i] = -1
     elseif kind == 'optdim' then args[i] = along and -1 or nil
+    elseif kind == 'lastdim' then args[i] = nil
     elseif kind == 'boolean' then args[i] = along or (not a.optional and false or nil)
     elseif kind == 'norm_p' then args[i] = nil
     elseif kind == 'layers' then     -- one layer of the hinted weight shapes
@@ -83,6 +90,15 @@ local function arguments(op, o, along)
 end
 
 local function call(f, args) return f(table.unpack(args, 1, args.n)) end
+
+-- An op that works in place (returns self) is given a fresh copy of its
+-- first argument each time, so every call starts from the same values.
+local function fresh(o, args)
+  if o.returns ~= 'self' then return args end
+  local copy = { n = args.n, table.unpack(args, 1, args.n) }
+  copy[1] = args[1]:clone()
+  return copy
+end
 
 -- The tensors of the arguments sit at index i, or at {i, j}: weight j of
 -- the one layer of a layers argument.
@@ -133,7 +149,7 @@ local function load_ref(src) return assert(load(src, '=ref', 't', {math = math})
 
 -- A value of a kind the argument does not take.
 local bad_value = {
-  tensor = 'x', scalar = 'x', number = {}, integer = 0.5, dim = 99, optdim = 99,
+  tensor = 'x', scalar = 'x', number = {}, integer = 0.5, dim = 99, optdim = 99, lastdim = 99,
   boolean = 'yes', norm_p = 'nuc',
 }
 
@@ -172,7 +188,7 @@ for _, op in ipairs(all) do
       it(label .. ': f64 against the reference, f32 against f64, the forms agree', function()
         usagi.manual_seed(k)
         local args, tensors = arguments(op, o, along)
-        local r64 = table.pack(call(f, args))
+        local r64 = table.pack(call(f, fresh(o, args)))
         local test = op.test or {}
         if test.ref then
           local ref = load_ref(test.ref)
@@ -195,11 +211,12 @@ for _, op in ipairs(all) do
           for e = 1, flat:numel() do acc = fn(acc, flat[e]) end
           assert(math.abs(r64[1]:item() - acc) <= 1e-12 * (1 + math.abs(acc)), key .. ' against its fold')
         end
-        local r32 = table.pack(call(f, as(args, tensors, 'f32')))
+        local r32 = table.pack(call(f, fresh(o, as(args, tensors, 'f32'))))
         assert.are.equal(r64.n, r32.n)
         for i = 1, r64.n do same(r32[i], r64[i], 1e-4, 1e-5, key .. ' in f32, result ' .. i) end
         if has(op.forms, 'method') and o.args[1][1] == 'tensor' then
-          local rm = table.pack(args[1][op.name](table.unpack(args, 1, args.n)))
+          local margs = fresh(o, args)
+          local rm = table.pack(margs[1][op.name](table.unpack(margs, 1, margs.n)))
           for i = 1, r64.n do same(rm[i], r64[i], 0, 0, key .. ' as a method') end
         end
         if op.inplace and o.args[1][1] == 'tensor' and o.returns == 'tensor' then

@@ -85,11 +85,16 @@ USG_API double usg_lua_checknorm_p(lua_State *L, int idx);
 /* Read the options table at idx into *dst[k] for names[k] (NULL-ended),
  * which keep their defaults when absent. kinds[k] says what dst[k] points
  * to: 'n' a double, 'i' an int (the value an integer that fits), 'b' a
- * bool, 'T' a usg_tensor * (borrowed: the table keeps it). An unknown key
+ * bool, 's' a const char *, 'T' a usg_tensor * (both borrowed: the table
+ * keeps them). An unknown key
  * or a value of the wrong kind is the error "fn: unknown option 'k'
  * (expected a or b)" or "fn: option 'k' must be ...". */
 USG_API void usg_lua_options(lua_State *L, int idx, const char *fn, const char *const *names,
                              const char *kinds, void *const *dst);
+/* The index of value among choices (NULL-ended), def when value is NULL,
+ * or the error "fn: what must be 'a', 'b' or 'c', got 'x'". */
+USG_API int usg_lua_choice(lua_State *L, const char *fn, const char *what, const char *value,
+                           const char *const *choices, int def);
 /* Push an index result: the tensor ix, or, when every dim was reduced away
  * (dim USG_ALL_DIMS, no keepdim), its one element as a Lua integer. Takes
  * the caller's reference to ix. */

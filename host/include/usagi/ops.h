@@ -145,6 +145,9 @@ USG_API usg_status usg_index_select(usg_tensor **out, const usg_tensor *x, int d
 /* dst[index[i][j]][j] += src[i][j] along dim (PyTorch scatter_add_). */
 USG_API usg_status usg_scatter_add_(usg_tensor *dst, int dim, const usg_tensor *index,
                                     const usg_tensor *src, int base);
+/* *out = a copy of dst with src added at index along dim (PyTorch scatter_add). */
+USG_API usg_status usg_scatter_add(usg_tensor **out, const usg_tensor *dst, int dim,
+                                   const usg_tensor *index, const usg_tensor *src, int base);
 USG_API usg_status usg_cat(usg_tensor **out, int n, usg_tensor *const *ts, int dim);
 USG_API usg_status usg_stack(usg_tensor **out, int n, usg_tensor *const *ts, int dim);
 /* Views of x of `size` along dim (the last may be smaller). *outs is an
