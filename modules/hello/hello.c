@@ -1,24 +1,27 @@
 /*
- * hello.c -- the smallest usagi plugin: one C function that makes a tensor
- * through libusagi and hands it to Lua, and a Lua face (hello.lua) built on
- * it. modules/README.md walks through it.
+ * hello.c -- the smallest usagi plugin with a differentiable op: the
+ * kernel and its backward are here, the Lua binding is generated from the
+ * op table (ops.lua), and the Lua face (hello.lua) builds on both.
+ * modules/README.md walks through it.
+ *
+ *   y = a x          dL/dx = a dL/dy
  */
-#include "usagi/lua.h"
+#include "usagi/autograd.h"
+#include "hello.h"
 
-/* hello.iota(n) -> the f32 tensor 1, 2, ..., n */
-static int l_hello_iota(lua_State *L)
+static usg_status scale_backward(usg_node *n, usg_tensor *const *grad_out, usg_tensor **grad_in)
 {
-    usg_tensor *t;
-    lua_Integer n = luaL_checkinteger(L, 1);
-    luaL_argcheck(L, n >= 0, 1, "n must be >= 0");
-    USG_LUA_TRY(L, usg_arange(&t, USG_F32, 1, (double)n + 1, 1));
-    usg_lua_pushtensor(L, t);         /* ownership passes to Lua */
-    return 1;
+    const double *a = usg_node_ctx(n);
+    if (!usg_node_needs_grad(n, 0)) return USG_OK;
+    return usg_binary_scalar(&grad_in[0], USG_MUL, grad_out[0], *a, false);
 }
 
-static const luaL_Reg hello_functions[] = {{"iota", l_hello_iota}, {NULL, NULL}};
+static const usg_op scale_op = {"hello.scale", scale_backward, NULL};
 
-USG_API int luaopen_usagi_hello(lua_State *L)
+usg_status hello_scale(usg_tensor **y, usg_tensor *x, double a)
 {
-    return USG_PLUGIN_OPEN(L, "hello", "0.1.0", hello_functions);
+    usg_status s = usg_binary_scalar(y, USG_MUL, x, a, false);
+    if (s == USG_OK)              /* a node only when x requires grad; keeps a copy of a */
+        s = usg_record(&scale_op, 1, &x, 1, y, 0, NULL, &a, sizeof a);
+    return s;
 }

@@ -8,8 +8,4 @@ function M.triangle(n)
   return M.iota(n):sum():item()
 end
 
--- The C functions of this plugin; help() reads their docs here.
---
--- hello.iota(n) -> the f32 tensor 1, 2, ..., n (the example plugin: modules/README.md).
-
 return M

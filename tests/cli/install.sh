@@ -21,6 +21,15 @@ n=$((n + 1)); echo "ok   plugin built against the package config"
 out=$("$t/prefix/bin/usagi" -e 'local h = require "usagi.hello"; print(h.triangle(4))')
 [ "$out" = "10.0" ] || { echo "FAIL installed usagi loading the plugin printed: $out"; exit 1; }
 n=$((n + 1)); echo "ok   installed usagi loads the plugin"
+# the op generated from the plugin's table (installed gen.lua): its gradient
+# reaches x, and its declaration joins usagi.op_table() for help()
+out=$("$t/prefix/bin/usagi" -e 'local h = require "usagi.hello"
+  local x = usagi.ones(3):requires_grad(true); h.scale(x, 3):sum():backward()
+  local doc; for _, op in ipairs(usagi.op_table()) do
+    if op.module == "hello" and op.name == "scale" then doc = op.doc end end
+  print(x.grad:sum():item(), doc:match("^hello.scale%(x, a%)") ~= nil)')
+[ "$out" = "$(printf '9.0\ttrue')" ] || { echo "FAIL the generated hello.scale printed: $out"; exit 1; }
+n=$((n + 1)); echo "ok   an op from the plugin's table: gradient and doc"
 if command -v lua5.4 >/dev/null && [ "${USAGI_SANITIZE:-OFF}" != ON ]; then
   out=$(LUA_CPATH="$t/prefix/lib/lua/5.4/?.so;;" lua5.4 -e \
         'local u = require "usagi"; local h = require "usagi.hello"; print((h.iota(3) + u.ones(3)):sum():item())')

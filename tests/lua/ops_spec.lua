@@ -10,7 +10,7 @@
 local usagi = require 'usagi'
 
 -- Load every plugin so that its declared ops are walked too.
-for _, name in ipairs { 'rnn', 'lstm', 'gru', 'birnn', 'attention', 'seq2seq', 'vae', 'word2vec' } do
+for _, name in ipairs { 'rnn', 'lstm', 'gru', 'birnn', 'attention', 'seq2seq', 'vae', 'hello' } do
   pcall(require, 'usagi.' .. name)
 end
 local all = usagi.op_table()
