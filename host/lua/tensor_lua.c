@@ -96,7 +96,7 @@ int usg_lua_error(lua_State *L) { return luaL_error(L, "%s", usg_errmsg()); }
  * "full: shape (...) is too large", which from usagi.zeros should read
  * "zeros: shape (...) is too large". The leading "name: " of the message is
  * replaced (any name: the core's helpers have their own). */
-static int error_as(lua_State *L, const char *fn)
+int usg_lua_error_as(lua_State *L, const char *fn)
 {
     const char *m = usg_errmsg(), *p = m;
     while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_') p++;
@@ -104,7 +104,7 @@ static int error_as(lua_State *L, const char *fn)
     return luaL_error(L, "%s: %s", fn, m);
 }
 #define TRY_AS(L, fn, call) \
-    do { if ((call) != USG_OK) error_as(L, fn); } while (0)
+    do { if ((call) != USG_OK) usg_lua_error_as(L, fn); } while (0)
 
 static int l_tensor_gc(lua_State *L)
 {
@@ -595,23 +595,6 @@ static int reshape_like(lua_State *L, int copy)
 static int l_view(lua_State *L) { return reshape_like(L, 0); }
 static int l_reshape(lua_State *L) { return reshape_like(L, 1); }
 
-/* t:transpose(d1, d2) and t:t() are two C functions, not one under two
- * names: Lua names a C function in argument errors by the first field of a
- * loaded module that holds it, so one function would report transpose's
- * bad dims as 'usagi.t'. */
-static int transpose(lua_State *L, const char *fn)
-{
-    usg_tensor *t = usg_lua_checktensor(L, 1), *r;
-    if (lua_isnoneornil(L, 2) && t->ndim != 2)
-        return luaL_error(L, "%s: expects a 2-D tensor, got %d-D (use transpose(d1, d2))",
-                          fn, t->ndim);
-    int d0 = lua_isnoneornil(L, 2) ? 0 : usg_lua_checkdim(L, 2, t->ndim, 0);
-    int d1 = lua_isnoneornil(L, 3) ? 1 : usg_lua_checkdim(L, 3, t->ndim, 0);
-    return push_result(L, usg_ad_transpose(&r, t, d0, d1), &r);
-}
-static int l_transpose(lua_State *L) { return transpose(L, "transpose"); }
-static int l_t(lua_State *L) { return transpose(L, "t"); }
-
 static int l_permute(lua_State *L)
 {
     usg_tensor *t = usg_lua_checktensor(L, 1), *r;
@@ -628,40 +611,7 @@ static int l_permute(lua_State *L)
     return push_result(L, usg_ad_permute(&r, t, perm), &r);
 }
 
-/* narrow(dim, start, length), start 1-based */
-static int l_narrow(lua_State *L)
-{
-    usg_tensor *t = usg_lua_checktensor(L, 1), *r;
-    int d = usg_lua_checkdim(L, 2, t->ndim, 0);
-    lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
-    /* checked here so that start - 1 and start + len cannot overflow */
-    if (start < 1 || len < 0 || len > t->shape[d] || start - 1 > t->shape[d] - len)
-        return luaL_error(L, "narrow: start %I, length %I is outside dim %d of size %I",
-                          start, len, d + 1, (lua_Integer)t->shape[d]);
-    return push_result(L, usg_ad_narrow(&r, t, d, start - 1, len), &r);
-}
-
-static int l_select(lua_State *L)
-{
-    usg_tensor *t = usg_lua_checktensor(L, 1), *r;
-    int d = usg_lua_checkdim(L, 2, t->ndim, 0);
-    lua_Integer i = luaL_checkinteger(L, 3);
-    if (i < 0) i += t->shape[d] + 1;
-    return push_result(L, usg_ad_select(&r, t, d, i - 1), &r);
-}
-
-static int l_unsqueeze(lua_State *L)
-{
-    usg_tensor *t = usg_lua_checktensor(L, 1), *r;
-    return push_result(L, usg_ad_unsqueeze(&r, t, usg_lua_checkdim(L, 2, t->ndim, 1)), &r);
-}
-
-static int l_squeeze(lua_State *L)
-{
-    usg_tensor *t = usg_lua_checktensor(L, 1), *r;
-    return push_result(L, usg_ad_squeeze(&r, t, usg_lua_optdim(L, 2, t->ndim)), &r);
-}
-
+/* expand(d1, ...) or expand(other): other's shape */
 static int l_expand(lua_State *L)
 {
     usg_tensor *t = usg_lua_checktensor(L, 1), *r;
@@ -673,32 +623,6 @@ static int l_expand(lua_State *L)
     check_numel(L, "expand", ndim, shape);
     return push_result(L, usg_ad_expand(&r, t, ndim, shape), &r);
 }
-
-static int l_contiguous(lua_State *L)
-{
-    usg_tensor *r;
-    return push_result(L, usg_ad_contiguous(&r, usg_lua_checktensor(L, 1)), &r);
-}
-
-static int l_clone(lua_State *L)
-{
-    usg_tensor *r;
-    return push_result(L, usg_ad_clone(&r, usg_lua_checktensor(L, 1)), &r);
-}
-
-/* The core's message names 'to'; t:int() reports as int. */
-static int to_dtype(lua_State *L, usg_dtype dt, const char *fn)
-{
-    usg_tensor *t = usg_lua_checktensor(L, 1), *r;
-    if (t->dtype == dt) { lua_settop(L, 1); return 1; }   /* as Torch7: same tensor */
-    TRY_AS(L, fn, usg_ad_to_dtype(&r, t, dt));
-    usg_lua_pushtensor(L, r);
-    return 1;
-}
-static int l_to(lua_State *L) { return to_dtype(L, usg_lua_optdtype(L, 2, USG_F32), "to"); }
-static int l_float(lua_State *L) { return to_dtype(L, USG_F32, "float"); }
-static int l_double(lua_State *L) { return to_dtype(L, USG_F64, "double"); }
-static int l_int(lua_State *L) { return to_dtype(L, USG_I32, "int"); }
 
 /* t:copy_(src): src broadcast into t; returns t */
 static int l_copy_(lua_State *L)
@@ -903,7 +827,7 @@ static int l_newindex(lua_State *L)
     usg_tensor *v = index_view(L, t, 2);
     usg_status s = src ? usg_copy_(v, src) : usg_fill_(v, lua_tonumber(L, 3));
     usg_tensor_release(v);
-    if (s != USG_OK) error_as(L, "index assignment");
+    if (s != USG_OK) usg_lua_error_as(L, "index assignment");
     return 0;
 }
 
@@ -934,11 +858,8 @@ static const luaL_Reg module_fns[] = {
 static const luaL_Reg both_fns[] = {
     {"size", l_size}, {"stride", l_stride}, {"dim", l_dim}, {"numel", l_numel}, {"dtype", l_dtype},
     {"is_contiguous", l_is_contiguous}, {"item", l_item}, {"totable", l_totable},
-    {"view", l_view}, {"reshape", l_reshape}, {"transpose", l_transpose}, {"t", l_t},
-    {"permute", l_permute}, {"narrow", l_narrow}, {"select", l_select},
-    {"unsqueeze", l_unsqueeze}, {"squeeze", l_squeeze}, {"expand", l_expand},
-    {"contiguous", l_contiguous}, {"clone", l_clone}, {"to", l_to}, {"float", l_float},
-    {"double", l_double}, {"int", l_int}, {NULL, NULL}};
+    {"view", l_view}, {"reshape", l_reshape}, {"permute", l_permute}, {"expand", l_expand},
+    {NULL, NULL}};
 
 static const luaL_Reg method_fns[] = {
     {"copy_", l_copy_}, {"copy", l_copy_}, {"fill_", l_fill_}, {"fill", l_fill_},

@@ -40,6 +40,10 @@ local kinds = {
   -- a dim that defaults to the last; a 0-dim tensor has one
   lastdim = { sig = 'n?', decl = 'int %n', check = 'usg_lua_checkdim(L, %i, %of->ndim ? %of->ndim : 1, 0)',
               default = '-1' },
+  -- a dim of the result of inserting one (unsqueeze): 1..ndim + 1
+  newdim = { sig = 'n', decl = 'int %n', check = 'usg_lua_checkdim(L, %i, %of->ndim, 1)' },
+  -- 'f32', 'f64' or 'i32'
+  dtype = { sig = 's', decl = 'usg_dtype %n', check = 'usg_lua_optdtype(L, %i, %d)' },
   -- no dim: every dim (USG_ALL_DIMS)
   optdim = { sig = 'n?', decl = 'int %n', check = 'usg_lua_optdim(L, %i, %of->ndim)',
              default = 'USG_ALL_DIMS' },
@@ -191,12 +195,15 @@ local function body(fname, o, args, inplace, indent)
     emit('%sUSG_LUA_TRY(L, usg_check_inplace(%s, %s));', p, args[1].name, c_string(fname))
     if inplace == 'declared' then inplace = false end
   end
+  -- errors_as: the core's message is given the op's name (t:int() says int)
+  local try = o.errors_as and ('if ((%%s) != USG_OK) usg_lua_error_as(L, %s);'):format(c_string(o.errors_as))
+    or 'USG_LUA_TRY(L, %s);'
   if #release > 0 then
     emit('%susg_status s = %s;', p, call)
     for _, r in ipairs(release) do emit('%susg_tensor_release(%s);', p, r) end
-    emit('%sUSG_LUA_TRY(L, s);', p)
+    emit('%s' .. try, p, 's')
   else
-    emit('%sUSG_LUA_TRY(L, %s);', p, call)
+    emit('%s' .. try, p, call)
   end
   if type(returns) == 'table' then
     for j = 1, #returns do emit('%susg_lua_pushtensor(L, r%d);', p, j) end
@@ -305,7 +312,8 @@ emit('')
 local regs = { usagi = {}, both = {}, method = {} }
 for _, op in ipairs(family.ops) do
   if op.call then op.overloads = { { args = op.args, call = op.call, returns = op.returns,
-    inplace = op.inplace, dim = op.dim, keepdim = op.keepdim, pre = op.pre } } end
+    inplace = op.inplace, dim = op.dim, keepdim = op.keepdim, pre = op.pre,
+    errors_as = op.errors_as } } end
   op.forms = op.forms or { 'usagi', 'method' }
   local c_name = 'op_' .. op.name   -- luaconf.h takes l_floor
   wrapper(c_name, op.errname or op.name, op.overloads, false)

@@ -60,6 +60,8 @@ add('usagi.', {
 })
 
 -- ==== Shapes and views =====================================================
+-- transpose, t, narrow, select, unsqueeze, squeeze, contiguous, clone and
+-- the conversions to, float, double and int are declared in host/ops/view.lua.
 add('usagi.', {
   size = 't:size() -> a usagi.Size (a list of sizes); t:size(d) -> the size of dim d. #t is the same Size.',
   stride = 't:stride([d]) -> the strides in elements (of dim d).',
@@ -69,16 +71,8 @@ add('usagi.', {
   is_contiguous = 't:is_contiguous() -> true when the elements are laid out row-major without gaps.',
   view = 't:view(d1, ...) -> the same memory with a new shape (one size may be -1, inferred).',
   reshape = 't:reshape(d1, ...) -> a view when the layout allows, else a contiguous copy.',
-  transpose = 't:transpose(d1, d2) -> a view with dims d1 and d2 swapped.',
-  t = 't:t() -> the transpose of a 2-D tensor (a view).',
   permute = 't:permute(d1, d2, ...) -> a view with the dims in that order.',
-  narrow = 't:narrow(dim, start, length) -> a view of length entries of dim from start (1-based).',
-  select = 't:select(dim, i) -> a view at index i of dim, that dim removed (t[i] for dim 1).',
-  unsqueeze = 't:unsqueeze(d) -> a view with a new dim of size 1 at d.',
-  squeeze = 't:squeeze([d]) -> a view without dims of size 1 (or only d).',
   expand = 't:expand(d1, ...) -> a view broadcasting size-1 dims to the sizes, without copying.',
-  contiguous = 't:contiguous() -> t when contiguous, else a contiguous copy.',
-  clone = 't:clone() -> a copy with its own memory (recorded for autograd).',
 })
 add('Tensor:', {
   expand_as = 't:expand_as(other) -> t:expand to other\'s shape.',
@@ -93,10 +87,6 @@ add('Tensor:', {
 
 -- ==== Conversions ==========================================================
 add('usagi.', {
-  float = 't:float() -> t as f32 (t itself when it is f32).',
-  double = 't:double() -> t as f64.',
-  int = 't:int() -> t as i32 (truncated toward zero).',
-  to = 't:to(dtype) -> t converted to \'f32\', \'f64\' or \'i32\'.',
   totable = 't:totable() -> nested Lua tables of numbers.',
   item = 't:item() -> the value of a one-element tensor as a Lua number.',
 })

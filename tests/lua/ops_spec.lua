@@ -49,7 +49,7 @@ end
 -- `along`: optional dims given (the last dim, keepdim true) instead of left out.
 local function arguments(op, o, along)
   local test = op.test or {}
-  local args, nt, nn = { n = #o.args }, 0, 0
+  local args, nt, nn, nd = { n = #o.args }, 0, 0, 0
   local tensors = {}
   for i, a in ipairs(o.args) do
     local kind = a[1]
@@ -68,7 +68,11 @@ local function arguments(op, o, along)
     elseif kind == 'number' or kind == 'integer' then
       nn = nn + 1
       args[i] = (test.numbers or {})[nn] or (kind == 'integer' and 2 or 0.7)
-    elseif kind == 'dim' then args[i] = -1
+    elseif kind == 'dim' then
+      nd = nd + 1
+      args[i] = (test.dims or {})[nd] or -1
+    elseif kind == 'newdim' then args[i] = -1
+    elseif kind == 'dtype' then args[i] = nil
     elseif kind == 'optdim' then args[i] = along and -1 or nil
     elseif kind == 'lastdim' then args[i] = nil
     elseif kind == 'boolean' then args[i] = along or (not a.optional and false or nil)
@@ -129,7 +133,7 @@ end
 local function near(a, b, rtol, atol, what)
   assert.is_true(usagi.is_tensor(a) and usagi.is_tensor(b), what)
   assert.are.same(a:size(), b:size(), what)
-  local da, db = a:double():view(-1), b:double():view(-1)
+  local da, db = a:double():reshape(-1), b:double():reshape(-1)
   for i = 1, da:numel() do
     local x, y = da[i], db[i]
     if not (x ~= x and y ~= y) then
@@ -150,6 +154,7 @@ local function load_ref(src) return assert(load(src, '=ref', 't', {math = math})
 -- A value of a kind the argument does not take.
 local bad_value = {
   tensor = 'x', scalar = 'x', number = {}, integer = 0.5, dim = 99, optdim = 99, lastdim = 99,
+  newdim = 99, dtype = 'f16',
   boolean = 'yes', norm_p = 'nuc',
 }
 
@@ -253,7 +258,8 @@ for _, op in ipairs(all) do
             end
             return out
           end
-          assert.is_true(usagi.gradcheck(g, flat))
+          local eps = op.test and op.test.eps
+          assert.is_true(usagi.gradcheck(g, flat, eps and { eps = eps, atol = 1e-4 } or nil))
         end)
       end
 
