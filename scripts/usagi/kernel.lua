@@ -176,10 +176,38 @@ local function write(name, s)
   if sizes[name] > 4096 or usagi.sys.monotonic() - last_flush > 0.1 then flush() end
 end
 
+-- A progress bar (usagi.run_progress on a "terminal": each redraw is one
+-- write that starts with '\r\27[K') becomes one display updated in place
+-- (update_display_data); a redraw that ends in '\n' is its last.
+local bar = { id = nil, n = 0 }
+local function progress(text)
+  local final = text:sub(-1) == '\n'
+  text = text:gsub('\n$', '')
+  if text == '' then return end
+  flush()
+  local content = { data = { ['text/plain'] = text }, metadata = J.object() }
+  if bar.id then
+    content.transient = { display_id = bar.id }
+    publish('update_display_data', content)
+  else
+    bar.n = bar.n + 1
+    bar.id = ('%s_progress_%d'):format(S.session, bar.n)
+    content.transient = { display_id = bar.id }
+    publish('display_data', content)
+  end
+  if final then bar.id = nil end
+end
+
 -- A stand-in for io.stdout / io.stderr: write, flush, setvbuf, close, lines.
 local function stream(name)
   local h = {}
   function h:write(...)
+    if name == 'stderr' and select(1, ...) == '\r\27[K' then
+      local parts = table.pack(...)
+      for i = 1, parts.n do parts[i] = tostring(parts[i]) end
+      progress(table.concat(parts, '', 2, parts.n))
+      return self
+    end
     for i = 1, select('#', ...) do
       local v = select(i, ...)
       if type(v) ~= 'string' and type(v) ~= 'number' then
@@ -518,8 +546,24 @@ function K.serve(c)
     flush()
     publish('display_data', { data = data, metadata = meta, transient = J.object() })
   end)
-  -- runs made here say so in their provenance (usagi.run reads the command line)
-  arg = { [0] = 'usagi kernel (notebook)' }
+  -- progress bars update in place, as on a terminal
+  require('usagi.run_progress').interactive = function() return true end
+  -- runs made here say so in their provenance (its command line), unless
+  -- the cell gives its own argv
+  local experiment = require 'usagi.experiment'
+  local run_experiment = experiment.run_experiment
+  experiment.run_experiment = function(spec, opts)
+    opts = opts or {}
+    if opts.argv == nil then
+      local copy = {}
+      for k, v in pairs(opts) do copy[k] = v end
+      copy.argv, opts = { 'usagi', 'kernel', '(notebook)' }, copy
+    end
+    return run_experiment(spec, opts)
+  end
+  -- a cell is not the script usagi was started with: usagi.experiment{...}
+  -- in a cell returns the spec rather than running it under `usagi run`
+  arg = nil
 
   publish('status', { execution_state = 'starting' }, { header = J.object() })
   local parent = kio.getppid()

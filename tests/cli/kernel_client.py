@@ -118,6 +118,21 @@ def basics(kc):
     check(any("image/png" in c["data"] for c in of(out, "display_data")),
           "display: display(canvas) shows a PNG")
 
+    # a run: its progress bar updates one display in place, its metrics show as a table
+    _, out = run(kc, "local E = require 'usagi.experiment'\n"
+                 "return (E.run_experiment(usagi.experiment { name = 'nb', config = { n = 40 },\n"
+                 "  run = function(run, cfg) for i in run:progress(cfg.n) do\n"
+                 "    usagi.sys.sleep(0.01); run:log { loss = 1 / i } end end }, { quiet = false }))")
+    shown = [m for m in out if m["msg_type"] == "display_data" and m["content"].get("transient")]
+    ids = {m["content"]["transient"]["display_id"] for m in shown}
+    updates = [m for m in out if m["msg_type"] == "update_display_data"
+               and m["content"]["transient"]["display_id"] in ids]
+    check(len(shown) == 1 and len(updates) >= 2 and "40/40" in updates[-1]["content"]["data"]["text/plain"]
+          and "\r" not in stream_text(out, "stderr"),
+          f"progress: one display updated in place ({len(updates)} updates)")
+    res = of(out, "execute_result")
+    check(res and "loss" in res[0]["data"].get("text/html", ""), "display: a run's metrics as a table")
+
 
 def requests(kc):
     kc.complete("usagi.zer", 9)
