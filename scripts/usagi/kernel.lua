@@ -292,6 +292,13 @@ local function compile(code, name)
   end
   local f = load('return ' .. code .. ';', '=' .. name)
   if f then return f end
+  -- a cell whose last line is an expression shows its value, as a
+  -- notebook user expects: 'x = f()\nx' runs as 'x = f()\nreturn x'
+  local head, last = code:match('^(.*\n)%s*([^\n]-)%s*$')
+  if head and last ~= '' then
+    local h = load(head .. 'return ' .. last .. ';', '=' .. name)
+    if h then return h end
+  end
   return load(code, '=' .. name)
 end
 
@@ -593,8 +600,8 @@ usage: usagi kernel -f CONNECTION_FILE     serve a notebook (what Jupyter runs)
 
 install writes kernels/usagi/kernel.json under Jupyter's data directory:
 --user for ~/.local/share/jupyter (the default), --prefix P for
-P/share/jupyter (as a virtual environment's), or the system's
-/usr/local/share/jupyter with --sys-prefix.]]
+P/share/jupyter (as a virtual environment's; --prefix /usr/local for
+every user of this machine).]]
 K.help = HELP
 
 local function json_string(s) return J.encode(s) end
@@ -607,7 +614,6 @@ function K.install(args, exe)
   while args[i] do
     local a = args[i]
     if a == '--user' then where = 'user'
-    elseif a == '--sys-prefix' then where, prefix = 'prefix', '/usr/local'
     elseif a == '--prefix' then
       prefix = args[i + 1]
       if not prefix then error('kernel install: --prefix needs a directory', 0) end

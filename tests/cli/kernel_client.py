@@ -92,6 +92,8 @@ def basics(kc):
     reply, out = run(kc, "x * 2")
     check(result_text(out) == "42" and reply["content"]["execution_count"] == 2,
           "execute: an expression shows its value (42), execution_count 2")
+    _, out = run(kc, "y = x\ny * 2")
+    check(result_text(out) == "42", "execute: a cell's last line, an expression, shows its value")
     _, out = run(kc, "print('hi', 1); io.write('a', 'b', '\\n'); io.stderr:write('warn\\n')")
     check(stream_text(out) == "hi\t1\nab\n" and stream_text(out, "stderr") == "warn\n",
           "execute: print and io.write stream to stdout, io.stderr to stderr")
