@@ -14,6 +14,7 @@ Python packages, and says which is missing).
 import base64
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +32,7 @@ except ImportError as e:
 
 USAGI = os.path.abspath(sys.argv[1])
 FAILS = []
+TMP = tempfile.mkdtemp()
 TIMEOUT = 60 if os.environ.get("USAGI_SANITIZE") == "ON" else 20
 
 
@@ -116,6 +118,10 @@ def basics(kc):
     png = [c["data"]["image/png"] for c in of(out, "display_data") if "image/png" in c["data"]]
     check(png and base64.b64decode(png[0])[:8] == b"\x89PNG\r\n\x1a\n",
           "display: usagi.plot shows an inline PNG")
+    svg = os.path.join(TMP, "p.svg")
+    _, out = run(kc, f"require('usagi.plot').heatmap{{ values = usagi.rand(3, 4), path = {svg!r} }}")
+    check(any("<svg" in c["data"].get("image/svg+xml", "") for c in of(out, "display_data")),
+          "display: a heatmap written as SVG shows inline as SVG")
     _, out = run(kc, "display(usagi.image.canvas(8, 8))")
     check(any("image/png" in c["data"] for c in of(out, "display_data")),
           "display: display(canvas) shows a PNG")
@@ -304,6 +310,7 @@ def main():
             check("runtime error" not in err and "AddressSanitizer" not in err,
                   "the kernel's stderr has no sanitizer report")
         parent_dies(tmp)
+    shutil.rmtree(TMP, ignore_errors=True)
     print(f"{len(FAILS)} failed, {time.time() - t0:.1f} s")
     sys.exit(1 if FAILS else 0)
 
