@@ -326,6 +326,7 @@ static int l_poll(lua_State *L)
  * control socket is polled at most every 50 ms. */
 static volatile sig_atomic_t got_sigint;
 static void *watch_sock;             /* the control socket while a cell runs */
+static pid_t watch_parent;           /* the parent when the cell started */
 static int watch_ref = LUA_NOREF;    /* its handler: true means interrupt */
 static struct timespec last_poll;
 
@@ -352,7 +353,9 @@ static void watch_hook(lua_State *L, lua_Debug *ar)
     } else if (watch_sock && since(&last_poll) > 0.05) {
         clock_gettime(CLOCK_MONOTONIC, &last_poll);
         zmq_pollitem_t it = {.socket = watch_sock, .events = ZMQ_POLLIN};
-        if (zmq_poll(&it, 1, 0) > 0 && watch_ref != LUA_NOREF) {
+        /* the handler also hears of the parent's death: the kernel must not
+         * outlive the notebook server, even in an endless loop */
+        if ((zmq_poll(&it, 1, 0) > 0 || getppid() != watch_parent) && watch_ref != LUA_NOREF) {
             lua_rawgeti(L, LUA_REGISTRYINDEX, watch_ref);
             /* the handler's own errors are its business: they do not stop the cell */
             if (lua_pcall(L, 0, 1, 0) == LUA_OK) stop = lua_toboolean(L, -1);
@@ -363,7 +366,9 @@ static void watch_hook(lua_State *L, lua_Debug *ar)
 }
 
 /* kernel_io.watch(control_socket, handler) starts the watch for the cell
- * about to run; kernel_io.watch() ends it. */
+ * about to run; kernel_io.watch() ends it. The handler runs when control
+ * has a message or the parent process is gone, and returns true to stop
+ * the cell. */
 static int l_watch(lua_State *L)
 {
     lua_State *main;
@@ -383,6 +388,7 @@ static int l_watch(lua_State *L)
     lua_pushvalue(L, 2);
     watch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     watch_sock = w->s;
+    watch_parent = getppid();
     clock_gettime(CLOCK_MONOTONIC, &last_poll);
     lua_sethook(main, watch_hook, LUA_MASKCOUNT, 1000);
     return 0;

@@ -500,9 +500,15 @@ local function receive(sock)
   return msg
 end
 
--- A message on the control socket while a cell runs: true when it asks
--- to stop the cell (interrupt_request, shutdown_request).
+-- A message on the control socket while a cell runs, or the parent's
+-- death: true when the cell must stop (interrupt_request,
+-- shutdown_request, no parent any more).
 local function on_control()
+  if kio.getppid() ~= S.parent_pid then
+    log('the parent process is gone; exiting')
+    S.shutdown = true
+    return true
+  end
   local msg = receive(S.control)
   if not msg then return false end
   local t = msg.header.msg_type
@@ -573,7 +579,7 @@ function K.serve(c)
   arg = nil
 
   publish('status', { execution_state = 'starting' }, { header = J.object() })
-  local parent = kio.getppid()
+  S.parent_pid = kio.getppid()
   local socks = { S.control, S.shell }
   while not S.shutdown do
     for _, i in ipairs(kio.poll(socks, 500)) do
@@ -582,7 +588,7 @@ function K.serve(c)
       if S.shutdown then break end
     end
     kio.sigint()                       -- no cell runs: nothing to interrupt
-    if kio.getppid() ~= parent then
+    if not S.shutdown and kio.getppid() ~= S.parent_pid then
       log('the parent process is gone; exiting')
       break
     end

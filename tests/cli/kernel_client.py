@@ -183,6 +183,12 @@ def interrupts(kc, proc):
         msg_id = kc.execute("n = 0; while true do n = n + 1 end")
         time.sleep(0.5)
         if how == "message":
+            hb = zmq.Context.instance().socket(zmq.REQ)
+            hb.linger = 0
+            hb.connect(f"tcp://127.0.0.1:{kc.hb_port}")
+            hb.send(b"ping")
+            check(hb.poll(5000) and hb.recv() == b"ping", "heartbeat: answered while a cell runs")
+            hb.close()
             kc.control_channel.send(kc.session.msg("interrupt_request", {}))
             c = kc.get_control_msg(timeout=TIMEOUT)
             check(c["msg_type"] == "interrupt_reply", "interrupt: interrupt_reply on control")
@@ -252,8 +258,8 @@ def hostile(kc, cfg):
     check(result_text(out) == "21", "fuzz: the kernel lives on, its globals intact")
 
 
-def parent_dies(tmp):
-    fname, _ = write_connection_file(os.path.join(tmp, "p.json"), ip="127.0.0.1", key=b"k")
+def parent_dies(tmp, busy):
+    fname, cfg = write_connection_file(os.path.join(tmp, f"p{busy}.json"), ip="127.0.0.1", key=b"k")
     # a parent that starts the kernel, says its pid and waits
     parent = subprocess.Popen(
         [sys.executable, "-c",
@@ -262,7 +268,16 @@ def parent_dies(tmp):
          "print(p.pid, flush=True)\ntime.sleep(600)\n"],
         stdout=subprocess.PIPE, text=True)
     kid = int(parent.stdout.readline())
-    time.sleep(0.5)
+    if busy:                               # the kernel is in an endless loop when the parent dies
+        kc = BlockingKernelClient(connection_file=fname)
+        kc.load_connection_file()
+        kc.start_channels()
+        kc.wait_for_ready(timeout=TIMEOUT)
+        kc.execute("while true do end")
+        time.sleep(0.5)
+        kc.stop_channels()
+    else:
+        time.sleep(0.5)
     parent.kill()
     parent.wait()
     gone = False
@@ -277,7 +292,7 @@ def parent_dies(tmp):
             gone = True
             break
         time.sleep(0.1)
-    check(gone, "the kernel exits when its parent dies")
+    check(gone, "the kernel exits when its parent dies" + (" (in a running cell)" if busy else ""))
     if not gone:
         os.kill(kid, signal.SIGKILL)
 
@@ -309,7 +324,8 @@ def main():
                 print("kernel's stderr:\n" + err)
             check("runtime error" not in err and "AddressSanitizer" not in err,
                   "the kernel's stderr has no sanitizer report")
-        parent_dies(tmp)
+        parent_dies(tmp, False)
+        parent_dies(tmp, True)
     shutil.rmtree(TMP, ignore_errors=True)
     print(f"{len(FAILS)} failed, {time.time() - t0:.1f} s")
     sys.exit(1 if FAILS else 0)
