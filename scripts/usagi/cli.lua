@@ -603,7 +603,7 @@ local function infer(args) return require('usagi.runs').main(args) end
 
 -- `usagi kernel`: the Jupyter kernel (scripts/usagi/kernel.lua).
 local function kernel(args) return require('usagi.kernel').main(args) end
-help.kernel = require('usagi.kernel').help
+help.kernel = require('usagi.kernel_install').help
 
 local commands = { run = run, sweep = sweep, show = show, compare = compare, plot = plot,
                    data = data_command, infer = infer, kernel = kernel }

@@ -598,70 +598,17 @@ function K.serve(c)
   return 0
 end
 
--- ==== The kernelspec =========================================================
-
-local HELP = [[
-usage: usagi kernel -f CONNECTION_FILE     serve a notebook (what Jupyter runs)
-       usagi kernel install [--user | --prefix P]   write the kernelspec 'usagi'
-
-install writes kernels/usagi/kernel.json under Jupyter's data directory:
---user for ~/.local/share/jupyter (the default), --prefix P for
-P/share/jupyter (as a virtual environment's; --prefix /usr/local for
-every user of this machine).]]
-K.help = HELP
-
-local function json_string(s) return J.encode(s) end
-
--- `usagi kernel install`: kernel.json with argv from this usagi's absolute path.
-function K.install(args, exe)
-  local where = 'user'
-  local prefix
-  local i = 1
-  while args[i] do
-    local a = args[i]
-    if a == '--user' then where = 'user'
-    elseif a == '--prefix' then
-      prefix = args[i + 1]
-      if not prefix then error('kernel install: --prefix needs a directory', 0) end
-      where, i = 'prefix', i + 1
-    else error(('kernel install: unknown option %s\n%s'):format(a, HELP), 0) end
-    i = i + 1
-  end
-  local base
-  if where == 'user' then
-    local data = os.getenv('JUPYTER_DATA_DIR')
-    if not data or data == '' then
-      local xdg = os.getenv('XDG_DATA_HOME')
-      local home = os.getenv('HOME')
-      if (not xdg or xdg == '') and not home then error('kernel install: HOME is not set; give --prefix', 0) end
-      data = ((xdg and xdg ~= '') and xdg or home .. '/.local/share') .. '/jupyter'
-    end
-    base = data
-  else
-    base = prefix .. '/share/jupyter'
-  end
-  local dir = base .. '/kernels/usagi'
-  local ok, err = pcall(usagi.sys.mkdir, dir)
-  if not ok then error('kernel install: ' .. tostring(err), 0) end
-  local spec = '{\n  "argv": [' .. json_string(exe) .. ', "kernel", "-f", "{connection_file}"],\n'
-    .. '  "display_name": "usagi (Lua)",\n  "language": "lua",\n  "interrupt_mode": "signal",\n'
-    .. '  "metadata": {"debugger": false}\n}\n'
-  local f, err = io.open(dir .. '/kernel.json', 'w')
-  if not f then error('kernel install: ' .. err, 0) end
-  f:write(spec)
-  f:close()
-  io.stdout:write(('installed the kernelspec usagi in %s\n'):format(dir))
-  return 0
-end
+local install = require 'usagi.kernel_install'
+K.help = install.help
 
 -- `usagi kernel ...` (usagi.cli's dispatch).
 function K.main(args)
   if args[1] == 'install' then
     local exe = usagi.sys.exe()         -- absolute, so Jupyter finds it from anywhere
-    return K.install(table.move(args, 2, #args, 1, {}), exe)
+    return install.install(table.move(args, 2, #args, 1, {}), exe)
   end
   if args[1] ~= '-f' or not args[2] then
-    io.stderr:write(HELP, '\n')
+    io.stderr:write(install.help, '\n')
     return 2
   end
   local c, err = K.read_connection(args[2])

@@ -297,8 +297,21 @@ def parent_dies(tmp, busy):
         os.kill(kid, signal.SIGKILL)
 
 
+def install():
+    p = subprocess.run([USAGI, "kernel", "install", "--prefix", TMP], capture_output=True, text=True)
+    spec_path = os.path.join(TMP, "share/jupyter/kernels/usagi/kernel.json")
+    spec = json.load(open(spec_path)) if os.path.exists(spec_path) else {}
+    check(p.returncode == 0 and spec.get("argv", [None])[0] == os.path.realpath(USAGI)
+          and spec["argv"][1:] == ["kernel", "-f", "{connection_file}"]
+          and spec["display_name"] == "usagi (Lua)" and spec["language"] == "lua",
+          "install: kernel.json with the absolute path of usagi")
+    p = subprocess.run([USAGI, "kernel", "install", "--bogus"], capture_output=True, text=True)
+    check(p.returncode == 1 and "unknown option --bogus" in p.stderr, "install: a bad option is named")
+
+
 def main():
     t0 = time.time()
+    install()
     with tempfile.TemporaryDirectory() as tmp:
         proc, kc, cfg = start(tmp)
         try:
