@@ -331,6 +331,7 @@ function H.execute_request(msg)
   local f, err = compile(c.code, ('In[%d]'):format(S.count))
   if not f then return execute_error(msg, 'SyntaxError', err) end
   kio.sigint()                                  -- one that came between cells is dropped
+  last_flush = usagi.sys.monotonic()            -- a short cell's output goes as one message
   kio.watch(S.control, S.on_control)
   local res = table.pack(xpcall(f, R.msghandler))
   kio.watch()
@@ -472,7 +473,10 @@ for _, t in ipairs { 'comm_open', 'comm_msg', 'comm_close' } do H[t] = function(
 
 -- One request: busy, the handler, idle, as the protocol asks; a handler
 -- that fails answers with an error in its log, never ends the kernel.
+local DEBUG = (os.getenv('USAGI_KERNEL_DEBUG') or '') ~= ''   -- log each request to stderr
+
 local function handle(msg)
+  if DEBUG then log('%s %s', msg.header.msg_type, J.encode(msg.content)) end
   local h = H[msg.header.msg_type]
   if not h then
     log('ignoring a %s message', msg.header.msg_type)
