@@ -14,6 +14,7 @@
 #include <lauxlib.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -321,48 +322,125 @@ static int l_poll(lua_State *L)
 
 /* A running cell stops when SIGINT comes (the kernelspec's interrupt mode
  * is "signal") or when the control socket has a message that the Lua
- * handler says is an interrupt. The check is a count hook, so a cell is
- * stopped between two Lua instructions and its globals are kept; the
- * control socket is polled at most every 50 ms. */
+ * handler says is an interrupt; the handler also hears of the parent's
+ * death, so the kernel never outlives the notebook server.
+ *
+ * A hook that ran all the time would cost dearly: with any hook set,
+ * Lua 5.4 takes its slow path on every instruction (a loop of additions
+ * ran 2.5 times slower). So no hook is set while nothing happens, as in
+ * lua.c: the SIGINT handler sets one, and so does a watcher thread that
+ * sleeps in poll(2) on the control socket's ZMQ_FD (a plain file
+ * descriptor; the thread makes no ZeroMQ call, so the socket stays the
+ * main thread's) and checks the parent every 200 ms. The hook runs on the
+ * main thread at the next instruction, clears itself, reads control,
+ * and raises "interrupted" if it must; the cell's globals are kept. */
 static volatile sig_atomic_t got_sigint;
+static lua_State *volatile watch_L;  /* the state running a cell, or NULL */
 static void *watch_sock;             /* the control socket while a cell runs */
-static pid_t watch_parent;           /* the parent when the cell started */
 static int watch_ref = LUA_NOREF;    /* its handler: true means interrupt */
-static struct timespec last_poll;
+static pid_t watch_parent;           /* the parent when the cell started */
+static pthread_t watch_thread;
+static int watch_stop[2] = {-1, -1}; /* a pipe: a byte ends the thread */
+static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t watch_cv = PTHREAD_COND_INITIALIZER;
+static int watch_pending;            /* the thread set the hook; the main thread has not looked */
+
+static void watch_hook(lua_State *L, lua_Debug *ar);
+
+static void set_hook(lua_State *L)
+{
+    /* lua_sethook may be called asynchronously (lua.c does it from its
+     * signal handler); count 1 stops at the next instruction */
+    lua_sethook(L, watch_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
 
 static void on_sigint(int sig)
 {
     (void)sig;
     got_sigint = 1;
-}
-
-static double since(const struct timespec *t)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - t->tv_sec) + 1e-9 * (double)(now.tv_nsec - t->tv_nsec);
+    lua_State *L = watch_L;
+    if (L) set_hook(L);
 }
 
 static void watch_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
+    lua_sethook(L, NULL, 0, 0);
     int stop = 0;
-    if (got_sigint) {
-        got_sigint = 0;
-        stop = 1;
-    } else if (watch_sock && since(&last_poll) > 0.05) {
-        clock_gettime(CLOCK_MONOTONIC, &last_poll);
+    pthread_mutex_lock(&watch_mu);
+    int pending = watch_pending;
+    pthread_mutex_unlock(&watch_mu);
+    if (pending && watch_ref != LUA_NOREF) {
+        /* every message waiting on control, and the parent's death: the
+         * handler says whether the cell must stop */
         zmq_pollitem_t it = {.socket = watch_sock, .events = ZMQ_POLLIN};
-        /* the handler also hears of the parent's death: the kernel must not
-         * outlive the notebook server, even in an endless loop */
-        if ((zmq_poll(&it, 1, 0) > 0 || getppid() != watch_parent) && watch_ref != LUA_NOREF) {
+        int first = 1;
+        while (!stop && (zmq_poll(&it, 1, 0) > 0 || (first && getppid() != watch_parent))) {
+            first = 0;
             lua_rawgeti(L, LUA_REGISTRYINDEX, watch_ref);
             /* the handler's own errors are its business: they do not stop the cell */
             if (lua_pcall(L, 0, 1, 0) == LUA_OK) stop = lua_toboolean(L, -1);
             lua_pop(L, 1);
         }
+        pthread_mutex_lock(&watch_mu);
+        watch_pending = 0;
+        pthread_cond_signal(&watch_cv);
+        pthread_mutex_unlock(&watch_mu);
+    }
+    if (got_sigint) {
+        got_sigint = 0;
+        stop = 1;
     }
     if (stop) luaL_error(L, "interrupted");
+}
+
+/* The watcher: wakes when control may have a message or every 200 ms to
+ * look at the parent; then sets the hook and waits until the main thread
+ * has looked, so that it never signals twice for one event. */
+static void *watcher(void *arg)
+{
+    int zfd = *(int *)arg;
+    for (;;) {
+        struct pollfd p[2] = {{.fd = zfd, .events = POLLIN}, {.fd = watch_stop[0], .events = POLLIN}};
+        int rc = poll(p, 2, 200);
+        if (rc < 0 && errno != EINTR) break;
+        if (p[1].revents) break;
+        if ((rc > 0 && p[0].revents) || getppid() != watch_parent) {
+            pthread_mutex_lock(&watch_mu);
+            watch_pending = 1;
+            set_hook(watch_L);
+            while (watch_pending) {
+                struct timespec t;
+                clock_gettime(CLOCK_REALTIME, &t);
+                t.tv_nsec += 100 * 1000 * 1000;
+                if (t.tv_nsec >= 1000000000) { t.tv_sec++; t.tv_nsec -= 1000000000; }
+                pthread_cond_timedwait(&watch_cv, &watch_mu, &t);
+                /* the stop pipe is read below: a cell that ended before
+                 * its hook ran leaves watch_pending set */
+                struct pollfd q = {.fd = watch_stop[0], .events = POLLIN};
+                if (poll(&q, 1, 0) > 0) { pthread_mutex_unlock(&watch_mu); return NULL; }
+            }
+            pthread_mutex_unlock(&watch_mu);
+        }
+    }
+    return NULL;
+}
+
+static void watch_end(void)
+{
+    if (watch_stop[1] >= 0) {
+        char c = 0;
+        while (write(watch_stop[1], &c, 1) < 0 && errno == EINTR) {}
+        pthread_join(watch_thread, NULL);
+        close(watch_stop[0]);
+        close(watch_stop[1]);
+        watch_stop[0] = watch_stop[1] = -1;
+    }
+    lua_State *L = watch_L;
+    watch_L = NULL;
+    if (L) lua_sethook(L, NULL, 0, 0);
+    watch_pending = 0;
+    watch_sock = NULL;
 }
 
 /* kernel_io.watch(control_socket, handler) starts the watch for the cell
@@ -371,26 +449,38 @@ static void watch_hook(lua_State *L, lua_Debug *ar)
  * the cell. */
 static int l_watch(lua_State *L)
 {
-    lua_State *main;
     lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-    main = lua_tothread(L, -1);
+    lua_State *main = lua_tothread(L, -1);
     lua_pop(L, 1);
-    if (lua_isnoneornil(L, 1)) {
-        lua_sethook(main, NULL, 0, 0);
-        watch_sock = NULL;
-        luaL_unref(L, LUA_REGISTRYINDEX, watch_ref);
-        watch_ref = LUA_NOREF;
-        return 0;
-    }
+    watch_end();
+    luaL_unref(L, LUA_REGISTRYINDEX, watch_ref);
+    watch_ref = LUA_NOREF;
+    if (lua_isnoneornil(L, 1)) return 0;
     ksock *w = check_sock(L, 1);
     luaL_checktype(L, 2, LUA_TFUNCTION);
-    luaL_unref(L, LUA_REGISTRYINDEX, watch_ref);
+    static int zfd;
+    size_t len = sizeof zfd;
+    if (zmq_getsockopt(w->s, ZMQ_FD, &zfd, &len) != 0)
+        return luaL_error(L, "watch: %s", zmq_strerror(errno));
+    if (pipe(watch_stop) != 0) return luaL_error(L, "watch: cannot make a pipe: %s", strerror(errno));
     lua_pushvalue(L, 2);
     watch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     watch_sock = w->s;
     watch_parent = getppid();
-    clock_gettime(CLOCK_MONOTONIC, &last_poll);
-    lua_sethook(main, watch_hook, LUA_MASKCOUNT, 1000);
+    watch_L = main;
+    /* a message that came before the watch started has already consumed
+     * the descriptor's wake-up: look once now */
+    zmq_pollitem_t it = {.socket = w->s, .events = ZMQ_POLLIN};
+    if (zmq_poll(&it, 1, 0) > 0 || got_sigint) {
+        watch_pending = 1;
+        set_hook(main);
+    }
+    if (pthread_create(&watch_thread, NULL, watcher, &zfd) != 0) {
+        close(watch_stop[0]);
+        close(watch_stop[1]);
+        watch_stop[0] = watch_stop[1] = -1;
+        return luaL_error(L, "watch: cannot start its thread");
+    }
     return 0;
 }
 
