@@ -443,27 +443,20 @@ static void watch_end(void)
     watch_sock = NULL;
 }
 
-/* kernel_io.watch(control_socket, handler) starts the watch for the cell
- * about to run; kernel_io.watch() ends it. The handler runs when control
- * has a message or the parent process is gone, and returns true to stop
- * the cell. */
-static int l_watch(lua_State *L)
+/* Starts the watch of the cell about to run on L: the handler (a Lua
+ * function at index h) runs when control has a message or the parent is
+ * gone, and returns true to stop the cell. */
+static void watch_start(lua_State *L, ksock *w, int h)
 {
     lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
     lua_State *main = lua_tothread(L, -1);
     lua_pop(L, 1);
-    watch_end();
-    luaL_unref(L, LUA_REGISTRYINDEX, watch_ref);
-    watch_ref = LUA_NOREF;
-    if (lua_isnoneornil(L, 1)) return 0;
-    ksock *w = check_sock(L, 1);
-    luaL_checktype(L, 2, LUA_TFUNCTION);
     static int zfd;
     size_t len = sizeof zfd;
     if (zmq_getsockopt(w->s, ZMQ_FD, &zfd, &len) != 0)
-        return luaL_error(L, "watch: %s", zmq_strerror(errno));
-    if (pipe(watch_stop) != 0) return luaL_error(L, "watch: cannot make a pipe: %s", strerror(errno));
-    lua_pushvalue(L, 2);
+        luaL_error(L, "run: %s", zmq_strerror(errno));
+    if (pipe(watch_stop) != 0) luaL_error(L, "run: cannot make a pipe: %s", strerror(errno));
+    lua_pushvalue(L, h);
     watch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     watch_sock = w->s;
     watch_parent = getppid();
@@ -479,9 +472,33 @@ static int l_watch(lua_State *L)
         close(watch_stop[0]);
         close(watch_stop[1]);
         watch_stop[0] = watch_stop[1] = -1;
-        return luaL_error(L, "watch: cannot start its thread");
+        watch_end();
+        luaL_unref(L, LUA_REGISTRYINDEX, watch_ref);
+        watch_ref = LUA_NOREF;
+        luaL_error(L, "run: cannot start the watcher thread");
     }
-    return 0;
+}
+
+/* kernel_io.run(control, handler, f, msgh) -> as xpcall(f, msgh): runs a
+ * cell under the watch. The watch starts and ends here, in C, so that no
+ * Lua instruction of the kernel's own runs while an interrupt can fire:
+ * only the cell (and its message handler) can be stopped. */
+static int l_run(lua_State *L)
+{
+    ksock *w = check_sock(L, 1);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    luaL_checktype(L, 4, LUA_TFUNCTION);
+    lua_settop(L, 4);
+    lua_pushvalue(L, 3);                                  /* [sock, handler, f, msgh, f] */
+    watch_start(L, w, 2);
+    int status = lua_pcall(L, 0, LUA_MULTRET, 4);         /* [sock, handler, f, msgh, results...] */
+    watch_end();
+    luaL_unref(L, LUA_REGISTRYINDEX, watch_ref);
+    watch_ref = LUA_NOREF;
+    lua_pushboolean(L, status == LUA_OK);
+    lua_replace(L, 4);                                    /* [sock, handler, f, ok, results...] */
+    return lua_gettop(L) - 3;
 }
 
 /* kernel_io.catch_sigint() makes SIGINT set the flag the watch reads
@@ -521,7 +538,7 @@ int luaopen_usagi_kernel_io(lua_State *L)
         {"endpoint", l_sock_endpoint}, {NULL, NULL}};
     static const luaL_Reg fns[] = {
         {"context", l_context}, {"poll", l_poll}, {"hmac", l_hmac}, {"equal", l_equal},
-        {"watch", l_watch}, {"catch_sigint", l_catch_sigint}, {"sigint", l_sigint},
+        {"run", l_run}, {"catch_sigint", l_catch_sigint}, {"sigint", l_sigint},
         {"getppid", l_getppid}, {NULL, NULL}};
     luaL_newmetatable(L, CTX_MT);                         /* [mt] */
     luaL_newlib(L, ctx_m);

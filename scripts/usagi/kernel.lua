@@ -332,9 +332,7 @@ function H.execute_request(msg)
   if not f then return execute_error(msg, 'SyntaxError', err) end
   kio.sigint()                                  -- one that came between cells is dropped
   last_flush = usagi.sys.monotonic()            -- a short cell's output goes as one message
-  kio.watch(S.control, S.on_control)
-  local res = table.pack(xpcall(f, R.msghandler))
-  kio.watch()
+  local res = table.pack(kio.run(S.control, S.on_control, f, R.msghandler))
   flush()
   if S.shutdown then return end
   if not res[1] then

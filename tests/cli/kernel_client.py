@@ -309,9 +309,29 @@ def install():
     check(p.returncode == 1 and "unknown option --bogus" in p.stderr, "install: a bad option is named")
 
 
+def restart():
+    """the kernelspec install() wrote, started and restarted by a KernelManager"""
+    from jupyter_client.manager import start_new_kernel
+    os.environ["JUPYTER_PATH"] = os.path.join(TMP, "share/jupyter")
+    km, kc = start_new_kernel(kernel_name="usagi", startup_timeout=TIMEOUT)
+    try:
+        run(kc, "x = 5")
+        pid = km.provisioner.process.pid
+        km.restart_kernel(now=False)
+        kc.wait_for_ready(timeout=TIMEOUT)
+        _, out = run(kc, "x")
+        check(km.provisioner.process.pid != pid and result_text(out) == "nil",
+              "restart: a new process, with fresh globals")
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=False)
+    check(not km.is_alive(), "restart: the kernelspec's kernel shuts down when asked")
+
+
 def main():
     t0 = time.time()
     install()
+    restart()
     with tempfile.TemporaryDirectory() as tmp:
         proc, kc, cfg = start(tmp)
         try:
@@ -337,6 +357,8 @@ def main():
                 print("kernel's stderr:\n" + err)
             check("runtime error" not in err and "AddressSanitizer" not in err,
                   "the kernel's stderr has no sanitizer report")
+            check(" failed: " not in err and "traceback" not in err,
+                  "no request handler failed inside the kernel")
         parent_dies(tmp, False)
         parent_dies(tmp, True)
     shutil.rmtree(TMP, ignore_errors=True)
