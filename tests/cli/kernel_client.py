@@ -118,6 +118,9 @@ def basics(kc):
     png = [c["data"]["image/png"] for c in of(out, "display_data") if "image/png" in c["data"]]
     check(png and base64.b64decode(png[0])[:8] == b"\x89PNG\r\n\x1a\n",
           "display: usagi.plot shows an inline PNG")
+    _, out = run(kc, "require('usagi.plot').grid{ images = usagi.rand(4, 64), height = 8, width = 8 }")
+    check(any("image/png" in c["data"] for c in of(out, "display_data")) and not of(out, "execute_result"),
+          "display: an image grid (plot.grid without a path) shows inline")
     svg = os.path.join(TMP, "p.svg")
     _, out = run(kc, f"require('usagi.plot').heatmap{{ values = usagi.rand(3, 4), path = {svg!r} }}")
     check(any("<svg" in c["data"].get("image/svg+xml", "") for c in of(out, "display_data")),
