@@ -163,7 +163,7 @@ end
 
 -- D.hook_plot(publish): every usagi.plot drawing is also shown, through
 -- publish(data, metadata). A call without `path` draws into a temporary
--- PNG that is shown and removed (and returns nil).
+-- PNG that is shown and removed (and returns nothing).
 function D.hook_plot(publish)
   local plot = require 'usagi.plot'
   for _, name in ipairs { 'lines', 'scatter', 'grid', 'heatmap' } do
@@ -187,7 +187,7 @@ function D.hook_plot(publish)
           local data, meta = D.file_bundle(path)
           if data then publish(data, meta) end
         end
-        if tmp then os.remove(tmp); return nil end
+        if tmp then os.remove(tmp); return end        -- nothing: the cell shows no value
         return table.unpack(res, 1, res.n)
       end
     end
