@@ -12,11 +12,13 @@ USAGI_BUILD=${USAGI_BUILD:-$USAGI_ROOT/build}
 # the REPL's line editing (its tests drive a pseudo-terminal from python3);
 # OpenMPI for data-parallel runs and sweeps over ranks (mpirun); gensim and
 # unzip for word2vec's interop tests and evaluation sets; libcurl for
-# `usagi data get`.
+# `usagi data get`; libzmq for `usagi kernel` and Debian's Jupyter client,
+# nbconvert and nbclient for the kernel's tests (tests/cli/kernel*).
 USAGI_PACKAGES="gcc make cmake pkg-config lua5.4 liblua5.4-dev libopenblas-dev
   libhdf5-dev zlib1g-dev libcmocka-dev lua-busted python3-h5py hdf5-tools
   dataset-fashion-mnist libedit-dev libopenmpi-dev openmpi-bin python3-gensim unzip
-  libcurl4-openssl-dev"
+  libcurl4-openssl-dev libzmq3-dev python3-jupyter-client jupyter-nbconvert
+  python3-nbclient python3-nbformat"
 
 usagi_missing_packages() {
   local missing="" p

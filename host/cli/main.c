@@ -26,6 +26,7 @@
 #include "lineedit.h"
 
 int luaopen_usagi_fetch(lua_State *L);   /* fetch_lua.c */
+int luaopen_usagi_kernel_io(lua_State *L);   /* kernel_io.c */
 
 static const char *progname = "usagi";
 
@@ -53,11 +54,13 @@ static const char usage_text[] =
     "  usagi compare RUN_DIR...         differing config and final metrics\n"
     "  usagi plot RUN_DIR... -o FILE.svg|.png   metric curves\n"
     "  usagi data list|get|verify|path [NAME...]   the data sets the experiments use\n"
-    "  usagi infer RUN_DIR [INPUT...]   the run's trained model answers each input\n";
+    "  usagi infer RUN_DIR [INPUT...]   the run's trained model answers each input\n"
+    "  usagi kernel install [--user|--prefix P]   usagi as a Jupyter kernel\n";
 
 /* The commands usagi.cli handles; a script of the same name runs as
  * `usagi ./run`. */
-static const char *const commands[] = {"run", "sweep", "show", "compare", "plot", "data", "infer", NULL};
+static const char *const commands[] = {"run", "sweep", "show", "compare", "plot", "data", "infer",
+                                         "kernel", NULL};
 static int exit_code = EXIT_SUCCESS;
 
 /* ==== Messages and tracebacks ========================================== */
@@ -180,6 +183,9 @@ static void setup_paths(lua_State *L)
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);  /* [preload] */
     lua_pushcfunction(L, luaopen_usagi_fetch);
     lua_setfield(L, -2, "usagi.fetch");
+    /* usagi.kernel_io (ZeroMQ, for `usagi kernel`) too. */
+    lua_pushcfunction(L, luaopen_usagi_kernel_io);
+    lua_setfield(L, -2, "usagi.kernel_io");
     lua_pop(L, 1);                                      /* [] */
 }
 

@@ -601,8 +601,12 @@ help.data = require('usagi.data_get').help
 -- `usagi infer` lives with the loading of runs (scripts/usagi/runs.lua).
 local function infer(args) return require('usagi.runs').main(args) end
 
+-- `usagi kernel`: the Jupyter kernel (scripts/usagi/kernel.lua).
+local function kernel(args) return require('usagi.kernel').main(args) end
+help.kernel = require('usagi.kernel_install').help
+
 local commands = { run = run, sweep = sweep, show = show, compare = compare, plot = plot,
-                   data = data_command, infer = infer }
+                   data = data_command, infer = infer, kernel = kernel }
 
 function M.is_command(name) return commands[name] ~= nil end
 
