@@ -284,6 +284,32 @@ usg_status usg_dist_broadcast(usg_tensor *t, int root)
     return USG_OK;
 }
 
+/* Bytes go in pieces of 1 GiB: MPI counts in int, and a checkpoint or a
+ * run directory shipped to rank 0 may be larger than one message holds. */
+#define BYTES_PIECE ((size_t)1 << 30)
+
+usg_status usg_dist_broadcast_bytes(void *p, size_t n, int root)
+{
+    usg_status s = usg_dist_init();
+    if (s != USG_OK) return s;
+    if (!p && n > 0) return usg_fail(USG_ARG, "dist.broadcast_bytes: the buffer is NULL");
+    if (root < 0 || root >= world_size)
+        return usg_fail(USG_ARG, "dist.broadcast_bytes: root must be a rank 0..%d, got %d",
+                        world_size - 1, root);
+    if (!using_mpi) return USG_OK;
+#ifdef USAGI_HAVE_MPI
+    for (size_t at = 0; at < n; at += BYTES_PIECE) {
+        size_t k = n - at < BYTES_PIECE ? n - at : BYTES_PIECE;
+        MPI_Request req;
+        usg_dist_watch_arrive(USG_DIST_BROADCAST);
+        int rc = MPI_Ibcast((char *)p + at, (int)k, MPI_BYTE, root, MPI_COMM_WORLD, &req);
+        if (rc == MPI_SUCCESS) rc = usg_dist_watch_wait(1, &req);
+        if (rc != MPI_SUCCESS) return mpi_fail(rc, "dist.broadcast_bytes");
+    }
+#endif
+    return USG_OK;
+}
+
 usg_status usg_dist_allreduce(usg_tensor *t, usg_dist_op op)
 {
     usg_tensor *one[1] = {t};
