@@ -86,6 +86,15 @@ static usg_status start_mpi(void)
     (void)h;                                  /* kept open for the process */
     MPI_Initialized(&flag);
     if (!flag) {
+        /* OpenMPI's progress loop spins on the core while it waits for a
+         * message; where ranks share cores (two ranks on a laptop, a VM's
+         * vCPUs, a job next to another) the spinning rank steals the time
+         * the one it waits for needs: an allreduce of 4 floats between two
+         * network namespaces on 2 vCPUs took 8 ms so, 0.1 ms with
+         * yield_when_idle (scripts/usagi/RUNS.md, "Several machines"). On
+         * a core of its own a yield returns at once, so it is the default
+         * here; a value the user gave (mpirun --mca or the variable) wins. */
+        setenv("OMPI_MCA_mpi_yield_when_idle", "1", 0);
         int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
         if (rc != MPI_SUCCESS) return mpi_fail(rc, "dist.init");
         atexit(at_exit);
