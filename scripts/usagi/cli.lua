@@ -49,7 +49,8 @@ every run. Example:
       --grid init=normal,xavier,he --seeds 1,2,3 -j 2
 Under MPI, `mpirun -np R usagi sweep ...` deals the combinations out to the
 R ranks (combination i to rank (i-1) % R; each runs whole runs, -j at a
-time, on its share of its machine's cores) and rank 0 prints the table.]],
+time, on its share of its machine's cores); their runs come back to rank 0
+(no shared filesystem needed), which prints the table.]],
   show = [[
 usagi show RUN_DIR|FILE.h5
 The provenance (status, times, commit, seed, threads, BLAS, plugins, host,

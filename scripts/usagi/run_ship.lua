@@ -73,7 +73,7 @@ function M.unpack(bytes, path)
   while at <= #bytes do
     local rel, data
     rel, data, at = string.unpack('<s4s8', bytes, at)
-    if rel:find('%.%.') or rel:sub(1, 1) == '/' then
+    if ('/' .. rel .. '/'):find('/%.%./') or rel:sub(1, 1) == '/' then
       error(('run_ship.unpack: a file name inside %s expected, got %q'):format(path, rel), 0)
     end
     local target = rel == '' and path or path .. '/' .. rel
