@@ -3,6 +3,9 @@
 # network namespaces of this machine joined by a veth pair, mpirun across
 # them over TCP (tests/mpi/netns.sh). Skipped, saying why, where the
 # namespaces cannot be made (not root, no `ip netns`). Checks:
+#  0. usagi asks OpenMPI to yield the core of a waiting rank when the job
+#     spans hosts (mpi_yield_when_idle 1), not on one host, and a value
+#     the user gives wins;
 #  1. the PTB model's smoke run on the two hosts ends with the /params of
 #     the same run on one host (2 ranks over loopback), bit for bit;
 #  2. rank 1 killed (USAGI_FAULT) after step 150, past the checkpoint of
@@ -32,6 +35,14 @@ trap 'exit 1' INT TERM
 hosts_up "$out"
 root=$(cd "$here/../.." && pwd)
 ptb="$root/experiments/ptb_lm.lua --threads 1"
+
+echo "== 0. a rank waiting across hosts yields its core (mpi_yield_when_idle), on one host it need not"
+yield='require("usagi.dist").init(); io.write(tostring(os.getenv("OMPI_MCA_mpi_yield_when_idle")), " ")'
+[ "$(mpi_hosts "$usagi" -e "$yield" 2>&1)" = "1 1 " ] || { mpi_hosts "$usagi" -e "$yield"; exit 1; }
+[ "$(mpi2 "$usagi" -e "$yield" 2>&1)" = "nil nil " ] || { mpi2 "$usagi" -e "$yield"; exit 1; }
+[ "$(mpi_hosts --mca mpi_yield_when_idle 0 "$usagi" -e "$yield" 2>&1)" = "0 0 " ] ||
+  { echo "the user's mpi_yield_when_idle 0 did not win"; exit 1; }
+echo "two hosts: 1, one host: OpenMPI's own, the user's value wins"
 
 echo "== 1. PTB smoke: one host, two hosts"
 mpi2 "$usagi" run $ptb --smoke --out "$out/runs" --name one >"$out/one.txt" 2>&1 || { cat "$out/one.txt"; exit 1; }
