@@ -297,6 +297,7 @@ local function open_follower(self, opts)
     end
     ckpt.restore(self, tree, opts)
   end
+  ship.same_config(self)
   return self
 end
 
@@ -324,7 +325,7 @@ function M.open(spec, cfg, opts)
   dist.ranks_of(self, opts)
   if self.rank ~= 0 then return open_follower(self, opts) end
   if opts.out == false then
-    if self.world > 1 then self.dist.broadcast_string('', 0) end
+    if self.world > 1 then self.dist.broadcast_string('', 0); ship.same_config(self) end
     return self
   end
 
@@ -371,6 +372,7 @@ function M.open(spec, cfg, opts)
   if self.world > 1 then
     self.dist.broadcast_string(kind or '', 0)
     if kind then self.dist.broadcast_bytes(bytes, 0) end
+    ship.same_config(self)
   end
   self:_write_log(('# %s %s: %s'):format(resumed and 'resumed' or 'started', iso(sys.time()), command))
   return self

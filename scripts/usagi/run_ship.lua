@@ -137,4 +137,61 @@ function M.receive(kind, bytes, load)
   return tree
 end
 
+-- ==== The same config on every rank =====================================
+
+-- config_text(v) -> v as text on one line, the same for equal values
+-- (keys sorted, numbers exact); a function shows as its type alone.
+local function config_text(v)
+  local t = type(v)
+  if t == 'number' or t == 'string' then return (('%q'):format(v):gsub('\n', 'n')) end
+  if t ~= 'table' then return t == 'boolean' and tostring(v) or t end
+  local keys, parts = {}, {}
+  for k in pairs(v) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  for _, k in ipairs(keys) do parts[#parts + 1] = tostring(k) .. '=' .. config_text(v[k]) end
+  return '{' .. table.concat(parts, ', ') .. '}'
+end
+
+-- lines(cfg) -> one line "key value" per top-level key, sorted
+local function lines(cfg)
+  local keys, out = {}, {}
+  for k in pairs(cfg) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  for _, k in ipairs(keys) do out[#out + 1] = k .. ' ' .. config_text(cfg[k]) end
+  return table.concat(out, '\n')
+end
+M.config_lines = lines
+
+-- same_config(self): a collective; raises on a rank whose config is not
+-- rank 0's, naming the first key that differs. Each machine builds the
+-- config from its own copy of the script: a different copy (an edit made
+-- on one machine) must not train another model, or fail later in an MPI
+-- call whose shapes do not match.
+function M.same_config(self)
+  local mine = lines(type(self.config) == 'table' and self.config or {})
+  local theirs = self.dist.broadcast_string(self.rank == 0 and mine or nil, 0)
+  if self.rank == 0 or theirs == mine then return end
+  local function by_key(text)
+    local m = {}
+    for line in (text .. '\n'):gmatch('([^\n]*)\n') do
+      local k, v = line:match('^(%S+) (.*)$')
+      if k then m[k] = v end
+    end
+    return m
+  end
+  local a, b, keys = by_key(mine), by_key(theirs), {}
+  for k in pairs(a) do keys[#keys + 1] = k end
+  for k in pairs(b) do if a[k] == nil then keys[#keys + 1] = k end end
+  table.sort(keys)
+  local what = '?'
+  for _, k in ipairs(keys) do
+    if a[k] ~= b[k] then
+      what = ('%s: %s here, %s on rank 0'):format(k, a[k] or 'none', b[k] or 'none')
+      break
+    end
+  end
+  error(('usagi run: rank %d has another config than rank 0 (%s); every machine must run the same '
+    .. 'script with the same options'):format(self.rank, what), 0)
+end
+
 return M

@@ -11,7 +11,10 @@
 #     checkpoint: --resume, which rank 1 cannot read from its own disk,
 #     gets the checkpoint from rank 0 and ends with the /params of the same
 #     run uninterrupted, bit for bit; so does a run killed before its
-#     first checkpoint (rank 1 then gets rank 0's results.h5).
+#     first checkpoint (rank 1 then gets rank 0's results.h5);
+#  3. a rank whose config is not rank 0's (its machine's copy of the
+#     script differs; here another --set) ends the job with a message that
+#     names the key, before any step.
 set -e
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/mpirun.sh"
@@ -19,10 +22,12 @@ usagi=$1
 mpi_or_skip "$usagi"
 mpi_scratch
 mkdir "$out/rank.0" "$out/rank.1"
-# each rank in $out/rank.<its rank>; FAULT1 becomes rank 1's USAGI_FAULT
+# each rank in $out/rank.<its rank>; FAULT1 becomes rank 1's USAGI_FAULT,
+# and rank 1 alone takes the options in EXTRA1
 apart() {
   mpi2 sh -c 'cd "$0.$OMPI_COMM_WORLD_RANK" || exit 1
     if [ "$OMPI_COMM_WORLD_RANK" = 1 ] && [ -n "$FAULT1" ]; then export USAGI_FAULT=$FAULT1; fi
+    if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then exec "$@" $EXTRA1; fi
     exec "$@"' "$out/rank" "$@"
 }
 synth=$here/dp_synth.lua
@@ -52,3 +57,11 @@ for at in 8 2; do
   echo "killed after step $at, resumed:"
   "$usagi" "$here/same_params.lua" "$out/rank.0/runs/dp_synth/whole" "$out/rank.0/runs/dp_synth/cut$at" exact
 done
+
+echo "== a rank with another config than rank 0"
+if EXTRA1="--set hidden=8" apart "$usagi" run $run --name other >"$out/other.txt" 2>&1; then
+  echo "the run went on though rank 1 had hidden = 8"; cat "$out/other.txt"; exit 1
+fi
+grep -q "usagi run: rank 1 has another config than rank 0 (hidden: 8 here, 16 on rank 0); every machine must run the same script" \
+  "$out/other.txt" || { cat "$out/other.txt"; exit 1; }
+grep -o "usagi run: rank 1 has another config[^;]*" "$out/other.txt"
