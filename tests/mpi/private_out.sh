@@ -6,7 +6,8 @@
 # does it across network namespaces). Checks:
 #  1. a sweep of 3 combinations over 2 ranks: rank 1's run comes back to
 #     rank 0, whose table has an ok row for every combination, and its
-#     directory is under rank 0's --out, readable;
+#     directory is under rank 0's --out, readable; a run that fails on
+#     rank 1 has its row on rank 0 with the error;
 #  2. a run whose rank 1 is killed (USAGI_FAULT) after the first
 #     checkpoint: --resume, which rank 1 cannot read from its own disk,
 #     gets the checkpoint from rank 0 and ends with the /params of the same
@@ -42,6 +43,14 @@ done
 [ "$(ls -d "$out"/rank.0/runs/dp_synth/*_lr=* | wc -l)" = 3 ] || { echo "rank 0 does not hold the 3 runs"; exit 1; }
 ls "$out"/rank.0/runs/dp_synth/sweep-*-rank1.log >/dev/null || { echo "rank 1's sweep log did not come to rank 0"; exit 1; }
 "$usagi" show "$out"/rank.0/runs/dp_synth/*_lr=0.01 | grep -q "status ok"
+
+echo "-- a run that fails on rank 1: its row on rank 0 has the error, and the sweep exits 1"
+if apart "$usagi" sweep "$synth" --grid batch=16,0 --smoke --out runs --threads 1 >"$out/bad.txt" 2>&1; then
+  echo "the sweep exited 0 though a run failed"; cat "$out/bad.txt"; exit 1
+fi
+grep -q "_batch=0 .* error: .*run:batches: B must be a positive integer, got 0" "$out/bad.txt" ||
+  { echo "no row with the error of batch=0"; cat "$out/bad.txt"; exit 1; }
+grep -q "_batch=16  *dp_synth .* ok$" "$out/bad.txt" || { cat "$out/bad.txt"; exit 1; }
 
 echo "== --resume where rank 1 cannot see the checkpoint"
 run="$synth --set epochs=3 --threads 1 --out runs"
