@@ -49,24 +49,15 @@ function M.allreduce_number(x, op)
   return t[1]
 end
 
--- broadcast_string(s [, root = 0]) -> root's s on every rank
+-- broadcast_string(s [, root = 0]) -> root's s on every rank (any bytes,
+-- any length: broadcast_bytes, with the root's argument checked here)
 function M.broadcast_string(s, root)
   root = root or 0
-  local mine = M.rank() == root
-  if mine and type(s) ~= 'string' then
+  if M.rank() == root and type(s) ~= 'string' then
     error('dist.broadcast_string: the root must give a string, got ' .. type(s), 2)
   end
   if M.size() == 1 then return s end
-  local n = usagi.tensor({ mine and #s or 0 }, 'i32')
-  M.broadcast(n, root)
-  local len = math.tointeger(n[1])
-  if len == 0 then return '' end
-  local bytes = mine and usagi.tensor({ s:byte(1, -1) }, 'i32') or usagi.zeros(len, 'i32')
-  M.broadcast(bytes, root)
-  if mine then return s end
-  local out = {}
-  for i = 1, len do out[i] = string.char(math.tointeger(bytes[i])) end
-  return table.concat(out)
+  return M.broadcast_bytes(s, root)
 end
 
 -- same(tensors) -> true when every rank holds bit for bit rank 0's values
@@ -214,6 +205,10 @@ end
 --
 -- dist.broadcast(t [, root = 0]) -> t, overwritten in place with rank root's values (a
 -- contiguous f32, f64 or i32 tensor of the same shape on every rank).
+--
+-- dist.broadcast_bytes(s [, root = 0]) -> rank root's string s on every rank (the others pass
+-- nil): any bytes, any length (sent in pieces of 1 GiB). The checkpoint of a --resume and a
+-- sweep's runs travel this way, so the ranks need no shared filesystem.
 --
 -- dist.allreduce(t [, 'sum' | 'mean']) -> t, in place: the sum (default) or mean over the ranks
 -- of a contiguous tensor; afterwards every rank holds the same values.

@@ -1,6 +1,6 @@
 /*
  * dist_lua.c -- the binding of usagi/dist.h: usagi.dist.rank(), size(),
- * barrier(), broadcast(t [, root]), allreduce(t [, 'sum'|'mean']) and
+ * barrier(), broadcast(t [, root]), broadcast_bytes(s [, root]), allreduce(t [, 'sum'|'mean']) and
  * allreduce_grads(params [, bucket_mb]), and reducer(params [, bucket_mb]),
  * the averaging overlapped with the backward (usagi.dist.Reducer: begin
  * before a backward, finish after it, buckets()), and set_timeout(seconds) /
@@ -11,6 +11,7 @@
 #include "usagi/lua.h"
 #include "usagi/dist.h"
 
+#include <stdint.h>
 #include <string.h>
 
 static int l_init(lua_State *L)
@@ -51,6 +52,42 @@ static int l_broadcast(lua_State *L)
     luaL_argcheck(L, root >= 0 && root < usg_dist_size(), 2, "root must be a rank 0..size-1");
     USG_LUA_TRY(L, usg_dist_broadcast(t, (int)root));
     lua_settop(L, 1);
+    return 1;
+}
+
+/* broadcast_bytes(s [, root = 0]) -> root's string s on every rank, any
+ * bytes and any length (the others pass nil): the length goes first, then
+ * the bytes into a buffer of that size. */
+static int l_broadcast_bytes(lua_State *L)
+{
+    lua_Integer root = luaL_optinteger(L, 2, 0);
+    USG_LUA_TRY(L, usg_dist_init());
+    if (root < 0 || root >= usg_dist_size())
+        return luaL_error(L, "dist.broadcast_bytes: root must be a rank 0..%d, got %I",
+                          usg_dist_size() - 1, root);
+    bool mine = usg_dist_rank() == root;
+    size_t len = 0;
+    const char *s = NULL;
+    if (mine) {
+        if (lua_type(L, 1) != LUA_TSTRING)
+            return luaL_error(L, "dist.broadcast_bytes: the root must give a string, got %s",
+                              luaL_typename(L, 1));
+        s = lua_tolstring(L, 1, &len);
+    }
+    uint64_t n = len;
+    USG_LUA_TRY(L, usg_dist_broadcast_bytes(&n, sizeof n, (int)root));
+    if (mine) {
+        USG_LUA_TRY(L, usg_dist_broadcast_bytes((void *)s, len, (int)root));
+        lua_settop(L, 1);
+        return 1;
+    }
+    if (n > (uint64_t)SIZE_MAX / 2)
+        return luaL_error(L, "dist.broadcast_bytes: rank %I sends %I bytes, more than this "
+                          "process can hold", root, (lua_Integer)n);
+    /* a userdata, not a malloc: an error below leaves nothing to free */
+    char *buf = n > 0 ? lua_newuserdatauv(L, (size_t)n, 0) : NULL;
+    if (n > 0) USG_LUA_TRY(L, usg_dist_broadcast_bytes(buf, (size_t)n, (int)root));
+    lua_pushlstring(L, buf ? buf : "", (size_t)n);
     return 1;
 }
 
@@ -209,7 +246,7 @@ static int l_abort(lua_State *L)
 
 static const luaL_Reg dist_functions[] = {
     {"init", l_init}, {"rank", l_rank}, {"size", l_size}, {"compiled", l_compiled},
-    {"barrier", l_barrier}, {"broadcast", l_broadcast}, {"allreduce", l_allreduce},
+    {"barrier", l_barrier}, {"broadcast", l_broadcast}, {"broadcast_bytes", l_broadcast_bytes}, {"allreduce", l_allreduce},
     {"allreduce_grads", l_allreduce_grads}, {"last_buckets", l_last_buckets},
     {"reducer", l_reducer}, {"abort", l_abort}, {"set_timeout", l_set_timeout},
     {"timeout", l_timeout}, {NULL, NULL}};

@@ -49,7 +49,8 @@ every run. Example:
       --grid init=normal,xavier,he --seeds 1,2,3 -j 2
 Under MPI, `mpirun -np R usagi sweep ...` deals the combinations out to the
 R ranks (combination i to rank (i-1) % R; each runs whole runs, -j at a
-time, on its share of its machine's cores) and rank 0 prints the table.]],
+time, on its share of its machine's cores); their runs come back to rank 0
+(no shared filesystem needed), which prints the table.]],
   show = [[
 usagi show RUN_DIR|FILE.h5
 The provenance (status, times, commit, seed, threads, BLAS, plugins, host,
@@ -577,18 +578,29 @@ local function sweep(args)
     failed = math.tointeger(dist.allreduce_number(failed, 'sum'))
     dist.set_timeout(limit)
     dirs = {}
-    for _, combo in ipairs(all) do
+    local items = {}
+    for i, combo in ipairs(all) do
       local parts = {}
       for _, kv in ipairs(combo) do parts[#parts + 1] = kv.key .. '=' .. kv.value end
       dirs[#dirs + 1] = base .. '/' .. stamp .. '_' .. table.concat(parts, ',')
+      items[#items + 1] = { owner = (i - 1) % world, path = dirs[#dirs], skip = { checkpoints = true } }
     end
+    -- the other ranks' runs and logs come to rank 0 (no shared filesystem
+    -- needed); their checkpoints stay where they ran
+    for r = 1, world - 1 do
+      items[#items + 1] = { owner = r, path = ('%s/sweep-%s-rank%d.log'):format(base, stamp, r) }
+    end
+    require('usagi.run_ship').gather(dist, items)
     if rank ~= 0 then return failed > 0 and 1 or 0 end
   end
   print('')
   -- every combination has its row, with its error when it cannot be read
   local runs = M.load_runs(dirs)
   if #runs > 0 then M.compare_runs(runs) end
+  local unread = 0
+  for _, r in ipairs(runs) do if r.unreadable then unread = unread + 1 end end
   if failed > 0 then return die(1, '%d of %d runs failed; see %s', failed, #all, log) end
+  if unread > 0 then return die(1, '%d of %d runs could not be read (see the table); see %s', unread, #all, log) end
   return 0
 end
 

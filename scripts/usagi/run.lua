@@ -81,6 +81,7 @@ local progress = require 'usagi.run_progress'
 local ckpt = require 'usagi.run_checkpoint'
 local dist = require 'usagi.run_dist'
 local provenance = require 'usagi.run_provenance'
+local ship = require 'usagi.run_ship'
 local sys = usagi.sys
 local sorted_keys, finite, iso = util.sorted_keys, util.finite, util.iso
 
@@ -276,15 +277,27 @@ local function make_run_dir(base, name)
   error(('usagi run: %s holds a thousand runs named %s-*; choose a --name'):format(base, stem), 0)
 end
 
--- Ranks other than 0 keep no directory: on --resume they read the
--- checkpoint rank 0 chose (its path comes by broadcast), else nothing.
+-- Ranks other than 0 keep no directory and need not see rank 0's files
+-- (usagi.run_ship): on --resume rank 0 sends them the checkpoint it chose
+-- (or the results.h5 of a run that had none yet) as bytes.
 local function open_follower(self, opts)
-  local path = self.dist.broadcast_string(nil, 0)
+  local kind = self.dist.broadcast_string(nil, 0)
+  local bytes = kind ~= '' and self.dist.broadcast_bytes(nil, 0)
   if opts.resume and opts.out ~= false then
-    local tree = path ~= '' and store.load(path) or ckpt.started_run(opts.resume:gsub('/+$', ''))
-    if not tree then error(('usagi run: --resume %s: rank %d cannot read it'):format(opts.resume, self.rank), 0) end
+    local tree, why
+    if bytes then
+      tree, why = ship.receive(kind, bytes, function(path, dir)
+        if kind == 'checkpoint' then return store.load(path) end
+        return ckpt.started_run(dir)
+      end)
+    end
+    if not tree then
+      error(('usagi run: --resume %s: rank %d cannot read what rank 0 sent (%s)')
+        :format(opts.resume, self.rank, tostring(why or 'nothing came')), 0)
+    end
     ckpt.restore(self, tree, opts)
   end
+  ship.same_config(self)
   return self
 end
 
@@ -312,13 +325,14 @@ function M.open(spec, cfg, opts)
   dist.ranks_of(self, opts)
   if self.rank ~= 0 then return open_follower(self, opts) end
   if opts.out == false then
-    if self.world > 1 then self.dist.broadcast_string('', 0) end
+    if self.world > 1 then self.dist.broadcast_string('', 0); ship.same_config(self) end
     return self
   end
 
-  local resumed
+  local resumed, kind, bytes
   if opts.resume then
     resumed = ckpt.resume(self, spec, opts)
+    if self.world > 1 then kind, bytes = ship.shipment(self) end
   else
     local base = ('%s/%s'):format(opts.out or 'runs', spec.name)
     self.id = make_run_dir(base, opts.name)
@@ -355,7 +369,11 @@ function M.open(spec, cfg, opts)
     attrs.resumed_at = iso(sys.time())
   end
   write_results(self, attrs, resumed)
-  if self.world > 1 then self.dist.broadcast_string(self.resume_from and self.last_checkpoint or '', 0) end
+  if self.world > 1 then
+    self.dist.broadcast_string(kind or '', 0)
+    if kind then self.dist.broadcast_bytes(bytes, 0) end
+    ship.same_config(self)
+  end
   self:_write_log(('# %s %s: %s'):format(resumed and 'resumed' or 'started', iso(sys.time()), command))
   return self
 end

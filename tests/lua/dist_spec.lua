@@ -52,6 +52,23 @@ describe('usagi.dist', function()
     assert.are.equal('', dist.broadcast_string(r == 0 and '' or nil))
   end)
 
+  it('broadcasts bytes of any value and length from any root (a checkpoint for a --resume)', function()
+    -- 3 MB with every byte value, zeros included, from the last rank
+    local root = dist.size() - 1
+    local bytes = string.rep(string.char(table.unpack((function()
+      local t = {}
+      for i = 0, 255 do t[#t + 1] = i end
+      return t
+    end)())), 3 * 4096)
+    local got = dist.broadcast_bytes(r == root and bytes or nil, root)
+    assert.are.equal(#bytes, #got)
+    assert.is_true(got == bytes)
+    assert.are.equal('', dist.broadcast_bytes(r == 0 and '' or nil))
+    local ok, err = pcall(dist.broadcast_bytes, nil, dist.size())
+    assert.is_false(ok)
+    assert.matches('dist.broadcast_bytes: root must be a rank 0..', err, 1, true)
+  end)
+
   it('averages gradients in buckets started during the backward', function()
     usagi.manual_seed(5 + r)                                  -- different weights per rank ...
     local m = nn.Sequential { nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2) }

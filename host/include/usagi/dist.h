@@ -71,6 +71,9 @@ USG_API int usg_dist_size(void);
 USG_API usg_status usg_dist_barrier(void);
 /* t (contiguous, any dtype) takes rank `root`'s values on every rank. */
 USG_API usg_status usg_dist_broadcast(usg_tensor *t, int root);
+/* The n bytes at p take rank `root`'s bytes on every rank (every rank
+ * passes the same n; any size: sent in pieces of 1 GiB). */
+USG_API usg_status usg_dist_broadcast_bytes(void *p, size_t n, int root);
 /* t (contiguous) becomes the elementwise sum (or mean: f32/f64 only) over
  * the ranks, in place. */
 USG_API usg_status usg_dist_allreduce(usg_tensor *t, usg_dist_op op);
