@@ -186,8 +186,11 @@ local HOOKS = { check = true, update = true, lr_at = true }
 -- are loaded (doc_spec loads them all first).
 function doc.public()
   local out, seen = {}, {}
+  local named = {}
   local function add(name, v)
-    if PRIVATE[name] then return end
+    -- a lazy name (usagi.experiment) is in usagi's table once it was used
+    if PRIVATE[name] or named[name] then return end
+    named[name] = true
     out[#out + 1] = { name, v }
     if is_class(v) and not seen[v] then
       seen[v] = true
@@ -257,37 +260,61 @@ end
 -- The comment above the line that made class `cls` (Module:extend 'Name',
 -- or a factory called with 'Name'), in the file of its methods.
 local function class_comment(cls)
-  local name, src = rawget(cls, '__name'), nil
-  local fs = { rawget(cls, '__init'), rawget(cls, 'forward') }
-  for k, f in pairs(cls) do if not k:match('^__') then fs[#fs + 1] = f end end
-  for _, f in pairs(fs) do      -- the class's own methods, not the copied metamethods
+  local name = rawget(cls, '__name')
+  -- The sources of the class's own methods (not the copied metamethods),
+  -- in a fixed order: a class may gather methods from several files
+  -- (usagi.run's Run), and the one that names it holds its comment.
+  local fs, srcs, seen = {}, {}, {}
+  fs[#fs + 1] = rawget(cls, '__init')
+  fs[#fs + 1] = rawget(cls, 'forward')
+  for _, k in ipairs(sorted(cls)) do if not k:match('^__') then fs[#fs + 1] = rawget(cls, k) end end
+  for _, f in ipairs(fs) do
     if type(f) == 'function' then
       local info = debug.getinfo(f, 'S')
-      if info.what == 'Lua' then src = info.source; break end
+      if info.what == 'Lua' and not seen[info.source] then
+        seen[info.source] = true
+        srcs[#srcs + 1] = info.source
+      end
     end
   end
-  local lines = src and lines_of(src) or {}
   if type(name) == 'string' then
-    for i, l in ipairs(lines) do
-      if l:find("'" .. name .. "'", 1, true) or l:find('"' .. name .. '"', 1, true) then
-        local c = comment_above(lines, i)
-        if c then return c end
+    for _, src in ipairs(srcs) do
+      local lines = lines_of(src) or {}
+      for i, l in ipairs(lines) do
+        if l:find("'" .. name .. "'", 1, true) or l:find('"' .. name .. '"', 1, true) then
+          local c = comment_above(lines, i)
+          if c then return c end
+        end
       end
     end
   end
   -- a base class: `local X = {}`, X being the local behind a public name
-  -- (optim.LRScheduler = Scheduler)
-  local locals = {}
-  for _, n in ipairs(aliases(cls)) do locals[n:match('[%w_]+$')] = true end
-  for _, l in ipairs(lines) do
-    local x = l:match('^[%w_.]+%.[%w_]+%s*=%s*([%w_]+)%s*$')
-    if x and locals[l:match('^[%w_.]+%.([%w_]+)')] then locals[x] = true end
+  -- (optim.LRScheduler = Scheduler), in the file that binds that name
+  -- (`M.Run = Run`), else in the first
+  local names = {}
+  for _, n in ipairs(aliases(cls)) do names[n:match('[%w_]+$')] = true end
+  local function binds(lines, locals)
+    local found = false
+    for _, l in ipairs(lines) do
+      local x = l:match('^[%w_.]+%.[%w_]+%s*=%s*([%w_]+)%s*$')
+      if x and names[l:match('^[%w_.]+%.([%w_]+)')] then locals[x], found = true, true end
+    end
+    return found
   end
-  for i, l in ipairs(lines) do
-    local x = l:match('^local%s+([%w_]+)%s*=%s*{')
-    if x and locals[x] then
-      local c = comment_above(lines, i)
-      if c then return c end
+  local order = {}
+  for _, src in ipairs(srcs) do
+    local lines, locals = lines_of(src) or {}, {}
+    for n in pairs(names) do locals[n] = true end
+    table.insert(order, binds(lines, locals) and 1 or #order + 1, { lines, locals })
+  end
+  for _, o in ipairs(order) do
+    local lines, locals = o[1], o[2]
+    for i, l in ipairs(lines) do
+      local x = l:match('^local%s+([%w_]+)%s*=%s*{')
+      if x and locals[x] then
+        local c = comment_above(lines, i)
+        if c then return c end
+      end
     end
   end
 end

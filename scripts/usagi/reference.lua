@@ -27,8 +27,16 @@ function M.markdown()
     '`scripts/usagi/reference.lua` from the op tables (`host/ops/README.md`), the C binding\'s',
     'docs and the Lua sources\' comments; `tests/lua/reference_spec.lua` checks it is current.',
   }
+  -- sorted by section, then name: the same file whatever this process
+  -- loaded before
+  local list = doc.public()
+  table.sort(list, function(a, b)
+    local sa, sb = section_of(a[1]), section_of(b[1])
+    if sa ~= sb then return sa < sb end
+    return a[1] < b[1]
+  end)
   local current
-  for _, e in ipairs(doc.public()) do
+  for _, e in ipairs(list) do
     local name, v = e[1], e[2]
     local sec = section_of(name)
     if sec ~= current then

@@ -103,6 +103,13 @@ describe('doc', function()
     assert.truthy(s:find('nn.DocSpecLater(n): a class written after the first help', 1, true), s)
   end)
 
+  it('takes a class gathered from several files from the file that binds its name', function()
+    -- usagi.run's Run gets methods from run_progress.lua, run_train.lua, ...;
+    -- each of those files opens with `local Run = {}` under a comment of its own
+    local s = help_text(require('usagi.run').Run)
+    assert.truthy(s:find("Run: what an experiment's run function gets", 1, true), s)
+  end)
+
   -- The names a user types: short ones, a method as written in a script
   -- (run:log), the modules of the library, the spec of an experiment.
   it('help finds the names users type, not only the full ones', function()
