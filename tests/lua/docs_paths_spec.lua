@@ -154,6 +154,13 @@ describe('docs', function()
 
   -- A plugin folder missing from modules/README.md's table is a family a
   -- newcomer never hears of.
+  it('keep the README what a newcomer reads in ten minutes: under 250 lines', function()
+    local n = 0
+    for _ in io.lines('README.md') do n = n + 1 end
+    assert.is_true(n < 250, ('README.md has %d lines; move reference detail into the README '
+      .. 'beside what it describes'):format(n))
+  end)
+
   it('list every plugin folder in the table of modules/README.md', function()
     local readme = assert(io.open('modules/README.md')):read('a')
     local missing, plugins = {}, 0
