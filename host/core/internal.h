@@ -42,9 +42,6 @@ static inline int usg_dim_norm(int dim, int ndim, int ndim_plus)
     return (dim < 0 || dim >= n) ? -1 : dim;
 }
 
-/* lengths is NULL, or an i32 (B) of values in 1..T for the sequences x
- * (T, B, ...); errors name fn (sequence.c). */
-usg_status usg_check_lengths(const char *fn, const usg_tensor *lengths, const usg_tensor *x);
 
 /* Check a dim and fail with a message naming the function. */
 usg_status usg_check_dim(int *dim, int ndim, int ndim_plus, const char *fn);

@@ -22,6 +22,7 @@
 #include "usagi/ops.h"
 #include "usagi/random.h"
 #include "usagi/autograd.h"
+#include "usagi/recurrent.h"
 
 /* ==== Kernels (gru.c) ====================================================
  * Contiguous tensors of one float dtype, shapes checked. */

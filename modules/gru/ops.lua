@@ -8,7 +8,7 @@
 return {
   name = 'gru',
   plugin = { version = '0.1.0' },
-  includes = { 'usagi/lua.h', 'gru.h' },
+  includes = { 'usagi/lua.h', 'usagi/recurrent.h', 'gru.h' },
   ops = {
     {
       name = 'gru',

@@ -26,6 +26,7 @@
 #include "usagi/ops.h"
 #include "usagi/random.h"
 #include "usagi/autograd.h"
+#include "usagi/recurrent.h"
 
 /* A layer's weights, PyTorch's first: the peepholes are all three or none. */
 typedef struct usg_lstm_weights {

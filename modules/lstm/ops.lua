@@ -9,7 +9,7 @@
 return {
   name = 'lstm',
   plugin = { version = '0.1.0' },
-  includes = { 'usagi/lua.h', 'lstm.h' },
+  includes = { 'usagi/lua.h', 'usagi/recurrent.h', 'lstm.h' },
   ops = {
     {
       name = 'lstm',

@@ -9,7 +9,7 @@
 return {
   name = 'rnn',
   plugin = { version = '0.1.0' },
-  includes = { 'usagi/lua.h', 'rnn.h' },
+  includes = { 'usagi/lua.h', 'usagi/recurrent.h', 'rnn.h' },
   ops = {
     {
       name = 'rnn',

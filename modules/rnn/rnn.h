@@ -20,6 +20,7 @@
 #include "usagi/ops.h"
 #include "usagi/random.h"
 #include "usagi/autograd.h"
+#include "usagi/recurrent.h"
 
 typedef enum usg_rnn_act { USG_RNN_TANH, USG_RNN_RELU, USG_RNN_SIGMOID } usg_rnn_act;
 

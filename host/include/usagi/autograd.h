@@ -210,48 +210,6 @@ USG_API usg_status usg_ad_dropout(usg_tensor **out, usg_rng *r, usg_tensor *x, d
 USG_API usg_status usg_ad_reverse_padded(usg_tensor **out, usg_tensor *x, usg_tensor *lengths,
                                          const char *fn);
 
-/* ---- stacking recurrent layers (the plugins rnn, lstm, gru) ---- */
-
-/* One layer of a stacked recurrent net: from the sequence x (T, B, n) and
- * n_states initial states s0[k] (B, H; NULL for zeros), its output
- * sequence *y and its final states finals[k] (B, H), all recorded ops.
- * lengths is NULL or the sequences' lengths, a contiguous i32 (B) of 1..T:
- * the layer keeps an ended sequence's state (usagi/recurrent.h). */
-typedef usg_status (*usg_rec_layer_fn)(void *ctx, int layer, usg_tensor *x, usg_tensor *const *s0,
-                                       usg_tensor *lengths, usg_tensor **y, usg_tensor **finals);
-
-/* One layer's own checks (its weights w, `per` of them, against its input
- * x), for usg_rec_check_weights. */
-typedef usg_status (*usg_rec_check_fn)(const usg_tensor *x, usg_tensor *const *w, int layer);
-
-/* The weights of a stack: `layers` >= 1 layers of `per` tensors, the first
- * two (weight_ih, weight_hh) present in each; layer 0 checked by check
- * against x (T, B, I), layer l > 0 against what it reads, (T, B, H), with
- * weight_ih_l (gates * H, H), H being weight_hh_l0's second dim. Errors
- * name op. */
-USG_API usg_status usg_rec_check_weights(const char *op, const usg_tensor *x, int layers, int per,
-                                         int64_t gates, usg_tensor *const *w,
-                                         usg_rec_check_fn check);
-
-/* lengths is NULL, or an i32 (B) of values in 1..T for the input x
- * (T, B, n); the error names op. */
-USG_API usg_status usg_rec_check_lengths(const char *op, const usg_tensor *lengths,
-                                         const usg_tensor *x);
-
-/* Runs `layers` layers, layer l > 0 reading layer l-1's output with
- * dropout p in [0, 1) between them (rng may be NULL when p = 0). s0[k] is
- * NULL or (L, B, H) and is checked first (errors name `op` and
- * state_names[k], e.g. "lstm: c0 must be (2, 3, 16) (num_layers, B, H), got
- * ..."), and so is lengths (NULL, or an i32 (B) of values in 1..T). *out
- * <- the last layer's output, zero past each sequence's length;
- * finals[k] <- (L, B, H), the final states of every layer (with lengths,
- * each sequence's state at its own last step). */
-USG_API usg_status usg_ad_rec_stack(usg_tensor **out, usg_tensor **finals, usg_tensor *x,
-                                    usg_tensor *const *s0, int n_states,
-                                    const char *const *state_names, const char *op, int layers,
-                                    int64_t H, usg_tensor *lengths, usg_rec_layer_fn fn, void *ctx,
-                                    double dropout, usg_rng *rng);
-
 #ifdef __cplusplus
 }
 #endif

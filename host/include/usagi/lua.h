@@ -51,19 +51,6 @@ USG_API void usg_lua_pushsize(lua_State *L, int ndim, const int64_t *shape);
 
 /* The run's generator (seeded by usagi.manual_seed). */
 USG_API usg_rng *usg_lua_rng(lua_State *L);
-/* The weights of a layered op (rnn.rnn, lstm.lstm, ...) from the list at
- * idx, { {w1, w2, ...}, ... }: `per` tensors per layer into w[per * l + k],
- * the first `required` of them mandatory, the others tensors or nil (NULL).
- * names[k] name them in errors. Returns the number of layers, 1..max. The
- * tensors stay referenced by the caller's table during the call. */
-USG_API int usg_lua_check_layers(lua_State *L, int idx, int per, int required,
-                                 const char *const *names, usg_tensor **w, int max);
-/* The options table of a recurrent op at idx (none or nil: defaults):
- * dropout (a number; 0 when absent) into *p, lengths (a tensor; NULL when
- * absent) into *lengths. Other keys must be among `extra` (NULL-ended, or
- * NULL for none); the caller reads those. Errors name op. */
-USG_API void usg_lua_rec_opts(lua_State *L, int idx, const char *op, const char *const *extra,
-                              double *p, usg_tensor **lengths);
 /* Every key of the options table at idx must be one of `known` (NULL-ended);
  * otherwise the error "fn: unknown option 'k'". */
 USG_API void usg_lua_check_opts(lua_State *L, int idx, const char *fn, const char *const *known);

@@ -176,6 +176,10 @@ USG_API usg_status usg_reverse_padded(usg_tensor **out, const usg_tensor *x,
 USG_API usg_status usg_topk(usg_tensor **values, usg_tensor **indices, const usg_tensor *x,
                             int64_t k, int base);
 
+/* lengths is NULL, or an i32 (B) of values in 1..T for the sequences x
+ * (T, B, ...); errors name fn. */
+USG_API usg_status usg_check_lengths(const char *fn, const usg_tensor *lengths, const usg_tensor *x);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,9 +1,20 @@
 /*
- * usagi/recurrent.h -- small helpers that the fused recurrent kernels
- * (modules/rnn, lstm, gru) share: a matrix header over one time step of a
- * contiguous sequence, a bias broadcast into rows, column sums into a
- * bias gradient, and the shape and dtype checks of their arguments.
- * Header-only (static inline), so a plugin links nothing more for them.
+ * usagi/recurrent.h -- the support library of the sequence plugins
+ * (modules/rnn, lstm, gru, birnn), libusagi_recurrent, in one header:
+ *
+ *   - for the fused kernels, inline helpers: a matrix header over one time
+ *     step of a contiguous sequence, a bias broadcast into rows, column
+ *     sums into a bias gradient, variable lengths, and the shape and dtype
+ *     checks of their arguments;
+ *   - for the autograd op, the stacking of layers (initial states sliced
+ *     per layer, dropout between layers, final states stacked, output
+ *     masked past each length) and the checks of a stack's weights;
+ *   - for the binding, the weights list and the options table of a
+ *     recurrent op (the op tables' `layers` and `recopts` kinds).
+ *
+ * Its Lua half, shared by the plugins' faces (nn.RNN, nn.LSTM, nn.GRU), is
+ * usagi.recurrent (scripts/usagi/recurrent.lua). host/recurrent/README.md
+ * says what is where.
  */
 #ifndef USAGI_RECURRENT_H
 #define USAGI_RECURRENT_H
@@ -13,6 +24,13 @@
 #include <string.h>
 
 #include "usagi/core.h"
+#include "usagi/random.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct lua_State;
 
 /* A (rows, cols) matrix header over t's contiguous data from element
  * `start`: lives on the stack, takes no reference and allocates nothing,
@@ -175,5 +193,66 @@ static inline usg_status usg_rec_same_dtype(const char *op, const char *arg, int
                     usg_rec_arg_name(name, sizeof name, arg, layer), usg_dtype_name(dt),
                     usg_dtype_name(t->dtype));
 }
+
+/* ==== The stack of layers (host/recurrent/recurrent.c) ================ */
+
+/* One layer of a stacked recurrent net: from the sequence x (T, B, n) and
+ * n_states initial states s0[k] (B, H; NULL for zeros), its output
+ * sequence *y and its final states finals[k] (B, H), all recorded ops.
+ * lengths is NULL or the sequences' lengths, a contiguous i32 (B) of 1..T:
+ * the layer keeps an ended sequence's state (usg_rec_ended, above). */
+typedef usg_status (*usg_rec_layer_fn)(void *ctx, int layer, usg_tensor *x, usg_tensor *const *s0,
+                                       usg_tensor *lengths, usg_tensor **y, usg_tensor **finals);
+
+/* One layer's own checks (its weights w, `per` of them, against its input
+ * x), for usg_rec_check_weights. */
+typedef usg_status (*usg_rec_check_fn)(const usg_tensor *x, usg_tensor *const *w, int layer);
+
+/* The weights of a stack: `layers` >= 1 layers of `per` tensors, the first
+ * two (weight_ih, weight_hh) present in each; layer 0 checked by check
+ * against x (T, B, I), layer l > 0 against what it reads, (T, B, H), with
+ * weight_ih_l (gates * H, H), H being weight_hh_l0's second dim. Errors
+ * name op. */
+USG_API usg_status usg_rec_check_weights(const char *op, const usg_tensor *x, int layers, int per,
+                                         int64_t gates, usg_tensor *const *w,
+                                         usg_rec_check_fn check);
+
+/* lengths is NULL, or an i32 (B) of values in 1..T for the input x
+ * (T, B, n); the error names op. */
+USG_API usg_status usg_rec_check_lengths(const char *op, const usg_tensor *lengths,
+                                         const usg_tensor *x);
+
+/* Runs `layers` layers, layer l > 0 reading layer l-1's output with
+ * dropout p in [0, 1) between them (rng may be NULL when p = 0). s0[k] is
+ * NULL or (L, B, H) and is checked first (errors name `op` and
+ * state_names[k], e.g. "lstm: c0 must be (2, 3, 16) (num_layers, B, H), got
+ * ..."), and so is lengths (NULL, or an i32 (B) of values in 1..T). *out
+ * <- the last layer's output, zero past each sequence's length;
+ * finals[k] <- (L, B, H), the final states of every layer (with lengths,
+ * each sequence's state at its own last step). */
+USG_API usg_status usg_ad_rec_stack(usg_tensor **out, usg_tensor **finals, usg_tensor *x,
+                                    usg_tensor *const *s0, int n_states,
+                                    const char *const *state_names, const char *op, int layers,
+                                    int64_t H, usg_tensor *lengths, usg_rec_layer_fn fn, void *ctx,
+                                    double dropout, usg_rng *rng);
+
+/* ==== The binding's side (host/recurrent/recurrent_lua.c) ============= */
+
+/* The weights of a layered op (rnn.rnn, lstm.lstm, ...) from the list at
+ * idx, { {w1, w2, ...}, ... }: `per` tensors per layer into w[per * l + k],
+ * the first `required` of them mandatory, the others tensors or nil (NULL).
+ * names[k] name them in errors. Returns the number of layers, 1..max. The
+ * tensors stay referenced by the caller's table during the call. */
+USG_API int usg_lua_check_layers(struct lua_State *L, int idx, int per, int required,
+                                 const char *const *names, usg_tensor **w, int max);
+/* The options table of a recurrent op at idx (none or nil: defaults):
+ * dropout (a number; 0 when absent) into *p, lengths (a tensor; NULL when
+ * absent) into *lengths. Other keys must be among `extra` (NULL-ended, or
+ * NULL for none); the caller reads those. Errors name op. */
+USG_API void usg_lua_rec_opts(struct lua_State *L, int idx, const char *op, const char *const *extra,
+                              double *p, usg_tensor **lengths);
+#ifdef __cplusplus
+}
+#endif
 
 #endif
