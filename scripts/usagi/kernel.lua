@@ -387,16 +387,6 @@ local function name_at(code, cur)
   return name
 end
 
-local function resolve(name)
-  local v = _G
-  for part in name:gmatch('[^.:]+') do
-    local ok, nv = pcall(function() return v[part] end)
-    if not ok or nv == nil then return nil end
-    v = nv
-  end
-  return v
-end
-
 -- help(x), as text: what usagi.help prints.
 local function help_text(v)
   local out, print0 = {}, print
@@ -418,7 +408,7 @@ function H.inspect_request(msg)
       evalue = 'inspect_request: content.code must be a string', traceback = J.array() })
   end
   local name = name_at(code, byte_at(code, msg.content.cursor_pos))
-  local v = name and resolve(name)
+  local v = name and R.resolve(name)
   local text = v ~= nil and help_text(v)
   if text and text:match('^help: no doc') and type(v) ~= 'function' then
     text = R.format(v)                 -- a plain value: show it as the prompt would

@@ -182,8 +182,9 @@ local function fields_of(v, methods_only)
   return names
 end
 
--- The value named by a chain 'a.b.c' (from the globals), or nil; indexing
--- runs __index (usagi's lazy modules load), guarded by pcall.
+-- R.resolve(chain) -> the value named by a chain 'a.b.c' or 'a.b:c' (from
+-- the globals), or nil; indexing runs __index (usagi's lazy modules load),
+-- guarded by pcall. The kernel's inspect uses it too.
 local function resolve(chain)
   local v = _G
   for name in chain:gmatch('[^.:]+') do
@@ -472,5 +473,7 @@ end
 function R.start()
   if rawget(_G, 'help') == nil then rawset(_G, 'help', usagi.help) end
 end
+
+R.resolve = resolve
 
 return R
