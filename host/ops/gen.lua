@@ -105,8 +105,10 @@ end
 -- The body of one overload, `fname` the name errors give (add, add_).
 local function body(fname, o, args, inplace, indent)
   local p = indent
+  -- An in-place form, or an op declared to return its first argument
+  -- (scatter_add_), writes into that argument: refused when it requires grad.
   local returns = inplace and 'self' or (o.returns or 'tensor')
-  if returns == 'self' and not inplace then inplace = 'declared' end
+  local writes_self = returns == 'self'
   local trailing
   for i, a in ipairs(args) do if a.trailing then trailing = i end end
   if trailing then emit('%sint top = lua_gettop(L);', p) end
@@ -191,9 +193,8 @@ local function body(fname, o, args, inplace, indent)
   elseif returns == 'index' then emit('%susg_tensor *ix = NULL;', p)
   elseif returns == 'values_indices' then emit('%susg_tensor *v = NULL, *ix = NULL;', p)
   end
-  if inplace then
+  if writes_self then
     emit('%sUSG_LUA_TRY(L, usg_check_inplace(%s, %s));', p, args[1].name, c_string(fname))
-    if inplace == 'declared' then inplace = false end
   end
   -- errors_as: the core's message is given the op's name (t:int() says int)
   local try = o.errors_as and ('if ((%%s) != USG_OK) usg_lua_error_as(L, %s);'):format(c_string(o.errors_as))

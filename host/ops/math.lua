@@ -56,8 +56,7 @@ for _, c in ipairs {
       :format(c[1], c[1], c[3]),
     overloads = binary_overloads(c[2]),
     grad = 'an i32 result',
-    test = { ref = ('return function(a, b) return (a %s b) and 1 or 0 end'):format(c[3]),
-      integers = true },
+    test = { ref = ('return function(a, b) return (a %s b) and 1 or 0 end'):format(c[3]) },
   }
 end
 

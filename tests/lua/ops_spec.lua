@@ -179,109 +179,115 @@ describe('the op table', function()
   end)
 end)
 
+-- The checks of overload k (o) of op, with its optional dims left out or
+-- given (along).
+local function check(op, key, f, k, o, along)
+  local returns = type(o.returns) == 'table' and table.concat(o.returns, ', ') or o.returns
+  local label = ('overload %d (%s)%s'):format(k, returns, along and ' along a dim' or '')
+  it(label .. ': f64 against the reference, f32 against f64, the forms agree', function()
+    usagi.manual_seed(k)
+    local args, tensors = arguments(op, o, along)
+    local r64 = table.pack(call(f, fresh(o, args)))
+    local test = op.test or {}
+    if test.ref then
+      local ref = load_ref(test.ref)
+      local flat = {}
+      for i = 1, args.n do
+        flat[i] = usagi.is_tensor(args[i]) and args[i]:contiguous():view(-1) or args[i]
+      end
+      local out = r64[1]:double():view(-1)
+      for e = 1, out:numel() do
+        local vals = {}
+        for i = 1, args.n do vals[i] = usagi.is_tensor(flat[i]) and flat[i][e] or flat[i] end
+        local want = ref(table.unpack(vals, 1, args.n))
+        assert(math.abs(out[e] - want) <= 1e-12 + 1e-12 * math.abs(want),
+          ('%s: element %d is %.17g, the reference %.17g'):format(key, e, out[e], want))
+      end
+    end
+    if test.fold and o.returns == 'tensor' and not along then
+      local fn, start = load_ref(test.fold)
+      local acc, flat = start, args[1]:view(-1)
+      for e = 1, flat:numel() do acc = fn(acc, flat[e]) end
+      assert(math.abs(r64[1]:item() - acc) <= 1e-12 * (1 + math.abs(acc)), key .. ' against its fold')
+    end
+    local r32 = table.pack(call(f, fresh(o, as(args, tensors, 'f32'))))
+    assert.are.equal(r64.n, r32.n)
+    for i = 1, r64.n do same(r32[i], r64[i], 1e-4, 1e-5, key .. ' in f32, result ' .. i) end
+    if has(op.forms, 'method') and o.args[1][1] == 'tensor' then
+      local margs = fresh(o, args)
+      local rm = table.pack(margs[1][op.name](table.unpack(margs, 1, margs.n)))
+      for i = 1, r64.n do same(rm[i], r64[i], 0, 0, key .. ' as a method') end
+    end
+    if op.inplace and o.args[1][1] == 'tensor' and o.returns == 'tensor' then
+      local copy = { n = args.n, table.unpack(args, 1, args.n) }
+      copy[1] = args[1]:clone()
+      local ok, self = pcall(call, copy[1][op.name .. '_'], copy)
+      if ok then
+        assert.are.equal(copy[1], self)
+        near(copy[1], r64[1], 0, 0, key .. '_ in place')
+      else  -- only the overloads with an in-place form have one
+        assert.is_truthy(tostring(self):find(op.name, 1, true), self)
+      end
+    end
+  end)
+
+  if op.grad == true and o.returns ~= 'index' and o.returns ~= 'boolean' then
+    it(label .. ': the gradient by finite differences', function()
+      usagi.manual_seed(100 + k)
+      local args, tensors = arguments(op, o, along)
+      -- gradcheck takes a flat list of tensors: the checked ones, then
+      -- rebuilds the arguments from it on every call
+      local nograd = {}
+      for _, k in ipairs(op.test and op.test.nograd or {}) do nograd[k] = true end
+      local flat = {}
+      for k, at in ipairs(tensors) do
+        local t = get(args, at)
+        flat[k] = nograd[k] and t or t:requires_grad(true)
+      end
+      local function g(...)
+        local xs = { ... }
+        local out = {}
+        for _, r in ipairs { call(f, with(args, tensors, function(_, k) return xs[k] end)) } do
+          if usagi.is_tensor(r) then out[#out + 1] = r end   -- not an index as a number
+        end
+        return out
+      end
+      local eps = op.test and op.test.eps
+      assert.is_true(usagi.gradcheck(g, flat, eps and { eps = eps, atol = 1e-4 } or nil))
+    end)
+  end
+
+  if along then return end
+  it(label .. ': a bad value for each argument names the op', function()
+    usagi.manual_seed(200 + k)
+    for i, a in ipairs(o.args) do
+      local args = arguments(op, o)
+      local n = math.max(args.n, i)
+      local bad = bad_value[a[1]]
+      if a[1] == 'options' then bad = { bogus = 1 } end
+      if bad ~= nil then
+        args[i], args.n = bad, n
+        -- called straight from pcall, the error names the function as the
+        -- user knows it (usagi.add), not as a local of this file
+        local ok, err = pcall(f, table.unpack(args, 1, args.n))
+        assert.is_false(ok, ('%s: argument %d (%s) = %s was taken'):format(key, i, a[2], tostring(bad)))
+        assert.is_truthy(tostring(err):find(op.errname or op.name, 1, true),
+          ('%s: argument %d: %s'):format(key, i, tostring(err)))
+      end
+    end
+  end)
+end
+
 for _, op in ipairs(all) do
   local key = op.module .. '.' .. op.name
   local m = module_of(op)
   local f = has(op.forms, 'usagi') and m[op.name] or usagi.zeros(1)[op.name]
   describe(key, function()
     for k, o in ipairs(op.overloads) do
-     local variants = { false }
-     for _, a in ipairs(o.args) do if a[1] == 'optdim' then variants[2] = true end end
-     for _, along in ipairs(variants) do
-      local returns = type(o.returns) == 'table' and table.concat(o.returns, ', ') or o.returns
-      local label = ('overload %d (%s)%s'):format(k, returns, along and ' along a dim' or '')
-      it(label .. ': f64 against the reference, f32 against f64, the forms agree', function()
-        usagi.manual_seed(k)
-        local args, tensors = arguments(op, o, along)
-        local r64 = table.pack(call(f, fresh(o, args)))
-        local test = op.test or {}
-        if test.ref then
-          local ref = load_ref(test.ref)
-          local flat = {}
-          for i = 1, args.n do
-            flat[i] = usagi.is_tensor(args[i]) and args[i]:contiguous():view(-1) or args[i]
-          end
-          local out = r64[1]:double():view(-1)
-          for e = 1, out:numel() do
-            local vals = {}
-            for i = 1, args.n do vals[i] = usagi.is_tensor(flat[i]) and flat[i][e] or flat[i] end
-            local want = ref(table.unpack(vals, 1, args.n))
-            assert(math.abs(out[e] - want) <= 1e-12 + 1e-12 * math.abs(want),
-              ('%s: element %d is %.17g, the reference %.17g'):format(key, e, out[e], want))
-          end
-        end
-        if test.fold and o.returns == 'tensor' and not along then
-          local fn, start = load_ref(test.fold)
-          local acc, flat = start, args[1]:view(-1)
-          for e = 1, flat:numel() do acc = fn(acc, flat[e]) end
-          assert(math.abs(r64[1]:item() - acc) <= 1e-12 * (1 + math.abs(acc)), key .. ' against its fold')
-        end
-        local r32 = table.pack(call(f, fresh(o, as(args, tensors, 'f32'))))
-        assert.are.equal(r64.n, r32.n)
-        for i = 1, r64.n do same(r32[i], r64[i], 1e-4, 1e-5, key .. ' in f32, result ' .. i) end
-        if has(op.forms, 'method') and o.args[1][1] == 'tensor' then
-          local margs = fresh(o, args)
-          local rm = table.pack(margs[1][op.name](table.unpack(margs, 1, margs.n)))
-          for i = 1, r64.n do same(rm[i], r64[i], 0, 0, key .. ' as a method') end
-        end
-        if op.inplace and o.args[1][1] == 'tensor' and o.returns == 'tensor' then
-          local copy = { n = args.n, table.unpack(args, 1, args.n) }
-          copy[1] = args[1]:clone()
-          local ok, self = pcall(call, copy[1][op.name .. '_'], copy)
-          if ok then
-            assert.are.equal(copy[1], self)
-            near(copy[1], r64[1], 0, 0, key .. '_ in place')
-          else  -- only the overloads with an in-place form have one
-            assert.is_truthy(tostring(self):find(op.name, 1, true), self)
-          end
-        end
-      end)
-
-      if op.grad == true and o.returns ~= 'index' and o.returns ~= 'boolean' then
-        it(label .. ': the gradient by finite differences', function()
-          usagi.manual_seed(100 + k)
-          local args, tensors = arguments(op, o, along)
-          -- gradcheck takes a flat list of tensors: the checked ones, then
-          -- rebuilds the arguments from it on every call
-          local nograd = {}
-          for _, k in ipairs(op.test and op.test.nograd or {}) do nograd[k] = true end
-          local flat = {}
-          for k, at in ipairs(tensors) do
-            local t = get(args, at)
-            flat[k] = nograd[k] and t or t:requires_grad(true)
-          end
-          local function g(...)
-            local xs = { ... }
-            local out = {}
-            for _, r in ipairs { call(f, with(args, tensors, function(_, k) return xs[k] end)) } do
-              if usagi.is_tensor(r) then out[#out + 1] = r end   -- not an index as a number
-            end
-            return out
-          end
-          local eps = op.test and op.test.eps
-          assert.is_true(usagi.gradcheck(g, flat, eps and { eps = eps, atol = 1e-4 } or nil))
-        end)
+      check(op, key, f, k, o, false)
+      for _, a in ipairs(o.args) do
+        if a[1] == 'optdim' then check(op, key, f, k, o, true) break end
       end
-
-      if not along then it(label .. ': a bad value for each argument names the op', function()
-        usagi.manual_seed(200 + k)
-        for i, a in ipairs(o.args) do
-          local args = arguments(op, o)
-          local n = math.max(args.n, i)
-          local bad = bad_value[a[1]]
-          if a[1] == 'options' then bad = { bogus = 1 } end
-          if bad ~= nil then
-            args[i], args.n = bad, n
-            -- called straight from pcall, the error names the function as the
-            -- user knows it (usagi.add), not as a local of this file
-            local ok, err = pcall(f, table.unpack(args, 1, args.n))
-            assert.is_false(ok, ('%s: argument %d (%s) = %s was taken'):format(key, i, a[2], tostring(bad)))
-            assert.is_truthy(tostring(err):find(op.errname or op.name, 1, true),
-              ('%s: argument %d: %s'):format(key, i, tostring(err)))
-          end
-        end
-      end) end
-     end
     end
   end)
 end
