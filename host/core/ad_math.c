@@ -195,17 +195,6 @@ static const usg_op *binary_op(usg_binop op)
     }
 }
 
-usg_status usg_ad_binary(usg_tensor **out, usg_binop op, usg_tensor *a, usg_tensor *b)
-{
-    usg_tensor *in[2] = {a, b};
-    usg_status s = usg_binary(out, op, a, b);
-    if (s != USG_OK || !binary_op(op) || !usg_grad_needed(2, in)) return s;
-    unsigned m = binary_saves(op);
-    usg_tensor *save[3] = {(m & SAVE_A) ? a : NULL, (m & SAVE_B) ? b : NULL,
-                           (m & SAVE_OUT) ? *out : NULL};
-    return usg_record(binary_op(op), 2, in, 1, out, 3, save, NULL, 0);
-}
-
 /* ---- with a scalar ---- */
 
 typedef struct scalar_ctx { usg_binop op; double s; bool first; } scalar_ctx;
@@ -234,17 +223,6 @@ static const usg_op scalar_ops[] = {
     {"pow", scalar_backward, NULL}, {"maximum", scalar_backward, NULL},
     {"minimum", scalar_backward, NULL},
 };
-
-usg_status usg_ad_binary_scalar(usg_tensor **out, usg_binop op, usg_tensor *a, double s,
-                                bool scalar_first)
-{
-    usg_status st = usg_binary_scalar(out, op, a, s, scalar_first);
-    if (st != USG_OK || !binary_op(op) || !usg_grad_needed(1, &a)) return st;
-    scalar_ctx c = {op, s, scalar_first};
-    /* both saved for every op: a is alive anyway, and out only costs a header */
-    usg_tensor *save[2] = {a, *out};
-    return usg_record(&scalar_ops[op], 1, &a, 1, out, 2, save, &c, sizeof c);
-}
 
 /* ==== Unary ops and clamp =============================================== */
 
@@ -343,15 +321,6 @@ static const usg_op unary_ops[] = {
     {"reciprocal", unary_backward, NULL},
 };
 
-usg_status usg_ad_unary(usg_tensor **out, usg_unop op, usg_tensor *a)
-{
-    usg_status s = usg_unary(out, op, a);
-    if (s != USG_OK || unary_saves(op) < 0 || !usg_grad_needed(1, &a)) return s;
-    unsigned m = (unsigned)unary_saves(op);
-    usg_tensor *save[2] = {(m & SAVE_A) ? a : NULL, (m & SAVE_OUT) ? *out : NULL};
-    return usg_record(&unary_ops[op], 1, &a, 1, out, 2, save, &op, sizeof op);
-}
-
 typedef struct clamp_ctx { double lo, hi; } clamp_ctx;
 
 /* 1 inside [lo, hi], bounds included (PyTorch's convention), 0 outside;
@@ -370,16 +339,6 @@ static usg_status clamp_backward(usg_node *n, usg_tensor *const *gout, usg_tenso
                           NULL, NULL, clamp_deriv, usg_node_ctx(n));
 }
 
-static const usg_op clamp_op = {"clamp", clamp_backward, NULL};
-
-usg_status usg_ad_clamp(usg_tensor **out, usg_tensor *a, double lo, double hi)
-{
-    usg_status s = usg_clamp(out, a, lo, hi);
-    if (s != USG_OK || !usg_grad_needed(1, &a)) return s;
-    clamp_ctx c = {lo, hi};
-    return usg_record(&clamp_op, 1, &a, 1, out, 1, &a, &c, sizeof c);
-}
-
 /* ==== where ============================================================= */
 
 /* y = cond ? a : b: dL/da = sum_to(where(cond, g, 0)), dL/db = sum_to(where(cond, 0, g)) */
@@ -395,17 +354,6 @@ static usg_status where_backward(usg_node *n, usg_tensor *const *gout, usg_tenso
     }
     usg_tensor_release(zero);
     return s;
-}
-
-static const usg_op where_op = {"where", where_backward, NULL};
-
-usg_status usg_ad_where(usg_tensor **out, usg_tensor *cond, usg_tensor *a, usg_tensor *b)
-{
-    usg_tensor *in[2] = {a, b};
-    usg_status s = usg_where(out, cond, a, b);
-    if (s != USG_OK || !usg_grad_needed(2, in)) return s;
-    /* cond is not an input of the node: it selects, it has no gradient */
-    return usg_record(&where_op, 2, in, 1, out, 1, &cond, NULL, 0);
 }
 
 /* ==== Matrix products =================================================== */
@@ -435,16 +383,6 @@ static usg_status mm_backward(usg_node *n, usg_tensor *const *gout, usg_tensor *
     return s;
 }
 
-static const usg_op mm_op = {"mm", mm_backward, NULL};
-
-usg_status usg_ad_mm(usg_tensor **out, usg_tensor *a, usg_tensor *b)
-{
-    usg_tensor *in[2] = {a, b};
-    usg_status s = usg_mm(out, a, b);
-    if (s != USG_OK || !usg_grad_needed(2, in)) return s;
-    return usg_record(&mm_op, 2, in, 1, out, 2, in, NULL, 0);
-}
-
 typedef struct addmm_ctx { double beta, alpha; } addmm_ctx;
 
 /* y = beta c + alpha a b: dL/dc = beta sum_to(g), dL/da = alpha g b^T,
@@ -465,18 +403,6 @@ static usg_status addmm_backward(usg_node *n, usg_tensor *const *gout, usg_tenso
     return s;
 }
 
-static const usg_op addmm_op = {"addmm", addmm_backward, NULL};
-
-usg_status usg_ad_addmm(usg_tensor **out, usg_tensor *c, usg_tensor *a, usg_tensor *b,
-                        double beta, double alpha)
-{
-    usg_tensor *in[3] = {c, a, b};
-    usg_status s = usg_addmm(out, c, a, b, beta, alpha);
-    if (s != USG_OK || !usg_grad_needed(3, in)) return s;
-    addmm_ctx x = {beta, alpha};
-    return usg_record(&addmm_op, 3, in, 1, out, 2, in + 1, &x, sizeof x);
-}
-
 /* y = a b batched over dim 0: dL/da = g b^T, dL/db = a^T g per batch (bmm
  * takes the transposed views as gemm flags). */
 static usg_status bmm_backward(usg_node *n, usg_tensor *const *gout, usg_tensor **gin)
@@ -492,16 +418,6 @@ static usg_status bmm_backward(usg_node *n, usg_tensor *const *gout, usg_tensor 
         usg_tensor_release(t);
     }
     return s;
-}
-
-static const usg_op bmm_op = {"bmm", bmm_backward, NULL};
-
-usg_status usg_ad_bmm(usg_tensor **out, usg_tensor *a, usg_tensor *b)
-{
-    usg_tensor *in[2] = {a, b};
-    usg_status s = usg_bmm(out, a, b);
-    if (s != USG_OK || !usg_grad_needed(2, in)) return s;
-    return usg_record(&bmm_op, 2, in, 1, out, 2, in, NULL, 0);
 }
 
 /* NumPy matmul through its 2-D-or-more form: a1 = a as (1, k) when a is
@@ -584,12 +500,11 @@ static usg_status matmul_backward(usg_node *n, usg_tensor *const *gout, usg_tens
     return s;
 }
 
-static const usg_op matmul_op = {"matmul", matmul_backward, NULL};
 
-usg_status usg_ad_matmul(usg_tensor **out, usg_tensor *a, usg_tensor *b)
-{
-    usg_tensor *in[2] = {a, b};
-    usg_status s = usg_matmul(out, a, b);
-    if (s != USG_OK || !usg_grad_needed(2, in)) return s;
-    return usg_record(&matmul_op, 2, in, 1, out, 2, in, NULL, 0);
-}
+/* ==== The entry points ================================================== */
+
+/* usg_ad_binary, _binary_scalar, _unary, _clamp, _where, _mm, _bmm, _matmul
+ * and _addmm run their kernels and record the backwards above, as the
+ * records of host/ops/math.lua declare them (host/ops/gen_ad.lua writes
+ * them at build time). */
+#include "ad_math.inc"

@@ -39,17 +39,13 @@ static int resolved_dim(int dim, const usg_tensor *a)
     return dim < 0 ? dim + a->ndim : dim;
 }
 
-/* Record the reduction `op` of a into *out: the node gets c, with the
- * slots where a (when save_x) and y (when not NULL) are saved. This
- * wrapper is what the reductions share beyond usg_record: the slot
- * numbers, which the lane kernels read. */
-static usg_status record_red(usg_tensor **out, const usg_op *op, usg_tensor *a, rctx c,
-                             bool save_x, usg_tensor *y)
+/* The node's context: the dim as the forward resolved it, and the slots
+ * where the input (ix) and the result or indices (iy) are saved, which the
+ * lane kernels read. */
+static rctx red_ctx(int dim, const usg_tensor *a, int ix, int iy, int correction, double p)
 {
-    c.ix = save_x ? 0 : -1;
-    c.iy = y ? (save_x ? 1 : 0) : -1;
-    usg_tensor *in = usg_diff_in(a), *save[2] = {save_x ? a : NULL, y};
-    return usg_record(op, 1, &in, 1, out, 2, save, &c, sizeof c);
+    rctx c = {resolved_dim(dim, a), ix, iy, correction, 0, p};
+    return c;
 }
 
 /* ==== Lanes ============================================================= */
@@ -242,42 +238,12 @@ LANE_BACKWARD(std_backward, k_std)
 LANE_BACKWARD(logsumexp_backward, k_logsumexp)
 LANE_BACKWARD(norm_backward, k_norm)
 
-static const usg_op sum_op = {"sum", sum_backward, NULL};
-static const usg_op mean_op = {"mean", mean_backward, NULL};
-static const usg_op prod_op = {"prod", prod_backward, NULL};
 static const usg_op max_op = {"max", pick_backward, NULL};
 static const usg_op min_op = {"min", pick_backward, NULL};
-static const usg_op var_op = {"var", var_backward, NULL};
-static const usg_op std_op = {"std", std_backward, NULL};
-static const usg_op logsumexp_op = {"logsumexp", logsumexp_backward, NULL};
-static const usg_op norm_op = {"norm", norm_backward, NULL};
-
-static rctx ctx_of(int dim, const usg_tensor *a)
-{
-    rctx c = {resolved_dim(dim, a), -1, -1, 0, 0, 0.0};
-    return c;
-}
-
-usg_status usg_ad_sum(usg_tensor **out, usg_tensor *a, int dim, bool keepdim)
-{
-    usg_status s = usg_sum(out, a, dim, keepdim);
-    return s != USG_OK ? s : record_red(out, &sum_op, a, ctx_of(dim, a), false, NULL);
-}
-
-usg_status usg_ad_mean(usg_tensor **out, usg_tensor *a, int dim, bool keepdim)
-{
-    usg_status s = usg_mean(out, a, dim, keepdim);
-    return s != USG_OK ? s : record_red(out, &mean_op, a, ctx_of(dim, a), false, NULL);
-}
-
-usg_status usg_ad_prod(usg_tensor **out, usg_tensor *a, int dim, bool keepdim)
-{
-    usg_status s = usg_prod(out, a, dim, keepdim);
-    return s != USG_OK ? s : record_red(out, &prod_op, a, ctx_of(dim, a), true, NULL);
-}
-
 /* max and min: the values are differentiable, the indices are not. The
- * node needs the indices even when the caller does not ask for them. */
+ * node needs the indices even when the caller does not ask for them, so
+ * these two entry points are written here rather than declared as records
+ * (host/ops/reduce.lua): a record has one result. */
 static usg_status extreme(usg_tensor **values, usg_tensor **indices, usg_tensor *a, int dim,
                           bool keepdim, int base, const usg_op *op)
 {
@@ -288,9 +254,9 @@ static usg_status extreme(usg_tensor **values, usg_tensor **indices, usg_tensor 
     usg_status s = is_max ? usg_max(values, ix, a, dim, keepdim, base)
                           : usg_min(values, ix, a, dim, keepdim, base);
     if (s != USG_OK || !record_it) return s;
-    rctx c = ctx_of(dim, a);
+    rctx c = red_ctx(dim, a, -1, 0, 0, 0);
     c.base = base;
-    s = record_red(values, op, a, c, false, *ix);
+    s = usg_record(op, 1, &in, 1, values, 1, ix, &c, sizeof c);
     usg_tensor_release(own);
     if (s != USG_OK && indices) {
         usg_tensor_release(*indices);
@@ -311,35 +277,9 @@ usg_status usg_ad_min(usg_tensor **values, usg_tensor **indices, usg_tensor *a, 
     return extreme(values, indices, a, dim, keepdim, base, &min_op);
 }
 
-usg_status usg_ad_var(usg_tensor **out, usg_tensor *a, int dim, bool keepdim, int correction)
-{
-    usg_status s = usg_var(out, a, dim, keepdim, correction);
-    if (s != USG_OK) return s;
-    rctx c = ctx_of(dim, a);
-    c.correction = correction;
-    return record_red(out, &var_op, a, c, true, NULL);
-}
+/* ==== The entry points ================================================== */
 
-usg_status usg_ad_std(usg_tensor **out, usg_tensor *a, int dim, bool keepdim, int correction)
-{
-    usg_status s = usg_std(out, a, dim, keepdim, correction);
-    if (s != USG_OK) return s;
-    rctx c = ctx_of(dim, a);
-    c.correction = correction;
-    return record_red(out, &std_op, a, c, true, *out);
-}
-
-usg_status usg_ad_logsumexp(usg_tensor **out, usg_tensor *a, int dim, bool keepdim)
-{
-    usg_status s = usg_logsumexp(out, a, dim, keepdim);
-    return s != USG_OK ? s : record_red(out, &logsumexp_op, a, ctx_of(dim, a), true, *out);
-}
-
-usg_status usg_ad_norm(usg_tensor **out, usg_tensor *a, double p, int dim, bool keepdim)
-{
-    usg_status s = usg_norm(out, a, p, dim, keepdim);
-    if (s != USG_OK) return s;
-    rctx c = ctx_of(dim, a);
-    c.p = p;
-    return record_red(out, &norm_op, a, c, true, *out);
-}
+/* usg_ad_sum, _mean, _prod, _var, _std, _logsumexp and _norm run their
+ * kernels and record the backwards above, as the records of
+ * host/ops/reduce.lua declare them (host/ops/gen_ad.lua writes them). */
+#include "ad_reduce.inc"

@@ -16,18 +16,7 @@
 
 #include "internal.h"
 
-/* ==== Recording ========================================================= */
-
-/* A view or copy has one input and nothing to save: only the op and its
- * ctx differ. usg_record skips an integer result (to_dtype to i32). */
-static usg_status record_view(usg_tensor **out, const usg_op *op, usg_tensor *t, void *ctx,
-                              size_t size)
-{
-    return usg_record(op, 1, &t, 1, out, 0, NULL, ctx, size);
-}
-
-/* Whether a forward that succeeded with status s should be recorded. */
-static bool wanted(usg_status s, usg_tensor *t) { return s == USG_OK && usg_grad_needed(1, &t); }
+/* ==== Helpers ========================================================== */
 
 /* A backward may return a view of its g only when nothing else holds g's
  * memory (g is released right after the backward). Otherwise the view is
@@ -63,35 +52,6 @@ static usg_status reshape_backward(usg_node *n, usg_tensor *const *gout, usg_ten
     return s == USG_OK ? own_view(&gin[0], v, gout[0], priv) : s;
 }
 
-static const usg_op view_op = {"view", reshape_backward, NULL};
-static const usg_op reshape_op = {"reshape", reshape_backward, NULL};
-static const usg_op unsqueeze_op = {"unsqueeze", reshape_backward, NULL};
-static const usg_op squeeze_op = {"squeeze", reshape_backward, NULL};
-
-usg_status usg_ad_view(usg_tensor **out, usg_tensor *t, int ndim, const int64_t *shape)
-{
-    usg_status s = usg_view(out, t, ndim, shape);
-    return wanted(s, t) ? record_view(out, &view_op, t, NULL, 0) : s;
-}
-
-usg_status usg_ad_reshape(usg_tensor **out, usg_tensor *t, int ndim, const int64_t *shape)
-{
-    usg_status s = usg_reshape(out, t, ndim, shape);
-    return wanted(s, t) ? record_view(out, &reshape_op, t, NULL, 0) : s;
-}
-
-usg_status usg_ad_unsqueeze(usg_tensor **out, usg_tensor *t, int dim)
-{
-    usg_status s = usg_unsqueeze(out, t, dim);
-    return wanted(s, t) ? record_view(out, &unsqueeze_op, t, NULL, 0) : s;
-}
-
-usg_status usg_ad_squeeze(usg_tensor **out, usg_tensor *t, int dim)
-{
-    usg_status s = usg_squeeze(out, t, dim);
-    return wanted(s, t) ? record_view(out, &squeeze_op, t, NULL, 0) : s;
-}
-
 /* ==== Transpose and permute ============================================= */
 
 typedef struct transpose_ctx { int d0, d1; } transpose_ctx;
@@ -106,17 +66,16 @@ static usg_status transpose_backward(usg_node *n, usg_tensor *const *gout, usg_t
     return s == USG_OK ? own_view(&gin[0], v, gout[0], priv) : s;
 }
 
-static const usg_op transpose_op = {"transpose", transpose_backward, NULL};
-
-usg_status usg_ad_transpose(usg_tensor **out, usg_tensor *t, int d0, int d1)
-{
-    usg_status s = usg_transpose(out, t, d0, d1);
-    if (!wanted(s, t)) return s;
-    transpose_ctx c = {d0, d1};
-    return record_view(out, &transpose_op, t, &c, sizeof c);
-}
-
 typedef struct permute_ctx { int inv[USG_MAX_DIMS]; } permute_ctx;
+
+/* The inverse of a permutation usg_permute accepted: every entry
+ * normalises to a distinct dim, and inv[perm[d]] = d. */
+static permute_ctx inverse(const usg_tensor *t, const int *perm)
+{
+    permute_ctx c = {{0}};
+    for (int d = 0; d < t->ndim; d++) c.inv[usg_dim_norm(perm[d], t->ndim, 0)] = d;
+    return c;
+}
 
 /* y = x permuted, y dim d = x dim perm[d]: dL/dx = g permuted by the
  * inverse, inv[perm[d]] = d */
@@ -127,18 +86,6 @@ static usg_status permute_backward(usg_node *n, usg_tensor *const *gout, usg_ten
     usg_tensor *v = NULL;
     usg_status s = usg_permute(&v, gout[0], c->inv);
     return s == USG_OK ? own_view(&gin[0], v, gout[0], priv) : s;
-}
-
-static const usg_op permute_op = {"permute", permute_backward, NULL};
-
-usg_status usg_ad_permute(usg_tensor **out, usg_tensor *t, const int *perm)
-{
-    usg_status s = usg_permute(out, t, perm);
-    if (!wanted(s, t)) return s;
-    permute_ctx c = {{0}};
-    /* usg_permute accepted perm: every entry normalises to a distinct dim */
-    for (int d = 0; d < t->ndim; d++) c.inv[usg_dim_norm(perm[d], t->ndim, 0)] = d;
-    return record_view(out, &permute_op, t, &c, sizeof c);
 }
 
 /* ==== Narrow and select ================================================= */
@@ -163,28 +110,6 @@ static usg_status slice_backward(usg_node *n, usg_tensor *const *gout, usg_tenso
     return s;
 }
 
-static const usg_op narrow_op = {"narrow", slice_backward, NULL};
-static const usg_op select_op = {"select", slice_backward, NULL};
-
-static usg_status record_slice(usg_tensor **out, usg_tensor *t, int dim, int64_t start,
-                               int64_t len, bool select)
-{
-    slice_ctx c = {dim, start, len, select};
-    return record_view(out, select ? &select_op : &narrow_op, t, &c, sizeof c);
-}
-
-usg_status usg_ad_narrow(usg_tensor **out, usg_tensor *t, int dim, int64_t start, int64_t len)
-{
-    usg_status s = usg_narrow(out, t, dim, start, len);
-    return wanted(s, t) ? record_slice(out, t, dim, start, len, false) : s;
-}
-
-usg_status usg_ad_select(usg_tensor **out, usg_tensor *t, int dim, int64_t i)
-{
-    usg_status s = usg_select(out, t, dim, i);
-    return wanted(s, t) ? record_slice(out, t, dim, i, 1, true) : s;
-}
-
 /* ==== Expand ============================================================ */
 
 /* y = x broadcast to a larger shape: dL/dx = g summed over the broadcast dims */
@@ -195,14 +120,6 @@ static usg_status expand_backward(usg_node *n, usg_tensor *const *gout, usg_tens
     return usg_sum_to(&gin[0], gout[0], nd, shape);
 }
 
-static const usg_op expand_op = {"expand", expand_backward, NULL};
-
-usg_status usg_ad_expand(usg_tensor **out, usg_tensor *t, int ndim, const int64_t *shape)
-{
-    usg_status s = usg_expand(out, t, ndim, shape);
-    return wanted(s, t) ? record_view(out, &expand_op, t, NULL, 0) : s;
-}
-
 /* ==== Copies and conversion ============================================= */
 
 /* y = a copy of x, maybe in another dtype: dL/dx = g in x's dtype */
@@ -211,27 +128,10 @@ static usg_status copy_backward(usg_node *n, usg_tensor *const *gout, usg_tensor
     return usg_to_dtype(&gin[0], gout[0], usg_node_input_dtype(n, 0));
 }
 
-static const usg_op contiguous_op = {"contiguous", copy_backward, NULL};
-static const usg_op clone_op = {"clone", copy_backward, NULL};
-static const usg_op to_dtype_op = {"to_dtype", copy_backward, NULL};
+/* ==== The entry points ================================================== */
 
-usg_status usg_ad_contiguous(usg_tensor **out, usg_tensor *t)
-{
-    usg_status s = usg_contiguous(out, t);
-    /* already contiguous: *out is t itself, whose history stays its own */
-    return wanted(s, t) && *out != t ? record_view(out, &contiguous_op, t, NULL, 0)
-                                     : s;
-}
-
-usg_status usg_ad_clone(usg_tensor **out, usg_tensor *t)
-{
-    usg_status s = usg_clone(out, t);
-    return wanted(s, t) ? record_view(out, &clone_op, t, NULL, 0) : s;
-}
-
-usg_status usg_ad_to_dtype(usg_tensor **out, usg_tensor *t, usg_dtype dt)
-{
-    usg_status s = usg_to_dtype(out, t, dt);
-    /* to i32 records nothing (usg_record skips integer results) */
-    return wanted(s, t) && *out != t ? record_view(out, &to_dtype_op, t, NULL, 0) : s;
-}
+/* usg_ad_view, _reshape, _unsqueeze, _squeeze, _transpose, _permute,
+ * _narrow, _select, _expand, _contiguous, _clone and _to_dtype run their
+ * kernels and record the backwards above, as the records of
+ * host/ops/view.lua declare them (host/ops/gen_ad.lua writes them). */
+#include "ad_view.inc"

@@ -173,10 +173,59 @@ op {
   test = { shapes = { { 3, 2 }, { 3, 4 }, { 4, 2 } } },
 }
 
+-- ==== The recorded entry points (host/ops/gen_ad.lua) =====================
+-- Each usg_ad_* the calls above name: the kernel, the backward in
+-- host/core/ad_math.c, the node's inputs, what the backward reads again
+-- (usg_node_saved in this order; NULL entries are not saved) and its
+-- context. One entry point serves every binary op, and one every unary op:
+-- the node is then the file's usg_op for that enum value, which names the op
+-- in messages, and what is saved depends on the op.
+local mask = function(bit, t) return ('(%s & %s) ? %s : NULL'):format('%s', bit, t) end
+local function saves_by(f, list)
+  local out = {}
+  for i, m in ipairs(list) do out[i] = mask(m[1], m[2]):format(f) end
+  return out
+end
+local records = {
+  { 'usg_ad_binary(usg_tensor **out, usg_binop op, usg_tensor *a, usg_tensor *b)',
+    forward = 'usg_binary(out, op, a, b)', node = 'binary_op(op)',
+    when = 'binary_op(op) != NULL',   -- comparisons: an i32 result, no gradient
+    inputs = { 'a', 'b' },
+    saves = saves_by('binary_saves(op)', { { 'SAVE_A', 'a' }, { 'SAVE_B', 'b' }, { 'SAVE_OUT', '*out' } }) },
+  { 'usg_ad_binary_scalar(usg_tensor **out, usg_binop op, usg_tensor *a, double s, bool scalar_first)',
+    forward = 'usg_binary_scalar(out, op, a, s, scalar_first)', node = '&scalar_ops[op]',
+    when = 'binary_op(op) != NULL',
+    -- both saved for every op: a is alive anyway, and out only costs a header
+    inputs = 'a', saves = { 'a', '*out' }, ctx = { 'scalar_ctx', '{op, s, scalar_first}' } },
+  { 'usg_ad_unary(usg_tensor **out, usg_unop op, usg_tensor *a)',
+    forward = 'usg_unary(out, op, a)', node = '&unary_ops[op]',
+    when = 'unary_saves(op) >= 0',    -- sign, floor, ceil, round: no gradient
+    inputs = 'a', saves = saves_by('(unsigned)unary_saves(op)', { { 'SAVE_A', 'a' }, { 'SAVE_OUT', '*out' } }),
+    ctx = { 'usg_unop', 'op' } },
+  { 'usg_ad_clamp(usg_tensor **out, usg_tensor *a, double lo, double hi)',
+    forward = 'usg_clamp(out, a, lo, hi)', backward = 'clamp_backward',
+    inputs = 'a', saves = 'a', ctx = { 'clamp_ctx', '{lo, hi}' } },
+  -- cond is not an input of the node: it selects, it has no gradient
+  { 'usg_ad_where(usg_tensor **out, usg_tensor *cond, usg_tensor *a, usg_tensor *b)',
+    forward = 'usg_where(out, cond, a, b)', backward = 'where_backward',
+    inputs = { 'a', 'b' }, saves = 'cond' },
+  { 'usg_ad_mm(usg_tensor **out, usg_tensor *a, usg_tensor *b)',
+    forward = 'usg_mm(out, a, b)', backward = 'mm_backward', inputs = { 'a', 'b' }, saves = { 'a', 'b' } },
+  { 'usg_ad_bmm(usg_tensor **out, usg_tensor *a, usg_tensor *b)',
+    forward = 'usg_bmm(out, a, b)', backward = 'bmm_backward', inputs = { 'a', 'b' }, saves = { 'a', 'b' } },
+  { 'usg_ad_matmul(usg_tensor **out, usg_tensor *a, usg_tensor *b)',
+    forward = 'usg_matmul(out, a, b)', backward = 'matmul_backward', inputs = { 'a', 'b' },
+    saves = { 'a', 'b' } },
+  { 'usg_ad_addmm(usg_tensor **out, usg_tensor *c, usg_tensor *a, usg_tensor *b, double beta, double alpha)',
+    forward = 'usg_addmm(out, c, a, b, beta, alpha)', backward = 'addmm_backward',
+    inputs = { 'c', 'a', 'b' }, saves = { 'a', 'b' }, ctx = { 'addmm_ctx', '{beta, alpha}' } },
+}
+
 return {
   name = 'math',
   opener = 'usg_lua_open_math_ops',
   about = 'The elementwise ops and matrix products (table: host/ops/math.lua).',
   includes = { 'binding.h', 'usagi/autograd.h' },
   ops = ops,
+  records = records,
 }

@@ -97,10 +97,37 @@ op {
   test = { domain = { 'away0' } },
 }
 
+
+-- ==== The recorded entry points (host/ops/gen_ad.lua) =====================
+-- The backwards are in host/core/ad_reduce.c. An integer input is reduced
+-- but not differentiated (usg_diff_in). The context (red_ctx) holds the dim
+-- as the forward resolved it and the slots of what is saved: the input
+-- (ix) and the result (iy), -1 for none. max and min are written by hand
+-- there: they have two results.
+local function reduction(name, saves, ix, iy, correction, p)
+  return { ('usg_ad_%s(usg_tensor **out, usg_tensor *a, %sint dim, bool keepdim%s)')
+      :format(name, p and 'double p, ' or '', correction and ', int correction' or ''),
+    forward = ('usg_%s(out, a, %sdim, keepdim%s)'):format(name, p and 'p, ' or '',
+      correction and ', correction' or ''),
+    backward = name .. '_backward', inputs = 'usg_diff_in(a)', saves = saves,
+    ctx = { 'rctx', ('red_ctx(dim, a, %d, %d, %s, %s)'):format(ix, iy,
+      correction and 'correction' or '0', p and 'p' or '0') } }
+end
+local records = {
+  reduction('sum', nil, -1, -1),
+  reduction('mean', nil, -1, -1),
+  reduction('prod', 'a', 0, -1),
+  reduction('var', 'a', 0, -1, true),
+  reduction('std', { 'a', '*out' }, 0, 1, true),
+  reduction('logsumexp', { 'a', '*out' }, 0, 1),
+  reduction('norm', { 'a', '*out' }, 0, 1, false, true),
+}
+
 return {
   name = 'reduce',
   opener = 'usg_lua_open_reduce_ops',
   about = 'The reductions (table: host/ops/reduce.lua).',
   includes = { 'binding.h', 'usagi/autograd.h' },
   ops = ops,
+  records = records,
 }

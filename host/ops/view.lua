@@ -115,10 +115,53 @@ for _, c in ipairs {
   }
 end
 
+
+-- ==== The recorded entry points (host/ops/gen_ad.lua) =====================
+-- A view or copy has one input and saves nothing; its backward
+-- (host/core/ad_view.c) moves g back to the input's geometry, told how by
+-- the context. contiguous and to_dtype hand back the input itself when
+-- there is nothing to do, and then record nothing: the result IS the input.
+local function view_record(proto, forward, backward, extra)
+  local r = { proto, forward = forward, backward = backward, inputs = 't' }
+  for k, v in pairs(extra or {}) do r[k] = v end
+  return r
+end
+local records = {
+  view_record('usg_ad_view(usg_tensor **out, usg_tensor *t, int ndim, const int64_t *shape)',
+    'usg_view(out, t, ndim, shape)', 'reshape_backward'),
+  view_record('usg_ad_reshape(usg_tensor **out, usg_tensor *t, int ndim, const int64_t *shape)',
+    'usg_reshape(out, t, ndim, shape)', 'reshape_backward'),
+  view_record('usg_ad_unsqueeze(usg_tensor **out, usg_tensor *t, int dim)',
+    'usg_unsqueeze(out, t, dim)', 'reshape_backward'),
+  view_record('usg_ad_squeeze(usg_tensor **out, usg_tensor *t, int dim)',
+    'usg_squeeze(out, t, dim)', 'reshape_backward'),
+  view_record('usg_ad_transpose(usg_tensor **out, usg_tensor *t, int d0, int d1)',
+    'usg_transpose(out, t, d0, d1)', 'transpose_backward',
+    { ctx = { 'transpose_ctx', '{d0, d1}' } }),
+  view_record('usg_ad_permute(usg_tensor **out, usg_tensor *t, const int *perm)',
+    'usg_permute(out, t, perm)', 'permute_backward',
+    { ctx = { 'permute_ctx', 'inverse(t, perm)' } }),
+  view_record('usg_ad_narrow(usg_tensor **out, usg_tensor *t, int dim, int64_t start, int64_t len)',
+    'usg_narrow(out, t, dim, start, len)', 'slice_backward',
+    { ctx = { 'slice_ctx', '{dim, start, len, false}' } }),
+  view_record('usg_ad_select(usg_tensor **out, usg_tensor *t, int dim, int64_t i)',
+    'usg_select(out, t, dim, i)', 'slice_backward',
+    { ctx = { 'slice_ctx', '{dim, i, 1, true}' } }),
+  view_record('usg_ad_expand(usg_tensor **out, usg_tensor *t, int ndim, const int64_t *shape)',
+    'usg_expand(out, t, ndim, shape)', 'expand_backward'),
+  view_record('usg_ad_contiguous(usg_tensor **out, usg_tensor *t)',
+    'usg_contiguous(out, t)', 'copy_backward', { name = 'contiguous', when = '*out != t' }),
+  view_record('usg_ad_clone(usg_tensor **out, usg_tensor *t)', 'usg_clone(out, t)', 'copy_backward'),
+  -- to i32 records nothing: usg_record skips an integer result
+  view_record('usg_ad_to_dtype(usg_tensor **out, usg_tensor *t, usg_dtype dt)',
+    'usg_to_dtype(out, t, dt)', 'copy_backward', { when = '*out != t' }),
+}
+
 return {
   name = 'view',
   opener = 'usg_lua_open_view_ops',
   about = 'The views and copies of one tensor (table: host/ops/view.lua).',
   includes = { 'binding.h', 'usagi/autograd.h' },
   ops = ops,
+  records = records,
 }
