@@ -72,7 +72,11 @@ static void index_add(usg_tensor *gx, const usg_tensor *g, const int32_t *ix, in
         }
 }
 
-/* gx = zeros of input 0's shape, then g's blocks added at the saved
+/* The backward of embedding and index_select:
+ *   out[k] = W[ids_k - base]:  dL/dW[v] = sum_{k: ids_k = v} g[k]
+ *   along dim, out[o][j] = x[o][ix_j]:  dL/dx[o][v] = sum_{j: ix_j = v} g[o][j]
+ * (an embedding is index_select along dim 0 with the ids flattened):
+ * gx = zeros of input 0's shape, then g's blocks added at the saved
  * positions (flattened to 1-D) along dim. */
 static usg_status index_add_backward(usg_node *n, usg_tensor *const *gout, usg_tensor **gin)
 {
@@ -97,29 +101,6 @@ static usg_status index_add_backward(usg_node *n, usg_tensor *const *gout, usg_t
     return s;
 }
 
-/* out[k] = W[ids_k - base]:  dL/dW[v] = sum_{k: ids_k = v} g[k]
- * index_select along dim, out[o][j] = x[o][ix_j]:  dL/dx[o][v] = sum_{j: ix_j = v} g[o][j]
- * (an embedding is index_select along dim 0 with the ids flattened). */
-static const usg_op embedding_op = {"embedding", index_add_backward, NULL};
-static const usg_op index_select_op = {"index_select", index_add_backward, NULL};
-
-usg_status usg_ad_embedding(usg_tensor **out, usg_tensor *weight, usg_tensor *ids, int base)
-{
-    usg_status s = usg_embedding(out, weight, ids, base);
-    if (s != USG_OK) return s;
-    index_ctx c = {0, base};
-    return usg_record(&embedding_op, 1, &weight, 1, out, 1, &ids, &c, sizeof c);
-}
-
-usg_status usg_ad_index_select(usg_tensor **out, usg_tensor *x, int dim, usg_tensor *index,
-                               int base)
-{
-    usg_status s = usg_index_select(out, x, dim, index, base);
-    if (s != USG_OK) return s;
-    index_ctx c = {dim < 0 ? dim + x->ndim : dim, base};
-    return usg_record(&index_select_op, 1, &x, 1, out, 1, &index, &c, sizeof c);
-}
-
 /* ==== gather ============================================================ */
 
 /* out[i][j][k] = x[i][index[i][j][k]][k] (dim 1):
@@ -138,16 +119,6 @@ static usg_status gather_backward(usg_node *n, usg_tensor *const *gout, usg_tens
     if (s != USG_OK) usg_tensor_release(gx);
     else gin[0] = gx;
     return s;
-}
-
-static const usg_op gather_op = {"gather", gather_backward, NULL};
-
-usg_status usg_ad_gather(usg_tensor **out, usg_tensor *x, int dim, usg_tensor *index, int base)
-{
-    usg_status s = usg_gather(out, x, dim, index, base);
-    if (s != USG_OK) return s;
-    index_ctx c = {dim < 0 ? dim + x->ndim : dim, base};
-    return usg_record(&gather_op, 1, &x, 1, out, 1, &index, &c, sizeof c);
 }
 
 /* ==== cat and stack ===================================================== */
@@ -373,13 +344,10 @@ static usg_status reverse_backward(usg_node *n, usg_tensor *const *gout, usg_ten
     return usg_reverse_padded(&gin[0], gout[0], c->has_len ? usg_node_saved(n, 0) : NULL, NULL);
 }
 
-static const usg_op reverse_padded_op = {"reverse_padded", reverse_backward, NULL};
+/* ==== The entry points ================================================== */
 
-usg_status usg_ad_reverse_padded(usg_tensor **out, usg_tensor *x, usg_tensor *lengths,
-                                 const char *fn)
-{
-    usg_status s = usg_reverse_padded(out, x, lengths, fn);
-    if (s != USG_OK) return s;
-    reverse_ctx c = {lengths != NULL};
-    return usg_record(&reverse_padded_op, 1, &x, 1, out, 1, &lengths, &c, sizeof c);
-}
+/* usg_ad_embedding, _index_select, _gather and _reverse_padded run their
+ * kernels and record the backwards above, as the records of
+ * host/ops/index.lua declare them (host/ops/gen_ad.lua writes them). cat,
+ * stack, split and chunk, above, take or give lists of tensors. */
+#include "ad_index.inc"

@@ -65,16 +65,6 @@ static usg_status linear_backward(usg_node *n, usg_tensor *const *gout, usg_tens
     return USG_OK;
 }
 
-static const usg_op linear_op = {"linear", linear_backward, NULL};
-
-usg_status usg_ad_linear(usg_tensor **out, usg_tensor *x, usg_tensor *w, usg_tensor *b)
-{
-    usg_status s = usg_linear(out, x, w, b);
-    if (s != USG_OK) return s;
-    return usg_record(&linear_op, 3, (usg_tensor *[]){x, w, b}, 1, out, 2, (usg_tensor *[]){x, w},
-                      NULL, 0);
-}
-
 /* ==== Softmax =========================================================== */
 
 /* y = softmax(x) along dim:  dL/dx = y (g - sum_dim(g y)) */
@@ -107,23 +97,8 @@ static usg_status log_softmax_backward(usg_node *n, usg_tensor *const *gout, usg
     return s;
 }
 
-static const usg_op softmax_op = {"softmax", softmax_backward, NULL};
-static const usg_op log_softmax_op = {"log_softmax", log_softmax_backward, NULL};
-
 /* Both save their output; the dim goes to the backward as the user gave it
  * (usg_sum resolves it as softmax did, 0-dim tensors included). */
-usg_status usg_ad_softmax(usg_tensor **out, usg_tensor *x, int dim)
-{
-    usg_status s = usg_softmax(out, x, dim);
-    return s != USG_OK ? s : usg_record(&softmax_op, 1, &x, 1, out, 1, out, &dim, sizeof dim);
-}
-
-usg_status usg_ad_log_softmax(usg_tensor **out, usg_tensor *x, int dim)
-{
-    usg_status s = usg_log_softmax(out, x, dim);
-    return s != USG_OK ? s : usg_record(&log_softmax_op, 1, &x, 1, out, 1, out, &dim, sizeof dim);
-}
-
 /* ==== nll_loss and cross_entropy ======================================== */
 
 typedef struct class_ctx {
@@ -233,31 +208,11 @@ static usg_status class_backward(usg_node *n, usg_tensor *const *gout, usg_tenso
     return USG_OK;
 }
 
-static const usg_op nll_op = {"nll_loss", class_backward, NULL};
 static const usg_op ce_op = {"cross_entropy", class_backward, NULL};
 
-/* nll only needs the targets (the gradient does not depend on logp's
- * values), but saving logp costs an alias and keeps one code path. */
-static usg_status record_class(usg_tensor **out, const usg_op *op, usg_tensor *x,
-                               usg_tensor *target, usg_tensor *mask, usg_tensor *stats,
-                               usg_tensor *exps, int32_t ignore, usg_reduction red, int base)
-{
-    class_ctx c = {ignore, red, base, mask != NULL, stats != NULL, exps != NULL};
-    usg_tensor *save[5] = {x, target}, **next = save + 2;
-    if (mask) *next++ = mask;
-    if (stats) *next++ = stats;
-    if (exps) *next++ = exps;
-    return usg_record(op, 1, &x, 1, out, (int)(next - save), save, &c, sizeof c);
-}
-
-usg_status usg_ad_nll_loss(usg_tensor **out, usg_tensor *logp, usg_tensor *target,
-                           usg_tensor *mask, int32_t ignore_index, usg_reduction red, int base)
-{
-    usg_status s = usg_nll_loss(out, logp, target, mask, ignore_index, red, base);
-    return s != USG_OK ? s : record_class(out, &nll_op, logp, target, mask, NULL, NULL,
-                                          ignore_index, red, base);
-}
-
+/* cross_entropy is written here rather than declared as a record
+ * (host/ops/nn.lua): its forward keeps the row statistics and the exps for
+ * the backward only when a node will be made, and the node owns them. */
 usg_status usg_ad_cross_entropy(usg_tensor **out, usg_tensor *logits, usg_tensor *target,
                                 usg_tensor *mask, int32_t ignore_index, usg_reduction red,
                                 int base)
@@ -266,8 +221,11 @@ usg_status usg_ad_cross_entropy(usg_tensor **out, usg_tensor *logits, usg_tensor
     bool grad = usg_grad_needed(1, &logits);
     usg_status s = usg_cross_entropy_stats(out, grad ? &stats : NULL, grad ? &exps : NULL, logits,
                                            target, mask, ignore_index, red, base);
-    if (s == USG_OK)
-        s = record_class(out, &ce_op, logits, target, mask, stats, exps, ignore_index, red, base);
+    if (s == USG_OK) {
+        class_ctx c = {ignore_index, red, base, mask != NULL, stats != NULL, exps != NULL};
+        usg_tensor *save[5] = {logits, target, mask, stats, exps};   /* NULLs are skipped */
+        s = usg_record(&ce_op, 1, &logits, 1, out, 5, save, &c, sizeof c);
+    }
     usg_tensor_release(stats);
     usg_tensor_release(exps);
     return s;
@@ -375,39 +333,6 @@ static usg_status point_backward(usg_node *n, usg_tensor *const *gout, usg_tenso
     return USG_OK;
 }
 
-static const usg_op mse_op = {"mse_loss", point_backward, NULL};
-static const usg_op bce_op = {"bce_loss", point_backward, NULL};
-static const usg_op bcel_op = {"bce_with_logits", point_backward, NULL};
-
-/* Both sides may be differentiated (a target that requires grad gets one,
- * as in PyTorch), unless a side is integer. */
-static usg_status record_point(usg_tensor **out, const usg_op *op, usg_tensor *a, usg_tensor *b,
-                               usg_reduction red, point_grad_fn f, point_f32_fn f32)
-{
-    point_ctx c = {red, f, f32};
-    return usg_record(op, 2, (usg_tensor *[]){usg_diff_in(a), usg_diff_in(b)}, 1, out, 2,
-                      (usg_tensor *[]){a, b}, &c, sizeof c);
-}
-
-usg_status usg_ad_mse_loss(usg_tensor **out, usg_tensor *a, usg_tensor *b, usg_reduction red)
-{
-    usg_status s = usg_mse_loss(out, a, b, red);
-    return s != USG_OK ? s : record_point(out, &mse_op, a, b, red, mse_grad, NULL);
-}
-
-usg_status usg_ad_bce_loss(usg_tensor **out, usg_tensor *p, usg_tensor *y, usg_reduction red)
-{
-    usg_status s = usg_bce_loss(out, p, y, red);
-    return s != USG_OK ? s : record_point(out, &bce_op, p, y, red, bce_grad, NULL);
-}
-
-usg_status usg_ad_bce_with_logits(usg_tensor **out, usg_tensor *x, usg_tensor *y,
-                                  usg_reduction red)
-{
-    usg_status s = usg_bce_with_logits(out, x, y, red);
-    return s != USG_OK ? s : record_point(out, &bcel_op, x, y, red, bcel_grad, usg_bcel_grad_f32);
-}
-
 /* ==== Dropout =========================================================== */
 
 /* y = x m / (1 - p), m the saved 0/1 mask:  dL/dx = g m / (1 - p) */
@@ -427,7 +352,8 @@ static usg_status dropout_backward(usg_node *n, usg_tensor *const *gout, usg_ten
 
 static const usg_op dropout_op = {"dropout", dropout_backward, NULL};
 
-/* The mask is made only when the node needs it; the draws from r are the
+/* Written here rather than declared as a record (host/ops/nn.lua): the
+ * mask is made only when the node needs it; the draws from r are the
  * same either way, so requires_grad never changes the random stream. The
  * mask is the node's first saved tensor: the Lua binding hands it out. */
 usg_status usg_ad_dropout(usg_tensor **out, usg_rng *r, usg_tensor *x, double p)
@@ -441,3 +367,11 @@ usg_status usg_ad_dropout(usg_tensor **out, usg_rng *r, usg_tensor *x, double p)
     usg_tensor_release(mask);
     return s;
 }
+
+/* ==== The entry points ================================================== */
+
+/* usg_ad_linear, _softmax, _log_softmax, _nll_loss, _mse_loss, _bce_loss
+ * and _bce_with_logits run their kernels and record the backwards above, as
+ * the records of host/ops/nn.lua declare them (host/ops/gen_ad.lua writes
+ * them). */
+#include "ad_nn.inc"

@@ -16,6 +16,7 @@ int usg_lua_open_ops(lua_State *L);
 int usg_lua_open_math_ops(lua_State *L);
 int usg_lua_open_reduce_ops(lua_State *L);
 int usg_lua_open_nn_ops(lua_State *L);
+int usg_lua_open_index_ops(lua_State *L);
 int usg_lua_open_view_ops(lua_State *L);
 /* Raise the core's last error with its function name replaced by fn
  * (t:int() reports as int, not as the core's 'to'). Never returns. */

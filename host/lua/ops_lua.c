@@ -246,6 +246,7 @@ int usg_lua_open_ops(lua_State *L)
     usg_lua_open_math_ops(L);
     usg_lua_open_reduce_ops(L);
     usg_lua_open_nn_ops(L);
+    usg_lua_open_index_ops(L);
     usg_lua_open_view_ops(L);
     return 0;
 }

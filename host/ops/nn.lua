@@ -1,14 +1,13 @@
--- host/ops/nn.lua -- the op table of the neural-net ops (kernels:
--- host/core/nn.c and index.c; backwards: host/core/ad_nn.c and ad_index.c).
+-- host/ops/nn.lua -- the op table of the neural-net ops: linear, softmax,
+-- the losses (kernels: host/core/nn.c; backwards: host/core/ad_nn.c). The
+-- ops that pick entries by index are in index.lua.
 -- host/ops/README.md describes the fields; host/ops/gen.lua turns this into
 -- the Lua binding.
 --
--- Ids, targets and indices are 1-based here (base = 1 to the core, no
--- copy), dims too. The losses take an options table
+-- Targets are 1-based here (base = 1 to the core, no copy), dims too. The
+-- losses take an options table
 -- {reduction = 'mean' | 'sum' | 'none', ignore_index = id, mask = tensor}
 -- and return 0-dim tensors, not numbers, since autograd attaches to them.
--- cat, stack, split and chunk take or give lists of tensors and stay
--- written by hand (host/lua/nn_lua.c).
 local ops = {}
 local function op(t) ops[#ops + 1] = t end
 
@@ -80,52 +79,42 @@ for _, l in ipairs {
   }
 end
 
-op {
-  name = 'embedding',
-  doc = 'usagi.embedding(weight, ids) -> the rows of weight (V, D) at the 1-based i32 ids.',
-  forms = { 'usagi' },
-  args = { { 'tensor', 'weight' }, { 'tensor', 'ids' } },
-  call = 'usg_ad_embedding(&r, weight, ids, 1)',
-  grad = true,
-  test = { shapes = { { 5, 3 } }, index = { at = 2, max = 5, shape = { 4 } } },
-}
-op {
-  name = 'one_hot',
-  doc = 'usagi.one_hot(ids, classes) -> f32 rows with a 1 at each 1-based id.',
-  args = { { 'tensor', 'ids' }, { 'integer', 'classes' } },
-  call = 'usg_one_hot(&r, ids, classes, 1)',
-  grad = 'a constant of the ids',
-  test = { index = { at = 1, max = 3, shape = { 4 } }, numbers = { 3 } },
-}
-for _, g in ipairs {
-  { 'gather', 'usagi.gather(t, dim, index) -> out[i][j] = t[i][index[i][j]] for dim 2 (as PyTorch).' },
-  { 'index_select', 'usagi.index_select(t, dim, index) -> the entries of dim at the 1-based indices.' },
-} do
-  op {
-    name = g[1], doc = g[2],
-    args = { { 'tensor', 't' }, { 'dim', 'dim', of = 't' }, { 'tensor', 'index' } },
-    call = ('usg_ad_%s(&r, t, dim, index, 1)'):format(g[1]),
-    grad = true,
-    test = { shapes = { { 3, 4 } }, index = { at = 3, max = 4, shape = g[1] == 'gather' and { 3, 4 } or { 3 } } },
-  }
+
+-- ==== The recorded entry points (host/ops/gen_ad.lua) =====================
+-- The backwards are in host/core/ad_nn.c. cross_entropy and dropout are
+-- written by hand there: their forwards make what the node keeps only when
+-- a node will be made.
+local function point_loss(name, grad, f32)
+  return { ('usg_ad_%s(usg_tensor **out, usg_tensor *a, usg_tensor *b, usg_reduction red)'):format(name),
+    forward = ('usg_%s(out, a, b, red)'):format(name), backward = 'point_backward',
+    -- both sides may be differentiated (a target that requires grad gets
+    -- one, as in PyTorch), unless a side is integer
+    inputs = { 'usg_diff_in(a)', 'usg_diff_in(b)' }, saves = { 'a', 'b' },
+    ctx = { 'point_ctx', ('{red, %s, %s}'):format(grad, f32 or 'NULL') } }
 end
-op {
-  name = 'scatter_add_',
-  doc = 't:scatter_add_(dim, index, src) -> t, src added at index along dim, in place.',
-  args = { { 'tensor', 'dst' }, { 'dim', 'dim', of = 'dst' }, { 'tensor', 'index' }, { 'tensor', 'src' } },
-  call = 'usg_scatter_add_(dst, dim, index, src, 1)',
-  returns = 'self',
-  grad = 'in place',
-  test = { shapes = { { 3, 4 }, { 3, 4 } }, index = { at = 3, max = 4, shape = { 3, 4 } } },
-}
-op {
-  name = 'scatter_add',
-  doc = 'usagi.scatter_add(dst, dim, index, src) -> a copy of dst with src added at index\n'
-    .. 'along dim; t:scatter_add_(dim, index, src) does it in place.',
-  args = { { 'tensor', 'dst' }, { 'dim', 'dim', of = 'dst' }, { 'tensor', 'index' }, { 'tensor', 'src' } },
-  call = 'usg_scatter_add(&r, dst, dim, index, src, 1)',
-  grad = 'not recorded (PyTorch records it; usagi\'s models do not need it)',
-  test = { shapes = { { 3, 4 }, { 3, 4 } }, index = { at = 3, max = 4, shape = { 3, 4 } } },
+local records = {
+  { 'usg_ad_linear(usg_tensor **out, usg_tensor *x, usg_tensor *w, usg_tensor *b)',
+    forward = 'usg_linear(out, x, w, b)', backward = 'linear_backward',
+    inputs = { 'x', 'w', 'b' }, saves = { 'x', 'w' } },
+  -- both save their output; the dim goes to the backward as the user gave
+  -- it (usg_sum resolves it as softmax did, 0-dim tensors included)
+  { 'usg_ad_softmax(usg_tensor **out, usg_tensor *x, int dim)',
+    forward = 'usg_softmax(out, x, dim)', backward = 'softmax_backward',
+    inputs = 'x', saves = '*out', ctx = { 'int', 'dim' } },
+  { 'usg_ad_log_softmax(usg_tensor **out, usg_tensor *x, int dim)',
+    forward = 'usg_log_softmax(out, x, dim)', backward = 'log_softmax_backward',
+    inputs = 'x', saves = '*out', ctx = { 'int', 'dim' } },
+  -- nll only needs the targets (the gradient does not depend on logp's
+  -- values), but saving logp costs an alias and keeps class_backward one
+  -- path with cross_entropy's; a NULL mask is not saved
+  { 'usg_ad_nll_loss(usg_tensor **out, usg_tensor *logp, usg_tensor *target, usg_tensor *mask, '
+      .. 'int32_t ignore_index, usg_reduction red, int base)',
+    forward = 'usg_nll_loss(out, logp, target, mask, ignore_index, red, base)',
+    backward = 'class_backward', inputs = 'logp', saves = { 'logp', 'target', 'mask' },
+    ctx = { 'class_ctx', '{ignore_index, red, base, mask != NULL, false, false}' } },
+  point_loss('mse_loss', 'mse_grad'),
+  point_loss('bce_loss', 'bce_grad'),
+  point_loss('bce_with_logits', 'bcel_grad', 'usg_bcel_grad_f32'),
 }
 
 return {
@@ -134,4 +123,5 @@ return {
   about = 'The neural-net ops (table: host/ops/nn.lua).',
   includes = { 'binding.h', 'usagi/autograd.h' },
   ops = ops,
+  records = records,
 }
