@@ -59,7 +59,7 @@ local function record(r)
   if not node then
     local name = r.name or fn:match('^usg_ad_(.*)$') or fail('%s: no node name', fn)
     local backward = r.backward or fail('%s: neither backward nor node', fn)
-    local var = name .. '_node'
+    local var = name:gsub('%W', '_') .. '_node'
     emit('static const usg_op %s = {"%s", %s, %s};', var, name, backward, r.free_ctx or 'NULL')
     emit('')
     node = '&' .. var

@@ -1,7 +1,8 @@
 /*
- * hello.c -- the smallest usagi plugin with a differentiable op: the
- * kernel and its backward are here, the Lua binding is generated from the
- * op table (ops.lua), and the Lua face (hello.lua) builds on both.
+ * hello.c -- the smallest usagi plugin with a differentiable op: its
+ * backward is here (its kernel is the core's a * x), the Lua binding and
+ * the recorded entry point are generated from the op table (ops.lua), and
+ * the Lua face (hello.lua) builds on both.
  * modules/README.md walks through it.
  *
  *   y = a x          dL/dx = a dL/dy
@@ -16,12 +17,6 @@ static usg_status scale_backward(usg_node *n, usg_tensor *const *grad_out, usg_t
     return usg_binary_scalar(&grad_in[0], USG_MUL, grad_out[0], *a, false);
 }
 
-static const usg_op scale_op = {"hello.scale", scale_backward, NULL};
-
-usg_status hello_scale(usg_tensor **y, usg_tensor *x, double a)
-{
-    usg_status s = usg_binary_scalar(y, USG_MUL, x, a, false);
-    if (s == USG_OK)              /* a node only when x requires grad; keeps a copy of a */
-        s = usg_record(&scale_op, 1, &x, 1, y, 0, NULL, &a, sizeof a);
-    return s;
-}
+/* hello_scale: the kernel recorded with the backward above, as the
+ * record in ops.lua declares it (usagi_add_plugin runs gen_ad.lua on it). */
+#include "hello_ad.inc"

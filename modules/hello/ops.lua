@@ -28,4 +28,12 @@ return {
       test = { numbers = { 1.5 }, ref = 'return function(x, a) return a * x end' },
     },
   },
+  -- The recorded entry point hello.scale calls: run the kernel, and when x
+  -- requires grad, a node named hello.scale whose backward is
+  -- scale_backward (hello.c) and whose context is a copy of a.
+  records = {
+    { 'hello_scale(usg_tensor **out, usg_tensor *x, double a)', name = 'hello.scale',
+      forward = 'usg_binary_scalar(out, USG_MUL, x, a, false)', backward = 'scale_backward',
+      inputs = 'x', ctx = { 'double', 'a' } },
+  },
 }

@@ -11,6 +11,7 @@ local TOP = { 'host/', 'modules/', 'scripts/', 'experiments/', 'tests/' }
 local EXAMPLES = {
   ['experiments/x.lua'] = 'a user script named in an example error message',
   ['experiments/my.lua'] = 'a user script in an example',
+  ['t.lua'] = 'a user script in an example',
 }
 
 local function exists(path)
@@ -97,6 +98,17 @@ describe('docs', function()
           n = n + 1
           for _, p in ipairs(top_paths(line)) do seen = seen + 1; check(errors, file, n, p) end
           for _, p in ipairs(header_paths(line)) do seen = seen + 1; check(errors, file, n, p) end
+          -- A bare source file name (`lstm_ad.c`) must name a file of
+          -- the tree: a README beside the code names its files so.
+          for name in line:gmatch('`([%w_%-]+%.[%w]+)`') do
+            if (name:match('%.[ch]$') or name:match('%.lua$')) and not EXAMPLES[name] then
+              seen = seen + 1
+              if not basenames[name] then
+                errors[#errors + 1] = string.format('%s:%d names %s, which is no file of the tree',
+                  file, n, name)
+              end
+            end
+          end
           -- Markdown links are relative to the file that holds them.
           for target in line:gmatch('%]%(([^%)#]+)[^%)]*%)') do
             if not target:find('^%a+:') then
