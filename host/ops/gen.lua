@@ -278,7 +278,7 @@ end
 -- What the binding keeps of an op: no C, only what help and the tests read.
 local function declaration(op)
   local d = { name = op.name, errname = op.errname, doc = op.doc, forms = op.forms, grad = op.grad,
-    test = op.test, overloads = {}, inplace = op.inplace and true or nil }
+    dtypes = op.dtypes, test = op.test, overloads = {}, inplace = op.inplace and true or nil }
   for i, o in ipairs(op.overloads) do
     local args = {}
     for j, a in ipairs(args_of(o)) do
@@ -310,8 +310,18 @@ for _, h in ipairs(family.includes or { 'usagi/lua.h', 'usagi/autograd.h' }) do
 end
 emit('')
 
+-- The dtype rules an op may declare (host/ops/README.md): which dtypes its
+-- tensors take and what its result is. The kernels enforce them; the
+-- declaration is what help() shows and tests/lua/ops_spec.lua checks.
+local DTYPE_RULES = { float = true, any = true, to_float = true, f32 = true, f64 = true, i32 = true,
+  dtype_arg = true }
+
 local regs = { usagi = {}, both = {}, method = {} }
 for _, op in ipairs(family.ops) do
+  if not DTYPE_RULES[op.dtypes] then
+    error(('%s: %s: dtypes must be one of float, any, to_float, f32, f64, i32, dtype_arg; got %s')
+      :format(table_path, op.name, tostring(op.dtypes)), 0)
+  end
   if op.call then op.overloads = { { args = op.args, call = op.call, returns = op.returns,
     inplace = op.inplace, dim = op.dim, keepdim = op.keepdim, pre = op.pre,
     errors_as = op.errors_as } } end

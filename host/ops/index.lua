@@ -17,6 +17,7 @@ op {
   args = { { 'tensor', 'weight' }, { 'tensor', 'ids' } },
   call = 'usg_ad_embedding(&r, weight, ids, 1)',
   grad = true,
+  dtypes = 'any',
   test = { shapes = { { 5, 3 } }, index = { at = 2, max = 5, shape = { 4 } } },
 }
 op {
@@ -25,6 +26,7 @@ op {
   args = { { 'tensor', 'ids' }, { 'integer', 'classes' } },
   call = 'usg_one_hot(&r, ids, classes, 1)',
   grad = 'a constant of the ids',
+  dtypes = 'f32',
   test = { index = { at = 1, max = 3, shape = { 4 } }, numbers = { 3 } },
 }
 for _, g in ipairs {
@@ -36,6 +38,7 @@ for _, g in ipairs {
     args = { { 'tensor', 't' }, { 'dim', 'dim', of = 't' }, { 'tensor', 'index' } },
     call = ('usg_ad_%s(&r, t, dim, index, 1)'):format(g[1]),
     grad = true,
+    dtypes = 'any',
     test = { shapes = { { 3, 4 } }, index = { at = 3, max = 4, shape = g[1] == 'gather' and { 3, 4 } or { 3 } } },
   }
 end
@@ -46,6 +49,7 @@ op {
   call = 'usg_scatter_add_(dst, dim, index, src, 1)',
   returns = 'self',
   grad = 'in place',
+  dtypes = 'any',
   test = { shapes = { { 3, 4 }, { 3, 4 } }, index = { at = 3, max = 4, shape = { 3, 4 } } },
 }
 op {
@@ -55,6 +59,7 @@ op {
   args = { { 'tensor', 'dst' }, { 'dim', 'dim', of = 'dst' }, { 'tensor', 'index' }, { 'tensor', 'src' } },
   call = 'usg_scatter_add(&r, dst, dim, index, src, 1)',
   grad = 'not recorded (PyTorch records it; usagi\'s models do not need it)',
+  dtypes = 'any',
   test = { shapes = { { 3, 4 }, { 3, 4 } }, index = { at = 3, max = 4, shape = { 3, 4 } } },
 }
 

@@ -41,6 +41,7 @@ for _, b in ipairs {
     forms = { 'usagi', 'method', b[5] },
     overloads = binary_overloads(b[2]),
     grad = true,
+    dtypes = b[1] == 'div' and 'to_float' or 'any',
     test = { ref = 'return function(a, b) return ' .. b[4] .. ' end', domain = b[6] },
   }
 end
@@ -56,11 +57,16 @@ for _, c in ipairs {
       :format(c[1], c[1], c[3]),
     overloads = binary_overloads(c[2]),
     grad = 'an i32 result',
+    dtypes = 'i32',
     test = { ref = ('return function(a, b) return (a %s b) and 1 or 0 end'):format(c[3]) },
   }
 end
 
 -- ==== Unary maths =========================================================
+-- The ops an i32 tensor keeps its dtype through; the others give f32.
+local KEEP_I32 = { neg = true, abs = true, relu = true, sign = true, floor = true, ceil = true,
+  round = true, square = true }
+
 -- name, enum, what, reference, the input's domain, and why there is no
 -- gradient where there is none.
 for _, u in ipairs {
@@ -92,6 +98,7 @@ for _, u in ipairs {
     call = ('usg_ad_unary(&r, %s, x)'):format(u[2]),
     inplace = ('usg_unary_(x, %s)'):format(u[2]),
     grad = u[6] or true,
+    dtypes = KEEP_I32[u[1]] and 'any' or 'to_float',
     test = { ref = 'return function(x) return ' .. u[4] .. ' end', domain = { u[5] } },
   }
 end
@@ -104,6 +111,7 @@ op {
   call = 'usg_ad_clamp(&r, x, lo, hi)',
   inplace = 'usg_clamp_(x, lo, hi)',
   grad = true,
+  dtypes = 'any',
   test = { numbers = { -0.5, 0.5 }, domain = { 'away_half' },
     ref = 'return function(x, lo, hi) return math.min(math.max(x, lo), hi) end' },
 }
@@ -114,6 +122,7 @@ op {
   args = { { 'tensor', 'cond' }, { 'scalar', 'a' }, { 'scalar', 'b' } },
   call = 'usg_ad_where(&r, cond, a, b)',
   grad = true,
+  dtypes = 'any',
   test = { domain = { 'mask' }, nograd = { 1 },
     ref = 'return function(c, a, b) return c ~= 0 and a or b end' },
 }
@@ -126,6 +135,7 @@ op {
   call = 'usg_allclose(&ok, a, b, rtol, atol)',
   returns = 'boolean',
   grad = 'a boolean result',
+  dtypes = 'any',
 }
 op {
   name = 'equal',
@@ -134,6 +144,7 @@ op {
   call = '(ok = usg_same_shape(a, b)) ? usg_allclose(&ok, a, b, 0, 0) : USG_OK',
   returns = 'boolean',
   grad = 'a boolean result',
+  dtypes = 'any',
 }
 
 -- ==== Matrix products =====================================================
@@ -143,6 +154,7 @@ op {
   args = { { 'tensor', 'a' }, { 'tensor', 'b' } },
   call = 'usg_ad_mm(&r, a, b)',
   grad = true,
+  dtypes = 'float',
   test = { shapes = { { 3, 4 }, { 4, 2 } } },
 }
 op {
@@ -151,6 +163,7 @@ op {
   args = { { 'tensor', 'a' }, { 'tensor', 'b' } },
   call = 'usg_ad_bmm(&r, a, b)',
   grad = true,
+  dtypes = 'float',
   test = { shapes = { { 2, 3, 4 }, { 2, 4, 2 } } },
 }
 op {
@@ -160,6 +173,7 @@ op {
   args = { { 'tensor', 'a' }, { 'tensor', 'b' } },
   call = 'usg_ad_matmul(&r, a, b)',
   grad = true,
+  dtypes = 'float',
   test = { shapes = { { 2, 3, 4 }, { 4, 2 } } },
 }
 op {
@@ -170,6 +184,7 @@ op {
     { name = 'opt', options = { { 'number', 'beta', default = 1 }, { 'number', 'alpha', default = 1 } } } },
   call = 'usg_ad_addmm(&r, c, a, b, beta, alpha)',
   grad = true,
+  dtypes = 'float',
   test = { shapes = { { 3, 2 }, { 3, 4 }, { 4, 2 } } },
 }
 

@@ -18,6 +18,7 @@ op {
   args = { { 'tensor', 'x' }, { 'tensor', 'w' }, { 'tensor', 'b', default = 'NULL' } },
   call = 'usg_ad_linear(&r, x, w, b)',
   grad = true,
+  dtypes = 'float',
   test = { shapes = { { 3, 4 }, { 5, 4 }, { 5 } } },
 }
 
@@ -32,6 +33,7 @@ for _, s in ipairs {
     args = { { 'tensor', 'x' }, { 'lastdim', 'dim', of = 'x' } },
     call = ('usg_ad_%s(&r, x, dim)'):format(s[1]),
     grad = true,
+    dtypes = 'float',
   }
 end
 
@@ -50,6 +52,7 @@ op {
   args = { { 'tensor', 'logits' }, { 'tensor', 'target' }, class_options },
   call = 'usg_ad_cross_entropy(&r, logits, target, mask, ignore_index, reduction, 1)',
   grad = true,
+  dtypes = 'float',
   test = { shapes = { { 3, 4 } }, index = { at = 2, max = 4, shape = { 3 } } },
 }
 op {
@@ -60,6 +63,7 @@ op {
   args = { { 'tensor', 'logp' }, { 'tensor', 'target' }, class_options },
   call = 'usg_ad_nll_loss(&r, logp, target, mask, ignore_index, reduction, 1)',
   grad = true,
+  dtypes = 'float',
   test = { shapes = { { 3, 4 } }, index = { at = 2, max = 4, shape = { 3 } } },
 }
 for _, l in ipairs {
@@ -75,6 +79,7 @@ for _, l in ipairs {
     args = { { 'tensor', 'a' }, { 'tensor', 'b' }, point_options },
     call = ('usg_ad_%s(&r, a, b, reduction)'):format(l[1]),
     grad = true,
+    dtypes = 'float',
     test = { domain = l[3] },
   }
 end

@@ -27,6 +27,7 @@ for _, r in ipairs {
     args = { t, dim, keepdim },
     call = ('usg_ad_%s(&r, t, dim, keepdim)'):format(r[1]),
     grad = true,
+    dtypes = r[1] == 'mean' and 'to_float' or 'any',
     test = { fold = r[3] },
   }
 end
@@ -46,6 +47,7 @@ for _, r in ipairs {
       options = { { 'integer', 'correction', default = 1, c_type = 'int' } } } },
     call = ('usg_ad_%s(&r, t, dim, keepdim, correction)'):format(r[1]),
     grad = true,
+    dtypes = 'to_float',
   }
 end
 
@@ -56,6 +58,7 @@ op {
   args = { t, { 'dim', 'dim', of = 't' }, keepdim },
   call = 'usg_ad_logsumexp(&r, t, dim, keepdim)',
   grad = true,
+  dtypes = 'to_float',
 }
 
 -- Given a second tensor, max and min are the elementwise maximum and
@@ -75,6 +78,7 @@ for _, r in ipairs {
         returns = 'values_indices' },
     },
     grad = true,
+    dtypes = 'any',
   }
   op {
     name = 'arg' .. r[1],
@@ -84,6 +88,7 @@ for _, r in ipairs {
     call = ('%s(NULL, &ix, t, dim, keepdim, 1)'):format(r[4]),
     returns = 'index',
     grad = 'an index',
+    dtypes = 'any',
   }
 end
 
@@ -94,6 +99,7 @@ op {
   args = { t, { 'norm_p', 'p', default = '2' }, dim, keepdim },
   call = 'usg_ad_norm(&r, t, p, dim, keepdim)',
   grad = true,
+  dtypes = 'to_float',
   test = { domain = { 'away0' } },
 }
 

@@ -21,6 +21,7 @@ if (lua_isnoneornil(L, 2) && t->ndim != 2)
     return luaL_error(L, "transpose: expects a 2-D tensor, got %d-D (use transpose(d1, d2))", t->ndim);]],
   call = 'usg_ad_transpose(&r, t, d0, d1)',
   grad = true,
+  dtypes = 'any',
   test = { shapes = { { 3, 4, 2 } }, dims = { 1, 3 } },
 }
 op {
@@ -32,6 +33,7 @@ if (t->ndim != 2)
     return luaL_error(L, "t: expects a 2-D tensor, got %d-D (use transpose(d1, d2))", t->ndim);]],
   call = 'usg_ad_transpose(&r, t, 0, 1)',
   grad = true,
+  dtypes = 'any',
 }
 op {
   name = 'narrow',
@@ -44,6 +46,7 @@ if (start < 1 || len < 0 || len > t->shape[dim] || start - 1 > t->shape[dim] - l
                       start, len, dim + 1, (lua_Integer)t->shape[dim]);]],
   call = 'usg_ad_narrow(&r, t, dim, start - 1, len)',
   grad = true,
+  dtypes = 'any',
   test = { numbers = { 2, 2 } },
 }
 op {
@@ -53,6 +56,7 @@ op {
   pre = 'if (i < 0) i += t->shape[dim] + 1;',
   call = 'usg_ad_select(&r, t, dim, i - 1)',
   grad = true,
+  dtypes = 'any',
   test = { numbers = { -2 } },
 }
 op {
@@ -61,6 +65,7 @@ op {
   args = { t, { 'newdim', 'dim', of = 't' } },
   call = 'usg_ad_unsqueeze(&r, t, dim)',
   grad = true,
+  dtypes = 'any',
 }
 op {
   name = 'squeeze',
@@ -68,6 +73,7 @@ op {
   args = { t, { 'optdim', 'dim', of = 't' } },
   call = 'usg_ad_squeeze(&r, t, dim)',
   grad = true,
+  dtypes = 'any',
   test = { shapes = { { 3, 1, 4 } } },
 }
 op {
@@ -76,6 +82,7 @@ op {
   args = { t },
   call = 'usg_ad_contiguous(&r, t)',
   grad = true,
+  dtypes = 'any',
 }
 op {
   name = 'clone',
@@ -83,6 +90,7 @@ op {
   args = { t },
   call = 'usg_ad_clone(&r, t)',
   grad = true,
+  dtypes = 'any',
 }
 
 -- As Torch7: a conversion to the dtype a tensor has gives the tensor itself.
@@ -96,6 +104,7 @@ op {
   call = 'usg_ad_to_dtype(&r, t, dt)',
   errors_as = 'to',
   grad = true,
+  dtypes = 'dtype_arg',
   -- to f32 by default: a step of 1e-6 would be lost in its rounding
   test = { eps = 1e-2 },
 }
@@ -111,6 +120,7 @@ for _, c in ipairs {
     call = 'usg_ad_to_dtype(&r, t, dt)',
     errors_as = c[1],
     grad = c[1] == 'int' and 'an i32 result' or true,
+    dtypes = ({ float = 'f32', double = 'f64', int = 'i32' })[c[1]],
     test = c[1] == 'float' and { eps = 1e-2 } or nil,
   }
 end

@@ -27,6 +27,7 @@ return {
       call = 'usg_ad_attention(&r1, &r2, q, k, v, u, mask, scale, causal)',
       returns = { 'tensor', 'tensor' },
       grad = true,
+      dtypes = 'float',
       test = { shapes = { { 2, 3, 4 }, { 2, 5, 4 }, { 2, 5, 6 } } },
     },
   },

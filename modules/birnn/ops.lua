@@ -24,6 +24,7 @@ return {
       args = { { 'tensor', 'x' }, { 'tensor', 'lengths', default = 'NULL' } },
       call = 'usg_ad_reverse_padded(&r, x, lengths, "birnn.reverse")',
       grad = true,
+      dtypes = 'any',
       test = { shapes = { { 4, 2, 3 } } },
     },
   },

@@ -25,6 +25,7 @@ return {
       call = 'usg_ad_gru(&r1, &r2, x, h0, w_count, w, dropout, usg_lua_rng(L), lengths)',
       returns = { 'tensor', 'tensor' },
       grad = true,
+      dtypes = 'float',
       test = { shapes = { { 3, 2, 4 }, { 1, 2, 5 } }, layers = { { 15, 4 }, { 15, 5 }, { 15 }, { 15 } } },
     },
   },

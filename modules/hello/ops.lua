@@ -15,6 +15,7 @@ return {
       pre = 'luaL_argcheck(L, n >= 0, 1, "n must be >= 0");',
       call = 'usg_arange(&r, USG_F32, 1, (double)n + 1, 1)',
       grad = 'a constant',
+      dtypes = 'f32',
       test = { numbers = { 5 } },
     },
     {
@@ -25,6 +26,7 @@ return {
       args = { { 'tensor', 'x' }, { 'number', 'a' } },
       call = 'hello_scale(&r, x, a)',
       grad = true,
+      dtypes = 'any',
       test = { numbers = { 1.5 }, ref = 'return function(x, a) return a * x end' },
     },
   },

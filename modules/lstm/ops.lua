@@ -28,6 +28,7 @@ return {
       call = 'usg_ad_lstm(&r1, &r2, &r3, x, h0, c0, w_count, w, dropout, usg_lua_rng(L), lengths)',
       returns = { 'tensor', 'tensor', 'tensor' },
       grad = true,
+      dtypes = 'float',
       test = { shapes = { { 3, 2, 4 }, { 1, 2, 5 }, { 1, 2, 5 } },
         layers = { { 20, 4 }, { 20, 5 }, { 20 }, { 20 }, { 5 }, { 5 }, { 5 } } },
     },

@@ -35,6 +35,7 @@ if (!lua_isnoneornil(L, 4) && lua_getfield(L, 4, "nonlinearity") != LUA_TNIL) {
       call = 'usg_ad_rnn(&r1, &r2, x, h0, w_count, w, f, dropout, usg_lua_rng(L), lengths)',
       returns = { 'tensor', 'tensor' },
       grad = true,
+      dtypes = 'float',
       test = { shapes = { { 3, 2, 4 }, { 1, 2, 5 } }, layers = { { 5, 4 }, { 5, 5 }, { 5 }, { 5 } } },
     },
   },

@@ -17,6 +17,7 @@ return {
       call = 'usg_topk(&r1, &r2, x, (int64_t)k, 1)',
       returns = { 'tensor', 'tensor' },
       grad = 'a selection for decoding, not recorded',
+      dtypes = 'float',
     },
   },
 }

@@ -19,6 +19,7 @@ return {
       call = 'usg_ad_gaussian(&r1, &r2, mu, lv, eps, mup, lvp)',
       returns = { 'tensor', 'tensor' },
       grad = true,
+      dtypes = 'float',
       test = { nograd = { 3 } },     -- eps is a draw, not differentiated
     },
   },

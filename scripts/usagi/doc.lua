@@ -344,11 +344,28 @@ end
 -- The texts of the ops declared in op tables (host/ops/, and plugins'),
 -- taken when asked: a plugin loaded later adds its own.
 local ops_seen = 0
+-- The sentence on dtypes under an op's doc, from the rule its table
+-- declares (host/ops/README.md).
+local function dtype_line(op)
+  local tensor_result = false
+  for _, o in ipairs(op.overloads) do
+    tensor_result = tensor_result or o.returns ~= 'boolean' and o.returns ~= 'index'
+  end
+  local takes = op.dtypes == 'float' and 'Tensors: f32 or f64 (i32 is refused)'
+    or 'Tensors: f32, f64 or i32'
+  if not tensor_result then return takes .. '.' end
+  local result = ({ float = 'the result has their dtype', any = 'the result has their dtype',
+    to_float = 'the result has their dtype, f32 for i32',
+    dtype_arg = 'the result has the dtype asked for' })[op.dtypes] or 'the result is ' .. op.dtypes
+  return takes .. '; ' .. result .. '.'
+end
+
 local function add_op_texts()
   local all = usagi.op_table()
   for i = ops_seen + 1, #all do
     local op = all[i]
-    texts[(op.module == 'usagi' and 'usagi.' or 'usagi.' .. op.module .. '.') .. op.name] = op.doc
+    texts[(op.module == 'usagi' and 'usagi.' or 'usagi.' .. op.module .. '.') .. op.name] =
+      op.doc .. '\n' .. dtype_line(op)
   end
   ops_seen = #all
 end

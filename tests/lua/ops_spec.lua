@@ -5,6 +5,8 @@
 --   * f64 against the declared scalar reference or fold, and f32 against f64;
 --   * the method and in-place forms against the function;
 --   * the gradient by central finite differences in f64 (usagi.gradcheck);
+--   * the declared dtype rule: f32, f64 and i32 inputs taken or refused, and
+--     the result's dtype;
 --   * a bad value for every argument: an error that names the op, never a crash.
 -- A new op gets all of this by being declared.
 local usagi = require 'usagi'
@@ -258,6 +260,37 @@ local function check(op, key, f, k, o, along)
   end
 
   if along then return end
+  it(label .. ': the dtypes the table declares (' .. op.dtypes .. ')', function()
+    usagi.manual_seed(300 + k)
+    local args, tensors = arguments(op, o)
+    for _, dt in ipairs { 'f32', 'f64', 'i32' } do
+      local a = as(args, tensors, dt)
+      if dt == 'i32' then
+        -- small integers, and whole numbers beside them, as an i32 user has
+        a = with(args, tensors, function(t) return (t * 3):int():add(1) end)
+        for i, x in ipairs(o.args) do
+          if x[1] == 'number' and type(a[i]) == 'number' then a[i] = math.floor(a[i] + 0.5) end
+        end
+      end
+      local ok, r = pcall(call, f, fresh(o, a))
+      local what = ('%s with %s tensors'):format(key, dt)
+      if dt == 'i32' and op.dtypes == 'float' and #tensors > 0 then
+        assert.is_false(ok, what .. ' was taken, but the table says f32 and f64 only')
+        assert.is_truthy(tostring(r):find(op.errname or op.name, 1, true), what .. ': ' .. tostring(r))
+        assert.is_truthy(tostring(r):find('i32', 1, true), what .. ': ' .. tostring(r))
+      else
+        assert(ok, what .. ': ' .. tostring(r))
+        if usagi.is_tensor(r) then
+          local want = ({ float = dt, any = dt, to_float = dt == 'i32' and 'f32' or dt,
+            dtype_arg = 'f32' })[op.dtypes] or op.dtypes
+          -- an op without tensor arguments makes its declared dtype
+          if #tensors == 0 and (op.dtypes == 'float' or op.dtypes == 'any') then want = r:dtype() end
+          assert.are.equal(want, r:dtype(), what)
+        end
+      end
+    end
+  end)
+
   it(label .. ': a bad value for each argument names the op', function()
     usagi.manual_seed(200 + k)
     for i, a in ipairs(o.args) do
