@@ -348,7 +348,10 @@ local function add_op_texts()
   local all = usagi.op_table()
   for i = ops_seen + 1, #all do
     local op = all[i]
-    texts[(op.module == 'usagi' and 'usagi.' or 'usagi.' .. op.module .. '.') .. op.name] = op.doc
+    -- a method of a plugin's userdata goes by its metatable's name
+    local key = op.class and op.class .. ':' .. op.name
+      or (op.module == 'usagi' and 'usagi.' or 'usagi.' .. op.module .. '.') .. op.name
+    texts[key] = op.doc
   end
   ops_seen = #all
 end
