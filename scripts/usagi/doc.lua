@@ -413,6 +413,14 @@ local function name_of(v)
     for _, e in ipairs(doc.public()) do
       if by_value[e[2]] == nil then by_value[e[2]] = e[1] end
     end
+    -- the methods an op table gives a plugin's userdata (vocab:sample_negatives)
+    local registry = debug.getregistry()
+    for _, op in ipairs(usagi.op_table()) do
+      local mt = op.class and registry[op.class]
+      if type(mt) == 'table' and type(mt[op.name]) == 'function' and by_value[mt[op.name]] == nil then
+        by_value[mt[op.name]] = op.class .. ':' .. op.name
+      end
+    end
   end
   return by_value[v]
 end

@@ -14,6 +14,15 @@ local function declared(module, name)
   end
 end
 
+local function help_text(x)
+  local out, old = {}, _G.print
+  _G.print = function(...) out[#out + 1] = table.concat({ ... }, '\t') end
+  local ok, err = pcall(usagi.help, x)
+  _G.print = old
+  assert(ok, err)
+  return table.concat(out, '\n')
+end
+
 -- Run gen.lua (as CMake does, but in this process) over a table given as
 -- source; true and the C, or false and the error.
 local function gen(source)
@@ -67,6 +76,8 @@ describe('a plugin with its own opener', function()
     assert.truthy(err:find("bad argument #1 to 'sample_negatives' (n must be in 0..2^30)", 1, true), err)
     ok, err = pcall(function() return v.size('x') end)
     assert.truthy(err:find('usagi.word2vec.Vocab expected, got string', 1, true), err)
+    local s = help_text(v.sample_negatives)          -- help on a method of the userdata: the table's doc
+    assert.truthy(s:find('^usagi.word2vec.Vocab:sample_negatives\nvocab:sample_negatives%(n, seed%)'), s)
   end)
 
   it('declares dist.broadcast and dist.allreduce, which return the tensor they were given', function()
@@ -78,11 +89,8 @@ describe('a plugin with its own opener', function()
     local ok, err = pcall(dist.allreduce, x, 'max')
     assert.truthy(not ok and err:find("invalid option 'max'", 1, true), err)
     -- help shows the table's doc
-    local out, old = {}, _G.print
-    _G.print = function(...) out[#out + 1] = table.concat({ ... }, '\t') end
-    usagi.help(dist.allreduce)
-    _G.print = old
-    assert.truthy(table.concat(out, '\n'):find("dist.allreduce(t [, 'sum' | 'mean'])", 1, true))
+    local s = help_text(dist.allreduce)
+    assert.truthy(s:find("dist.allreduce(t [, 'sum' | 'mean'])", 1, true), s)
   end)
 
   it('gen.lua writes usg_NAME_ops_open for plugin.opener = false, and no entry point', function()
