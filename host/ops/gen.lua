@@ -8,9 +8,11 @@
 -- checks with the project's messages, the registration, and the table
 -- itself as a Lua chunk that the opener hands to usg_lua_add_ops, so that
 -- help() and tests/lua/ops_spec.lua read the same declarations the code was
--- made from. Only the C of the wrappers is generated; the kernels and their
--- backwards are written by hand, with their equations, beside each other
--- in host/core.
+-- made from. For a plugin it writes the entry point too, or, when the
+-- plugin opens itself (plugin.opener = false: it has userdata or state),
+-- usg_NAME_ops_open for that opener to call. Only the C of the wrappers is
+-- generated; the kernels and their backwards are written by hand, with
+-- their equations, beside each other in host/core.
 local table_path, out_path = arg[1], arg[2]
 assert(table_path and out_path, 'usage: lua5.4 host/ops/gen.lua TABLE.lua OUT.c')
 local family = assert(dofile(table_path))
@@ -70,6 +72,12 @@ local kinds = {
   -- p of a norm: a number, math.huge or 'inf', or 'fro' (2)
   norm_p = { sig = 'p', decl = 'double %n', check = 'usg_lua_checknorm_p(L, %i)' },
 }
+
+-- A plugin may add kinds of its own (family.kinds, same fields), such as
+-- an argument that is one of its userdata; `test` then tells
+-- tests/lua/ops_spec.lua how to make a value (`make`, Lua source of a
+-- function given the module) and which value to refuse (`bad`).
+for k, v in pairs(family.kinds or {}) do kinds[k] = v end
 
 local function subst(s, a, i)
   return (s:gsub('%%of', a.of or '?'):gsub('%%n', a.name):gsub('%%i', tostring(i))
@@ -192,6 +200,13 @@ local function body(fname, o, args, inplace, indent)
   elseif returns == 'boolean' then emit('%sbool ok = false;', p)
   elseif returns == 'index' then emit('%susg_tensor *ix = NULL;', p)
   elseif returns == 'values_indices' then emit('%susg_tensor *v = NULL, *ix = NULL;', p)
+  elseif returns == 'number' or returns == 'integer' then
+    -- call is the C expression of the value: a computation that cannot fail
+    assert(#release == 0, table_path .. ': ' .. fname .. ' returns a number and owns a temporary')
+    emit('%slua_push%s(L, (lua_%s)(%s));', p, returns, returns == 'number' and 'Number' or 'Integer',
+      o.call)
+    emit('%sreturn 1;', p)
+    return
   end
   if writes_self then
     emit('%sUSG_LUA_TRY(L, usg_check_inplace(%s, %s));', p, args[1].name, c_string(fname))
@@ -222,7 +237,9 @@ local function body(fname, o, args, inplace, indent)
     emit('%susg_lua_pushtensor(L, v);', p)
     emit('%susg_lua_push_index(L, ix, %s, %s);', p, o.dim or 'dim', o.keepdim or 'keepdim')
     emit('%sreturn 2;', p)
-  elseif returns == 'self' then
+  elseif returns == 'self' or returns == 'first' then
+    -- first: the first argument, written in place by a call autograd does
+    -- not see (a collective), so a tensor that requires grad is taken
     emit('%slua_settop(L, 1);', p)
     emit('%sreturn 1;', p)
   else
@@ -278,7 +295,8 @@ end
 -- What the binding keeps of an op: no C, only what help and the tests read.
 local function declaration(op)
   local d = { name = op.name, errname = op.errname, doc = op.doc, forms = op.forms, grad = op.grad,
-    dtypes = op.dtypes, test = op.test, overloads = {}, inplace = op.inplace and true or nil }
+    dtypes = op.dtypes, test = op.test, overloads = {}, inplace = op.inplace and true or nil,
+    class = op.class }
   for i, o in ipairs(op.overloads) do
     local args = {}
     for j, a in ipairs(args_of(o)) do
@@ -289,7 +307,7 @@ local function declaration(op)
       end
       args[j] = { a.kind, a.name, optional = (a.default ~= nil or (kinds[a.kind] or {}).default ~= nil
         or a.kind == 'options' or a.kind == 'recopts') or nil, options = fields, names = a.names,
-        required = a.required }
+        required = a.required, test = (kinds[a.kind] or {}).test }
     end
     d.overloads[i] = { args = args, returns = o.returns or 'tensor' }
   end
@@ -316,7 +334,7 @@ emit('')
 local DTYPE_RULES = { float = true, any = true, to_float = true, f32 = true, f64 = true, i32 = true,
   dtype_arg = true }
 
-local regs = { usagi = {}, both = {}, method = {} }
+local regs = { usagi = {}, both = {}, method = {}, classes = {} }
 for _, op in ipairs(family.ops) do
   if not DTYPE_RULES[op.dtypes] then
     error(('%s: %s: dtypes must be one of float, any, to_float, f32, f64, i32, dtype_arg; got %s')
@@ -335,7 +353,18 @@ for _, op in ipairs(family.ops) do
     else regs.method[#regs.method + 1] = { f, c_name } end  -- an operator such as __add
   end
   local list = fn and me and regs.both or fn and regs.usagi or regs.method
-  if fn or me then list[#list + 1] = { op.name, c_name } end
+  if op.class then
+    -- a method of a plugin's userdata (plugin.opener = false): the
+    -- metatable the plugin's own opener made
+    assert(family.plugin and me and not fn, table_path .. ': ' .. op.name
+      .. ': a class op is a method of a plugin\'s userdata')
+    local cls = regs.classes[op.class]
+    if not cls then
+      cls = { name = op.class, var = 'class' .. (#regs.classes + 1) .. '_fns' }
+      regs.classes[op.class], regs.classes[#regs.classes + 1] = cls, cls
+    end
+    cls[#cls + 1] = { op.name, c_name }
+  elseif fn or me then list[#list + 1] = { op.name, c_name } end
   local inplace = {}
   for _, o in ipairs(op.overloads) do if o.inplace then inplace[#inplace + 1] = o end end
   if #inplace > 0 then
@@ -351,6 +380,12 @@ for _, which in ipairs(family.plugin and { 'usagi' } or { 'usagi', 'both', 'meth
   emit('    {NULL, NULL}};')
   emit('')
 end
+for _, cls in ipairs(regs.classes) do
+  emit('static const luaL_Reg %s[] = {', cls.var)
+  for _, r in ipairs(cls) do emit('    {"%s", %s},', r[1], r[2]) end
+  emit('    {NULL, NULL}};')
+  emit('')
+end
 
 local decls = {}
 for i, op in ipairs(family.ops) do decls[i] = declaration(op) end
@@ -360,10 +395,36 @@ emit('static const char declarations[] =')
 for i = 1, #chunk, 96 do emit('    %s', c_string(chunk:sub(i, i + 95))) end
 emit('    ;')
 emit('')
-if family.plugin then
+if family.plugin and family.plugin.opener == false then
+  -- A plugin with an opener of its own (userdata, state): it calls this
+  -- with its module table once usg_lua_plugin_open made it, after making
+  -- the metatables its class ops go into.
+  assert(#regs.both == 0 and #regs.method == 0, table_path .. ': a plugin op is a function of its module')
+  emit('int usg_%s_ops_open(lua_State *L, int module);', family.name)
+  emit('')
+  emit('/* [..] -> [..]: the ops of %s into the module table at `module` and the', family.name)
+  emit(' * metatables of their classes; their declarations into usagi.op_table(). */')
+  emit('int usg_%s_ops_open(lua_State *L, int module)', family.name)
+  emit('{')
+  emit('    module = lua_absindex(L, module);')
+  emit('    lua_pushvalue(L, module);                       /* [.., M] */')
+  emit('    luaL_setfuncs(L, usagi_fns, 0);')
+  emit('    lua_pop(L, 1);')
+  for _, cls in ipairs(regs.classes) do
+    emit('    if (luaL_getmetatable(L, %s) != LUA_TTABLE)   /* [.., mt] */', c_string(cls.name))
+    emit('        return luaL_error(L, "usagi.%s: make the metatable %s before usg_%s_ops_open");',
+      family.name, cls.name, family.name)
+    emit('    luaL_setfuncs(L, %s, 0);', cls.var)
+    emit('    lua_pop(L, 1);')
+  end
+  emit('    usg_lua_add_ops(L, %s, declarations, sizeof declarations - 1);', c_string(family.name))
+  emit('    return 0;')
+  emit('}')
+elseif family.plugin then
   -- A plugin's entry point: its ops join usagi.op_table(), then the
   -- plugin opens as every plugin does (usg_lua_plugin_open).
-  assert(#regs.both == 0 and #regs.method == 0, table_path .. ': a plugin op is a function of its module')
+  assert(#regs.both == 0 and #regs.method == 0 and #regs.classes == 0,
+    table_path .. ': a plugin op is a function of its module (a method of a class needs opener = false)')
   emit('USG_API int luaopen_usagi_%s(lua_State *L)', family.name)
   emit('{')
   emit('    usg_lua_add_ops(L, %s, declarations, sizeof declarations - 1);', c_string(family.name))

@@ -189,7 +189,8 @@ function DataParallel:close()
   self.reducer:close()
 end
 
--- The C functions of this plugin (dist_lua.c over host/dist/dist.c); help() reads their docs here.
+-- The C functions of this plugin (dist_lua.c over host/dist/dist.c); help() reads their docs here,
+-- and those of broadcast and allreduce in ops.lua.
 --
 -- dist.init() -> true when MPI is running (a process an MPI launcher started); starts MPI once.
 -- Every other function calls it first; without a launcher (or built without MPI) a process is
@@ -203,15 +204,9 @@ end
 --
 -- dist.barrier(): wait until every rank has called it.
 --
--- dist.broadcast(t [, root = 0]) -> t, overwritten in place with rank root's values (a
--- contiguous f32, f64 or i32 tensor of the same shape on every rank).
---
 -- dist.broadcast_bytes(s [, root = 0]) -> rank root's string s on every rank (the others pass
 -- nil): any bytes, any length (sent in pieces of 1 GiB). The checkpoint of a --resume and a
 -- sweep's runs travel this way, so the ranks need no shared filesystem.
---
--- dist.allreduce(t [, 'sum' | 'mean']) -> t, in place: the sum (default) or mean over the ranks
--- of a contiguous tensor; afterwards every rank holds the same values.
 --
 -- dist.allreduce_grads(params [, bucket_mb = 25]) -> buckets: every param's .grad replaced by its
 -- mean over the ranks, sent in buckets of about bucket_mb MiB (fewer, larger messages); a param

@@ -1,18 +1,28 @@
 /*
- * dist_lua.c -- the binding of usagi/dist.h: usagi.dist.rank(), size(),
- * barrier(), broadcast(t [, root]), broadcast_bytes(s [, root]), allreduce(t [, 'sum'|'mean']) and
+ * dist_lua.c -- the hand-written part of the binding of usagi/dist.h:
+ * usagi.dist.rank(), size(), barrier(), broadcast_bytes(s [, root]),
  * allreduce_grads(params [, bucket_mb]), and reducer(params [, bucket_mb]),
  * the averaging overlapped with the backward (usagi.dist.Reducer: begin
  * before a backward, finish after it, buckets()), and set_timeout(seconds) /
- * timeout(), the deadline of every collective. Ranks are MPI's, 0-based (rank 0
- * is the one that writes), not Lua indices. dist.lua adds what is easier in
+ * timeout(), the deadline of every collective. The collectives that are
+ * tensor ops, broadcast(t [, root]) and allreduce(t [, 'sum'|'mean']), are
+ * declared in ops.lua and generated. Ranks are MPI's, 0-based (rank 0 is
+ * the one that writes), not Lua indices. dist.lua adds what is easier in
  * Lua: numbers, strings, the replica check and the data-parallel reducer.
+ *
+ * What stays here is not a tensor op: the process's place among the ranks
+ * and its deadline, a barrier, bytes of a string, lists of parameters, and
+ * the reducer's userdata; an op table has neither the kinds nor a check for
+ * them that would run in one process.
  */
 #include "usagi/lua.h"
 #include "usagi/dist.h"
 
 #include <stdint.h>
 #include <string.h>
+
+/* Generated from ops.lua: broadcast and allreduce into the module table. */
+int usg_dist_ops_open(lua_State *L, int module);
 
 static int l_init(lua_State *L)
 {
@@ -42,17 +52,6 @@ static int l_barrier(lua_State *L)
 {
     USG_LUA_TRY(L, usg_dist_barrier());
     return 0;
-}
-
-/* broadcast(t [, root = 0]) -> t, with root's values */
-static int l_broadcast(lua_State *L)
-{
-    usg_tensor *t = usg_lua_checktensor(L, 1);
-    lua_Integer root = luaL_optinteger(L, 2, 0);
-    luaL_argcheck(L, root >= 0 && root < usg_dist_size(), 2, "root must be a rank 0..size-1");
-    USG_LUA_TRY(L, usg_dist_broadcast(t, (int)root));
-    lua_settop(L, 1);
-    return 1;
 }
 
 /* broadcast_bytes(s [, root = 0]) -> root's string s on every rank, any
@@ -88,22 +87,6 @@ static int l_broadcast_bytes(lua_State *L)
     char *buf = n > 0 ? lua_newuserdatauv(L, (size_t)n, 0) : NULL;
     if (n > 0) USG_LUA_TRY(L, usg_dist_broadcast_bytes(buf, (size_t)n, (int)root));
     lua_pushlstring(L, buf ? buf : "", (size_t)n);
-    return 1;
-}
-
-static usg_dist_op check_op(lua_State *L, int idx)
-{
-    static const char *const ops[] = {"sum", "mean", NULL};
-    return (usg_dist_op)luaL_checkoption(L, idx, "sum", ops);
-}
-
-/* allreduce(t [, 'sum'|'mean']) -> t, reduced over the ranks in place */
-static int l_allreduce(lua_State *L)
-{
-    usg_tensor *t = usg_lua_checktensor(L, 1);
-    usg_dist_op op = check_op(L, 2);
-    USG_LUA_TRY(L, usg_dist_allreduce(t, op));
-    lua_settop(L, 1);
     return 1;
 }
 
@@ -246,7 +229,7 @@ static int l_abort(lua_State *L)
 
 static const luaL_Reg dist_functions[] = {
     {"init", l_init}, {"rank", l_rank}, {"size", l_size}, {"compiled", l_compiled},
-    {"barrier", l_barrier}, {"broadcast", l_broadcast}, {"broadcast_bytes", l_broadcast_bytes}, {"allreduce", l_allreduce},
+    {"barrier", l_barrier}, {"broadcast_bytes", l_broadcast_bytes},
     {"allreduce_grads", l_allreduce_grads}, {"last_buckets", l_last_buckets},
     {"reducer", l_reducer}, {"abort", l_abort}, {"set_timeout", l_set_timeout},
     {"timeout", l_timeout}, {NULL, NULL}};
@@ -260,5 +243,7 @@ USG_API int luaopen_usagi_dist(lua_State *L)
         lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);
-    return USG_PLUGIN_OPEN(L, "dist", "0.1.0", dist_functions);
+    USG_PLUGIN_OPEN(L, "dist", "0.1.0", dist_functions);              /* [M] */
+    usg_dist_ops_open(L, -1);           /* broadcast, allreduce: the face calls them, never before */
+    return 1;
 }

@@ -402,6 +402,30 @@ usg_status usg_w2v_vocab_prepare(usg_w2v_vocab *v)
     return s;
 }
 
+/* n negative samples as 1-based i32 ids, drawn from the alias table with
+ * splitmix64 from seed, as the trainer draws them: the same seed gives the
+ * same ids, so the unigram^0.75 distribution can be checked from Lua. */
+usg_status usg_w2v_sample_negatives(usg_tensor **out, usg_w2v_vocab *v, int64_t n, uint64_t seed)
+{
+    *out = NULL;
+    if (n < 0 || n > ((int64_t)1 << 30))
+        return usg_fail(USG_ARG, "sample_negatives: n must be in 0..2^30, got %lld", (long long)n);
+    usg_status s = usg_w2v_vocab_prepare(v);
+    if (s != USG_OK) return s;
+    usg_tensor *t;
+    s = usg_tensor_empty(&t, USG_I32, 1, (int64_t[]){n});
+    if (s != USG_OK) return s;
+    int32_t *p = usg_tensor_data(t);
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t z = (seed += 0x9E3779B97F4A7C15ULL);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        p[i] = (int32_t)usg_w2v_negative(v, z ^ (z >> 31)) + 1;
+    }
+    *out = t;
+    return USG_OK;
+}
+
 /* ==== Corpus reader ===================================================== */
 
 struct usg_w2v_reader {

@@ -65,6 +65,10 @@ void usg_w2v_vocab_free(usg_w2v_vocab *v);
 int64_t usg_w2v_vocab_find(const usg_w2v_vocab *v, const char *word, size_t len);
 /* Build the Huffman codes and the alias table (idempotent). */
 usg_status usg_w2v_vocab_prepare(usg_w2v_vocab *v);
+/* n negative samples, 1-based i32 ids in a new (n) tensor, drawn with
+ * splitmix64 from seed as the trainer draws them (prepares v first).
+ * USG_ARG when n is outside 0..2^30. */
+usg_status usg_w2v_sample_negatives(usg_tensor **out, usg_w2v_vocab *v, int64_t n, uint64_t seed);
 /* One negative sample from the alias table, given 64 random bits. */
 static inline int64_t usg_w2v_negative(const usg_w2v_vocab *v, uint64_t r)
 {

@@ -671,7 +671,8 @@ end
 
 -- ==== The C functions (word2vec_lua.c) ==================================
 -- The face above calls these; they are public for tests and for tools that
--- want the parts.
+-- want the parts. Those declared in ops.lua (_keep_prob, vocab:size(),
+-- total(), sample_negatives()) have their docs there.
 --
 -- word2vec._vocab_build(files, min_count, max_vocab, lower) -> a Vocab: the words of the
 -- files (plain or gzip) seen at least min_count times, most frequent first, at most
@@ -684,9 +685,6 @@ end
 -- the (V, D) f32 tensors in place with opts (size, window, sample, hs, negative, threads,
 -- iter, alpha, cbow, shared, lower) in Hogwild threads; progress(words, total, alpha, epoch,
 -- done) is called about 4 times a second, and an error in it stops the workers.
---
--- word2vec._keep_prob(count, total, t) -> the probability that subsampling keeps a word
--- seen count times of total (>= 1: always).
 --
 -- word2vec._save(path, binary, words, vectors): Mikolov's text or binary format.
 --

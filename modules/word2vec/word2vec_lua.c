@@ -1,29 +1,35 @@
 /*
- * word2vec_lua.c -- the binding of the word2vec plugin: `require
- * 'usagi.word2vec'` loads usagi/word2vec.so, whose entry point registers
- * the functions below and runs the Lua face (word2vec.lua), which is what
+ * word2vec_lua.c -- the hand-written part of the word2vec plugin's binding:
+ * `require 'usagi.word2vec'` loads usagi/word2vec.so, whose entry point
+ * (below) makes the Vocab metatable, registers the functions here and those
+ * generated from ops.lua (_keep_prob, vocab:size(), total(),
+ * sample_negatives()), and runs the Lua face (word2vec.lua), which is what
  * users call. Arguments are checked here; the work is in w2v_vocab.c,
  * word2vec.c and w2v_io.c.
  *
+ * What stays here takes or gives values an op table does not describe: the
+ * vocabulary builders read lists of paths or of words and counts and make
+ * the userdata; words(), counts(), find() and code() give Lua lists, or nil
+ * for an unknown word; _train runs the threaded loop and calls back into
+ * Lua while it waits; _save and _load read and write files with lists of
+ * words. Their docs are at the end of word2vec.lua.
+ *
  *   word2vec._vocab_build(files, min_count, max_vocab, lower) -> Vocab
  *   word2vec._vocab_from(words, counts)                       -> Vocab
- *   vocab:size(), vocab:words(), vocab:counts(), vocab:total(), vocab:find(w),
+ *   vocab:words(), vocab:counts(), vocab:find(w),
  *   vocab:code(id) -> codes, points (1-based ids and nodes, for tests)
- *   vocab:sample_negatives(n, seed) -> i32 tensor of 1-based ids
  *   word2vec._train(vocab, files, opts, syn0, syn1neg, syn1, progress)
- *   word2vec._keep_prob(count, total, t)
  *   word2vec._save(path, binary, words, vectors), word2vec._load(path, binary) -> words, vectors
  */
 #include <string.h>
 
-#include "usagi/lua.h"
-#include "word2vec.h"
+#include "w2v_lua.h"
 
-#define VOCAB_MT "usagi.word2vec.Vocab"
+#define VOCAB_MT USG_W2V_VOCAB_MT
 
 typedef struct lvocab { usg_w2v_vocab *v; } lvocab;
 
-static usg_w2v_vocab *check_vocab(lua_State *L, int idx)
+usg_w2v_vocab *usg_w2v_lua_checkvocab(lua_State *L, int idx)
 {
     lvocab *lv = luaL_checkudata(L, idx, VOCAB_MT);
     if (!lv->v) luaL_error(L, "word2vec: the vocabulary was freed");
@@ -38,12 +44,9 @@ static int l_vocab_gc(lua_State *L)
     return 0;
 }
 
-static int l_vocab_size(lua_State *L) { lua_pushinteger(L, check_vocab(L, 1)->n); return 1; }
-static int l_vocab_total(lua_State *L) { lua_pushinteger(L, check_vocab(L, 1)->total); return 1; }
-
 static int l_vocab_words(lua_State *L)
 {
-    usg_w2v_vocab *v = check_vocab(L, 1);
+    usg_w2v_vocab *v = usg_w2v_lua_checkvocab(L, 1);
     lua_createtable(L, (int)v->n, 0);
     for (int64_t i = 0; i < v->n; i++) { lua_pushstring(L, v->words[i]); lua_rawseti(L, -2, i + 1); }
     return 1;
@@ -51,7 +54,7 @@ static int l_vocab_words(lua_State *L)
 
 static int l_vocab_counts(lua_State *L)
 {
-    usg_w2v_vocab *v = check_vocab(L, 1);
+    usg_w2v_vocab *v = usg_w2v_lua_checkvocab(L, 1);
     lua_createtable(L, (int)v->n, 0);
     for (int64_t i = 0; i < v->n; i++) { lua_pushinteger(L, v->counts[i]); lua_rawseti(L, -2, i + 1); }
     return 1;
@@ -59,7 +62,7 @@ static int l_vocab_counts(lua_State *L)
 
 static int l_vocab_find(lua_State *L)
 {
-    usg_w2v_vocab *v = check_vocab(L, 1);
+    usg_w2v_vocab *v = usg_w2v_lua_checkvocab(L, 1);
     size_t len;
     const char *w = luaL_checklstring(L, 2, &len);
     int64_t id = usg_w2v_vocab_find(v, w, len);
@@ -77,7 +80,7 @@ static int64_t check_id(lua_State *L, usg_w2v_vocab *v, int idx)
 
 static int l_vocab_code(lua_State *L)
 {
-    usg_w2v_vocab *v = check_vocab(L, 1);
+    usg_w2v_vocab *v = usg_w2v_lua_checkvocab(L, 1);
     int64_t id = check_id(L, v, 2);
     USG_LUA_TRY(L, usg_w2v_vocab_prepare(v));
     int len = v->codelen[id];
@@ -90,40 +93,13 @@ static int l_vocab_code(lua_State *L)
     return 2;
 }
 
-static int l_vocab_sample(lua_State *L)
-{
-    usg_w2v_vocab *v = check_vocab(L, 1);
-    lua_Integer n = luaL_checkinteger(L, 2);
-    luaL_argcheck(L, n >= 0 && n <= ((lua_Integer)1 << 30), 2, "n must be in 0..2^30");
-    uint64_t s = (uint64_t)luaL_checkinteger(L, 3);
-    USG_LUA_TRY(L, usg_w2v_vocab_prepare(v));
-    usg_tensor *t;
-    USG_LUA_TRY(L, usg_tensor_empty(&t, USG_I32, 1, (int64_t[]){n}));
-    int32_t *p = usg_tensor_data(t);
-    for (lua_Integer i = 0; i < n; i++) {           /* splitmix64, as the trainer */
-        uint64_t z = (s += 0x9E3779B97F4A7C15ULL);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-        p[i] = (int32_t)usg_w2v_negative(v, z ^ (z >> 31)) + 1;
-    }
-    usg_lua_pushtensor(L, t);
-    return 1;
-}
-
+/* The Vocab metatable is made when the plugin opens (its generated
+ * methods go into it then); a vocabulary gets it here. */
 static void push_vocab(lua_State *L, usg_w2v_vocab *v)
 {
     lvocab *lv = lua_newuserdatauv(L, sizeof *lv, 0);
     lv->v = v;                                                   /* ownership passes to Lua */
-    if (luaL_newmetatable(L, VOCAB_MT)) {
-        static const luaL_Reg m[] = {
-            {"size", l_vocab_size}, {"total", l_vocab_total}, {"words", l_vocab_words},
-            {"counts", l_vocab_counts}, {"find", l_vocab_find}, {"code", l_vocab_code},
-            {"sample_negatives", l_vocab_sample}, {"__gc", l_vocab_gc}, {NULL, NULL}};
-        luaL_setfuncs(L, m, 0);
-        lua_pushvalue(L, -1);
-        lua_setfield(L, -2, "__index");
-    }
-    lua_setmetatable(L, -2);
+    luaL_setmetatable(L, VOCAB_MT);
 }
 
 /* The list of paths at idx into files (pointers into the Lua strings,
@@ -225,7 +201,7 @@ static float *rows(lua_State *L, int idx, const char *what, int64_t R, int64_t D
 static int l_train(lua_State *L)
 {
     const char **files;
-    usg_w2v_vocab *v = check_vocab(L, 1);
+    usg_w2v_vocab *v = usg_w2v_lua_checkvocab(L, 1);
     int nfiles = check_files(L, 2, "word2vec.train", &files);
     luaL_checktype(L, 3, LUA_TTABLE);
     usg_w2v_opts o = {0};
@@ -273,12 +249,6 @@ static int l_train(lua_State *L)
     if (err != LUA_OK) return lua_error(L);
     if (s != USG_OK) usg_lua_error(L);
     lua_pushinteger(L, p.words);
-    return 1;
-}
-
-static int l_keep_prob(lua_State *L)
-{
-    lua_pushnumber(L, usg_w2v_keep_prob(luaL_checkinteger(L, 1), luaL_checkinteger(L, 2), luaL_checknumber(L, 3)));
     return 1;
 }
 
@@ -330,9 +300,24 @@ static int l_load(lua_State *L)
 static const luaL_Reg word2vec_functions[] = {
     {"_save", l_save}, {"_load", l_load},
     {"_vocab_build", l_vocab_build}, {"_vocab_from", l_vocab_from}, {"_train", l_train},
-    {"_keep_prob", l_keep_prob}, {NULL, NULL}};
+    {NULL, NULL}};
 
+static const luaL_Reg vocab_methods[] = {
+    {"words", l_vocab_words}, {"counts", l_vocab_counts}, {"find", l_vocab_find},
+    {"code", l_vocab_code}, {"__gc", l_vocab_gc}, {NULL, NULL}};
+
+/* The Vocab metatable first, so that the generated methods can join it;
+ * the generated functions go into the module after the face ran (it
+ * reaches them through the module table when called, never before). */
 USG_API int luaopen_usagi_word2vec(lua_State *L)
 {
-    return USG_PLUGIN_OPEN(L, "word2vec", "0.1.0", word2vec_functions);
+    if (luaL_newmetatable(L, VOCAB_MT)) {                            /* [mt] */
+        luaL_setfuncs(L, vocab_methods, 0);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);                                                   /* [] */
+    USG_PLUGIN_OPEN(L, "word2vec", "0.1.0", word2vec_functions);     /* [M] */
+    usg_word2vec_ops_open(L, -1);
+    return 1;
 }

@@ -364,8 +364,10 @@ local function add_op_texts()
   local all = usagi.op_table()
   for i = ops_seen + 1, #all do
     local op = all[i]
-    texts[(op.module == 'usagi' and 'usagi.' or 'usagi.' .. op.module .. '.') .. op.name] =
-      op.doc .. '\n' .. dtype_line(op)
+    -- a method of a plugin's userdata goes by its metatable's name
+    local key = op.class and op.class .. ':' .. op.name
+      or (op.module == 'usagi' and 'usagi.' or 'usagi.' .. op.module .. '.') .. op.name
+    texts[key] = op.doc .. '\n' .. dtype_line(op)
   end
   ops_seen = #all
 end
@@ -426,6 +428,14 @@ local function name_of(v)
     by_value = {}
     for _, e in ipairs(doc.public()) do
       if by_value[e[2]] == nil then by_value[e[2]] = e[1] end
+    end
+    -- the methods an op table gives a plugin's userdata (vocab:sample_negatives)
+    local registry = debug.getregistry()
+    for _, op in ipairs(usagi.op_table()) do
+      local mt = op.class and registry[op.class]
+      if type(mt) == 'table' and type(mt[op.name]) == 'function' and by_value[mt[op.name]] == nil then
+        by_value[mt[op.name]] = op.class .. ':' .. op.name
+      end
     end
   end
   return by_value[v]

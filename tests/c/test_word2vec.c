@@ -121,6 +121,31 @@ static void test_alias(void **state)
     usg_w2v_vocab_free(v);
 }
 
+/* The draws of the Lua face's vocab:sample_negatives: the trainer's
+ * splitmix64 from the seed, 1-based ids, a refusal outside 0..2^30. */
+static void test_sample_negatives(void **state)
+{
+    (void)state;
+    const char *words[] = {"a", "b", "c"};
+    usg_w2v_vocab *v;
+    assert_int_equal(usg_w2v_vocab_from(&v, words, (int64_t[]){100, 10, 1}, 3), USG_OK);
+    usg_tensor *t, *u;
+    assert_int_equal(usg_w2v_sample_negatives(&t, v, 1000, 9), USG_OK);
+    assert_int_equal(usg_w2v_sample_negatives(&u, v, 1000, 9), USG_OK);
+    const int32_t *p = usg_tensor_data(t), *q = usg_tensor_data(u);
+    uint64_t s = 9;
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(p[i], q[i]);
+        assert_int_equal(p[i], usg_w2v_negative(v, rnd(&s)) + 1);
+    }
+    usg_tensor_release(t);
+    usg_tensor_release(u);
+    assert_int_equal(usg_w2v_sample_negatives(&t, v, -1, 9), USG_ARG);
+    assert_null(t);
+    assert_non_null(strstr(usg_errmsg(), "sample_negatives: n must be in 0..2^30, got -1"));
+    usg_w2v_vocab_free(v);
+}
+
 static void test_subsampling(void **state)
 {
     (void)state;
@@ -245,7 +270,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vocab), cmocka_unit_test(test_huffman), cmocka_unit_test(test_alias),
-        cmocka_unit_test(test_subsampling), cmocka_unit_test(test_reader),
+        cmocka_unit_test(test_subsampling), cmocka_unit_test(test_sample_negatives),
+        cmocka_unit_test(test_reader),
         cmocka_unit_test(test_determinism), cmocka_unit_test(test_nomem)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

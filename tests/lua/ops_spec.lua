@@ -12,7 +12,8 @@
 local usagi = require 'usagi'
 
 -- Load every plugin so that its declared ops are walked too.
-for _, name in ipairs { 'rnn', 'lstm', 'gru', 'birnn', 'attention', 'seq2seq', 'vae', 'hello' } do
+for _, name in ipairs { 'rnn', 'lstm', 'gru', 'birnn', 'attention', 'seq2seq', 'vae', 'hello', 'word2vec',
+                        'dist' } do
   pcall(require, 'usagi.' .. name)
 end
 local all = usagi.op_table()
@@ -21,10 +22,20 @@ local function module_of(op)
   return op.module == 'usagi' and usagi or require('usagi.' .. op.module)
 end
 
+-- A method of a plugin's userdata (op.class, a metatable name), called as
+-- mt.name(...) so that an error names it as a user's v:name() would.
+local function method_of(op)
+  local mt = debug.getregistry()[op.class]
+  return assert(load(('local mt = ... return function(...) local r = table.pack(mt.%s(...)) '
+    .. 'return table.unpack(r, 1, r.n) end'):format(op.name), '=' .. op.name))(mt), mt
+end
+
 local function has(list, x)
   for _, v in ipairs(list or {}) do if v == x then return true end end
   return false
 end
+
+local function load_ref(src) return assert(load(src, '=ref', 't', {math = math}))() end
 
 -- A tensor of `shape` in f64 with seeded values in [-1, 1), moved into the
 -- domain the table asks for.
@@ -55,7 +66,9 @@ local function arguments(op, o, along)
   local tensors = {}
   for i, a in ipairs(o.args) do
     local kind = a[1]
-    if test.index and test.index.at == i then   -- 1-based i32 indices in 1..max
+    if a.test and a.test.make then            -- a plugin's kind: the table says how to make one
+      args[i] = load_ref(a.test.make)(module_of(op))
+    elseif test.index and test.index.at == i then   -- 1-based i32 indices in 1..max
       local ids = usagi.zeros(test.index.shape, 'i32')
       local flat = ids:view(-1)
       for e = 1, flat:numel() do flat[e] = (e * 7 + 3) % test.index.max + 1 end
@@ -100,7 +113,7 @@ local function call(f, args) return f(table.unpack(args, 1, args.n)) end
 -- An op that works in place (returns self) is given a fresh copy of its
 -- first argument each time, so every call starts from the same values.
 local function fresh(o, args)
-  if o.returns ~= 'self' then return args end
+  if o.returns ~= 'self' and o.returns ~= 'first' then return args end
   local copy = { n = args.n, table.unpack(args, 1, args.n) }
   copy[1] = args[1]:clone()
   return copy
@@ -151,7 +164,6 @@ local function same(a, b, rtol, atol, what)
   else assert.are.equal(b, a, what) end
 end
 
-local function load_ref(src) return assert(load(src, '=ref', 't', {math = math}))() end
 
 -- A value of a kind the argument does not take.
 local bad_value = {
@@ -172,7 +184,9 @@ describe('the op table', function()
       assert.is_truthy(op.doc:find(op.name, 1, true), key .. ': its doc does not name it')
       local m = module_of(op)
       if has(op.forms, 'usagi') then assert.are.equal('function', type(m[op.name]), key) end
-      if has(op.forms, 'method') then
+      if op.class then
+        assert.are.equal('function', type(select(2, method_of(op))[op.name]), key .. ' as a method')
+      elseif has(op.forms, 'method') then
         assert.are.equal('function', type(usagi.zeros(1)[op.name]), key .. ' as a method')
       end
       if op.inplace then assert.are.equal('function', type(usagi.zeros(1)[op.name .. '_']), key .. '_') end
@@ -197,7 +211,12 @@ local function check(op, key, f, k, o, along)
       for i = 1, args.n do
         flat[i] = usagi.is_tensor(args[i]) and args[i]:contiguous():view(-1) or args[i]
       end
-      local out = r64[1]:double():view(-1)
+      if not usagi.is_tensor(r64[1]) then   -- a number: the reference of the arguments
+        local want = ref(table.unpack(args, 1, args.n))
+        assert(math.abs(r64[1] - want) <= 1e-12 + 1e-12 * math.abs(want),
+          ('%s is %.17g, the reference %.17g'):format(key, r64[1], want))
+      end
+      local out = usagi.is_tensor(r64[1]) and r64[1]:double():view(-1) or usagi.zeros(0)
       for e = 1, out:numel() do
         local vals = {}
         for i = 1, args.n do vals[i] = usagi.is_tensor(flat[i]) and flat[i][e] or flat[i] end
@@ -297,6 +316,7 @@ local function check(op, key, f, k, o, along)
       local args = arguments(op, o)
       local n = math.max(args.n, i)
       local bad = bad_value[a[1]]
+      if bad == nil and a.test then bad = a.test.bad end
       if a[1] == 'options' then bad = { bogus = 1 } end
       if bad ~= nil then
         args[i], args.n = bad, n
@@ -314,7 +334,7 @@ end
 for _, op in ipairs(all) do
   local key = op.module .. '.' .. op.name
   local m = module_of(op)
-  local f = has(op.forms, 'usagi') and m[op.name] or usagi.zeros(1)[op.name]
+  local f = op.class and method_of(op) or has(op.forms, 'usagi') and m[op.name] or usagi.zeros(1)[op.name]
   describe(key, function()
     for k, o in ipairs(op.overloads) do
       check(op, key, f, k, o, false)
