@@ -94,20 +94,13 @@ static int msghandler(lua_State *L)
     return 1;
 }
 
-/* Ctrl-C during a call: a hook that raises an error at the next Lua step. */
+/* Ctrl-C during a call: the error "interrupted!" at the next Lua step. */
 static lua_State *global_L;
-
-static void lstop(lua_State *L, lua_Debug *ar)
-{
-    (void)ar;
-    lua_sethook(L, NULL, 0, 0);
-    luaL_error(L, "interrupted!");
-}
 
 static void laction(int sig)
 {
     signal(sig, SIG_DFL);
-    lua_sethook(global_L, lstop, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+    usg_lua_interrupt(global_L, "interrupted!", true);
 }
 
 /* In the REPL, a Ctrl-C between the Enter that ends a line and the start

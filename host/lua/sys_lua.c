@@ -379,19 +379,38 @@ static const char *signal_name(int sig)
     return sig == SIGINT ? "INT" : sig == SIGTERM ? "TERM" : "HUP";
 }
 
-static void stop_now(lua_State *L, lua_Debug *ar)
+/* What usg_lua_interrupt raises: set before the hook, read by it. */
+static const char *volatile interrupt_msg;
+static volatile sig_atomic_t interrupt_where;
+
+static void raise_interrupt(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     lua_sethook(L, NULL, 0, 0);
-    lua_pushfstring(L, "interrupted by SIG%s", signal_name(pending ? pending : SIGINT));
-    lua_error(L);   /* no position: the message is the same wherever the code was */
+    if (interrupt_where) luaL_error(L, "%s", interrupt_msg);
+    lua_pushstring(L, interrupt_msg);
+    lua_error(L);
 }
 
+void usg_lua_interrupt(lua_State *L, const char *msg, bool where)
+{
+    interrupt_msg = msg;
+    interrupt_where = where;
+    lua_sethook(L, raise_interrupt, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+/* The stop names the first signal, which the run reports. */
 static void on_signal(int sig)
 {
-    if ((pending || at_once) && trap_L)
-        lua_sethook(trap_L, stop_now, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
-    if (!pending) pending = sig;
+    bool second = pending != 0;
+    if (!second) pending = sig;
+    if ((second || at_once) && trap_L) {
+        static const char *const stop[] = {"interrupted by SIGINT", "interrupted by SIGTERM",
+                                           "interrupted by SIGHUP"};
+        int k = pending == SIGTERM ? 1 : pending == SIGHUP ? 2 : 0;
+        /* no position: the message is the same wherever the code was */
+        usg_lua_interrupt(trap_L, stop[k], false);
+    }
 }
 
 static int l_trap(lua_State *L)

@@ -49,6 +49,12 @@ USG_API usg_dtype usg_lua_optdtype(lua_State *L, int idx, usg_dtype def);
 /* Push a shape as a usagi.Size table ({2, 3} that prints as "(2, 3)"). */
 USG_API void usg_lua_pushsize(lua_State *L, int ndim, const int64_t *shape);
 
+/* Make L raise the error msg (a string that outlives the call), with the
+ * position of the code it stopped when `where`, at its next Lua step. Safe
+ * in a signal handler: lua.c's way to stop running Lua code on Ctrl-C, for
+ * the REPL and for a run's signals. */
+USG_API void usg_lua_interrupt(lua_State *L, const char *msg, bool where);
+
 /* The run's generator (seeded by usagi.manual_seed). */
 USG_API usg_rng *usg_lua_rng(lua_State *L);
 /* Every key of the options table at idx must be one of `known` (NULL-ended);
