@@ -7,8 +7,8 @@
 -- copy), dims too. The losses take an options table
 -- {reduction = 'mean' | 'sum' | 'none', ignore_index = id, mask = tensor}
 -- and return 0-dim tensors, not numbers, since autograd attaches to them.
--- cat, stack, split and chunk take or give lists of tensors and stay
--- written by hand (host/lua/nn_lua.c).
+-- cat and stack take a list of tensors (the `tensors` kind), split and
+-- chunk give one back (the `list` result).
 local ops = {}
 local function op(t) ops[#ops + 1] = t end
 
@@ -128,10 +128,51 @@ op {
   test = { shapes = { { 3, 4 }, { 3, 4 } }, index = { at = 3, max = 4, shape = { 3, 4 } } },
 }
 
+-- ==== Lists of tensors ======================================================
+-- cat and stack take a list of tensors (a table, or the tensors themselves
+-- as Torch7's torch.cat(a, b)); split and chunk give one back.
+op {
+  name = 'cat',
+  doc = 'usagi.cat({t1, t2, ...} [, dim = 1]) -> the tensors joined along dim.',
+  forms = { 'usagi' },
+  args = { { 'tensors', 'ts' }, { 'dim', 'dim', of = 'ts', default = '0' } },
+  call = 'usg_ad_cat(&r, ts_n, ts, dim)',
+  grad = true,
+  test = { shapes = { { 3, 4 }, { 2, 4 } }, dims = { 1 } },
+}
+op {
+  name = 'stack',
+  doc = 'usagi.stack({t1, t2, ...} [, dim = 1]) -> the tensors stacked along a new dim.',
+  forms = { 'usagi' },
+  args = { { 'tensors', 'ts' }, { 'newdim', 'dim', of = 'ts', default = '0' } },
+  call = 'usg_ad_stack(&r, ts_n, ts, dim)',
+  grad = true,
+  test = { shapes = { { 3, 4 }, { 3, 4 } } },
+}
+op {
+  name = 'split',
+  doc = 'usagi.split(x, size [, dim = 1]) -> a list of views of `size` entries along dim.',
+  args = { { 'tensor', 'x' }, { 'integer', 'size' }, { 'dim', 'dim', of = 'x', default = '0' } },
+  call = 'usg_ad_split(&list->ts, &list->n, x, size, dim)',
+  returns = 'list',
+  grad = true,
+  test = { numbers = { 2 } },
+}
+op {
+  name = 'chunk',
+  doc = 'usagi.chunk(x, n [, dim = 1]) -> a list of at most n nearly equal views along dim.',
+  args = { { 'tensor', 'x' }, { 'integer', 'chunks' }, { 'dim', 'dim', of = 'x', default = '0' } },
+  pre = 'luaL_argcheck(L, chunks >= INT_MIN && chunks <= INT_MAX, 2, "chunks out of range");',
+  call = 'usg_ad_chunk(&list->ts, &list->n, x, (int)chunks, dim)',
+  returns = 'list',
+  grad = true,
+  test = { numbers = { 2 } },
+}
+
 return {
   name = 'nn',
   opener = 'usg_lua_open_nn_ops',
   about = 'The neural-net ops (table: host/ops/nn.lua).',
-  includes = { 'binding.h', 'usagi/autograd.h' },
+  includes = { 'limits.h', 'binding.h', 'usagi/autograd.h' },
   ops = ops,
 }

@@ -349,6 +349,7 @@ local function add_op_texts()
   for i = ops_seen + 1, #all do
     local op = all[i]
     texts[(op.module == 'usagi' and 'usagi.' or 'usagi.' .. op.module .. '.') .. op.name] = op.doc
+    for _, alias in ipairs(op.aliases or {}) do texts['Tensor:' .. alias] = op.doc end
   end
   ops_seen = #all
 end

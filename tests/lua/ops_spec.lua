@@ -6,6 +6,9 @@
 --   * the method and in-place forms against the function;
 --   * the gradient by central finite differences in f64 (usagi.gradcheck);
 --   * a bad value for every argument: an error that names the op, never a crash.
+-- A random op (test.random) has no reference: the same seed must give the
+-- same draws, the forms must agree, and the draws must have the dtype,
+-- shape and range they should, in f64 and f32.
 -- A new op gets all of this by being declared.
 local usagi = require 'usagi'
 
@@ -77,6 +80,17 @@ local function arguments(op, o, along)
     elseif kind == 'lastdim' then args[i] = nil
     elseif kind == 'boolean' then args[i] = along or (not a.optional and false or nil)
     elseif kind == 'norm_p' then args[i] = nil
+    elseif kind == 'dtypeopt' then args[i] = nil
+    elseif kind == 'shape' then args[i] = { table.unpack(test.shape or { 3, 4 }) }
+    elseif kind == 'dims' then args[i] = { table.unpack(test.perm) }
+    elseif kind == 'tensors' then    -- a list of tensors of the hinted shapes
+      local list = {}
+      for j, shape in ipairs(test.shapes or { { 3, 4 }, { 3, 4 } }) do
+        nt = nt + 1
+        list[j] = input(shape)
+        tensors[#tensors + 1] = { i, j, list = true }
+      end
+      args[i] = list
     elseif kind == 'layers' then     -- one layer of the hinted weight shapes
       local layer = {}
       for j, shape in ipairs(test.layers) do
@@ -107,6 +121,7 @@ end
 -- The tensors of the arguments sit at index i, or at {i, j}: weight j of
 -- the one layer of a layers argument.
 local function get(args, at)
+  if type(at) == 'table' and at.list then return args[at[1]][at[2]] end
   if type(at) == 'table' then return args[at[1]][1][at[2]] end
   return args[at]
 end
@@ -116,12 +131,17 @@ end
 local function with(args, tensors, fn)
   local out = { n = args.n }
   for i = 1, args.n do
-    out[i] = (type(args[i]) == 'table' and args[i][1] and usagi.is_tensor(args[i][1][1]))
-      and { { table.unpack(args[i][1]) } } or args[i]
+    local v = args[i]
+    if type(v) == 'table' and usagi.is_tensor(v[1]) then out[i] = { table.unpack(v) }
+    elseif type(v) == 'table' and type(v[1]) == 'table' and usagi.is_tensor(v[1][1]) then
+      out[i] = { { table.unpack(v[1]) } }
+    else out[i] = v end
   end
   for k, at in ipairs(tensors) do
     local t = fn(get(args, at), k)
-    if type(at) == 'table' then out[at[1]][1][at[2]] = t else out[at] = t end
+    if type(at) == 'table' and at.list then out[at[1]][at[2]] = t
+    elseif type(at) == 'table' then out[at[1]][1][at[2]] = t
+    else out[at] = t end
   end
   return out
 end
@@ -143,19 +163,48 @@ local function near(a, b, rtol, atol, what)
   end
 end
 
--- Results of the same kind compared: tensors near, other values equal.
+-- Results of the same kind compared: tensors near, lists of them
+-- element by element, other values equal.
 local function same(a, b, rtol, atol, what)
   if usagi.is_tensor(a) then near(a, b, rtol, atol, what)
+  elseif type(a) == 'table' and type(b) == 'table' then
+    assert.are.equal(#b, #a, what)
+    for i = 1, #a do same(a[i], b[i], rtol, atol, what .. '[' .. i .. ']') end
   else assert.are.equal(b, a, what) end
+end
+
+-- The place of the overload's dtype argument, or of its options table
+-- (whose dtype key says it), so that the f64 and f32 runs can ask for
+-- their dtype; nil when the dtype follows the inputs.
+local function dtype_at(o)
+  for i, a in ipairs(o.args) do
+    if a[1] == 'dtypeopt' then return i, false end
+    if a[1] == 'options' then
+      for _, f in ipairs(a.options or {}) do if f[2] == 'dtype' then return i, true end end
+    end
+  end
+end
+
+-- args for a run in dtype dt: the tensors converted, and the dtype asked
+-- for where the overload takes one.
+local function in_dtype(o, args, tensors, dt)
+  local out = as(args, tensors, dt)
+  local at, option = dtype_at(o)
+  if at then
+    out[at] = option and { dtype = dt } or dt
+    out.n = math.max(out.n, at)
+  end
+  return out
 end
 
 local function load_ref(src) return assert(load(src, '=ref', 't', {math = math}))() end
 
 -- A value of a kind the argument does not take.
 local bad_value = {
-  tensor = 'x', scalar = 'x', number = {}, integer = 0.5, dim = 99, optdim = 99, lastdim = 99,
+  tensor = 'x', scalar = 'x', number = 'x', integer = 0.5, dim = 99, optdim = 99, lastdim = 99,
   newdim = 99, dtype = 'f16',
   boolean = 'yes', norm_p = 'nuc',
+  shape = -3, dims = 99, tensors = 'x', dtypeopt = 'f16',
 }
 
 describe('the op table', function()
@@ -181,13 +230,70 @@ end)
 
 -- The checks of overload k (o) of op, with its optional dims left out or
 -- given (along).
+-- Every tensor of a result (a list's included), in order.
+local function tensors_of(results)
+  local out = {}
+  for _, r in ipairs(results) do
+    if usagi.is_tensor(r) then out[#out + 1] = r
+    elseif type(r) == 'table' then for _, t in ipairs(r) do out[#out + 1] = t end end
+  end
+  return out
+end
+
+-- A random op: draws have no reference, so what is checked is what a draw
+-- promises. With the same seed the same draws (in f64 and f32, and from the
+-- method form); each result in the dtype asked for (f32 from f32 inputs),
+-- of the same shape in f64 and f32, and in [lo, hi] when the op says.
+local function check_random(op, key, f, k, o, label)
+  local hint = op.test.random
+  it(label .. ': a seed gives the same draws, of the dtype, shape and range promised', function()
+    usagi.manual_seed(k)
+    local args, tensors = arguments(op, o)
+    local function draw(a, seed)
+      usagi.manual_seed(seed)
+      return table.pack(call(f, fresh(o, a)))
+    end
+    local runs = {}
+    for _, dt in ipairs { 'f64', 'f32' } do
+      local a = in_dtype(o, args, tensors, dt)
+      local r1, r2 = draw(a, 7), draw(a, 7)
+      assert.are.equal(r1.n, r2.n)
+      for i = 1, r1.n do same(r1[i], r2[i], 0, 0, key .. ' in ' .. dt .. ': the same seed, result ' .. i) end
+      if has(op.forms, 'method') and o.args[1][1] == 'tensor' then
+        usagi.manual_seed(7)
+        local m = fresh(o, a)
+        local rm = table.pack(m[1][op.name](table.unpack(m, 1, m.n)))
+        for i = 1, r1.n do same(rm[i], r1[i], 0, 0, key .. ' as a method, result ' .. i) end
+      end
+      local ts = tensors_of(r1)
+      assert.is_true(#ts > 0, key .. ': no tensor drawn')
+      for _, t in ipairs(ts) do
+        assert.are.equal(hint.integer and 'i32' or dt, t:dtype(), key .. ' in ' .. dt)
+        local flat = t:double():reshape(-1)
+        for e = 1, flat:numel() do
+          local v = flat[e]
+          assert(v == v, key .. ': a NaN drawn')
+          if hint.lo then
+            assert(v >= hint.lo and v <= hint.hi, ('%s: %g is outside [%g, %g]'):format(key, v, hint.lo, hint.hi))
+          end
+        end
+      end
+      runs[dt] = ts
+    end
+    for i, t in ipairs(runs.f64) do
+      assert.are.same(t:size(), runs.f32[i]:size(), key .. ': f32 and f64 shapes')
+    end
+  end)
+end
+
 local function check(op, key, f, k, o, along)
   local returns = type(o.returns) == 'table' and table.concat(o.returns, ', ') or o.returns
   local label = ('overload %d (%s)%s'):format(k, returns, along and ' along a dim' or '')
+  if op.test and op.test.random then check_random(op, key, f, k, o, label) else
   it(label .. ': f64 against the reference, f32 against f64, the forms agree', function()
     usagi.manual_seed(k)
     local args, tensors = arguments(op, o, along)
-    local r64 = table.pack(call(f, fresh(o, args)))
+    local r64 = table.pack(call(f, fresh(o, in_dtype(o, args, tensors, 'f64'))))
     local test = op.test or {}
     if test.ref then
       local ref = load_ref(test.ref)
@@ -210,13 +316,22 @@ local function check(op, key, f, k, o, along)
       for e = 1, flat:numel() do acc = fn(acc, flat[e]) end
       assert(math.abs(r64[1]:item() - acc) <= 1e-12 * (1 + math.abs(acc)), key .. ' against its fold')
     end
-    local r32 = table.pack(call(f, fresh(o, as(args, tensors, 'f32'))))
+    local r32 = table.pack(call(f, fresh(o, in_dtype(o, args, tensors, 'f32'))))
     assert.are.equal(r64.n, r32.n)
+    if dtype_at(o) then   -- the dtype asked for is the dtype made
+      assert.are.equal('f64', r64[1]:dtype(), key)
+      assert.are.equal('f32', r32[1]:dtype(), key)
+    end
     for i = 1, r64.n do same(r32[i], r64[i], 1e-4, 1e-5, key .. ' in f32, result ' .. i) end
     if has(op.forms, 'method') and o.args[1][1] == 'tensor' then
       local margs = fresh(o, args)
       local rm = table.pack(margs[1][op.name](table.unpack(margs, 1, margs.n)))
       for i = 1, r64.n do same(rm[i], r64[i], 0, 0, key .. ' as a method') end
+      for _, alias in ipairs(op.aliases or {}) do
+        margs = fresh(o, args)
+        rm = table.pack(margs[1][alias](table.unpack(margs, 1, margs.n)))
+        for i = 1, r64.n do same(rm[i], r64[i], 0, 0, key .. ' as ' .. alias) end
+      end
     end
     if op.inplace and o.args[1][1] == 'tensor' and o.returns == 'tensor' then
       local copy = { n = args.n, table.unpack(args, 1, args.n) }
@@ -230,6 +345,7 @@ local function check(op, key, f, k, o, along)
       end
     end
   end)
+  end
 
   if op.grad == true and o.returns ~= 'index' and o.returns ~= 'boolean' then
     it(label .. ': the gradient by finite differences', function()
@@ -246,11 +362,10 @@ local function check(op, key, f, k, o, along)
       end
       local function g(...)
         local xs = { ... }
-        local out = {}
-        for _, r in ipairs { call(f, with(args, tensors, function(_, k) return xs[k] end)) } do
-          if usagi.is_tensor(r) then out[#out + 1] = r end   -- not an index as a number
-        end
-        return out
+        -- a random op (dropout) draws the same mask on every call
+        if op.test and op.test.random then usagi.manual_seed(7) end
+        -- its tensors only, not an index as a number
+        return tensors_of { call(f, with(args, tensors, function(_, k) return xs[k] end)) }
       end
       local eps = op.test and op.test.eps
       assert.is_true(usagi.gradcheck(g, flat, eps and { eps = eps, atol = 1e-4 } or nil))
