@@ -74,7 +74,7 @@ local kinds = {
 
   -- The kinds below take the rest of the arguments (`rest`): the ones
   -- declared after them are read from `at`, the index they return, and an
-  -- argument left over is an error. At most one a overload.
+  -- argument left over is an error. At most one an overload.
   -- A shape: sizes as numbers (all but those of the number arguments that
   -- follow, as in full(2, 3, value)), one table or a usagi.Size, into
   -- `%n` and `%n_ndim`. `neg = true`: -1 allowed (view); `view = true`: a

@@ -24,7 +24,7 @@ op {
   args = { shape, options({ 'number', 'lo', default = 0 }, { 'number', 'hi', default = 1 }) },
   call = 'usg_rand(&r, usg_lua_rng(L), dtype, shape_ndim, shape, lo, hi)',
   grad = 'a draw: nothing to differentiate',
-  test = { random = { lo = 0, hi = 1 } },
+  test = { shape = { 40, 50 }, random = { lo = 0, hi = 1, mean = 0.5, var = 1 / 12 } },
 }
 op {
   name = 'randn',
@@ -33,7 +33,7 @@ op {
   args = { shape, options({ 'number', 'mean', default = 0 }, { 'number', 'std', default = 1 }) },
   call = 'usg_randn(&r, usg_lua_rng(L), dtype, shape_ndim, shape, mean, std)',
   grad = 'a draw: nothing to differentiate',
-  test = { random = {} },
+  test = { shape = { 40, 50 }, random = { mean = 0, var = 1 } },
 }
 
 -- The fills draw into any float tensor, a parameter too (nn.init runs them
@@ -46,7 +46,7 @@ op {
   returns = 'self',
   check_inplace = false,
   grad = 'a draw in place',
-  test = { random = { lo = 0, hi = 1 } },
+  test = { shapes = { { 40, 50 } }, numbers = { -1, 3 }, random = { lo = -1, hi = 3, mean = 1, var = 16 / 12 } },
 }
 op {
   name = 'normal_',
@@ -56,7 +56,7 @@ op {
   returns = 'self',
   check_inplace = false,
   grad = 'a draw in place',
-  test = { random = {} },
+  test = { shapes = { { 40, 50 } }, numbers = { 2, 0.5 }, random = { mean = 2, var = 0.25 } },
 }
 op {
   name = 'bernoulli',

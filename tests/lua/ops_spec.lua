@@ -243,7 +243,9 @@ end
 -- A random op: draws have no reference, so what is checked is what a draw
 -- promises. With the same seed the same draws (in f64 and f32, and from the
 -- method form); each result in the dtype asked for (f32 from f32 inputs),
--- of the same shape in f64 and f32, and in [lo, hi] when the op says.
+-- of the same shape in f64 and f32, and in [lo, hi] when the op says; with
+-- `mean` and `var`, f32 and f64 agree with them (and so in distribution)
+-- within five standard errors and a fifth.
 local function check_random(op, key, f, k, o, label)
   local hint = op.test.random
   it(label .. ': a seed gives the same draws, of the dtype, shape and range promised', function()
@@ -270,12 +272,22 @@ local function check_random(op, key, f, k, o, label)
       for _, t in ipairs(ts) do
         assert.are.equal(hint.integer and 'i32' or dt, t:dtype(), key .. ' in ' .. dt)
         local flat = t:double():reshape(-1)
-        for e = 1, flat:numel() do
+        local n, sum, sq = flat:numel(), 0, 0
+        for e = 1, n do
           local v = flat[e]
           assert(v == v, key .. ': a NaN drawn')
           if hint.lo then
             assert(v >= hint.lo and v <= hint.hi, ('%s: %g is outside [%g, %g]'):format(key, v, hint.lo, hint.hi))
           end
+          sum, sq = sum + v, sq + v * v
+        end
+        if hint.mean then
+          local mean = sum / n
+          local var = sq / n - mean * mean
+          assert(math.abs(mean - hint.mean) <= 5 * math.sqrt(hint.var / n),
+            ('%s in %s: mean %g of %d draws, expected %g'):format(key, dt, mean, n, hint.mean))
+          assert(math.abs(var - hint.var) <= 0.2 * hint.var,
+            ('%s in %s: variance %g of %d draws, expected %g'):format(key, dt, var, n, hint.var))
         end
       end
       runs[dt] = ts
