@@ -18,11 +18,15 @@ int usg_lua_open_reduce_ops(lua_State *L);
 int usg_lua_open_nn_ops(lua_State *L);
 int usg_lua_open_index_ops(lua_State *L);
 int usg_lua_open_view_ops(lua_State *L);
+int usg_lua_open_create_ops(lua_State *L);
+int usg_lua_open_random_ops(lua_State *L);
+/* dropout's call (random_lua.c): out and, when training, the mask. */
+usg_status usg_lua_dropout(usg_tensor **out, usg_tensor **mask, usg_rng *rng, usg_tensor *x,
+                           double p, bool training);
 /* Raise the core's last error with its function name replaced by fn
  * (t:int() reports as int, not as the core's 'to'). Never returns. */
 int usg_lua_error_as(lua_State *L, const char *fn);
 int usg_lua_open_random(lua_State *L);
-int usg_lua_open_nn(lua_State *L);
 int usg_lua_open_autograd(lua_State *L);
 int usg_lua_open_plugin(lua_State *L);
 int usg_lua_open_optim(lua_State *L);

@@ -1,7 +1,13 @@
 /*
- * tensor_lua.c -- the Tensor userdata and the `usagi` module: creation,
- * views, copies, 1-based indexing and slicing, conversion to Lua tables,
- * and the shared refcount with the Lua GC.
+ * tensor_lua.c -- the Tensor userdata and the `usagi` module: tensors from
+ * nested tables and from bytes, 1-based indexing and slicing, the queries
+ * (size, stride, item, totable), and the shared refcount with the Lua GC.
+ *
+ * What is written by hand here is what no op table can declare: a value of
+ * any nesting (usagi.tensor{{1, 2}, {3, 4}}), an index that is a number, a
+ * range or a list of them (__index, __newindex), the answers that are Lua
+ * values rather than tensors, and the userdata itself. Every other op, the
+ * constructors, views and fills included, is declared in the op tables of host/ops.
  *
  * A Tensor is a full userdata holding one usg_tensor* reference; __gc and
  * __close give it back. The Lua GC cannot see C memory, so pushes count the
@@ -9,10 +15,9 @@
  * live after the last one: a training loop stays at flat memory without
  * collectgarbage() in user code.
  *
- * Views, copies, conversions and indexing call the usg_ad_* forms
- * (host/core/ad_view.c), so t[i], t:view(...) and the rest carry gradients;
- * writes (copy_, fill_, zero_, index assignment) refuse a tensor that
- * requires grad, except inside usagi.no_grad.
+ * Indexing calls the usg_ad_* forms (host/core/ad_view.c), so t[i] carries
+ * gradients; index assignment refuses a tensor that requires grad, except
+ * inside usagi.no_grad.
  */
 #include <limits.h>
 #include <math.h>
@@ -316,69 +321,6 @@ static int l_tensor(lua_State *L)
     return 1;
 }
 
-/* zeros/ones(shape... [, opts]) and full(shape..., value [, opts]) where the
- * shape is numbers or one table. */
-static int make_filled(lua_State *L, int full)
-{
-    int ndim, opt;
-    int64_t shape[USG_MAX_DIMS];
-    double value = full < 0 ? 1 : 0;
-    if (full > 0 && !lua_istable(L, 1)) {
-        /* full(2, 3, 7.5): every number but the last is a size */
-        int n = 0;
-        while (lua_type(L, n + 1) == LUA_TNUMBER) n++;
-        if (n < 1) return luaL_argerror(L, 1, "full: expected sizes and a value");
-        value = lua_tonumber(L, n);
-        lua_pushnil(L);
-        lua_replace(L, n);            /* the value is not a size */
-        usg_lua_checkshape(L, 1, &ndim, shape);
-        opt = n + 1;
-    } else {
-        opt = 1 + usg_lua_checkshape(L, 1, &ndim, shape);
-        if (full > 0) value = luaL_checknumber(L, opt++);
-    }
-    usg_tensor *t;
-    TRY_AS(L, full < 0 ? "ones" : full ? "full" : "zeros",
-           usg_tensor_full(&t, opt_dtype_field(L, opt, USG_F32), ndim, shape, value));
-    usg_lua_pushtensor(L, t);
-    return 1;
-}
-
-static int l_zeros(lua_State *L) { return make_filled(L, 0); }
-static int l_ones(lua_State *L) { return make_filled(L, -1); }
-static int l_full(lua_State *L) { return make_filled(L, 1); }
-
-/* zeros_like(t [, 'f64' | {dtype = 'f64'}]) */
-static int like(lua_State *L, double v, const char *fn)
-{
-    usg_tensor *a = usg_lua_checktensor(L, 1), *t;
-    usg_dtype dt = opt_dtype_field(L, 2, a->dtype);
-    TRY_AS(L, fn, usg_tensor_full(&t, dt, a->ndim, a->shape, v));
-    usg_lua_pushtensor(L, t);
-    return 1;
-}
-static int l_zeros_like(lua_State *L) { return like(L, 0, "zeros_like"); }
-static int l_ones_like(lua_State *L) { return like(L, 1, "ones_like"); }
-
-/* arange(stop) or arange(start, stop [, step]) -- [start, stop) as PyTorch;
- * i32 when all arguments are integers. */
-static int l_arange(lua_State *L)
-{
-    int nargs = 0;
-    while (lua_type(L, nargs + 1) == LUA_TNUMBER) nargs++;
-    if (nargs < 1 || nargs > 3) luaL_argerror(L, 1, "arange: expected (stop) or (start, stop [, step])");
-    double start = nargs >= 2 ? lua_tonumber(L, 1) : 0;
-    double stop = lua_tonumber(L, nargs >= 2 ? 2 : 1);
-    double step = nargs == 3 ? lua_tonumber(L, 3) : 1;
-    int all_int = 1;
-    for (int i = 1; i <= nargs; i++) all_int &= lua_isinteger(L, i);
-    usg_tensor *t;
-    usg_dtype dt = opt_dtype_field(L, nargs + 1, all_int ? USG_I32 : USG_F32);
-    TRY_AS(L, "arange", usg_arange(&t, dt, start, stop, step));
-    usg_lua_pushtensor(L, t);
-    return 1;
-}
-
 /* frombytes(s, shape [, {offset = 0, dtype = 'f32', scale = 1}]) -- the
  * bytes of string s from byte `offset` on, each an unsigned 8-bit value,
  * times scale, as a tensor of the shape: how IDX files (MNIST) and other
@@ -424,28 +366,6 @@ static int l_frombytes(lua_State *L)
     usg_tensor *t;
     TRY_AS(L, "frombytes", usg_tensor_from_bytes(&t, dt, ndim, shape,
                                                  (const unsigned char *)s + offset, scale));
-    usg_lua_pushtensor(L, t);
-    return 1;
-}
-
-static int l_linspace(lua_State *L)
-{
-    usg_tensor *t;
-    lua_Integer n = luaL_checkinteger(L, 3);
-    double a = luaL_checknumber(L, 1), b = luaL_checknumber(L, 2);
-    usg_dtype dt = opt_dtype_field(L, 4, USG_F32);
-    TRY_AS(L, "linspace", usg_linspace(&t, dt, a, b, (int64_t)n));
-    usg_lua_pushtensor(L, t);
-    return 1;
-}
-
-static int l_eye(lua_State *L)
-{
-    lua_Integer n = luaL_checkinteger(L, 1);
-    lua_Integer m = lua_type(L, 2) == LUA_TNUMBER ? luaL_checkinteger(L, 2) : n;
-    usg_tensor *t;
-    usg_dtype dt = opt_dtype_field(L, lua_type(L, 2) == LUA_TNUMBER ? 3 : 2, USG_F32);
-    TRY_AS(L, "eye", usg_eye(&t, dt, (int64_t)n, (int64_t)m));
     usg_lua_pushtensor(L, t);
     return 1;
 }
@@ -544,114 +464,6 @@ static int l_totable(lua_State *L)
                           usg_shape_str(b, sizeof b, t->ndim, t->shape));
     }
     push_table(L, t, 0, t->offset);
-    return 1;
-}
-
-/* ==== Views and copies ================================================== */
-
-/* Call as push_result(L, usg_op(&r, ...), &r): r is read after the call. */
-static int push_result(lua_State *L, usg_status s, usg_tensor **t)
-{
-    if (s != USG_OK) return usg_lua_error(L);
-    usg_lua_pushtensor(L, *t);
-    return 1;
-}
-
-/* A view's shape must have a numel that fits in int64 (-1 entries aside):
- * otherwise the product wraps and a huge shape could pass as a small one,
- * a view reaching past its storage. */
-static void check_numel(lua_State *L, const char *fn, int ndim, const int64_t *shape)
-{
-    int64_t n = 1;
-    for (int d = 0; d < ndim; d++) {
-        if (shape[d] < 0) continue;          /* -1 and bad sizes: the core says */
-        if (shape[d] && n > INT64_MAX / shape[d]) {
-            char b[256];
-            luaL_error(L, "%s: shape %s has too many elements", fn,
-                       usg_shape_str(b, sizeof b, ndim, shape));
-        }
-        n *= shape[d];
-    }
-}
-
-static int reshape_like(lua_State *L, int copy)
-{
-    usg_tensor *t = usg_lua_checktensor(L, 1), *r;
-    int ndim;
-    int64_t shape[USG_MAX_DIMS];
-    /* accept -1 in the numbers: checkshape rejects negatives, so read them here */
-    if (lua_istable(L, 2)) {
-        ndim = (int)luaL_len(L, 2);
-        if (ndim > USG_MAX_DIMS) luaL_argerror(L, 2, "too many dims");
-        for (int i = 0; i < ndim; i++) { lua_geti(L, 2, i + 1); shape[i] = luaL_checkinteger(L, -1); lua_pop(L, 1); }
-    } else {
-        ndim = lua_gettop(L) - 1;
-        if (ndim > USG_MAX_DIMS) luaL_argerror(L, 2, "too many dims");
-        for (int i = 0; i < ndim; i++) shape[i] = luaL_checkinteger(L, i + 2);
-    }
-    check_numel(L, copy ? "reshape" : "view", ndim, shape);
-    return push_result(L, copy ? usg_ad_reshape(&r, t, ndim, shape) : usg_ad_view(&r, t, ndim, shape), &r);
-}
-static int l_view(lua_State *L) { return reshape_like(L, 0); }
-static int l_reshape(lua_State *L) { return reshape_like(L, 1); }
-
-static int l_permute(lua_State *L)
-{
-    usg_tensor *t = usg_lua_checktensor(L, 1), *r;
-    int perm[USG_MAX_DIMS];
-    int table = lua_istable(L, 2);
-    int n = table ? (int)luaL_len(L, 2) : lua_gettop(L) - 1;
-    if (n != t->ndim)
-        return luaL_error(L, "permute: expected %d dims for a %d-D tensor, got %d", t->ndim, t->ndim, n);
-    for (int i = 0; i < n; i++) {
-        if (table) lua_geti(L, 2, i + 1); else lua_pushvalue(L, i + 2);
-        perm[i] = usg_lua_checkdim(L, lua_gettop(L), t->ndim, 0);
-        lua_pop(L, 1);
-    }
-    return push_result(L, usg_ad_permute(&r, t, perm), &r);
-}
-
-/* expand(d1, ...) or expand(other): other's shape */
-static int l_expand(lua_State *L)
-{
-    usg_tensor *t = usg_lua_checktensor(L, 1), *r;
-    int ndim;
-    int64_t shape[USG_MAX_DIMS];
-    usg_tensor *other = usg_lua_totensor(L, 2);
-    if (other) { ndim = other->ndim; memcpy(shape, other->shape, sizeof shape); }
-    else usg_lua_checkshape(L, 2, &ndim, shape);
-    check_numel(L, "expand", ndim, shape);
-    return push_result(L, usg_ad_expand(&r, t, ndim, shape), &r);
-}
-
-/* t:copy_(src): src broadcast into t; returns t */
-static int l_copy_(lua_State *L)
-{
-    usg_tensor *t = usg_lua_checktensor(L, 1), *own;
-    USG_LUA_TRY(L, usg_check_inplace(t, "copy_"));
-    usg_tensor *src = usg_lua_checktensor_or_number(L, 2, &own);
-    usg_status s = usg_copy_(t, src);
-    usg_tensor_release(own);
-    USG_LUA_TRY(L, s);
-    lua_settop(L, 1);
-    return 1;
-}
-
-static int l_fill_(lua_State *L)
-{
-    usg_tensor *t = usg_lua_checktensor(L, 1);
-    USG_LUA_TRY(L, usg_check_inplace(t, "fill_"));
-    USG_LUA_TRY(L, usg_fill_(t, luaL_checknumber(L, 2)));
-    lua_settop(L, 1);
-    return 1;
-}
-
-static int l_zero_(lua_State *L)
-{
-    usg_tensor *t = usg_lua_checktensor(L, 1);
-    USG_LUA_TRY(L, usg_check_inplace(t, "zero_"));
-    TRY_AS(L, "zero_", usg_fill_(t, 0));
-    lua_settop(L, 1);
     return 1;
 }
 
@@ -848,22 +660,17 @@ void usg_lua_register(lua_State *L, const luaL_Reg *fns, int module, int method)
 }
 
 static const luaL_Reg module_fns[] = {
-    {"tensor", l_tensor}, {"Tensor", l_tensor}, {"zeros", l_zeros}, {"ones", l_ones},
-    {"frombytes", l_frombytes},
-    {"full", l_full}, {"zeros_like", l_zeros_like}, {"ones_like", l_ones_like},
-    {"arange", l_arange}, {"linspace", l_linspace}, {"eye", l_eye}, {"is_tensor", l_is_tensor},
-    {"memory", l_memory}, {"alloc_limit", l_alloc_limit},
+    {"tensor", l_tensor}, {"Tensor", l_tensor}, {"frombytes", l_frombytes},
+    {"is_tensor", l_is_tensor}, {"memory", l_memory}, {"alloc_limit", l_alloc_limit},
     {NULL, NULL}};
 
 static const luaL_Reg both_fns[] = {
     {"size", l_size}, {"stride", l_stride}, {"dim", l_dim}, {"numel", l_numel}, {"dtype", l_dtype},
     {"is_contiguous", l_is_contiguous}, {"item", l_item}, {"totable", l_totable},
-    {"view", l_view}, {"reshape", l_reshape}, {"permute", l_permute}, {"expand", l_expand},
     {NULL, NULL}};
 
 static const luaL_Reg method_fns[] = {
-    {"copy_", l_copy_}, {"copy", l_copy_}, {"fill_", l_fill_}, {"fill", l_fill_},
-    {"zero_", l_zero_}, {"zero", l_zero_}, {"nelement", l_numel}, {"expand_as", l_expand},
+    {"nelement", l_numel},
     {"__gc", l_tensor_gc}, {"__close", l_tensor_gc}, {"__index", l_index},
     {"__newindex", l_newindex}, {"__len", l_len}, {"__tostring", usg_lua_tensor_tostring},
     {NULL, NULL}};
@@ -889,7 +696,6 @@ int luaopen_usagi(lua_State *L)
     usg_lua_open_math(L);
     usg_lua_open_ops(L);
     usg_lua_open_random(L);
-    usg_lua_open_nn(L);
     usg_lua_open_autograd(L);
     usg_lua_open_plugin(L);
     usg_lua_open_optim(L);

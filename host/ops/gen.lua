@@ -71,6 +71,39 @@ local kinds = {
   end },
   -- p of a norm: a number, math.huge or 'inf', or 'fro' (2)
   norm_p = { sig = 'p', decl = 'double %n', check = 'usg_lua_checknorm_p(L, %i)' },
+  -- 'f32', 'f64', 'i32' or {dtype = ...}, `default` (C) when absent
+  dtypeopt = { sig = 'd', decl = 'usg_dtype %n', check = 'usg_lua_dtype_arg(L, %i, %d, %f)' },
+
+  -- The kinds below take the rest of the arguments (`rest`): the ones
+  -- declared after them are read from `at`, the index they return, and an
+  -- argument left over is an error. At most one an overload.
+  -- A shape: sizes as numbers (all but those of the number arguments that
+  -- follow, as in full(2, 3, value)), one table or a usagi.Size, into
+  -- `%n` and `%n_ndim`. `neg = true`: -1 allowed (view); `view = true`: a
+  -- numel past int64 refused (a view could otherwise reach past its storage).
+  shape = { sig = 'z?', rest = true, emit = function(a, i, p, fname, ctx)
+    local flags = {}
+    if a.neg then flags[#flags + 1] = 'USG_LUA_SHAPE_NEG' end
+    if a.view then flags[#flags + 1] = 'USG_LUA_SHAPE_VIEW' end
+    emit('%sint %s_ndim;', p, a.name)
+    emit('%sint64_t %s[USG_MAX_DIMS];', p, a.name)
+    emit('%sint at = usg_lua_shape(L, %s, %s, %d, %s, %s, &%s_ndim, %s);', p, i, ctx.last, ctx.reserve,
+      #flags > 0 and table.concat(flags, ' | ') or '0', c_string(fname), a.name, a.name)
+  end },
+  -- every dim of the tensor `of` (a permutation): numbers or one table, into `%n`
+  dims = { sig = 'z?', rest = true, emit = function(a, i, p, fname, ctx)
+    emit('%sint %s[USG_MAX_DIMS];', p, a.name)
+    emit('%sint at = usg_lua_dims(L, %s, %s, %s->ndim, %s, %s);', p, i, ctx.last, a.of, c_string(fname),
+      a.name)
+  end },
+  -- a list of tensors: a table of them or the tensors themselves, into
+  -- `%n` (an array) and `%n_n`; a dim `of` it refers to its first tensor
+  tensors = { sig = 'L', rest = true, emit = function(a, i, p, fname, ctx)
+    emit('%susg_tensor **%s;', p, a.name)
+    emit('%sint %s_n;', p, a.name)
+    emit('%sint at = usg_lua_tensors(L, %s, %d, &%s, &%s_n);', p, i, ctx.after, a.name, a.name)
+    emit('%sint %s_ndim = %s_n ? %s[0]->ndim : 0;', p, a.name, a.name, a.name)
+  end },
 }
 
 -- A plugin may add kinds of its own (family.kinds, same fields), such as
@@ -79,9 +112,9 @@ local kinds = {
 -- function given the module) and which value to refuse (`bad`).
 for k, v in pairs(family.kinds or {}) do kinds[k] = v end
 
-local function subst(s, a, i)
-  return (s:gsub('%%of', a.of or '?'):gsub('%%n', a.name):gsub('%%i', tostring(i))
-    :gsub('%%d', tostring(a.default)))
+local function subst(s, a, i, fname)
+  return (s:gsub('%%of%->ndim', a.ofndim or '?'):gsub('%%of', a.of or '?'):gsub('%%n', a.name)
+    :gsub('%%i', tostring(i)):gsub('%%d', tostring(a.default)):gsub('%%f', c_string(fname or '?')))
 end
 
 -- The argument list of an overload: {kind, name, default = C, of = dim's tensor}.
@@ -92,7 +125,13 @@ local function args_of(o)
     assert(k == 'options' or kinds[k], ('%s: unknown argument kind %s'):format(table_path, k))
     out[i] = { kind = k, name = a[2] or a.name, default = a.default, of = a.of,
       options = a.options, trailing = a.trailing, names = a.names, required = a.required,
-      extra = a.extra, op = a.op }
+      extra = a.extra, op = a.op, neg = a.neg, view = a.view }
+  end
+  -- a dim of a list of tensors is checked against the first one's ndim
+  for _, a in ipairs(out) do
+    for _, b in ipairs(out) do
+      if a.of and b.name == a.of then a.ofndim = b.kind == 'tensors' and a.of .. '_ndim' or a.of .. '->ndim' end
+    end
   end
   return out
 end
@@ -105,6 +144,7 @@ local function sig_of(args)
       code = code .. '?'
     end
     s[#s + 1] = code
+    if kinds[a.kind] and kinds[a.kind].rest then break end  -- what follows has no fixed place
   end
   return table.concat(s)
 end
@@ -117,17 +157,29 @@ local function body(fname, o, args, inplace, indent)
   -- (scatter_add_), writes into that argument: refused when it requires grad.
   local returns = inplace and 'self' or (o.returns or 'tensor')
   local writes_self = returns == 'self'
-  local trailing
-  for i, a in ipairs(args) do if a.trailing then trailing = i end end
-  if trailing then emit('%sint top = lua_gettop(L);', p) end
+  local trailing, rest
+  for i, a in ipairs(args) do
+    if a.trailing then trailing = i end
+    if kinds[a.kind] and kinds[a.kind].rest then
+      assert(not rest, ('%s: %s takes two rests'):format(table_path, fname))
+      rest = i
+    end
+  end
+  if trailing or rest then emit('%sint top = lua_gettop(L);', p) end
+  -- The stack index of argument i, a C expression: after a rest, counted
+  -- from the index it returns (`at`).
+  local function pos(i)
+    if not rest or i <= rest then return tostring(i) end
+    return i == rest + 1 and 'at' or ('at + %d'):format(i - rest - 1)
+  end
   local release = {}
   -- A trailing options table is taken off the top first: the optional
   -- arguments before it are then read only as far as they were given.
   local function options(i, a)
     local names, codes, ptrs = {}, {}, {}
     local ctype = { number = 'double', integer = 'int', boolean = 'bool', tensor = 'usg_tensor *',
-      choice = 'const char *' }
-    local code = { number = 'n', integer = 'i', boolean = 'b', tensor = 'T', choice = 's' }
+      choice = 'const char *', dtype = 'usg_dtype' }
+    local code = { number = 'n', integer = 'i', boolean = 'b', tensor = 'T', choice = 's', dtype = 'd' }
     local choices = {}
     for j, f in ipairs(a.options) do
       assert(code[f[1]], ('%s: option %s of %s: unknown kind %s'):format(table_path, f[2], fname, f[1]))
@@ -145,9 +197,12 @@ local function body(fname, o, args, inplace, indent)
     for j, b in ipairs(args) do
       if b.default ~= nil or (kinds[b.kind] or {}).default ~= nil then first = math.min(first, j) end
     end
-    local at = trailing == i and 'top' or tostring(i)
+    local at = trailing == i and 'top' or pos(i)
     local cond = trailing == i and ('top >= %d && lua_istable(L, top)'):format(first)
-      or ('!lua_isnoneornil(L, %d)'):format(i)
+      or ('!lua_isnoneornil(L, %s)'):format(pos(i))
+    -- after a rest, a last table is the options unless it is the rest's
+    -- one table ({2, 3}) or a usagi.Size: rand{2, 3}, rand({dtype = 'f64'})
+    if trailing == i and rest then cond = ('usg_lua_trailing_options(L, top, %d)'):format(rest) end
     emit('%sif (%s) {', p, cond)
     emit('%s    usg_lua_options(L, %s, %s, (const char *const[]){%s, NULL}, "%s",', p, at,
       c_string(fname), table.concat(names, ', '), table.concat(codes))
@@ -169,15 +224,22 @@ local function body(fname, o, args, inplace, indent)
     else
       local k = kinds[a.kind]
       if k.emit then
-        k.emit(a, i, p, fname)
+        -- what a rest reads up to, the number arguments after it that
+        -- it leaves (reserve), and how many are declared after it
+        local reserve = 0
+        for j = i + 1, #args do
+          local b = args[j]
+          if (b.kind == 'number' or b.kind == 'integer') and b.default == nil then reserve = reserve + 1 end
+        end
+        k.emit(a, tonumber(pos(i)) or pos(i), p, fname, { last = 'top', reserve = reserve, after = #args - i })
         goto next
       end
-      local check = subst(k.check, a, i)
+      local check = subst(k.check, a, pos(i), fname)
       local default = a.default or k.default
       local value = check
       if default ~= nil then
-        local absent = trailing and ('(%d > top || lua_isnil(L, %d))'):format(i, i)
-          or ('lua_isnoneornil(L, %d)'):format(i)
+        local absent = trailing and ('(%s > top || lua_isnil(L, %s))'):format(pos(i), pos(i))
+          or ('lua_isnoneornil(L, %s)'):format(pos(i))
         value = ('%s ? %s : %s'):format(absent, default, check)
       end
       if a.kind == 'scalar' then
@@ -189,6 +251,11 @@ local function body(fname, o, args, inplace, indent)
       if k.release then release[#release + 1] = subst(k.release, a, i) end
     end
     ::next::
+  end
+  if rest then
+    local last = args[#args].trailing and #args - 1 or #args
+    emit('%susg_lua_check_end(L, %s, top, %s);', p, pos(last + 1),
+      c_string(rest == last and args[rest].name or ''))
   end
   if o.pre then emit('%s%s', p, (o.pre:gsub('\n', '\n' .. p))) end
   local call = inplace and o.inplace or o.call
@@ -207,8 +274,9 @@ local function body(fname, o, args, inplace, indent)
       o.call)
     emit('%sreturn 1;', p)
     return
+  elseif returns == 'list' then emit('%susg_lua_list *list = usg_lua_newlist(L);', p)
   end
-  if writes_self then
+  if writes_self and o.check_inplace ~= false then
     emit('%sUSG_LUA_TRY(L, usg_check_inplace(%s, %s));', p, args[1].name, c_string(fname))
   end
   -- errors_as: the core's message is given the op's name (t:int() says int)
@@ -222,8 +290,14 @@ local function body(fname, o, args, inplace, indent)
     emit('%s' .. try, p, call)
   end
   if type(returns) == 'table' then
-    for j = 1, #returns do emit('%susg_lua_pushtensor(L, r%d);', p, j) end
+    for j = 1, #returns do
+      -- 'tensor?': nil when the call gives none (dropout's mask in evaluation)
+      if returns[j] == 'tensor?' then emit('%sif (!r%d) lua_pushnil(L); else', p, j) end
+      emit('%susg_lua_pushtensor(L, r%d);', p, j)
+    end
     emit('%sreturn %d;', p, #returns)
+  elseif returns == 'list' then
+    emit('%sreturn usg_lua_pushlist(L, list);', p)
   elseif returns == 'tensor' then
     emit('%susg_lua_pushtensor(L, r);', p)
     emit('%sreturn 1;', p)
@@ -296,7 +370,7 @@ end
 local function declaration(op)
   local d = { name = op.name, errname = op.errname, doc = op.doc, forms = op.forms, grad = op.grad,
     dtypes = op.dtypes, test = op.test, overloads = {}, inplace = op.inplace and true or nil,
-    class = op.class }
+    class = op.class, aliases = op.aliases }
   for i, o in ipairs(op.overloads) do
     local args = {}
     for j, a in ipairs(args_of(o)) do
@@ -309,7 +383,7 @@ local function declaration(op)
         or a.kind == 'options' or a.kind == 'recopts') or nil, options = fields, names = a.names,
         required = a.required, test = (kinds[a.kind] or {}).test }
     end
-    d.overloads[i] = { args = args, returns = o.returns or 'tensor' }
+    d.overloads[i] = { args = args, returns = o.returns or 'tensor', dtypes = o.dtypes }
   end
   return d
 end
@@ -331,18 +405,20 @@ emit('')
 -- The dtype rules an op may declare (host/ops/README.md): which dtypes its
 -- tensors take and what its result is. The kernels enforce them; the
 -- declaration is what help() shows and tests/lua/ops_spec.lua checks.
-local DTYPE_RULES = { float = true, any = true, to_float = true, f32 = true, f64 = true, i32 = true,
-  dtype_arg = true }
+local DTYPE_RULES = { float = true, any = true, to_float = true, f32 = true, f64 = true, i32 = true }
 
 local regs = { usagi = {}, both = {}, method = {}, classes = {} }
 for _, op in ipairs(family.ops) do
-  if not DTYPE_RULES[op.dtypes] then
-    error(('%s: %s: dtypes must be one of float, any, to_float, f32, f64, i32, dtype_arg; got %s')
-      :format(table_path, op.name, tostring(op.dtypes)), 0)
+  for _, rule in ipairs { op.dtypes, table.unpack(op.overloads or {}) } do
+    if type(rule) == 'table' then rule = rule.dtypes or op.dtypes end   -- an overload's own
+    if not DTYPE_RULES[rule] then
+      error(('%s: %s: dtypes must be one of float, any, to_float, f32, f64, i32; got %s')
+        :format(table_path, op.name, tostring(rule)), 0)
+    end
   end
   if op.call then op.overloads = { { args = op.args, call = op.call, returns = op.returns,
     inplace = op.inplace, dim = op.dim, keepdim = op.keepdim, pre = op.pre,
-    errors_as = op.errors_as } } end
+    errors_as = op.errors_as, check_inplace = op.check_inplace } } end
   op.forms = op.forms or { 'usagi', 'method' }
   local c_name = 'op_' .. op.name   -- luaconf.h takes l_floor
   wrapper(c_name, op.errname or op.name, op.overloads, false)
@@ -364,7 +440,11 @@ for _, op in ipairs(family.ops) do
       regs.classes[op.class], regs.classes[#regs.classes + 1] = cls, cls
     end
     cls[#cls + 1] = { op.name, c_name }
-  elseif fn or me then list[#list + 1] = { op.name, c_name } end
+  elseif fn or me then
+    list[#list + 1] = { op.name, c_name }
+    -- Torch7's names (t:copy for t:copy_): methods calling the same function
+    for _, alias in ipairs(op.aliases or {}) do regs.method[#regs.method + 1] = { alias, c_name } end
+  end
   local inplace = {}
   for _, o in ipairs(op.overloads) do if o.inplace then inplace[#inplace + 1] = o end end
   if #inplace > 0 then

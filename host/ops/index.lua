@@ -1,12 +1,13 @@
 -- host/ops/index.lua -- the op table of the ops that pick or place entries
--- by index: embedding, one_hot, gather, index_select, scatter_add (kernels:
--- host/core/index.c; backwards: host/core/ad_index.c). host/ops/README.md
--- describes the fields; host/ops/gen.lua turns this into the Lua binding,
--- host/ops/gen_ad.lua the records into the recorded entry points.
+-- by index (embedding, one_hot, gather, index_select, scatter_add) and of
+-- those that join tensors or cut them apart (cat, stack, split, chunk).
+-- Kernels: host/core/index.c; backwards: host/core/ad_index.c.
+-- host/ops/README.md describes the fields; host/ops/gen.lua turns this into
+-- the Lua binding, host/ops/gen_ad.lua the records into the recorded entry
+-- points.
 --
 -- Ids and indices are 1-based here (base = 1 to the core, no copy), dims
--- too. cat, stack, split and chunk take or give lists of tensors and stay
--- written by hand (host/lua/nn_lua.c).
+-- too.
 local ops = {}
 local function op(t) ops[#ops + 1] = t end
 
@@ -63,6 +64,51 @@ op {
   test = { shapes = { { 3, 4 }, { 3, 4 } }, index = { at = 3, max = 4, shape = { 3, 4 } } },
 }
 
+-- ==== Lists of tensors ======================================================
+-- cat and stack take a list of tensors (a table, or the tensors themselves
+-- as Torch7's torch.cat(a, b)); split and chunk give one back.
+op {
+  name = 'cat',
+  doc = 'usagi.cat({t1, t2, ...} [, dim = 1]) -> the tensors joined along dim.',
+  forms = { 'usagi' },
+  args = { { 'tensors', 'ts' }, { 'dim', 'dim', of = 'ts', default = '0' } },
+  call = 'usg_ad_cat(&r, ts_n, ts, dim)',
+  grad = true,
+  dtypes = 'any',
+  test = { shapes = { { 3, 4 }, { 2, 4 } }, dims = { 1 } },
+}
+op {
+  name = 'stack',
+  doc = 'usagi.stack({t1, t2, ...} [, dim = 1]) -> the tensors stacked along a new dim.',
+  forms = { 'usagi' },
+  args = { { 'tensors', 'ts' }, { 'newdim', 'dim', of = 'ts', default = '0' } },
+  call = 'usg_ad_stack(&r, ts_n, ts, dim)',
+  grad = true,
+  dtypes = 'any',
+  test = { shapes = { { 3, 4 }, { 3, 4 } } },
+}
+op {
+  name = 'split',
+  doc = 'usagi.split(x, size [, dim = 1]) -> a list of views of `size` entries along dim.',
+  args = { { 'tensor', 'x' }, { 'integer', 'size' }, { 'dim', 'dim', of = 'x', default = '0' } },
+  call = 'usg_ad_split(&list->ts, &list->n, x, size, dim)',
+  returns = 'list',
+  grad = true,
+  dtypes = 'any',
+  test = { numbers = { 2 } },
+}
+op {
+  name = 'chunk',
+  doc = 'usagi.chunk(x, n [, dim = 1]) -> a list of at most n nearly equal views along dim.',
+  args = { { 'tensor', 'x' }, { 'integer', 'chunks' }, { 'dim', 'dim', of = 'x', default = '0' } },
+  pre = 'luaL_argcheck(L, chunks >= INT_MIN && chunks <= INT_MAX, 2, "chunks out of range");',
+  call = 'usg_ad_chunk(&list->ts, &list->n, x, (int)chunks, dim)',
+  returns = 'list',
+  grad = true,
+  dtypes = 'any',
+  test = { numbers = { 2 } },
+}
+
 -- ==== The recorded entry points (host/ops/gen_ad.lua) =====================
 -- The index is saved, not an input: it selects, it has no gradient. The
 -- context holds the dim, resolved, and the indices' base.
@@ -88,7 +134,7 @@ return {
   name = 'index',
   opener = 'usg_lua_open_index_ops',
   about = 'The ops that pick or place entries by index (table: host/ops/index.lua).',
-  includes = { 'binding.h', 'usagi/autograd.h' },
+  includes = { 'limits.h', 'binding.h', 'usagi/autograd.h' },
   ops = ops,
   records = records,
 }

@@ -3,7 +3,7 @@
 -- host/ops/README.md describes the fields; host/ops/gen.lua turns this into
 -- the Lua binding. Dims and indices are 1-based (negative from the end).
 -- view, reshape, expand and permute take a shape or dims as numbers, a
--- table or a Size, and stay written by hand in host/lua/tensor_lua.c.
+-- table or a Size (the `shape` and `dims` kinds).
 local ops = {}
 local function op(t) ops[#ops + 1] = t end
 local t = { 'tensor', 't' }
@@ -93,6 +93,58 @@ op {
   dtypes = 'any',
 }
 
+-- A view's shape may hold one -1 (inferred), and its numel must fit in
+-- int64: a product that wrapped could pass a huge shape as a small one.
+op {
+  name = 'view',
+  doc = 't:view(d1, ...) -> the same memory with a new shape (one size may be -1, inferred).',
+  args = { t, { 'shape', 'shape', neg = true, view = true } },
+  call = 'usg_ad_view(&r, t, shape_ndim, shape)',
+  grad = true,
+  dtypes = 'any',
+  test = { shape = { 2, -1, 3 } },
+}
+op {
+  name = 'reshape',
+  doc = 't:reshape(d1, ...) -> a view when the layout allows, else a contiguous copy.',
+  args = { t, { 'shape', 'shape', neg = true, view = true } },
+  call = 'usg_ad_reshape(&r, t, shape_ndim, shape)',
+  grad = true,
+  dtypes = 'any',
+  test = { shape = { 4, -1 } },
+}
+op {
+  name = 'permute',
+  doc = 't:permute(d1, d2, ...) -> a view with the dims in that order.',
+  args = { t, { 'dims', 'dims', of = 't' } },
+  call = 'usg_ad_permute(&r, t, dims)',
+  grad = true,
+  dtypes = 'any',
+  test = { shapes = { { 3, 4, 2 } }, perm = { 3, 1, 2 } },
+}
+op {
+  name = 'expand',
+  doc = 't:expand(d1, ...) or t:expand(other) -> a view broadcasting size-1 dims to the sizes\n'
+    .. '(or to other\'s shape), without copying.',
+  overloads = {
+    { args = { t, { 'tensor', 'other' } }, call = 'usg_ad_expand(&r, t, other->ndim, other->shape)' },
+    { args = { t, { 'shape', 'shape', view = true } }, call = 'usg_ad_expand(&r, t, shape_ndim, shape)' },
+  },
+  grad = true,
+  dtypes = 'any',
+  test = { shapes = { { 3, 1 }, { 2, 3, 4 } }, shape = { 2, 3, 4 }, nograd = { 2 } },
+}
+op {
+  name = 'expand_as',
+  doc = 't:expand_as(other) -> t:expand to other\'s shape.',
+  args = { t, { 'tensor', 'other' } },
+  call = 'usg_ad_expand(&r, t, other->ndim, other->shape)',
+  errors_as = 'expand_as',
+  grad = true,
+  dtypes = 'any',
+  test = { shapes = { { 3, 1 }, { 2, 3, 4 } }, nograd = { 2 } },
+}
+
 -- As Torch7: a conversion to the dtype a tensor has gives the tensor itself.
 -- The core's message names 'to'; t:int() reports as int.
 local same = 'if (t->dtype == dt) { lua_settop(L, 1); return 1; }'
@@ -104,7 +156,7 @@ op {
   call = 'usg_ad_to_dtype(&r, t, dt)',
   errors_as = 'to',
   grad = true,
-  dtypes = 'dtype_arg',
+  dtypes = 'any',
   -- to f32 by default: a step of 1e-6 would be lost in its rounding
   test = { eps = 1e-2 },
 }

@@ -12,7 +12,9 @@ Two parts:
          tensor each call, so allocation and garbage collection are in the
          figure), a:add_(b) in place, t:sum(), and t:dim() -- a method that
          does no work, the floor set by the Lua -> C call and the method
-         lookup. An empty loop shows what the loop itself costs.
+         lookup. An empty loop shows what the loop itself costs. Then ops
+         whose arguments run to the end of the call: zeros and rand (a
+         shape), view and reshape, cat (a list), and fill_.
   gemm   GFLOP/s of usagi.mm(a, b) with a (M, K) and b (K, N), giving
          (M, N); one product counts 2 M K N floating-point operations. The
          shapes are written M x K x N. scripts/bench/sgemm.c times
@@ -120,6 +122,16 @@ local function small_ops()
     -- adds 0 so the values stay put however many times it runs
     { 'a:add_(b)', function(n) local x, y = acc, usagi.zeros(10); for _ = 1, n do x:add_(y) end end },
     { 't:sum()', function(n) local t = a; for _ = 1, n do local _ = t:sum() end end },
+    -- ops whose arguments run to the end of the call (a shape, a list)
+    { 'usagi.zeros(10)', function(n) local zeros = usagi.zeros; for _ = 1, n do local _ = zeros(10) end end },
+    { 'usagi.rand(10)', function(n) local rand = usagi.rand; for _ = 1, n do local _ = rand(10) end end },
+    { 't:view(2,5)', function(n) local t = a; for _ = 1, n do local _ = t:view(2, 5) end end },
+    { 't:reshape(5,-1)', function(n) local t = a; for _ = 1, n do local _ = t:reshape(5, -1) end end },
+    { 'usagi.cat{a,b}', function(n)
+        local cat, list = usagi.cat, { a, b }
+        for _ = 1, n do local _ = cat(list) end
+      end },
+    { 'a:fill_(0)', function(n) local x = usagi.zeros(10); for _ = 1, n do x:fill_(0) end end },
   }
   for _, c in ipairs(cases) do
     local med, lo, hi = per_call(c[2], opts.calls, opts.reps)

@@ -355,8 +355,7 @@ local function dtype_line(op)
     or 'Tensors: f32, f64 or i32'
   if not tensor_result then return takes .. '.' end
   local result = ({ float = 'the result has their dtype', any = 'the result has their dtype',
-    to_float = 'the result has their dtype, f32 for i32',
-    dtype_arg = 'the result has the dtype asked for' })[op.dtypes] or 'the result is ' .. op.dtypes
+    to_float = 'the result has their dtype, f32 for i32' })[op.dtypes] or 'the result is ' .. op.dtypes
   return takes .. '; ' .. result .. '.'
 end
 
@@ -368,6 +367,7 @@ local function add_op_texts()
     local key = op.class and op.class .. ':' .. op.name
       or (op.module == 'usagi' and 'usagi.' or 'usagi.' .. op.module .. '.') .. op.name
     texts[key] = op.doc .. '\n' .. dtype_line(op)
+    for _, alias in ipairs(op.aliases or {}) do texts['Tensor:' .. alias] = texts[key] end
   end
   ops_seen = #all
 end

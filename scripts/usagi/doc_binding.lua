@@ -9,18 +9,11 @@ local T = {}
 local function add(prefix, t) for k, v in pairs(t) do T[prefix .. k] = v end end
 
 -- ==== Creating tensors =====================================================
+-- zeros, ones, full, zeros_like, ones_like, arange, linspace, eye and the
+-- fills copy_, fill_ and zero_ are declared in host/ops/create.lua.
 add('usagi.', {
   tensor = 'usagi.tensor(table [, {dtype = \'f32\'}]) -> a copy of a nested table of numbers;\n'
     .. 'usagi.tensor(d1, d2, ...) -> zeros of that shape (Torch7\'s torch.Tensor(2, 3)).',
-  zeros = 'usagi.zeros(d1, ... [, dtype]) -> a tensor of zeros (dtype \'f32\', \'f64\' or \'i32\').',
-  ones = 'usagi.ones(d1, ... [, dtype]) -> a tensor of ones.',
-  full = 'usagi.full(d1, ..., value [, dtype]) -> a tensor filled with value.',
-  zeros_like = 'usagi.zeros_like(t [, dtype]) -> zeros of t\'s shape (and dtype).',
-  ones_like = 'usagi.ones_like(t [, dtype]) -> ones of t\'s shape (and dtype).',
-  arange = 'usagi.arange(stop) or arange(start, stop [, step]) -> [start, stop) as PyTorch;\n'
-    .. 'i32 when every argument is an integer.',
-  linspace = 'usagi.linspace(start, stop, n [, dtype]) -> n evenly spaced values, both ends included.',
-  eye = 'usagi.eye(n [, m] [, dtype]) -> the identity matrix (n, m).',
   frombytes = 'usagi.frombytes(s, shape [, {offset = 0, dtype = \'f32\', scale = 1}]) -> the bytes of s\n'
     .. 'from byte offset on, each an unsigned 8-bit value times scale, as a tensor of the shape\n'
     .. '(how IDX files such as MNIST become tensors).',
@@ -40,28 +33,21 @@ add('usagi.', {
 })
 
 -- ==== Random numbers =======================================================
+-- rand, randn, uniform_, normal_, bernoulli, multinomial, randperm and
+-- dropout are declared in host/ops/random.lua; here is the generator.
 add('usagi.', {
   manual_seed = 'usagi.manual_seed(seed [, stream]) seeds the one Philox 4x32-10 generator every draw\n'
     .. 'comes from (init, dropout, shuffles, sampling): same seed, same numbers on every machine.',
   initial_seed = 'usagi.initial_seed() -> the seed last given to manual_seed (0 when none).',
   get_rng_state = 'usagi.get_rng_state() -> the generator\'s state as a table of integers.',
   set_rng_state = 'usagi.set_rng_state(s) resumes the stream exactly where get_rng_state took it.',
-  rand = 'usagi.rand(d1, ... [, {dtype = \'f32\', lo = 0, hi = 1}]) -> uniform draws in [lo, hi).',
-  randn = 'usagi.randn(d1, ... [, {dtype = \'f32\', mean = 0, std = 1}]) -> normal draws.',
-  bernoulli = 'usagi.bernoulli(p_tensor) or bernoulli(p, d1, ... [, {dtype}]) -> 0/1 draws with\n'
-    .. 'probability p.',
-  multinomial = 'usagi.multinomial(weights, n [, replacement = false]) -> 1-based i32 indices drawn\n'
-    .. 'in proportion to the weights: (n) from (C), (R, n) from (R, C).',
-  randperm = 'usagi.randperm(n) -> a random permutation of 1..n (i32).',
-  uniform_ = 't:uniform_([lo = 0 [, hi = 1]]) -> t, filled with uniform draws in place.',
-  normal_ = 't:normal_([mean = 0 [, std = 1]]) -> t, filled with normal draws in place.',
-  dropout = 'usagi.dropout(x, p [, training = true]) -> x with each element zeroed with\n'
-    .. 'probability p and the rest scaled by 1/(1-p) (inverted dropout; identity when not training).',
 })
 
 -- ==== Shapes and views =====================================================
--- transpose, t, narrow, select, unsqueeze, squeeze, contiguous, clone and
--- the conversions to, float, double and int are declared in host/ops/view.lua.
+-- transpose, t, narrow, select, unsqueeze, squeeze, contiguous, clone, view,
+-- reshape, permute, expand, expand_as and the conversions to, float, double
+-- and int are declared in host/ops/view.lua; cat, stack, split and chunk in
+-- host/ops/nn.lua.
 add('usagi.', {
   size = 't:size() -> a usagi.Size (a list of sizes); t:size(d) -> the size of dim d. #t is the same Size.',
   stride = 't:stride([d]) -> the strides in elements (of dim d).',
@@ -69,19 +55,8 @@ add('usagi.', {
   numel = 't:numel() -> the number of elements (also t:nelement()).',
   dtype = 't:dtype() -> \'f32\', \'f64\' or \'i32\'.',
   is_contiguous = 't:is_contiguous() -> true when the elements are laid out row-major without gaps.',
-  view = 't:view(d1, ...) -> the same memory with a new shape (one size may be -1, inferred).',
-  reshape = 't:reshape(d1, ...) -> a view when the layout allows, else a contiguous copy.',
-  permute = 't:permute(d1, d2, ...) -> a view with the dims in that order.',
-  expand = 't:expand(d1, ...) -> a view broadcasting size-1 dims to the sizes, without copying.',
 })
 add('Tensor:', {
-  expand_as = 't:expand_as(other) -> t:expand to other\'s shape.',
-  copy_ = 't:copy_(src) -> t, with src broadcast into it.',
-  copy = 't:copy(src) -> t, with src broadcast into it (Torch7\'s name for copy_).',
-  fill_ = 't:fill_(value) -> t, every element set to value.',
-  fill = 't:fill(value) -> t, every element set to value (Torch7\'s name for fill_).',
-  zero_ = 't:zero_() -> t, every element set to 0.',
-  zero = 't:zero() -> t, every element set to 0 (Torch7\'s name for zero_).',
   nelement = 't:nelement() -> the number of elements (Torch7\'s name for numel).',
 })
 
@@ -99,15 +74,6 @@ add('usagi.', {
   set_num_threads = 'usagi.set_num_threads(n) sets how many threads the ops use: products and loops are split over them, OpenBLAS running single-threaded in each.',
   get_num_threads = 'usagi.get_num_threads() -> how many threads the ops use.',
   blas_info = 'usagi.blas_info() -> {config, core, threads}: the BLAS this process uses and the threads its products are split over.',
-})
-
--- ==== Lists of tensors ====================================================
--- The other neural-net ops are declared, with their docs, in host/ops/nn.lua.
-add('usagi.', {
-  cat = 'usagi.cat({t1, t2, ...} [, dim = 1]) -> the tensors joined along dim.',
-  stack = 'usagi.stack({t1, t2, ...} [, dim = 1]) -> the tensors stacked along a new dim.',
-  split = 'usagi.split(x, size [, dim = 1]) -> a list of views of `size` entries along dim.',
-  chunk = 'usagi.chunk(x, n [, dim = 1]) -> a list of at most n nearly equal views along dim.',
 })
 
 -- ==== Autograd =============================================================

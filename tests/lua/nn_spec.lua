@@ -1,6 +1,6 @@
 local usagi = require 'usagi'
 
--- nn_spec.lua -- the Lua face of the neural-net primitives (host/lua/nn_lua.c):
+-- nn_spec.lua -- the Lua face of the neural-net primitives (host/ops/nn.lua):
 -- values against hand-computed numbers, 1-based ids and dims, options
 -- tables, views, and errors that name the function.
 

@@ -8,6 +8,9 @@
 --   * the declared dtype rule: f32, f64 and i32 inputs taken or refused, and
 --     the result's dtype;
 --   * a bad value for every argument: an error that names the op, never a crash.
+-- A random op (test.random) has no reference: the same seed must give the
+-- same draws, the forms must agree, and the draws must have the dtype,
+-- shape and range they should, in f64 and f32.
 -- A new op gets all of this by being declared.
 local usagi = require 'usagi'
 
@@ -92,6 +95,17 @@ local function arguments(op, o, along)
     elseif kind == 'lastdim' then args[i] = nil
     elseif kind == 'boolean' then args[i] = along or (not a.optional and false or nil)
     elseif kind == 'norm_p' then args[i] = nil
+    elseif kind == 'dtypeopt' then args[i] = nil
+    elseif kind == 'shape' then args[i] = { table.unpack(test.shape or { 3, 4 }) }
+    elseif kind == 'dims' then args[i] = { table.unpack(test.perm) }
+    elseif kind == 'tensors' then    -- a list of tensors of the hinted shapes
+      local list = {}
+      for j, shape in ipairs(test.shapes or { { 3, 4 }, { 3, 4 } }) do
+        nt = nt + 1
+        list[j] = input(shape)
+        tensors[#tensors + 1] = { i, j, list = true }
+      end
+      args[i] = list
     elseif kind == 'layers' then     -- one layer of the hinted weight shapes
       local layer = {}
       for j, shape in ipairs(test.layers) do
@@ -122,6 +136,7 @@ end
 -- The tensors of the arguments sit at index i, or at {i, j}: weight j of
 -- the one layer of a layers argument.
 local function get(args, at)
+  if type(at) == 'table' and at.list then return args[at[1]][at[2]] end
   if type(at) == 'table' then return args[at[1]][1][at[2]] end
   return args[at]
 end
@@ -131,12 +146,17 @@ end
 local function with(args, tensors, fn)
   local out = { n = args.n }
   for i = 1, args.n do
-    out[i] = (type(args[i]) == 'table' and args[i][1] and usagi.is_tensor(args[i][1][1]))
-      and { { table.unpack(args[i][1]) } } or args[i]
+    local v = args[i]
+    if type(v) == 'table' and usagi.is_tensor(v[1]) then out[i] = { table.unpack(v) }
+    elseif type(v) == 'table' and type(v[1]) == 'table' and usagi.is_tensor(v[1][1]) then
+      out[i] = { { table.unpack(v[1]) } }
+    else out[i] = v end
   end
   for k, at in ipairs(tensors) do
     local t = fn(get(args, at), k)
-    if type(at) == 'table' then out[at[1]][1][at[2]] = t else out[at] = t end
+    if type(at) == 'table' and at.list then out[at[1]][at[2]] = t
+    elseif type(at) == 'table' then out[at[1]][1][at[2]] = t
+    else out[at] = t end
   end
   return out
 end
@@ -158,18 +178,47 @@ local function near(a, b, rtol, atol, what)
   end
 end
 
--- Results of the same kind compared: tensors near, other values equal.
+-- Results of the same kind compared: tensors near, lists of them
+-- element by element, other values equal.
 local function same(a, b, rtol, atol, what)
   if usagi.is_tensor(a) then near(a, b, rtol, atol, what)
+  elseif type(a) == 'table' and type(b) == 'table' then
+    assert.are.equal(#b, #a, what)
+    for i = 1, #a do same(a[i], b[i], rtol, atol, what .. '[' .. i .. ']') end
   else assert.are.equal(b, a, what) end
+end
+
+-- The place of the overload's dtype argument, or of its options table
+-- (whose dtype key says it), so that the f64 and f32 runs can ask for
+-- their dtype; nil when the dtype follows the inputs.
+local function dtype_at(o)
+  for i, a in ipairs(o.args) do
+    if a[1] == 'dtypeopt' then return i, false end
+    if a[1] == 'options' then
+      for _, f in ipairs(a.options or {}) do if f[2] == 'dtype' then return i, true end end
+    end
+  end
+end
+
+-- args for a run in dtype dt: the tensors converted, and the dtype asked
+-- for where the overload takes one.
+local function in_dtype(o, args, tensors, dt)
+  local out = as(args, tensors, dt)
+  local at, option = dtype_at(o)
+  if at then
+    out[at] = option and { dtype = dt } or dt
+    out.n = math.max(out.n, at)
+  end
+  return out
 end
 
 
 -- A value of a kind the argument does not take.
 local bad_value = {
-  tensor = 'x', scalar = 'x', number = {}, integer = 0.5, dim = 99, optdim = 99, lastdim = 99,
+  tensor = 'x', scalar = 'x', number = 'x', integer = 0.5, dim = 99, optdim = 99, lastdim = 99,
   newdim = 99, dtype = 'f16',
   boolean = 'yes', norm_p = 'nuc',
+  shape = -3, dims = 99, tensors = 'x', dtypeopt = 'f16',
 }
 
 describe('the op table', function()
@@ -197,13 +246,82 @@ end)
 
 -- The checks of overload k (o) of op, with its optional dims left out or
 -- given (along).
+-- Every tensor of a result (a list's included), in order.
+local function tensors_of(results)
+  local out = {}
+  for _, r in ipairs(results) do
+    if usagi.is_tensor(r) then out[#out + 1] = r
+    elseif type(r) == 'table' then for _, t in ipairs(r) do out[#out + 1] = t end end
+  end
+  return out
+end
+
+-- A random op: draws have no reference, so what is checked is what a draw
+-- promises. With the same seed the same draws (in f64 and f32, and from the
+-- method form); each result in the dtype asked for (f32 from f32 inputs),
+-- of the same shape in f64 and f32, and in [lo, hi] when the op says; with
+-- `mean` and `var`, f32 and f64 agree with them (and so in distribution)
+-- within five standard errors and a fifth.
+local function check_random(op, key, f, k, o, label)
+  local hint = op.test.random
+  it(label .. ': a seed gives the same draws, of the dtype, shape and range promised', function()
+    usagi.manual_seed(k)
+    local args, tensors = arguments(op, o)
+    local function draw(a, seed)
+      usagi.manual_seed(seed)
+      return table.pack(call(f, fresh(o, a)))
+    end
+    local runs = {}
+    for _, dt in ipairs { 'f64', 'f32' } do
+      local a = in_dtype(o, args, tensors, dt)
+      local r1, r2 = draw(a, 7), draw(a, 7)
+      assert.are.equal(r1.n, r2.n)
+      for i = 1, r1.n do same(r1[i], r2[i], 0, 0, key .. ' in ' .. dt .. ': the same seed, result ' .. i) end
+      if has(op.forms, 'method') and o.args[1][1] == 'tensor' then
+        usagi.manual_seed(7)
+        local m = fresh(o, a)
+        local rm = table.pack(m[1][op.name](table.unpack(m, 1, m.n)))
+        for i = 1, r1.n do same(rm[i], r1[i], 0, 0, key .. ' as a method, result ' .. i) end
+      end
+      local ts = tensors_of(r1)
+      assert.is_true(#ts > 0, key .. ': no tensor drawn')
+      for _, t in ipairs(ts) do
+        assert.are.equal(hint.integer and 'i32' or dt, t:dtype(), key .. ' in ' .. dt)
+        local flat = t:double():reshape(-1)
+        local n, sum, sq = flat:numel(), 0, 0
+        for e = 1, n do
+          local v = flat[e]
+          assert(v == v, key .. ': a NaN drawn')
+          if hint.lo then
+            assert(v >= hint.lo and v <= hint.hi, ('%s: %g is outside [%g, %g]'):format(key, v, hint.lo, hint.hi))
+          end
+          sum, sq = sum + v, sq + v * v
+        end
+        if hint.mean then
+          local mean = sum / n
+          local var = sq / n - mean * mean
+          assert(math.abs(mean - hint.mean) <= 5 * math.sqrt(hint.var / n),
+            ('%s in %s: mean %g of %d draws, expected %g'):format(key, dt, mean, n, hint.mean))
+          assert(math.abs(var - hint.var) <= 0.2 * hint.var,
+            ('%s in %s: variance %g of %d draws, expected %g'):format(key, dt, var, n, hint.var))
+        end
+      end
+      runs[dt] = ts
+    end
+    for i, t in ipairs(runs.f64) do
+      assert.are.same(t:size(), runs.f32[i]:size(), key .. ': f32 and f64 shapes')
+    end
+  end)
+end
+
 local function check(op, key, f, k, o, along)
   local returns = type(o.returns) == 'table' and table.concat(o.returns, ', ') or o.returns
   local label = ('overload %d (%s)%s'):format(k, returns, along and ' along a dim' or '')
+  if op.test and op.test.random then check_random(op, key, f, k, o, label) else
   it(label .. ': f64 against the reference, f32 against f64, the forms agree', function()
     usagi.manual_seed(k)
     local args, tensors = arguments(op, o, along)
-    local r64 = table.pack(call(f, fresh(o, args)))
+    local r64 = table.pack(call(f, fresh(o, in_dtype(o, args, tensors, 'f64'))))
     local test = op.test or {}
     if test.ref then
       local ref = load_ref(test.ref)
@@ -231,13 +349,22 @@ local function check(op, key, f, k, o, along)
       for e = 1, flat:numel() do acc = fn(acc, flat[e]) end
       assert(math.abs(r64[1]:item() - acc) <= 1e-12 * (1 + math.abs(acc)), key .. ' against its fold')
     end
-    local r32 = table.pack(call(f, fresh(o, as(args, tensors, 'f32'))))
+    local r32 = table.pack(call(f, fresh(o, in_dtype(o, args, tensors, 'f32'))))
     assert.are.equal(r64.n, r32.n)
+    if dtype_at(o) then   -- the dtype asked for is the dtype made
+      assert.are.equal('f64', r64[1]:dtype(), key)
+      assert.are.equal('f32', r32[1]:dtype(), key)
+    end
     for i = 1, r64.n do same(r32[i], r64[i], 1e-4, 1e-5, key .. ' in f32, result ' .. i) end
     if has(op.forms, 'method') and o.args[1][1] == 'tensor' then
       local margs = fresh(o, args)
       local rm = table.pack(margs[1][op.name](table.unpack(margs, 1, margs.n)))
       for i = 1, r64.n do same(rm[i], r64[i], 0, 0, key .. ' as a method') end
+      for _, alias in ipairs(op.aliases or {}) do
+        margs = fresh(o, args)
+        rm = table.pack(margs[1][alias](table.unpack(margs, 1, margs.n)))
+        for i = 1, r64.n do same(rm[i], r64[i], 0, 0, key .. ' as ' .. alias) end
+      end
     end
     if op.inplace and o.args[1][1] == 'tensor' and o.returns == 'tensor' then
       local copy = { n = args.n, table.unpack(args, 1, args.n) }
@@ -251,6 +378,7 @@ local function check(op, key, f, k, o, along)
       end
     end
   end)
+  end
 
   if op.grad == true and o.returns ~= 'index' and o.returns ~= 'boolean' then
     it(label .. ': the gradient by finite differences', function()
@@ -267,11 +395,10 @@ local function check(op, key, f, k, o, along)
       end
       local function g(...)
         local xs = { ... }
-        local out = {}
-        for _, r in ipairs { call(f, with(args, tensors, function(_, k) return xs[k] end)) } do
-          if usagi.is_tensor(r) then out[#out + 1] = r end   -- not an index as a number
-        end
-        return out
+        -- a random op (dropout) draws the same mask on every call
+        if op.test and op.test.random then usagi.manual_seed(7) end
+        -- its tensors only, not an index as a number
+        return tensors_of { call(f, with(args, tensors, function(_, k) return xs[k] end)) }
       end
       local eps = op.test and op.test.eps
       assert.is_true(usagi.gradcheck(g, flat, eps and { eps = eps, atol = 1e-4 } or nil))
@@ -279,31 +406,39 @@ local function check(op, key, f, k, o, along)
   end
 
   if along then return end
-  it(label .. ': the dtypes the table declares (' .. op.dtypes .. ')', function()
+  local rule = o.dtypes or op.dtypes
+  it(label .. ': the dtypes the table declares (' .. rule .. ')', function()
     usagi.manual_seed(300 + k)
     local args, tensors = arguments(op, o)
+    -- the op makes its tensors in the dtype asked for, or takes them in it
+    local kind_at
+    for i, a in ipairs(o.args) do if a[1] == 'dtype' then kind_at = i end end
+    local asks = dtype_at(o) ~= nil or kind_at ~= nil
     for _, dt in ipairs { 'f32', 'f64', 'i32' } do
-      local a = as(args, tensors, dt)
+      local a = in_dtype(o, args, tensors, dt)
       if dt == 'i32' then
         -- small integers, and whole numbers beside them, as an i32 user has
-        a = with(args, tensors, function(t) return (t * 3):int():add(1) end)
+        a = in_dtype(o, with(args, tensors, function(t) return (t * 3):int():add(1) end), {}, dt)
         for i, x in ipairs(o.args) do
           if x[1] == 'number' and type(a[i]) == 'number' then a[i] = math.floor(a[i] + 0.5) end
         end
       end
+      if kind_at then a[kind_at], a.n = dt, math.max(a.n, kind_at) end
       local ok, r = pcall(call, f, fresh(o, a))
       local what = ('%s with %s tensors'):format(key, dt)
-      if dt == 'i32' and op.dtypes == 'float' and #tensors > 0 then
+      if dt == 'i32' and rule == 'float' and (#tensors > 0 or asks) then
         assert.is_false(ok, what .. ' was taken, but the table says f32 and f64 only')
         assert.is_truthy(tostring(r):find(op.errname or op.name, 1, true), what .. ': ' .. tostring(r))
         assert.is_truthy(tostring(r):find('i32', 1, true), what .. ': ' .. tostring(r))
       else
         assert(ok, what .. ': ' .. tostring(r))
         if usagi.is_tensor(r) then
-          local want = ({ float = dt, any = dt, to_float = dt == 'i32' and 'f32' or dt,
-            dtype_arg = 'f32' })[op.dtypes] or op.dtypes
-          -- an op without tensor arguments makes its declared dtype
-          if #tensors == 0 and (op.dtypes == 'float' or op.dtypes == 'any') then want = r:dtype() end
+          local want = ({ float = dt, any = dt, to_float = dt == 'i32' and 'f32' or dt })[rule]
+            or rule
+          -- an op that neither takes tensors nor asks a dtype makes its own
+          if #tensors == 0 and not asks and (rule == 'float' or rule == 'any') then
+            want = r:dtype()
+          end
           assert.are.equal(want, r:dtype(), what)
         end
       end

@@ -114,6 +114,22 @@ describe('zeros, ones, full', function()
     raises(function() return usagi.full() end, 'full')
   end)
 
+  it('read a shape to its end, options after it by name', function()
+    assert.are.same({ 2, 3 }, shape(usagi.full(2, 3, 7.5)))
+    assert.are.equal(7.5, usagi.full({ 2 }, 7.5, 'f64')[1])
+    assert.are.equal('f64', usagi.zeros({ 2 }, { dtype = 'f64' }):dtype())
+    raises(function() return usagi.zeros(2, 3, true) end, "bad argument #3 to 'zeros'", 'dtype')
+    raises(function() return usagi.zeros(2, { dtype = 'f64', dtpye = 1 }) end,
+      "zeros: unknown option 'dtpye' (expected dtype)")
+    raises(function() return usagi.ones(2, 'f64', 3) end, "bad argument #3 to 'ones'", 'unexpected argument')
+    raises(function() return usagi.view(usagi.zeros(2, 3), 6, 'x') end, "bad argument #3 to 'view'",
+      'unexpected argument after the shape')
+    raises(function() return usagi.view(usagi.zeros(2, 3), 2.5, -1) end, "bad argument #2 to 'view'", 'integers')
+    raises(function() return usagi.zeros(2, 3):permute { 1, 5 } end, "'permute'", 'dim 5 out of range')
+    raises(function() return usagi.cat({ usagi.zeros(2) }, 1, 2) end, "bad argument #3 to 'cat'",
+      'unexpected argument')
+  end)
+
   it('zeros_like and ones_like keep shape and dtype, or take a dtype', function()
     local a = usagi.tensor({ { 1, 2 }, { 3, 4 }, { 5, 6 } }, 'f64')
     local z, o = usagi.zeros_like(a), usagi.ones_like(a)
@@ -143,7 +159,9 @@ describe('arange, linspace, eye', function()
     assert.are.equal('f32', usagi.arange(3.0):dtype())
     assert.are.equal('f64', usagi.arange(3, 'f64'):dtype())
     raises(function() return usagi.arange(0, 1, 0) end, 'arange')
-    raises(function() return usagi.arange() end, 'arange')
+    -- the type named is that of the missing argument, not of a buffer
+    raises(function() return usagi.arange() end, 'arange', 'number expected, got no value')
+    raises(function() return usagi.arange(1, 2, 3, 'f16') end, 'arange', "got 'f16'")
   end)
 
   it('linspace includes both ends', function()

@@ -67,7 +67,9 @@ USG_API void usg_lua_check_opts(lua_State *L, int idx, const char *fn, const cha
 /* The index of the first of sigs (NULL-ended) that the arguments fit, or a
  * Lua error naming the first argument no overload takes and what would do
  * there. A sig has one code per argument: T tensor, n number, b boolean,
- * t table, x tensor or number, p number or string; '?' after a code makes
+ * t table, x tensor or number, p number or string, z a shape (number or
+ * table), d a dtype (string or table), L a list of tensors (table or
+ * tensor); '?' after a code makes
  * that argument optional (none or nil fit). Arguments past a sig are not
  * looked at. */
 USG_API int usg_lua_overload(lua_State *L, const char *fn, const char *const *sigs);
@@ -78,8 +80,8 @@ USG_API double usg_lua_checknorm_p(lua_State *L, int idx);
 /* Read the options table at idx into *dst[k] for names[k] (NULL-ended),
  * which keep their defaults when absent. kinds[k] says what dst[k] points
  * to: 'n' a double, 'i' an int (the value an integer that fits), 'b' a
- * bool, 's' a const char *, 'T' a usg_tensor * (both borrowed: the table
- * keeps them). An unknown key
+ * bool, 'd' a usg_dtype, 's' a const char *, 'T' a usg_tensor * (both
+ * borrowed: the table keeps them). An unknown key
  * or a value of the wrong kind is the error "fn: unknown option 'k'
  * (expected a or b)" or "fn: option 'k' must be ...". */
 USG_API void usg_lua_options(lua_State *L, int idx, const char *fn, const char *const *names,
@@ -92,6 +94,46 @@ USG_API int usg_lua_choice(lua_State *L, const char *fn, const char *what, const
  * (dim USG_ALL_DIMS, no keepdim), its one element as a Lua integer. Takes
  * the caller's reference to ix. */
 USG_API void usg_lua_push_index(lua_State *L, usg_tensor *ix, int dim, bool keepdim);
+/* The argument kinds that take the rest of the arguments. */
+/* A shape from argument idx on, no further than `last`: sizes as numbers
+ * (all but the last `reserve` numbers, which are later arguments: full(2,
+ * 3, value)), or one table or usagi.Size. Sizes are non-negative integers;
+ * flags: USG_LUA_SHAPE_NEG allows negatives (view's -1), USG_LUA_SHAPE_VIEW
+ * refuses a numel past int64 with "fn: shape (...) has too many elements".
+ * Returns the index of the argument after the shape. */
+#define USG_LUA_SHAPE_NEG 1
+#define USG_LUA_SHAPE_VIEW 2
+USG_API int usg_lua_shape(lua_State *L, int idx, int last, int reserve, int flags, const char *fn,
+                          int *ndim, int64_t *shape);
+/* All ndim dims of a tensor (permute's) from idx on: numbers or one table,
+ * each 1-based or negative; "fn: expected 2 dims for a 2-D tensor, got 3".
+ * Returns the index of the argument after them. */
+USG_API int usg_lua_dims(lua_State *L, int idx, int last, int ndim, const char *fn, int *dims);
+/* A list of tensors at idx: a table of them, or the tensors themselves
+ * (Torch7's torch.cat(a, b)). *ts points into a userdata pushed above the
+ * arguments (the `after` declared arguments that follow get their slots
+ * first), so an error cannot leak it; the tensors stay referenced by the
+ * table or the stack. Returns the index of the argument after the list. */
+USG_API int usg_lua_tensors(lua_State *L, int idx, int after, usg_tensor ***ts, int *n);
+/* Is the table at top the options that trail a rest at index `rest`, not
+ * the rest's own table? Yes when it comes after the rest's first slot or
+ * has no sizes in it ({dtype = 'f64'}); a usagi.Size never is. */
+USG_API bool usg_lua_trailing_options(lua_State *L, int top, int rest);
+/* "bad argument #next (unexpected argument after the <after>)" when an
+ * argument other than nil is given at next <= last. */
+USG_API void usg_lua_check_end(lua_State *L, int next, int last, const char *after);
+/* A dtype at idx: 'f32', 'f64' or 'i32', or a table {dtype = ...}; def when
+ * absent. A table with another key is "fn: unknown option 'k'". */
+USG_API usg_dtype usg_lua_dtype_arg(lua_State *L, int idx, usg_dtype def, const char *fn);
+/* A list result: the core fills ts (allocated with usg_malloc) and n;
+ * usg_lua_pushlist hands each tensor to Lua in a table. Until then the
+ * userdata owns them, so an error in between leaks nothing. */
+typedef struct usg_lua_list {
+    usg_tensor **ts;
+    int n;
+} usg_lua_list;
+USG_API usg_lua_list *usg_lua_newlist(lua_State *L);
+USG_API int usg_lua_pushlist(lua_State *L, usg_lua_list *p);
 /* Add the op declarations of a generated binding (a Lua chunk returning
  * {family = name, ops = {...}}) to the list usagi.op_table() gives, each op
  * marked with its module (usagi, or the plugin's name). */
