@@ -74,7 +74,7 @@ static char kind_at(const char *sig, int idx)
     return 0;
 }
 
-int usg_lua_overload(lua_State *L, const char *fn, const char *const *sigs)
+int usg_lua_overload(lua_State *L, const char *const *sigs)
 {
     int far = 0;
     for (int i = 0; sigs[i]; i++) {
@@ -100,7 +100,6 @@ int usg_lua_overload(lua_State *L, const char *fn, const char *const *sigs)
     lua_pushfstring(L, " expected, got %s", got);
     luaL_addvalue(&b);
     luaL_pushresult(&b);
-    (void)fn;
     return luaL_argerror(L, far, lua_tostring(L, -1));
 }
 

@@ -331,7 +331,7 @@ local function wrapper(c_name, fname, overloads, inplace)
     local sigs = {}
     for i, o in ipairs(overloads) do sigs[i] = c_string(sig_of(args_of(o))) end
     emit('    static const char *const sigs[] = {%s, NULL};', table.concat(sigs, ', '))
-    emit('    switch (usg_lua_overload(L, %s, sigs)) {', c_string(fname))
+    emit('    switch (usg_lua_overload(L, sigs)) {')
     for i, o in ipairs(overloads) do
       emit('    case %d: {', i - 1)
       body(fname, o, args_of(o), inplace, '        ')

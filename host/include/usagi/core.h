@@ -32,7 +32,7 @@ extern "C" {
 #endif
 
 #define USG_VERSION "0.1.0"
-#define USG_ABI_VERSION 1    /* bump when a public struct or signature changes */
+#define USG_ABI_VERSION 2    /* bump when a public struct or signature changes */
 #define USG_MAX_DIMS 8
 #define USG_ALIGN 64         /* storage alignment in bytes */
 

@@ -72,7 +72,7 @@ USG_API void usg_lua_check_opts(lua_State *L, int idx, const char *fn, const cha
  * tensor); '?' after a code makes
  * that argument optional (none or nil fit). Arguments past a sig are not
  * looked at. */
-USG_API int usg_lua_overload(lua_State *L, const char *fn, const char *const *sigs);
+USG_API int usg_lua_overload(lua_State *L, const char *const *sigs);
 /* The boolean at idx, or "bad argument (boolean expected, got ...)". */
 USG_API bool usg_lua_checkboolean(lua_State *L, int idx);
 /* The p of a norm at idx: a number, 'inf' (math.huge) or 'fro' (2). */
