@@ -67,13 +67,13 @@ op {
   doc = 'usagi.bernoulli(p_tensor) or bernoulli(p, d1, ... [, {dtype}]) -> 0/1 draws with\n'
     .. 'probability p.',
   overloads = {
-    { args = { { 'tensor', 'p' } }, call = 'usg_bernoulli(&r, usg_lua_rng(L), p)' },
+    -- probabilities as a tensor: f32 or f64 only
+    { args = { { 'tensor', 'p' } }, call = 'usg_bernoulli(&r, usg_lua_rng(L), p)', dtypes = 'float' },
     { args = { { 'number', 'p' }, shape, options() },
-      call = 'usg_bernoulli_p(&r, usg_lua_rng(L), dtype, shape_ndim, shape, p)',
-      dtypes = 'any' },   -- 0/1 draws in any dtype asked for
+      call = 'usg_bernoulli_p(&r, usg_lua_rng(L), dtype, shape_ndim, shape, p)' },
   },
   grad = 'a draw: nothing to differentiate',
-  dtypes = 'float',
+  dtypes = 'any',   -- 0/1 draws in any dtype asked for
   test = { domain = { 'unit' }, numbers = { 0.3 }, random = { lo = 0, hi = 1 } },
 }
 op {

@@ -347,15 +347,21 @@ local ops_seen = 0
 -- The sentence on dtypes under an op's doc, from the rule its table
 -- declares (host/ops/README.md).
 local function dtype_line(op)
-  local tensor_result = false
+  local tensor_result, asks = false, false
   for _, o in ipairs(op.overloads) do
     tensor_result = tensor_result or o.returns ~= 'boolean' and o.returns ~= 'index'
+    for _, a in ipairs(o.args) do
+      if a[1] == 'dtype' or a[1] == 'dtypeopt' then asks = true end
+      for _, f in ipairs(a.options or {}) do if f[2] == 'dtype' then asks = true end end
+    end
   end
-  local takes = op.dtypes == 'float' and 'Tensors: f32 or f64 (i32 is refused)'
-    or 'Tensors: f32, f64 or i32'
+  local takes = op.dtypes == 'float' and 'Dtypes: f32 or f64 (i32 is refused)'
+    or 'Dtypes: f32, f64 or i32'
   if not tensor_result then return takes .. '.' end
-  local result = ({ float = 'the result has their dtype', any = 'the result has their dtype',
-    to_float = 'the result has their dtype, f32 for i32' })[op.dtypes] or 'the result is ' .. op.dtypes
+  local result = asks and 'the result has the dtype asked for'
+    or ({ float = "the result has the inputs' dtype", any = "the result has the inputs' dtype",
+      to_float = "the result has the inputs' dtype, f32 for i32" })[op.dtypes]
+    or 'the result is ' .. op.dtypes
   return takes .. '; ' .. result .. '.'
 end
 

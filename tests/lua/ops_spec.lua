@@ -242,6 +242,16 @@ describe('the op table', function()
       assert.is_truthy(op.grad == true or type(op.grad) == 'string', key .. ': say why there is no gradient')
     end
   end)
+
+  it('shows each op\'s dtype rule under its help', function()
+    local doc = require 'usagi.doc'
+    local exp = doc.text('usagi.exp')
+    assert.truthy(exp:find("Dtypes: f32, f64 or i32; the result has the inputs' dtype, f32 for i32.", 1, true), exp)
+    local mm = doc.text('usagi.mm')
+    assert.truthy(mm:find('Dtypes: f32 or f64 (i32 is refused)', 1, true), mm)
+    assert.truthy(doc.text('usagi.zeros'):find('the result has the dtype asked for', 1, true))
+    assert.truthy(doc.text('usagi.eq'):find('the result is i32', 1, true))
+  end)
 end)
 
 -- The checks of overload k (o) of op, with its optional dims left out or
