@@ -50,6 +50,13 @@ local function record(r)
   if not proto:match('^[%w_]+%(usg_tensor %*%*out[,)]') then
     fail('%s: the first parameter must be usg_tensor **out', fn)
   end
+  -- the names the generated body declares must not hide a parameter
+  for param in proto:match('%((.*)%)$'):gmatch('[^,]+') do
+    local name = param:match('([%w_]+)%s*$')
+    if name == 'status' or name == 'in' or name == 'save' or name == 'ctx' then
+      fail('%s: a parameter named %s would be hidden by the generated body; rename it', fn, name)
+    end
+  end
   local forward = r.forward or fail('%s: no forward', fn)
   local inputs, saves = list(r.inputs), list(r.saves)
   if #inputs == 0 then fail('%s: no inputs', fn) end
@@ -60,11 +67,11 @@ local function record(r)
     local name = r.name or fn:match('^usg_ad_(.*)$') or fail('%s: no node name', fn)
     local backward = r.backward or fail('%s: neither backward nor node', fn)
     local var = name:gsub('%W', '_') .. '_node'
-    emit('static const usg_op %s = {"%s", %s, %s};', var, name, backward, r.free_ctx or 'NULL')
+    emit('static const usg_op %s = {"%s", %s, NULL};', var, name, backward)
     emit('')
     node = '&' .. var
   end
-  emit('%s', r.doc and ('/* ' .. r.doc .. ' */') or ('/* ' .. fn .. ': ' .. forward:match('^[%w_]+') .. ', recorded */'))
+  emit('/* %s: %s, recorded */', fn, forward:match('^[%w_]+'))
   emit('usg_status %s', proto)
   emit('{')
   emit('    usg_status status = %s;', forward)
