@@ -126,6 +126,21 @@ local function say(opts, fmt, ...)
   if not opts.quiet then io.stderr:write(fmt:format(...), '\n') end
 end
 
+-- One get or import of a set at a time: a second waits for the first
+-- (then finds its files in place) instead of writing the same .part files
+-- beside it. The lock is a flock on the set's directory, which dies with
+-- its process: a killed get leaves no stale lock.
+local function hold(dir, name, opts)
+  local lock = sys.lock(dir)
+  if lock then return lock end
+  say(opts, 'waiting: another usagi is getting %s into %s', name, dir)
+  repeat
+    sys.sleep(0.2)
+    lock = sys.lock(dir)
+  until lock
+  return lock
+end
+
 local function ensure_dir(dir)
   local ok, err = pcall(sys.mkdir, dir)
   if not ok then error(('cannot create the cache directory %s: %s'):format(dir, tostring(err)), 0) end
@@ -240,6 +255,7 @@ function M.get(name, opts)
   local set = lookup(name)
   local dir = (opts.cache or M.cache_dir()) .. '/' .. name
   ensure_dir(dir)
+  local lock <close> = hold(dir, name, opts)
   local mirror = opts.mirror
   if mirror == nil then mirror = os.getenv('USAGI_DATA_MIRROR') end
   if mirror == '' then mirror = nil end
@@ -341,6 +357,7 @@ function M.import(name, from, opts)
   if not kind then error(('--from %s: no such file or directory'):format(from), 0) end
   local dir = cache .. '/' .. name
   ensure_dir(dir)
+  local lock <close> = hold(dir, name, opts)
   local root, cleanup = from, function() end
   if kind == 'file' then root, cleanup = unpack(from, cache) end
   local ok, err = pcall(function()

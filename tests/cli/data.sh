@@ -82,6 +82,20 @@ get "$t/c12" "$url/norange" dlfs2
 if [ $rc = 0 ] && USAGI_DATA=$t/c12 "$usagi" data verify dlfs2 >/dev/null; then ok "a server without ranges"
 else no "a server without ranges (rc $rc)" "$out"; fi
 
+# Two gets of one set at once: the second waits for the first, then finds
+# its files in place; neither writes the other's .part.
+USAGI_DATA=$t/c13 USAGI_DATA_MIRROR=$url/slow "$usagi" data get tinyshakespeare >"$t/first.txt" 2>&1 &
+pid=$!
+i=0
+while [ ! -s "$t/c13/tinyshakespeare/input.txt.part" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+get "$t/c13" "$url" tinyshakespeare
+wait $pid; rc1=$?
+if [ $rc = 0 ] && [ $rc1 = 0 ] && has "$out" "waiting: another usagi is getting tinyshakespeare" &&
+   has "$out" "ok  tinyshakespeare/input.txt" && ! ls "$t/c13/tinyshakespeare" | grep -q part &&
+   USAGI_DATA=$t/c13 "$usagi" data verify tinyshakespeare >/dev/null; then ok "two gets at once"
+else no "two gets at once (rc $rc, first $rc1)" "$out
+$(cat "$t/first.txt")"; fi
+
 # Ctrl-C (SIGINT) in the middle: a clear message, the part kept, then resumed.
 USAGI_DATA=$t/c10 USAGI_DATA_MIRROR=$url/slow "$usagi" data get tinyshakespeare >"$t/int.txt" 2>&1 &
 pid=$!
