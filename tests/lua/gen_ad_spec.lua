@@ -3,29 +3,8 @@
 -- refuses. ops_spec checks the generated entry points of the real tables
 -- through their gradients; this checks the generator's own rules.
 
--- Runs gen_ad.lua over a table given as source; ok and the C, or false and
--- the error.
-local function gen_ad(source)
-  local base = os.tmpname()
-  local tbl, out = base .. '.lua', base .. '.inc'
-  local f = assert(io.open(tbl, 'w'))
-  f:write(source)
-  f:close()
-  local saved = _G.arg                     -- gen_ad.lua reads the global arg, as lua5.4 sets it
-  _G.arg = { tbl, out }
-  local ok, err = pcall(dofile, 'host/ops/gen_ad.lua')
-  _G.arg = saved
-  os.remove(tbl)
-  os.remove(base)
-  local c
-  if ok then
-    f = assert(io.open(out))
-    c = f:read('a')
-    f:close()
-    os.remove(out)
-  end
-  return ok, ok and c or tostring(err)
-end
+local h = dofile('tests/lua/helpers.lua')
+local function gen_ad(source) return h.generate('gen_ad.lua', source, '.inc') end
 
 describe('gen_ad.lua', function()
   it('writes the entry point and its node from a record', function()

@@ -274,4 +274,29 @@ function h.assert_same_datasets(a, b, skip, what)
   return #names
 end
 
+-- Runs the generator host/ops/GEN (gen.lua, gen_ad.lua) over a table given
+-- as Lua source, as CMake runs it: true and what it wrote, or false and its
+-- error.
+function h.generate(gen, source, ext)
+  local base = os.tmpname()
+  local tbl, out = base .. '.lua', base .. (ext or '.c')
+  local f = assert(io.open(tbl, 'w'))
+  f:write(source)
+  f:close()
+  local saved = _G.arg                     -- the generators read the global arg, as lua5.4 sets it
+  _G.arg = { tbl, out }
+  local ok, err = pcall(dofile, 'host/ops/' .. gen)
+  _G.arg = saved
+  os.remove(tbl)
+  os.remove(base)
+  local c
+  if ok then
+    f = assert(io.open(out))
+    c = f:read('a')
+    f:close()
+    os.remove(out)
+  end
+  return ok, ok and c or tostring(err)
+end
+
 return h

@@ -23,29 +23,9 @@ local function help_text(x)
   return table.concat(out, '\n')
 end
 
--- Run gen.lua (as CMake does, but in this process) over a table given as
--- source; true and the C, or false and the error.
-local function gen(source)
-  local dir = os.tmpname()
-  os.remove(dir)
-  local tbl, out = dir .. '.lua', dir .. '.c'
-  local f = assert(io.open(tbl, 'w'))
-  f:write(source)
-  f:close()
-  local saved = _G.arg                     -- gen.lua reads the global arg, as lua5.4 sets it
-  _G.arg = { tbl, out }
-  local ok, err = pcall(dofile, 'host/ops/gen.lua')
-  _G.arg = saved
-  os.remove(tbl)
-  local c
-  if ok then
-    f = assert(io.open(out))
-    c = f:read('a')
-    f:close()
-    os.remove(out)
-  end
-  return ok, ok and c or tostring(err)
-end
+-- gen.lua over a table given as source: true and the C, or false and the error
+local h = dofile('tests/lua/helpers.lua')
+local function gen(source) return h.generate('gen.lua', source) end
 
 describe('a plugin with its own opener', function()
   it('declares word2vec\'s functions and the vocabulary\'s methods in the op table', function()
