@@ -274,9 +274,9 @@ function h.assert_same_datasets(a, b, skip, what)
   return #names
 end
 
--- Runs the generator host/ops/GEN (gen.lua, gen_ad.lua) over a table given
--- as Lua source, as CMake runs it: true and what it wrote, or false and its
--- error.
+-- Runs gen, one of the generators of host/ops (gen.lua or gen_ad.lua),
+-- over a table given as Lua source, as CMake runs it: true and what it
+-- wrote, or false and its error.
 function h.generate(gen, source, ext)
   local base = os.tmpname()
   local tbl, out = base .. '.lua', base .. (ext or '.c')
