@@ -409,16 +409,17 @@ local DTYPE_RULES = { float = true, any = true, to_float = true, f32 = true, f64
 
 local regs = { usagi = {}, both = {}, method = {}, classes = {} }
 for _, op in ipairs(family.ops) do
-  for _, rule in ipairs { op.dtypes, table.unpack(op.overloads or {}) } do
-    if type(rule) == 'table' then rule = rule.dtypes or op.dtypes end   -- an overload's own
+  if op.call then op.overloads = { { args = op.args, call = op.call, returns = op.returns,
+    inplace = op.inplace, dim = op.dim, keepdim = op.keepdim, pre = op.pre,
+    errors_as = op.errors_as, check_inplace = op.check_inplace } } end
+  -- the op's rule, and an overload's own where it has one
+  for _, rule in ipairs { op.dtypes, table.unpack(op.overloads) } do
+    if type(rule) == 'table' then rule = rule.dtypes or op.dtypes end
     if not DTYPE_RULES[rule] then
       error(('%s: %s: dtypes must be one of float, any, to_float, f32, f64, i32; got %s')
         :format(table_path, op.name, tostring(rule)), 0)
     end
   end
-  if op.call then op.overloads = { { args = op.args, call = op.call, returns = op.returns,
-    inplace = op.inplace, dim = op.dim, keepdim = op.keepdim, pre = op.pre,
-    errors_as = op.errors_as, check_inplace = op.check_inplace } } end
   op.forms = op.forms or { 'usagi', 'method' }
   local c_name = 'op_' .. op.name   -- luaconf.h takes l_floor
   wrapper(c_name, op.errname or op.name, op.overloads, false)
